@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages weft needs to build, test and benchmark, if any are missing.
+# Non-interactive; works as root or through sudo. Called by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential cmake ninja-build pkg-config git
+    # libraries (found through pkg-config)
+    libmicrohttpd-dev libsqlite3-dev libjansson-dev libzstd-dev libuv1-dev libssl-dev
+    libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev
+    # tests: unit tests, format check, sanitizer and libFuzzer builds
+    libcmocka-dev clang clang-format libclang-rt-14-dev curl
+    # reference systems the tests and benchmarks run beside weft
+    prometheus victoria-metrics
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "install-deps: missing packages (${missing[*]}) and not root, no sudo" >&2
+        exit 1
+    fi
+    sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# The prometheus package starts a service when systemd runs; weft's tests start their own.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite: installs missing packages, then builds and runs every test (ctest)
+# twice: a normal optimised gcc build, and a clang ASan+UBSan build in which the fuzz targets
+# are real libFuzzer runs. The last line ctest prints for each build is its verdict.
+#
+#   scripts/test.sh            both builds
+#   WEFT_TEST_BUILDS=normal scripts/test.sh     only the normal build (quick local runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+jobs=$(nproc)
+builds=${WEFT_TEST_BUILDS:-"normal sanitize"}
+status=0
+for b in $builds; do
+    case "$b" in
+    normal)
+        dir=build
+        cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        ;;
+    sanitize)
+        dir=build-sanitize
+        CC=clang cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON \
+            -DWEFT_FUZZ=ON >/dev/null
+        ;;
+    *)
+        echo "unknown build '$b'" >&2
+        exit 2
+        ;;
+    esac
+    echo "=== $b build ($dir) ==="
+    ninja -C "$dir" -j "$jobs"
+    echo "=== $b tests ==="
+    if ! (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --output-on-failure -j "$jobs"); then
+        status=1
+    fi
+done
+exit $status

@@ -1,0 +1,46 @@
+/*
+ * wt_util.h - helpers shared by weft's tests and benchmarks: temporary directories, reference
+ * data paths, free ports, child processes with deadlines, and file sizes.
+ */
+#ifndef WT_UTIL_H
+#define WT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Create a fresh directory under $TMPDIR (or /tmp); returns a wf_malloc'ed path. Aborts on error.
+ */
+char *wt_tmpdir(const char *prefix);
+/* Remove a directory tree (like rm -rf); ignores errors. */
+void wt_rm_rf(const char *path);
+/* Path of a file under the reference data directory ($WEFT_REF_DIR or ../shared/ref), or NULL
+ * (and a printed "skipped: reference data not present") when it does not exist. wf_free it. */
+char *wt_ref_path(const char *rel);
+/* Path of the weft binary ($WEFT_BIN); aborts when unset. */
+const char *wt_weft_bin(void);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int wt_free_port(void);
+/* Start argv[0] with argv (execvp); stdout/stderr go to log_path when not NULL. Returns pid. */
+pid_t wt_spawn(char *const argv[], const char *log_path);
+/* Wait for pid up to timeout_ms; returns the wait status, or -1 after killing it on timeout. */
+int wt_wait(pid_t pid, int timeout_ms);
+/* SIGTERM, wait up to timeout_ms, then SIGKILL. Returns the wait status. */
+int wt_stop(pid_t pid, int timeout_ms);
+/* Poll until something accepts TCP connections on 127.0.0.1:port or timeout_ms passes. */
+bool wt_wait_port(int port, int timeout_ms);
+/*
+ * Send one HTTP/1.1 request (Connection: close) to 127.0.0.1:port and read the whole answer.
+ * Returns the status code (and the body in *body, wf_free it, when body is not NULL), or -1.
+ */
+int wt_http(int port, const char *method, const char *path, const char *req_body, size_t req_len,
+            char **body);
+/* Sum of the sizes of the regular files under path. */
+int64_t wt_du_bytes(const char *path);
+/* Read a whole file (NUL-terminated); NULL on error. wf_free it. */
+char *wt_read_file(const char *path, size_t *len);
+/* Deterministic pseudo-random numbers (xorshift64*). */
+uint64_t wt_rand(uint64_t *state);
+
+#endif
