@@ -4,6 +4,7 @@
 #include "wf_arena.h"
 
 #include "wf_alloc.h"
+#include "wf_err.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -25,8 +26,13 @@ void wf_arena_init(wf_arena_t *a, size_t block_size, size_t limit)
     a->used = 0;
 }
 
+/* Largest request whose aligned size plus the block header still fits in a size_t. */
+#define MAX_REQUEST (SIZE_MAX - sizeof(wf_arena_block_t) - 16)
+
 static void *bump(wf_arena_t *a, size_t n)
 {
+    /* Beyond MAX_REQUEST the block size would wrap and a tiny block would come back. */
+    WF_ASSERT(n <= MAX_REQUEST);
     size_t need = ALIGN16(n ? n : 1);
     wf_arena_block_t *b = a->head;
     if (b == NULL || b->size - b->pos < need) {
@@ -50,7 +56,12 @@ void *wf_arena_alloc(wf_arena_t *a, size_t n)
 
 void *wf_arena_alloc_checked(wf_arena_t *a, size_t n)
 {
-    if (n > SIZE_MAX - 16 || (a->limit != 0 && a->used + ALIGN16(n) > a->limit)) {
+    if (n > MAX_REQUEST) {
+        return NULL;
+    }
+    /* Count what bump() takes: a zero-byte request still uses one aligned slot. */
+    size_t need = ALIGN16(n ? n : 1);
+    if (a->limit != 0 && (a->used > a->limit || need > a->limit - a->used)) {
         return NULL;
     }
     return bump(a, n);

@@ -4,6 +4,7 @@
 #include "wf_buf.h"
 
 #include "wf_alloc.h"
+#include "wf_err.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -25,6 +26,8 @@ void wf_buf_free(wf_buf_t *b)
 
 uint8_t *wf_buf_reserve(wf_buf_t *b, size_t n)
 {
+    /* len + n must be representable, or the capacity below would wrap to a short block. */
+    WF_ASSERT(n <= SIZE_MAX - b->len);
     if (b->cap - b->len < n) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap - b->len < n) {

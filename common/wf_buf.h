@@ -71,7 +71,7 @@ typedef struct {
 static inline void wf_rd_init(wf_rd_t *r, const void *data, size_t len)
 {
     r->p = data;
-    r->end = r->p + len;
+    r->end = len ? r->p + len : r->p; /* NULL + 0 is undefined in C */
 }
 
 static inline size_t wf_rd_left(const wf_rd_t *r)

@@ -30,8 +30,10 @@ int64_t wf_wall_ms(void)
 
 void wf_time_rfc3339(int64_t wall_ns, char *out, unsigned long outlen)
 {
-    time_t secs = (time_t)(wall_ns / 1000000000);
-    int ms = (int)((wall_ns % 1000000000) / 1000000);
+    /* Floor division: times before 1970 must not print a negative millisecond field. */
+    int64_t rem = wall_ns % 1000000000;
+    time_t secs = (time_t)(wall_ns / 1000000000 - (rem < 0));
+    int ms = (int)((rem < 0 ? rem + 1000000000 : rem) / 1000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,

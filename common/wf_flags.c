@@ -190,8 +190,17 @@ int wf_flags_parse(const wf_flag_t *table, void *cfg, int argc, char **argv, int
         if (f->def != NULL) {
             int rc = set_value(f, cfg, f->def, err, errlen);
             WF_ASSERT(rc == 0); /* a table default that does not parse is a programming error */
-        } else if (f->type == WF_FLAG_STR) {
-            *(char **)((char *)cfg + f->offset) = NULL;
+        } else {
+            /* No default means zero / NULL, also when cfg holds an earlier parse's values. */
+            char *field = (char *)cfg + f->offset;
+            if (f->type == WF_FLAG_STR) {
+                wf_free(*(char **)field);
+                *(char **)field = NULL;
+            } else if (f->type == WF_FLAG_BOOL) {
+                *(bool *)field = false;
+            } else {
+                *(int64_t *)field = 0;
+            }
         }
     }
     int i = 1;

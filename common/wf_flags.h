@@ -7,7 +7,7 @@
  *       {"listen", WF_FLAG_STR, "127.0.0.1:20001", offsetof(my_cfg_t, listen), "address to serve"},
  *       {"retention", WF_FLAG_DURATION, "15d", offsetof(my_cfg_t, retention_ms), "keep data"},
  *       {"verbose", WF_FLAG_BOOL, "false", offsetof(my_cfg_t, verbose), "log more"},
- *       {NULL},
+ *       {NULL, 0, NULL, 0, NULL},
  *   };
  *
  * Accepted forms: `--name value`, `--name=value`, and for booleans `--name` alone. Parsing stops

@@ -70,7 +70,8 @@ void wf_log_write(wf_log_level_t level, const char *comp, const char *msg, const
     char ts[32];
     wf_time_rfc3339(wf_wall_ns(), ts, sizeof(ts));
     int n = snprintf(line, cap, "ts=%s level=%s comp=%s msg=", ts, level_names[level], comp);
-    size_t pos = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap;
+    /* On truncation snprintf stored a NUL at cap - 1: stop before it. */
+    size_t pos = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
     pos = put_quoted(line, pos, cap, msg);
     if (kvfmt[0] != '\0' && pos + 1 < cap) {
         line[pos++] = ' ';

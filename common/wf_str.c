@@ -5,6 +5,9 @@
 
 bool wf_utf8_valid(const char *s, size_t n)
 {
+    if (n == 0) {
+        return true; /* before the arithmetic below: an empty slice may be {NULL, 0} */
+    }
     const unsigned char *p = (const unsigned char *)s;
     const unsigned char *end = p + n;
     while (p < end) {
