@@ -48,7 +48,10 @@ static inline int wf_str_cmp(wf_str_t a, wf_str_t b)
 /* True when the n bytes at p are well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool wf_utf8_valid(const char *p, size_t n);
 
-/* 64-bit hash of bytes (FNV-1a-style mixing with a final avalanche); stable across runs. */
+/*
+ * 64-bit hash of bytes, 8 bytes per step with a final avalanche; stable across runs and builds
+ * (the store persists it in bloom filters), so changing it changes the on-disk format.
+ */
 uint64_t wf_hash64(const void *p, size_t n, uint64_t seed);
 
 #endif
