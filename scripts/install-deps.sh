@@ -36,5 +36,15 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# The prometheus package starts a service when systemd runs; weft's tests start their own.
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The prometheus and victoria-metrics packages start system services where systemd runs.
+# weft's tests and benchmarks start their own copies on free ports, so services that this
+# script brought in are stopped and disabled again; ones that were installed before are left.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    for svc in prometheus victoria-metrics; do
+        if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
+            $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true
+        fi
+    done
+fi
