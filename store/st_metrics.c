@@ -874,11 +874,79 @@ static st__mseries_t *find_series(st_batch_t *b, const uint8_t *enc, size_t len,
     return se;
 }
 
-int st_batch_add(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_t ts_ms, double v)
+/*
+ * Check ts/v against the series' newest sample and the store's time bounds, then queue the
+ * sample. se is NULL for a series this call creates (from b->enc / hash); *out receives the
+ * series. Returns 0 (also for an idempotent resend, which queues nothing) or the sample's error.
+ */
+static int batch_append(st_batch_t *b, st__mseries_t *se, uint64_t hash, int64_t ts_ms, double v,
+                        st__mseries_t **out)
 {
     st_store_t *s = b->s;
     st__metrics_t *m = s->metrics;
     const st_options_t *o = &s->opt;
+    if (ts_ms < 0) {
+        return ST_E_TIMESTAMP;
+    }
+    if (o->metrics_retention_ms > 0 && ts_ms < b->now - o->metrics_retention_ms) {
+        return ST_E_TOO_OLD;
+    }
+    if (ts_ms > b->now + o->max_future_ms) {
+        return ST_E_TOO_NEW;
+    }
+    uint64_t vb = bits_of(v);
+    if (se != NULL) {
+        int have = 1;
+        int64_t nts;
+        uint64_t nv;
+        if (se->b_gen == b->gen) {
+            nts = se->b_ts;
+            nv = se->b_v;
+        } else if (se->has_last) {
+            nts = se->last_ts;
+            nv = se->last_v;
+        } else {
+            have = 0;
+        }
+        if (have && ts_ms <= nts) {
+            if (ts_ms < nts) {
+                return ST_E_OUT_OF_ORDER;
+            }
+            /* Same timestamp: a resend of the same sample is accepted and stored once. */
+            *out = se;
+            return vb == nv ? 0 : ST_E_DUPLICATE;
+        }
+    } else {
+        se = series_new(m->next_id++, b->enc.data, b->enc.len, hash);
+        se->min_t = ts_ms;
+        if (b->nnew == b->cnew) {
+            b->cnew = b->cnew ? b->cnew * 2 : 64;
+            b->news = wf_realloc(b->news, b->cnew * sizeof(*b->news));
+        }
+        b->news[b->nnew++] = se;
+        chain_add(&b->newmap, se);
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->ser = wf_realloc(b->ser, b->cap * sizeof(*b->ser));
+        b->ts = wf_realloc(b->ts, b->cap * sizeof(*b->ts));
+        b->v = wf_realloc(b->v, b->cap * sizeof(*b->v));
+    }
+    b->ser[b->n] = se;
+    b->ts[b->n] = ts_ms;
+    b->v[b->n] = vb;
+    b->n++;
+    se->b_gen = b->gen;
+    se->b_ts = ts_ms;
+    se->b_v = vb;
+    *out = se;
+    return 0;
+}
+
+int st_batch_add_get_ref(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_t ts_ms,
+                         double v, st_ref_t *ref)
+{
+    const st_options_t *o = &b->s->opt;
     if (b->n >= o->max_batch_samples) {
         return ST_E_BATCH_LIMIT;
     }
@@ -920,60 +988,31 @@ int st_batch_add(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_
             }
         }
     }
-    if (ts_ms < 0) {
-        return ST_E_TIMESTAMP;
+    st__mseries_t *out = NULL;
+    int rc = batch_append(b, se, hash, ts_ms, v, &out);
+    if (rc == 0 && ref != NULL) {
+        *ref = out->id;
     }
-    if (o->metrics_retention_ms > 0 && ts_ms < b->now - o->metrics_retention_ms) {
-        return ST_E_TOO_OLD;
+    return rc;
+}
+
+int st_batch_add(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_t ts_ms, double v)
+{
+    return st_batch_add_get_ref(b, labels, nlabels, ts_ms, v, NULL);
+}
+
+int st_batch_add_ref(st_batch_t *b, st_ref_t ref, int64_t ts_ms, double v)
+{
+    if (b->n >= b->s->opt.max_batch_samples) {
+        return ST_E_BATCH_LIMIT;
     }
-    if (ts_ms > b->now + o->max_future_ms) {
-        return ST_E_TOO_NEW;
+    /* The writer thread owns by_id's changes, so it reads the map without the lock. */
+    st__mseries_t *se = st__series_by_id(b->s->metrics, ref);
+    if (se == NULL) {
+        return ST_E_UNKNOWN_REF;
     }
-    uint64_t vb = bits_of(v);
-    if (se != NULL) {
-        int have = 1;
-        int64_t nts;
-        uint64_t nv;
-        if (se->b_gen == b->gen) {
-            nts = se->b_ts;
-            nv = se->b_v;
-        } else if (se->has_last) {
-            nts = se->last_ts;
-            nv = se->last_v;
-        } else {
-            have = 0;
-        }
-        if (have && ts_ms <= nts) {
-            if (ts_ms < nts) {
-                return ST_E_OUT_OF_ORDER;
-            }
-            /* Same timestamp: a resend of the same sample is accepted and stored once. */
-            return vb == nv ? 0 : ST_E_DUPLICATE;
-        }
-    } else {
-        se = series_new(m->next_id++, b->enc.data, b->enc.len, hash);
-        se->min_t = ts_ms;
-        if (b->nnew == b->cnew) {
-            b->cnew = b->cnew ? b->cnew * 2 : 64;
-            b->news = wf_realloc(b->news, b->cnew * sizeof(*b->news));
-        }
-        b->news[b->nnew++] = se;
-        chain_add(&b->newmap, se);
-    }
-    if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 1024;
-        b->ser = wf_realloc(b->ser, b->cap * sizeof(*b->ser));
-        b->ts = wf_realloc(b->ts, b->cap * sizeof(*b->ts));
-        b->v = wf_realloc(b->v, b->cap * sizeof(*b->v));
-    }
-    b->ser[b->n] = se;
-    b->ts[b->n] = ts_ms;
-    b->v[b->n] = vb;
-    b->n++;
-    se->b_gen = b->gen;
-    se->b_ts = ts_ms;
-    se->b_v = vb;
-    return 0;
+    st__mseries_t *out = NULL;
+    return batch_append(b, se, se->hash, ts_ms, v, &out);
 }
 
 static bool metric_name_valid(wf_str_t n)

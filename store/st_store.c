@@ -68,6 +68,8 @@ const char *st_strerror(int code)
         return "store is closed after a failed write";
     case ST_E_METADATA:
         return "invalid metric metadata";
+    case ST_E_UNKNOWN_REF:
+        return "series reference names no series";
     default:
         return wf_strerror(code);
     }

@@ -44,6 +44,7 @@ enum {
     ST_E_TIMESTAMP = -1113,    /* negative or otherwise impossible timestamp */
     ST_E_CLOSED = -1114,       /* the store is closed or failed; no more writes */
     ST_E_METADATA = -1115,     /* invalid metric metadata */
+    ST_E_UNKNOWN_REF = -1116,  /* a series reference that names no series (any more) */
 };
 
 const char *st_strerror(int code);
@@ -125,6 +126,26 @@ int st_batch_begin(st_store_t *s, st_batch_t **out);
  * st_batch_begin). More than max_batch_samples in one batch is ST_E_BATCH_LIMIT.
  */
 int st_batch_add(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_t ts_ms, double v);
+
+/*
+ * Series references, for callers that append to the same series again and again (a scraper's
+ * cache per target, as Prometheus keeps one): they skip sorting, encoding, hashing and
+ * comparing the labels, which is most of st_batch_add's cost for Istio's 25 labels.
+ *
+ * st_batch_add_get_ref is st_batch_add that also stores the series' reference in *ref (when
+ * it returns 0). A reference is a number that names one series for as long as the store is
+ * open; it is never reused for another series while the store is open. It becomes usable once
+ * the batch that created the series has been committed.
+ *
+ * st_batch_add_ref appends to the series ref names, with every other check of st_batch_add.
+ * ST_E_UNKNOWN_REF means the reference names no series now (never did, not committed yet, or
+ * deleted by retention): the caller drops it and uses st_batch_add_get_ref again.
+ */
+typedef uint64_t st_ref_t;
+
+int st_batch_add_get_ref(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_t ts_ms,
+                         double v, st_ref_t *ref);
+int st_batch_add_ref(st_batch_t *b, st_ref_t ref, int64_t ts_ms, double v);
 
 typedef enum {
     ST_METRIC_UNKNOWN = 0,

@@ -746,9 +746,11 @@ out:
 /*
  * Append the data set scrape by scrape. batch_scrapes == 0: one batch per target per scrape;
  * otherwise one batch holds every target's samples of batch_scrapes consecutive scrapes.
+ * use_refs: keep each series' reference from its first append and append by reference after
+ * that, as a scraper's per-target cache does (st_batch_add_ref).
  */
-static void bench_weft(const dataset_t *d, const char *dir, int batch_scrapes, int flush_min,
-                       result_t *r)
+static void bench_weft(const dataset_t *d, const char *dir, int batch_scrapes, int use_refs,
+                       int flush_min, result_t *r)
 {
     memset(r, 0, sizeof(*r));
     int64_t now = d->maxt + 1000;
@@ -766,6 +768,7 @@ static void bench_weft(const dataset_t *d, const char *dir, int batch_scrapes, i
         return;
     }
     int first_err = 0;
+    st_ref_t *refs = wf_calloc(d->nseries, sizeof(*refs));
     size_t flush_every = flush_min > 0 ? (size_t)flush_min * 60000 / SCRAPE_MS : 0;
     double cpu0 = cpu_secs();
     int64_t t0 = wf_mono_ns();
@@ -797,7 +800,14 @@ static void bench_weft(const dataset_t *d, const char *dir, int batch_scrapes, i
             for (size_t j = 0; j < d->target_n[t]; j++) {
                 size_t si = d->target_series[t][j];
                 const series_t *ser = &d->series[si];
-                rc = st_batch_add(b, ser->labels, ser->nlabels, ts, d->v[si * d->nscrapes + i]);
+                double v = d->v[si * d->nscrapes + i];
+                rc = ST_E_UNKNOWN_REF;
+                if (use_refs && refs[si] != 0) {
+                    rc = st_batch_add_ref(b, refs[si], ts, v);
+                }
+                if (rc == ST_E_UNKNOWN_REF) {
+                    rc = st_batch_add_get_ref(b, ser->labels, ser->nlabels, ts, v, &refs[si]);
+                }
                 if (rc != 0) {
                     if (r->errors++ == 0) {
                         first_err = rc;
@@ -852,6 +862,7 @@ static void bench_weft(const dataset_t *d, const char *dir, int batch_scrapes, i
     }
     r->verified = weft_verify(dir, d, &now);
 out:
+    wf_free(refs);
     st_batch_abort(b);
     if (s != NULL) {
         st_store_close(s);
@@ -1312,14 +1323,16 @@ int main(int argc, char **argv)
     char *root = wt_tmpdir("bench-metrics");
     char dir[4200];
 
-    result_t weft, weft_large, vm, prom;
+    result_t weft, weft_refs, weft_large, vm, prom;
     snprintf(dir, sizeof(dir), "%s/weft", root);
-    bench_weft(&d, dir, 0, flush_min, &weft);
+    bench_weft(&d, dir, 0, 0, flush_min, &weft);
+    snprintf(dir, sizeof(dir), "%s/weft-refs", root);
+    bench_weft(&d, dir, 0, 1, flush_min, &weft_refs);
     memset(&weft_large, 0, sizeof(weft_large));
     weft_large.skip = "skipped: --no-large";
     if (large) {
         snprintf(dir, sizeof(dir), "%s/weft-large", root);
-        bench_weft(&d, dir, 50, flush_min, &weft_large);
+        bench_weft(&d, dir, 50, 0, flush_min, &weft_large);
     }
     int64_t vm_cache = 0;
     uint64_t vm_count = 0, prom_count = 0;
@@ -1343,6 +1356,7 @@ int main(int argc, char **argv)
     printf("\n%-26s %12s %14s %12s  %s\n", "system", "samples", "bytes", "bytes/sample",
            "append samples/s");
     print_row("weft (scrape batches)", &weft, "");
+    print_row("weft (scrape, series refs)", &weft_refs, "");
     print_row("weft (large batches)", &weft_large, "");
     print_row("victoria-metrics", &vm, " (import, all cores)");
     print_row("prometheus (promtool)", &prom, " (offline backfill)");
@@ -1395,6 +1409,12 @@ int main(int argc, char **argv)
         printf("append on one core, scrape batches: %.2f M samples/s (goal >= %.1f M): %s\n",
                rate / 1e6, GOAL_APPEND_RATE / 1e6, rate >= GOAL_APPEND_RATE ? "MET" : "NOT MET");
     }
+    if (weft_refs.ran) {
+        double rate = (double)weft_refs.samples / weft_refs.append_s;
+        printf("append on one core, scrape batches with series refs: %.2f M samples/s "
+               "(goal >= %.1f M): %s\n",
+               rate / 1e6, GOAL_APPEND_RATE / 1e6, rate >= GOAL_APPEND_RATE ? "MET" : "NOT MET");
+    }
     if (weft_large.ran) {
         double rate = (double)weft_large.samples / weft_large.append_s;
         printf("append on one core, large batches:  %.2f M samples/s (goal >= %.1f M): %s\n",
@@ -1409,7 +1429,7 @@ int main(int argc, char **argv)
     wf_free(vm_bin);
     wf_free(prom_bin);
     dataset_free(&d);
-    int failed =
-        (weft.ran && !weft.verified) || (weft_large.ran && !weft_large.verified) || !weft.ran;
+    int failed = (weft.ran && !weft.verified) || (weft_refs.ran && !weft_refs.verified) ||
+                 (weft_large.ran && !weft_large.verified) || !weft.ran;
     return failed ? 1 : 0;
 }

@@ -792,6 +792,66 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+static void test_series_refs(void **state)
+{
+    fx_t *f = *state;
+    f->o.metrics_retention_ms = 6 * HOUR_MS;
+    reopen(f);
+    st_label_t a[] = {L("__name__", "ref_a"), L("job", "x")};
+    st_label_t c[] = {L("job", "x"), L("__name__", "ref_c")}; /* unsorted input */
+    st_ref_t ra = 0, rc = 0, again = 0;
+    st_batch_t *b = NULL;
+    assert_int_equal(st_batch_begin(f->s, &b), 0);
+    assert_int_equal(st_batch_add_get_ref(b, a, 2, T0 - HOUR_MS, 1, &ra), 0);
+    assert_int_equal(st_batch_add_get_ref(b, c, 2, T0 - HOUR_MS, 10, &rc), 0);
+    assert_true(ra != rc);
+    /* Not committed yet: the reference does not name a series. */
+    assert_int_equal(st_batch_add_ref(b, ra, T0 - HOUR_MS + 1000, 2), ST_E_UNKNOWN_REF);
+    assert_int_equal(st_batch_commit(b), 0);
+
+    assert_int_equal(st_batch_begin(f->s, &b), 0);
+    for (int i = 1; i <= 100; i++) {
+        assert_int_equal(st_batch_add_ref(b, ra, T0 - HOUR_MS + i * 15000, 1 + i), 0);
+        assert_int_equal(st_batch_add_ref(b, rc, T0 - HOUR_MS + i * 15000, 10 + i), 0);
+    }
+    /* Every check of st_batch_add applies to references too. */
+    assert_int_equal(st_batch_add_ref(b, ra, T0 - HOUR_MS, 0), ST_E_OUT_OF_ORDER);
+    assert_int_equal(st_batch_add_ref(b, ra, T0 - HOUR_MS + 100 * 15000, 0), ST_E_DUPLICATE);
+    assert_int_equal(st_batch_add_ref(b, ra, T0 - HOUR_MS + 100 * 15000, 101), 0);
+    assert_int_equal(st_batch_add_ref(b, ra, T0 + HOUR_MS, 0), ST_E_TOO_NEW);
+    assert_int_equal(st_batch_add_ref(b, 987654321, T0, 0), ST_E_UNKNOWN_REF);
+    /* The labels of a referenced series give back the same reference. */
+    assert_int_equal(st_batch_add_get_ref(b, a, 2, T0 - HOUR_MS + 101 * 15000, 102, &again), 0);
+    assert_true(again == ra);
+    assert_int_equal(st_batch_commit(b), 0);
+
+    static int64_t ts[256];
+    static double v[256];
+    size_t n = samples_of(f->s, "ref_a", 0, INT64_MAX, ts, v, 256);
+    assert_int_equal(n, 102);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ts[i], T0 - HOUR_MS + (int64_t)i * 15000);
+        assert_true(v[i] == (double)(1 + i));
+    }
+    n = samples_of(f->s, "ref_c", 0, INT64_MAX, ts, v, 256);
+    assert_int_equal(n, 101);
+    assert_true(v[100] == 110);
+
+    /* Retention deletes the series: its reference stops naming anything and is not reused. */
+    f->now = T0 + 6 * HOUR_MS;
+    assert_int_equal(st_store_retention_run(f->s), 0);
+    st_stats_t st;
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.series, 0);
+    st_ref_t fresh = 0;
+    assert_int_equal(st_batch_begin(f->s, &b), 0);
+    assert_int_equal(st_batch_add_ref(b, ra, f->now, 1), ST_E_UNKNOWN_REF);
+    assert_int_equal(st_batch_add_get_ref(b, a, 2, f->now, 1, &fresh), 0);
+    assert_true(fresh != ra && fresh != rc);
+    assert_int_equal(st_batch_commit(b), 0);
+    assert_string_equal(st_strerror(ST_E_UNKNOWN_REF), "series reference names no series");
+}
+
 static void test_concurrent_readers(void **state)
 {
     fx_t *f = *state;
@@ -890,6 +950,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_label_names_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_series_refs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_rate, setup, teardown),
     };
