@@ -20,7 +20,7 @@ for b in $builds; do
         ;;
     sanitize)
         dir=build-sanitize
-        CC=clang cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON \
+        CC=clang cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=ON \
             -DWEFT_FUZZ=ON >/dev/null
         ;;
     *)

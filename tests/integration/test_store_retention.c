@@ -34,7 +34,7 @@
 #define STEP_MS 15000
 #define DAY_MS (86400LL * 1000)
 #define HOUR_MS (3600LL * 1000)
-#define DAYS 9
+#define DAYS 8
 #define EARLY_DAY 3
 #define LATE_DAY 8
 #define REOPEN_DAY 5
