@@ -52,7 +52,9 @@ char *wf_strdup(const char *s)
 char *wf_strndup(const char *s, size_t n)
 {
     char *p = wf_malloc(n + 1);
-    memcpy(p, s, n);
+    if (n > 0) {
+        memcpy(p, s, n); /* s may be NULL when n is 0 (an empty slice) */
+    }
     p[n] = '\0';
     return p;
 }

@@ -241,12 +241,7 @@ static uint64_t str_hash(wf_str_t s)
 
 static wf_str_t str_dup(wf_str_t s)
 {
-    char *p = wf_malloc(s.len + 1);
-    if (s.len > 0) {
-        memcpy(p, s.p, s.len);
-    }
-    p[s.len] = '\0';
-    return (wf_str_t){p, s.len};
+    return (wf_str_t){wf_strndup(s.p, s.len), s.len};
 }
 
 void st__index_free(st__index_t *x)

@@ -18,12 +18,7 @@
 
 static wf_str_t str_dup(wf_str_t s)
 {
-    char *p = wf_malloc(s.len + 1);
-    if (s.len > 0) {
-        memcpy(p, s.p, s.len);
-    }
-    p[s.len] = '\0';
-    return (wf_str_t){p, s.len};
+    return (wf_str_t){wf_strndup(s.p, s.len), s.len};
 }
 
 static bool is_meta(char c)
