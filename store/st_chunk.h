@@ -12,7 +12,9 @@
  *
  * The encoder appends in timestamp order (strictly increasing); at any moment its bytes form a
  * valid chunk that the iterator can read (this is how the in-memory head is queried).
- * st_chunk_seal re-encodes a finished chunk into its most compact stored form.
+ * st_chunk_seal re-encodes a finished chunk into its most compact stored form;
+ * st_chunk_seal_split into a timestamp column and a values-only chunk, so that series with
+ * identical timestamps can share one column (the store's sealed chunks).
  *
  * Not thread-safe: callers (the store) serialise access. The iterator never reads outside the
  * given bytes and reports corrupt input as WF_E_CORRUPT; it is fuzzed.
@@ -44,6 +46,9 @@ typedef struct {
     uint8_t vpred;  /* integer value predictor (set before the first append; seal tries all) */
     uint8_t tcode;  /* timestamp code table (set before the first append; seal tries all) */
     uint8_t no_int; /* never start in integer mode (st_chunk_seal's alternative form) */
+    uint8_t part;   /* 0 timestamps and values; 1 timestamps only; 2 values only (seal) */
+    uint8_t hdr;    /* header bytes of the form being written */
+    uint64_t vbits; /* bits of the value codes: the size of the values-only sealed stream */
 } st_chunk_enc_t;
 
 void st_chunk_enc_init(st_chunk_enc_t *e);
@@ -68,6 +73,15 @@ const uint8_t *st_chunk_enc_bytes(const st_chunk_enc_t *e, size_t *len);
  */
 int st_chunk_seal(const uint8_t *data, size_t len, wf_buf_t *out);
 
+/*
+ * Seal into the split form: the timestamp column (ts_out) and a values-only chunk (vals_out),
+ * appended to the two buffers. Series scraped together have identical timestamps, so the store
+ * keeps one timestamp column for all their chunks (st_metrics.c). Reading needs both parts
+ * (st_chunk_iter_init_split). Returns 0, or WF_E_CORRUPT when data is not a valid chunk or
+ * holds no sample (both buffers are then unchanged). Costs as st_chunk_seal.
+ */
+int st_chunk_seal_split(const uint8_t *data, size_t len, wf_buf_t *ts_out, wf_buf_t *vals_out);
+
 typedef struct {
     const uint8_t *data; /* borrowed */
     size_t len;
@@ -82,6 +96,9 @@ typedef struct {
     uint8_t leading, trailing, mode;
     uint8_t failed; /* a corrupt sample was met: every later call fails too */
     uint8_t *owned; /* decompressed form of a sealed chunk, when it needs one */
+    /* split form: the timestamp stream's cursor (data/bit/nbits are the value stream's) */
+    const uint8_t *tdata;
+    size_t tlen, tbit, tnbits;
 } st_chunk_iter_t;
 
 /*
@@ -90,6 +107,14 @@ typedef struct {
  * anyway). A chunk in zstd form is decompressed here into memory the iterator owns.
  */
 int st_chunk_iter_init(st_chunk_iter_t *it, const uint8_t *data, size_t len);
+/*
+ * Prepare to read a chunk of the split form: its timestamp column ts/ts_len and its values-only
+ * chunk vals/vals_len (st_chunk_seal_split). With ts == NULL this is st_chunk_iter_init of
+ * vals. WF_E_CORRUPT when either part is invalid, the parts' sample counts differ, or a part
+ * has the wrong form; as st_chunk_iter_init otherwise. Both parts are borrowed.
+ */
+int st_chunk_iter_init_split(st_chunk_iter_t *it, const uint8_t *ts, size_t ts_len,
+                             const uint8_t *vals, size_t vals_len);
 /*
  * Next sample: returns 1 with *ts and *v set, 0 at the end, or WF_E_CORRUPT (and again on every
  * later call). Samples already returned were decoded correctly only if the whole chunk reads

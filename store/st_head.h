@@ -14,17 +14,26 @@
 #include "st_index.h"
 #include "st_internal.h"
 
+#include "wf_err.h"
+
+#include <string.h>
 #include <zstd.h>
 
-/* A chunk spans at most this much time (maxt - mint); readers seek with it. */
+/*
+ * A chunk spans at most this much time (maxt - mint); readers seek with it. It is also the
+ * wall-clock window chunks are cut on: a chunk never holds samples of two windows
+ * [k * ST_CHUNK_SPAN_MS, (k + 1) * ST_CHUNK_SPAN_MS).
+ */
 #define ST_CHUNK_SPAN_MS (2LL * 3600 * 1000)
 
-/* A chunk cut from the head and sealed, waiting for the next flush to reach the table. */
+/* A chunk cut from the head and sealed (split form), waiting for the next flush. */
 typedef struct {
     int64_t mint, maxt;
     uint32_t count;
-    uint8_t *data;
+    uint8_t *data; /* values-only chunk */
     size_t len;
+    uint8_t *ts; /* its timestamp column */
+    size_t ts_len;
 } st__pchunk_t;
 
 /* One series: identity, time range and head. */
@@ -71,6 +80,7 @@ struct st__metrics {
     ZSTD_CCtx *zc;
     ZSTD_DCtx *zd;
     sqlite3_stmt *ins_series, *ins_chunk, *put_head, *del_head, *ins_meta, *put_state, *ins_sym;
+    sqlite3_stmt *find_tscol, *ins_tscol;
     /* writer only: label strings -> symbol ids */
     st__map_t sym_by_hash; /* hash -> sym_t* (chain through next) */
     uint64_t next_sym;
@@ -84,6 +94,27 @@ static inline st__mseries_t *st__series_by_id(const st__metrics_t *m, uint64_t i
 {
     uint64_t *v = st__map_get(&m->by_id, id);
     return v ? (st__mseries_t *)(uintptr_t)*v : NULL;
+}
+
+/*
+ * Start reading a sealed chunk from a result row whose columns c, c + 1, c + 2 are chunks.data,
+ * chunks.ts_id and the referenced ts_columns.data (a LEFT JOIN, so that the chunk and its
+ * timestamps come from one snapshot). A ts_id whose column is missing is WF_E_CORRUPT.
+ */
+static inline int st__chunk_row_iter(st_chunk_iter_t *it, sqlite3_stmt *st, int c)
+{
+    const uint8_t *data = sqlite3_column_blob(st, c);
+    size_t len = (size_t)sqlite3_column_bytes(st, c);
+    if (sqlite3_column_type(st, c + 1) == SQLITE_NULL) {
+        return st_chunk_iter_init(it, data, len);
+    }
+    const uint8_t *ts = sqlite3_column_blob(st, c + 2);
+    size_t ts_len = (size_t)sqlite3_column_bytes(st, c + 2);
+    if (ts == NULL || data == NULL) {
+        memset(it, 0, sizeof(*it));
+        return WF_E_CORRUPT;
+    }
+    return st_chunk_iter_init_split(it, ts, ts_len, data, len);
 }
 
 #endif

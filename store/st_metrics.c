@@ -13,9 +13,21 @@
  *       every distinct label name and value, stored once: mesh series share most of their 25
  *       label values, so a series row is ~60 bytes instead of ~800. Symbols are never
  *       deleted (a store accumulates the distinct strings it has ever seen).
- *   chunks(series_id, mint, maxt, data, PRIMARY KEY(series_id, mint)) WITHOUT ROWID
- *       sealed chunks (st_chunk_seal form). The clustered key keeps one series' chunks
- *       together and avoids a rowid plus a second index per row.
+ *   chunks(series_id, mint, maxt, data, ts_id, PRIMARY KEY(series_id, mint)) WITHOUT ROWID
+ *       sealed chunks. The clustered key keeps one series' chunks together and avoids a rowid
+ *       plus a second index per row. ts_id NULL: data is a whole chunk (st_chunk_seal form,
+ *       stores written before ts_columns existed); else data holds the values only and ts_id
+ *       names its timestamp column (st_chunk_seal_split form).
+ *   ts_columns(id INTEGER PRIMARY KEY, hash, maxt, data) + index on hash
+ *       timestamp columns, each stored once for all the chunks with byte-equal timestamps:
+ *       the series of one scrape target share every scrape's timestamp, and the cut rule
+ *       below makes them cut at the same samples, so one target's chunks of a window share
+ *       one column (the jittered timestamps are most of a counter chunk's bits). hash is
+ *       wf_hash64 of data, looked up at flush; equal bytes are checked, never just hashes.
+ *       maxt is the column's last timestamp. Equal bytes mean equal timestamps, so every
+ *       chunk referencing a column has its maxt, and retention, which deletes exactly the
+ *       chunks with maxt < cutoff, deletes the columns with maxt < cutoff after them: no
+ *       reference counts (see st__metrics_retention).
  *   head_chunks(series_id INTEGER PRIMARY KEY, data BLOB)
  *       the open (partial) chunk of each series as of the last flush, sealed.
  *   metadata(metric TEXT PRIMARY KEY, type, help, unit) WITHOUT ROWID
@@ -24,12 +36,16 @@
  *       counters that would otherwise need a full scan at open (the sealed chunk count).
  *
  * Head: per series one open chunk encoder. A chunk is cut when the next sample would make it
- * hold more than 480 samples, span more than 2 h (ts - first ts > 2 h), or possibly exceed the
- * largest row SQLite keeps inside a b-tree page of a WITHOUT ROWID table (~1000 bytes with 4 KiB
- * pages; beyond it a row spills into an overflow page that is mostly empty). Every chunk's
- * maxt - mint <= ST_CHUNK_SPAN_MS; readers rely on that bound to seek by (series_id, mint).
- * Cut chunks are sealed at once and wait in memory ("pending") until the next flush writes
- * them to `chunks`. The cut happens when the sample that does not fit arrives, so the open
+ * hold more than 480 samples, fall into another aligned 2 h wall-clock window than its first
+ * sample (ts / 2 h != mint / 2 h, as Prometheus blocks), or possibly make its values exceed
+ * the largest row SQLite keeps inside a b-tree page of a WITHOUT ROWID table (~1000 bytes with
+ * 4 KiB pages; beyond it a row spills into an overflow page that is mostly empty). The first
+ * two depend on the timestamps alone, so series with the same timestamps cut at the same
+ * samples and their chunks share a timestamp column; the size cut depends on the values and
+ * its chunks usually get a column of their own. Every chunk's maxt - mint <= ST_CHUNK_SPAN_MS;
+ * readers rely on that bound to seek by (series_id, mint). Cut chunks are sealed at once
+ * (split form) and wait in memory ("pending") until the next flush writes them to `chunks`
+ * and `ts_columns`. The cut happens when the sample that does not fit arrives, so the open
  * chunk of a live series is never empty.
  *
  * Write path (writer thread): st_batch_add validates labels (a fast path skips validation for
@@ -43,8 +59,10 @@
  *
  * Out-of-order policy: rejection, as Prometheus does by default (see st_store.h).
  *
- * Flush: one transaction writes pending chunks, replaces the head_chunks rows of the series
- * that changed, and truncates the samples log up to the last applied record. Reopening is then
+ * Flush: one transaction writes pending chunks (each timestamp column once: found among the
+ * columns this flush wrote, else in the table by hash, else inserted), replaces the
+ * head_chunks rows of the series that changed, and truncates the samples log up to the last
+ * applied record. Reopening is then
  * load series + head chunks, replay the remaining log. The writer flushes by itself after a
  * commit once the log holds >= 8 MiB of payload or >= 8192 records since the last flush, so
  * the log (and the replay time) stay bounded. Replay applies a record exactly as commit did;
@@ -54,8 +72,8 @@
  * Retention: after a flush, per series whose oldest sample is older than the cutoff, sealed
  * chunks ending before the cutoff are deleted (a seek on the primary key), and a series whose
  * newest sample is older than the cutoff is deleted with all its rows and leaves the index;
- * 1000 series per transaction. The writer also runs it every 10 minutes (store clock) from
- * st_batch_commit when metrics_retention_ms is set.
+ * 1000 series per transaction; then the timestamp columns with maxt < cutoff. The writer also runs
+ * it every 10 minutes (store clock) from st_batch_commit when metrics_retention_ms is set.
  *
  * Locking: one rwlock (writer-preferring) guards the index, the id map and every series' head.
  * Readers hold it shared while they evaluate matchers and copy what they need (labels, head
@@ -79,6 +97,7 @@
 
 #define ST_CHUNK_MAX_SAMPLES 480
 #define ST_SAMPLE_MAX_BYTES 20 /* most bytes one sample can add to an encoder */
+#define ST_VHDR_BYTES 6        /* header of a values-only chunk (st_chunk.c) */
 #define FLUSH_LOG_BYTES (8u << 20)
 #define FLUSH_LOG_RECORDS 8192
 #define RETENTION_EVERY_MS (10LL * 60 * 1000)
@@ -156,6 +175,7 @@ static void series_free(st__mseries_t *se)
     }
     for (size_t i = 0; i < se->npend; i++) {
         wf_free(se->pend[i].data);
+        wf_free(se->pend[i].ts);
     }
     wf_free(se->pend);
     st_chunk_enc_free(&se->head);
@@ -250,10 +270,11 @@ static int head_cut(st__metrics_t *m, st__mseries_t *se)
 {
     size_t len;
     const uint8_t *bytes = st_chunk_enc_bytes(&se->head, &len);
-    wf_buf_t out = WF_BUF_INIT;
-    int rc = st_chunk_seal(bytes, len, &out);
+    wf_buf_t out = WF_BUF_INIT, tsb = WF_BUF_INIT;
+    int rc = st_chunk_seal_split(bytes, len, &tsb, &out);
     if (rc != 0) {
         wf_buf_free(&out);
+        wf_buf_free(&tsb);
         return rc;
     }
     if (se->npend == se->cpend) {
@@ -265,6 +286,7 @@ static int head_cut(st__metrics_t *m, st__mseries_t *se)
     p->maxt = se->head.maxt;
     p->count = se->head.count;
     p->data = wf_buf_detach(&out, &p->len);
+    p->ts = wf_buf_detach(&tsb, &p->ts_len);
     st_chunk_enc_free(&se->head);
     st_chunk_enc_init(&se->head);
     mark_dirty(m, se);
@@ -280,9 +302,11 @@ static int head_append(st__metrics_t *m, st__mseries_t *se, int64_t ts, uint64_t
     if (se->has_last && ts <= se->last_ts) {
         return 0;
     }
+    /* the cut rule: see the top comment (ts >= 0 here, so / is the window number) */
     if (se->head.count > 0 &&
-        (se->head.count >= ST_CHUNK_MAX_SAMPLES || ts - se->head.mint > ST_CHUNK_SPAN_MS ||
-         se->head.buf.len + ST_SAMPLE_MAX_BYTES > m->chunk_max_bytes)) {
+        (se->head.count >= ST_CHUNK_MAX_SAMPLES ||
+         ts / ST_CHUNK_SPAN_MS != se->head.mint / ST_CHUNK_SPAN_MS ||
+         ST_VHDR_BYTES + (se->head.vbits + 7) / 8 + ST_SAMPLE_MAX_BYTES > m->chunk_max_bytes)) {
         int rc = head_cut(m, se);
         if (rc != 0) {
             return rc;
@@ -469,7 +493,11 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels BLOB NOT NULL,"
     " mint INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS chunks(series_id INTEGER NOT NULL, mint INTEGER NOT NULL,"
-    " maxt INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(series_id, mint)) WITHOUT ROWID;"
+    " maxt INTEGER NOT NULL, data BLOB NOT NULL, ts_id INTEGER,"
+    " PRIMARY KEY(series_id, mint)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS ts_columns(id INTEGER PRIMARY KEY, hash INTEGER NOT NULL,"
+    " maxt INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS ts_columns_hash ON ts_columns(hash);"
     "CREATE TABLE IF NOT EXISTS head_chunks(series_id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS metadata(metric TEXT PRIMARY KEY, type INTEGER NOT NULL,"
     " help TEXT NOT NULL, unit TEXT NOT NULL) WITHOUT ROWID;"
@@ -483,9 +511,17 @@ static int prepare_all(st_store_t *s, st__metrics_t *m)
                             &m->ins_series);
     if (rc == 0) {
         rc = st__db_prepare(&s->db,
-                            "INSERT OR REPLACE INTO chunks(series_id, mint, maxt, data)"
-                            " VALUES(?, ?, ?, ?)",
+                            "INSERT OR REPLACE INTO chunks(series_id, mint, maxt, data, ts_id)"
+                            " VALUES(?, ?, ?, ?, ?)",
                             &m->ins_chunk);
+    }
+    if (rc == 0) {
+        rc = st__db_prepare(&s->db, "SELECT id, data FROM ts_columns WHERE hash = ?",
+                            &m->find_tscol);
+    }
+    if (rc == 0) {
+        rc = st__db_prepare(&s->db, "INSERT INTO ts_columns(hash, maxt, data) VALUES(?, ?, ?)",
+                            &m->ins_tscol);
     }
     if (rc == 0) {
         rc = st__db_prepare(&s->db,
@@ -549,8 +585,9 @@ static int load_last_sealed(st_store_t *s, st__mseries_t *se)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db.writer,
-                                "SELECT data FROM chunks WHERE series_id = ? ORDER BY mint DESC"
-                                " LIMIT 1",
+                                "SELECT c.data, c.ts_id, t.data FROM chunks c"
+                                " LEFT JOIN ts_columns t ON t.id = c.ts_id"
+                                " WHERE c.series_id = ? ORDER BY c.mint DESC LIMIT 1",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK) {
         return st__db_err(rc);
@@ -559,8 +596,7 @@ static int load_last_sealed(st_store_t *s, st__mseries_t *se)
     int out = 0;
     if (sqlite3_step(st) == SQLITE_ROW) {
         st_chunk_iter_t it;
-        out = st_chunk_iter_init(&it, sqlite3_column_blob(st, 0),
-                                 (size_t)sqlite3_column_bytes(st, 0));
+        out = st__chunk_row_iter(&it, st, 0);
         if (out == 0) {
             int64_t ts;
             double v;
@@ -696,6 +732,14 @@ int st__metrics_open(st_store_t *s)
     s->metrics = m;
     int rc = st__db_exec(&s->db, schema);
     if (rc == 0) {
+        /* stores written before timestamp columns existed: every chunk keeps inline timestamps */
+        if (sqlite3_prepare_v2(s->db.writer, "SELECT ts_id FROM chunks LIMIT 0", -1, &ps, NULL) !=
+            SQLITE_OK) {
+            rc = st__db_exec(&s->db, "ALTER TABLE chunks ADD COLUMN ts_id INTEGER");
+        }
+        sqlite3_finalize(ps);
+    }
+    if (rc == 0) {
         rc = prepare_all(s, m);
     }
     if (rc == 0) {
@@ -749,6 +793,8 @@ void st__metrics_close(st_store_t *s)
     sqlite3_finalize(m->ins_meta);
     sqlite3_finalize(m->put_state);
     sqlite3_finalize(m->ins_sym);
+    sqlite3_finalize(m->find_tscol);
+    sqlite3_finalize(m->ins_tscol);
     for (size_t i = 0; i < m->sym_by_hash.cap; i++) {
         sym_t *y = m->sym_by_hash.keys[i] ? (sym_t *)(uintptr_t)m->sym_by_hash.vals[i] : NULL;
         while (y != NULL) {
@@ -1379,6 +1425,78 @@ static int put_state(st__metrics_t *m, const char *key, int64_t v)
     return step_done(m->put_state);
 }
 
+/* A timestamp column that the flush in progress wrote or found. */
+typedef struct {
+    int64_t id;
+    const uint8_t *data; /* a pending chunk's copy, alive until the flush ends */
+    size_t len;
+} tscol_t;
+
+typedef struct {
+    st__map_t by_hash; /* hash -> index in cols */
+    tscol_t *cols;
+    size_t n, cap;
+} tscols_t;
+
+static uint64_t tscol_hash(const uint8_t *p, size_t len)
+{
+    uint64_t h = wf_hash64(p, len, 0);
+    return h ? h : 1;
+}
+
+/*
+ * The id of the timestamp column with exactly the bytes of p's: one that this flush already
+ * wrote or found, else a row of the table with equal bytes (a target whose series reached a
+ * flush apart), else a new row. Equal hashes are never trusted without equal bytes.
+ */
+static int tscol_id(st_store_t *s, tscols_t *tc, const st__pchunk_t *p, int64_t *id)
+{
+    st__metrics_t *m = s->metrics;
+    uint64_t h = tscol_hash(p->ts, p->ts_len);
+    uint64_t *v = st__map_get(&tc->by_hash, h);
+    if (v != NULL) {
+        const tscol_t *c = &tc->cols[*v];
+        if (c->len == p->ts_len && memcmp(c->data, p->ts, p->ts_len) == 0) {
+            *id = c->id;
+            return 0;
+        }
+    }
+    int64_t found = 0;
+    int rc;
+    sqlite3_bind_int64(m->find_tscol, 1, (int64_t)h);
+    while ((rc = sqlite3_step(m->find_tscol)) == SQLITE_ROW) {
+        if ((size_t)sqlite3_column_bytes(m->find_tscol, 1) == p->ts_len &&
+            memcmp(sqlite3_column_blob(m->find_tscol, 1), p->ts, p->ts_len) == 0) {
+            found = sqlite3_column_int64(m->find_tscol, 0);
+            break;
+        }
+    }
+    sqlite3_reset(m->find_tscol);
+    sqlite3_clear_bindings(m->find_tscol);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return st__db_err(rc);
+    }
+    if (found == 0) {
+        sqlite3_bind_int64(m->ins_tscol, 1, (int64_t)h);
+        sqlite3_bind_int64(m->ins_tscol, 2, p->maxt);
+        sqlite3_bind_blob(m->ins_tscol, 3, p->ts, (int)p->ts_len, SQLITE_STATIC);
+        if ((rc = step_done(m->ins_tscol)) != 0) {
+            return rc;
+        }
+        found = sqlite3_last_insert_rowid(s->db.writer);
+    }
+    if (v == NULL) {
+        if (tc->n == tc->cap) {
+            tc->cap = tc->cap ? tc->cap * 2 : 64;
+            tc->cols = wf_realloc(tc->cols, tc->cap * sizeof(*tc->cols));
+        }
+        tc->cols[tc->n] = (tscol_t){found, p->ts, p->ts_len};
+        st__map_put(&tc->by_hash, h, tc->n++);
+    }
+    *id = found;
+    return 0;
+}
+
 int st__metrics_flush(st_store_t *s)
 {
     st__metrics_t *m = s->metrics;
@@ -1390,14 +1508,20 @@ int st__metrics_flush(st_store_t *s)
         return rc;
     }
     uint64_t nchunks = 0, nsamples = 0;
+    tscols_t tc = {0};
     for (size_t i = 0; i < m->ndirty && rc == 0; i++) {
         st__mseries_t *se = m->dirty[i];
         for (size_t j = 0; j < se->npend && rc == 0; j++) {
             st__pchunk_t *p = &se->pend[j];
+            int64_t ts_id = 0;
+            if ((rc = tscol_id(s, &tc, p, &ts_id)) != 0) {
+                break;
+            }
             sqlite3_bind_int64(m->ins_chunk, 1, (int64_t)se->id);
             sqlite3_bind_int64(m->ins_chunk, 2, p->mint);
             sqlite3_bind_int64(m->ins_chunk, 3, p->maxt);
             sqlite3_bind_blob(m->ins_chunk, 4, p->data, (int)p->len, SQLITE_STATIC);
+            sqlite3_bind_int64(m->ins_chunk, 5, ts_id);
             rc = step_done(m->ins_chunk);
             nchunks++;
             nsamples += p->count;
@@ -1432,6 +1556,8 @@ int st__metrics_flush(st_store_t *s)
     if (rc == 0 && m->last_seq > 0) {
         rc = st__log_truncate(&s->db, ST__LOG_SAMPLES, m->last_seq);
     }
+    st__map_free(&tc.by_hash);
+    wf_free(tc.cols);
     if (rc == 0) {
         rc = st__db_commit(&s->db);
     } else {
@@ -1446,6 +1572,7 @@ int st__metrics_flush(st_store_t *s)
         st__mseries_t *se = m->dirty[i];
         for (size_t j = 0; j < se->npend; j++) {
             wf_free(se->pend[j].data);
+            wf_free(se->pend[j].ts);
         }
         se->npend = 0;
         se->dirty = 0;
@@ -1595,6 +1722,19 @@ int st__metrics_retention(st_store_t *s, int64_t cutoff_ms)
     }
     if (rc == 0 && n > 0) {
         rc = retention_group(s, g, n, cutoff_ms);
+    }
+    /*
+     * Timestamp columns need no reference counts: a column is shared only by chunks with
+     * byte-equal timestamps, so every chunk that references it has the column's maxt. Every
+     * chunk with maxt < cutoff belongs to a candidate (its series' min_t is older still) and
+     * was deleted by the groups above, which all committed: a column with maxt < cutoff is
+     * referenced by nothing. It is deleted only now, after the last group, because a reader
+     * between two groups may still read chunks of a later group. A crash before this point
+     * leaves unreferenced columns that the next retention deletes.
+     */
+    if (rc == 0) {
+        rc = exec_id(s->db.writer, "DELETE FROM ts_columns WHERE maxt < ?1", (uint64_t)cutoff_ms, 0,
+                     NULL);
     }
     st__postings_free(&cand);
     wf_free(g);

@@ -7,7 +7,9 @@
  * touches the database while holding the lock. Sealed chunks are read later, when the samples
  * of a series are first asked for, through a reader connection that the set keeps until it is
  * freed. A pending chunk that a flush wrote in between is seen twice (copy and table): samples
- * are merged by timestamp and duplicates dropped.
+ * are merged by timestamp and duplicates dropped. A sealed chunk and its timestamp column are
+ * fetched by one statement (a join), so retention between two statements cannot leave a chunk
+ * without its column.
  */
 #include "st_head.h"
 #include "st_labels.h"
@@ -24,6 +26,8 @@ typedef struct {
     int64_t mint, maxt;
     const uint8_t *data; /* arena copy */
     size_t len;
+    const uint8_t *ts; /* arena copy of a pending chunk's timestamp column; NULL for the head */
+    size_t ts_len;
 } hcopy_t;
 
 typedef struct {
@@ -98,7 +102,7 @@ static void copy_heads(wf_arena_t *a, const st__mseries_t *se, sentry_t *e, int6
     e->heads = wf_arena_alloc(a, (se->npend + 1) * sizeof(hcopy_t));
     e->nheads = 0;
     for (size_t i = 0; i <= se->npend; i++) {
-        hcopy_t h;
+        hcopy_t h = {0};
         const uint8_t *src;
         if (i < se->npend) {
             h.mint = se->pend[i].mint;
@@ -119,6 +123,12 @@ static void copy_heads(wf_arena_t *a, const st__mseries_t *se, sentry_t *e, int6
         uint8_t *dst = wf_arena_alloc(a, h.len);
         memcpy(dst, src, h.len);
         h.data = dst;
+        if (i < se->npend) {
+            uint8_t *t = wf_arena_alloc(a, se->pend[i].ts_len);
+            memcpy(t, se->pend[i].ts, se->pend[i].ts_len);
+            h.ts = t;
+            h.ts_len = se->pend[i].ts_len;
+        }
         e->heads[e->nheads++] = h;
     }
 }
@@ -177,16 +187,15 @@ typedef struct {
     size_t n, cap;
 } samples_t;
 
-static int decode_into(samples_t *o, const uint8_t *data, size_t len, int64_t mint, int64_t maxt)
+/* Append the samples of [mint, maxt] of a chunk whose iterator init returned rc. */
+static int decode_into(samples_t *o, st_chunk_iter_t *it, int rc, int64_t mint, int64_t maxt)
 {
-    st_chunk_iter_t it;
-    int rc = st_chunk_iter_init(&it, data, len);
     if (rc != 0) {
         return rc;
     }
     int64_t ts;
     double v;
-    while ((rc = st_chunk_iter_next(&it, &ts, &v)) == 1) {
+    while ((rc = st_chunk_iter_next(it, &ts, &v)) == 1) {
         if (ts < mint || ts > maxt) {
             continue;
         }
@@ -199,7 +208,7 @@ static int decode_into(samples_t *o, const uint8_t *data, size_t len, int64_t mi
         o->v[o->n] = v;
         o->n++;
     }
-    st_chunk_iter_free(&it);
+    st_chunk_iter_free(it);
     return rc < 0 ? rc : 0;
 }
 
@@ -259,8 +268,10 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
             return rc;
         }
         rc = sqlite3_prepare_v2(conn,
-                                "SELECT data FROM chunks WHERE series_id = ?1 AND mint >= ?2"
-                                " AND mint <= ?3 AND maxt >= ?4 ORDER BY mint",
+                                "SELECT c.data, c.ts_id, t.data FROM chunks c"
+                                " LEFT JOIN ts_columns t ON t.id = c.ts_id"
+                                " WHERE c.series_id = ?1 AND c.mint >= ?2 AND c.mint <= ?3"
+                                " AND c.maxt >= ?4 ORDER BY c.mint",
                                 -1, &set->q, NULL);
         if (rc != SQLITE_OK) {
             st__db_reader_put(&set->s->db, conn);
@@ -277,15 +288,19 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
     sqlite3_bind_int64(set->q, 4, set->mint);
     int step;
     while (rc == 0 && (step = sqlite3_step(set->q)) == SQLITE_ROW) {
-        rc = decode_into(&o, sqlite3_column_blob(set->q, 0),
-                         (size_t)sqlite3_column_bytes(set->q, 0), set->mint, set->maxt);
+        st_chunk_iter_t it;
+        rc = decode_into(&o, &it, st__chunk_row_iter(&it, set->q, 0), set->mint, set->maxt);
     }
     if (rc == 0 && step != SQLITE_DONE) {
         rc = st__db_err(step);
     }
     sqlite3_reset(set->q);
     for (size_t h = 0; h < e->nheads && rc == 0; h++) {
-        rc = decode_into(&o, e->heads[h].data, e->heads[h].len, set->mint, set->maxt);
+        const hcopy_t *hc = &e->heads[h];
+        st_chunk_iter_t it;
+        rc = decode_into(&o, &it,
+                         st_chunk_iter_init_split(&it, hc->ts, hc->ts_len, hc->data, hc->len),
+                         set->mint, set->maxt);
     }
     if (rc != 0) {
         wf_free(o.ts);

@@ -575,6 +575,232 @@ static void test_zstd_form(void **state)
     series_free(&s);
 }
 
+/* Encode s into a head chunk and seal it into the split form (ts column, values chunk). */
+static void split_of(const series_t *s, wf_buf_t *ts, wf_buf_t *vals)
+{
+    st_chunk_enc_t e;
+    st_chunk_enc_init(&e);
+    for (size_t i = 0; i < s->n; i++) {
+        assert_int_equal(st_chunk_enc_append(&e, s->ts[i], s->v[i]), 0);
+    }
+    size_t len;
+    const uint8_t *b = st_chunk_enc_bytes(&e, &len);
+    assert_int_equal(st_chunk_seal_split(b, len, ts, vals), 0);
+    /* the split form is never larger than the sealed single form plus the repeated header */
+    wf_buf_t one = WF_BUF_INIT;
+    assert_int_equal(st_chunk_seal(b, len, &one), 0);
+    assert_true(ts->len + vals->len <= one.len + 14 + 6);
+    wf_buf_free(&one);
+    st_chunk_enc_free(&e);
+}
+
+static void check_split(const wf_buf_t *ts, const wf_buf_t *vals, const series_t *s)
+{
+    st_chunk_iter_t it;
+    assert_int_equal(st_chunk_iter_init_split(&it, ts->data, ts->len, vals->data, vals->len), 0);
+    assert_int_equal(st_chunk_iter_count(&it), s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        int64_t t = 0;
+        double v = 0;
+        assert_int_equal(st_chunk_iter_next(&it, &t, &v), 1);
+        assert_int_equal(t, s->ts[i]);
+        assert_int_equal(bits_of(v), bits_of(s->v[i]));
+    }
+    int64_t t;
+    double v;
+    assert_int_equal(st_chunk_iter_next(&it, &t, &v), 0);
+    st_chunk_iter_free(&it);
+    /* neither part is a chunk on its own */
+    assert_int_equal(st_chunk_iter_init(&it, ts->data, ts->len), WF_E_CORRUPT);
+    assert_int_equal(st_chunk_iter_init(&it, vals->data, vals->len), WF_E_CORRUPT);
+}
+
+static void test_split_round_trip(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {1, 2, 3, 120, 480};
+    for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+        size_t n = sizes[si];
+        for (int kind = 0; kind < 7; kind++) {
+            series_t s = series_new(n);
+            fill_ts(&s, 1700000000000, 15000, 3);
+            for (size_t i = 0; i < n; i++) {
+                switch (kind) {
+                case 0: /* constant integer (a counter at rest, an unhit bucket) */
+                    s.v[i] = 42;
+                    break;
+                case 1: /* constant non-integer bits: the staleness NaN */
+                    s.v[i] = dbl_of(0x7ff0000000000002ULL);
+                    break;
+                case 2: /* a counter with occasional increments */
+                    s.v[i] = (double)(1000 + (i / 37) * 3);
+                    break;
+                case 3:
+                    s.v[i] = dbl_of(rnd());
+                    break;
+                case 4: /* integers, then a float */
+                    s.v[i] = i < n / 2 ? (double)(i * 7) : (double)i + 0.5;
+                    break;
+                case 5: /* a repeating float pattern: the zstd values form */
+                    s.v[i] = (double)(i % 4) * 1.1 + 0.123456789;
+                    break;
+                default: /* constant but for one -0.0: not constant bits */
+                    s.v[i] = i == n - 1 && n > 1 ? -0.0 : 0.0;
+                    break;
+                }
+            }
+            wf_buf_t ts = WF_BUF_INIT, vals = WF_BUF_INIT;
+            split_of(&s, &ts, &vals);
+            check_split(&ts, &vals, &s);
+            if (kind <= 1) {
+                /* constant: the first value only, whatever the count */
+                assert_true(vals.len <= 6 + 8);
+            }
+            if (kind == 5 && n == 480) {
+                assert_int_equal(vals.data[0], 3); /* FORM_VALS_ZSTD */
+            }
+            wf_buf_free(&ts);
+            wf_buf_free(&vals);
+            series_free(&s);
+        }
+    }
+}
+
+/* Series with the same timestamps get byte-identical timestamp columns, whatever their values;
+ * a different timestamp gives a different column. */
+static void test_split_shared_ts(void **state)
+{
+    (void)state;
+    series_t a = series_new(480), b = series_new(480);
+    fill_ts(&a, 1700000000000, 15000, 3);
+    memcpy(b.ts, a.ts, 480 * sizeof(int64_t));
+    for (size_t i = 0; i < 480; i++) {
+        a.v[i] = (double)i * 3;
+        b.v[i] = (double)i * 0.25;
+    }
+    wf_buf_t ta = WF_BUF_INIT, va = WF_BUF_INIT, tb = WF_BUF_INIT, vb = WF_BUF_INIT;
+    split_of(&a, &ta, &va);
+    split_of(&b, &tb, &vb);
+    assert_int_equal(ta.len, tb.len);
+    assert_memory_equal(ta.data, tb.data, ta.len);
+    /* b's values read with a's (equal) column */
+    check_split(&ta, &vb, &b);
+    b.ts[200] += 1;
+    wf_buf_reset(&tb);
+    wf_buf_reset(&vb);
+    split_of(&b, &tb, &vb);
+    assert_true(ta.len != tb.len || memcmp(ta.data, tb.data, ta.len) != 0);
+    check_split(&tb, &vb, &b);
+    /* a column of another count does not go with these values */
+    series_t c = series_new(479);
+    memcpy(c.ts, a.ts, 479 * sizeof(int64_t));
+    memcpy(c.v, a.v, 479 * sizeof(double));
+    wf_buf_t tc = WF_BUF_INIT, vc = WF_BUF_INIT;
+    split_of(&c, &tc, &vc);
+    st_chunk_iter_t it;
+    assert_int_equal(st_chunk_iter_init_split(&it, tc.data, tc.len, va.data, va.len), WF_E_CORRUPT);
+    assert_int_equal(st_chunk_iter_init_split(&it, ta.data, ta.len, vc.data, vc.len), WF_E_CORRUPT);
+    wf_buf_free(&ta);
+    wf_buf_free(&va);
+    wf_buf_free(&tb);
+    wf_buf_free(&vb);
+    wf_buf_free(&tc);
+    wf_buf_free(&vc);
+    series_free(&a);
+    series_free(&b);
+    series_free(&c);
+}
+
+/* Decode a split pair to the end: samples or the error; every later call fails the same. */
+static int decode_split(const uint8_t *t, size_t tl, const uint8_t *v, size_t vl)
+{
+    st_chunk_iter_t it;
+    int rc = st_chunk_iter_init_split(&it, t, tl, v, vl);
+    if (rc < 0) {
+        return rc;
+    }
+    int64_t ts;
+    double d;
+    uint32_t n = 0;
+    while ((rc = st_chunk_iter_next(&it, &ts, &d)) == 1) {
+        n++;
+        assert_true(n <= st_chunk_iter_count(&it));
+    }
+    if (rc < 0) {
+        assert_int_equal(st_chunk_iter_next(&it, &ts, &d), WF_E_CORRUPT);
+    }
+    st_chunk_iter_free(&it);
+    return rc < 0 ? rc : (int)n;
+}
+
+static void test_split_corrupt(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 3; kind++) {
+        series_t s = series_new(200);
+        fill_ts(&s, 1700000000000, 15000, 5);
+        for (size_t i = 0; i < s.n; i++) {
+            s.v[i] = kind == 0   ? (double)(i * 11)
+                     : kind == 1 ? 7.0
+                                 : (double)(i % 4) * 1.1 + 0.123456789;
+        }
+        wf_buf_t t = WF_BUF_INIT, v = WF_BUF_INIT;
+        split_of(&s, &t, &v);
+        assert_int_equal(decode_split(t.data, t.len, v.data, v.len), 200);
+        /* truncating either part is always detected (exact-size copies for ASan) */
+        for (size_t l = 0; l < t.len; l++) {
+            uint8_t *c = wf_malloc(l ? l : 1);
+            memcpy(c, t.data, l);
+            assert_int_equal(decode_split(c, l, v.data, v.len), WF_E_CORRUPT);
+            wf_free(c);
+        }
+        for (size_t l = 0; l < v.len; l++) {
+            uint8_t *c = wf_malloc(l ? l : 1);
+            memcpy(c, v.data, l);
+            assert_int_equal(decode_split(t.data, t.len, c, l), WF_E_CORRUPT);
+            wf_free(c);
+        }
+        /* flipped bits never crash or read out of bounds; a flip in a form byte is refused */
+        for (int part = 0; part < 2; part++) {
+            const wf_buf_t *src = part ? &v : &t;
+            for (size_t bit = 0; bit < src->len * 8; bit++) {
+                uint8_t *c = wf_malloc(src->len);
+                memcpy(c, src->data, src->len);
+                c[bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
+                int rc = part ? decode_split(t.data, t.len, c, src->len)
+                              : decode_split(c, src->len, v.data, v.len);
+                assert_true(rc == WF_E_CORRUPT || rc >= 0);
+                if (bit < 8 || (bit >= 16 && bit < 48)) {
+                    /* the form byte and the count */
+                    assert_int_equal(rc, WF_E_CORRUPT);
+                }
+                wf_free(c);
+            }
+        }
+        /* the parts swapped, or a whole chunk in place of a part */
+        assert_int_equal(decode_split(v.data, v.len, t.data, t.len), WF_E_CORRUPT);
+        wf_buf_t whole = WF_BUF_INIT;
+        series_t ws;
+        make_chunk(&whole, 1, &ws);
+        series_free(&ws);
+        assert_int_equal(decode_split(t.data, t.len, whole.data, whole.len), WF_E_CORRUPT);
+        assert_int_equal(decode_split(whole.data, whole.len, v.data, v.len), WF_E_CORRUPT);
+        wf_buf_free(&whole);
+        wf_buf_free(&t);
+        wf_buf_free(&v);
+        series_free(&s);
+    }
+    /* an empty chunk has no split form */
+    st_chunk_enc_t e;
+    st_chunk_enc_init(&e);
+    size_t len;
+    const uint8_t *b = st_chunk_enc_bytes(&e, &len);
+    wf_buf_t t = WF_BUF_INIT, v = WF_BUF_INIT;
+    assert_int_equal(st_chunk_seal_split(b, len, &t, &v), WF_E_CORRUPT);
+    assert_int_equal(t.len + v.len, 0);
+    st_chunk_enc_free(&e);
+}
+
 static void test_garbage(void **state)
 {
     (void)state;
@@ -733,6 +959,9 @@ int main(void)
         cmocka_unit_test(test_corrupt_truncation),
         cmocka_unit_test(test_corrupt_count_and_flips),
         cmocka_unit_test(test_zstd_form),
+        cmocka_unit_test(test_split_round_trip),
+        cmocka_unit_test(test_split_shared_ts),
+        cmocka_unit_test(test_split_corrupt),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_figures),
     };

@@ -20,10 +20,13 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define STR_(x) #x
+#define WF_STRINGIFY(x) STR_(x)
 #define T0 1700000000000LL /* a fixed "now" for the fake clock */
 #define MIN_MS (60LL * 1000)
 #define HOUR_MS (3600LL * 1000)
@@ -742,6 +745,181 @@ static void test_retention(void **state)
     assert_int_equal(st1.head_samples, 0);
 }
 
+/* ---- shared timestamp columns ---------------------------------------------------------- */
+
+#define TS_NA 12        /* series of target "a": one scrape timestamp for all */
+#define TS_NB 3         /* series of target "b": their own jitter */
+#define TS_SCRAPES 2400 /* 10 h of 15 s scrapes */
+
+static int64_t scrape_ts(int target, int64_t start, int k)
+{
+    int64_t jitter = target == 0 ? (k * 7919) % 7 - 3 : (k * 104729) % 5 - 1;
+    return start + k * 15000LL + jitter;
+}
+
+static double scrape_v(int j, int k)
+{
+    switch (j % 4) {
+    case 0:
+        return (double)j; /* constant */
+    case 1:
+        return (double)(k / 10 + j); /* counter with steps */
+    case 2:
+        return (k % 50) * 0.25 + j; /* floats (cheap enough that no chunk is cut by size) */
+    default:
+        return k % 97 == 0 ? 1.0 / 3 : 5.0; /* mostly constant */
+    }
+}
+
+static void scrape_labels(int target, int j, st_label_t l[3], char *buf)
+{
+    snprintf(buf, 16, "s%d", j);
+    l[0] = L("__name__", "tscol");
+    l[1] = (st_label_t){WF_STR_LIT("instance"), target == 0 ? wf_str("a") : wf_str("b")};
+    l[2] = (st_label_t){WF_STR_LIT("s"), wf_str(buf)};
+}
+
+/* Scrapes [from, to) of both targets, one batch per target and scrape (as the scraper does). */
+static void scrape_write(st_store_t *s, int64_t start, int from, int to)
+{
+    for (int k = from; k < to; k++) {
+        for (int target = 0; target < 2; target++) {
+            st_batch_t *b = NULL;
+            assert_int_equal(st_batch_begin(s, &b), 0);
+            for (int j = 0; j < (target == 0 ? TS_NA : TS_NB); j++) {
+                st_label_t l[3];
+                char buf[16];
+                scrape_labels(target, j, l, buf);
+                assert_int_equal(st_batch_add(b, l, 3, scrape_ts(target, start, k), scrape_v(j, k)),
+                                 0);
+            }
+            assert_int_equal(st_batch_commit(b), 0);
+        }
+    }
+}
+
+/* Every series holds exactly scrapes [from, to) (bit-exact values). */
+static void scrape_check(st_store_t *s, int64_t start, int from, int to)
+{
+    st_matcher_t *m = mk(ST_MATCH_EQ, "__name__", "tscol");
+    const st_matcher_t *ms[1] = {m};
+    st_series_set_t *set = NULL;
+    assert_int_equal(st_select(s, ms, 1, 0, INT64_MAX, &set), 0);
+    assert_int_equal(st_series_set_len(set), TS_NA + TS_NB);
+    for (size_t i = 0; i < st_series_set_len(set); i++) {
+        size_t nl;
+        const st_label_t *l = st_series_set_labels(set, i, &nl);
+        assert_int_equal(nl, 3);
+        int target = l[1].value.p[0] == 'a' ? 0 : 1;
+        int j = atoi(l[2].value.p + 1);
+        const int64_t *ts;
+        const double *v;
+        size_t n;
+        assert_int_equal(st_series_set_samples(set, i, &ts, &v, &n), 0);
+        assert_int_equal(n, to - from);
+        for (size_t x = 0; x < n; x++) {
+            int k = from + (int)x;
+            assert_int_equal(ts[x], scrape_ts(target, start, k));
+            double want = scrape_v(j, k);
+            assert_memory_equal(&v[x], &want, sizeof(double));
+        }
+    }
+    st_series_set_free(set);
+    st_matcher_free(m);
+}
+
+static int64_t db_int(const char *dir, const char *sql)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/weft.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static void test_shared_ts_columns(void **state)
+{
+    fx_t *f = *state;
+    f->o.metrics_retention_ms = 12 * HOUR_MS;
+    reopen(f);
+    int64_t start = T0 - 10 * HOUR_MS;
+    scrape_write(f->s, start, 0, TS_SCRAPES / 2);
+    scrape_check(f->s, start, 0, TS_SCRAPES / 2); /* head and pending chunks */
+    assert_int_equal(st_store_flush(f->s), 0);
+    scrape_check(f->s, start, 0, TS_SCRAPES / 2); /* table and head */
+    scrape_write(f->s, start, TS_SCRAPES / 2, TS_SCRAPES);
+    reopen(f); /* replay of the log: more chunks cut and flushed */
+    scrape_check(f->s, start, 0, TS_SCRAPES);
+    st_store_close(f->s);
+    f->s = NULL;
+
+    /* every sealed chunk has a timestamp column, and no chunk crosses a 2 h window */
+    int64_t chunks = db_int(f->dir, "SELECT count(*) FROM chunks");
+    assert_true(chunks >= 5 * (TS_NA + TS_NB));
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM chunks WHERE ts_id IS NULL"), 0);
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM chunks WHERE mint / 7200000 !="
+                                    " maxt / 7200000"),
+                     0);
+    /* the series of one target share one column per chunk: a has TS_NA chunks per column, b
+     * TS_NB, and no column mixes the two targets */
+    int64_t per = chunks / (TS_NA + TS_NB);
+    assert_int_equal(per * (TS_NA + TS_NB), chunks);
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM ts_columns"), 2 * per);
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM (SELECT ts_id, count(*) AS n FROM chunks"
+                                    " GROUP BY ts_id) WHERE n = " WF_STRINGIFY(TS_NA)),
+                     per);
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM (SELECT ts_id, count(*) AS n FROM chunks"
+                                    " GROUP BY ts_id) WHERE n = " WF_STRINGIFY(TS_NB)),
+                     per);
+    /* a column has the maxt of each chunk that references it */
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM chunks c JOIN ts_columns t"
+                                    " ON t.id = c.ts_id WHERE t.maxt != c.maxt"),
+                     0);
+
+    /* retention deletes the columns of the chunks it deletes, and only those */
+    fx_open(f);
+    f->now = T0 + 6 * HOUR_MS; /* cutoff T0 - 6 h */
+    assert_int_equal(st_store_retention_run(f->s), 0);
+    st_store_close(f->s);
+    f->s = NULL;
+    int64_t cutoff = T0 - 6 * HOUR_MS;
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM ts_columns WHERE maxt < %lld",
+             (long long)cutoff);
+    assert_int_equal(db_int(f->dir, sql), 0);
+    int64_t left = db_int(f->dir, "SELECT count(*) FROM ts_columns");
+    assert_true(left > 0 && left < 2 * per);
+    assert_int_equal(db_int(f->dir, "SELECT count(*) FROM chunks c LEFT JOIN ts_columns t"
+                                    " ON t.id = c.ts_id WHERE t.id IS NULL"),
+                     0);
+    fx_open(f);
+    /* what is left reads back exactly: a suffix of the scrapes, through the last one */
+    st_matcher_t *m = mk(ST_MATCH_EQ, "instance", "a");
+    const st_matcher_t *ms[1] = {m};
+    st_series_set_t *set = NULL;
+    assert_int_equal(st_select(f->s, ms, 1, 0, INT64_MAX, &set), 0);
+    assert_int_equal(st_series_set_len(set), TS_NA);
+    const int64_t *ts;
+    const double *v;
+    size_t n;
+    assert_int_equal(st_series_set_samples(set, 0, &ts, &v, &n), 0);
+    assert_true(n > 0 && n < TS_SCRAPES);
+    assert_true(ts[0] <= cutoff + 2 * HOUR_MS);
+    int first = TS_SCRAPES - (int)n;
+    for (size_t x = 0; x < n; x++) {
+        assert_int_equal(ts[x], scrape_ts(0, start, first + (int)x));
+    }
+    st_series_set_free(set);
+    st_matcher_free(m);
+    (void)v;
+}
+
 typedef struct {
     st_store_t *s;
     volatile int *stop;
@@ -950,6 +1128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_label_names_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_ts_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_refs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_rate, setup, teardown),
