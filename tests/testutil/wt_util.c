@@ -272,3 +272,20 @@ int wt_http(int port, const char *method, const char *path, const char *req_body
     wf_free(buf);
     return status;
 }
+
+bool wt_aborts(void (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+        return false;
+    }
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}

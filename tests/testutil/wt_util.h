@@ -36,6 +36,8 @@ bool wt_wait_port(int port, int timeout_ms);
  */
 int wt_http(int port, const char *method, const char *path, const char *req_body, size_t req_len,
             char **body);
+/* Run fn in a forked child (stderr silenced); true when it died of SIGABRT (a WF_ASSERT). */
+bool wt_aborts(void (*fn)(void));
 /* Sum of the sizes of the regular files under path. */
 int64_t wt_du_bytes(const char *path);
 /* Read a whole file (NUL-terminated); NULL on error. wf_free it. */

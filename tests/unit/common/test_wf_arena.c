@@ -18,24 +18,7 @@
 #include <string.h>
 
 #include "wf_arena.h"
-
-/* Run fn in a child and report whether it died of SIGABRT (a WF_ASSERT), quietly. */
-static bool aborts(void (*fn)(void))
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 2);
-        fn();
-        _exit(0);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-        return false;
-    }
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-}
+#include "wt_util.h"
 
 static void test_alignment(void **state)
 {
@@ -240,7 +223,7 @@ static void alloc_wrapping(void)
 static void test_unchecked_absurd(void **state)
 {
     (void)state;
-    assert_true(aborts(alloc_wrapping));
+    assert_true(wt_aborts(alloc_wrapping));
 }
 
 int main(void)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "wf_alloc.h"
+#include "wt_util.h"
 #include "wf_buf.h"
 
 /* Under ASan an impossible allocation must return NULL as libc's does, so that the OOM path
@@ -27,24 +28,6 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "allocator_may_return_null=1";
-}
-
-/* Run fn in a child and report whether it died of SIGABRT (a WF_ASSERT), quietly. */
-static bool aborts(void (*fn)(void))
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 2);
-        fn();
-        _exit(0);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-        return false;
-    }
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 static void test_init_empty(void **state)
@@ -432,8 +415,8 @@ static void reserve_all(void)
 static void test_reserve_absurd(void **state)
 {
     (void)state;
-    assert_true(aborts(reserve_wrapping));
-    assert_true(aborts(reserve_all));
+    assert_true(wt_aborts(reserve_wrapping));
+    assert_true(wt_aborts(reserve_all));
 }
 
 int main(void)
