@@ -105,6 +105,14 @@
 #define LOG_VERSION 1
 #define LOG_F_ZSTD 1
 #define LOG_MAX_RAW (1u << 30)
+/*
+ * A batch is also bounded in bytes (opt.max_batch_bytes): what its log record (new series'
+ * labels, samples) and its metadata need before compression. Counts alone (samples, labels,
+ * value lengths) do not bound bytes; without it a batch could be acknowledged whose record
+ * replay refuses (LOG_MAX_RAW), or exhaust memory.
+ */
+#define SAMPLE_MAX_BYTES 30 /* series id, timestamp delta, value: three varints */
+_Static_assert(ST_MAX_BATCH_BYTES < LOG_MAX_RAW, "replay must accept every batch commit accepts");
 #define META_MAX_LEN 65536
 
 typedef struct {
@@ -129,6 +137,7 @@ struct st_batch {
     st_label_t *lbuf;
     size_t lcap;
     wf_buf_t enc;
+    size_t bytes; /* counted against opt.max_batch_bytes */
 };
 
 typedef struct sym {
@@ -871,6 +880,7 @@ static void batch_release(st_batch_t *b)
     b->nnew = 0;
     meta_clear(b);
     b->n = 0;
+    b->bytes = 0;
     if (b->newmap.n > 0) {
         memset(b->newmap.keys, 0, b->newmap.cap * sizeof(uint64_t));
         b->newmap.n = 0;
@@ -941,6 +951,10 @@ static int batch_append(st_batch_t *b, st__mseries_t *se, uint64_t hash, int64_t
         return ST_E_TOO_NEW;
     }
     uint64_t vb = bits_of(v);
+    size_t cost = SAMPLE_MAX_BYTES + (se == NULL ? b->enc.len + SAMPLE_MAX_BYTES : 0);
+    if (cost > b->s->opt.max_batch_bytes - b->bytes) {
+        return ST_E_BATCH_LIMIT;
+    }
     if (se != NULL) {
         int have = 1;
         int64_t nts;
@@ -982,6 +996,7 @@ static int batch_append(st_batch_t *b, st__mseries_t *se, uint64_t hash, int64_t
     b->ts[b->n] = ts_ms;
     b->v[b->n] = vb;
     b->n++;
+    b->bytes += cost;
     se->b_gen = b->gen;
     se->b_ts = ts_ms;
     se->b_v = vb;
@@ -1087,9 +1102,11 @@ int st_batch_set_metadata(st_batch_t *b, wf_str_t metric, st_metric_type_t type,
         !wf_utf8_valid(unit.p, unit.len)) {
         return ST_E_METADATA;
     }
-    if (b->nmeta >= b->s->opt.max_batch_samples) {
+    size_t cost = metric.len + help.len + unit.len + SAMPLE_MAX_BYTES;
+    if (b->nmeta >= b->s->opt.max_batch_samples || cost > b->s->opt.max_batch_bytes - b->bytes) {
         return ST_E_BATCH_LIMIT;
     }
+    b->bytes += cost;
     if (b->nmeta == b->cmeta) {
         b->cmeta = b->cmeta ? b->cmeta * 2 : 16;
         b->meta = wf_realloc(b->meta, b->cmeta * sizeof(*b->meta));

@@ -101,7 +101,8 @@ typedef struct {
 /*
  * Append n spans atomically: either every span is valid and all are durable on return 0, or
  * nothing is written and the first problem is returned (ST_E_SPAN_INVALID, ST_E_SPAN_LIMIT,
- * ST_E_TOO_OLD, ST_E_TOO_NEW, ST_E_BATCH_LIMIT); *bad_index (if not NULL) names the span.
+ * ST_E_TOO_OLD, ST_E_TOO_NEW, ST_E_BATCH_LIMIT: more than max_batch_spans, or encoded spans over
+ * max_batch_bytes); *bad_index (if not NULL) names the span.
  * Writer thread only.
  */
 int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad_index);

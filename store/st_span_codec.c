@@ -972,7 +972,8 @@ static int get_record_tail(dec_t *d, st_span_t *sp, uint64_t bits)
  * acknowledged write path (level 1 cost ~10 % of the append) and the block re-compresses the spans
  * harder later.
  */
-void st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, ZSTD_CCtx *cctx)
+int st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, size_t max_raw,
+                        ZSTD_CCtx *cctx)
 {
     wf_buf_t raw = WF_BUF_INIT;
     enc_t e = {&raw, NULL, false, NULL, NULL, NULL, NULL};
@@ -990,6 +991,11 @@ void st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, ZSTD_C
         wf_buf_put_uvarint(&raw, (uint64_t)(sp->end_ns - sp->start_ns));
         put_attrs(&e, sp->resource_attrs, sp->n_resource_attrs);
         put_record_tail(&e, sp, bits);
+        /* Replay refuses records over ST__SPAN_MAX_RAW (unpack): refuse the batch now. */
+        if (raw.len > max_raw || raw.len > ST__SPAN_MAX_RAW) {
+            wf_buf_free(&raw);
+            return ST_E_BATCH_LIMIT;
+        }
     }
     wf_buf_reset(out);
     wf_buf_putc(out, FORMAT_VERSION);
@@ -999,6 +1005,7 @@ void st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, ZSTD_C
     WF_ASSERT(!ZSTD_isError(zn));
     out->len += zn;
     wf_buf_free(&raw);
+    return 0;
 }
 
 /* Decompress a zstd frame into the arena; the frame must state its size. */

@@ -45,6 +45,7 @@
 
 /* Largest decompressed block or log record the decoders accept. */
 #define ST__SPAN_MAX_RAW (256u << 20)
+_Static_assert(ST_MAX_BATCH_BYTES <= ST__SPAN_MAX_RAW, "replay must accept every span batch");
 
 /*
  * Check one span against the model and the limits: 0, ST_E_SPAN_INVALID (zero ids, end before
@@ -66,8 +67,13 @@ void st__span_copy(wf_arena_t *a, st_span_t *dst, const st_span_t *src);
  */
 void st__span_value_text(wf_buf_t *out, const st_value_t *v);
 
-/* Encode n checked spans as a log record payload (replaces out's content). */
-void st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, ZSTD_CCtx *cctx);
+/*
+ * Encode n checked spans as a log record payload (replaces out's content). Returns 0, or
+ * ST_E_BATCH_LIMIT when the record before compression would exceed max_raw or what replay
+ * accepts (ST__SPAN_MAX_RAW).
+ */
+int st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, size_t max_raw,
+                        ZSTD_CCtx *cctx);
 
 /*
  * Decode a log record payload; *spans (n of them) and everything they point to live in arena

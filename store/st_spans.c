@@ -614,9 +614,12 @@ int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad
             return rc;
         }
     }
-    st__span_log_encode(&sp->scratch, spans, n, sp->cctx);
     int64_t seq = 0;
-    int rc = st__db_begin(&s->db);
+    int rc = st__span_log_encode(&sp->scratch, spans, n, s->opt.max_batch_bytes, sp->cctx);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = st__db_begin(&s->db);
     if (rc != 0) {
         return rc;
     }

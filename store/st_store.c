@@ -23,6 +23,7 @@ void st_options_default(st_options_t *o)
     o->max_future_ms = 10 * 60 * 1000;
     o->max_batch_samples = 2000000;
     o->max_batch_spans = 200000;
+    o->max_batch_bytes = (size_t)64 << 20;
     o->max_labels = 64;
     o->max_label_name_len = 256;
     o->max_label_value_len = 16384;
@@ -112,6 +113,9 @@ int st_store_open(const st_options_t *o, st_store_t **out)
     s->opt = *o;
     s->dir = wf_strdup(o->dir);
     s->opt.dir = s->dir;
+    if (s->opt.max_batch_bytes == 0 || s->opt.max_batch_bytes > ST_MAX_BATCH_BYTES) {
+        s->opt.max_batch_bytes = ST_MAX_BATCH_BYTES;
+    }
     char path[4200];
     snprintf(path, sizeof(path), "%s/weft.db", o->dir);
     int db_open = 0;

@@ -37,7 +37,7 @@ enum {
     ST_E_DUPLICATE = -1106,    /* same timestamp as the newest sample, different value */
     ST_E_TOO_OLD = -1107,      /* timestamp before the retention cut-off */
     ST_E_TOO_NEW = -1108,      /* timestamp too far in the future */
-    ST_E_BATCH_LIMIT = -1109,  /* the batch holds too many samples or spans */
+    ST_E_BATCH_LIMIT = -1109,  /* the batch holds too many samples or spans, or bytes */
     ST_E_REGEX = -1110,        /* a matcher's regular expression does not compile */
     ST_E_SPAN_INVALID = -1111, /* zero trace or span id, end before start, ... */
     ST_E_SPAN_LIMIT = -1112,   /* a span exceeds a size limit (attributes, events, strings) */
@@ -62,13 +62,18 @@ typedef struct {
     int64_t max_future_ms;        /* refuse samples/spans newer than now + this; default 10 min */
     size_t max_batch_samples;     /* per st_batch; default 2,000,000 */
     size_t max_batch_spans;       /* per st_spans_append; default 200,000 */
-    size_t max_labels;            /* per series; default 64 */
-    size_t max_label_name_len;    /* bytes; default 256 */
-    size_t max_label_value_len;   /* bytes; default 16384 */
+    /* Bytes of one write batch before compression (new series' labels, samples and metadata;
+     * or encoded spans). Default 64 MiB, at most ST_MAX_BATCH_BYTES (what replay accepts). */
+    size_t max_batch_bytes;
+    size_t max_labels;          /* per series; default 64 */
+    size_t max_label_name_len;  /* bytes; default 256 */
+    size_t max_label_value_len; /* bytes; default 16384 */
     /* Clock in ms since the epoch, for tests that need to move time; NULL = wall clock. */
     int64_t (*now_ms)(void *arg);
     void *now_arg;
 } st_options_t;
+
+#define ST_MAX_BATCH_BYTES ((size_t)256 << 20)
 
 void st_options_default(st_options_t *o);
 
@@ -123,7 +128,8 @@ int st_batch_begin(st_store_t *s, st_batch_t **out);
  * ST_E_DUPLICATE; the same timestamp with the bit-identical value is accepted as a no-op and
  * stored once. Negative timestamps are ST_E_TIMESTAMP; older than now - metrics_retention_ms,
  * ST_E_TOO_OLD; newer than now + max_future_ms, ST_E_TOO_NEW ("now" is read at
- * st_batch_begin). More than max_batch_samples in one batch is ST_E_BATCH_LIMIT.
+ * st_batch_begin). More than max_batch_samples in one batch, or more than max_batch_bytes of
+ * new series' labels, samples and metadata, is ST_E_BATCH_LIMIT.
  */
 int st_batch_add(st_batch_t *b, const st_label_t *labels, size_t nlabels, int64_t ts_ms, double v);
 

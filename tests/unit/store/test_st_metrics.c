@@ -1030,6 +1030,42 @@ static void test_series_refs(void **state)
     assert_string_equal(st_strerror(ST_E_UNKNOWN_REF), "series reference names no series");
 }
 
+/* New series within every per-label limit can still make a batch too large: refused per sample. */
+static void test_batch_bytes_limit(void **state)
+{
+    fx_t *f = *state;
+    f->o.max_batch_bytes = 64 << 10;
+    reopen(f);
+    static char big[16000];
+    memset(big, 'v', sizeof(big));
+    st_batch_t *b = NULL;
+    assert_int_equal(st_batch_begin(f->s, &b), 0);
+    size_t added = 0;
+    int rc = 0;
+    for (int i = 0; i < 10 && rc == 0; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        st_label_t l[] = {L("__name__", "wide"),
+                          {WF_STR_LIT("big"), {big, sizeof(big)}},
+                          {WF_STR_LIT("i"), wf_str(id)}};
+        rc = st_batch_add(b, l, 3, T0 - MIN_MS, i);
+        added += rc == 0;
+    }
+    assert_int_equal(rc, ST_E_BATCH_LIMIT);
+    assert_int_equal(added, 4); /* 4 x ~16.1 KB fit in 64 KiB, the fifth does not */
+    /* Metadata counts against the same budget. */
+    static char help[60000];
+    memset(help, 'h', sizeof(help));
+    assert_int_equal(st_batch_set_metadata(b, WF_STR_LIT("wide"), ST_METRIC_GAUGE,
+                                           (wf_str_t){help, sizeof(help)}, WF_STR_LIT("")),
+                     ST_E_BATCH_LIMIT);
+    assert_int_equal(st_batch_commit(b), 0);
+    reopen(f);
+    st_matcher_t *m = mk(ST_MATCH_EQ, "__name__", "wide");
+    assert_int_equal(count_sel(f->s, m, NULL), 4);
+    st_matcher_free(m);
+}
+
 static void test_concurrent_readers(void **state)
 {
     fx_t *f = *state;
@@ -1130,6 +1166,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_ts_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_refs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_bytes_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_rate, setup, teardown),
     };

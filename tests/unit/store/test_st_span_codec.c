@@ -62,7 +62,7 @@ static void test_log_roundtrip(void **state)
     sp[1].n_attrs = 5;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     wf_buf_t buf = WF_BUF_INIT;
-    st__span_log_encode(&buf, sp, 3, cctx);
+    assert_int_equal(st__span_log_encode(&buf, sp, 3, ST_MAX_BATCH_BYTES, cctx), 0);
     wf_arena_t a;
     wf_arena_init(&a, 4096, 0);
     st_span_t *out = NULL;

@@ -942,6 +942,40 @@ typedef struct {
     _Atomic long checks;
 } conc_t;
 
+/* Spans within every per-span limit can still make a batch too large to replay: refused whole. */
+static void test_batch_bytes_limit(void **state)
+{
+    fx_t *f = *state;
+    st_store_close(f->s);
+    st_options_t o;
+    fx_options(f, &o);
+    o.max_batch_bytes = 64 << 10;
+    assert_int_equal(st_store_open(&o, &f->s), 0);
+    static char big[16000];
+    memset(big, 'x', sizeof(big));
+    static st_attr_t attr;
+    attr.key = WF_STR_LIT("payload");
+    attr.value.type = ST_VAL_STRING;
+    attr.value.u.s = (wf_str_t){big, sizeof(big)};
+    st_span_t b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = simple(7, (uint64_t)i + 1, 0, "svc", "op", ST_SPAN_KIND_SERVER, NOW_NS - SEC, 1000);
+        b[i].attrs = &attr;
+        b[i].n_attrs = 1;
+    }
+    /* 8 x 16 KB is over 64 KiB: nothing is stored. */
+    assert_int_equal(st_spans_append(f->s, b, 8, NULL), ST_E_BATCH_LIMIT);
+    st_span_list_t *l = NULL;
+    assert_int_equal(st_trace_get(f->s, b[0].trace_id, &l), WF_E_NOTFOUND);
+    /* Half of it fits, and survives a reopen. */
+    append_ok(f, b, 3);
+    st_store_close(f->s);
+    assert_int_equal(st_store_open(&o, &f->s), 0);
+    assert_int_equal(st_trace_get(f->s, b[0].trace_id, &l), 0);
+    assert_int_equal(l->n, 3);
+    st_span_list_free(l);
+}
+
 static void *reader_main(void *arg)
 {
     conc_t *c = arg;
@@ -1011,6 +1045,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_bytes_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_crash, setup, teardown),
