@@ -1397,7 +1397,10 @@ int st__metrics_replay(st_store_t *s, int64_t seq, const void *payload, size_t l
             goto out;
         }
         id += (uint64_t)wf_zigzag_dec(did);
-        ts += wf_zigzag_dec(dts);
+        if (__builtin_add_overflow(ts, wf_zigzag_dec(dts), &ts)) {
+            rc = WF_E_CORRUPT;
+            goto out;
+        }
         if (vv == 1) {
             if (wf_rd_u64le(&r, &bits) != 0) {
                 rc = WF_E_CORRUPT;
