@@ -1,16 +1,16 @@
 /*
  * col_main.c - `weft collector`: opens the embedded store and serves it over HTTP.
  *
- * What exists today (issue #2): the store with its durability, sealing and retention
- * housekeeping, and a small HTTP surface (health, readiness, store status). The Prometheus
- * and trace APIs and every ingest path arrive with issues #3 and #4 on this same server.
- *
- * Threads: the main thread owns the store's write side (it is the store's writer thread) and
- * runs the housekeeping timer; libmicrohttpd's thread pool answers requests and only calls the
- * store's read functions. SIGINT/SIGTERM stop accepting, finish in-flight requests, flush and
- * close the store.
+ * Threads: the main thread owns the store's write side: it runs the write queue
+ * (col_writer.c), into which every ingest path hands its samples, and between jobs the
+ * housekeeping (flush, retention). libmicrohttpd's worker threads answer requests: queries read
+ * the store directly, ingest handlers wait on the queue. SIGINT/SIGTERM stop accepting, finish
+ * in-flight requests, flush and close the store.
  */
 #include "col_main.h"
+
+#include "col_http.h"
+#include "col_writer.h"
 
 #include "st_store.h"
 #include "wf_alloc.h"
@@ -20,9 +20,9 @@
 #include "wf_flags.h"
 #include "wf_log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -63,7 +63,8 @@ static const wf_flag_t col_flags[] = {
 typedef struct {
     col_config_t cfg;
     st_store_t *store;
-    struct MHD_Daemon *httpd;
+    col_writer_t *writer;
+    col_http_t *http;
     int64_t started_ms;
 } col_ctx_t;
 
@@ -75,93 +76,67 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                             wf_buf_t *body)
+static void h_healthy(void *arg, col_req_t *req, col_resp_t *resp)
 {
-    size_t len;
-    uint8_t *data = wf_buf_detach(body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, data, wf_free);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    col_resp_text(resp, 200, "weft collector is Healthy.");
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **req_cls)
+static void h_ready(void *arg, col_req_t *req, col_resp_t *resp)
 {
-    col_ctx_t *ctx = cls;
-    wf_buf_t body = WF_BUF_INIT;
-    if (*req_cls == NULL) {
-        /* First call for this request: headers only. Bodies are not accepted yet. */
-        *req_cls = ctx;
-        return MHD_YES;
-    }
-    if (*upload_size != 0) {
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        wf_buf_puts(&body, "{\"status\":\"error\",\"errorType\":\"bad_data\","
-                           "\"error\":\"method not allowed\"}");
-        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", &body);
-    }
-    if (strcmp(url, "/-/healthy") == 0) {
-        wf_buf_puts(&body, "weft collector is Healthy.\n");
-        return reply(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", &body);
-    }
-    if (strcmp(url, "/-/ready") == 0) {
-        wf_buf_puts(&body, "weft collector is Ready.\n");
-        return reply(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", &body);
-    }
-    if (strcmp(url, "/api/v1/status/store") == 0) {
-        st_stats_t st;
-        st_store_stats(ctx->store, &st);
-        wf_buf_printf(&body,
-                      "{\"status\":\"success\",\"data\":{\"series\":%llu,\"headSamples\":%llu,"
-                      "\"sealedChunks\":%llu,\"samplesAppended\":%llu,\"spansAppended\":%llu,"
-                      "\"headSpans\":%llu,\"databaseBytes\":%lld,\"startTimeMs\":%lld}}",
-                      (unsigned long long)st.series, (unsigned long long)st.head_samples,
-                      (unsigned long long)st.sealed_chunks, (unsigned long long)st.samples_total,
-                      (unsigned long long)st.spans_total, (unsigned long long)st.head_spans,
-                      (long long)st.db_bytes, (long long)ctx->started_ms);
-        return reply(conn, MHD_HTTP_OK, "application/json", &body);
-    }
-    wf_buf_puts(&body, "{\"status\":\"error\",\"errorType\":\"not_found\","
-                       "\"error\":\"no such endpoint\"}");
-    return reply(conn, MHD_HTTP_NOT_FOUND, "application/json", &body);
+    col_resp_text(resp, 200, "weft collector is Ready.");
 }
 
-/* Parse "host:port" (IPv4 literal) into addr. */
-static int parse_listen(const char *s, struct sockaddr_in *addr)
+static void h_store_status(void *arg, col_req_t *req, col_resp_t *resp)
 {
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s) {
-        return WF_E_INVAL;
+    col_ctx_t *ctx = arg;
+    st_stats_t st;
+    st_store_stats(ctx->store, &st);
+    wf_buf_printf(&resp->body,
+                  "{\"status\":\"success\",\"data\":{\"series\":%llu,\"headSamples\":%llu,"
+                  "\"sealedChunks\":%llu,\"samplesAppended\":%llu,\"spansAppended\":%llu,"
+                  "\"headSpans\":%llu,\"databaseBytes\":%lld,\"startTimeMs\":%lld}}",
+                  (unsigned long long)st.series, (unsigned long long)st.head_samples,
+                  (unsigned long long)st.sealed_chunks, (unsigned long long)st.samples_total,
+                  (unsigned long long)st.spans_total, (unsigned long long)st.head_spans,
+                  (long long)st.db_bytes, (long long)ctx->started_ms);
+}
+
+/* Every endpoint of the collector. */
+static void add_routes(col_ctx_t *ctx)
+{
+    col_http_route(ctx->http, "GET", "/-/healthy", false, 0, h_healthy, ctx);
+    col_http_route(ctx->http, "GET", "/-/ready", false, 0, h_ready, ctx);
+    col_http_route(ctx->http, "GET", "/api/v1/status/store", false, 0, h_store_status, ctx);
+}
+
+typedef struct {
+    col_writer_t *writer;
+    atomic_int stop;
+} drain_t;
+
+static void *drain_main(void *arg)
+{
+    drain_t *d = arg;
+    while (!d->stop) {
+        col_writer_run(d->writer, 50);
     }
-    char host[64];
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof(host)) {
-        return WF_E_INVAL;
+    return NULL;
+}
+
+/* Stop the HTTP server while a helper thread keeps serving the write queue, so that ingest
+ * requests in flight complete instead of waiting forever. */
+static void drain_and_stop_http(col_ctx_t *ctx)
+{
+    drain_t d = {ctx->writer, 0};
+    pthread_t th;
+    bool started = pthread_create(&th, NULL, drain_main, &d) == 0;
+    col_http_free(ctx->http);
+    ctx->http = NULL;
+    if (started) {
+        d.stop = 1;
+        col_writer_wake(ctx->writer);
+        pthread_join(th, NULL);
     }
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535) {
-        return WF_E_INVAL;
-    }
-    memset(addr, 0, sizeof(*addr));
-    addr->sin_family = AF_INET;
-    addr->sin_port = htons((uint16_t)port);
-    if (strcmp(host, "localhost") == 0) {
-        strcpy(host, "127.0.0.1");
-    }
-    if (inet_pton(AF_INET, host, &addr->sin_addr) != 1) {
-        return WF_E_INVAL;
-    }
-    return 0;
 }
 
 static void housekeeping(col_ctx_t *ctx, int64_t *next_flush, int64_t *next_retention)
@@ -203,7 +178,6 @@ int col_main(int argc, char **argv)
         return 2;
     }
     wf_log_level_t level;
-    struct sockaddr_in addr;
     st_options_t opt;
     st_options_default(&opt);
     if (wf_log_parse_level(ctx.cfg.log_level, &level) != 0) {
@@ -212,11 +186,6 @@ int col_main(int argc, char **argv)
         goto out;
     }
     wf_log_set_level(level);
-    if (parse_listen(ctx.cfg.listen, &addr) != 0) {
-        fprintf(stderr, "weft collector: invalid --listen %s (want IPv4:port)\n", ctx.cfg.listen);
-        status = 2;
-        goto out;
-    }
     if (strcmp(ctx.cfg.sync, "process") == 0) {
         opt.sync = ST_SYNC_PROCESS;
     } else if (strcmp(ctx.cfg.sync, "power") == 0) {
@@ -250,14 +219,19 @@ int col_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ctx.httpd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, &ctx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)ctx.cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_END);
-    if (ctx.httpd == NULL) {
+    col_writer_new(ctx.store, &ctx.writer);
+    col_http_options_t hopt = {.threads = (unsigned)ctx.cfg.threads};
+    col_http_new(&hopt, &ctx.http);
+    add_routes(&ctx);
+    rc = col_http_listen(ctx.http, ctx.cfg.listen);
+    if (rc == WF_E_INVAL) {
+        fprintf(stderr, "weft collector: invalid --listen %s (want IPv4:port)\n", ctx.cfg.listen);
+        status = 2;
+        goto out;
+    }
+    if (rc != 0) {
         fprintf(stderr, "weft collector: cannot listen on %s: %s\n", ctx.cfg.listen,
-                strerror(errno));
+                wf_strerror(rc));
         goto out;
     }
     WF_LOG(WF_INFO, "collector", "listening", "addr=%s data_dir=%s", ctx.cfg.listen,
@@ -269,16 +243,18 @@ int col_main(int argc, char **argv)
     int64_t next_flush = wf_mono_ns() + ctx.cfg.flush_interval_ms * 1000000;
     int64_t next_retention = wf_mono_ns();
     while (!stop_requested) {
+        col_writer_run(ctx.writer, 100);
         housekeeping(&ctx, &next_flush, &next_retention);
-        struct timespec ts = {0, 100 * 1000000};
-        nanosleep(&ts, NULL);
     }
     WF_LOG(WF_INFO, "collector", "shutting down", "");
     status = 0;
 out:
-    if (ctx.httpd != NULL) {
-        MHD_stop_daemon(ctx.httpd); /* waits for in-flight requests */
+    /* Order matters: the HTTP server finishes in-flight requests, whose ingest jobs need the
+     * writer, so the queue keeps running on a helper thread until the server has stopped. */
+    if (ctx.http != NULL) {
+        drain_and_stop_http(&ctx);
     }
+    col_writer_free(ctx.writer);
     st_store_close(ctx.store);
     wf_flags_free(col_flags, &ctx.cfg);
     return status;

@@ -8,7 +8,7 @@ packages=(
     build-essential cmake ninja-build pkg-config git
     # libraries (found through pkg-config)
     libmicrohttpd-dev libsqlite3-dev libjansson-dev libzstd-dev libuv1-dev libssl-dev
-    libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev
+    libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev
     # tests: unit tests, format check, sanitizer and libFuzzer builds
     libcmocka-dev clang clang-format libclang-rt-14-dev curl
     # reference systems the tests and benchmarks run beside weft

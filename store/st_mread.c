@@ -500,3 +500,46 @@ out:
     st__db_reader_put(&s->db, c);
     return rc;
 }
+
+int st_metadata_metrics(st_store_t *s, st_strlist_t **out)
+{
+    *out = NULL;
+    sqlite3 *c = NULL;
+    int rc = st__db_reader_get(&s->db, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    char **items = NULL;
+    size_t *lens = NULL;
+    size_t n = 0, cap = 0;
+    int src = sqlite3_prepare_v2(c, "SELECT metric FROM metadata ORDER BY metric", -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = st__db_err(src);
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            items = wf_realloc(items, cap * sizeof(*items));
+            lens = wf_realloc(lens, cap * sizeof(*lens));
+        }
+        lens[n] = (size_t)sqlite3_column_bytes(st, 0);
+        items[n] = wf_strndup((const char *)sqlite3_column_text(st, 0), lens[n]);
+        n++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = st__db_err(src);
+        for (size_t i = 0; i < n; i++) {
+            wf_free(items[i]);
+        }
+        wf_free(items);
+        wf_free(lens);
+        goto out;
+    }
+    *out = st__strlist_new(items, lens, n);
+out:
+    sqlite3_finalize(st);
+    st__db_reader_put(&s->db, c);
+    return rc;
+}

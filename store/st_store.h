@@ -231,5 +231,7 @@ typedef struct {
 
 /* WF_E_NOTFOUND when nothing was recorded for metric. */
 int st_metadata_get(st_store_t *s, wf_str_t metric, st_metadata_t *out);
+/* Sorted names of every metric that has metadata. */
+int st_metadata_metrics(st_store_t *s, st_strlist_t **out);
 
 #endif

@@ -1,0 +1,105 @@
+/*
+ * col_http.h - the collector's HTTP server: libmicrohttpd underneath, a route table on top.
+ *
+ * Handlers see a whole request: method, path, parameters (query string and, for form POSTs,
+ * the body), headers, and the body already collected within the route's size limit and
+ * decoded from Content-Encoding gzip/deflate (chunked bodies without Content-Length too).
+ * They fill a response; the server compresses it with gzip when the client accepts it and it
+ * is worth it, and keeps the connection alive.
+ *
+ * Limits: a body above the route's max_body (or whose decoding would exceed it) is answered
+ * 413 before the handler runs; malformed gzip is 400. Both with a text message.
+ *
+ * Threads: handlers run on libmicrohttpd's worker threads, many at once; one request's memory
+ * (its arena, its body) is released after its response is sent.
+ */
+#ifndef COL_HTTP_H
+#define COL_HTTP_H
+
+#include "wf_arena.h"
+#include "wf_buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *name;
+    const char *value;
+} col_param_t;
+
+typedef struct col_req {
+    const char *method;  /* "GET", "POST", "HEAD", ... */
+    const char *path;    /* URL path, percent-decoded, without the query string */
+    const uint8_t *body; /* decoded body (NUL-terminated for convenience), len body_len */
+    size_t body_len;
+    wf_arena_t *arena;   /* per-request memory, freed after the response */
+    col_param_t *params; /* query string, then form body parameters, in order */
+    size_t nparams;
+    void *conn_; /* private: struct MHD_Connection */
+} col_req_t;
+
+/* First value of parameter name, or NULL. */
+const char *col_req_param(const col_req_t *r, const char *name);
+/* Every value of name (e.g. match[]) into out[0..max); returns how many exist (may be > max). */
+size_t col_req_param_all(const col_req_t *r, const char *name, const char **out, size_t max);
+/* Request header (case-insensitive name), or NULL. */
+const char *col_req_header(const col_req_t *r, const char *name);
+
+#define COL_RESP_MAX_HEADERS 8
+
+typedef struct {
+    unsigned status;          /* default 200 */
+    const char *content_type; /* static string; default "application/json" */
+    wf_buf_t body;
+    char *headers[COL_RESP_MAX_HEADERS][2]; /* owned copies */
+    size_t nheaders;
+    bool no_compress; /* body is already compressed (e.g. a snappy payload) */
+} col_resp_t;
+
+/* Add a response header (both strings copied). */
+void col_resp_header(col_resp_t *resp, const char *name, const char *value);
+/* A text/plain body with status (ingest endpoints answer errors like this, as Prometheus). */
+void col_resp_text(col_resp_t *resp, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prometheus's JSON error envelope:
+ * {"status":"error","errorType":"<type>","error":"<message>"} with status. */
+void col_resp_api_error(col_resp_t *resp, unsigned status, const char *error_type, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+typedef void (*col_handler_cb)(void *arg, col_req_t *req, col_resp_t *resp);
+
+typedef struct col_http col_http_t;
+
+typedef struct {
+    unsigned threads;        /* worker threads, default 4 */
+    unsigned conn_limit;     /* default 1024 */
+    unsigned conn_timeout_s; /* idle keep-alive timeout, default 60 */
+} col_http_options_t;
+
+int col_http_new(const col_http_options_t *o, col_http_t **out);
+
+/*
+ * Route requests for path (exact, or every path starting with it when prefix) with one of
+ * methods (a space-separated list like "GET POST"; HEAD is served as GET without a body) to
+ * cb. max_body is the largest body accepted, after decoding (0: no body allowed). Routes are
+ * added before col_http_listen; the longest matching route wins.
+ */
+int col_http_route(col_http_t *h, const char *methods, const char *path, bool prefix,
+                   size_t max_body, col_handler_cb cb, void *arg);
+
+/* Start serving on "ipv4:port" (may be called more than once for several ports). errno-style
+ * negative code on failure. */
+int col_http_listen(col_http_t *h, const char *addr);
+
+/* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
+void col_http_free(col_http_t *h);
+
+/* JSON string escaping (RFC 8259, \u00XX for control characters; invalid UTF-8 bytes become
+ * U+FFFD) appended to out, with the quotes. */
+void col_json_str(wf_buf_t *out, const char *s, size_t len);
+/* A float as Prometheus writes sample values: strconv.FormatFloat(v, 'f', -1, 64), and
+ * "NaN", "+Inf", "-Inf" (without quotes; callers add them). */
+void col_fmt_float(wf_buf_t *out, double v);
+
+#endif
