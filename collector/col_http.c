@@ -24,6 +24,7 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ typedef struct {
     size_t max_body;
     col_handler_cb cb;
     void *arg;
+    atomic_ulong by_class[6]; /* responses by status class: 1xx..5xx, [0] other */
 } route_t;
 
 enum { METHOD_GET = 1, METHOD_POST = 2, METHOD_PUT = 4, METHOD_DELETE = 8, METHOD_OTHER = 16 };
@@ -539,6 +541,8 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     resp.status = 200;
     resp.content_type = "application/json";
     route->cb(route->arg, &req, &resp);
+    unsigned cls = resp.status / 100;
+    atomic_fetch_add(&((route_t *)route)->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
     return send_resp(conn, &resp);
 }
 
@@ -647,6 +651,22 @@ int col_http_listen(col_http_t *h, const char *addr_s)
     }
     h->daemons[h->ndaemons++] = d;
     return 0;
+}
+
+void col_http_write_metrics(col_http_t *h, wf_buf_t *out)
+{
+    static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    wf_buf_puts(out, "# HELP weft_http_requests_total HTTP requests answered by a handler, by "
+                     "status class.\n# TYPE weft_http_requests_total counter\n");
+    for (size_t i = 0; i < h->nroutes; i++) {
+        for (size_t c = 0; c < 6; c++) {
+            unsigned long n = atomic_load(&h->routes[i].by_class[c]);
+            if (n != 0 || c == 2) {
+                wf_buf_printf(out, "weft_http_requests_total{code=\"%s\",handler=\"%s\"} %lu\n",
+                              classes[c], h->routes[i].path, n);
+            }
+        }
+    }
 }
 
 void col_http_free(col_http_t *h)

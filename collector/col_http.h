@@ -92,6 +92,10 @@ int col_http_route(col_http_t *h, const char *methods, const char *path, bool pr
  * negative code on failure. */
 int col_http_listen(col_http_t *h, const char *addr);
 
+/* Append the server's own metrics in the Prometheus text format:
+ * weft_http_requests_total{handler="<route path>",code="2xx"} per route and status class. */
+void col_http_write_metrics(col_http_t *h, wf_buf_t *out);
+
 /* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
 void col_http_free(col_http_t *h);
 

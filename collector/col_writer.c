@@ -31,6 +31,7 @@ struct col_writer {
      * because of estimates that are only upper bounds of one job each. */
     size_t group_samples;
     size_t group_bytes;
+    col_writer_stats_t stats; /* under mu */
 };
 
 void col_write_reject(col_write_t *w, int err, const st_label_t *labels, size_t nlabels)
@@ -82,6 +83,13 @@ static void finish_list(col_writer_t *wr, col_write_t *list, int status)
     for (col_write_t *w = list; w != NULL;) {
         col_write_t *next = w->next;
         w->status = status;
+        wr->stats.jobs++;
+        if (status != 0) {
+            wr->stats.jobs_failed++;
+        } else {
+            wr->stats.samples_accepted += w->accepted;
+            wr->stats.samples_rejected += w->rejected;
+        }
         w->next = NULL;
         w->done = true;
         w = next;
@@ -137,6 +145,13 @@ int col_writer_submit(col_writer_t *wr, col_write_t *w)
     return w->status;
 }
 
+void col_writer_stats(col_writer_t *wr, col_writer_stats_t *out)
+{
+    pthread_mutex_lock(&wr->mu);
+    *out = wr->stats;
+    pthread_mutex_unlock(&wr->mu);
+}
+
 void col_writer_wake(col_writer_t *wr)
 {
     pthread_mutex_lock(&wr->mu);
@@ -149,6 +164,9 @@ void col_writer_wake(col_writer_t *wr)
 static int run_group(col_writer_t *wr, col_write_t *group)
 {
     st_batch_t *b = NULL;
+    pthread_mutex_lock(&wr->mu);
+    wr->stats.batches++;
+    pthread_mutex_unlock(&wr->mu);
     int rc = st_batch_begin(wr->store, &b);
     if (rc != 0) {
         return rc;

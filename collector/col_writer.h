@@ -72,6 +72,17 @@ int col_writer_submit(col_writer_t *wr, col_write_t *w);
  */
 int col_writer_run(col_writer_t *wr, int timeout_ms);
 
+typedef struct {
+    uint64_t jobs;             /* jobs completed (durable or failed) */
+    uint64_t jobs_failed;      /* of which failed */
+    uint64_t batches;          /* store batches committed or attempted */
+    uint64_t samples_accepted; /* samples made durable */
+    uint64_t samples_rejected; /* samples refused one by one */
+} col_writer_stats_t;
+
+/* A consistent copy of the queue's counters (any thread). */
+void col_writer_stats(col_writer_t *wr, col_writer_stats_t *out);
+
 /* Ask a waiting col_writer_run to return now (from a signal-safe context use a flag). */
 void col_writer_wake(col_writer_t *wr);
 
