@@ -33,8 +33,6 @@
 const double col_api_query_buckets[12] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                           0.1,   0.25,   0.5,   1,    2.5,   INFINITY};
 
-static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
-
 /* ---- parameters --------------------------------------------------------------------------- */
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -280,7 +278,7 @@ static void put_result(wf_buf_t *b, const pql_result_t *r)
 static void record_query(col_api_t *api, int64_t start_ns, bool failed)
 {
     double secs = (double)(wf_mono_ns() - start_ns) / 1e9;
-    pthread_mutex_lock(&stats_mu);
+    pthread_mutex_lock(&api->stats_mu);
     api->stats.queries_total++;
     if (failed) {
         api->stats.query_errors_total++;
@@ -292,7 +290,14 @@ static void record_query(col_api_t *api, int64_t start_ns, bool failed)
     }
     api->stats.query_seconds_count++;
     api->stats.query_seconds_sum += secs;
-    pthread_mutex_unlock(&stats_mu);
+    pthread_mutex_unlock(&api->stats_mu);
+}
+
+void col_api_stats_copy(col_api_t *api, col_api_stats_t *out)
+{
+    pthread_mutex_lock(&api->stats_mu);
+    *out = api->stats;
+    pthread_mutex_unlock(&api->stats_mu);
 }
 
 static void eval_error(col_resp_t *resp, const pql_error_t *err)
@@ -1062,6 +1067,7 @@ static void h_tsdb(void *arg, col_req_t *req, col_resp_t *resp)
 
 void col_api_register(col_http_t *h, col_api_t *api)
 {
+    pthread_mutex_init(&api->stats_mu, NULL);
     const size_t form = 1 << 20; /* form-encoded POST bodies: queries and match[] lists */
     col_http_route(h, "GET POST", "/api/v1/query", false, form, h_query, api);
     col_http_route(h, "GET POST", "/api/v1/query_range", false, form, h_query_range, api);

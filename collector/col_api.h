@@ -13,6 +13,7 @@
 #include "st_store.h"
 #include "wf_flags.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Counters the API keeps for the collector's own /metrics (updated atomically). */
@@ -35,10 +36,14 @@ typedef struct {
     const void *flags_cfg;
     const char *config_yaml; /* what /status/config shows (borrowed) */
     int64_t retention_ms;
-    pql_options_t query; /* the engine's options, shown under Prometheus's flag names */
-    const char *listen;  /* --listen, shown as web.listen-address */
-    col_api_stats_t stats;
+    pql_options_t query;      /* the engine's options, shown under Prometheus's flag names */
+    const char *listen;       /* --listen, shown as web.listen-address */
+    col_api_stats_t stats;    /* under stats_mu */
+    pthread_mutex_t stats_mu; /* initialised by col_api_register */
 } col_api_t;
+
+/* A consistent copy of api's counters (any thread). */
+void col_api_stats_copy(col_api_t *api, col_api_stats_t *out);
 
 /* Route every /api/v1/ query, metadata and status endpoint to api. */
 void col_api_register(col_http_t *h, col_api_t *api);

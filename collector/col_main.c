@@ -10,6 +10,7 @@
 #include "col_main.h"
 
 #include "col_http.h"
+#include "col_remote_write.h"
 #include "col_writer.h"
 
 #include "st_store.h"
@@ -107,6 +108,10 @@ static void add_routes(col_ctx_t *ctx)
     col_http_route(ctx->http, "GET", "/-/healthy", false, 0, h_healthy, ctx);
     col_http_route(ctx->http, "GET", "/-/ready", false, 0, h_ready, ctx);
     col_http_route(ctx->http, "GET", "/api/v1/status/store", false, 0, h_store_status, ctx);
+    /* Ingest. Body limits are on the bytes as sent (remote_write's snappy is decoded by its
+     * handler, within its own limit). */
+    col_http_route(ctx->http, "POST", "/api/v1/write", false, (size_t)32 << 20,
+                   col_remote_write_handler, ctx->writer);
 }
 
 typedef struct {

@@ -1,0 +1,578 @@
+/*
+ * col_remote_write.c - Prometheus remote_write 1.0 receiver and the push paths' sample set.
+ * See col_remote_write.h.
+ *
+ * Schema (prompb/types.proto, remote.proto), by field number:
+ *   WriteRequest   { repeated TimeSeries timeseries = 1; repeated MetricMetadata metadata = 3; }
+ *   TimeSeries     { repeated Label labels = 1; repeated Sample samples = 2;
+ *                    repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }
+ *   Label          { string name = 1; string value = 2; }
+ *   Sample         { double value = 1; int64 timestamp = 2; }
+ *   MetricMetadata { MetricType type = 1; string metric_family_name = 2; string help = 4;
+ *                    string unit = 5; }
+ */
+#include "col_remote_write.h"
+
+#include "wf_alloc.h"
+#include "wf_err.h"
+#include "wf_log.h"
+#include "wf_pb.h"
+
+#include <errno.h>
+#include <snappy-c.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- sample set --------------------------------------------------------------------------- */
+
+void col_sset_free(col_sset_t *s)
+{
+    wf_free(s->labels);
+    wf_free(s->series);
+    wf_free(s->ts);
+    wf_free(s->v);
+    wf_free(s->meta);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Make room for one more element in an array of cap elements of size sz (at most limit). */
+static int grow(void **arr, size_t *cap, size_t n, size_t sz, size_t limit)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    if (n >= limit) {
+        return WF_E_LIMIT;
+    }
+    size_t ncap = *cap ? *cap * 2 : 64;
+    if (ncap > limit) {
+        ncap = limit;
+    }
+    if (wf_realloc_checked(arr, ncap, sz, 0) != 0) {
+        return WF_E_LIMIT;
+    }
+    *cap = ncap;
+    return 0;
+}
+
+void col_sset_begin(col_sset_t *s)
+{
+    s->cur_label_off = s->nlabels;
+    s->cur_sample_off = s->nsamples;
+}
+
+int col_sset_label(col_sset_t *s, wf_str_t name, wf_str_t value)
+{
+    if (s->nlabels - s->cur_label_off >= COL_SSET_MAX_SERIES_LABELS) {
+        return WF_E_LIMIT;
+    }
+    int rc = grow((void **)&s->labels, &s->cap_labels, s->nlabels, sizeof(st_label_t),
+                  COL_SSET_MAX_LABELS);
+    if (rc != 0) {
+        return rc;
+    }
+    s->labels[s->nlabels++] = (st_label_t){name, value};
+    return 0;
+}
+
+int col_sset_sample(col_sset_t *s, int64_t ts_ms, double v)
+{
+    if (s->nsamples >= s->cap_samples) {
+        size_t cap = s->cap_samples;
+        int rc = grow((void **)&s->ts, &cap, s->nsamples, sizeof(int64_t), COL_SSET_MAX_SAMPLES);
+        if (rc != 0) {
+            return rc;
+        }
+        if (wf_realloc_checked((void **)&s->v, cap, sizeof(double), 0) != 0) {
+            return WF_E_LIMIT;
+        }
+        s->cap_samples = cap;
+    }
+    s->ts[s->nsamples] = ts_ms;
+    s->v[s->nsamples] = v;
+    s->nsamples++;
+    return 0;
+}
+
+int col_sset_end(col_sset_t *s)
+{
+    size_t nl = s->nlabels - s->cur_label_off, ns = s->nsamples - s->cur_sample_off;
+    if (ns == 0) {
+        s->nlabels = s->cur_label_off;
+        return 0;
+    }
+    /* At most one series per sample, so the sample limit bounds this array too. */
+    int rc = grow((void **)&s->series, &s->cap_series, s->nseries, sizeof(col_sset_series_t),
+                  COL_SSET_MAX_SAMPLES);
+    if (rc != 0) {
+        return rc;
+    }
+    s->series[s->nseries++] = (col_sset_series_t){s->cur_label_off, nl, s->cur_sample_off, ns};
+    for (size_t i = s->cur_label_off; i < s->nlabels; i++) {
+        s->label_bytes += s->labels[i].name.len + s->labels[i].value.len;
+    }
+    col_sset_begin(s);
+    return 0;
+}
+
+int col_sset_metadata(col_sset_t *s, wf_str_t family, st_metric_type_t type, wf_str_t help,
+                      wf_str_t unit)
+{
+    int rc = grow((void **)&s->meta, &s->cap_meta, s->nmeta, sizeof(col_sset_meta_t),
+                  COL_SSET_MAX_SAMPLES);
+    if (rc != 0) {
+        return rc;
+    }
+    s->meta[s->nmeta++] = (col_sset_meta_t){family, help, unit, type};
+    return 0;
+}
+
+bool col_metric_name_valid(wf_str_t n)
+{
+    if (n.len == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n.len; i++) {
+        unsigned char c = (unsigned char)n.p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool label_name_valid(wf_str_t n)
+{
+    if (n.len == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n.len; i++) {
+        unsigned char c = (unsigned char)n.p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Print at most 64 bytes of s, with bytes that are not printable ASCII as \xNN. */
+static void put_clipped(char *out, size_t cap, wf_str_t s)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < s.len && i < 64 && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            out[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        }
+    }
+    if (s.len > 64 && o + 4 < cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
+int col_sset_check_labels(const st_label_t *l, size_t n, char *err, size_t errlen)
+{
+    char a[400];
+    bool sorted = true, any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!label_name_valid(l[i].name)) {
+            put_clipped(a, sizeof(a), l[i].name);
+            snprintf(err, errlen, "invalid label name \"%s\"", a);
+            return -EINVAL;
+        }
+        if (!wf_utf8_valid(l[i].value.p, l[i].value.len)) {
+            put_clipped(a, sizeof(a), l[i].value);
+            snprintf(err, errlen, "invalid UTF-8 in the value of label %.*s: \"%s\"",
+                     (int)(l[i].name.len > 64 ? 64 : l[i].name.len), l[i].name.p, a);
+            return -EINVAL;
+        }
+        any |= l[i].value.len > 0;
+        if (i > 0 && sorted && wf_str_cmp(l[i - 1].name, l[i].name) >= 0) {
+            sorted = false;
+        }
+        if (l[i].name.len == 8 && memcmp(l[i].name.p, "__name__", 8) == 0 &&
+            !col_metric_name_valid(l[i].value)) {
+            put_clipped(a, sizeof(a), l[i].value);
+            snprintf(err, errlen, "invalid metric name \"%s\"", a);
+            return -EINVAL;
+        }
+    }
+    if (!any) {
+        snprintf(err, errlen, "series without labels");
+        return -EINVAL;
+    }
+    /* Prometheus sends labels sorted, which makes the duplicate check linear; anything else
+     * gets the quadratic one (label counts are bounded). */
+    for (size_t i = 1; i < n; i++) {
+        if (sorted) {
+            if (wf_str_eq(l[i - 1].name, l[i].name)) {
+                goto dup;
+            }
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (wf_str_eq(l[j].name, l[i].name)) {
+                goto dup;
+            }
+        }
+        continue;
+    dup:
+        snprintf(err, errlen, "duplicate label name %.*s",
+                 (int)(l[i].name.len > 64 ? 64 : l[i].name.len), l[i].name.p);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Refusals that concern one sample (or its series) and leave the batch usable. */
+static bool per_sample_error(int rc)
+{
+    switch (rc) {
+    case ST_E_LABEL_NAME:
+    case ST_E_LABEL_VALUE:
+    case ST_E_LABEL_DUP:
+    case ST_E_LABEL_LIMIT:
+    case ST_E_NO_LABELS:
+    case ST_E_OUT_OF_ORDER:
+    case ST_E_DUPLICATE:
+    case ST_E_TOO_OLD:
+    case ST_E_TOO_NEW:
+    case ST_E_TIMESTAMP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The write queue's fill callback: runs on the writer thread, possibly more than once. */
+static int sset_fill(col_write_t *w, st_batch_t *b)
+{
+    const col_sset_t *s = w->arg;
+    for (size_t i = 0; i < s->nmeta; i++) {
+        const col_sset_meta_t *m = &s->meta[i];
+        int rc = st_batch_set_metadata(b, m->family, m->type, m->help, m->unit);
+        /* Metadata was validated while decoding; what the store still refuses (lengths) is
+         * dropped rather than failing the samples. */
+        if (rc != 0 && rc != ST_E_METADATA) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < s->nseries; i++) {
+        const col_sset_series_t *se = &s->series[i];
+        const st_label_t *labels = s->labels + se->label_off;
+        for (size_t j = se->sample_off; j < se->sample_off + se->nsamples; j++) {
+            int rc = st_batch_add(b, labels, se->nlabels, s->ts[j], s->v[j]);
+            if (rc == 0) {
+                w->accepted++;
+            } else if (per_sample_error(rc)) {
+                col_write_reject(w, rc, labels, se->nlabels);
+            } else {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int col_sset_submit(col_writer_t *wr, col_sset_t *s, col_write_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->fill = sset_fill;
+    w->arg = s;
+    w->est_samples = s->nsamples + s->nmeta;
+    w->est_bytes = s->label_bytes + 16 * s->nsamples;
+    for (size_t i = 0; i < s->nmeta; i++) {
+        w->est_bytes += s->meta[i].family.len + s->meta[i].help.len + s->meta[i].unit.len + 16;
+    }
+    return col_writer_submit(wr, w);
+}
+
+/* ---- snappy ------------------------------------------------------------------------------- */
+
+int col_rw_uncompress(const uint8_t *in, size_t len, size_t limit, uint8_t **out, size_t *out_len,
+                      char *err, size_t errlen)
+{
+    size_t n = 0;
+    if (snappy_uncompressed_length((const char *)in, len, &n) != SNAPPY_OK) {
+        snprintf(err, errlen, "snappy: corrupt input");
+        return WF_E_INVAL;
+    }
+    if (n > limit) {
+        snprintf(err, errlen, "snappy: decoded body of %zu bytes exceeds the limit of %zu", n,
+                 limit);
+        return WF_E_LIMIT;
+    }
+    void *buf = NULL;
+    /* One byte more so that an empty body still gets a block. */
+    if (wf_alloc_checked(n + 1, 1, 0, &buf) != 0) {
+        snprintf(err, errlen, "snappy: cannot allocate %zu bytes", n);
+        return WF_E_LIMIT;
+    }
+    size_t got = n;
+    if (snappy_uncompress((const char *)in, len, buf, &got) != SNAPPY_OK || got != n) {
+        wf_free(buf);
+        snprintf(err, errlen, "snappy: corrupt input");
+        return WF_E_INVAL;
+    }
+    *out = buf;
+    *out_len = n;
+    return 0;
+}
+
+/* ---- protobuf decoding -------------------------------------------------------------------- */
+
+typedef struct {
+    char *err;
+    size_t errlen;
+    size_t series_no; /* 0-based index of the TimeSeries being decoded, for messages */
+} dec_t;
+
+static int pb_error(dec_t *d, const wf_pb_rd_t *r, const char *where)
+{
+    snprintf(d->err, d->errlen, "protobuf: %s%s%s at offset %zu", where ? where : "",
+             where ? ": " : "", r->err ? r->err : "malformed message", r->err_off);
+    return WF_E_INVAL;
+}
+
+static int limit_error(dec_t *d, const char *what)
+{
+    snprintf(d->err, d->errlen, "request too large: more than %s", what);
+    return WF_E_LIMIT;
+}
+
+static int decode_label(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
+{
+    wf_pb_field_t f;
+    wf_str_t name = {"", 0}, value = {"", 0};
+    int rc;
+    while ((rc = wf_pb_next(r, &f)) > 0) {
+        if (f.num == 1) {
+            rc = wf_pb_bytes(r, &f, &name);
+        } else if (f.num == 2) {
+            rc = wf_pb_bytes(r, &f, &value);
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        return pb_error(d, r, "label");
+    }
+    rc = col_sset_label(s, name, value);
+    if (rc != 0) {
+        return limit_error(d, "1024 labels in a series, or 8M labels in total");
+    }
+    return 0;
+}
+
+static int decode_sample(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
+{
+    wf_pb_field_t f;
+    double v = 0;
+    int64_t ts = 0;
+    int rc;
+    while ((rc = wf_pb_next(r, &f)) > 0) {
+        if (f.num == 1) {
+            rc = wf_pb_double(r, &f, &v);
+        } else if (f.num == 2) {
+            rc = wf_pb_int64(r, &f, &ts);
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        return pb_error(d, r, "sample");
+    }
+    if (col_sset_sample(s, ts, v) != 0) {
+        return limit_error(d, "2000000 samples");
+    }
+    return 0;
+}
+
+static int decode_series(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
+{
+    wf_pb_field_t f;
+    wf_pb_rd_t sub;
+    int rc;
+    col_sset_begin(s);
+    while ((rc = wf_pb_next(r, &f)) > 0) {
+        switch (f.num) {
+        case 1:
+            if (wf_pb_sub(r, &f, &sub) != 0) {
+                return pb_error(d, r, "timeseries");
+            }
+            if ((rc = decode_label(d, &sub, s)) != 0) {
+                return rc;
+            }
+            break;
+        case 2:
+            if (wf_pb_sub(r, &f, &sub) != 0) {
+                return pb_error(d, r, "timeseries");
+            }
+            if ((rc = decode_sample(d, &sub, s)) != 0) {
+                return rc;
+            }
+            break;
+        case 3: /* exemplars, and native histograms: accepted, not stored */
+        case 4:
+            if (f.wire != WF_PB_LEN) {
+                return pb_error(d,
+                                &(wf_pb_rd_t){.err = "wrong wire type for field", .err_off = f.off},
+                                "timeseries");
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (rc < 0) {
+        return pb_error(d, r, "timeseries");
+    }
+    size_t n;
+    const st_label_t *labels = col_sset_cur_labels(s, &n);
+    char why[480];
+    if (col_sset_check_labels(labels, n, why, sizeof(why)) != 0) {
+        snprintf(d->err, d->errlen, "timeseries %zu: %s", d->series_no, why);
+        return WF_E_INVAL;
+    }
+    if (col_sset_end(s) != 0) {
+        return limit_error(d, "2000000 series");
+    }
+    return 0;
+}
+
+static int decode_metadata(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
+{
+    wf_pb_field_t f;
+    uint32_t type = 0;
+    wf_str_t family = {"", 0}, help = {"", 0}, unit = {"", 0};
+    int rc;
+    while ((rc = wf_pb_next(r, &f)) > 0) {
+        switch (f.num) {
+        case 1:
+            rc = wf_pb_uint32(r, &f, &type);
+            break;
+        case 2:
+            rc = wf_pb_bytes(r, &f, &family);
+            break;
+        case 4:
+            rc = wf_pb_bytes(r, &f, &help);
+            break;
+        case 5:
+            rc = wf_pb_bytes(r, &f, &unit);
+            break;
+        default:
+            break;
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        return pb_error(d, r, "metadata");
+    }
+    char a[400];
+    if (!col_metric_name_valid(family)) {
+        put_clipped(a, sizeof(a), family);
+        snprintf(d->err, d->errlen, "metadata: invalid metric family name \"%s\"", a);
+        return WF_E_INVAL;
+    }
+    if (!wf_utf8_valid(help.p, help.len) || !wf_utf8_valid(unit.p, unit.len)) {
+        snprintf(d->err, d->errlen, "metadata of %.*s: invalid UTF-8 in help or unit",
+                 (int)(family.len > 64 ? 64 : family.len), family.p);
+        return WF_E_INVAL;
+    }
+    /* prompb's MetricType has the store's values; a newer type than we know is UNKNOWN. */
+    st_metric_type_t t = type <= ST_METRIC_STATESET ? (st_metric_type_t)type : ST_METRIC_UNKNOWN;
+    if (col_sset_metadata(s, family, t, help, unit) != 0) {
+        return limit_error(d, "2000000 metadata entries");
+    }
+    return 0;
+}
+
+int col_rw_decode(const uint8_t *pb, size_t len, col_sset_t *s, char *err, size_t errlen)
+{
+    dec_t d = {err, errlen, 0};
+    wf_pb_rd_t r, sub;
+    wf_pb_field_t f;
+    wf_pb_init(&r, pb, len);
+    int rc;
+    while ((rc = wf_pb_next(&r, &f)) > 0) {
+        if (f.num == 1) {
+            if (wf_pb_sub(&r, &f, &sub) != 0) {
+                return pb_error(&d, &r, NULL);
+            }
+            if ((rc = decode_series(&d, &sub, s)) != 0) {
+                return rc;
+            }
+            d.series_no++;
+        } else if (f.num == 3) {
+            if (wf_pb_sub(&r, &f, &sub) != 0) {
+                return pb_error(&d, &r, NULL);
+            }
+            if ((rc = decode_metadata(&d, &sub, s)) != 0) {
+                return rc;
+            }
+        }
+    }
+    if (rc < 0) {
+        return pb_error(&d, &r, NULL);
+    }
+    return 0;
+}
+
+/* ---- the handler -------------------------------------------------------------------------- */
+
+void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
+{
+    col_writer_t *wr = writer;
+    char err[512];
+    uint8_t *pb = NULL;
+    size_t pb_len = 0;
+    col_sset_t set;
+    memset(&set, 0, sizeof(set));
+
+    int rc = col_rw_uncompress(req->body, req->body_len, COL_RW_MAX_UNCOMPRESSED, &pb, &pb_len, err,
+                               sizeof(err));
+    if (rc == 0) {
+        rc = col_rw_decode(pb, pb_len, &set, err, sizeof(err));
+    }
+    if (rc != 0) {
+        WF_LOG_RL(WF_WARN, 1, "remote_write", "bad request", "err=\"%s\"", err);
+        col_resp_text(resp, rc == WF_E_LIMIT ? 413 : 400, "%s", err);
+        goto out;
+    }
+    if (set.nsamples == 0 && set.nmeta == 0) {
+        resp->status = 204;
+        goto out;
+    }
+    col_write_t w;
+    rc = col_sset_submit(wr, &set, &w);
+    if (rc == 0 && w.rejected == 0) {
+        resp->status = 204;
+    } else if (rc == 0) {
+        WF_LOG_RL(WF_WARN, 1, "remote_write", "samples refused",
+                  "accepted=%zu rejected=%zu err=\"%s\"", w.accepted, w.rejected, w.reject_msg);
+        col_resp_text(resp, 400, "%s (%zu of %zu samples refused)", w.reject_msg, w.rejected,
+                      w.rejected + w.accepted);
+    } else if (rc == ST_E_BATCH_LIMIT) {
+        col_resp_text(resp, 413, "request too large for one store batch: %s", st_strerror(rc));
+    } else {
+        WF_LOG_RL(WF_ERROR, 1, "remote_write", "store write failed", "err=\"%s\"", st_strerror(rc));
+        col_resp_text(resp, rc == ST_E_CLOSED ? 503 : 500, "store write failed: %s",
+                      st_strerror(rc));
+    }
+out:
+    col_sset_free(&set);
+    wf_free(pb);
+}
