@@ -887,24 +887,29 @@ static void h_config(void *arg, col_req_t *req, col_resp_t *resp)
     wf_buf_puts(&resp->body, "}}");
 }
 
-/* A duration as Prometheus prints one (model.Duration): "15d", "1h30m", "5m", "0s". */
+/* A duration as Prometheus prints one (model.Duration.String): "15d", "1h30m", "5m", "0s";
+ * years and weeks only when they divide it exactly ("90d", not "12w6d"). */
 static void put_prom_duration(wf_buf_t *b, int64_t ms)
 {
     static const struct {
         const char *u;
         int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
+        bool exact;
+    } units[] = {{"y", 365LL * 86400000, true},
+                 {"w", 7LL * 86400000, true},
+                 {"d", 86400000, false},
+                 {"h", 3600000, false},
+                 {"m", 60000, false},
+                 {"s", 1000, false},
+                 {"ms", 1, false}};
     if (ms == 0) {
         wf_buf_puts(b, "0s");
         return;
     }
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (units[i].exact && ms % units[i].ms != 0) {
+            continue;
+        }
         if (ms >= units[i].ms) {
             wf_buf_printf(b, "%" PRId64 "%s", ms / units[i].ms, units[i].u);
             ms %= units[i].ms;

@@ -39,6 +39,8 @@
 /* Header block memory per connection; long GET query strings (PromQL) need more than
  * libmicrohttpd's 32 KiB default. Above it libmicrohttpd answers 431/414 itself. */
 #define CONN_MEMORY_LIMIT (256 * 1024)
+/* Largest declared body that is read (and dropped) to answer 413 cleanly. */
+#define DISCARD_MAX (64ULL << 20)
 
 typedef struct {
     char *path;
@@ -567,20 +569,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                "method %s not allowed for %s", method, url);
             return send_resp(conn, &resp);
         }
+        /* A declared body above the limit is read and dropped, then answered 413, so that
+         * the client (still sending) reads the answer instead of a reset connection; one
+         * far above it is answered at once and the connection closed. */
+        bool too_large = false;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno != 0 || (unsigned long long)route->max_body < n) {
-                char msg[96];
-                snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
-                         route->max_body);
-                return send_simple(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+                too_large = true;
+                if (errno != 0 || n > DISCARD_MAX) {
+                    char msg[96];
+                    snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
+                             route->max_body);
+                    return send_simple(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+                }
             }
         }
         st = wf_calloc(1, sizeof(*st));
         st->route = route;
+        st->too_large = too_large;
         wf_arena_init(&st->arena, 16 * 1024, 0);
         *req_cls = st;
         return MHD_YES;

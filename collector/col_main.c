@@ -9,8 +9,11 @@
  */
 #include "col_main.h"
 
+#include "col_api.h"
 #include "col_http.h"
 #include "col_remote_write.h"
+#include "col_selfmon.h"
+#include "pql.h"
 #include "col_writer.h"
 
 #include "st_store.h"
@@ -40,6 +43,9 @@ typedef struct {
     char *sync;
     char *log_level;
     int64_t threads;
+    int64_t query_lookback_ms;
+    int64_t query_timeout_ms;
+    int64_t query_max_samples;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -58,6 +64,12 @@ static const wf_flag_t col_flags[] = {
     {"threads", WF_FLAG_INT, "4", offsetof(col_config_t, threads), "HTTP worker threads"},
     {"log-level", WF_FLAG_STR, "info", offsetof(col_config_t, log_level),
      "error, warn, info or debug"},
+    {"query-lookback", WF_FLAG_DURATION, "5m", offsetof(col_config_t, query_lookback_ms),
+     "how far back an instant selector looks for a sample (Prometheus's lookback delta)"},
+    {"query-timeout", WF_FLAG_DURATION, "2m", offsetof(col_config_t, query_timeout_ms),
+     "longest time a query may run"},
+    {"query-max-samples", WF_FLAG_INT, "50000000", offsetof(col_config_t, query_max_samples),
+     "most samples one query may hold in memory"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -66,6 +78,10 @@ typedef struct {
     st_store_t *store;
     col_writer_t *writer;
     col_http_t *http;
+    pql_engine_t *engine;
+    col_api_t api;
+    col_selfmon_t selfmon;
+    char *config_yaml;
     int64_t started_ms;
 } col_ctx_t;
 
@@ -112,6 +128,22 @@ static void add_routes(col_ctx_t *ctx)
      * handler, within its own limit). */
     col_http_route(ctx->http, "POST", "/api/v1/write", false, (size_t)32 << 20,
                    col_remote_write_handler, ctx->writer);
+    col_api_register(ctx->http, &ctx->api);
+    col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
+}
+
+/* What /api/v1/status/config shows: the configuration in Prometheus's YAML shape, so that
+ * tools that read the global scrape interval (Kiali does) find it. */
+static char *config_yaml(const col_config_t *c)
+{
+    wf_buf_t b = WF_BUF_INIT;
+    wf_buf_printf(&b,
+                  "global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n"
+                  "  evaluation_interval: 1m\n"
+                  "storage:\n  tsdb:\n    path: %s\n",
+                  c->data_dir);
+    wf_buf_putc(&b, 0);
+    return (char *)wf_buf_detach(&b, NULL);
 }
 
 typedef struct {
@@ -206,6 +238,13 @@ int col_main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (ctx.cfg.query_lookback_ms <= 0 || ctx.cfg.query_timeout_ms <= 0 ||
+        ctx.cfg.query_max_samples <= 0) {
+        fprintf(stderr, "weft collector: --query-lookback, --query-timeout and "
+                        "--query-max-samples must be > 0\n");
+        status = 2;
+        goto out;
+    }
     opt.dir = ctx.cfg.data_dir;
     opt.metrics_retention_ms = ctx.cfg.retention_ms;
     opt.spans_retention_ms = ctx.cfg.trace_retention_ms;
@@ -225,8 +264,33 @@ int col_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     col_writer_new(ctx.store, &ctx.writer);
+    pql_options_t qopt;
+    pql_options_default(&qopt);
+    qopt.lookback_ms = ctx.cfg.query_lookback_ms;
+    qopt.timeout_ms = ctx.cfg.query_timeout_ms;
+    qopt.max_samples = (size_t)ctx.cfg.query_max_samples;
+    rc = pql_engine_new(ctx.store, &qopt, &ctx.engine);
+    if (rc != 0) {
+        fprintf(stderr, "weft collector: cannot start the query engine: %s\n", wf_strerror(rc));
+        goto out;
+    }
+    ctx.config_yaml = config_yaml(&ctx.cfg);
+    ctx.api.store = ctx.store;
+    ctx.api.engine = ctx.engine;
+    ctx.api.started_ms = ctx.started_ms;
+    ctx.api.flags = col_flags;
+    ctx.api.flags_cfg = &ctx.cfg;
+    ctx.api.config_yaml = ctx.config_yaml;
+    ctx.api.retention_ms = ctx.cfg.retention_ms;
+    ctx.api.query = qopt;
+    ctx.api.listen = ctx.cfg.listen;
     col_http_options_t hopt = {.threads = (unsigned)ctx.cfg.threads};
     col_http_new(&hopt, &ctx.http);
+    ctx.selfmon.store = ctx.store;
+    ctx.selfmon.writer = ctx.writer;
+    ctx.selfmon.http = ctx.http;
+    ctx.selfmon.api = &ctx.api;
+    ctx.selfmon.started_ms = ctx.started_ms;
     add_routes(&ctx);
     rc = col_http_listen(ctx.http, ctx.cfg.listen);
     if (rc == WF_E_INVAL) {
@@ -260,7 +324,9 @@ out:
         drain_and_stop_http(&ctx);
     }
     col_writer_free(ctx.writer);
+    pql_engine_free(ctx.engine);
     st_store_close(ctx.store);
+    wf_free(ctx.config_yaml);
     wf_flags_free(col_flags, &ctx.cfg);
     return status;
 }

@@ -123,7 +123,7 @@ typedef enum {
 /* A function's signature, as the parser checks it. */
 typedef struct {
     const char *name;
-    pql_type_t args[4]; /* argument types, nargs of them */
+    pql_type_t args[5]; /* argument types, nargs of them (label_replace has 5) */
     int nargs;
     int variadic; /* 0: exactly nargs; k > 0: the last k of args are optional; -1: the
                      last one repeats any number of times (label_join) */
