@@ -11,6 +11,7 @@
 
 #include "col_api.h"
 #include "col_http.h"
+#include "col_otlp_metrics.h"
 #include "col_remote_write.h"
 #include "col_selfmon.h"
 #include "pql.h"
@@ -128,6 +129,8 @@ static void add_routes(col_ctx_t *ctx)
      * handler, within its own limit). */
     col_http_route(ctx->http, "POST", "/api/v1/write", false, (size_t)32 << 20,
                    col_remote_write_handler, ctx->writer);
+    col_http_route(ctx->http, "POST", "/v1/metrics", false, (size_t)32 << 20,
+                   col_otlp_metrics_handler, ctx->writer);
     col_api_register(ctx->http, &ctx->api);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
 }
