@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -387,12 +388,88 @@ static void test_bad_input(void **state)
     json_decref(d);
 }
 
+/* Run promtool (Prometheus's own Go API client, which POSTs queries as Grafana's backend
+ * does) against weft; returns its exit status and its output in *out. */
+static int promtool(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
+                    const char *a5, const char *a6)
+{
+    char server[64], log[600];
+    snprintf(server, sizeof(server), "http://127.0.0.1:%d", port);
+    snprintf(log, sizeof(log), "%s/promtool.out", dir);
+    const char *argv[10] = {"promtool", "query", a1};
+    size_t n = 3;
+    const char *rest[] = {a2, a3, a4, a5, a6};
+    for (size_t i = 0; i < 5; i++) {
+        if (rest[i] != NULL) {
+            argv[n++] = strcmp(rest[i], "SERVER") == 0 ? server : rest[i];
+        }
+    }
+    argv[n] = NULL;
+    unlink(log);
+    pid_t p = wt_spawn((char *const *)argv, log);
+    int st = wt_wait(p, 30000);
+    *out = wt_read_file(log, NULL);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_promtool_client(void **state)
+{
+    char t[32], start[32], flag_t[48], flag_s[48], flag_e[48];
+    snprintf(t, sizeof(t), "%.3f", (double)t_last / 1000);
+    snprintf(start, sizeof(start), "%.3f", (double)t_last / 1000 - 300);
+    snprintf(flag_t, sizeof(flag_t), "--time=%s", t);
+    snprintf(flag_s, sizeof(flag_s), "--start=%s", start);
+    snprintf(flag_e, sizeof(flag_e), "--end=%s", t);
+    char *out = NULL;
+    int rc = promtool(&out, "instant", "-o", "json", flag_t, "SERVER",
+                      "sum by (code) (http_requests_total)");
+    if (rc != 0) {
+        fail_msg("promtool query instant: %d %s", rc, out ? out : "");
+    }
+    json_error_t err;
+    json_t *j = json_loads(out, 0, &err);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *e = json_array_get(j, i);
+        const char *code = json_string_value(json_object_get(json_object_get(e, "metric"), "code"));
+        double v = sample_value(json_object_get(e, "value"));
+        assert_true(v == (strcmp(code, "200") == 0 ? (N - 1) * 10.0 : (N - 1) * 1.0));
+    }
+    json_decref(j);
+    wf_free(out);
+
+    rc = promtool(&out, "range", flag_s, flag_e, "--step=1m", "SERVER", "temperature");
+    if (rc != 0 || strstr(out, "temperature{instance=\"a:1\", job=\"api\"} =>") == NULL) {
+        fail_msg("promtool query range: %d %s", rc, out ? out : "");
+    }
+    /* 6 points: start, +1m, ..., end */
+    size_t points = 0;
+    for (const char *p = out; (p = strstr(p, " @[")) != NULL; p++) {
+        points++;
+    }
+    assert_int_equal(points, 6);
+    wf_free(out);
+
+    rc = promtool(&out, "series", "--match=http_requests_total{code=\"500\"}", "SERVER", NULL, NULL,
+                  NULL);
+    if (rc != 0 || strstr(out, "code=\"500\"") == NULL || strstr(out, "code=\"200\"") != NULL) {
+        fail_msg("promtool query series: %d %s", rc, out ? out : "");
+    }
+    wf_free(out);
+
+    rc = promtool(&out, "labels", "SERVER", "code", NULL, NULL, NULL);
+    if (rc != 0 || strcmp(out, "200\n500\n") != 0) {
+        fail_msg("promtool query labels: %d %s", rc, out ? out : "");
+    }
+    wf_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_instant_queries),
-        cmocka_unit_test(test_range_queries),
-        cmocka_unit_test(test_metadata_endpoints),
+        cmocka_unit_test(test_instant_queries),    cmocka_unit_test(test_range_queries),
+        cmocka_unit_test(test_metadata_endpoints), cmocka_unit_test(test_promtool_client),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
