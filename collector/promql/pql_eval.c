@@ -55,6 +55,10 @@ struct pql__ev {
     pql_engine_t *e;
     wf_arena_t arena;
     int64_t qstart, qend;
+    /* Prometheus's subqueryTimes() of the subqueries around the node being evaluated: the
+     * sums of their offsets and ranges since the innermost one with @ (whose time is sq_at). */
+    int64_t sq_off, sq_range, sq_at;
+    bool sq_has_at;
     pql__ls_t *ls;
     size_t nls, capls;
     uint32_t *lsidx; /* id + 1, 0 = empty slot */
@@ -279,7 +283,9 @@ static void lsidx_rehash(pql__ev_t *ev)
     ev->lsidx_cap = cap;
 }
 
-uint32_t pql__ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n)
+/* Intern l[0..n); with copy, a new set's strings are copied into the query arena (the caller's
+ * are transient), else they are borrowed. */
+static uint32_t ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n, bool copy)
 {
     uint64_t h = ls_hash(l, n);
     if ((ev->nls + 1) * 2 > ev->lsidx_cap) {
@@ -302,11 +308,20 @@ uint32_t pql__ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n)
     c->n = (uint32_t)n;
     c->hash = h;
     c->l = n ? wf_arena_alloc(&ev->arena, n * sizeof(*l)) : NULL;
-    if (n) {
-        memcpy(c->l, l, n * sizeof(*l));
+    for (size_t i = 0; i < n; i++) {
+        c->l[i] = l[i];
+        if (copy) {
+            c->l[i].name.p = wf_arena_strndup(&ev->arena, l[i].name.p, l[i].name.len);
+            c->l[i].value.p = wf_arena_strndup(&ev->arena, l[i].value.p, l[i].value.len);
+        }
     }
     ev->lsidx[j] = id + 1;
     return id;
+}
+
+uint32_t pql__ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n)
+{
+    return ls_intern(ev, l, n, false);
 }
 
 const pql__ls_t *pql__ls_get(const pql__ev_t *ev, uint32_t id)
@@ -361,36 +376,25 @@ uint32_t pql__ls_set(pql__ev_t *ev, uint32_t id, wf_str_t name, wf_str_t value)
     st_label_t *b = scratch(ev, s->n + 1);
     size_t n = 0;
     bool done = false;
-    wf_str_t v = {"", 0};
-    if (value.len) {
-        v.p = wf_arena_strndup(&ev->arena, value.p, value.len);
-        v.len = value.len;
-    }
-    wf_str_t nm = {wf_arena_strndup(&ev->arena, name.p, name.len), name.len};
     for (uint32_t i = 0; i < s->n; i++) {
         int c = wf_str_cmp(s->l[i].name, name);
-        if (c == 0) {
+        if (c == 0 || (c > 0 && !done)) {
             done = true;
             if (value.len) {
-                b[n].name = nm;
-                b[n++].value = v;
+                b[n].name = name;
+                b[n++].value = value;
             }
-            continue;
-        }
-        if (c > 0 && !done) {
-            done = true;
-            if (value.len) {
-                b[n].name = nm;
-                b[n++].value = v;
+            if (c == 0) {
+                continue;
             }
         }
         b[n++] = s->l[i];
     }
     if (!done && value.len) {
-        b[n].name = nm;
-        b[n++].value = v;
+        b[n].name = name;
+        b[n++].value = value;
     }
-    return pql__ls_intern(ev, b, n);
+    return ls_intern(ev, b, n, true);
 }
 
 static bool name_in(wf_str_t n, const pql_names_t *names)
@@ -435,45 +439,43 @@ int pql__ls_cmp(const pql__ev_t *ev, uint32_t a, uint32_t b)
     return x->n < y->n ? -1 : x->n > y->n ? 1 : 0;
 }
 
-/* Prometheus's labels.String(): {a="b", c="d"} with Go-quoted values. */
-static void ls_format(const pql__ev_t *ev, uint32_t id, char *out, size_t cap)
+/* Prometheus's labels.String(): {a="b", c="d"} with Go-quoted values; owned by the caller. */
+static char *ls_format(const pql__ev_t *ev, uint32_t id)
 {
     const pql__ls_t *s = &ev->ls[id];
+    size_t cap = 3;
+    for (uint32_t i = 0; i < s->n; i++) {
+        cap += s->l[i].name.len + 2 * s->l[i].value.len + 5;
+    }
+    char *out = wf_malloc(cap);
     size_t o = 0;
-#define PUT(c)                                                                                     \
-    do {                                                                                           \
-        if (o + 1 < cap) {                                                                         \
-            out[o++] = (c);                                                                        \
-        }                                                                                          \
-    } while (0)
-    PUT('{');
+    out[o++] = '{';
     for (uint32_t i = 0; i < s->n; i++) {
         if (i) {
-            PUT(',');
-            PUT(' ');
+            out[o++] = ',';
+            out[o++] = ' ';
         }
-        for (size_t k = 0; k < s->l[i].name.len; k++) {
-            PUT(s->l[i].name.p[k]);
-        }
-        PUT('=');
-        PUT('"');
+        memcpy(out + o, s->l[i].name.p, s->l[i].name.len);
+        o += s->l[i].name.len;
+        out[o++] = '=';
+        out[o++] = '"';
         for (size_t k = 0; k < s->l[i].value.len; k++) {
             char c = s->l[i].value.p[k];
             if (c == '"' || c == '\\') {
-                PUT('\\');
-                PUT(c);
+                out[o++] = '\\';
+                out[o++] = c;
             } else if (c == '\n') {
-                PUT('\\');
-                PUT('n');
+                out[o++] = '\\';
+                out[o++] = 'n';
             } else {
-                PUT(c);
+                out[o++] = c;
             }
         }
-        PUT('"');
+        out[o++] = '"';
     }
-    PUT('}');
-#undef PUT
-    out[o < cap ? o : cap - 1] = 0;
+    out[o++] = '}';
+    out[o] = 0;
+    return out;
 }
 
 /* ---- matrices ------------------------------------------------------------------------------ */
@@ -571,6 +573,21 @@ static int64_t at_time(const pql__ev_t *ev, pql_at_kind_t k, int64_t at_ms)
 
 static int eval(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pql__mat_t *out);
 
+/*
+ * The offset a selector or subquery reads with. Prometheus implements `@ t` by rewriting the
+ * offset to offset + (start - t), start being the first step of the evaluation the node is in;
+ * the node is then normally evaluated only at start (it is step-invariant, see invariant()),
+ * which reads at t - offset. Inside a function whose result depends on the step time
+ * (predict_linear, ...) it is evaluated at every step with that rewritten offset, and we do the
+ * same.
+ */
+static int64_t eff_offset(const pql__ev_t *ev, int64_t off, bool has_at, int64_t at,
+                          const pql__rng_t *r)
+{
+    (void)ev;
+    return has_at ? off + (r->start - at) : off;
+}
+
 /* ---- selectors ----------------------------------------------------------------------------- */
 
 static bool is_stale(double v)
@@ -580,9 +597,33 @@ static bool is_stale(double v)
     return b == 0x7ff0000000000002ULL;
 }
 
-static int do_select(pql__ev_t *ev, const pql_node_t *vs, int64_t mint, int64_t maxt,
+/*
+ * Read the series of selector vs in [mint, maxt], clamped to the window Prometheus's
+ * getTimeRangesForSelector() gives the querier for it: samples outside that window do not
+ * exist for 2.42's evaluation, which matters where @ makes windows move past it.
+ */
+static int do_select(pql__ev_t *ev, const pql_node_t *vs, int64_t range, int64_t mint, int64_t maxt,
                      st_series_set_t **out)
 {
+    int64_t ps = ev->qstart, pe = ev->qend;
+    if (ev->sq_has_at) {
+        ps = pe = ev->sq_at;
+    }
+    if (vs->u.vector.at != PQL_AT_NONE) {
+        ps = pe = at_time(ev, vs->u.vector.at, vs->u.vector.at_ms);
+    } else {
+        ps -= ev->sq_off + ev->sq_range;
+        pe -= ev->sq_off;
+    }
+    ps -= range ? range : ev->e->o.lookback_ms;
+    ps -= vs->u.vector.offset_ms;
+    pe -= vs->u.vector.offset_ms;
+    if (mint < ps) {
+        mint = ps;
+    }
+    if (maxt > pe) {
+        maxt = pe;
+    }
     const st_matcher_t *ms[64] = {0};
     const st_matcher_t **m = ms;
     size_t n = vs->u.vector.nmatchers;
@@ -638,9 +679,17 @@ static int eval_vector_sel(pql__ev_t *ev, const pql_node_t *vs, const pql__rng_t
     int64_t off = vs->u.vector.offset_ms, lb = ev->e->o.lookback_ms;
     bool has_at = vs->u.vector.at != PQL_AT_NONE;
     int64_t at = has_at ? at_time(ev, vs->u.vector.at, vs->u.vector.at_ms) : 0;
-    int64_t t0 = has_at ? at : r->start, t1 = has_at ? at : r->end;
+    int64_t off_eff = eff_offset(ev, off, has_at, at, r);
+    int64_t mint = r->start - off_eff - lb, maxt = r->end - off_eff;
+    /* timestamp(x @ t) reads at t itself at every step (2.42 replaces the offset with
+     * step - t there), from the data a plain x @ t offset o would have loaded. */
+    bool ts_quirk = with_t && has_at;
+    if (ts_quirk) {
+        mint = at - off - lb;
+        maxt = at - off;
+    }
     st_series_set_t *set;
-    if (do_select(ev, vs, t0 - off - lb, t1 - off, &set) != 0) {
+    if (do_select(ev, vs, 0, mint, maxt, &set) != 0) {
         return -1;
     }
     size_t ns = st_series_set_len(set);
@@ -661,7 +710,7 @@ static int eval_vector_sel(pql__ev_t *ev, const pql_node_t *vs, const pql__rng_t
         size_t j = 0, pts = 0;
         for (size_t k = 0; k < r->nsteps; k++) {
             int64_t ts = r->start + (int64_t)k * r->step;
-            int64_t ref = (has_at ? at : ts) - off;
+            int64_t ref = ts_quirk ? at : ts - off_eff;
             while (j < n && t[j] <= ref) {
                 j++;
             }
@@ -699,8 +748,6 @@ typedef struct {
     rser_t *s;
     size_t n;
     int64_t range, offset;
-    bool has_at;
-    int64_t at;
 } rmat_t;
 
 static void rmat_free(rmat_t *m)
@@ -757,14 +804,15 @@ static int eval_rsource(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r,
         const pql_node_t *vs = n->u.matrix.vector;
         out->range = n->u.matrix.range_ms;
         out->offset = vs->u.vector.offset_ms;
-        out->has_at = vs->u.vector.at != PQL_AT_NONE;
-        out->at = out->has_at ? at_time(ev, vs->u.vector.at, vs->u.vector.at_ms) : 0;
+        bool has_at = vs->u.vector.at != PQL_AT_NONE;
+        int64_t at = has_at ? at_time(ev, vs->u.vector.at, vs->u.vector.at_ms) : 0;
+        out->offset = eff_offset(ev, out->offset, has_at, at, r);
         if (r->nsteps == 0) {
             return 0;
         }
-        int64_t t0 = out->has_at ? out->at : r->start, t1 = out->has_at ? out->at : r->end;
         st_series_set_t *set;
-        if (do_select(ev, vs, t0 - out->offset - out->range, t1 - out->offset, &set) != 0) {
+        if (do_select(ev, vs, out->range, r->start - out->offset - out->range, r->end - out->offset,
+                      &set) != 0) {
             return -1;
         }
         size_t ns = st_series_set_len(set);
@@ -791,13 +839,14 @@ static int eval_rsource(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r,
     WF_ASSERT(n->kind == PQL_NODE_SUBQUERY);
     out->range = n->u.subquery.range_ms;
     out->offset = n->u.subquery.offset_ms;
-    out->has_at = n->u.subquery.at != PQL_AT_NONE;
-    out->at = out->has_at ? at_time(ev, n->u.subquery.at, n->u.subquery.at_ms) : 0;
+    bool has_at = n->u.subquery.at != PQL_AT_NONE;
+    int64_t at = has_at ? at_time(ev, n->u.subquery.at, n->u.subquery.at_ms) : 0;
+    out->offset = eff_offset(ev, out->offset, has_at, at, r);
     if (r->nsteps == 0) {
         return 0;
     }
     int64_t step = n->u.subquery.step_ms ? n->u.subquery.step_ms : ev->e->o.default_step_ms;
-    int64_t t0 = out->has_at ? out->at : r->start, t1 = out->has_at ? out->at : r->end;
+    int64_t t0 = r->start, t1 = r->end;
     /* The first step at or after the first window's start that is a multiple of step. */
     int64_t lo = t0 - out->offset - out->range;
     int64_t start = step * (lo / step);
@@ -806,7 +855,24 @@ static int eval_rsource(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r,
     }
     pql__rng_t sr = rng_make(start, t1 - out->offset, step);
     pql__mat_t m;
-    if (eval(ev, n->u.subquery.expr, &sr, &m) != 0) {
+    int64_t save_off = ev->sq_off, save_range = ev->sq_range, save_at = ev->sq_at;
+    bool save_has = ev->sq_has_at;
+    if (has_at) {
+        ev->sq_off = n->u.subquery.offset_ms;
+        ev->sq_range = n->u.subquery.range_ms;
+        ev->sq_at = at;
+        ev->sq_has_at = true;
+    } else {
+        ev->sq_off += n->u.subquery.offset_ms;
+        ev->sq_range += n->u.subquery.range_ms;
+    }
+    int rc = eval(ev, n->u.subquery.expr, &sr, &m);
+    ev->sq_off = save_off;
+    ev->sq_range = save_range;
+    ev->sq_at = save_at;
+    ev->sq_has_at = save_has;
+    if (rc != 0) {
+        mat_free(ev, &m);
         return -1;
     }
     for (size_t i = 0; i < m.n; i++) {
@@ -1165,16 +1231,17 @@ static int step_vector_vector(pql__ev_t *ev, void *arg, pql__vec_t *in, size_t k
     for (size_t i = 0; i < r->n; i++) {
         uint32_t sig = vv_sig(ev, c, r->s[i].ls);
         if (idmap_get(&c->sig_gen, sig) == gen) {
-            char a[200], b[200], m[200];
             uint32_t dup = r->s[idmap_get(&c->sig_at, sig)].ls;
-            ls_format(ev, sig, m, sizeof(m));
-            ls_format(ev, r->s[i].ls, a, sizeof(a));
-            ls_format(ev, dup, b, sizeof(b));
-            return pql__fail(ev,
-                             "found duplicate series for the match group %s on the %s hand-side "
-                             "of the operation: [%s, %s];many-to-many matching not allowed: "
-                             "matching labels must be unique on one side",
-                             m, card == PQL_CARD_ONE_TO_MANY ? "left" : "right", a, b);
+            char *m = ls_format(ev, sig), *a = ls_format(ev, r->s[i].ls), *b = ls_format(ev, dup);
+            pql__fail(ev,
+                      "found duplicate series for the match group %s on the %s hand-side of the "
+                      "operation: [%s, %s];many-to-many matching not allowed: matching labels "
+                      "must be unique on one side",
+                      m, card == PQL_CARD_ONE_TO_MANY ? "left" : "right", a, b);
+            wf_free(m);
+            wf_free(a);
+            wf_free(b);
+            return -1;
         }
         idmap_set(&c->sig_gen, sig, gen);
         idmap_set(&c->sig_at, sig, (uint32_t)i);
@@ -1362,82 +1429,6 @@ static void group_push(group_t *g, const pql__smp_t *s)
     g->heap[g->nheap++] = *s;
 }
 
-/* strconv.FormatFloat(v, 'f', -1, 64): the shortest decimal that reads back as v, never in
- * exponent form. */
-static void format_float_f(double v, char *out, size_t cap)
-{
-    if (isnan(v)) {
-        snprintf(out, cap, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(out, cap, v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    char e[40];
-    int p;
-    for (p = 0; p < 17; p++) {
-        snprintf(e, sizeof(e), "%.*e", p, v);
-        if (strtod(e, NULL) == v) {
-            break;
-        }
-    }
-    /* e is [-]d[.ddd]e[+-]xx: rebuild it as a plain decimal. */
-    char digits[40];
-    size_t nd = 0;
-    const char *q = e;
-    bool neg = false;
-    if (*q == '-') {
-        neg = true;
-        q++;
-    }
-    while (*q && *q != 'e') {
-        if (*q != '.') {
-            digits[nd++] = *q;
-        }
-        q++;
-    }
-    int exp10 = atoi(q + 1);
-    while (nd > 1 && digits[nd - 1] == '0') {
-        nd--;
-    }
-    size_t o = 0;
-#define PUTC(c)                                                                                    \
-    do {                                                                                           \
-        if (o + 1 < cap) {                                                                         \
-            out[o++] = (c);                                                                        \
-        }                                                                                          \
-    } while (0)
-    if (neg && !(nd == 1 && digits[0] == '0')) {
-        PUTC('-');
-    } else if (neg) {
-        PUTC('-');
-    }
-    int point = exp10 + 1; /* digits before the decimal point */
-    if (point <= 0) {
-        PUTC('0');
-        PUTC('.');
-        for (int i = 0; i < -point; i++) {
-            PUTC('0');
-        }
-        for (size_t i = 0; i < nd; i++) {
-            PUTC(digits[i]);
-        }
-    } else {
-        for (int i = 0; i < point; i++) {
-            PUTC((size_t)i < nd ? digits[i] : '0');
-        }
-        if ((size_t)point < nd) {
-            PUTC('.');
-            for (size_t i = (size_t)point; i < nd; i++) {
-                PUTC(digits[i]);
-            }
-        }
-    }
-#undef PUTC
-    out[o] = 0;
-}
-
 static int step_aggregate(pql__ev_t *ev, void *arg, pql__vec_t *in, size_t k, int64_t ts,
                           pql__vec_t *out)
 {
@@ -1450,9 +1441,11 @@ static int step_aggregate(pql__ev_t *ev, void *arg, pql__vec_t *in, size_t k, in
     (void)ts;
     if (op == PQL_AGG_TOPK || op == PQL_AGG_BOTTOMK) {
         double f = in[0].s[0].v;
+        /* convertibleToInt64: 2.42 compares with MaxInt64/MinInt64 as floats (2^63). */
         if (!(f >= -9223372036854775808.0 && f <= 9223372036854775807.0)) {
-            return pql__fail(ev, "Scalar value %s overflows int64",
-                             isnan(f) ? "NaN" : (f > 0 ? "+Inf" : "-Inf"));
+            char buf[400];
+            pql__fmt_float(f, 'v', buf, sizeof(buf));
+            return pql__fail(ev, "Scalar value %s overflows int64", buf);
         }
         kk = (int64_t)f;
         if (kk < 1) {
@@ -1466,8 +1459,8 @@ static int step_aggregate(pql__ev_t *ev, void *arg, pql__vec_t *in, size_t k, in
         const pql__smp_t *s = &vec->s[i];
         uint32_t gls;
         if (op == PQL_AGG_COUNT_VALUES) {
-            char buf[64];
-            format_float_f(s->v, buf, sizeof(buf));
+            char buf[400];
+            pql__fmt_float(s->v, 'f', buf, sizeof(buf));
             uint32_t m = pql__ls_set(ev, s->ls, c->label, wf_str(buf));
             gls = agg_group_ls(ev, c, m);
         } else {
@@ -1758,7 +1751,7 @@ static int eval_range_call(pql__ev_t *ev, const pql_node_t *n, size_t mi, const 
         }
         for (size_t k = 0; k < r->nsteps; k++) {
             int64_t ts = r->start + (int64_t)k * r->step;
-            int64_t maxt = (rm.has_at ? rm.at : ts) - rm.offset;
+            int64_t maxt = ts - rm.offset;
             int64_t mint = maxt - rm.range;
             while (hi < s->n && s->t[hi] <= maxt) {
                 hi++;
@@ -1916,7 +1909,101 @@ out:
 
 /* ---- the dispatcher ------------------------------------------------------------------------- */
 
+/* Functions whose value depends on the evaluation time beyond their arguments' values
+ * (Prometheus's AtModifierUnsafeFunctions). */
+static bool fn_time_dependent(pql_fn_t fn)
+{
+    switch (fn) {
+    case PQL_FN_DAYS_IN_MONTH:
+    case PQL_FN_DAY_OF_MONTH:
+    case PQL_FN_DAY_OF_WEEK:
+    case PQL_FN_DAY_OF_YEAR:
+    case PQL_FN_HOUR:
+    case PQL_FN_MINUTE:
+    case PQL_FN_MONTH:
+    case PQL_FN_YEAR:
+    case PQL_FN_PREDICT_LINEAR:
+    case PQL_FN_TIME:
+    case PQL_FN_TIMESTAMP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Whether n is step-invariant as Prometheus's PreprocessExpr decides it: every selector under
+ * it has an @ modifier (literals count as invariant; an aggregation looks only at its
+ * expression, not its parameter). Such a node is evaluated once, at the first step, and its
+ * result repeated at every step -- which is observable (a parameter read only at the start,
+ * extrapolation relative to the start), so we do exactly that.
+ */
+static bool invariant(const pql_node_t *n)
+{
+    switch (n->kind) {
+    case PQL_NODE_NUMBER:
+    case PQL_NODE_STRING:
+        return true;
+    case PQL_NODE_VECTOR:
+        return n->u.vector.at != PQL_AT_NONE;
+    case PQL_NODE_MATRIX:
+        return n->u.matrix.vector->u.vector.at != PQL_AT_NONE;
+    case PQL_NODE_SUBQUERY:
+        return n->u.subquery.at != PQL_AT_NONE;
+    case PQL_NODE_AGGREGATE:
+        return invariant(n->u.aggregate.expr);
+    case PQL_NODE_BINARY:
+        return invariant(n->u.binary.lhs) && invariant(n->u.binary.rhs);
+    case PQL_NODE_CALL:
+        if (fn_time_dependent(n->u.call.fn)) {
+            return false;
+        }
+        for (size_t i = 0; i < n->u.call.nargs; i++) {
+            if (!invariant(n->u.call.args[i])) {
+                return false;
+            }
+        }
+        return true;
+    case PQL_NODE_UNARY:
+        return invariant(n->u.unary.expr);
+    case PQL_NODE_PAREN:
+        return invariant(n->u.paren.expr);
+    }
+    return false;
+}
+
+static int eval_node(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pql__mat_t *out);
+
 static int eval(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pql__mat_t *out)
+{
+    if (r->nsteps <= 1 || n->kind == PQL_NODE_NUMBER || !invariant(n)) {
+        return eval_node(ev, n, r, out);
+    }
+    pql__rng_t one = rng_make(r->start, r->start, r->step);
+    pql__mat_t m;
+    if (eval_node(ev, n, &one, &m) != 0) {
+        mat_free(ev, &m);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    out->nsteps = r->nsteps;
+    int rc = 0;
+    for (size_t i = 0; i < m.n && rc == 0; i++) {
+        if (!m.s[i].ok[0]) {
+            continue;
+        }
+        pql__ser_t *s = mat_add(ev, out, m.s[i].ls, false);
+        for (size_t k = 0; k < r->nsteps; k++) {
+            s->v[k] = m.s[i].v[0];
+            s->ok[k] = 1;
+        }
+        rc = add_samples(ev, r->nsteps);
+    }
+    mat_free(ev, &m);
+    return rc;
+}
+
+static int eval_node(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pql__mat_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->nsteps = r->nsteps;
@@ -2090,7 +2177,7 @@ int pql_eval_instant(pql_engine_t *e, const pql_tree_t *tree, int64_t t_ms, pql_
             rmat_free(&rm);
             goto fail;
         }
-        int64_t maxt = (rm.has_at ? rm.at : t_ms) - rm.offset, mint = maxt - rm.range;
+        int64_t maxt = t_ms - rm.offset, mint = maxt - rm.range;
         res->series = wf_arena_alloc(&res->arena, (rm.n ? rm.n : 1) * sizeof(*res->series));
         for (size_t i = 0; i < rm.n; i++) {
             const rser_t *s = &rm.s[i];
@@ -2172,7 +2259,9 @@ int pql_eval_range(pql_engine_t *e, const pql_tree_t *tree, int64_t start_ms, in
         goto fail;
     }
     res = result_new(PQL_TYPE_MATRIX);
-    qsort_r(m.s, m.n, sizeof(*m.s), cmp_series_ls, &ev);
+    if (m.n > 1) {
+        qsort_r(m.s, m.n, sizeof(*m.s), cmp_series_ls, &ev);
+    }
     res->series = wf_arena_alloc(&res->arena, (m.n ? m.n : 1) * sizeof(*res->series));
     memset(res->series, 0, (m.n ? m.n : 1) * sizeof(*res->series));
     for (size_t i = 0; i < m.n; i++) {

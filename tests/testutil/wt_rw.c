@@ -487,7 +487,7 @@ static int fill(wt_conn_t *c)
 static int read_line(wt_conn_t *c, char *line, size_t cap)
 {
     for (;;) {
-        const uint8_t *s = c->in.data + c->off;
+        const uint8_t *s = c->in.data != NULL ? c->in.data + c->off : NULL;
         size_t avail = c->in.len - c->off;
         const uint8_t *nl = avail ? memchr(s, '\n', avail) : NULL;
         if (nl != NULL) {
