@@ -465,12 +465,42 @@ static void test_promtool_client(void **state)
     wf_free(out);
 }
 
+static void test_self_metrics(void **state)
+{
+    /* Ask a query first so that the query histogram has counts. */
+    json_t *d = ok_data("/api/v1/query?query=vector(1)");
+    json_decref(d);
+    char *body = NULL;
+    assert_int_equal(wt_http(port, "GET", "/metrics", NULL, 0, &body), 200);
+    assert_non_null(strstr(body, "\nweft_store_series 3\n"));
+    assert_non_null(strstr(body, "weft_ingest_samples_total "));
+    assert_non_null(
+        strstr(body, "weft_http_requests_total{code=\"2xx\",handler=\"/api/v1/query\"}"));
+    assert_non_null(strstr(body, "weft_query_duration_seconds_bucket{le=\"+Inf\"}"));
+    char path[600], log[600], cmd[1400];
+    snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+    snprintf(log, sizeof(log), "%s/promtool-check.out", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    wf_free(body);
+    /* promtool's linter: HELP and TYPE for every family, counter and unit naming rules. */
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    int st = wt_wait(wt_spawn(argv, log), 30000);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *out = wt_read_file(log, NULL);
+        fail_msg("promtool check metrics: %s", out ? out : "");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_instant_queries),    cmocka_unit_test(test_range_queries),
         cmocka_unit_test(test_metadata_endpoints), cmocka_unit_test(test_promtool_client),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_self_metrics),       cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
