@@ -10,9 +10,12 @@
 #include "col_main.h"
 
 #include "col_api.h"
+#include "col_federate.h"
 #include "col_http.h"
+#include "col_import.h"
 #include "col_otlp_metrics.h"
 #include "col_remote_write.h"
+#include "col_scrape.h"
 #include "col_selfmon.h"
 #include "pql.h"
 #include "col_writer.h"
@@ -47,6 +50,12 @@ typedef struct {
     int64_t query_lookback_ms;
     int64_t query_timeout_ms;
     int64_t query_max_samples;
+    char *scrape_config;
+    char *scrape_sd;
+    int64_t scrape_interval_ms;
+    int64_t scrape_timeout_ms;
+    char *scrape_job;
+    bool honor_labels;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -71,6 +80,20 @@ static const wf_flag_t col_flags[] = {
      "longest time a query may run"},
     {"query-max-samples", WF_FLAG_INT, "50000000", offsetof(col_config_t, query_max_samples),
      "most samples one query may hold in memory"},
+    {"scrape-config", WF_FLAG_STR, NULL, offsetof(col_config_t, scrape_config),
+     "targets to scrape: a file in Prometheus file_sd JSON format, re-read when it changes"},
+    {"scrape-sd", WF_FLAG_STR, NULL, offsetof(col_config_t, scrape_sd),
+     "targets to scrape from Prometheus http_sd URLs (comma-separated), e.g. the control "
+     "plane's /v1/targets"},
+    {"scrape-interval", WF_FLAG_DURATION, "15s", offsetof(col_config_t, scrape_interval_ms),
+     "how often each target is scraped"},
+    {"scrape-timeout", WF_FLAG_DURATION, "10s", offsetof(col_config_t, scrape_timeout_ms),
+     "how long one scrape may take (at most the interval)"},
+    {"scrape-job", WF_FLAG_STR, "weft", offsetof(col_config_t, scrape_job),
+     "job label of targets whose group sets none"},
+    {"honor-labels", WF_FLAG_BOOL, "false", offsetof(col_config_t, honor_labels),
+     "on a conflict between a scraped label and a target label, keep the scraped one "
+     "(otherwise it is renamed exported_<name>)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -80,6 +103,7 @@ typedef struct {
     col_writer_t *writer;
     col_http_t *http;
     pql_engine_t *engine;
+    col_scrape_t *scrape;
     col_api_t api;
     col_selfmon_t selfmon;
     char *config_yaml;
@@ -131,7 +155,13 @@ static void add_routes(col_ctx_t *ctx)
                    col_remote_write_handler, ctx->writer);
     col_http_route(ctx->http, "POST", "/v1/metrics", false, (size_t)32 << 20,
                    col_otlp_metrics_handler, ctx->writer);
+    col_http_route(ctx->http, "POST", "/api/v1/import/prometheus", false, (size_t)32 << 20,
+                   col_import_handler, ctx->writer);
     col_api_register(ctx->http, &ctx->api);
+    col_http_route(ctx->http, "GET", "/api/v1/targets", false, 0, col_scrape_targets_handler,
+                   ctx->scrape);
+    col_http_route(ctx->http, "GET POST", "/federate", false, 1 << 20, col_federate_handler,
+                   ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
 }
 
@@ -157,26 +187,36 @@ typedef struct {
 static void *drain_main(void *arg)
 {
     drain_t *d = arg;
-    while (!d->stop) {
+    while (!atomic_load(&d->stop)) {
         col_writer_run(d->writer, 50);
     }
     return NULL;
 }
 
-/* Stop the HTTP server while a helper thread keeps serving the write queue, so that ingest
- * requests in flight complete instead of waiting forever. */
-static void drain_and_stop_http(col_ctx_t *ctx)
+/* Run stop(arg) while a helper thread keeps serving the write queue: the HTTP server's
+ * in-flight ingest requests and the scraper's last scrapes wait on the queue, and would
+ * otherwise never finish. */
+static void stop_while_draining(col_writer_t *wr, void (*stop)(void *), void *arg)
 {
-    drain_t d = {ctx->writer, 0};
+    drain_t d = {wr, 0};
     pthread_t th;
     bool started = pthread_create(&th, NULL, drain_main, &d) == 0;
-    col_http_free(ctx->http);
-    ctx->http = NULL;
+    stop(arg);
     if (started) {
-        d.stop = 1;
-        col_writer_wake(ctx->writer);
+        atomic_store(&d.stop, 1);
+        col_writer_wake(wr);
         pthread_join(th, NULL);
     }
+}
+
+static void stop_http(void *arg)
+{
+    col_http_free(arg);
+}
+
+static void stop_scrape(void *arg)
+{
+    col_scrape_free(arg);
 }
 
 static void housekeeping(col_ctx_t *ctx, int64_t *next_flush, int64_t *next_retention)
@@ -277,6 +317,20 @@ int col_main(int argc, char **argv)
         fprintf(stderr, "weft collector: cannot start the query engine: %s\n", wf_strerror(rc));
         goto out;
     }
+    col_scrape_options_t sopt;
+    col_scrape_options_default(&sopt);
+    sopt.sd_file = ctx.cfg.scrape_config;
+    sopt.sd_url_list = ctx.cfg.scrape_sd;
+    sopt.interval_ms = ctx.cfg.scrape_interval_ms;
+    sopt.timeout_ms = ctx.cfg.scrape_timeout_ms;
+    sopt.job = ctx.cfg.scrape_job;
+    sopt.honor_labels = ctx.cfg.honor_labels;
+    rc = col_scrape_new(&sopt, ctx.writer, &ctx.scrape);
+    if (rc != 0) {
+        fprintf(stderr, "weft collector: cannot start scraping: %s\n", wf_strerror(rc));
+        status = 2;
+        goto out;
+    }
     ctx.config_yaml = config_yaml(&ctx.cfg);
     ctx.api.store = ctx.store;
     ctx.api.engine = ctx.engine;
@@ -294,6 +348,8 @@ int col_main(int argc, char **argv)
     ctx.selfmon.http = ctx.http;
     ctx.selfmon.api = &ctx.api;
     ctx.selfmon.started_ms = ctx.started_ms;
+    ctx.selfmon.extra = col_scrape_write_metrics;
+    ctx.selfmon.extra_arg = ctx.scrape;
     add_routes(&ctx);
     rc = col_http_listen(ctx.http, ctx.cfg.listen);
     if (rc == WF_E_INVAL) {
@@ -321,10 +377,12 @@ int col_main(int argc, char **argv)
     WF_LOG(WF_INFO, "collector", "shutting down", "");
     status = 0;
 out:
-    /* Order matters: the HTTP server finishes in-flight requests, whose ingest jobs need the
-     * writer, so the queue keeps running on a helper thread until the server has stopped. */
+    /* Order matters: first no new requests or scrapes, then the queue, then the store. */
     if (ctx.http != NULL) {
-        drain_and_stop_http(&ctx);
+        stop_while_draining(ctx.writer, stop_http, ctx.http);
+    }
+    if (ctx.scrape != NULL) {
+        stop_while_draining(ctx.writer, stop_scrape, ctx.scrape);
     }
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);

@@ -75,6 +75,9 @@ typedef struct {
 } col_sset_t;
 
 void col_sset_free(col_sset_t *s);
+/* Size the arrays for this many labels, samples, series and metadata entries up front (each
+ * capped at its limit), so that a large request is not built by repeated doubling. */
+void col_sset_reserve(col_sset_t *s, size_t labels, size_t samples, size_t series, size_t meta);
 /* Start a series: the labels and samples appended next belong to it. */
 void col_sset_begin(col_sset_t *s);
 /* Append one label to the series being built; 0 or WF_E_LIMIT. */
@@ -85,7 +88,7 @@ int col_sset_sample(col_sset_t *s, int64_t ts_ms, double v);
 static inline const st_label_t *col_sset_cur_labels(const col_sset_t *s, size_t *n)
 {
     *n = s->nlabels - s->cur_label_off;
-    return s->labels + s->cur_label_off;
+    return s->labels != NULL ? s->labels + s->cur_label_off : NULL; /* NULL + 0 is undefined */
 }
 /* Close the series being built; one without samples is dropped (its labels forgotten). 0 or
  * WF_E_LIMIT. */

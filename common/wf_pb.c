@@ -63,7 +63,7 @@ static uint64_t load_le(const uint8_t *p, unsigned n)
     return x;
 }
 
-int wf_pb_next(wf_pb_rd_t *r, wf_pb_field_t *f)
+int wf__pb_next_slow(wf_pb_rd_t *r, wf_pb_field_t *f)
 {
     const uint8_t *start = r->p, *p = r->p;
     if (p >= r->end) {

@@ -285,8 +285,13 @@ typedef struct {
 int pql_parse(const char *query, size_t len, pql_tree_t **out, pql_parse_error_t *err);
 void pql_tree_free(pql_tree_t *t);
 
-/* Print the tree canonically, as Prometheus's String() does (what /api/v1/format_query
- * returns), appending to out. */
+/* Print the tree canonically on one line, as Prometheus's String() does, appending to out;
+ * parsing the output gives the same tree. */
 void pql_format(const pql_node_t *n, wf_buf_t *out);
+
+/* Print the tree as Prometheus's Pretty(0) does, appending to out: the String() form, split
+ * over indented lines wherever a subexpression's one-line form exceeds 100 characters. This is
+ * what /api/v1/format_query returns. */
+void pql_format_pretty(const pql_node_t *n, wf_buf_t *out);
 
 #endif

@@ -244,14 +244,38 @@ wf_arena_t *pql__ev_arena(pql__ev_t *ev)
 
 /* ---- label sets ---------------------------------------------------------------------------- */
 
+/* Mix the bytes of s into h: 8 bytes per multiply. Only for the in-memory table, so it need
+ * not be stable across builds like wf_hash64 (which costs a call and a finaliser per string,
+ * a measurable share of interning Istio's 30-label sets). */
+static inline uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
+{
+    const uint64_t k = 0x9fb21c651e98df25ULL;
+    h ^= n * k;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
 static uint64_t ls_hash(const st_label_t *l, size_t n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
     for (size_t i = 0; i < n; i++) {
-        h = wf_hash64(l[i].name.p, l[i].name.len, h);
-        h = wf_hash64(l[i].value.p, l[i].value.len, h ^ 0xff);
+        h = hash_bytes(h, l[i].name.p, l[i].name.len);
+        h = hash_bytes(h ^ 0xff, l[i].value.p, l[i].value.len);
     }
-    return h;
+    return mix64(h);
 }
 
 static bool ls_equal(const pql__ls_t *a, const st_label_t *l, size_t n)
@@ -283,9 +307,15 @@ static void lsidx_rehash(pql__ev_t *ev)
     ev->lsidx_cap = cap;
 }
 
-/* Intern l[0..n); with copy, a new set's strings are copied into the query arena (the caller's
- * are transient), else they are borrowed. */
-static uint32_t ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n, bool copy)
+/* How ls_intern keeps a new set: */
+typedef enum {
+    LS_BORROW,     /* the array and its strings outlive the query (store sets, interned sets) */
+    LS_COPY_ARRAY, /* a transient array of lasting strings */
+    LS_COPY_ALL,   /* transient array and strings */
+} ls_keep_t;
+
+/* The id of the label set l[0..n), interning it if new. */
+static uint32_t ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n, ls_keep_t keep)
 {
     uint64_t h = ls_hash(l, n);
     if ((ev->nls + 1) * 2 > ev->lsidx_cap) {
@@ -307,12 +337,16 @@ static uint32_t ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n, bool cop
     pql__ls_t *c = &ev->ls[id];
     c->n = (uint32_t)n;
     c->hash = h;
-    c->l = n ? wf_arena_alloc(&ev->arena, n * sizeof(*l)) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        c->l[i] = l[i];
-        if (copy) {
-            c->l[i].name.p = wf_arena_strndup(&ev->arena, l[i].name.p, l[i].name.len);
-            c->l[i].value.p = wf_arena_strndup(&ev->arena, l[i].value.p, l[i].value.len);
+    if (keep == LS_BORROW || n == 0) {
+        c->l = (st_label_t *)l;
+    } else {
+        c->l = wf_arena_alloc(&ev->arena, n * sizeof(*l));
+        for (size_t i = 0; i < n; i++) {
+            c->l[i] = l[i];
+            if (keep == LS_COPY_ALL) {
+                c->l[i].name.p = wf_arena_strndup(&ev->arena, l[i].name.p, l[i].name.len);
+                c->l[i].value.p = wf_arena_strndup(&ev->arena, l[i].value.p, l[i].value.len);
+            }
         }
     }
     ev->lsidx[j] = id + 1;
@@ -321,7 +355,7 @@ static uint32_t ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n, bool cop
 
 uint32_t pql__ls_intern(pql__ev_t *ev, const st_label_t *l, size_t n)
 {
-    return ls_intern(ev, l, n, false);
+    return ls_intern(ev, l, n, LS_COPY_ARRAY);
 }
 
 const pql__ls_t *pql__ls_get(const pql__ev_t *ev, uint32_t id)
@@ -365,7 +399,14 @@ uint32_t pql__ls_drop_name(pql__ev_t *ev, uint32_t id)
             b[n++] = s->l[i];
         }
     }
-    r = n == s->n ? id : pql__ls_intern(ev, b, n);
+    if (n == s->n) {
+        r = id;
+    } else if (n + 1 == s->n && wf_str_eq(s->l[0].name, NAME_LABEL)) {
+        /* __name__ sorts first in most sets: the rest is a tail of s's array. */
+        r = ls_intern(ev, s->l + 1, n, LS_BORROW);
+    } else {
+        r = ls_intern(ev, b, n, LS_COPY_ARRAY);
+    }
     idmap_set(&ev->dropname, id, r);
     return r;
 }
@@ -394,7 +435,7 @@ uint32_t pql__ls_set(pql__ev_t *ev, uint32_t id, wf_str_t name, wf_str_t value)
         b[n].name = name;
         b[n++].value = value;
     }
-    return ls_intern(ev, b, n, true);
+    return ls_intern(ev, b, n, LS_COPY_ALL);
 }
 
 static bool name_in(wf_str_t n, const pql_names_t *names)
@@ -480,17 +521,21 @@ static char *ls_format(const pql__ev_t *ev, uint32_t id)
 
 /* ---- matrices ------------------------------------------------------------------------------ */
 
+#define SMALL_STEPS 32
+
 static pql__ser_t *mat_add(pql__ev_t *ev, pql__mat_t *m, uint32_t ls, bool with_t)
 {
-    (void)ev;
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 8;
         m->s = wf_realloc(m->s, m->cap * sizeof(*m->s));
     }
     pql__ser_t *s = &m->s[m->n++];
     size_t ns = m->nsteps ? m->nsteps : 1;
+    size_t bytes = ns * (sizeof(double) + 1 + (with_t ? sizeof(int64_t) : 0));
     s->ls = ls;
-    s->v = wf_malloc(ns * (sizeof(double) + 1 + (with_t ? sizeof(int64_t) : 0)));
+    /* Short columns (instant queries above all) come from the query arena: one malloc per
+     * series is a visible cost there, and their memory is small. */
+    s->v = ns <= SMALL_STEPS ? wf_arena_alloc(&ev->arena, bytes) : wf_malloc(bytes);
     s->t = with_t ? (int64_t *)(s->v + ns) : NULL;
     s->ok = (uint8_t *)(s->v + ns) + (with_t ? ns * sizeof(int64_t) : 0);
     memset(s->ok, 0, ns);
@@ -512,7 +557,9 @@ static void mat_free(pql__ev_t *ev, pql__mat_t *m)
         if (ev) {
             sub_samples(ev, ser_points(&m->s[i], m->nsteps));
         }
-        wf_free(m->s[i].v);
+        if ((m->nsteps ? m->nsteps : 1) > SMALL_STEPS) {
+            wf_free(m->s[i].v);
+        }
     }
     wf_free(m->s);
     memset(m, 0, sizeof(*m));
@@ -720,7 +767,7 @@ static int eval_vector_sel(pql__ev_t *ev, const pql_node_t *vs, const pql__rng_t
             if (s == NULL) {
                 size_t nl;
                 const st_label_t *l = st_series_set_labels(set, i, &nl);
-                s = mat_add(ev, out, pql__ls_intern(ev, l, nl), with_t);
+                s = mat_add(ev, out, ls_intern(ev, l, nl, LS_BORROW), with_t);
             }
             s->ok[k] = 1;
             s->v[k] = v[j - 1];
@@ -832,7 +879,7 @@ static int eval_rsource(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r,
             }
             size_t nl;
             const st_label_t *l = st_series_set_labels(set, i, &nl);
-            rmat_push(out, &cap, pql__ls_intern(ev, l, nl), t, v, cnt);
+            rmat_push(out, &cap, ls_intern(ev, l, nl, LS_BORROW), t, v, cnt);
         }
         return 0;
     }
@@ -1752,6 +1799,9 @@ static int eval_range_call(pql__ev_t *ev, const pql_node_t *n, size_t mi, const 
         for (size_t k = 0; k < r->nsteps; k++) {
             int64_t ts = r->start + (int64_t)k * r->step;
             int64_t maxt = ts - rm.offset;
+            if (check_time(ev) != 0) {
+                goto out;
+            }
             int64_t mint = maxt - rm.range;
             while (hi < s->n && s->t[hi] <= maxt) {
                 hi++;

@@ -115,6 +115,10 @@ double pql__go_max(double a, double b);
  * it matters (insertion sort for short inputs, as pdqsort does). */
 void pql__sort_smp(pql__smp_t *s, size_t n, bool (*less)(const pql__smp_t *, const pql__smp_t *));
 
+/* Go's formatting of a float64: 'f' is strconv.FormatFloat(v, 'f', -1, 64) (count_values),
+ * 'v' is fmt's %v (error messages). out gets at least 400 bytes. */
+void pql__fmt_float(double v, char verb, char *out, size_t cap);
+
 /* Whether s is a valid label name ([a-zA-Z_][a-zA-Z0-9_]*). */
 bool pql__label_name_valid(wf_str_t s);
 

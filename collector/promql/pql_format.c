@@ -1,7 +1,8 @@
 /*
  * pql_format.c - prints a PromQL tree canonically, as Prometheus 2.42's String() methods
- * (promql/parser/printer.go) do; this is what /api/v1/format_query returns, and parsing the
- * output yields the same tree again.
+ * (promql/parser/printer.go) do, so that parsing the output yields the same tree again; and
+ * the indented multi-line form of its Pretty() methods (promql/parser/prettier.go), which is
+ * what /api/v1/format_query returns.
  *
  * Details that matter for byte-equality with Prometheus: numbers print like Go's %v of a
  * float64 (shortest round-trip digits, exponent form when the decimal exponent is below -4 or
@@ -22,14 +23,17 @@
 /* Go's fmt %v of a float64: strconv.FormatFloat(v, 'g', -1, 64), i.e. the shortest digits that
  * round-trip, in %e form when the decimal exponent is < -4 or >= 6 (the shortest form's
  * precision threshold), with at least two exponent digits. */
-static void put_number(wf_buf_t *b, double v)
+static void put_number(wf_buf_t *b, double v, bool lead)
 {
     if (isnan(v)) {
         wf_buf_puts(b, "NaN");
         return;
     }
     if (isinf(v)) {
-        wf_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+        /* Where "+Inf" would read back as a unary plus applied to more than the literal --
+         * right after a unary operator, or on the left of ^ -- print it unsigned. Prometheus
+         * prints `Inf ^ 2` as "+Inf ^ 2", which parses as +(Inf ^ 2). */
+        wf_buf_puts(b, v < 0 ? "-Inf" : lead ? "Inf" : "+Inf");
         return;
     }
     char tmp[64];
@@ -205,11 +209,60 @@ static const char *binop_name(pql_binop_t op)
     return names[op];
 }
 
-void pql_format(const pql_node_t *n, wf_buf_t *out)
+static void put_agg_prefix(wf_buf_t *out, const pql_node_t *n)
+{
+    wf_buf_puts(out, agg_name(n->u.aggregate.op));
+    if (n->u.aggregate.without) {
+        wf_buf_puts(out, " without ");
+        put_names(out, &n->u.aggregate.grouping);
+        wf_buf_putc(out, ' ');
+    } else if (n->u.aggregate.grouping.n > 0) {
+        wf_buf_puts(out, " by ");
+        put_names(out, &n->u.aggregate.grouping);
+        wf_buf_putc(out, ' ');
+    }
+}
+
+/* The operator of a binary node with its bool and vector-matching modifiers. */
+static void put_binop(wf_buf_t *out, const pql_node_t *n)
+{
+    wf_buf_puts(out, binop_name(n->u.binary.op));
+    if (n->u.binary.return_bool) {
+        wf_buf_puts(out, " bool");
+    }
+    /* Prometheus prints the matching only when it has labels or is on(); a grouping with an
+     * empty ignoring() is printed too, else the output would lose the grouping. */
+    if (n->u.binary.matching.n > 0 || n->u.binary.on || n->u.binary.card == PQL_CARD_MANY_TO_ONE ||
+        n->u.binary.card == PQL_CARD_ONE_TO_MANY) {
+        wf_buf_puts(out, n->u.binary.on ? " on " : " ignoring ");
+        put_names(out, &n->u.binary.matching);
+        if (n->u.binary.card == PQL_CARD_MANY_TO_ONE || n->u.binary.card == PQL_CARD_ONE_TO_MANY) {
+            wf_buf_puts(out, n->u.binary.card == PQL_CARD_MANY_TO_ONE ? " group_left "
+                                                                      : " group_right ");
+            put_names(out, &n->u.binary.include);
+        }
+    }
+}
+
+/* [range:step] @ t offset d of a subquery. */
+static void put_subquery_suffix(wf_buf_t *out, const pql_node_t *n)
+{
+    wf_buf_putc(out, '[');
+    pql__put_duration(out, n->u.subquery.range_ms);
+    wf_buf_putc(out, ':');
+    if (n->u.subquery.step_ms != 0) {
+        pql__put_duration(out, n->u.subquery.step_ms);
+    }
+    wf_buf_putc(out, ']');
+    put_at_offset(out, n->u.subquery.at, n->u.subquery.at_ms, n->u.subquery.offset_ms);
+}
+
+/* lead: n starts right after a unary operator or starts the left side of ^ (see put_number). */
+static void fmt_node(const pql_node_t *n, wf_buf_t *out, bool lead)
 {
     switch (n->kind) {
     case PQL_NODE_NUMBER:
-        put_number(out, n->u.number);
+        put_number(out, n->u.number, lead);
         return;
     case PQL_NODE_STRING:
         pql__quote(out, n->u.string.p, n->u.string.len, 0);
@@ -228,15 +281,8 @@ void pql_format(const pql_node_t *n, wf_buf_t *out)
         return;
     }
     case PQL_NODE_SUBQUERY:
-        pql_format(n->u.subquery.expr, out);
-        wf_buf_putc(out, '[');
-        pql__put_duration(out, n->u.subquery.range_ms);
-        wf_buf_putc(out, ':');
-        if (n->u.subquery.step_ms != 0) {
-            pql__put_duration(out, n->u.subquery.step_ms);
-        }
-        wf_buf_putc(out, ']');
-        put_at_offset(out, n->u.subquery.at, n->u.subquery.at_ms, n->u.subquery.offset_ms);
+        fmt_node(n->u.subquery.expr, out, lead);
+        put_subquery_suffix(out, n);
         return;
     case PQL_NODE_CALL:
         wf_buf_puts(out, pql_fn_sig(n->u.call.fn)->name);
@@ -250,16 +296,7 @@ void pql_format(const pql_node_t *n, wf_buf_t *out)
         wf_buf_putc(out, ')');
         return;
     case PQL_NODE_AGGREGATE:
-        wf_buf_puts(out, agg_name(n->u.aggregate.op));
-        if (n->u.aggregate.without) {
-            wf_buf_puts(out, " without ");
-            put_names(out, &n->u.aggregate.grouping);
-            wf_buf_putc(out, ' ');
-        } else if (n->u.aggregate.grouping.n > 0) {
-            wf_buf_puts(out, " by ");
-            put_names(out, &n->u.aggregate.grouping);
-            wf_buf_putc(out, ' ');
-        }
+        put_agg_prefix(out, n);
         wf_buf_putc(out, '(');
         if (n->u.aggregate.param != NULL) {
             pql_format(n->u.aggregate.param, out);
@@ -269,31 +306,15 @@ void pql_format(const pql_node_t *n, wf_buf_t *out)
         wf_buf_putc(out, ')');
         return;
     case PQL_NODE_BINARY:
-        pql_format(n->u.binary.lhs, out);
+        fmt_node(n->u.binary.lhs, out, lead || n->u.binary.op == PQL_OP_POW);
         wf_buf_putc(out, ' ');
-        wf_buf_puts(out, binop_name(n->u.binary.op));
-        if (n->u.binary.return_bool) {
-            wf_buf_puts(out, " bool");
-        }
-        /* Prometheus prints the matching only when it has labels or is on(); a grouping
-         * with an empty ignoring() is printed too, else the output would lose it. */
-        if (n->u.binary.matching.n > 0 || n->u.binary.on ||
-            n->u.binary.card == PQL_CARD_MANY_TO_ONE || n->u.binary.card == PQL_CARD_ONE_TO_MANY) {
-            wf_buf_puts(out, n->u.binary.on ? " on " : " ignoring ");
-            put_names(out, &n->u.binary.matching);
-            if (n->u.binary.card == PQL_CARD_MANY_TO_ONE ||
-                n->u.binary.card == PQL_CARD_ONE_TO_MANY) {
-                wf_buf_puts(out, n->u.binary.card == PQL_CARD_MANY_TO_ONE ? " group_left "
-                                                                          : " group_right ");
-                put_names(out, &n->u.binary.include);
-            }
-        }
+        put_binop(out, n);
         wf_buf_putc(out, ' ');
         pql_format(n->u.binary.rhs, out);
         return;
     case PQL_NODE_UNARY:
         wf_buf_putc(out, n->u.unary.negate ? '-' : '+');
-        pql_format(n->u.unary.expr, out);
+        fmt_node(n->u.unary.expr, out, true);
         return;
     case PQL_NODE_PAREN:
         wf_buf_putc(out, '(');
@@ -301,4 +322,133 @@ void pql_format(const pql_node_t *n, wf_buf_t *out)
         wf_buf_putc(out, ')');
         return;
     }
+}
+
+void pql_format(const pql_node_t *n, wf_buf_t *out)
+{
+    fmt_node(n, out, false);
+}
+
+/* ---- Pretty printing (prettier.go) -------------------------------------------------------- */
+
+/* Prometheus splits an expression over several lines when its one-line form is longer. */
+#define PRETTY_MAX_LINE 100
+
+static void pretty(const pql_node_t *n, int level, wf_buf_t *out, bool lead);
+
+static void indent(wf_buf_t *out, int level)
+{
+    for (int i = 0; i < level; i++) {
+        wf_buf_puts(out, "  ");
+    }
+}
+
+static bool needs_split(const pql_node_t *n, bool lead)
+{
+    wf_buf_t b = WF_BUF_INIT;
+    fmt_node(n, &b, lead);
+    bool split = b.len > PRETTY_MAX_LINE;
+    wf_buf_free(&b);
+    return split;
+}
+
+static void pretty(const pql_node_t *n, int level, wf_buf_t *out, bool lead)
+{
+    switch (n->kind) {
+    case PQL_NODE_AGGREGATE:
+        indent(out, level);
+        if (!needs_split(n, lead)) {
+            fmt_node(n, out, lead);
+            return;
+        }
+        put_agg_prefix(out, n);
+        wf_buf_puts(out, "(\n");
+        if (n->u.aggregate.param != NULL) {
+            pretty(n->u.aggregate.param, level + 1, out, false);
+            wf_buf_puts(out, ",\n");
+        }
+        pretty(n->u.aggregate.expr, level + 1, out, false);
+        wf_buf_putc(out, '\n');
+        indent(out, level);
+        wf_buf_putc(out, ')');
+        return;
+    case PQL_NODE_BINARY:
+        if (!needs_split(n, lead)) {
+            indent(out, level);
+            fmt_node(n, out, lead);
+            return;
+        }
+        pretty(n->u.binary.lhs, level + 1, out, lead || n->u.binary.op == PQL_OP_POW);
+        wf_buf_putc(out, '\n');
+        indent(out, level);
+        put_binop(out, n);
+        wf_buf_putc(out, '\n');
+        pretty(n->u.binary.rhs, level + 1, out, false);
+        return;
+    case PQL_NODE_CALL:
+        indent(out, level);
+        if (!needs_split(n, lead)) {
+            fmt_node(n, out, lead);
+            return;
+        }
+        wf_buf_puts(out, pql_fn_sig(n->u.call.fn)->name);
+        wf_buf_puts(out, "(\n");
+        for (size_t i = 0; i < n->u.call.nargs; i++) {
+            if (i > 0) {
+                wf_buf_puts(out, ",\n");
+            }
+            pretty(n->u.call.args[i], level + 1, out, false);
+        }
+        wf_buf_putc(out, '\n');
+        indent(out, level);
+        wf_buf_putc(out, ')');
+        return;
+    case PQL_NODE_PAREN:
+        indent(out, level);
+        if (!needs_split(n, lead)) {
+            fmt_node(n, out, lead);
+            return;
+        }
+        wf_buf_puts(out, "(\n");
+        pretty(n->u.paren.expr, level + 1, out, false);
+        wf_buf_putc(out, '\n');
+        indent(out, level);
+        wf_buf_putc(out, ')');
+        return;
+    case PQL_NODE_SUBQUERY:
+        /* Prometheus prints a short subquery without its indentation. */
+        if (!needs_split(n, lead)) {
+            fmt_node(n, out, lead);
+            return;
+        }
+        pretty(n->u.subquery.expr, level, out, lead);
+        put_subquery_suffix(out, n);
+        return;
+    case PQL_NODE_UNARY: {
+        wf_buf_t child = WF_BUF_INIT;
+        pretty(n->u.unary.expr, level, &child, true);
+        size_t a = 0, b = child.len;
+        while (a < b && (child.data[a] == ' ' || child.data[a] == '\n' || child.data[a] == '\t')) {
+            a++;
+        }
+        while (b > a && (child.data[b - 1] == ' ' || child.data[b - 1] == '\n' ||
+                         child.data[b - 1] == '\t')) {
+            b--;
+        }
+        indent(out, level);
+        wf_buf_putc(out, n->u.unary.negate ? '-' : '+');
+        wf_buf_append(out, child.data + a, b - a);
+        wf_buf_free(&child);
+        return;
+    }
+    default:
+        indent(out, level);
+        fmt_node(n, out, lead);
+        return;
+    }
+}
+
+void pql_format_pretty(const pql_node_t *n, wf_buf_t *out)
+{
+    pretty(n, 0, out, false);
 }

@@ -117,6 +117,105 @@ void pql__sort_smp(pql__smp_t *s, size_t n, bool (*less)(const pql__smp_t *, con
     wf_free(tmp);
 }
 
+/* The shortest decimal digits that read back as v (v finite, non-zero or zero), and the
+ * position of the decimal point: v = 0.d1d2d3... * 10^point. Returns the digit count. */
+static int shortest_digits(double v, char *digits, int *point)
+{
+    char e[48];
+    int p;
+    for (p = 0; p < 17; p++) {
+        snprintf(e, sizeof(e), "%.*e", p, v);
+        if (strtod(e, NULL) == v) {
+            break;
+        }
+    }
+    int nd = 0;
+    const char *q = e;
+    if (*q == '-') {
+        q++;
+    }
+    while (*q && *q != 'e') {
+        if (*q != '.') {
+            digits[nd++] = *q;
+        }
+        q++;
+    }
+    int exp10 = atoi(q + 1);
+    while (nd > 1 && digits[nd - 1] == '0') {
+        nd--;
+    }
+    *point = exp10 + 1;
+    return nd;
+}
+
+void pql__fmt_float(double v, char verb, char *out, size_t cap)
+{
+    if (isnan(v)) {
+        snprintf(out, cap, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(out, cap, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    char d[32] = {0};
+    int point;
+    int nd = shortest_digits(v, d, &point);
+    size_t o = 0;
+#define PUTC(c)                                                                                    \
+    do {                                                                                           \
+        if (o + 1 < cap) {                                                                         \
+            out[o++] = (c);                                                                        \
+        }                                                                                          \
+    } while (0)
+    if (signbit(v)) {
+        PUTC('-');
+    }
+    if (nd == 1 && d[0] == '0') {
+        point = 1;
+    }
+    int exp10 = point - 1;
+    if (verb == 'v' && (exp10 < -4 || exp10 >= 6)) {
+        /* %e form: d.ddde+XX */
+        PUTC(d[0]);
+        if (nd > 1) {
+            PUTC('.');
+            for (int i = 1; i < nd; i++) {
+                PUTC(d[i]);
+            }
+        }
+        PUTC('e');
+        PUTC(exp10 < 0 ? '-' : '+');
+        int ax = exp10 < 0 ? -exp10 : exp10;
+        char xb[16];
+        snprintf(xb, sizeof(xb), "%02d", ax);
+        for (char *x = xb; *x; x++) {
+            PUTC(*x);
+        }
+    } else if (point <= 0) {
+        PUTC('0');
+        PUTC('.');
+        for (int i = 0; i < -point; i++) {
+            PUTC('0');
+        }
+        for (int i = 0; i < nd; i++) {
+            PUTC(d[i]);
+        }
+    } else {
+        for (int i = 0; i < point; i++) {
+            PUTC(i < nd ? d[i] : '0');
+        }
+        if (point < nd) {
+            PUTC('.');
+            for (int i = point; i < nd; i++) {
+                PUTC(d[i]);
+            }
+        }
+    }
+#undef PUTC
+    out[o] = 0;
+}
+
 static int cmp_nan_first(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -147,6 +246,16 @@ double pql__quantile(double q, double *values, size_t n)
     double upper = pql__go_min(fn - 1, lower + 1);
     double weight = rank - floor(rank);
     return values[(size_t)lower] * (1 - weight) + values[(size_t)upper] * weight;
+}
+
+/* Go's %f: like C's, but NaN and infinities are spelled NaN, +Inf, -Inf. */
+static void fmt_go_f6(double v, char *out, size_t cap)
+{
+    if (isnan(v) || isinf(v)) {
+        pql__fmt_float(v, 'f', out, cap);
+        return;
+    }
+    snprintf(out, cap, "%f", v);
 }
 
 /* kahanSumInc with Neumaier's improvement. */
@@ -289,12 +398,16 @@ bool pql__range_fn(pql__ev_t *ev, pql_fn_t fn, const int64_t *t, const double *v
         double sf = args[1], tf = args[2];
         if (sf <= 0 || sf >= 1) {
             *err = 1;
-            pql__fail(ev, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+            char b[400];
+            fmt_go_f6(sf, b, sizeof(b));
+            pql__fail(ev, "invalid smoothing factor. Expected: 0 < sf < 1, got: %s", b);
             return false;
         }
         if (tf <= 0 || tf >= 1) {
             *err = 1;
-            pql__fail(ev, "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+            char b[400];
+            fmt_go_f6(tf, b, sizeof(b));
+            pql__fail(ev, "invalid trend factor. Expected: 0 < tf < 1, got: %s", b);
             return false;
         }
         if (n < 2) {
@@ -801,7 +914,7 @@ static int histogram_quantile(pql__ev_t *ev, fcache_t *c, double q, const pql__v
         if (sig == UINT32_MAX) {
             continue;
         }
-        double le;
+        double le = 0;
         parse_le(pql__ls_value(ev, ls, LE), &le);
         uint32_t s = sig - 1;
         grow_u32(&c->gidx, &c->ngidx, (size_t)s + 1);
@@ -846,45 +959,59 @@ typedef struct {
     int month, day, hour, minute, wday, yday;
 } civil_t;
 
-static int64_t floordiv(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) {
-        q--;
-    }
-    return q;
-}
-
 static bool is_leap(int64_t y)
 {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
 }
 
+/* Go's time.Unix(sec, 0).UTC() broken down, with its arithmetic (absolute time since year
+ * -292277022399 as a uint64), so that even the extreme seconds Go's int64(NaN) produces give
+ * Go's answers. */
 static void civil_from_unix(int64_t sec, civil_t *c)
 {
-    int64_t days = floordiv(sec, 86400);
-    int64_t rem = sec - days * 86400;
-    c->hour = (int)(rem / 3600);
-    c->minute = (int)(rem % 3600 / 60);
-    c->wday = (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday (4) */
-    /* Howard Hinnant's days_from_civil inverse. */
-    int64_t z = days + 719468;
-    int64_t era = floordiv(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2) {
-        y++;
+    static const int before[13] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365};
+    const uint64_t day_s = 86400, d400 = 365 * 400 + 97, d100 = 365 * 100 + 24, d4 = 365 * 4 + 1;
+    uint64_t abs = (uint64_t)sec + 9223372028715321600ULL;
+    uint64_t d = abs / day_s;
+    uint64_t n = d / d400;
+    uint64_t y = 400 * n;
+    d -= d400 * n;
+    n = d / d100;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= d100 * n;
+    n = d / d4;
+    y += 4 * n;
+    d -= d4 * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+    c->year = (int64_t)y - 292277022399LL;
+    c->yday = (int)d + 1;
+    int day = (int)d;
+    c->hour = (int)(abs % day_s / 3600);
+    c->minute = (int)(abs % 3600 / 60);
+    c->wday = (int)((abs + day_s) % (7 * day_s) / day_s); /* Go adds Monday (1) days */
+    if (is_leap(c->year)) {
+        if (day > 31 + 29 - 1) {
+            day--;
+        } else if (day == 31 + 29 - 1) {
+            c->month = 2;
+            c->day = 29;
+            return;
+        }
     }
-    c->year = y;
-    c->month = (int)m;
-    c->day = (int)d;
-    static const int cum[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
-    c->yday = cum[m - 1] + (int)d + ((m > 2 && is_leap(y)) ? 1 : 0);
+    int m = day / 31;
+    int end = before[m + 1], begin;
+    if (day >= end) {
+        m++;
+        begin = end;
+    } else {
+        begin = before[m];
+    }
+    c->month = m + 1;
+    c->day = day - begin + 1;
 }
 
 static double date_part(pql_fn_t fn, int64_t sec)

@@ -170,12 +170,9 @@ void pql__quote(wf_buf_t *b, const char *s, size_t n, size_t max_runes)
     quote_with(b, s, n, max_runes, '"');
 }
 
-/* Go's %q of a rune (strconv.QuoteRune); EOF_RUNE prints as U+FFFD, as Go does. */
-static void quote_rune(wf_buf_t *b, int32_t r)
+static size_t encode_rune(uint32_t u, char enc[4])
 {
-    char enc[4];
     size_t n;
-    uint32_t u = r < 0 ? 0xFFFD : (uint32_t)r;
     if (u < 0x80) {
         enc[0] = (char)u;
         n = 1;
@@ -195,7 +192,21 @@ static void quote_rune(wf_buf_t *b, int32_t r)
         enc[3] = (char)(0x80 | (u & 0x3F));
         n = 4;
     }
+    return n;
+}
+
+/* Go's %q of a rune (strconv.QuoteRune); EOF_RUNE prints as U+FFFD, as Go does. */
+static void quote_rune(wf_buf_t *b, int32_t r)
+{
+    char enc[4];
+    size_t n = encode_rune(r < 0 ? 0xFFFD : (uint32_t)r, enc);
     quote_with(b, enc, n, 0, '\'');
+}
+
+static void quote_rune_raw(wf_buf_t *b, uint32_t u)
+{
+    char enc[4];
+    wf_buf_append(b, enc, encode_rune(u, enc));
 }
 
 /* ---- Durations ---------------------------------------------------------------------------- */
@@ -428,8 +439,10 @@ static void lex_error_U(lexer_t *l, const char *fmt_pre, const char *fmt_post, i
     uint32_t u = r < 0 ? 0xFFFD : (uint32_t)r;
     wf_buf_printf(&b, "U+%04X", (unsigned)u);
     if (is_print(u)) {
-        wf_buf_putc(&b, ' ');
-        quote_rune(&b, (int32_t)u);
+        /* %#U puts the character between quotes as is, without escaping. */
+        wf_buf_puts(&b, " '");
+        quote_rune_raw(&b, u);
+        wf_buf_putc(&b, '\'');
     }
     lex_error(l, "%s%s%s", fmt_pre, wf_buf_cstr(&b), fmt_post);
     wf_buf_free(&b);

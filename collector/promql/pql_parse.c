@@ -37,8 +37,9 @@ typedef struct {
     size_t i; /* current token */
     pql_tree_t *t;
     pql_parse_error_t *err;
-    int rc;    /* 0 until the first error */
-    int depth; /* parse_expr recursion depth */
+    int rc;     /* 0 until the first error */
+    int depth;  /* parse_expr recursion depth */
+    int in_agg; /* aggregation argument lists we are inside */
 } parser_t;
 
 /* Operator precedence levels. */
@@ -168,7 +169,11 @@ static void tok_desc(parser_t *p, const pql_tok_t *t, wf_buf_t *b)
     default:
         break;
     }
-    if (PQL_T_IS_KEYWORD(t->type)) {
+    if (t->type == PQL_T_AT) {
+        /* AT is missing from Prometheus's ItemTypeStr, so desc() falls back to naming the
+         * goyacc token number before the item itself. */
+        wf_buf_puts(b, "\"<Item 57385>\" <op:@>");
+    } else if (PQL_T_IS_KEYWORD(t->type)) {
         wf_buf_printf(b, "<%.*s>", (int)t->len, s);
     } else if (PQL_T_IS_OPERATOR(t->type)) {
         wf_buf_printf(b, "<op:%.*s>", (int)t->len, s);
@@ -180,10 +185,15 @@ static void tok_desc(parser_t *p, const pql_tok_t *t, wf_buf_t *b)
 }
 
 /* "unexpected <token>[ in <context>][, expected <what>]" at the current token; a lexical error
- * token reports the lexer's message instead, as Prometheus does. */
+ * token reports the lexer's message instead, as Prometheus does. A syntax error with no context
+ * of its own inside an aggregation's arguments is reported "in aggregation": that is where
+ * Prometheus's yacc error recovery lands (the `aggregate_op error` rule). */
 static void *unexpected(parser_t *p, const char *context, const char *expected)
 {
     const pql_tok_t *t = cur(p);
+    if (context == NULL && p->in_agg > 0) {
+        context = "aggregation";
+    }
     if (t->type == PQL_T_ERROR) {
         return fail(p, t->pos, "%s", p->toks.msg);
     }
@@ -254,30 +264,14 @@ static void vec_push(vec_t *v, void *x)
 
 /* ---- Literals ----------------------------------------------------------------------------- */
 
-/* strconv.ParseInt(s, 0, 64) then strconv.ParseFloat(s, 64), as Prometheus's number(). */
+/* strconv.ParseInt(s, 0, 64) then strconv.ParseFloat(s, 64), as Prometheus's number(). The
+ * lexer only lets through digits, one '.', an exponent, a 0x prefix with hex digits, and the
+ * words Inf and NaN, so strtoll/strtod see nothing Go would read differently except hex
+ * fractions, which Go refuses without a 'p' exponent. */
 static int parse_number(parser_t *p, const pql_tok_t *t, double *out)
 {
-    char buf[128];
     const char *s = tok_text(p, t);
-    if (t->len >= sizeof(buf)) {
-        /* Longer than any float64 needs; still parse it so 000...1 works, via the heap. */
-        char *h = wf_malloc(t->len + 1);
-        memcpy(h, s, t->len);
-        h[t->len] = '\0';
-        char *end;
-        errno = 0;
-        double v = strtod(h, &end);
-        bool ok = *end == '\0' && !(errno == ERANGE && isinf(v)) &&
-                  !(t->len > 1 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X'));
-        wf_free(h);
-        if (!ok) {
-            fail(p, t->pos, "error parsing number: strconv.ParseFloat: parsing %.*s...: %s", 20, s,
-                 "invalid syntax");
-            return -1;
-        }
-        *out = v;
-        return 0;
-    }
+    char *buf = wf_malloc(t->len + 1);
     memcpy(buf, s, t->len);
     buf[t->len] = '\0';
     char *end;
@@ -285,6 +279,7 @@ static int parse_number(parser_t *p, const pql_tok_t *t, double *out)
     long long iv = strtoll(buf, &end, 0);
     if (*end == '\0' && errno == 0 && end != buf) {
         *out = (double)iv;
+        wf_free(buf);
         return 0;
     }
     bool hex = t->len > 1 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X');
@@ -296,6 +291,7 @@ static int parse_number(parser_t *p, const pql_tok_t *t, double *out)
     } else if (errno == ERANGE && isinf(v)) {
         why = "value out of range";
     }
+    wf_free(buf);
     if (why != NULL) {
         wf_buf_t b = WF_BUF_INIT;
         pql__quote(&b, s, t->len, 0);
@@ -494,6 +490,32 @@ fail:
     return -1;
 }
 
+/* Tokens that can begin an expression. */
+static bool starts_expr(pql_tok_type_t t)
+{
+    switch (t) {
+    case PQL_T_NUMBER:
+    case PQL_T_STRING:
+    case PQL_T_LEFT_PAREN:
+    case PQL_T_LEFT_BRACE:
+    case PQL_T_IDENTIFIER:
+    case PQL_T_METRIC_IDENTIFIER:
+    case PQL_T_BY:
+    case PQL_T_WITHOUT:
+    case PQL_T_OFFSET:
+    case PQL_T_START:
+    case PQL_T_END:
+    case PQL_T_LAND:
+    case PQL_T_LOR:
+    case PQL_T_LUNLESS:
+    case PQL_T_ADD:
+    case PQL_T_SUB:
+        return true;
+    default:
+        return PQL_T_IS_AGGREGATOR(t);
+    }
+}
+
 /* ( expr, ... ) of a call or an aggregation; *h receives the deepest argument's height. */
 static int parse_args(parser_t *p, vec_t *args, int *h, const char *context)
 {
@@ -514,7 +536,14 @@ static int parse_args(parser_t *p, vec_t *args, int *h, const char *context)
         *h = ah > *h ? ah : *h;
         if (cur_type(p) == PQL_T_COMMA) {
             const pql_tok_t *comma = advance(p);
-            if (cur_type(p) == PQL_T_RIGHT_PAREN) {
+            /* Prometheus's grammar reduces "args ," before it looks for an expression, so any
+             * token that cannot begin one reports the trailing comma (a lexical error is seen
+             * first, while the parser reads its lookahead). */
+            if (cur_type(p) == PQL_T_ERROR) {
+                unexpected(p, NULL, NULL);
+                return -1;
+            }
+            if (!starts_expr(cur_type(p))) {
                 fail(p, comma->pos, "trailing commas not allowed in function call args");
                 return -1;
             }
@@ -717,7 +746,10 @@ static pql_node_t *parse_aggregate(parser_t *p, int *h)
     if (cur_type(p) != PQL_T_LEFT_PAREN) {
         return unexpected(p, "aggregation", NULL);
     }
-    if (parse_args(p, &args, h, "aggregation") != 0) {
+    p->in_agg++;
+    int rc = parse_args(p, &args, h, "aggregation");
+    p->in_agg--;
+    if (rc != 0) {
         goto fail;
     }
     if (!have_mod && (cur_type(p) == PQL_T_BY || cur_type(p) == PQL_T_WITHOUT)) {
@@ -872,7 +904,9 @@ static pql_node_t *parse_range(parser_t *p, pql_node_t *n, int *h)
         if (n->u.vector.offset_ms != 0) {
             return fail(p, lb->pos, "no offset modifiers allowed before range");
         }
-        if (n->u.vector.at != PQL_AT_NONE) {
+        /* Prometheus checks only for a timestamp here, so `x @ start()[5m]` is accepted and
+         * means x[5m] @ start(). */
+        if (n->u.vector.at == PQL_AT_TIME) {
             return fail(p, lb->pos, "no @ modifiers allowed before range");
         }
         pql_node_t *m = new_node(p, PQL_NODE_MATRIX, n->pos);

@@ -139,8 +139,8 @@ int main(int argc, char **argv)
                          {"istio service dashboard, range 1h/15s", 0, 0}};
     size_t failed = 0, disagreed = 0;
     if (!quiet) {
-        printf("%-40s %10s %10s %8s  %s\n", "group / origin", "prom ms", "weft ms", "ratio",
-               "query");
+        printf("%-40s %10s %10s %8s  %s\n", "I(nstant)/R(ange) origin", "prom ms", "weft ms",
+               "ratio", "query");
     }
     for (int g = 0; g < 3; g++) {
         for (size_t i = 0; i < nq; i++) {
@@ -152,11 +152,12 @@ int main(int argc, char **argv)
             bool agree = true;
             bool ok = time_query(prom, weft, qs[i].q, end, end - 3600000, g == 2 ? 15000 : 0, r,
                                  &pm, &wm, &agree);
+            char origin[128];
+            snprintf(origin, sizeof(origin), "%s %s", g == 2 ? "R" : "I", qs[i].origin);
             if (!ok) {
                 failed++;
                 if (!quiet) {
-                    printf("%-40s %10s %10s %8s  %.120s\n", qs[i].origin, "-", "-", "failed",
-                           qs[i].q);
+                    printf("%-40s %10s %10s %8s  %.120s\n", origin, "-", "-", "failed", qs[i].q);
                 }
                 continue;
             }
@@ -165,7 +166,7 @@ int main(int argc, char **argv)
             groups[g].log_sum += log(ratio);
             groups[g].n++;
             if (!quiet) {
-                printf("%-40s %10.3f %10.3f %8.3f%s %.120s\n", qs[i].origin, pm, wm, ratio,
+                printf("%-40s %10.3f %10.3f %8.3f%s %.120s\n", origin, pm, wm, ratio,
                        agree ? " " : "!", qs[i].q);
             }
         }
@@ -188,8 +189,8 @@ int main(int argc, char **argv)
            disagreed);
     rc = 0;
 out:
-    wt_pd_stop(weft);
-    wt_pd_stop(prom);
+    (void)wt_pd_stop(weft);
+    (void)wt_pd_stop(prom);
     wt_pd_data_free(&data);
     wt_pd_mq_free(qs, nq);
     return rc;

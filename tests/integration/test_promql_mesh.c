@@ -102,13 +102,16 @@ static void test_promql_mesh(void **state)
            nq, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
 out:
-    wt_pd_stop(weft);
-    wt_pd_stop(prom);
+    /* Both must have survived the run: a crash or a sanitizer report in weft fails the test
+     * even when every answer before it agreed. */
+    bool ok_stop = wt_pd_stop(weft);
+    ok_stop &= wt_pd_stop(prom);
     wt_pd_data_free(&data);
     wt_pd_mq_free(qs, nq);
     assert_true(ok_start);
     assert_true(ok_load);
     assert_int_equal(differed, 0);
+    assert_true(ok_stop);
 }
 
 int main(void)

@@ -89,11 +89,16 @@ static size_t sink_cb(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* GET path on s; returns the HTTP status or -1. The body goes to body when not NULL. */
-static long http_get(wt_pd_srv_t *s, const char *path, wf_buf_t *body, double timeout_s)
+/*
+ * GET path on s, or POST form (application/x-www-form-urlencoded) when form is not NULL.
+ * Returns the HTTP status or -1. The body goes to body when not NULL.
+ */
+static long http_do(wt_pd_srv_t *s, const char *path, const char *form, wf_buf_t *body,
+                    double timeout_s)
 {
-    char url[8192];
-    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    size_t n = strlen(s->base) + strlen(path) + 1;
+    char *url = wf_malloc(n);
+    snprintf(url, n, "%s%s", s->base, path);
     wf_buf_t scratch = WF_BUF_INIT;
     sink_t sink = {body ? body : &scratch};
     curl_easy_reset(s->curl);
@@ -102,12 +107,23 @@ static long http_get(wt_pd_srv_t *s, const char *path, wf_buf_t *body, double ti
     curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
     curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
+    if (form != NULL) {
+        /* libcurl sends Content-Type: application/x-www-form-urlencoded with POSTFIELDS. */
+        curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, form);
+        curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+    }
     long status = -1;
     if (curl_easy_perform(s->curl) == CURLE_OK) {
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
     }
     wf_buf_free(&scratch);
+    wf_free(url);
     return status;
+}
+
+static long http_get(wt_pd_srv_t *s, const char *path, wf_buf_t *body, double timeout_s)
+{
+    return http_do(s, path, NULL, body, timeout_s);
 }
 
 static void print_log(const char *dir)
@@ -117,8 +133,8 @@ static void print_log(const char *dir)
     size_t n = 0;
     char *text = wt_read_file(p, &n);
     if (text != NULL) {
-        const char *tail = n > 4000 ? text + n - 4000 : text;
-        printf("---- %s (last 4000 bytes) ----\n%s\n----\n", p, tail);
+        const char *tail = n > 8000 ? text + n - 8000 : text;
+        printf("---- %s (last 8000 bytes) ----\n%s\n----\n", p, tail);
         wf_free(text);
     }
 }
@@ -137,8 +153,10 @@ static bool start_once(wt_pd_srv_t *s)
         if (f == NULL) {
             return false;
         }
-        /* No scrape jobs: the only samples are the ones the harness writes. */
-        fputs("global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n", f);
+        /* No scrape jobs: the only samples are the ones the harness writes. The evaluation
+         * interval keeps its default (1m): it is also the default subquery step, which weft
+         * takes as 1m. */
+        fputs("global:\n  scrape_interval: 15s\n", f);
         fclose(f);
         char a_cfg[4300], a_data[4300], a_addr[128];
         snprintf(a_cfg, sizeof(a_cfg), "--config.file=%s", cfg);
@@ -201,17 +219,52 @@ wt_pd_srv_t *wt_pd_start(wt_pd_kind_t kind)
     printf("%s did not become ready\n", s->name);
     print_log(s->dir);
 fail:
-    wt_pd_stop(s);
+    (void)wt_pd_stop(s);
     return NULL;
 }
 
-void wt_pd_stop(wt_pd_srv_t *s)
+/* True when the server's log holds a sanitizer report. */
+static bool log_has_sanitizer_report(const char *dir)
+{
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/server.log", dir);
+    char *text = wt_read_file(p, NULL);
+    bool found = text != NULL && (strstr(text, "runtime error:") != NULL ||
+                                  strstr(text, "ERROR: AddressSanitizer") != NULL ||
+                                  strstr(text, "ERROR: LeakSanitizer") != NULL);
+    wf_free(text);
+    return found;
+}
+
+bool wt_pd_stop(wt_pd_srv_t *s)
 {
     if (s == NULL) {
-        return;
+        return true;
     }
+    bool clean = true;
     if (s->pid > 0) {
-        wt_stop(s->pid, 20000);
+        /* A server that died under the test (a crash, a sanitizer report) says why in its
+         * log: show it, since the directory goes away below. */
+        int status = 0;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            printf("%s had exited by itself (%s %d)\n", s->name,
+                   WIFSIGNALED(status) ? "signal" : "exit code",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            clean = false;
+        } else {
+            status = wt_stop(s->pid, 20000);
+            if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                printf("%s did not exit cleanly on SIGTERM (status %d)\n", s->name, status);
+                clean = false;
+            }
+        }
+        if (log_has_sanitizer_report(s->dir)) {
+            printf("%s's log has a sanitizer report\n", s->name);
+            clean = false;
+        }
+        if (!clean) {
+            print_log(s->dir);
+        }
     }
     if (s->curl != NULL) {
         curl_easy_cleanup(s->curl);
@@ -224,6 +277,7 @@ void wt_pd_stop(wt_pd_srv_t *s)
     }
     wf_free(s->dir);
     wf_free(s);
+    return clean;
 }
 
 const char *wt_pd_name(const wt_pd_srv_t *s)
@@ -1143,11 +1197,11 @@ static void fmt_time(char *out, size_t n, int64_t ms)
     snprintf(out, n, "%lld.%03lld", (long long)s, (long long)frac);
 }
 
-static int do_query(wt_pd_srv_t *s, const char *path_and_args, wt_pd_answer_t *out)
+int wt_pd_request(wt_pd_srv_t *s, const char *path, const char *form, wt_pd_answer_t *out)
 {
     wf_buf_t body = WF_BUF_INIT;
     double t0 = mono_ms();
-    out->status = http_get(s, path_and_args, &body, 120);
+    out->status = http_do(s, path, form, &body, 120);
     out->ms = mono_ms() - t0;
     if (out->status < 0) {
         wf_buf_free(&body);
@@ -1157,6 +1211,11 @@ static int do_query(wt_pd_srv_t *s, const char *path_and_args, wt_pd_answer_t *o
     wf_buf_putc(&body, 0);
     out->body = (char *)wf_buf_detach(&body, NULL);
     return 0;
+}
+
+static int do_query(wt_pd_srv_t *s, const char *path_and_args, wt_pd_answer_t *out)
+{
+    return wt_pd_request(s, path_and_args, NULL, out);
 }
 
 int wt_pd_query(wt_pd_srv_t *s, const char *q, int64_t t_ms, wt_pd_answer_t *out)
@@ -1380,6 +1439,63 @@ static bool compare_series_sets(json_t *ra, json_t *rb, bool matrix, bool ordere
     return ok;
 }
 
+/* Canonical text of a JSON value (keys sorted); wf_free it. */
+static char *canon(json_t *v)
+{
+    char *d = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    char *r = wf_strdup(d ? d : "");
+    free(d);
+    return r;
+}
+
+/*
+ * Lists of label names or values must match in order (Prometheus sorts them); lists of series
+ * (objects) as sets.
+ */
+static bool compare_lists(json_t *la, json_t *lb, char *why, size_t whylen)
+{
+    if (!json_is_array(lb)) {
+        snprintf(why, whylen, "data is not a list in weft's answer");
+        return false;
+    }
+    size_t na = json_array_size(la), nb = json_array_size(lb);
+    char **ca = wf_calloc(na + 1, sizeof(char *)), **cb = wf_calloc(nb + 1, sizeof(char *));
+    bool objects = false;
+    for (size_t i = 0; i < na; i++) {
+        ca[i] = canon(json_array_get(la, i));
+        objects |= json_is_object(json_array_get(la, i));
+    }
+    for (size_t i = 0; i < nb; i++) {
+        cb[i] = canon(json_array_get(lb, i));
+    }
+    if (objects) {
+        qsort(ca, na, sizeof(char *), cmp_str);
+        qsort(cb, nb, sizeof(char *), cmp_str);
+    }
+    bool ok = na == nb;
+    size_t i = 0;
+    for (; ok && i < na; i++) {
+        ok = strcmp(ca[i], cb[i]) == 0;
+    }
+    if (!ok) {
+        if (na != nb) {
+            snprintf(why, whylen, "%zu entries vs %zu", na, nb);
+        } else {
+            snprintf(why, whylen, "entry %zu: prom %.200s weft %.200s", i - 1, ca[i - 1],
+                     cb[i - 1]);
+        }
+    }
+    for (i = 0; i < na; i++) {
+        wf_free(ca[i]);
+    }
+    for (i = 0; i < nb; i++) {
+        wf_free(cb[i]);
+    }
+    wf_free(ca);
+    wf_free(cb);
+    return ok;
+}
+
 wt_pd_verdict_t wt_pd_compare(const wt_pd_answer_t *ref, const wt_pd_answer_t *got, bool ordered,
                               char *why, size_t whylen)
 {
@@ -1439,6 +1555,13 @@ wt_pd_verdict_t wt_pd_compare(const wt_pd_answer_t *ref, const wt_pd_answer_t *g
         goto out;
     }
     json_t *da = json_object_get(a, "data"), *db = json_object_get(b, "data");
+    if (json_is_array(da)) {
+        /* /api/v1/series, /labels, /label/<name>/values: lists rather than results. */
+        if (compare_lists(da, db, why, whylen)) {
+            verdict = WT_PD_AGREE;
+        }
+        goto out;
+    }
     const char *rta = json_string_value(json_object_get(da, "resultType"));
     const char *rtb = json_string_value(json_object_get(db, "resultType"));
     if (rta == NULL || rtb == NULL || strcmp(rta, rtb) != 0) {
@@ -1541,6 +1664,8 @@ void wt_pd_tally_init(wt_pd_tally_t *t, size_t show_max)
     memset(t, 0, sizeof(*t));
     t->show_max = show_max;
     t->oneline_max = 400;
+    const char *notes = getenv("WT_PD_NOTES");
+    t->notes_max = notes != NULL ? (size_t)atoi(notes) : 20;
 }
 
 static void print_body(FILE *out, const char *who, const wt_pd_answer_t *a)
@@ -1558,7 +1683,7 @@ static void report(wt_pd_tally_t *t, FILE *out, const char *q, const char *when,
         return;
     }
     if (v == WT_PD_AGREE_ERRMSG) {
-        if (t->notes < 20) {
+        if (t->notes < t->notes_max) {
             fprintf(out, "note (error message only): %s [%s]: %s\n", q, when, why);
             t->notes++;
         }
@@ -1630,6 +1755,37 @@ size_t wt_pd_run(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *got
         t->queries_differing++;
     }
     return differed;
+}
+
+bool wt_pd_run_raw(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *got,
+                   const char *path, const char *form)
+{
+    wt_pd_answer_t a = {0}, b = {0};
+    char why[2048];
+    wt_pd_request(ref, path, form, &a);
+    wt_pd_request(got, path, form, &b);
+    wt_pd_verdict_t v = WT_PD_DIFFER;
+    if (a.body == NULL) {
+        snprintf(why, sizeof(why), "prometheus gave no HTTP answer");
+    } else {
+        v = wt_pd_compare(&a, &b, false, why, sizeof(why));
+    }
+    t->queries++;
+    t->evals++;
+    if (a.body != NULL && strstr(a.body, "\"status\":\"error\"") != NULL) {
+        t->ref_errors++;
+    }
+    if (v == WT_PD_DIFFER) {
+        t->differed++;
+        t->queries_differing++;
+    } else {
+        t->agreed++;
+        t->errmsg_only += v == WT_PD_AGREE_ERRMSG;
+    }
+    report(t, out, path, form ? form : "GET", v, why, &a, &b);
+    wt_pd_answer_free(&a);
+    wt_pd_answer_free(&b);
+    return v != WT_PD_DIFFER;
 }
 
 void wt_pd_tally_print(const wt_pd_tally_t *t, FILE *out, const char *what)

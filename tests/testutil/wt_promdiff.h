@@ -20,7 +20,8 @@
  *
  * Environment: WEFT_BIN (weft binary), WT_PROMETHEUS (Prometheus binary, default
  * /usr/bin/prometheus), WEFT_DIFF_SELF=1 runs a second Prometheus in weft's place (the harness
- * checking itself: every query must agree), WT_KEEP=1 keeps the servers' directories.
+ * checking itself: every query must agree), WT_KEEP=1 keeps the servers' directories,
+ * WT_PD_NOTES=n prints up to n error-message-only notes (default 20).
  */
 #ifndef WT_PROMDIFF_H
 #define WT_PROMDIFF_H
@@ -47,8 +48,12 @@ const char *wt_pd_prometheus_bin(void);
  * reason and the server's log) on failure.
  */
 wt_pd_srv_t *wt_pd_start(wt_pd_kind_t kind);
-/* Stop the server (SIGTERM, then SIGKILL) and remove its directory. NULL is a no-op. */
-void wt_pd_stop(wt_pd_srv_t *s);
+/*
+ * Stop the server (SIGTERM, then SIGKILL) and remove its directory. Returns false (after
+ * printing the server's log) when it had died by itself, did not exit with status 0, or its
+ * log holds a sanitizer report; NULL is a no-op that returns true.
+ */
+bool wt_pd_stop(wt_pd_srv_t *s);
 /* "prometheus" or "weft" (or "prometheus-2" in self mode). */
 const char *wt_pd_name(const wt_pd_srv_t *s);
 int wt_pd_port(const wt_pd_srv_t *s);
@@ -121,6 +126,11 @@ typedef struct {
 } wt_pd_answer_t;
 
 void wt_pd_answer_free(wt_pd_answer_t *a);
+/*
+ * GET path (with its query string) on s, or POST form as application/x-www-form-urlencoded
+ * when form is not NULL. Returns 0, or -1 when no HTTP answer came.
+ */
+int wt_pd_request(wt_pd_srv_t *s, const char *path, const char *form, wt_pd_answer_t *out);
 /* GET /api/v1/query?query=q&time=t_ms. Returns 0, or -1 when no HTTP answer came. */
 int wt_pd_query(wt_pd_srv_t *s, const char *q, int64_t t_ms, wt_pd_answer_t *out);
 /* GET /api/v1/query_range. Returns 0, or -1 when no HTTP answer came. */
@@ -160,7 +170,8 @@ typedef struct {
     size_t show_max;          /* how many to print in full (the rest one line each) */
     size_t oneline_max;       /* how many one-line diffs at most */
     size_t oneline;
-    size_t notes; /* error-message-only notes printed (at most 20) */
+    size_t notes;     /* error-message-only notes printed */
+    size_t notes_max; /* at most this many ($WT_PD_NOTES, default 20) */
 } wt_pd_tally_t;
 
 void wt_pd_tally_init(wt_pd_tally_t *t, size_t show_max);
@@ -171,6 +182,13 @@ void wt_pd_tally_init(wt_pd_tally_t *t, size_t show_max);
  */
 size_t wt_pd_run(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *got, const char *q,
                  const int64_t *times, size_t ntimes, const int64_t (*ranges)[3], size_t nranges);
+/*
+ * Send the same raw request (wt_pd_request) to both servers and compare the answers: query
+ * results as above, list answers (/api/v1/series, /labels, /label/x/values) as lists. Counts
+ * into t and prints a difference to out. Returns true when they agree.
+ */
+bool wt_pd_run_raw(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *got,
+                   const char *path, const char *form);
 /* Print "N queries, E evaluations, A agreed, D differed ..." to out. */
 void wt_pd_tally_print(const wt_pd_tally_t *t, FILE *out, const char *what);
 

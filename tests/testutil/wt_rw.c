@@ -532,11 +532,40 @@ int wt_conn_request(wt_conn_t *c, const char *method, const char *path, const ch
         return -1;
     }
     char head[4096];
-    int hl = snprintf(head, sizeof(head),
+    bool chunked_req = headers != NULL && strcasestr(headers, "Transfer-Encoding: chunked");
+    int hl;
+    if (chunked_req) {
+        hl = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", method,
+                      path, c->port, headers);
+    } else {
+        hl = snprintf(head, sizeof(head),
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Length: %zu\r\n\r\n",
                       method, path, c->port, headers ? headers : "", len);
-    if (hl < 0 || (size_t)hl >= sizeof(head) || write_all(c->fd, head, (size_t)hl) != 0 ||
-        (len > 0 && write_all(c->fd, body, len) != 0)) {
+    }
+    if (hl < 0 || (size_t)hl >= sizeof(head) || write_all(c->fd, head, (size_t)hl) != 0) {
+        goto broken;
+    }
+    if (chunked_req) {
+        /* Two chunks (as streaming clients send them, cut anywhere), then the last chunk. */
+        size_t first = len / 2;
+        const uint8_t *p = body;
+        char sz[32];
+        for (int i = 0; i < 2; i++) {
+            size_t n = i == 0 ? first : len - first;
+            if (n == 0) {
+                continue;
+            }
+            int sl = snprintf(sz, sizeof(sz), "%zx\r\n", n);
+            if (write_all(c->fd, sz, (size_t)sl) != 0 || write_all(c->fd, p, n) != 0 ||
+                write_all(c->fd, "\r\n", 2) != 0) {
+                goto broken;
+            }
+            p += n;
+        }
+        if (write_all(c->fd, "0\r\n\r\n", 5) != 0) {
+            goto broken;
+        }
+    } else if (len > 0 && write_all(c->fd, body, len) != 0) {
         goto broken;
     }
     char line[8192];

@@ -112,9 +112,10 @@ void wt_conn_close(wt_conn_t *c);
 /*
  * Send one request on the connection and read the whole response (Content-Length, chunked,
  * or no body). headers: extra header lines, each ending in CRLF (may be NULL). The response
- * body is appended to resp_body when not NULL. Returns the status, or -1 on a network or
- * protocol error (the connection is then unusable). A response with "Connection: close"
- * leaves the connection closed: the next call returns -1.
+ * body is appended to resp_body when not NULL. With a "Transfer-Encoding: chunked" header
+ * line the body is sent in chunks and without Content-Length. Returns the status, or -1 on a
+ * network or protocol error (the connection is then unusable). A response with
+ * "Connection: close" leaves the connection closed: the next call returns -1.
  */
 int wt_conn_request(wt_conn_t *c, const char *method, const char *path, const char *headers,
                     const void *body, size_t len, wf_buf_t *resp_body);

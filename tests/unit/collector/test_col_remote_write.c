@@ -74,6 +74,26 @@ static int setup(void **state)
     return 0;
 }
 
+/* A store whose batches hold at most 10 samples, to reach the batch limit with small
+ * requests. */
+static int setup_small_batches(void **state)
+{
+    fx_t *f = wf_calloc(1, sizeof(*f));
+    f->dir = wt_tmpdir("col_rw");
+    f->now = T0;
+    st_options_default(&f->o);
+    f->o.dir = f->dir;
+    f->o.now_ms = fake_now;
+    f->o.now_arg = &f->now;
+    f->o.max_batch_samples = 10;
+    assert_int_equal(st_store_open(&f->o, &f->s), 0);
+    assert_int_equal(col_writer_new(f->s, &f->wr), 0);
+    atomic_store(&f->stop, false);
+    assert_int_equal(pthread_create(&f->thread, NULL, writer_main, f), 0);
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     fx_t *f = *state;
@@ -648,6 +668,16 @@ static void test_invalid_labels(void **state)
     add_series_raw(&pb, bad, 2);
     expect_refused(f, &pb, 400, "timeseries 1: ");
     wf_buf_free(&pb);
+    /* A name that differs from the previous series' name at the same position is checked
+     * again (the decoder skips names it has just seen). */
+    wf_buf_reset(&pb);
+    add_canary(&pb);
+    const char *first[] = {"__name__", "m", "a_b", "1", "z", "2"};
+    const char *second[] = {"__name__", "m", "a-b", "1", "z", "2"};
+    add_series_raw(&pb, first, 3);
+    add_series_raw(&pb, second, 3);
+    expect_refused(f, &pb, 400, "timeseries 2: invalid label name \"a-b\"");
+    wf_buf_free(&pb);
     /* Metric names may hold colons; label names may not. */
     wt_rw_t *rw = wt_rw_new();
     wt_rw_series_l(rw, "__name__", "job:requests:rate5m", "_under", "x", NULL);
@@ -689,6 +719,31 @@ static void test_invalid_metadata(void **state)
     assert_int_equal(md.type, ST_METRIC_UNKNOWN);
     wf_free(md.help);
     wf_free(md.unit);
+    wt_rw_free(rw);
+}
+
+/* More samples than the store takes in one batch: 413, nothing written, and the server
+ * goes on accepting requests that fit. */
+static void test_store_batch_limit(void **state)
+{
+    fx_t *f = *state;
+    wt_rw_t *rw = wt_rw_new();
+    for (int i = 0; i < 11; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", i);
+        wt_rw_series_l(rw, "__name__", "big", "i", v, NULL);
+        wt_rw_sample(rw, T0, i);
+    }
+    char *msg = NULL;
+    assert_int_equal(post_rw(f, rw, &msg), 413);
+    assert_non_null(strstr(msg, "store batch"));
+    wf_free(msg);
+    assert_int_equal(count_series(f, "big"), 0);
+    wt_rw_reset(rw);
+    wt_rw_series_l(rw, "__name__", "small", NULL);
+    wt_rw_sample(rw, T0, 1);
+    assert_int_equal(post_rw(f, rw, NULL), 204);
+    assert_int_equal(count_series(f, "small"), 1);
     wt_rw_free(rw);
 }
 
@@ -775,6 +830,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_batch_limit, setup_small_batches, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,279 @@
+/*
+ * test_collector_ingest.c - the push ingest paths of a real `weft collector` over HTTP:
+ * Prometheus remote_write (snappy + protobuf, with Prometheus's headers, on keep-alive
+ * connections) and OTLP/HTTP metrics (the OpenTelemetry JS SDK's captured requests, as JSON
+ * with gzip and as protobuf with a chunked body). Hostile bodies get their 4xx with a message
+ * (bad snappy, truncated protobuf, invalid UTF-8, a snappy header announcing too much, a body
+ * over the route's limit, malformed JSON) and the server keeps serving afterwards; what was
+ * accepted is read back through the query API.
+ */
+#include "wf_alloc.h"
+#include "wf_buf.h"
+#include "wf_clock.h"
+#include "wt_rw.h"
+#include "wt_util.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+static int port;
+static pid_t pid;
+static char *dir;
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = wt_tmpdir("colingest");
+    port = wt_free_port();
+    char listen[64], data[512], log[600];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(log, sizeof(log), "%s/weft.log", dir);
+    /* Retention 0 (forever): the captured OTLP requests carry the time they were recorded. */
+    char *argv[] = {(char *)wt_weft_bin(), "collector", "--listen", listen, "--data-dir", data,
+                    "--retention",         "0",         NULL};
+    pid = wt_spawn(argv, log);
+    assert_true(wt_wait_port(port, 10000));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int status = wt_stop(pid, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    wt_rm_rf(dir);
+    wf_free(dir);
+    return 0;
+}
+
+/* The value of an instant query that must return exactly one sample, as a string. */
+static void query_value(const char *q, int64_t at_ms, char *out, size_t cap)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "/api/v1/query?query=%s&time=%.3f", q, (double)at_ms / 1000.0);
+    char *body = NULL;
+    assert_int_equal(wt_http(port, "GET", path, NULL, 0, &body), 200);
+    const char *v = strstr(body, "\"value\":[");
+    if (v == NULL || strstr(v + 1, "\"value\":[") != NULL) {
+        fail_msg("%s: not one sample: %s", q, body);
+    }
+    const char *s = strchr(v + 9, '"');
+    assert_non_null(s);
+    size_t n = strcspn(s + 1, "\"");
+    snprintf(out, cap, "%.*s", (int)n, s + 1);
+    wf_free(body);
+}
+
+static void test_remote_write(void **state)
+{
+    (void)state;
+    int64_t t = (wf_wall_ms() / 1000) * 1000 - 60000;
+    wt_conn_t *c = wt_conn_open(port);
+    assert_non_null(c);
+    wt_rw_t *rw = wt_rw_new();
+    wf_buf_t body = WF_BUF_INIT, resp = WF_BUF_INIT;
+    /* Several requests on one keep-alive connection, as Prometheus's shards send them. */
+    for (int r = 0; r < 5; r++) {
+        wt_rw_reset(rw);
+        for (int s = 0; s < 50; s++) {
+            char id[16];
+            snprintf(id, sizeof(id), "%d", s);
+            wt_rw_series_l(rw, "__name__", "ingest_total", "job", "it", "s", id, NULL);
+            wt_rw_sample(rw, t + r * 1000, r * 10 + s);
+        }
+        wf_buf_reset(&body);
+        wt_rw_body(rw, &body);
+        wf_buf_reset(&resp);
+        int st =
+            wt_conn_request(c, "POST", "/api/v1/write", WT_RW_HEADERS, body.data, body.len, &resp);
+        if (st != 204) {
+            fail_msg("round %d: %d %s", r, st, wf_buf_cstr(&resp));
+        }
+    }
+    /* Without Prometheus's Content-Type and version headers, and chunked: accepted too. */
+    wt_rw_reset(rw);
+    wt_rw_series_l(rw, "__name__", "ingest_plain", "job", "it", NULL);
+    wt_rw_sample(rw, t, 42);
+    wf_buf_reset(&body);
+    wt_rw_body(rw, &body);
+    assert_int_equal(wt_conn_request(c, "POST", "/api/v1/write",
+                                     "Content-Encoding: snappy\r\nTransfer-Encoding: chunked\r\n",
+                                     body.data, body.len, NULL),
+                     204);
+    wt_conn_close(c);
+
+    char v[64];
+    query_value("ingest_total%7Bs%3D%2217%22%7D", t + 4000, v, sizeof(v));
+    assert_string_equal(v, "57");
+    query_value("count(ingest_total)", t + 4000, v, sizeof(v));
+    assert_string_equal(v, "50");
+    query_value("count_over_time(ingest_total%7Bs%3D%220%22%7D%5B1m%5D)", t + 4000, v, sizeof(v));
+    assert_string_equal(v, "5");
+    query_value("ingest_plain", t, v, sizeof(v));
+    assert_string_equal(v, "42");
+    wt_rw_free(rw);
+    wf_buf_free(&body);
+    wf_buf_free(&resp);
+}
+
+/* Send body to /api/v1/write; expect status and a message containing needle. */
+static void expect(const void *body, size_t len, int status, const char *needle)
+{
+    char *resp = NULL;
+    int st = wt_rw_post(port, "/api/v1/write", body, len, &resp);
+    if (st != status || (needle != NULL && (resp == NULL || strstr(resp, needle) == NULL))) {
+        fail_msg("expected %d with \"%s\", got %d: %s", status, needle ? needle : "", st,
+                 resp ? resp : "(none)");
+    }
+    wf_free(resp);
+}
+
+static void test_remote_write_refusals(void **state)
+{
+    (void)state;
+    int64_t t = wf_wall_ms() - 30000;
+    expect("this is not snappy", 18, 400, "snappy");
+
+    wf_buf_t pb = WF_BUF_INIT, body = WF_BUF_INIT;
+    wt_rw_t *rw = wt_rw_new();
+    wt_rw_series_l(rw, "__name__", "refused_metric", "job", "x", NULL);
+    wt_rw_sample(rw, t, 1);
+    wt_rw_encode(rw, &pb);
+    /* truncated protobuf inside a valid snappy block */
+    wt_rw_snappy(pb.data, pb.len - 4, &body);
+    expect(body.data, body.len, 400, "protobuf");
+    /* invalid UTF-8 in a label value */
+    wt_rw_reset(rw);
+    wt_rw_series_l(rw, "__name__", "refused_metric", "job", "\xc3\x28", NULL);
+    wt_rw_sample(rw, t, 1);
+    wf_buf_reset(&body);
+    wt_rw_body(rw, &body);
+    expect(body.data, body.len, 400, "UTF-8");
+    /* a snappy header announcing 1 GiB */
+    wf_buf_reset(&body);
+    wf_buf_put_uvarint(&body, (uint64_t)1 << 30);
+    wf_buf_append(&body, "\x00\x00", 2);
+    expect(body.data, body.len, 413, NULL);
+    /* a body over the route's limit, refused by the HTTP layer before decoding */
+    size_t big = (size_t)33 << 20;
+    char *huge = wf_calloc(1, big);
+    expect(huge, big, 413, NULL);
+    wf_free(huge);
+    /* out of order: the first answer's sample is kept, the older one refused */
+    wt_rw_reset(rw);
+    wt_rw_series_l(rw, "__name__", "ooo_metric", "job", "x", NULL);
+    wt_rw_sample(rw, t, 1);
+    wf_buf_reset(&body);
+    wt_rw_body(rw, &body);
+    expect(body.data, body.len, 204, NULL);
+    wt_rw_reset(rw);
+    wt_rw_series_l(rw, "__name__", "ooo_metric", "job", "x", NULL);
+    wt_rw_sample(rw, t - 10000, 2);
+    wf_buf_reset(&body);
+    wt_rw_body(rw, &body);
+    expect(body.data, body.len, 400, "out of order");
+
+    /* Nothing of the refused requests landed, and the server still serves. */
+    char *resp = NULL;
+    assert_int_equal(wt_http(port, "GET", "/api/v1/query?query=refused_metric", NULL, 0, &resp),
+                     200);
+    assert_non_null(strstr(resp, "\"result\":[]"));
+    wf_free(resp);
+    char v[64];
+    query_value("ooo_metric", t, v, sizeof(v));
+    assert_string_equal(v, "1");
+    wt_rw_free(rw);
+    wf_buf_free(&pb);
+    wf_buf_free(&body);
+}
+
+static void gzip_buf(const void *in, size_t n, wf_buf_t *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, n);
+    uint8_t *dst = wf_buf_reserve(out, cap);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = dst;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out->len += z.total_out;
+    deflateEnd(&z);
+}
+
+static void test_otlp_metrics(void **state)
+{
+    (void)state;
+    char *jpath = wt_ref_path("otel-captures/metrics-logs/01-otlp-json.body.json");
+    char *ppath = wt_ref_path("otel-captures/metrics-logs/03-otlp-proto.body.bin");
+    if (jpath == NULL || ppath == NULL) {
+        wf_free(jpath);
+        wf_free(ppath);
+        skip();
+    }
+    size_t jlen, plen;
+    char *json = wt_read_file(jpath, &jlen);
+    char *proto = wt_read_file(ppath, &plen);
+    wt_conn_t *c = wt_conn_open(port);
+    assert_non_null(c);
+    wf_buf_t gz = WF_BUF_INIT, resp = WF_BUF_INIT;
+    gzip_buf(json, jlen, &gz);
+    int st = wt_conn_request(c, "POST", "/v1/metrics",
+                             "Content-Type: application/json\r\nContent-Encoding: gzip\r\n",
+                             gz.data, gz.len, &resp);
+    assert_int_equal(st, 200);
+    assert_string_equal(wf_buf_cstr(&resp), "{}");
+    wf_buf_reset(&resp);
+    st = wt_conn_request(c, "POST", "/v1/metrics",
+                         "Content-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n",
+                         proto, plen, &resp);
+    assert_int_equal(st, 200);
+    assert_int_equal(resp.len, 0);
+    wf_buf_reset(&resp);
+    st = wt_conn_request(c, "POST", "/v1/metrics", "Content-Type: application/json\r\n",
+                         "{\"resourceMetrics\":[", 20, &resp);
+    assert_int_equal(st, 400);
+    assert_non_null(strstr(wf_buf_cstr(&resp), "\"code\":3"));
+    wt_conn_close(c);
+
+    /* The JSON capture's points are at 1795634371768 ms, the protobuf one's at
+     * 1795634372051 ms: both landed in the same series. */
+    char v[64];
+    query_value("http_server_duration_milliseconds_count%7Bjob%3D%22capture-demo%22%7D",
+                1795634372051LL, v, sizeof(v));
+    assert_string_equal(v, "1");
+    query_value("count_over_time(http_server_requests_total%5B1m%5D)", 1795634372051LL, v,
+                sizeof(v));
+    assert_string_equal(v, "2");
+    query_value("http_server_duration_milliseconds_bucket%7Ble%3D%2225%22%7D", 1795634372051LL, v,
+                sizeof(v));
+    assert_string_equal(v, "1");
+    wf_buf_free(&gz);
+    wf_buf_free(&resp);
+    wf_free(json);
+    wf_free(proto);
+    wf_free(jpath);
+    wf_free(ppath);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_remote_write),
+        cmocka_unit_test(test_remote_write_refusals),
+        cmocka_unit_test(test_otlp_metrics),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
