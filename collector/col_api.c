@@ -321,8 +321,9 @@ static void eval_error(col_resp_t *resp, const pql_error_t *err)
     }
 }
 
-/* Parse the "query" parameter; on failure the response is filled and NULL returned. */
-static pql_tree_t *parse_query_param(col_req_t *req, col_resp_t *resp)
+/* Parse the "query" parameter; on failure the response is filled and NULL returned. Prometheus
+ * 2.42 names the parameter in the message everywhere but in range queries. */
+static pql_tree_t *parse_query_param(col_req_t *req, col_resp_t *resp, bool name_param)
 {
     const char *q = col_req_param(req, "query");
     if (q == NULL) {
@@ -332,10 +333,28 @@ static pql_tree_t *parse_query_param(col_req_t *req, col_resp_t *resp)
     pql_parse_error_t perr;
     memset(&perr, 0, sizeof(perr));
     if (pql_parse(q, strlen(q), &tree, &perr) != 0) {
-        col_resp_api_error(resp, 400, "bad_data", "invalid parameter \"query\": %s", perr.msg);
+        col_resp_api_error(resp, 400, "bad_data", "%s%s",
+                           name_param ? "invalid parameter \"query\": " : "", perr.msg);
         return NULL;
     }
     return tree;
+}
+
+/* The optional "timeout" parameter must be a valid duration, as in Prometheus. Queries are
+ * bounded by the engine's --query-timeout; a shorter per-request timeout is not applied yet
+ * (docs/compatibility.md). */
+static bool check_timeout_param(col_req_t *req, col_resp_t *resp)
+{
+    const char *to = col_req_param(req, "timeout");
+    int64_t ms;
+    if (to != NULL && *to != '\0' && col_parse_duration(to, &ms) != 0) {
+        col_resp_api_error(resp, 400, "bad_data",
+                           "invalid parameter \"timeout\": cannot parse \"%s\" to a valid "
+                           "duration",
+                           to);
+        return false;
+    }
+    return true;
 }
 
 static void h_query(void *arg, col_req_t *req, col_resp_t *resp)
@@ -346,11 +365,15 @@ static void h_query(void *arg, col_req_t *req, col_resp_t *resp)
     const char *ts = col_req_param(req, "time");
     if (ts != NULL && *ts != '\0' && col_parse_time(ts, &t) != 0) {
         col_resp_api_error(resp, 400, "bad_data",
-                           "invalid parameter \"time\": cannot parse \"%s\" to a valid timestamp",
+                           "invalid parameter \"time\": Invalid time value for 'time': cannot "
+                           "parse \"%s\" to a valid timestamp",
                            ts);
         return;
     }
-    pql_tree_t *tree = parse_query_param(req, resp);
+    if (!check_timeout_param(req, resp)) {
+        return;
+    }
+    pql_tree_t *tree = parse_query_param(req, resp, true);
     if (tree == NULL) {
         record_query(api, t0, true);
         return;
@@ -407,20 +430,23 @@ static void h_query_range(void *arg, col_req_t *req, col_resp_t *resp)
                            "widths are not accepted. Try a positive integer");
         return;
     }
+    if (!check_timeout_param(req, resp)) {
+        return;
+    }
     if ((end - start) / step > MAX_POINTS_PER_SERIES) {
         col_resp_api_error(resp, 400, "bad_data",
                            "exceeded maximum resolution of 11,000 points per timeseries. Try "
                            "decreasing the query resolution (?step=XX)");
         return;
     }
-    pql_tree_t *tree = parse_query_param(req, resp);
+    pql_tree_t *tree = parse_query_param(req, resp, false);
     if (tree == NULL) {
         record_query(api, t0, true);
         return;
     }
     if (tree->root->type != PQL_TYPE_SCALAR && tree->root->type != PQL_TYPE_VECTOR) {
         col_resp_api_error(resp, 400, "bad_data",
-                           "invalid parameter \"query\": invalid expression type \"%s\" for range "
+                           "invalid expression type \"%s\" for range "
                            "query, must be Scalar or instant Vector",
                            pql_type_name(tree->root->type));
         pql_tree_free(tree);
@@ -443,7 +469,7 @@ static void h_query_range(void *arg, col_req_t *req, col_resp_t *resp)
 
 static void h_format_query(void *arg, col_req_t *req, col_resp_t *resp)
 {
-    pql_tree_t *tree = parse_query_param(req, resp);
+    pql_tree_t *tree = parse_query_param(req, resp, true);
     if (tree == NULL) {
         return;
     }
@@ -858,7 +884,7 @@ static void h_exemplars(void *arg, col_req_t *req, col_resp_t *resp)
 {
     /* Exemplars are not stored: the answer is an empty list, as Prometheus gives when its
      * exemplar storage is disabled. The query is still checked. */
-    pql_tree_t *tree = parse_query_param(req, resp);
+    pql_tree_t *tree = parse_query_param(req, resp, true);
     if (tree == NULL) {
         return;
     }
