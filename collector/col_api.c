@@ -474,7 +474,7 @@ static void h_format_query(void *arg, col_req_t *req, col_resp_t *resp)
         return;
     }
     wf_buf_t f = WF_BUF_INIT;
-    pql_format(tree->root, &f);
+    pql_format_pretty(tree->root, &f);
     wf_buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
     col_json_str(&resp->body, (const char *)f.data, f.len);
     wf_buf_putc(&resp->body, '}');

@@ -411,7 +411,8 @@ static int parse_meta(col_expfmt_parser_t *p, cur_t *c, col_expfmt_kind_t kind,
         if (!wf_utf8_valid(text.p, text.len)) {
             return fail(p, WF_E_INVAL, "help text is not valid UTF-8");
         }
-        return unescape(p, text, false, &e->text);
+        /* OpenMetrics unescapes HELP like a label value (\" too); 0.0.4 only \\ and \n. */
+        return unescape(p, text, om, &e->text);
     case COL_EXPFMT_TYPE:
         if (!parse_type(text, om, &e->type)) {
             return fail(p, WF_E_INVAL, "invalid metric type \"%.*s\"",
@@ -682,6 +683,7 @@ int col_expfmt_next(col_expfmt_parser_t *p, col_expfmt_entry_t *e)
             return rc < 0 ? rc : 1;
         }
 
+        const char *line_start = c.p;
         skip_ws(&c);
         if (c.p == c.end) {
             continue; /* blank line */
@@ -704,6 +706,11 @@ int col_expfmt_next(col_expfmt_parser_t *p, col_expfmt_entry_t *e)
             e->kind = COL_EXPFMT_COMMENT;
             e->text = (wf_str_t){c.p, (size_t)(c.end - c.p)};
             return 1;
+        }
+        if (c.p != line_start) {
+            /* Prometheus's lexer makes the blanks part of the metric name, which then fails
+             * validation: the scrape fails. Say so directly. */
+            return fail(p, WF_E_INVAL, "invalid metric name: blanks before it");
         }
         int rc = parse_series(p, &c, e);
         return rc < 0 ? rc : 1;

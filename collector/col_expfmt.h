@@ -15,7 +15,10 @@
  *   - labels must be separated by commas (0.0.4 accepts `{a="1"b="2"}`);
  *   - the same label name twice in one series, and `__name__` inside the braces, are errors;
  *   - the last line of a 0.0.4 body need not end with a newline (curl --data strips it).
- * Like Prometheus: unknown escapes in label values (`\t`) are kept as written; a value "NaN"
+ * Blanks before a sample's metric name are an error here; in Prometheus they end up in the
+ * name, which fails the scrape all the same.
+ * Like Prometheus: unknown escapes in label values (`\t`) are kept as written; HELP text
+ * unescapes \\ and \n (OpenMetrics: \" too, like a label value); a value "NaN"
  * becomes the ordinary NaN (never the staleness marker); OpenMetrics exemplars are checked
  * and skipped; `_created` series are ordinary series (2.42 has no special handling); an
  * OpenMetrics timestamp is float seconds truncated to ms, a 0.0.4 one is integer ms.

@@ -11,8 +11,9 @@
  *
  * A target leaves discovery: it stops being scraped at once; two intervals later (Prometheus's
  * end-of-run staleness) a final job writes staleness markers for its series and frees it,
- * unless discovery brought it back meanwhile. Targets are freed by the submit thread only,
- * after their last job; the targets list that HTTP readers see is guarded by the mutex.
+ * unless discovery brought it back meanwhile. Targets are freed by the submit thread after
+ * their last job (or by col_scrape_free once both threads have stopped); the targets list
+ * that HTTP readers see is guarded by the mutex.
  */
 #include "col_scrape.h"
 
@@ -668,7 +669,8 @@ static void targets_sync(col_scrape_t *s)
     }
 }
 
-/* Read the file_sd file when it changed; true when its groups changed. */
+/* Re-read the file_sd file when its stat changed; on a good read the groups are replaced and
+ * a sync is due (sd_dirty). 0, or -errno / WF_E_INVAL (the old groups stay). */
 static int file_sd_load(col_scrape_t *s, bool first)
 {
     struct stat st;
@@ -712,14 +714,15 @@ static int file_sd_load(col_scrape_t *s, bool first)
 
 /* ---- Transfers ---------------------------------------------------------------------------- */
 
-/* Both kinds of transfer carry their owner in CURLOPT_PRIVATE: a target, or an sd source whose
- * pointer is tagged by its position in s->sd. */
+/* Both kinds of transfer carry their owner in CURLOPT_PRIVATE (and as the write callback's
+ * argument): a target, or an http_sd source. */
 typedef struct {
     col_scrape_t *s;
     target_t *t;
     sd_http_t *sd;
 } xfer_t;
 
+/* The body sink of both kinds of transfer, within body_limit. */
 static size_t target_write_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
     xfer_t *x = arg;
@@ -1329,14 +1332,27 @@ static void job_result(col_scrape_t *s, job_t *j)
         a.v[i].e->seen = gen;
     }
     /* Series of the previous scrape missing from this one get a staleness marker (those with
-     * their own timestamps excepted, as in Prometheus); every entry not seen now leaves the
-     * cache and is freed after the write. */
-    cache_ent_t **gone = NULL;
-    size_t ngone = 0, gcap = 0;
+     * their own timestamps excepted, as in Prometheus). After a successful scrape every entry
+     * not seen in it leaves the cache (freed after the write); a failed scrape keeps the
+     * entries it did not create, with their references, as Prometheus's cache does, so that
+     * a target that recovers does not count its series as added again. */
+    cache_ent_t **gone = NULL, **stale = NULL;
+    size_t ngone = 0, gcap = 0, scap = 0;
     for (size_t bi = 0; bi < t->cache.nb; bi++) {
         for (cache_ent_t **pp = &t->cache.b[bi]; *pp;) {
             cache_ent_t *ce = *pp;
             if (ce->seen == gen) {
+                pp = &ce->next;
+                continue;
+            }
+            if (ce->seen != 0 && ce->seen + 1 == gen && ce->track && t->last_ts != 0) {
+                if (a.nstale == scap) {
+                    scap = scap ? scap * 2 : 64;
+                    stale = wf_realloc(stale, scap * sizeof(*stale));
+                }
+                stale[a.nstale++] = ce;
+            }
+            if (!ok && ce->seen != 0) {
                 pp = &ce->next;
                 continue;
             }
@@ -1347,14 +1363,9 @@ static void job_result(col_scrape_t *s, job_t *j)
                 gone = wf_realloc(gone, gcap * sizeof(*gone));
             }
             gone[ngone++] = ce;
-            if (ce->seen != 0 && ce->seen + 1 == gen && ce->track && t->last_ts != 0) {
-                /* Markers first: swap it into the prefix fill reads. */
-                gone[ngone - 1] = gone[a.nstale];
-                gone[a.nstale++] = ce;
-            }
         }
     }
-    a.stale = gone;
+    a.stale = stale;
 
     /* Metadata is written when it changed since the last successful write. */
     uint64_t mh = 0;
@@ -1393,9 +1404,13 @@ static void job_result(col_scrape_t *s, job_t *j)
         wf_free(gone[i]->labels.l);
         wf_free(gone[i]);
     }
+    if (!ok) {
+        WF_LOG_RL(WF_DEBUG, 5, "scrape", "scrape failed", "target=%s err=\"%s\"", t->url, err);
+    }
     set_status(s, t, ok, ok ? NULL : err, j->ts, j->duration_s, w.accepted);
     wf_free(a.v);
     wf_free(gone);
+    wf_free(stale);
     wf_buf_free(&key);
     wf_arena_free(&arena);
 }
@@ -1495,7 +1510,6 @@ int col_scrape_new(const col_scrape_options_t *o, col_writer_t *writer, col_scra
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s->multi = curl_multi_init();
     WF_ASSERT(s->multi != NULL);
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
     size_t nlist = 0;
     for (const char *p = o->sd_url_list; p && *p; p++) {
         nlist += *p == ',';

@@ -23,7 +23,8 @@
  * staleness, unless the target came back).
  *
  * Each target keeps a cache from its scraped series to store references (st_batch_add_ref), so
- * a steady scrape does not re-hash or re-sort labels.
+ * a steady scrape does not re-hash or re-sort labels. The families' HELP, TYPE and UNIT are
+ * recorded as store metadata (st_batch_set_metadata) whenever they change.
  *
  * Threads: one scrape thread runs every transfer with libcurl's multi interface (HTTP/1.1
  * keep-alive); one submit thread parses each finished scrape, submits it to the writer as one

@@ -10,9 +10,11 @@
  * their inputs' columns (range_eval), exactly where Prometheus's rangeEval does; range-vector
  * functions run series by series over a sliding window (eval_range_call).
  *
- * The @ modifier is applied directly (a selector with @ reads at that time at every step, a
- * subquery with @ evaluates its inner range there); Prometheus gets the same values by
- * rewriting offsets and evaluating step-invariant parts once, which is only an optimisation.
+ * The @ modifier follows 2.42's mechanism rather than its documentation, because the two
+ * differ observably: step-invariant subtrees are evaluated once at the first step and
+ * repeated (invariant()), `@ t` becomes offset + (start - t) (eff_offset()), and a selector
+ * only sees the samples of the window 2.42's querier would have read for it (do_select()).
+ * Label sets are interned per query (see pql_eval.h).
  *
  * Errors: every evaluation function returns 0 or -1; -1 means ev->err holds the message.
  */
@@ -628,10 +630,8 @@ static int eval(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pql__ma
  * (predict_linear, ...) it is evaluated at every step with that rewritten offset, and we do the
  * same.
  */
-static int64_t eff_offset(const pql__ev_t *ev, int64_t off, bool has_at, int64_t at,
-                          const pql__rng_t *r)
+static int64_t eff_offset(int64_t off, bool has_at, int64_t at, const pql__rng_t *r)
 {
-    (void)ev;
     return has_at ? off + (r->start - at) : off;
 }
 
@@ -726,7 +726,7 @@ static int eval_vector_sel(pql__ev_t *ev, const pql_node_t *vs, const pql__rng_t
     int64_t off = vs->u.vector.offset_ms, lb = ev->e->o.lookback_ms;
     bool has_at = vs->u.vector.at != PQL_AT_NONE;
     int64_t at = has_at ? at_time(ev, vs->u.vector.at, vs->u.vector.at_ms) : 0;
-    int64_t off_eff = eff_offset(ev, off, has_at, at, r);
+    int64_t off_eff = eff_offset(off, has_at, at, r);
     int64_t mint = r->start - off_eff - lb, maxt = r->end - off_eff;
     /* timestamp(x @ t) reads at t itself at every step (2.42 replaces the offset with
      * step - t there), from the data a plain x @ t offset o would have loaded. */
@@ -853,7 +853,7 @@ static int eval_rsource(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r,
         out->offset = vs->u.vector.offset_ms;
         bool has_at = vs->u.vector.at != PQL_AT_NONE;
         int64_t at = has_at ? at_time(ev, vs->u.vector.at, vs->u.vector.at_ms) : 0;
-        out->offset = eff_offset(ev, out->offset, has_at, at, r);
+        out->offset = eff_offset(out->offset, has_at, at, r);
         if (r->nsteps == 0) {
             return 0;
         }
@@ -888,7 +888,7 @@ static int eval_rsource(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r,
     out->offset = n->u.subquery.offset_ms;
     bool has_at = n->u.subquery.at != PQL_AT_NONE;
     int64_t at = has_at ? at_time(ev, n->u.subquery.at, n->u.subquery.at_ms) : 0;
-    out->offset = eff_offset(ev, out->offset, has_at, at, r);
+    out->offset = eff_offset(out->offset, has_at, at, r);
     if (r->nsteps == 0) {
         return 0;
     }
@@ -1876,7 +1876,6 @@ out:
 typedef struct {
     const pql_node_t *n;
     void *cache;
-    const wf_str_t *strs;
     size_t nin;
     uint32_t absent_ls;
 } call_ctx_t;
@@ -1892,7 +1891,7 @@ static int step_call(pql__ev_t *ev, void *arg, pql__vec_t *in, size_t k, int64_t
         }
         return 0;
     }
-    return pql__call_fn(ev, c->n->u.call.fn, c->cache, in, c->nin, c->strs, ts, out);
+    return pql__call_fn(ev, c->n->u.call.fn, c->cache, in, c->nin, ts, out);
 }
 
 static int eval_call(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pql__mat_t *out)
@@ -1916,7 +1915,6 @@ static int eval_call(pql__ev_t *ev, const pql_node_t *n, const pql__rng_t *r, pq
      * three arguments of any function are scalars or vectors. */
     wf_str_t *strs = wf_arena_alloc(&ev->arena, (na ? na : 1) * sizeof(*strs));
     memset(strs, 0, (na ? na : 1) * sizeof(*strs));
-    c.strs = strs;
     size_t nvec = 0;
     for (size_t i = 0; i < na; i++) {
         const pql_node_t *a = unparen(n->u.call.args[i]);

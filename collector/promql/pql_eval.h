@@ -96,9 +96,10 @@ bool pql__range_fn(pql__ev_t *ev, pql_fn_t fn, const int64_t *t, const double *v
                    int *err);
 
 /* Instant-vector and scalar functions for one step: in[i] is argument i (scalars are vectors
- * of one sample), strs[i] its string value for string arguments. Appends to out. 0 or -1. */
-int pql__call_fn(pql__ev_t *ev, pql_fn_t fn, void *cache, pql__vec_t *in, size_t nin,
-                 const wf_str_t *strs, int64_t ts, pql__vec_t *out);
+ * of one sample; string arguments were handed to pql__fn_cache_new), nin the number of
+ * arguments. Appends to out. 0, or -1 with the error set. */
+int pql__call_fn(pql__ev_t *ev, pql_fn_t fn, void *cache, pql__vec_t *in, size_t nin, int64_t ts,
+                 pql__vec_t *out);
 /* Per-node state of pql__call_fn (regex for label_replace, buckets for histogram_quantile). */
 void *pql__fn_cache_new(pql__ev_t *ev, pql_fn_t fn, const wf_str_t *strs, size_t nin);
 void pql__fn_cache_free(void *cache);

@@ -6,9 +6,14 @@
  *
  * Details that matter for byte-equality with Prometheus: numbers print like Go's %v of a
  * float64 (shortest round-trip digits, exponent form when the decimal exponent is below -4 or
- * at least 6: 1e+06, 0.0001, 1e-05), strings
- * and matcher values are Go-quoted, matchers are sorted as strings, durations print as
- * model.Duration, `@` times as seconds with three decimals before the offset.
+ * at least 6: 1e+06, 0.0001, 1e-05), strings and matcher values are Go-quoted, matchers are
+ * sorted as strings, durations print as model.Duration, `@` times as seconds with three
+ * decimals before the offset.
+ *
+ * Two deliberate differences, both where Prometheus's output would not parse back to the same
+ * tree: +Inf prints unsigned as "Inf" right after a unary operator and on the left of ^ (where
+ * "+Inf ^ 2" would read as +(Inf ^ 2)), and an empty ignoring() is kept when it carries a
+ * group_left/group_right (Prometheus drops both, turning the match one-to-one).
  */
 #include "pql_ast.h"
 #include "pql_lex.h"

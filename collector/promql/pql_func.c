@@ -554,11 +554,15 @@ typedef struct {
     size_t nlsmap;
     /* histogram_quantile */
     uint32_t *sig; /* input ls -> group signature ls + 1 (UINT32_MAX: no valid le) */
+    double *le;    /* input ls -> its parsed le (valid where sig is) */
+    size_t nle;
     size_t nsig;
     uint32_t *gidx; /* signature ls -> group index + 1 */
     size_t ngidx;
     hgroup_t *g;
     size_t ng, capg;
+    uint32_t *order; /* groups seen at the current step, in order of appearance */
+    size_t caporder;
     uint32_t gen;
     bool invalid; /* the arguments fail the function at every step */
 } fcache_t;
@@ -647,11 +651,13 @@ void pql__fn_cache_free(void *cache)
     }
     wf_free(c->lsmap);
     wf_free(c->sig);
+    wf_free(c->le);
     wf_free(c->gidx);
     for (size_t i = 0; i < c->capg; i++) {
         wf_free(c->g[i].b);
     }
     wf_free(c->g);
+    wf_free(c->order);
     wf_free(c);
 }
 
@@ -896,13 +902,12 @@ static int histogram_quantile(pql__ev_t *ev, fcache_t *c, double q, const pql__v
 {
     c->gen++;
     size_t used = 0;
-    uint32_t *order = NULL;
     for (size_t i = 0; i < in->n; i++) {
         uint32_t ls = in->s[i].ls;
         grow_u32(&c->sig, &c->nsig, (size_t)ls + 1);
         uint32_t sig = c->sig[ls];
         if (sig == 0) {
-            double le;
+            double le = 0;
             if (!parse_le(pql__ls_value(ev, ls, LE), &le)) {
                 sig = UINT32_MAX;
             } else {
@@ -910,12 +915,17 @@ static int histogram_quantile(pql__ev_t *ev, fcache_t *c, double q, const pql__v
             }
             grow_u32(&c->sig, &c->nsig, (size_t)ls + 1);
             c->sig[ls] = sig;
+            if ((size_t)ls >= c->nle) {
+                size_t n = c->nsig;
+                c->le = wf_realloc(c->le, n * sizeof(*c->le));
+                c->nle = n;
+            }
+            c->le[ls] = le;
         }
         if (sig == UINT32_MAX) {
             continue;
         }
-        double le = 0;
-        parse_le(pql__ls_value(ev, ls, LE), &le);
+        double le = c->le[ls];
         uint32_t s = sig - 1;
         grow_u32(&c->gidx, &c->ngidx, (size_t)s + 1);
         hgroup_t *g;
@@ -934,8 +944,11 @@ static int histogram_quantile(pql__ev_t *ev, fcache_t *c, double q, const pql__v
         if (g->gen != c->gen) {
             g->gen = c->gen;
             g->n = 0;
-            order = wf_realloc(order, (used + 1) * sizeof(*order));
-            order[used++] = c->gidx[s] - 1;
+            if (used == c->caporder) {
+                c->caporder = c->caporder ? c->caporder * 2 : 16;
+                c->order = wf_realloc(c->order, c->caporder * sizeof(*c->order));
+            }
+            c->order[used++] = c->gidx[s] - 1;
         }
         if (g->n == g->cap) {
             g->cap = g->cap ? g->cap * 2 : 16;
@@ -945,10 +958,9 @@ static int histogram_quantile(pql__ev_t *ev, fcache_t *c, double q, const pql__v
         g->b[g->n++].count = in->s[i].v;
     }
     for (size_t i = 0; i < used; i++) {
-        hgroup_t *g = &c->g[order[i]];
+        hgroup_t *g = &c->g[c->order[i]];
         pql__vec_push(out, g->ls, bucket_quantile(q, g->b, g->n), ts);
     }
-    wf_free(order);
     return 0;
 }
 
@@ -1133,11 +1145,10 @@ static bool sort_desc_less(const pql__smp_t *a, const pql__smp_t *b)
     return isnan(b->v) || b->v < a->v;
 }
 
-int pql__call_fn(pql__ev_t *ev, pql_fn_t fn, void *cache, pql__vec_t *in, size_t nin,
-                 const wf_str_t *strs, int64_t ts, pql__vec_t *out)
+int pql__call_fn(pql__ev_t *ev, pql_fn_t fn, void *cache, pql__vec_t *in, size_t nin, int64_t ts,
+                 pql__vec_t *out)
 {
     fcache_t *c = cache;
-    (void)strs;
     switch (fn) {
     case PQL_FN_ABS:
     case PQL_FN_CEIL:

@@ -18,7 +18,6 @@
 typedef enum {
     PQL_T_EOF,
     PQL_T_ERROR, /* lexical error: msg holds the message; always the last token */
-    PQL_T_COMMENT,
     PQL_T_IDENTIFIER,
     PQL_T_METRIC_IDENTIFIER, /* identifier with a colon */
     PQL_T_NUMBER,

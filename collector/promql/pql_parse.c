@@ -10,6 +10,16 @@
  * primary expression before them. A unary minus on a number literal yields the negated literal,
  * as Prometheus's grammar does; no other folding happens.
  *
+ * Prometheus's quirks are kept where users can see them: `x @ start()[5m]` is accepted (only a
+ * numeric @ is refused before a range), keywords are metric names where an expression starts
+ * (`sum`, `offset`, `by`), a syntax error inside an aggregation's arguments says "in
+ * aggregation", and the error messages and their line:column positions are Prometheus's. Only
+ * regular-expression errors differ in wording (PCRE2's, not RE2's).
+ *
+ * The tree: every node's type is set; a binary node's pos is its operator's (start_pos() finds
+ * where its text begins); a selector's matchers start with __name__="name" when a name was
+ * written, and every matcher is compiled (pql_tree_t.compiled owns them).
+ *
  * Limits: a query longer than PQL_MAX_QUERY_LEN, or whose tree is deeper than PQL_MAX_DEPTH
  * (which also bounds the recursion of the parser, the checker, the printer and the evaluator),
  * fails with WF_E_LIMIT. Errors stop at the first one found.
@@ -558,16 +568,45 @@ static int parse_args(parser_t *p, vec_t *args, int *h, const char *context)
     }
 }
 
+/* Compile m into m->compiled (owned by the tree from here on); at is where errors point. */
+static int compile_matcher(parser_t *p, pql_matcher_t *m, uint32_t at)
+{
+    char emsg[256] = "";
+    int rc = st_matcher_new(m->type, m->name, m->value, &m->compiled, emsg, sizeof(emsg));
+    if (rc != 0) {
+        if (rc == ST_E_REGEX) {
+            fail(p, at, "error parsing regexp: %s", emsg);
+        } else {
+            fail(p, at, "invalid label matcher");
+        }
+        return -1;
+    }
+    track_compiled(p->t, m->compiled);
+    return 0;
+}
+
+static st_match_type_t match_type(pql_tok_type_t t)
+{
+    switch (t) {
+    case PQL_T_EQL:
+        return ST_MATCH_EQ;
+    case PQL_T_NEQ:
+        return ST_MATCH_NE;
+    case PQL_T_EQL_REGEX:
+        return ST_MATCH_RE;
+    default:
+        return ST_MATCH_NRE;
+    }
+}
+
 static pql_node_t *parse_selector(parser_t *p, const pql_tok_t *name)
 {
     uint32_t pos = name ? name->pos : cur(p)->pos;
     pql_node_t *n = new_node(p, PQL_NODE_VECTOR, pos);
     n->type = PQL_TYPE_VECTOR;
-    typedef struct {
-        const pql_tok_t *name, *op, *value;
-    } raw_t;
-    raw_t *raw = NULL;
-    size_t nraw = 0, capraw = 0;
+    /* Slot 0 is kept for the name's matcher; Prometheus adds it once the braces are read. */
+    pql_matcher_t *ms = wf_calloc(8, sizeof(*ms));
+    size_t nms = 1, cap = 8;
 
     if (name != NULL) {
         n->u.vector.name = arena_str(p, tok_text(p, name), name->len);
@@ -594,12 +633,20 @@ static pql_node_t *parse_selector(parser_t *p, const pql_tok_t *name)
                     unexpected(p, "label matching", "string");
                     goto fail;
                 }
-                advance(p);
-                if (nraw == capraw) {
-                    capraw = capraw ? capraw * 2 : 8;
-                    raw = wf_realloc(raw, capraw * sizeof(*raw));
+                if (nms == cap) {
+                    cap *= 2;
+                    ms = wf_realloc(ms, cap * sizeof(*ms));
                 }
-                raw[nraw++] = (raw_t){ln, op, val};
+                pql_matcher_t *m = &ms[nms++];
+                *m = (pql_matcher_t){.type = match_type(op->type),
+                                     .name = arena_str(p, tok_text(p, ln), ln->len),
+                                     .value = unquote(p, val)};
+                /* Compiled as soon as it is read, so that a bad regex is reported before any
+                 * later error in the same braces, as Prometheus does. */
+                if (compile_matcher(p, m, ln->pos) != 0) {
+                    goto fail;
+                }
+                advance(p);
                 if (cur_type(p) == PQL_T_COMMA) {
                     advance(p);
                     if (cur_type(p) == PQL_T_RIGHT_BRACE) {
@@ -617,55 +664,22 @@ static pql_node_t *parse_selector(parser_t *p, const pql_tok_t *name)
         advance(p); /* } */
     }
 
-    size_t total = nraw + (name != NULL ? 1 : 0);
-    n->u.vector.matchers =
-        wf_arena_alloc(&p->t->arena, (total ? total : 1) * sizeof(pql_matcher_t));
-    n->u.vector.nmatchers = total;
-    size_t k = 0;
+    size_t first = 1;
     if (name != NULL) {
-        pql_matcher_t *m = &n->u.vector.matchers[k++];
-        m->type = ST_MATCH_EQ;
-        m->name = WF_STR_LIT("__name__");
-        m->value = n->u.vector.name;
-    }
-    for (size_t i = 0; i < nraw; i++) {
-        pql_matcher_t *m = &n->u.vector.matchers[k++];
-        switch (raw[i].op->type) {
-        case PQL_T_EQL:
-            m->type = ST_MATCH_EQ;
-            break;
-        case PQL_T_NEQ:
-            m->type = ST_MATCH_NE;
-            break;
-        case PQL_T_EQL_REGEX:
-            m->type = ST_MATCH_RE;
-            break;
-        default:
-            m->type = ST_MATCH_NRE;
-            break;
-        }
-        m->name = arena_str(p, tok_text(p, raw[i].name), raw[i].name->len);
-        m->value = unquote(p, raw[i].value);
-    }
-    for (size_t i = 0; i < total; i++) {
-        pql_matcher_t *m = &n->u.vector.matchers[i];
-        char emsg[256] = "";
-        int rc = st_matcher_new(m->type, m->name, m->value, &m->compiled, emsg, sizeof(emsg));
-        if (rc != 0) {
-            uint32_t at = (name != NULL && i == 0) ? name->pos : raw[i - (name ? 1 : 0)].name->pos;
-            if (rc == ST_E_REGEX) {
-                fail(p, at, "error parsing regexp: %s", emsg);
-            } else {
-                fail(p, at, "invalid label matcher");
-            }
+        first = 0;
+        ms[0] = (pql_matcher_t){
+            .type = ST_MATCH_EQ, .name = WF_STR_LIT("__name__"), .value = n->u.vector.name};
+        if (compile_matcher(p, &ms[0], name->pos) != 0) {
             goto fail;
         }
-        track_compiled(p->t, m->compiled);
     }
-    wf_free(raw);
+    n->u.vector.nmatchers = nms - first;
+    n->u.vector.matchers = wf_arena_alloc(&p->t->arena, (nms - first + 1) * sizeof(pql_matcher_t));
+    memcpy(n->u.vector.matchers, ms + first, (nms - first) * sizeof(pql_matcher_t));
+    wf_free(ms);
     return n;
 fail:
-    wf_free(raw);
+    wf_free(ms);
     return NULL;
 }
 
@@ -750,6 +764,12 @@ static pql_node_t *parse_aggregate(parser_t *p, int *h)
     int rc = parse_args(p, &args, h, "aggregation");
     p->in_agg--;
     if (rc != 0) {
+        goto fail;
+    }
+    /* Without a modifier before the arguments, Prometheus's grammar reads the next token to
+     * see whether one follows, so a lexical error there is reported before arity errors. */
+    if (!have_mod && cur_type(p) == PQL_T_ERROR) {
+        unexpected(p, NULL, NULL);
         goto fail;
     }
     if (!have_mod && (cur_type(p) == PQL_T_BY || cur_type(p) == PQL_T_WITHOUT)) {
@@ -1203,6 +1223,9 @@ static pql_node_t *parse_expr(parser_t *p, int min_prec, int *height)
         lhs = n;
     }
     p->depth--;
+    if (lhs != NULL && h > PQL_MAX_DEPTH) {
+        lhs = fail_limit(p, lhs->pos, "query nesting too deep (limit %d)", PQL_MAX_DEPTH);
+    }
     *height = h;
     return lhs;
 }
@@ -1474,7 +1497,8 @@ int pql_parse(const char *query, size_t len, pql_tree_t **out, pql_parse_error_t
         return p.rc;
     }
     if (query == NULL && len > 0) {
-        return WF_E_INVAL;
+        fail(&p, 0, "no query text");
+        return p.rc;
     }
     if (query == NULL) {
         p.q = query = "";

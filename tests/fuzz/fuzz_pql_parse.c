@@ -138,9 +138,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wf_buf_reset(&b);
     pql_format_pretty(t->root, &b);
     rc = pql_parse((const char *)b.data, b.len, &t2, &err);
-    check(rc == 0);
-    check(same_tree(t->root, t2->root));
-    pql_tree_free(t2);
+    /* Indentation grows with depth, so the pretty form of a deep query may exceed the length
+     * limit that its one-line form respects. */
+    check(rc == 0 || (rc == WF_E_LIMIT && b.len > a.len));
+    if (rc == 0) {
+        check(same_tree(t->root, t2->root));
+        pql_tree_free(t2);
+    }
     pql_tree_free(t);
     wf_buf_free(&a);
     wf_buf_free(&b);

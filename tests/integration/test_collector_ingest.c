@@ -5,7 +5,8 @@
  * with gzip and as protobuf with a chunked body). Hostile bodies get their 4xx with a message
  * (bad snappy, truncated protobuf, invalid UTF-8, a snappy header announcing too much, a body
  * over the route's limit, malformed JSON) and the server keeps serving afterwards; what was
- * accepted is read back through the query API.
+ * accepted is read back through the query API. Last, a real Prometheus 2.42 remote-writes its
+ * own metrics and metadata to weft and counts no failure.
  */
 #include "wf_alloc.h"
 #include "wf_buf.h"
@@ -268,12 +269,87 @@ static void test_otlp_metrics(void **state)
     wf_free(ppath);
 }
 
+/* The body of GET path on port (NULL unless 200); wf_free it. */
+static char *get_ok(int p, const char *path)
+{
+    char *body = NULL;
+    if (wt_http(p, "GET", path, NULL, 0, &body) != 200) {
+        wf_free(body);
+        return NULL;
+    }
+    return body;
+}
+
+/*
+ * A real Prometheus 2.42 as the remote_write client: it scrapes itself every second and
+ * forwards samples and metric metadata to weft. Weft must take everything: Prometheus counts
+ * no failed sample, and the series and metadata show up in weft's API.
+ */
+static void test_prometheus_client(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/prometheus", X_OK) != 0) {
+        printf("skipped: /usr/bin/prometheus not present\n");
+        skip();
+    }
+    int pport = wt_free_port();
+    char cfg[600], tsdb[600], listen[64], log[600], cfgarg[700], tsdbarg[700];
+    snprintf(cfg, sizeof(cfg), "%s/prom.yml", dir);
+    snprintf(tsdb, sizeof(tsdb), "%s/prom", dir);
+    snprintf(log, sizeof(log), "%s/prom.log", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "global:\n  scrape_interval: 1s\n"
+            "scrape_configs:\n  - job_name: prom\n    static_configs:\n"
+            "      - targets: ['127.0.0.1:%d']\n"
+            "remote_write:\n  - url: http://127.0.0.1:%d/api/v1/write\n"
+            "    queue_config:\n      batch_send_deadline: 1s\n"
+            "    metadata_config:\n      send_interval: 1s\n",
+            pport, port);
+    fclose(f);
+    snprintf(cfgarg, sizeof(cfgarg), "--config.file=%s", cfg);
+    snprintf(tsdbarg, sizeof(tsdbarg), "--storage.tsdb.path=%s", tsdb);
+    snprintf(listen, sizeof(listen), "--web.listen-address=127.0.0.1:%d", pport);
+    char *argv[] = {"/usr/bin/prometheus", cfgarg, tsdbarg, listen, NULL};
+    pid_t prom = wt_spawn(argv, log);
+    assert_true(wt_wait_port(pport, 30000));
+
+    /* Wait (at most 30 s) until weft has Prometheus's own `up` and a metric's metadata. */
+    bool up = false, meta = false;
+    for (int i = 0; i < 300 && !(up && meta); i++) {
+        char *b = get_ok(port, "/api/v1/query?query=up%7Bjob%3D%22prom%22%7D");
+        up = b != NULL && strstr(b, "\"value\":[") != NULL && strstr(b, ",\"1\"]") != NULL;
+        wf_free(b);
+        b = get_ok(port, "/api/v1/metadata?metric=prometheus_http_requests_total");
+        meta = b != NULL && strstr(b, "\"type\":\"counter\"") != NULL;
+        wf_free(b);
+        if (!(up && meta)) {
+            usleep(100000);
+        }
+    }
+    char *sent = get_ok(pport, "/api/v1/query?query=prometheus_remote_storage_samples_total");
+    char *failed =
+        get_ok(pport, "/api/v1/query?query=prometheus_remote_storage_samples_failed_total");
+    wt_stop(prom, 10000);
+    assert_true(up);
+    assert_true(meta);
+    assert_non_null(sent);
+    assert_non_null(failed);
+    /* Prometheus sent samples, and none failed (a refusal would count as failed). */
+    assert_null(strstr(sent, ",\"0\"]"));
+    assert_non_null(strstr(failed, ",\"0\"]"));
+    wf_free(sent);
+    wf_free(failed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_remote_write),
         cmocka_unit_test(test_remote_write_refusals),
         cmocka_unit_test(test_otlp_metrics),
+        cmocka_unit_test(test_prometheus_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

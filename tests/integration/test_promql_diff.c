@@ -9,9 +9,12 @@
  *
  * WEFT_DIFF_SELF=1 runs a second Prometheus in weft's place, which checks the harness itself.
  * WT_PROMQL_CORPUS overrides the corpus path; WT_PD_SHOW sets how many diffs print in full;
- * WT_PD_FILTER=text runs only the queries that contain text (a quick loop while fixing one).
+ * WT_PD_FILTER=text runs only the corpus queries that contain text (a quick loop while fixing
+ * one); WT_PD_RANDOM=n runs n seeded random queries instead of 400 and WT_PD_RANDOM_SEED=s
+ * starts them from another seed (a longer hunt).
  */
 #include "wf_alloc.h"
+#include "wf_buf.h"
 #include "wt_promdiff.h"
 #include "wt_util.h"
 
@@ -27,6 +30,8 @@
 #include <cmocka.h>
 
 #define SEED 0x5eed2042ULL
+#define RANDOM_SEED 0x7a11ab1eULL
+#define RANDOM_QUERIES 400
 
 /* The corpus sits next to this file's folder: tests/promql/corpus.txt. */
 static char *corpus_path(void)
@@ -111,6 +116,200 @@ static bool oracle_holds(wt_pd_srv_t *prom, const wt_pd_data_t *d)
     }
     wt_pd_answer_free(&a);
     return ok;
+}
+
+/* ---- random queries: a seeded generator over the same data, for what the corpus missed ---- */
+
+typedef struct {
+    uint64_t st;
+    wf_buf_t b;
+} gen_t;
+
+static unsigned pick(gen_t *g, unsigned n)
+{
+    return (unsigned)(wt_rand(&g->st) % n);
+}
+
+static void gen_vector(gen_t *g, int depth);
+
+static void gen_scalar(gen_t *g, int depth)
+{
+    static const char *lits[] = {"0", "1", "2", "0.5", "-1", "10", "1e3", "Inf", "NaN", "0.25"};
+    unsigned k = depth > 0 ? pick(g, 4) : 0;
+    if (k == 1) {
+        wf_buf_puts(&g->b, "scalar(");
+        gen_vector(g, depth - 1);
+        wf_buf_puts(&g->b, ")");
+    } else if (k == 2) {
+        wf_buf_puts(&g->b, "time()");
+    } else {
+        wf_buf_puts(&g->b, lits[pick(g, 10)]);
+    }
+}
+
+static void gen_selector(gen_t *g)
+{
+    static const char *names[] = {"http_requests_total",
+                                  "node_temperature_celsius",
+                                  "queue_depth",
+                                  "special_values",
+                                  "up",
+                                  "rpc_duration_seconds_count",
+                                  "gappy_gauge",
+                                  "stale_gauge",
+                                  "aligned_gauge",
+                                  "mesh_requests_total"};
+    static const char *matchers[] = {"",
+                                     "{job=\"api\"}",
+                                     "{instance=~\".*-0:.*\"}",
+                                     "{instance!~\".*-1:.*\"}",
+                                     "{code!=\"404\"}",
+                                     "{reporter=\"source\"}"};
+    static const char *offsets[] = {"", "", "", " offset 5m", " offset 1h", " offset -1m"};
+    wf_buf_puts(&g->b, names[pick(g, 10)]);
+    wf_buf_puts(&g->b, matchers[pick(g, 6)]);
+    wf_buf_puts(&g->b, offsets[pick(g, 6)]);
+}
+
+static void gen_range(gen_t *g, int depth)
+{
+    static const char *ranges[] = {"30s", "1m", "5m", "10m", "1h"};
+    if (depth > 0 && pick(g, 4) == 0) {
+        wf_buf_puts(&g->b, "(");
+        gen_vector(g, depth - 1);
+        wf_buf_printf(&g->b, ")[%s:%s]", ranges[1 + pick(g, 4)], pick(g, 2) ? "1m" : "");
+        return;
+    }
+    static const char *names[] = {"http_requests_total", "node_temperature_celsius",
+                                  "special_values",      "gappy_requests_total",
+                                  "stale_gauge",         "aligned_requests_total"};
+    wf_buf_puts(&g->b, names[pick(g, 6)]);
+    wf_buf_printf(&g->b, "[%s]", ranges[pick(g, 5)]);
+}
+
+static void gen_labels(gen_t *g)
+{
+    static const char *labels[] = {"job",    "instance", "code", "method",
+                                   "sensor", "kind",     "le",   "reporter"};
+    unsigned n = pick(g, 3);
+    wf_buf_putc(&g->b, '(');
+    for (unsigned i = 0; i < n; i++) {
+        wf_buf_printf(&g->b, "%s%s", i ? ", " : "", labels[pick(g, 8)]);
+    }
+    wf_buf_putc(&g->b, ')');
+}
+
+static void gen_vector(gen_t *g, int depth)
+{
+    unsigned k = depth > 0 ? pick(g, 9) : 0;
+    switch (k) {
+    case 0:
+        gen_selector(g);
+        break;
+    case 1: {
+        static const char *fns[] = {"abs",       "ceil", "floor", "exp",       "ln",
+                                    "sqrt",      "sgn",  "round", "timestamp", "sort",
+                                    "sort_desc", "deg",  "sin",   "tanh",      "-"};
+        wf_buf_printf(&g->b, "%s(", fns[pick(g, 15)]);
+        gen_vector(g, depth - 1);
+        wf_buf_putc(&g->b, ')');
+        break;
+    }
+    case 2: {
+        static const char *fns[] = {"clamp_min", "clamp_max", "round"};
+        wf_buf_printf(&g->b, "%s(", fns[pick(g, 3)]);
+        gen_vector(g, depth - 1);
+        wf_buf_puts(&g->b, ", ");
+        gen_scalar(g, depth - 1);
+        wf_buf_putc(&g->b, ')');
+        break;
+    }
+    case 3:
+    case 4: {
+        static const char *fns[] = {"rate",
+                                    "irate",
+                                    "increase",
+                                    "delta",
+                                    "idelta",
+                                    "deriv",
+                                    "changes",
+                                    "resets",
+                                    "avg_over_time",
+                                    "min_over_time",
+                                    "max_over_time",
+                                    "sum_over_time",
+                                    "count_over_time",
+                                    "stddev_over_time",
+                                    "last_over_time",
+                                    "present_over_time"};
+        wf_buf_printf(&g->b, "%s(", fns[pick(g, 16)]);
+        gen_range(g, depth - 1);
+        wf_buf_putc(&g->b, ')');
+        break;
+    }
+    case 5:
+    case 6: {
+        /* No topk/bottomk: which of equal values they keep is not defined, and Prometheus
+         * answers differently from run to run (the corpus has them on data without ties). */
+        static const char *aggs[] = {"sum",    "avg",    "min",   "max",     "count",
+                                     "stddev", "stdvar", "group", "quantile"};
+        unsigned a = pick(g, 9);
+        wf_buf_puts(&g->b, aggs[a]);
+        unsigned grouping = pick(g, 3);
+        if (grouping > 0) {
+            wf_buf_puts(&g->b, grouping == 1 ? " by " : " without ");
+            gen_labels(g);
+        }
+        wf_buf_puts(&g->b, " (");
+        if (a == 8) {
+            wf_buf_puts(&g->b, pick(g, 2) ? "0.5, " : "0.9, ");
+        }
+        gen_vector(g, depth - 1);
+        wf_buf_putc(&g->b, ')');
+        break;
+    }
+    case 7: {
+        static const char *ops[] = {
+            "+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<=", "and", "or", "unless"};
+        unsigned op = pick(g, 15);
+        wf_buf_putc(&g->b, '(');
+        gen_vector(g, depth - 1);
+        wf_buf_printf(&g->b, ") %s ", ops[op]);
+        if (op >= 6 && op < 12 && pick(g, 2)) {
+            wf_buf_puts(&g->b, "bool ");
+        }
+        unsigned m = pick(g, 4);
+        if (m == 1 || m == 2) {
+            wf_buf_puts(&g->b, m == 1 ? "on" : "ignoring");
+            gen_labels(g);
+            wf_buf_putc(&g->b, ' ');
+            if (op < 12 && pick(g, 3) == 0) {
+                wf_buf_puts(&g->b, pick(g, 2) ? "group_left " : "group_right ");
+            }
+        }
+        wf_buf_putc(&g->b, '(');
+        gen_vector(g, depth - 1);
+        wf_buf_putc(&g->b, ')');
+        break;
+    }
+    default: {
+        static const char *ops[] = {"+", "-", "*", "/", ">", "<", "== bool", "%"};
+        wf_buf_putc(&g->b, '(');
+        gen_vector(g, depth - 1);
+        wf_buf_printf(&g->b, ") %s ", ops[pick(g, 8)]);
+        gen_scalar(g, depth - 1);
+        break;
+    }
+    }
+}
+
+/* The n-th random query of the seeded sequence (wf_free it). */
+static char *random_query(gen_t *g)
+{
+    wf_buf_reset(&g->b);
+    gen_vector(g, 1 + (int)pick(g, 3));
+    wf_buf_putc(&g->b, 0);
+    return wf_strdup((const char *)g->b.data);
 }
 
 /* The timestamp of the newest sample before t of the first series named name. */
@@ -251,6 +450,9 @@ static void test_promql_diff(void **state)
     const char *show = getenv("WT_PD_SHOW");
     wt_pd_tally_init(&t, show ? (size_t)atoi(show) : 8);
 
+    if (getenv("WEFT_DIFF_SELF") == NULL) {
+        (void)wt_weft_bin(); /* aborts when WEFT_BIN is unset, before anything is started */
+    }
     prom = wt_pd_start(WT_PD_PROMETHEUS);
     weft = prom ? wt_pd_start(WT_PD_WEFT) : NULL;
     if (prom == NULL || weft == NULL) {
@@ -324,6 +526,26 @@ static void test_promql_diff(void **state)
     wt_pd_tally_print(&t, stdout, "promql diff");
     printf("queries ran in %.1f s\n",
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+
+    /* Random queries from a fixed seed: shapes nobody thought to write down. */
+    wt_pd_tally_t rnd;
+    wt_pd_tally_init(&rnd, show ? (size_t)atoi(show) : 8);
+    const char *rseed = getenv("WT_PD_RANDOM_SEED");
+    gen_t g = {rseed != NULL ? strtoull(rseed, NULL, 0) : RANDOM_SEED, WF_BUF_INIT};
+    const int64_t rtimes[] = {end, gap_mid, dense + 60000};
+    const char *nrandom = getenv("WT_PD_RANDOM");
+    int nr = nrandom != NULL ? atoi(nrandom) : RANDOM_QUERIES;
+    for (int i = 0; i < nr; i++) {
+        char *q = random_query(&g);
+        size_t d = wt_pd_run(&rnd, stdout, prom, weft, q, rtimes, 3, ranges, 2);
+        if (d > 0) {
+            printf("  (random query #%d)\n", i);
+        }
+        differed += d;
+        wf_free(q);
+    }
+    wf_buf_free(&g.b);
+    wt_pd_tally_print(&rnd, stdout, "random diff");
 
     /* The HTTP API's parameter handling and the metadata endpoints, as raw requests. */
     wt_pd_tally_t api;

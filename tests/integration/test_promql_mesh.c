@@ -57,6 +57,9 @@ static void test_promql_mesh(void **state)
     wt_pd_tally_t t;
     const char *show = getenv("WT_PD_SHOW");
     wt_pd_tally_init(&t, show ? (size_t)atoi(show) : 8);
+    if (getenv("WEFT_DIFF_SELF") == NULL) {
+        (void)wt_weft_bin(); /* aborts when WEFT_BIN is unset, before anything is started */
+    }
     wt_pd_srv_t *prom = wt_pd_start(WT_PD_PROMETHEUS);
     wt_pd_srv_t *weft = prom ? wt_pd_start(WT_PD_WEFT) : NULL;
     if (prom == NULL || weft == NULL) {
@@ -73,6 +76,9 @@ static void test_promql_mesh(void **state)
     printf("loaded both in %.1f s\n",
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
+    /* First the raw samples: both must hold exactly what was written. */
+    const int64_t at_end[] = {end};
+    differed += wt_pd_run(&t, stdout, prom, weft, "{__name__=~\".+\"}[2h]", at_end, 1, NULL, 0);
     const int64_t times[] = {end, end - 7 * 60000, end - 61234};
     const int64_t ranges[][3] = {
         {end - 3600000, end, 15000},         /* a dashboard panel: the last hour at 15 s */

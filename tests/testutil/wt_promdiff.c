@@ -15,11 +15,15 @@
 #include "wt_util.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -139,6 +143,36 @@ static void print_log(const char *dir)
     }
 }
 
+/*
+ * wt_spawn, plus PR_SET_PDEATHSIG: a server must not outlive a test that ctest kills on its
+ * timeout (a stray Prometheus would keep a port and a core busy on a shared machine).
+ */
+static pid_t spawn_server(char *const argv[], const char *log_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        abort();
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
 static bool start_once(wt_pd_srv_t *s)
 {
     char data[4200], log[4200], cfg[4200], addr[64];
@@ -170,11 +204,11 @@ static bool start_once(wt_pd_srv_t *s)
                         "--storage.tsdb.retention.time=30d",
                         "--log.level=warn",
                         NULL};
-        s->pid = wt_spawn(argv, log);
+        s->pid = spawn_server(argv, log);
     } else {
         char *argv[] = {(char *)wt_weft_bin(), "collector", "--listen", addr,
                         "--data-dir",          data,        NULL};
-        s->pid = wt_spawn(argv, log);
+        s->pid = spawn_server(argv, log);
     }
     double deadline = mono_ms() + 60000;
     while (mono_ms() < deadline) {
@@ -830,6 +864,24 @@ void wt_pd_gen_general(wt_pd_data_t *d, uint64_t seed, int64_t end_ms, int64_t s
         }
     }
 
+    /* Unjittered series on the 15 s grid of the window's start (a whole minute): queries at
+     * whole minutes find samples exactly on the edges of their windows and lookback. */
+    {
+        size_t a = (size_t)(wt_pd_series_new(d, "__name__", "aligned_requests_total", "job",
+                                             "aligned", NULL) -
+                            d->series);
+        size_t b =
+            (size_t)(wt_pd_series_new(d, "__name__", "aligned_gauge", "job", "aligned", NULL) -
+                     d->series);
+        double v = 0;
+        for (int64_t k = 0; k <= nticks; k++) {
+            int64_t ts = start + k * 15000;
+            v += (double)(k % 7);
+            wt_pd_series_push(d, &d->series[a], ts, v);
+            wt_pd_series_push(d, &d->series[b], ts, (double)(k % 11) - 3);
+        }
+    }
+
     /* Mesh-style counters with Istio label names. */
     static const char *edges[][2] = {{"productpage-v1", "details-v1"},
                                      {"productpage-v1", "reviews-v2"},
@@ -1133,7 +1185,7 @@ int wt_pd_load(wt_pd_srv_t *s, const wt_pd_data_t *d)
             lo = d->series[i].ts[0];
         }
     }
-    for (int64_t t = lo; rc == 0; t += slice) {
+    for (int64_t t = lo; rc == 0 && lo != INT64_MAX; t += slice) {
         bool more = false;
         for (size_t i = 0; i < d->n && rc == 0; i++) {
             const wt_pd_series_t *se = &d->series[i];
@@ -1346,8 +1398,13 @@ static void keyed_free(keyed_t *k, size_t n)
     wf_free(k);
 }
 
-/* Compare one [ts, "value"] point. */
-static bool point_equal(json_t *a, json_t *b, char *why, size_t whylen, const char *ctx)
+/*
+ * Compare one [ts, "value"] point. fmt (FMT_LEN bytes) receives the first pair of values that
+ * are the same number written differently ("1e+06" and "1000000"): not a difference for a
+ * client that parses numbers, but worth knowing.
+ */
+#define FMT_LEN 256
+static bool point_equal(json_t *a, json_t *b, char *why, size_t whylen, const char *ctx, char *fmt)
 {
     if (!json_is_array(a) || json_array_size(a) != 2 || !json_is_array(b) ||
         json_array_size(b) != 2) {
@@ -1371,11 +1428,17 @@ static bool point_equal(json_t *a, json_t *b, char *why, size_t whylen, const ch
                  json_string_value(json_array_get(a, 1)), json_string_value(json_array_get(b, 1)));
         return false;
     }
+    const char *sa = json_string_value(json_array_get(a, 1));
+    const char *sb = json_string_value(json_array_get(b, 1));
+    bool same = va == vb || (isnan(va) && isnan(vb));
+    if (fmt[0] == '\0' && same && strcmp(sa, sb) != 0) {
+        snprintf(fmt, FMT_LEN, "value written as \"%.60s\" by prom, \"%.60s\" by weft", sa, sb);
+    }
     return true;
 }
 
 static bool compare_series_sets(json_t *ra, json_t *rb, bool matrix, bool ordered, char *why,
-                                size_t whylen)
+                                size_t whylen, char *fmt)
 {
     if (!json_is_array(ra) || !json_is_array(rb)) {
         snprintf(why, whylen, "result is not an array");
@@ -1399,7 +1462,7 @@ static bool compare_series_sets(json_t *ra, json_t *rb, bool matrix, bool ordere
             ok = false;
         } else if (!matrix) {
             ok = point_equal(json_object_get(ka[i].item, "value"),
-                             json_object_get(kb[j].item, "value"), why, whylen, ka[i].key);
+                             json_object_get(kb[j].item, "value"), why, whylen, ka[i].key, fmt);
             i++;
             j++;
         } else {
@@ -1408,7 +1471,7 @@ static bool compare_series_sets(json_t *ra, json_t *rb, bool matrix, bool ordere
             size_t la = json_array_size(pa), lb = json_array_size(pb);
             for (size_t p = 0; ok && p < la && p < lb; p++) {
                 ok = point_equal(json_array_get(pa, p), json_array_get(pb, p), why, whylen,
-                                 ka[i].key);
+                                 ka[i].key, fmt);
             }
             if (ok && la != lb) {
                 snprintf(why, whylen, "%s: %zu points vs %zu", ka[i].key, la, lb);
@@ -1501,6 +1564,7 @@ wt_pd_verdict_t wt_pd_compare(const wt_pd_answer_t *ref, const wt_pd_answer_t *g
 {
     wt_pd_verdict_t verdict = WT_PD_DIFFER;
     json_t *a = NULL, *b = NULL;
+    char fmt[FMT_LEN] = "";
     why[0] = '\0';
     if (got->body == NULL) {
         snprintf(why, whylen, "weft gave no HTTP answer");
@@ -1570,7 +1634,7 @@ wt_pd_verdict_t wt_pd_compare(const wt_pd_answer_t *ref, const wt_pd_answer_t *g
     }
     json_t *ra = json_object_get(da, "result"), *rb = json_object_get(db, "result");
     if (strcmp(rta, "scalar") == 0) {
-        if (point_equal(ra, rb, why, whylen, "scalar")) {
+        if (point_equal(ra, rb, why, whylen, "scalar", fmt)) {
             verdict = WT_PD_AGREE;
         }
     } else if (strcmp(rta, "string") == 0) {
@@ -1580,13 +1644,17 @@ wt_pd_verdict_t wt_pd_compare(const wt_pd_answer_t *ref, const wt_pd_answer_t *g
             snprintf(why, whylen, "string result differs");
         }
     } else if (strcmp(rta, "vector") == 0 || strcmp(rta, "matrix") == 0) {
-        if (compare_series_sets(ra, rb, strcmp(rta, "matrix") == 0, ordered, why, whylen)) {
+        if (compare_series_sets(ra, rb, strcmp(rta, "matrix") == 0, ordered, why, whylen, fmt)) {
             verdict = WT_PD_AGREE;
         }
     } else {
         snprintf(why, whylen, "unknown resultType %s", rta);
     }
 out:
+    if (verdict == WT_PD_AGREE && fmt[0] != '\0') {
+        snprintf(why, whylen, "%s", fmt);
+        verdict = WT_PD_AGREE_FORMAT;
+    }
     json_decref(a);
     json_decref(b);
     return verdict;
@@ -1682,9 +1750,10 @@ static void report(wt_pd_tally_t *t, FILE *out, const char *q, const char *when,
     if (v == WT_PD_AGREE) {
         return;
     }
-    if (v == WT_PD_AGREE_ERRMSG) {
+    if (v == WT_PD_AGREE_ERRMSG || v == WT_PD_AGREE_FORMAT) {
         if (t->notes < t->notes_max) {
-            fprintf(out, "note (error message only): %s [%s]: %s\n", q, when, why);
+            fprintf(out, "note (%s only): %s [%s]: %s\n",
+                    v == WT_PD_AGREE_ERRMSG ? "error message" : "number format", q, when, why);
             t->notes++;
         }
         return;
@@ -1743,9 +1812,8 @@ size_t wt_pd_run(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *got
             differed++;
         } else {
             t->agreed++;
-            if (v == WT_PD_AGREE_ERRMSG) {
-                t->errmsg_only++;
-            }
+            t->errmsg_only += v == WT_PD_AGREE_ERRMSG;
+            t->format_only += v == WT_PD_AGREE_FORMAT;
         }
         report(t, out, q, when, v, why, &a, &b);
         wt_pd_answer_free(&a);
@@ -1781,6 +1849,7 @@ bool wt_pd_run_raw(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *g
     } else {
         t->agreed++;
         t->errmsg_only += v == WT_PD_AGREE_ERRMSG;
+        t->format_only += v == WT_PD_AGREE_FORMAT;
     }
     report(t, out, path, form ? form : "GET", v, why, &a, &b);
     wt_pd_answer_free(&a);
@@ -1791,10 +1860,11 @@ bool wt_pd_run_raw(wt_pd_tally_t *t, FILE *out, wt_pd_srv_t *ref, wt_pd_srv_t *g
 void wt_pd_tally_print(const wt_pd_tally_t *t, FILE *out, const char *what)
 {
     fprintf(out,
-            "%s: %zu queries, %zu evaluations: %zu agreed (%zu with a different error message), "
-            "%zu differed (%zu queries with a difference); Prometheus answered %zu errors, %zu "
-            "empty results, %zu non-empty results\n",
-            what, t->queries, t->evals, t->agreed, t->errmsg_only, t->differed,
+            "%s: %zu queries, %zu evaluations: %zu agreed (%zu with a different error message, "
+            "%zu with numbers written differently), %zu differed (%zu queries with a "
+            "difference); Prometheus answered %zu errors, %zu empty results, %zu non-empty "
+            "results\n",
+            what, t->queries, t->evals, t->agreed, t->errmsg_only, t->format_only, t->differed,
             t->queries_differing, t->ref_errors, t->ref_empty,
             t->evals - t->ref_errors - t->ref_empty);
 }

@@ -5,14 +5,16 @@
  * against both and compare the answers as Prometheus clients see them.
  *
  * Comparison rules (what "answers like Prometheus" means here):
- *   - same status (success / error); for errors the same errorType (messages may differ: they
- *     are reported but are not a difference);
+ *   - same status (success / error); for errors the same errorType and HTTP status (messages
+ *     may differ: they are reported but are not a difference); a success must be HTTP 200;
+ *   - list answers (/api/v1/series as sets, /labels and /label/x/values in order) equal;
  *   - same resultType;
  *   - series compared as label sets (set equality); where the order is defined by the query
  *     (an instant query whose outermost call is sort, sort_desc, or topk/bottomk without
  *     grouping) the sequence of values must also match;
  *   - values as numbers, relative tolerance 1e-6 (absolute 1e-9 near zero), NaN equals NaN,
- *     infinities exact; timestamps exact.
+ *     infinities exact; timestamps exact. The same number written differently is noted, not
+ *     counted as a difference.
  *
  * Used by tests/integration/test_promql_diff.c, test_promql_mesh.c and tests/bench/bench_promql.c.
  * Single-threaded; every function aborts on allocation failure (wf_malloc) and reports I/O and
@@ -21,7 +23,8 @@
  * Environment: WEFT_BIN (weft binary), WT_PROMETHEUS (Prometheus binary, default
  * /usr/bin/prometheus), WEFT_DIFF_SELF=1 runs a second Prometheus in weft's place (the harness
  * checking itself: every query must agree), WT_KEEP=1 keeps the servers' directories,
- * WT_PD_NOTES=n prints up to n error-message-only notes (default 20).
+ * WT_PD_NOTES=n prints up to n notes on agreeing answers whose error message or number
+ * formatting differs (default 20).
  */
 #ifndef WT_PROMDIFF_H
 #define WT_PROMDIFF_H
@@ -142,6 +145,7 @@ int wt_pd_query_range(wt_pd_srv_t *s, const char *q, int64_t start_ms, int64_t e
 typedef enum {
     WT_PD_AGREE,
     WT_PD_AGREE_ERRMSG, /* both errors of the same type, different messages */
+    WT_PD_AGREE_FORMAT, /* the same numbers, some written differently ("1e+06", "1000000") */
     WT_PD_DIFFER,
 } wt_pd_verdict_t;
 
@@ -162,6 +166,7 @@ typedef struct {
     size_t evals;       /* (query, time or range) pairs compared */
     size_t agreed;      /* evaluations that agreed (incl. same error type, other message) */
     size_t errmsg_only; /* of those, errors whose messages differ */
+    size_t format_only; /* of those, answers with a number written differently */
     size_t differed;
     size_t queries_differing; /* query texts with at least one differing evaluation */
     size_t ref_errors;        /* evaluations Prometheus answered with an error */

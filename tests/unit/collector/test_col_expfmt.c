@@ -200,6 +200,7 @@ static void test_text_errors(void **state)
     assert_error("# TYPE 1m counter\n", COL_EXPFMT_TEXT, WF_E_INVAL, "expected metric name");
     assert_error("a 1\nb 2\n\n\nm{a=\"x\"} 1\r\n", COL_EXPFMT_TEXT, WF_E_INVAL,
                  "line 5: invalid value");
+    assert_error("a 1\n  b 2\n", COL_EXPFMT_TEXT, WF_E_INVAL, "line 2: invalid metric name");
 }
 
 static void test_limits(void **state)
@@ -292,7 +293,7 @@ static void test_openmetrics(void **state)
     assert_int_equal(p.rc, 0);
     assert_int_equal(p.n, 13);
     assert_int_equal(p.e[0].type, ST_METRIC_COUNTER);
-    assert_str(p.e[1].text, "Some \\\"help\\\" \\ text");
+    assert_str(p.e[1].text, "Some \"help\" \\ text"); /* OpenMetrics: \" unescaped too */
     assert_int_equal(p.e[2].kind, COL_EXPFMT_UNIT);
     assert_str(p.e[2].text, "seconds");
     const col_expfmt_entry_t *e = &p.e[3];

@@ -177,6 +177,11 @@ static void check_invalid(const char *q, size_t len, int want_rc, const char *wa
     assert_true(strstr(err.msg, "parse error: ") != NULL || rc == WF_E_LIMIT);
 }
 
+static const pql_node_t *root_of(pql_tree_t *t)
+{
+    return t->root;
+}
+
 /* ---- Valid queries ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -496,6 +501,9 @@ typedef struct {
 } invalid_t;
 
 static const invalid_t invalid[] = {
+    /* Found by comparing against Prometheus: order of lexical and arity errors. */
+    {"topk()\\(on", "1:7: parse error: unexpected character: '\\\\'"},
+    {"sum by (a) ()\\", "1:1: parse error: no arguments for aggregate expression provided"},
     {"", "1:1: parse error: no expression found in input"},
     {" ", "1:1: parse error: no expression found in input"},
     {"# comment only", "1:1: parse error: no expression found in input"},
@@ -711,6 +719,22 @@ static void test_limits(void **state)
     }
     check_invalid((const char *)b.data, b.len, WF_E_LIMIT, NULL);
     wf_buf_free(&b);
+    /* Well inside the limits, both shapes parse. */
+    memset(q, '(', 200);
+    q[200] = '1';
+    memset(q + 201, ')', 200);
+    q[401] = '\0';
+    pql_tree_t *t = parse_ok(q);
+    pql_tree_free(t);
+    wf_buf_t c = WF_BUF_INIT;
+    wf_buf_puts(&c, "x");
+    for (int i = 0; i < 200; i++) {
+        wf_buf_puts(&c, " or x");
+    }
+    t = parse_ok(wf_buf_cstr(&c));
+    assert_int_equal(root_of(t)->u.binary.op, PQL_OP_OR);
+    pql_tree_free(t);
+    wf_buf_free(&c);
     wf_free(q);
 }
 
@@ -721,11 +745,6 @@ static void assert_str(wf_str_t s, const char *want)
     if (!wf_str_eq_c(s, want)) {
         fail_msg("got \"%.*s\", want \"%s\"", (int)s.len, s.p, want);
     }
-}
-
-static const pql_node_t *root_of(pql_tree_t *t)
-{
-    return t->root;
 }
 
 static void test_selector_contents(void **state)
