@@ -340,14 +340,13 @@ static pql_tree_t *parse_query_param(col_req_t *req, col_resp_t *resp, bool name
     return tree;
 }
 
-/* The optional "timeout" parameter must be a valid duration, as in Prometheus. Queries are
- * bounded by the engine's --query-timeout; a shorter per-request timeout is not applied yet
- * (docs/compatibility.md). */
-static bool check_timeout_param(col_req_t *req, col_resp_t *resp)
+/* The optional "timeout" parameter: a duration that bounds this query (the engine's
+ * --query-timeout still applies when it is shorter). *ms is 0 when absent. */
+static bool check_timeout_param(col_req_t *req, col_resp_t *resp, int64_t *ms)
 {
     const char *to = col_req_param(req, "timeout");
-    int64_t ms;
-    if (to != NULL && *to != '\0' && col_parse_duration(to, &ms) != 0) {
+    *ms = 0;
+    if (to != NULL && *to != '\0' && col_parse_duration(to, ms) != 0) {
         col_resp_api_error(resp, 400, "bad_data",
                            "invalid parameter \"timeout\": cannot parse \"%s\" to a valid "
                            "duration",
@@ -370,7 +369,8 @@ static void h_query(void *arg, col_req_t *req, col_resp_t *resp)
                            ts);
         return;
     }
-    if (!check_timeout_param(req, resp)) {
+    int64_t timeout_ms;
+    if (!check_timeout_param(req, resp, &timeout_ms)) {
         return;
     }
     pql_tree_t *tree = parse_query_param(req, resp, true);
@@ -381,7 +381,7 @@ static void h_query(void *arg, col_req_t *req, col_resp_t *resp)
     pql_result_t *res = NULL;
     pql_error_t err;
     memset(&err, 0, sizeof(err));
-    if (pql_eval_instant(api->engine, tree, t, &res, &err) != 0) {
+    if (pql_eval_instant(api->engine, tree, t, timeout_ms, &res, &err) != 0) {
         eval_error(resp, &err);
         record_query(api, t0, true);
     } else {
@@ -430,7 +430,8 @@ static void h_query_range(void *arg, col_req_t *req, col_resp_t *resp)
                            "widths are not accepted. Try a positive integer");
         return;
     }
-    if (!check_timeout_param(req, resp)) {
+    int64_t timeout_ms;
+    if (!check_timeout_param(req, resp, &timeout_ms)) {
         return;
     }
     if ((end - start) / step > MAX_POINTS_PER_SERIES) {
@@ -456,7 +457,7 @@ static void h_query_range(void *arg, col_req_t *req, col_resp_t *resp)
     pql_result_t *res = NULL;
     pql_error_t err;
     memset(&err, 0, sizeof(err));
-    if (pql_eval_range(api->engine, tree, start, end, step, &res, &err) != 0) {
+    if (pql_eval_range(api->engine, tree, start, end, step, timeout_ms, &res, &err) != 0) {
         eval_error(resp, &err);
         record_query(api, t0, true);
     } else {

@@ -49,7 +49,7 @@ typedef enum {
 
 typedef struct {
     pql_err_type_t type;
-    char msg[512];
+    char msg[4096]; /* Prometheus's longest messages name whole label sets */
 } pql_error_t;
 
 /* One series of a result. labels are sorted by name; for an instant vector n == 1. For a
@@ -86,9 +86,10 @@ typedef struct {
 
 void pql_result_free(pql_result_t *r);
 
-/* Evaluate tree at time t_ms (an instant query). 0 or -1 with err filled. */
-int pql_eval_instant(pql_engine_t *e, const pql_tree_t *tree, int64_t t_ms, pql_result_t **out,
-                     pql_error_t *err);
+/* Evaluate tree at time t_ms (an instant query). timeout_ms bounds this query (0, or above
+ * the engine's timeout: the engine's). 0 or -1 with err filled. */
+int pql_eval_instant(pql_engine_t *e, const pql_tree_t *tree, int64_t t_ms, int64_t timeout_ms,
+                     pql_result_t **out, pql_error_t *err);
 
 /*
  * Evaluate tree at start, start + step, ..., up to end inclusive (a range query). The tree's
@@ -96,6 +97,6 @@ int pql_eval_instant(pql_engine_t *e, const pql_tree_t *tree, int64_t t_ms, pql_
  * Result type PQL_TYPE_MATRIX (a scalar result becomes one series with no labels).
  */
 int pql_eval_range(pql_engine_t *e, const pql_tree_t *tree, int64_t start_ms, int64_t end_ms,
-                   int64_t step_ms, pql_result_t **out, pql_error_t *err);
+                   int64_t step_ms, int64_t timeout_ms, pql_result_t **out, pql_error_t *err);
 
 #endif

@@ -758,6 +758,10 @@ static int eval_vector_sel(pql__ev_t *ev, const pql_node_t *vs, const pql__rng_t
         for (size_t k = 0; k < r->nsteps; k++) {
             int64_t ts = r->start + (int64_t)k * r->step;
             int64_t ref = ts_quirk ? at : ts - off_eff;
+            /* Subqueries can ask a selector for millions of steps. */
+            if (check_time(ev) != 0) {
+                return -1;
+            }
             while (j < n && t[j] <= ref) {
                 j++;
             }
@@ -2140,7 +2144,8 @@ void pql_result_free(pql_result_t *r)
     wf_free(r);
 }
 
-static void ev_init(pql__ev_t *ev, pql_engine_t *e, pql_error_t *err, int64_t qs, int64_t qe)
+static void ev_init(pql__ev_t *ev, pql_engine_t *e, pql_error_t *err, int64_t qs, int64_t qe,
+                    int64_t timeout_ms)
 {
     memset(ev, 0, sizeof(*ev));
     ev->e = e;
@@ -2148,7 +2153,10 @@ static void ev_init(pql__ev_t *ev, pql_engine_t *e, pql_error_t *err, int64_t qs
     ev->qstart = qs;
     ev->qend = qe;
     wf_arena_init(&ev->arena, 64 * 1024, 0);
-    ev->deadline_ns = wf_mono_ns() + e->o.timeout_ms * 1000000;
+    if (timeout_ms <= 0 || timeout_ms > e->o.timeout_ms) {
+        timeout_ms = e->o.timeout_ms;
+    }
+    ev->deadline_ns = wf_mono_ns() + timeout_ms * 1000000;
     err->type = PQL_ERR_NONE;
     err->msg[0] = 0;
     uint32_t empty = pql__ls_intern(ev, NULL, 0);
@@ -2203,13 +2211,13 @@ static void set_error_if_none(pql_error_t *err, pql_err_type_t t, const char *ms
     }
 }
 
-int pql_eval_instant(pql_engine_t *e, const pql_tree_t *tree, int64_t t_ms, pql_result_t **out,
-                     pql_error_t *err)
+int pql_eval_instant(pql_engine_t *e, const pql_tree_t *tree, int64_t t_ms, int64_t timeout_ms,
+                     pql_result_t **out, pql_error_t *err)
 {
     pql__ev_t ev;
     pql_result_t *res = NULL;
     *out = NULL;
-    ev_init(&ev, e, err, t_ms, t_ms);
+    ev_init(&ev, e, err, t_ms, t_ms, timeout_ms);
     const pql_node_t *root = unparen(tree->root);
     pql__rng_t r = rng_make(t_ms, t_ms, 1);
     res = result_new(root->type);
@@ -2287,14 +2295,14 @@ fail:
 }
 
 int pql_eval_range(pql_engine_t *e, const pql_tree_t *tree, int64_t start_ms, int64_t end_ms,
-                   int64_t step_ms, pql_result_t **out, pql_error_t *err)
+                   int64_t step_ms, int64_t timeout_ms, pql_result_t **out, pql_error_t *err)
 {
     pql__ev_t ev;
     pql_result_t *res = NULL;
     pql__mat_t m;
     memset(&m, 0, sizeof(m));
     *out = NULL;
-    ev_init(&ev, e, err, start_ms, end_ms);
+    ev_init(&ev, e, err, start_ms, end_ms, timeout_ms);
     const pql_node_t *root = unparen(tree->root);
     if (step_ms <= 0 || end_ms < start_ms ||
         (root->type != PQL_TYPE_SCALAR && root->type != PQL_TYPE_VECTOR)) {

@@ -354,6 +354,10 @@ static void test_bad_input(void **state)
     expect_error("GET", "/api/v1/query_range?query=up&start=0&end=100&step=abc", NULL, 400,
                  "bad_data");
     expect_error("GET", "/api/v1/query_range?query=up&end=100&step=1", NULL, 400, "bad_data");
+    expect_error("GET", "/api/v1/query?query=up&timeout=soon", NULL, 400, "bad_data");
+    /* 3.6 million subquery steps cannot finish within a millisecond. */
+    expect_error("GET", "/api/v1/query?query=sum_over_time(temperature%5B1h:1ms%5D)&timeout=1ms",
+                 NULL, 503, "timeout");
     expect_error("GET", "/api/v1/series", NULL, 400, "bad_data");
     expect_error("GET", "/api/v1/series?match%5B%5D=sum(up)", NULL, 400, "bad_data");
     expect_error("GET", "/api/v1/series?match%5B%5D=%7Bx%3D~%22(%22%7D", NULL, 400, "bad_data");

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -101,6 +102,9 @@ pid_t wt_spawn(char *const argv[], const char *log_path)
         abort();
     }
     if (pid == 0) {
+        /* A test that crashes or is killed must not leave servers behind: the child dies
+         * with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (log_path != NULL) {
             int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (fd >= 0) {

@@ -364,7 +364,7 @@ static pql_result_t *inst(fx_t *f, N *root, int64_t t)
     tree->root = root;
     pql_result_t *r = NULL;
     pql_error_t err;
-    int rc = pql_eval_instant(f->e, tree, t, &r, &err);
+    int rc = pql_eval_instant(f->e, tree, t, 0, &r, &err);
     if (rc != 0) {
         fail_msg("query failed: %s", err.msg);
     }
@@ -376,7 +376,7 @@ static void inst_err(fx_t *f, N *root, int64_t t, const char *want)
     tree->root = root;
     pql_result_t *r = NULL;
     pql_error_t err;
-    assert_int_equal(pql_eval_instant(f->e, tree, t, &r, &err), -1);
+    assert_int_equal(pql_eval_instant(f->e, tree, t, 0, &r, &err), -1);
     assert_null(r);
     if (strstr(err.msg, want) == NULL) {
         fail_msg("error %s, want %s", err.msg, want);
@@ -388,7 +388,7 @@ static pql_result_t *range(fx_t *f, N *root, int64_t s, int64_t e, int64_t step)
     tree->root = root;
     pql_result_t *r = NULL;
     pql_error_t err;
-    if (pql_eval_range(f->e, tree, s, e, step, &r, &err) != 0) {
+    if (pql_eval_range(f->e, tree, s, e, step, 0, &r, &err) != 0) {
         fail_msg("range query failed: %s", err.msg);
     }
     return r;
@@ -1074,13 +1074,13 @@ static void test_errors_and_limits(void **state)
     tree->root = sel("reqs", "");
     pql_error_t err;
     r = NULL;
-    assert_int_equal(pql_eval_range(small, tree, AT(0), AT(600), 15 * SEC, &r, &err), -1);
+    assert_int_equal(pql_eval_range(small, tree, AT(0), AT(600), 15 * SEC, 0, &r, &err), -1);
     assert_int_equal(err.type, PQL_ERR_EXECUTION);
     assert_string_equal(err.msg,
                         "query processing would load too many samples into memory in query "
                         "execution");
     /* 3 series x 11 steps fit. */
-    assert_int_equal(pql_eval_range(small, tree, AT(0), AT(600), MIN, &r, &err), 0);
+    assert_int_equal(pql_eval_range(small, tree, AT(0), AT(600), MIN, 0, &r, &err), 0);
     assert_int_equal(r->nseries, 3);
     pql_result_free(r);
     pql_engine_free(small);
@@ -1090,7 +1090,7 @@ static void test_errors_and_limits(void **state)
     pql_engine_t *late;
     assert_int_equal(pql_engine_new(f->s, &o, &late), 0);
     tree->root = CALL(PQL_FN_RATE, 1, mat(sel("reqs", ""), MIN));
-    assert_int_equal(pql_eval_range(late, tree, AT(0), AT(600), SEC, &r, &err), -1);
+    assert_int_equal(pql_eval_range(late, tree, AT(0), AT(600), SEC, 0, &r, &err), -1);
     assert_int_equal(err.type, PQL_ERR_TIMEOUT);
     assert_string_equal(err.msg, "query timed out in query execution");
     assert_null(r);
@@ -1732,8 +1732,8 @@ static void test_golden(void **state)
         }
         pql_result_t *r = NULL;
         pql_error_t err;
-        int rc = g->range ? pql_eval_range(f->e, t, T0 + g->t, T0 + g->end, g->step, &r, &err)
-                          : pql_eval_instant(f->e, t, T0 + g->t, &r, &err);
+        int rc = g->range ? pql_eval_range(f->e, t, T0 + g->t, T0 + g->end, g->step, 0, &r, &err)
+                          : pql_eval_instant(f->e, t, T0 + g->t, 0, &r, &err);
         char *got;
         if (rc != 0) {
             got = wf_malloc(strlen(err.msg) + 8);
