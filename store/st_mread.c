@@ -196,7 +196,11 @@ static int decode_into(samples_t *o, st_chunk_iter_t *it, int rc, int64_t mint, 
     int64_t ts;
     double v;
     while ((rc = st_chunk_iter_next(it, &ts, &v)) == 1) {
-        if (ts < mint || ts > maxt) {
+        if (ts > maxt) {
+            rc = 0; /* a chunk's samples ascend: the rest are later still */
+            break;
+        }
+        if (ts < mint) {
             continue;
         }
         if (o->n == o->cap) {
@@ -277,6 +281,15 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
             st__db_reader_put(&set->s->db, conn);
             return st__db_err(rc);
         }
+        /* One read transaction for the whole set: without it every series' statement opens
+         * and closes its own, and the WAL read-lock traffic dominates small reads. */
+        rc = sqlite3_exec(conn, "BEGIN", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(set->q);
+            set->q = NULL;
+            st__db_reader_put(&set->s->db, conn);
+            return st__db_err(rc);
+        }
         set->conn = conn;
     }
     samples_t o = {0};
@@ -331,6 +344,7 @@ void st_series_set_free(st_series_set_t *set)
     wf_free(set->e);
     sqlite3_finalize(set->q);
     if (set->conn != NULL) {
+        sqlite3_exec(set->conn, "COMMIT", NULL, NULL, NULL);
         st__db_reader_put(&set->s->db, set->conn);
     }
     wf_arena_free(&set->arena);
