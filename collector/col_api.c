@@ -914,36 +914,6 @@ static void h_config(void *arg, col_req_t *req, col_resp_t *resp)
     wf_buf_puts(&resp->body, "}}");
 }
 
-/* A duration as Prometheus prints one (model.Duration.String): "15d", "1h30m", "5m", "0s";
- * years and weeks only when they divide it exactly ("90d", not "12w6d"). */
-static void put_prom_duration(wf_buf_t *b, int64_t ms)
-{
-    static const struct {
-        const char *u;
-        int64_t ms;
-        bool exact;
-    } units[] = {{"y", 365LL * 86400000, true},
-                 {"w", 7LL * 86400000, true},
-                 {"d", 86400000, false},
-                 {"h", 3600000, false},
-                 {"m", 60000, false},
-                 {"s", 1000, false},
-                 {"ms", 1, false}};
-    if (ms == 0) {
-        wf_buf_puts(b, "0s");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (units[i].exact && ms % units[i].ms != 0) {
-            continue;
-        }
-        if (ms >= units[i].ms) {
-            wf_buf_printf(b, "%" PRId64 "%s", ms / units[i].ms, units[i].u);
-            ms %= units[i].ms;
-        }
-    }
-}
-
 static void h_flags(void *arg, col_req_t *req, col_resp_t *resp)
 {
     col_api_t *api = arg;
@@ -951,11 +921,11 @@ static void h_flags(void *arg, col_req_t *req, col_resp_t *resp)
     /* Prometheus's own flag names first: Kiali and Grafana read some of them (the retention
      * and the lookback) to size their queries. */
     wf_buf_puts(b, "{\"status\":\"success\",\"data\":{\"storage.tsdb.retention.time\":\"");
-    put_prom_duration(b, api->retention_ms);
+    pql_format_duration(b, api->retention_ms);
     wf_buf_puts(b, "\",\"query.lookback-delta\":\"");
-    put_prom_duration(b, api->query.lookback_ms);
+    pql_format_duration(b, api->query.lookback_ms);
     wf_buf_puts(b, "\",\"query.timeout\":\"");
-    put_prom_duration(b, api->query.timeout_ms);
+    pql_format_duration(b, api->query.timeout_ms);
     wf_buf_printf(
         b, "\",\"query.max-samples\":\"%zu\",\"web.listen-address\":", api->query.max_samples);
     col_json_str(b, api->listen ? api->listen : "", api->listen ? strlen(api->listen) : 0);

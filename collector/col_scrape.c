@@ -19,6 +19,7 @@
 
 #include "col_api.h"
 #include "col_expfmt.h"
+#include "pql_ast.h"
 #include "wf_alloc.h"
 #include "wf_clock.h"
 #include "wf_err.h"
@@ -334,33 +335,13 @@ static void enqueue(col_scrape_t *s, job_t *j)
     pthread_mutex_unlock(&s->qmu);
 }
 
-/* ---- Durations as Prometheus prints them (model.Duration) --------------------------------- */
-
+/* A duration as Prometheus prints it, into a fixed buffer. */
 static void fmt_duration(char *out, size_t len, int64_t ms)
 {
-    static const struct {
-        const char *u;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
-    size_t k = 0;
-    out[0] = '\0';
-    if (ms <= 0) {
-        snprintf(out, len, "0s");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && k < len; i++) {
-        if (ms >= units[i].ms) {
-            int64_t q = ms / units[i].ms;
-            ms -= q * units[i].ms;
-            k += (size_t)snprintf(out + k, len - k, "%lld%s", (long long)q, units[i].u);
-        }
-    }
+    wf_buf_t b = WF_BUF_INIT;
+    pql_format_duration(&b, ms);
+    snprintf(out, len, "%.*s", (int)b.len, (const char *)b.data);
+    wf_buf_free(&b);
 }
 
 /* ---- Discovery: groups to targets --------------------------------------------------------- */

@@ -294,4 +294,9 @@ void pql_format(const pql_node_t *n, wf_buf_t *out);
  * what /api/v1/format_query returns. */
 void pql_format_pretty(const pql_node_t *n, wf_buf_t *out);
 
+/* Append a duration in ms as Prometheus's model.Duration prints it ("1h30m", "15d", "0s";
+ * years and weeks only when they divide it). Everything weft shows as a Prometheus duration
+ * (queries, flags, scrape intervals) goes through this. */
+void pql_format_duration(wf_buf_t *out, int64_t ms);
+
 #endif

@@ -125,10 +125,10 @@ static void put_at_offset(wf_buf_t *b, pql_at_kind_t at, int64_t at_ms, int64_t 
     }
     if (offset_ms > 0) {
         wf_buf_puts(b, " offset ");
-        pql__put_duration(b, offset_ms);
+        pql_format_duration(b, offset_ms);
     } else if (offset_ms < 0) {
         wf_buf_puts(b, " offset -");
-        pql__put_duration(b, offset_ms == INT64_MIN ? INT64_MAX : -offset_ms);
+        pql_format_duration(b, offset_ms == INT64_MIN ? INT64_MAX : -offset_ms);
     }
 }
 
@@ -253,10 +253,10 @@ static void put_binop(wf_buf_t *out, const pql_node_t *n)
 static void put_subquery_suffix(wf_buf_t *out, const pql_node_t *n)
 {
     wf_buf_putc(out, '[');
-    pql__put_duration(out, n->u.subquery.range_ms);
+    pql_format_duration(out, n->u.subquery.range_ms);
     wf_buf_putc(out, ':');
     if (n->u.subquery.step_ms != 0) {
-        pql__put_duration(out, n->u.subquery.step_ms);
+        pql_format_duration(out, n->u.subquery.step_ms);
     }
     wf_buf_putc(out, ']');
     put_at_offset(out, n->u.subquery.at, n->u.subquery.at_ms, n->u.subquery.offset_ms);
@@ -280,7 +280,7 @@ static void fmt_node(const pql_node_t *n, wf_buf_t *out, bool lead)
         const pql_node_t *v = n->u.matrix.vector;
         put_selector(out, v);
         wf_buf_putc(out, '[');
-        pql__put_duration(out, n->u.matrix.range_ms);
+        pql_format_duration(out, n->u.matrix.range_ms);
         wf_buf_putc(out, ']');
         put_at_offset(out, v->u.vector.at, v->u.vector.at_ms, v->u.vector.offset_ms);
         return;

@@ -211,7 +211,7 @@ static void quote_rune_raw(wf_buf_t *b, uint32_t u)
 
 /* ---- Durations ---------------------------------------------------------------------------- */
 
-void pql__put_duration(wf_buf_t *b, int64_t ms)
+void pql_format_duration(wf_buf_t *b, int64_t ms)
 {
     static const struct {
         const char *unit;

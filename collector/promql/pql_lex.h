@@ -109,9 +109,6 @@ size_t pql__utf8_decode(const char *p, size_t n, uint32_t *r);
  * max_runes runes are quoted (Go's %.Nq). */
 void pql__quote(wf_buf_t *b, const char *s, size_t n, size_t max_runes);
 
-/* Append a duration in ms as Prometheus's model.Duration prints it ("1h30m", "0s"). */
-void pql__put_duration(wf_buf_t *b, int64_t ms);
-
 /* Parse a duration as model.ParseDuration does plus the "greater than 0" rule of the PromQL
  * parser: 0 and *ms, or -1 with msg set. */
 int pql__parse_duration(const char *s, size_t n, int64_t *ms, char *msg, size_t msglen);
