@@ -709,9 +709,10 @@ static void put_union(wf_buf_t *b, st_strlist_t **lists, size_t n)
     wf_free(all);
 }
 
-static void h_labels(void *arg, col_req_t *req, col_resp_t *resp)
+/* Label names (name == NULL) or the values of label name, over the series matching any
+ * match[] selector (or all series), as one sorted JSON list. */
+static void label_union(col_api_t *api, col_req_t *req, col_resp_t *resp, const wf_str_t *name)
 {
-    col_api_t *api = arg;
     selectors_t sel;
     int64_t mint, maxt;
     if (!parse_range(req, resp, &mint, &maxt) || !parse_matches(req, resp, &sel)) {
@@ -721,8 +722,10 @@ static void h_labels(void *arg, col_req_t *req, col_resp_t *resp)
     size_t nl = 0;
     size_t rounds = sel.n ? sel.n : 1;
     for (size_t i = 0; i < rounds; i++) {
-        int rc = st_label_names(api->store, sel.n ? sel.m[i] : NULL, sel.n ? sel.nm[i] : 0, mint,
-                                maxt, &lists[nl]);
+        const st_matcher_t *const *m = sel.n ? sel.m[i] : NULL;
+        size_t nm = sel.n ? sel.nm[i] : 0;
+        int rc = name == NULL ? st_label_names(api->store, m, nm, mint, maxt, &lists[nl])
+                              : st_label_values(api->store, *name, m, nm, mint, maxt, &lists[nl]);
         if (rc != 0) {
             store_error(resp, rc);
             goto out;
@@ -735,6 +738,11 @@ out:
         st_strlist_free(lists[i]);
     }
     selectors_free(&sel);
+}
+
+static void h_labels(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    label_union(arg, req, resp, NULL);
 }
 
 static bool valid_label_name(const char *s, size_t n)
@@ -767,30 +775,8 @@ static void h_label_values(void *arg, col_req_t *req, col_resp_t *resp)
         col_resp_api_error(resp, 400, "bad_data", "invalid label name: \"%.*s\"", (int)nlen, rest);
         return;
     }
-    selectors_t sel;
-    int64_t mint, maxt;
-    if (!parse_range(req, resp, &mint, &maxt) || !parse_matches(req, resp, &sel)) {
-        return;
-    }
-    st_strlist_t *lists[MAX_MATCH];
-    size_t nl = 0;
-    size_t rounds = sel.n ? sel.n : 1;
     wf_str_t name = {rest, nlen};
-    for (size_t i = 0; i < rounds; i++) {
-        int rc = st_label_values(api->store, name, sel.n ? sel.m[i] : NULL, sel.n ? sel.nm[i] : 0,
-                                 mint, maxt, &lists[nl]);
-        if (rc != 0) {
-            store_error(resp, rc);
-            goto out;
-        }
-        nl++;
-    }
-    put_union(&resp->body, lists, nl);
-out:
-    for (size_t i = 0; i < nl; i++) {
-        st_strlist_free(lists[i]);
-    }
-    selectors_free(&sel);
+    label_union(api, req, resp, &name);
 }
 
 static const char *metric_type_name(st_metric_type_t t)
