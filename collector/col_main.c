@@ -29,8 +29,6 @@
 #include "wf_log.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -179,34 +177,15 @@ static char *config_yaml(const col_config_t *c)
     return (char *)wf_buf_detach(&b, NULL);
 }
 
-typedef struct {
-    col_writer_t *writer;
-    atomic_int stop;
-} drain_t;
-
-static void *drain_main(void *arg)
-{
-    drain_t *d = arg;
-    while (!atomic_load(&d->stop)) {
-        col_writer_run(d->writer, 50);
-    }
-    return NULL;
-}
-
 /* Run stop(arg) while a helper thread keeps serving the write queue: the HTTP server's
  * in-flight ingest requests and the scraper's last scrapes wait on the queue, and would
  * otherwise never finish. */
 static void stop_while_draining(col_writer_t *wr, void (*stop)(void *), void *arg)
 {
-    drain_t d = {wr, 0};
-    pthread_t th;
-    bool started = pthread_create(&th, NULL, drain_main, &d) == 0;
+    col_writer_thread_t *t = NULL;
+    col_writer_thread_start(wr, &t);
     stop(arg);
-    if (started) {
-        atomic_store(&d.stop, 1);
-        col_writer_wake(wr);
-        pthread_join(th, NULL);
-    }
+    col_writer_thread_stop(t);
 }
 
 static void stop_http(void *arg)

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -248,4 +249,46 @@ int col_writer_run(col_writer_t *wr, int timeout_ms)
         pthread_mutex_unlock(&wr->mu);
     }
     return ran;
+}
+
+struct col_writer_thread {
+    col_writer_t *wr;
+    pthread_t th;
+    atomic_bool stop;
+};
+
+static void *writer_thread_main(void *arg)
+{
+    col_writer_thread_t *t = arg;
+    while (!atomic_load(&t->stop)) {
+        col_writer_run(t->wr, 50);
+    }
+    col_writer_run(t->wr, 0); /* jobs that arrived with the stop request */
+    return NULL;
+}
+
+int col_writer_thread_start(col_writer_t *wr, col_writer_thread_t **out)
+{
+    col_writer_thread_t *t = wf_calloc(1, sizeof(*t));
+    t->wr = wr;
+    atomic_store(&t->stop, false);
+    int rc = pthread_create(&t->th, NULL, writer_thread_main, t);
+    if (rc != 0) {
+        wf_free(t);
+        *out = NULL;
+        return -rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void col_writer_thread_stop(col_writer_thread_t *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    atomic_store(&t->stop, true);
+    col_writer_wake(t->wr);
+    pthread_join(t->th, NULL);
+    wf_free(t);
 }

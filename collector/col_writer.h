@@ -83,6 +83,17 @@ typedef struct {
 /* A consistent copy of the queue's counters (any thread). */
 void col_writer_stats(col_writer_t *wr, col_writer_stats_t *out);
 
+/*
+ * Run the queue on a thread of its own (col_writer_run in a loop) until
+ * col_writer_thread_stop: for tests, and for serving the queue while the main thread is busy
+ * stopping the parts that submit to it. Only one thread may run the queue at a time.
+ */
+typedef struct col_writer_thread col_writer_thread_t;
+
+int col_writer_thread_start(col_writer_t *wr, col_writer_thread_t **out);
+/* Finish the jobs waiting now, stop the thread and free it. NULL is a no-op. */
+void col_writer_thread_stop(col_writer_thread_t *t);
+
 /* Ask a waiting col_writer_run to return now (from a signal-safe context use a flag). */
 void col_writer_wake(col_writer_t *wr);
 

@@ -299,4 +299,9 @@ void pql_format_pretty(const pql_node_t *n, wf_buf_t *out);
  * (queries, flags, scrape intervals) goes through this. */
 void pql_format_duration(wf_buf_t *out, int64_t ms);
 
+/* Structural equality of two trees, positions aside: numbers bit for bit (NaN equal to NaN),
+ * matchers as a set (the printer sorts them) and compiled. For round-trip checks: parsing
+ * the printed form of a tree must give an equal tree. */
+bool pql_node_equal(const pql_node_t *a, const pql_node_t *b);
+
 #endif

@@ -39,22 +39,12 @@ typedef struct {
     st_options_t o;
     st_store_t *s;
     col_writer_t *wr;
-    pthread_t thread;
-    atomic_bool stop;
+    col_writer_thread_t *thread;
 } fx_t;
 
 static int64_t fake_now(void *arg)
 {
     return *(int64_t *)arg;
-}
-
-static void *writer_main(void *arg)
-{
-    fx_t *f = arg;
-    while (!atomic_load(&f->stop)) {
-        col_writer_run(f->wr, 20);
-    }
-    return NULL;
 }
 
 static int setup(void **state)
@@ -68,8 +58,7 @@ static int setup(void **state)
     f->o.now_arg = &f->now;
     assert_int_equal(st_store_open(&f->o, &f->s), 0);
     assert_int_equal(col_writer_new(f->s, &f->wr), 0);
-    atomic_store(&f->stop, false);
-    assert_int_equal(pthread_create(&f->thread, NULL, writer_main, f), 0);
+    assert_int_equal(col_writer_thread_start(f->wr, &f->thread), 0);
     *state = f;
     return 0;
 }
@@ -77,9 +66,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    atomic_store(&f->stop, true);
-    col_writer_wake(f->wr);
-    pthread_join(f->thread, NULL);
+    col_writer_thread_stop(f->thread);
     col_writer_free(f->wr);
     st_store_close(f->s);
     wt_rm_rf(f->dir);

@@ -144,22 +144,12 @@ typedef struct {
     char *dir;
     st_store_t *store;
     col_writer_t *wr;
-    atomic_int stop;
-    pthread_t th;
+    col_writer_thread_t *th;
     target_srv_t srv;
     col_http_t *http;
     int http_port;
     char sd_path[512];
 } fix_t;
-
-static void *writer_main(void *arg)
-{
-    fix_t *f = arg;
-    while (!atomic_load(&f->stop)) {
-        col_writer_run(f->wr, 20);
-    }
-    return NULL;
-}
 
 static int setup(void **state)
 {
@@ -170,7 +160,7 @@ static int setup(void **state)
     o.dir = f->dir;
     assert_int_equal(st_store_open(&o, &f->store), 0);
     assert_int_equal(col_writer_new(f->store, &f->wr), 0);
-    assert_int_equal(pthread_create(&f->th, NULL, writer_main, f), 0);
+    assert_int_equal(col_writer_thread_start(f->wr, &f->th), 0);
     srv_start(&f->srv);
     snprintf(f->sd_path, sizeof(f->sd_path), "%s/targets.json", f->dir);
 
@@ -194,9 +184,7 @@ static int teardown(void **state)
     fix_t *f = *state;
     col_http_free(f->http);
     srv_stop(&f->srv);
-    atomic_store(&f->stop, 1);
-    col_writer_wake(f->wr);
-    pthread_join(f->th, NULL);
+    col_writer_thread_stop(f->th);
     col_writer_free(f->wr);
     st_store_close(f->store);
     wt_rm_rf(f->dir);

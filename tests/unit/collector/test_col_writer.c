@@ -48,19 +48,9 @@ static int fill(col_write_t *w, st_batch_t *b)
 typedef struct {
     st_store_t *store;
     col_writer_t *wr;
-    atomic_int stop;
-    pthread_t th;
+    col_writer_thread_t *th;
     char *dir;
 } fix_t;
-
-static void *writer_main(void *arg)
-{
-    fix_t *f = arg;
-    while (!atomic_load(&f->stop)) {
-        col_writer_run(f->wr, 20);
-    }
-    return NULL;
-}
 
 static int64_t base_ms;
 
@@ -74,7 +64,7 @@ static int setup(void **state)
     o.metrics_retention_ms = 0;
     assert_int_equal(st_store_open(&o, &f->store), 0);
     assert_int_equal(col_writer_new(f->store, &f->wr), 0);
-    assert_int_equal(pthread_create(&f->th, NULL, writer_main, f), 0);
+    assert_int_equal(col_writer_thread_start(f->wr, &f->th), 0);
     base_ms = 1700000000000;
     *state = f;
     return 0;
@@ -83,9 +73,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fix_t *f = *state;
-    atomic_store(&f->stop, 1);
-    col_writer_wake(f->wr);
-    pthread_join(f->th, NULL);
+    col_writer_thread_stop(f->th);
     col_writer_free(f->wr);
     st_store_close(f->store);
     wt_rm_rf(f->dir);

@@ -48,98 +48,6 @@ static char *format_tree(const pql_node_t *n)
     return (char *)wf_buf_detach(&b, &len);
 }
 
-static bool names_eq(const pql_names_t *a, const pql_names_t *b)
-{
-    if (a->n != b->n) {
-        return false;
-    }
-    for (size_t i = 0; i < a->n; i++) {
-        if (!wf_str_eq(a->names[i], b->names[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool num_eq(double a, double b)
-{
-    return (isnan(a) && isnan(b)) || (a == b && signbit(a) == signbit(b));
-}
-
-/* Structural equality, positions aside; matchers compared as a set (the printer sorts them). */
-static bool tree_eq(const pql_node_t *a, const pql_node_t *b)
-{
-    if (a->kind != b->kind || a->type != b->type) {
-        return false;
-    }
-    switch (a->kind) {
-    case PQL_NODE_NUMBER:
-        return num_eq(a->u.number, b->u.number);
-    case PQL_NODE_STRING:
-        return wf_str_eq(a->u.string, b->u.string);
-    case PQL_NODE_VECTOR:
-        if (!wf_str_eq(a->u.vector.name, b->u.vector.name) ||
-            a->u.vector.nmatchers != b->u.vector.nmatchers ||
-            a->u.vector.offset_ms != b->u.vector.offset_ms || a->u.vector.at != b->u.vector.at ||
-            a->u.vector.at_ms != b->u.vector.at_ms) {
-            return false;
-        }
-        for (size_t i = 0; i < a->u.vector.nmatchers; i++) {
-            const pql_matcher_t *m = &a->u.vector.matchers[i];
-            bool found = false;
-            for (size_t j = 0; j < b->u.vector.nmatchers && !found; j++) {
-                const pql_matcher_t *o = &b->u.vector.matchers[j];
-                found = m->type == o->type && wf_str_eq(m->name, o->name) &&
-                        wf_str_eq(m->value, o->value) && o->compiled != NULL;
-            }
-            if (!found || m->compiled == NULL) {
-                return false;
-            }
-        }
-        return true;
-    case PQL_NODE_MATRIX:
-        return a->u.matrix.range_ms == b->u.matrix.range_ms &&
-               tree_eq(a->u.matrix.vector, b->u.matrix.vector);
-    case PQL_NODE_SUBQUERY:
-        return a->u.subquery.range_ms == b->u.subquery.range_ms &&
-               a->u.subquery.step_ms == b->u.subquery.step_ms &&
-               a->u.subquery.offset_ms == b->u.subquery.offset_ms &&
-               a->u.subquery.at == b->u.subquery.at && a->u.subquery.at_ms == b->u.subquery.at_ms &&
-               tree_eq(a->u.subquery.expr, b->u.subquery.expr);
-    case PQL_NODE_CALL:
-        if (a->u.call.fn != b->u.call.fn || a->u.call.nargs != b->u.call.nargs) {
-            return false;
-        }
-        for (size_t i = 0; i < a->u.call.nargs; i++) {
-            if (!tree_eq(a->u.call.args[i], b->u.call.args[i])) {
-                return false;
-            }
-        }
-        return true;
-    case PQL_NODE_AGGREGATE:
-        return a->u.aggregate.op == b->u.aggregate.op &&
-               a->u.aggregate.without == b->u.aggregate.without &&
-               names_eq(&a->u.aggregate.grouping, &b->u.aggregate.grouping) &&
-               (a->u.aggregate.param == NULL) == (b->u.aggregate.param == NULL) &&
-               (a->u.aggregate.param == NULL ||
-                tree_eq(a->u.aggregate.param, b->u.aggregate.param)) &&
-               tree_eq(a->u.aggregate.expr, b->u.aggregate.expr);
-    case PQL_NODE_BINARY:
-        return a->u.binary.op == b->u.binary.op &&
-               a->u.binary.return_bool == b->u.binary.return_bool &&
-               a->u.binary.card == b->u.binary.card && a->u.binary.on == b->u.binary.on &&
-               names_eq(&a->u.binary.matching, &b->u.binary.matching) &&
-               names_eq(&a->u.binary.include, &b->u.binary.include) &&
-               tree_eq(a->u.binary.lhs, b->u.binary.lhs) &&
-               tree_eq(a->u.binary.rhs, b->u.binary.rhs);
-    case PQL_NODE_UNARY:
-        return a->u.unary.negate == b->u.unary.negate && tree_eq(a->u.unary.expr, b->u.unary.expr);
-    case PQL_NODE_PAREN:
-        return tree_eq(a->u.paren.expr, b->u.paren.expr);
-    }
-    return false;
-}
-
 /* Parse q, check its canonical form, and that the canonical form parses to the same tree. */
 static pql_tree_t *check_valid(const char *q, const char *want)
 {
@@ -149,7 +57,7 @@ static pql_tree_t *check_valid(const char *q, const char *want)
         fail_msg("query %s: formatted as\n  %s\nwant\n  %s", q, f, want);
     }
     pql_tree_t *t2 = parse_ok(f);
-    if (!tree_eq(t->root, t2->root)) {
+    if (!pql_node_equal(t->root, t2->root)) {
         fail_msg("query %s: format %s does not round-trip", q, f);
     }
     char *f2 = format_tree(t2->root);
@@ -1209,7 +1117,7 @@ static int parse_or_report(const char *q, size_t len, const char *origin)
     /* Round trip too: these are the queries real users send. */
     char *f = format_tree(t->root);
     pql_tree_t *t2 = NULL;
-    int bad = pql_parse(f, strlen(f), &t2, &err) != 0 || !tree_eq(t->root, t2->root);
+    int bad = pql_parse(f, strlen(f), &t2, &err) != 0 || !pql_node_equal(t->root, t2->root);
     if (bad) {
         print_message("%s: %.*s\n  -> formats as %s, which does not round-trip\n", origin, (int)len,
                       q, f);
@@ -1529,7 +1437,7 @@ static void test_pretty(void **state)
         }
         /* The pretty form is the same query. */
         pql_tree_t *t2 = parse_ok(wf_buf_cstr(&b));
-        assert_true(tree_eq(t->root, t2->root));
+        assert_true(pql_node_equal(t->root, t2->root));
         pql_tree_free(t2);
         wf_buf_free(&b);
         pql_tree_free(t);
