@@ -393,7 +393,8 @@ static char *weft_path(void)
 int main(int argc, char **argv)
 {
     opts_t o = {.pods = 3, .rounds = 60, .conns = 4, .batch = 500, .repeat = 3, .only = NULL};
-    for (int i = 1; i < argc; i++) {
+    /* Flags come in pairs: name and value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--pods") == 0 && v) {
             o.pods = atoi(v);
@@ -414,7 +415,6 @@ int main(int argc, char **argv)
                     argv[0]);
             return 2;
         }
-        i++;
     }
     if (o.pods < 1 || o.rounds < 1 || o.conns < 1 || o.batch < 1 || o.repeat < 1 ||
         o.repeat > MAX_REPEAT) {

@@ -553,7 +553,7 @@ static void test_promql_diff(void **state)
     differed += api_cases(&api, prom, weft, &data);
     wt_pd_tally_print(&api, stdout, "api diff");
 
-out:
+out:;
     /* Both must have survived the run: a crash or a sanitizer report in weft fails the test
      * even when every answer before it agreed. */
     bool ok_stop = wt_pd_stop(weft);

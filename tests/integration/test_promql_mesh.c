@@ -107,7 +107,7 @@ static void test_promql_mesh(void **state)
     printf("%zu of %zu queries have data in Prometheus's answer; queries ran in %.1f s\n", nonempty,
            nq, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
-out:
+out:;
     /* Both must have survived the run: a crash or a sanitizer report in weft fails the test
      * even when every answer before it agreed. */
     bool ok_stop = wt_pd_stop(weft);
