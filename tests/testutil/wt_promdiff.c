@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -143,36 +142,6 @@ static void print_log(const char *dir)
     }
 }
 
-/*
- * wt_spawn, plus PR_SET_PDEATHSIG: a server must not outlive a test that ctest kills on its
- * timeout (a stray Prometheus would keep a port and a core busy on a shared machine).
- */
-static pid_t spawn_server(char *const argv[], const char *log_path)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        abort();
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(127);
-        }
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
 static bool start_once(wt_pd_srv_t *s)
 {
     char data[4200], log[4200], cfg[4200], addr[64];
@@ -204,11 +173,11 @@ static bool start_once(wt_pd_srv_t *s)
                         "--storage.tsdb.retention.time=30d",
                         "--log.level=warn",
                         NULL};
-        s->pid = spawn_server(argv, log);
+        s->pid = wt_spawn(argv, log);
     } else {
         char *argv[] = {(char *)wt_weft_bin(), "collector", "--listen", addr,
                         "--data-dir",          data,        NULL};
-        s->pid = spawn_server(argv, log);
+        s->pid = wt_spawn(argv, log);
     }
     double deadline = mono_ms() + 60000;
     while (mono_ms() < deadline) {

@@ -96,6 +96,7 @@ int wt_free_port(void)
 
 pid_t wt_spawn(char *const argv[], const char *log_path)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -105,6 +106,9 @@ pid_t wt_spawn(char *const argv[], const char *log_path)
         /* A test that crashes or is killed must not leave servers behind: the child dies
          * with it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127); /* the parent died before prctl took effect */
+        }
         if (log_path != NULL) {
             int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (fd >= 0) {

@@ -22,7 +22,9 @@ char *wt_ref_path(const char *rel);
 const char *wt_weft_bin(void);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int wt_free_port(void);
-/* Start argv[0] with argv (execvp); stdout/stderr go to log_path when not NULL. Returns pid. */
+/* Start argv[0] with argv (execvp); stdout/stderr go to log_path when not NULL. Returns pid.
+ * The child is killed when the process that started it dies (a crashed or timed-out test
+ * leaves no server behind). */
 pid_t wt_spawn(char *const argv[], const char *log_path);
 /* Wait for pid up to timeout_ms; returns the wait status, or -1 after killing it on timeout. */
 int wt_wait(pid_t pid, int timeout_ms);
