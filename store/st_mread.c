@@ -36,6 +36,9 @@ typedef struct {
     size_t nlabels;
     hcopy_t *heads;
     size_t nheads;
+    /* Oldest sample time held in memory (pending chunks, then the head); every chunk in the
+     * database is older. A window starting at or after it needs no database read. */
+    int64_t mem_mint;
     int decoded;
     int64_t *ts;
     double *v;
@@ -101,6 +104,8 @@ static void copy_heads(wf_arena_t *a, const st__mseries_t *se, sentry_t *e, int6
 {
     e->heads = wf_arena_alloc(a, (se->npend + 1) * sizeof(hcopy_t));
     e->nheads = 0;
+    e->mem_mint = se->npend > 0 ? se->pend[0].mint
+                                : (se->head.count > 0 ? se->head.mint : INT64_MAX);
     for (size_t i = 0; i <= se->npend; i++) {
         hcopy_t h = {0};
         const uint8_t *src;
@@ -265,6 +270,10 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
         goto done;
     }
     int rc = 0;
+    samples_t o = {0};
+    if (set->mint >= e->mem_mint) {
+        goto memory; /* the whole window is in memory */
+    }
     if (set->q == NULL) {
         sqlite3 *conn = NULL;
         rc = st__db_reader_get(&set->s->db, &conn);
@@ -292,7 +301,6 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
         }
         set->conn = conn;
     }
-    samples_t o = {0};
     int64_t lo =
         set->mint > INT64_MIN + ST_CHUNK_SPAN_MS ? set->mint - ST_CHUNK_SPAN_MS : INT64_MIN;
     sqlite3_bind_int64(set->q, 1, (int64_t)e->id);
@@ -308,6 +316,7 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
         rc = st__db_err(step);
     }
     sqlite3_reset(set->q);
+memory:
     for (size_t h = 0; h < e->nheads && rc == 0; h++) {
         const hcopy_t *hc = &e->heads[h];
         st_chunk_iter_t it;
