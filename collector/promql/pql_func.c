@@ -1225,8 +1225,10 @@ int pql__call_fn(pql__ev_t *ev, pql_fn_t fn, void *cache, pql__vec_t *in, size_t
         for (size_t i = 0; i < in[0].n; i++) {
             pql__vec_push(out, in[0].s[i].ls, in[0].s[i].v, ts);
         }
-        pql__sort_smp(out->s + base, out->n - base,
-                      fn == PQL_FN_SORT ? sort_asc_less : sort_desc_less);
+        if (out->n - base > 1) {
+            pql__sort_smp(out->s + base, out->n - base,
+                          fn == PQL_FN_SORT ? sort_asc_less : sort_desc_less);
+        }
         return 0;
     }
     case PQL_FN_TIMESTAMP:
