@@ -104,8 +104,8 @@ static void copy_heads(wf_arena_t *a, const st__mseries_t *se, sentry_t *e, int6
 {
     e->heads = wf_arena_alloc(a, (se->npend + 1) * sizeof(hcopy_t));
     e->nheads = 0;
-    e->mem_mint = se->npend > 0 ? se->pend[0].mint
-                                : (se->head.count > 0 ? se->head.mint : INT64_MAX);
+    e->mem_mint =
+        se->npend > 0 ? se->pend[0].mint : (se->head.count > 0 ? se->head.mint : INT64_MAX);
     for (size_t i = 0; i <= se->npend; i++) {
         hcopy_t h = {0};
         const uint8_t *src;
