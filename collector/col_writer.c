@@ -207,11 +207,23 @@ int col_writer_run(col_writer_t *wr, int timeout_ms)
 
     int ran = 0;
     while (jobs != NULL) {
+        if (jobs->spans != NULL) {
+            col_write_t *w = jobs;
+            jobs = jobs->next;
+            w->next = NULL;
+            int one = w->spans(w, wr->store);
+            pthread_mutex_lock(&wr->mu);
+            finish_list(wr, w, one);
+            pthread_mutex_unlock(&wr->mu);
+            ran++;
+            continue;
+        }
         /* Cut a group: at least one job, then more while the estimates fit. */
         col_write_t *group = jobs, *last = jobs;
         size_t samples = jobs->est_samples, bytes = jobs->est_bytes;
         jobs = jobs->next;
-        while (jobs != NULL && samples + jobs->est_samples <= wr->group_samples &&
+        while (jobs != NULL && jobs->spans == NULL &&
+               samples + jobs->est_samples <= wr->group_samples &&
                bytes + jobs->est_bytes <= wr->group_bytes) {
             samples += jobs->est_samples;
             bytes += jobs->est_bytes;

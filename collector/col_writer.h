@@ -35,9 +35,17 @@ typedef struct col_write col_write_t;
  */
 typedef int (*col_write_fill_cb)(col_write_t *w, st_batch_t *b);
 
+/*
+ * A span job (OTLP traces, Zipkin): called on the writer thread with the store; it appends its
+ * spans with st_spans_append (which commits by itself) and returns its result. Span jobs run
+ * one by one, between metric groups.
+ */
+typedef int (*col_write_spans_cb)(col_write_t *w, st_store_t *s);
+
 struct col_write {
-    /* set by the submitter */
+    /* set by the submitter: fill for samples, or spans for spans (exactly one of them) */
     col_write_fill_cb fill;
+    col_write_spans_cb spans;
     void *arg;
     size_t est_samples; /* an upper bound of the samples fill will add, for grouping */
     size_t est_bytes;   /* and of their bytes (labels + 16 per sample) */
