@@ -54,6 +54,8 @@ typedef struct {
     int64_t scrape_timeout_ms;
     char *scrape_job;
     bool honor_labels;
+    char *otlp_listen;
+    char *zipkin_listen;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -92,6 +94,10 @@ static const wf_flag_t col_flags[] = {
     {"honor-labels", WF_FLAG_BOOL, "false", offsetof(col_config_t, honor_labels),
      "on a conflict between a scraped label and a target label, keep the scraped one "
      "(otherwise it is renamed exported_<name>)"},
+    {"otlp-listen", WF_FLAG_STR, "127.0.0.1:4318", offsetof(col_config_t, otlp_listen),
+     "also serve on the port OTLP/HTTP SDKs send to by default (off = do not)"},
+    {"zipkin-listen", WF_FLAG_STR, "127.0.0.1:9411", offsetof(col_config_t, zipkin_listen),
+     "also serve on the port Zipkin clients send to by default (off = do not)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -340,6 +346,25 @@ int col_main(int argc, char **argv)
         fprintf(stderr, "weft collector: cannot listen on %s: %s\n", ctx.cfg.listen,
                 wf_strerror(rc));
         goto out;
+    }
+    /* The SDKs' default ports are a convenience: when another process holds one (a second
+     * collector, a Jaeger), say so and go on serving on the main port. */
+    const char *extra[2] = {ctx.cfg.otlp_listen, ctx.cfg.zipkin_listen};
+    for (size_t i = 0; i < 2; i++) {
+        if (extra[i] == NULL || *extra[i] == '\0' || strcmp(extra[i], "off") == 0) {
+            continue;
+        }
+        rc = col_http_listen(ctx.http, extra[i]);
+        if (rc == WF_E_INVAL) {
+            fprintf(stderr, "weft collector: invalid --%s %s (want IPv4:port or off)\n",
+                    i == 0 ? "otlp-listen" : "zipkin-listen", extra[i]);
+            status = 2;
+            goto out;
+        }
+        if (rc != 0) {
+            WF_LOG(WF_WARN, "collector", "not listening on an extra port", "addr=%s err=\"%s\"",
+                   extra[i], wf_strerror(rc));
+        }
     }
     WF_LOG(WF_INFO, "collector", "listening", "addr=%s data_dir=%s", ctx.cfg.listen,
            ctx.cfg.data_dir);
