@@ -36,9 +36,11 @@
 /* Responses smaller than this are sent as they are: gzip would save little and cost a
  * deflate stream setup. */
 #define GZIP_MIN_BYTES 1024
-/* Header block memory per connection; long GET query strings (PromQL) need more than
- * libmicrohttpd's 32 KiB default. Above it libmicrohttpd answers 431/414 itself. */
-#define CONN_MEMORY_LIMIT (256 * 1024)
+/* Header block memory per connection (request line, headers, small reads). libmicrohttpd
+ * zeroes this pool for every connection and request, so it is a per-request cost: 64 KiB
+ * holds GET query strings of ~60 KiB (clients send longer PromQL as form POSTs); above it
+ * libmicrohttpd answers 414/431 itself. */
+#define CONN_MEMORY_LIMIT (64 * 1024)
 /* Largest declared body that is read (and dropped) to answer 413 cleanly. */
 #define DISCARD_MAX (64ULL << 20)
 
