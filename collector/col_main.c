@@ -13,6 +13,7 @@
 #include "col_federate.h"
 #include "col_http.h"
 #include "col_import.h"
+#include "col_jaeger.h"
 #include "col_otlp_metrics.h"
 #include "col_remote_write.h"
 #include "col_scrape.h"
@@ -166,6 +167,8 @@ static void add_routes(col_ctx_t *ctx)
                    ctx->scrape);
     col_http_route(ctx->http, "GET POST", "/federate", false, 1 << 20, col_federate_handler,
                    ctx->store);
+    /* Traces: the Jaeger query API. */
+    col_jaeger_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
 }
 

@@ -1,0 +1,25 @@
+/*
+ * col_jaeger.h - the Jaeger v1 HTTP query API (what the Jaeger UI and Grafana's Jaeger data
+ * source call), answered from the span store.
+ *
+ * Routes (GET): /api/services, /api/services/{service}/operations, /api/operations,
+ * /api/traces (search), /api/traces/{traceID}, /api/dependencies. Answers use Jaeger's
+ * envelope {"data":...,"total":N,"limit":0,"offset":0,"errors":null}; traces are Jaeger's UI
+ * model, with OTLP-only fields turned into tags as Jaeger's OTLP translator does (span.kind,
+ * otel.status_code, otel.status_description, error, otel.scope.name, otel.scope.version,
+ * w3c.tracestate; events become logs, links FOLLOWS_FROM references). Bad parameters are 400
+ * and an unknown trace is 404, both in the envelope with "errors":[{"code":..,"msg":..}].
+ *
+ * Threads: handlers run on the HTTP worker threads and only read the store.
+ */
+#ifndef COL_JAEGER_H
+#define COL_JAEGER_H
+
+#include "col_http.h"
+#include "st_span.h"
+
+/* Add the Jaeger query routes to h (before col_http_listen); store is borrowed and must
+ * outlive h. */
+void col_jaeger_register(col_http_t *h, st_store_t *store);
+
+#endif
