@@ -5,6 +5,7 @@
  */
 #include "col_jaeger.h"
 
+#include "col_api.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 
@@ -808,10 +809,14 @@ static void jg_search(void *arg, col_req_t *req, col_resp_t *resp)
         start_ns = jg_mul_sat(us, 1000);
     } else if ((v = col_req_param(req, "lookback")) != NULL && v[0] != '\0' &&
                strcmp(v, "custom") != 0) {
-        int64_t lb;
+        /* The Jaeger UI's choices include days ("2d", "7d"), which Go durations lack. */
+        int64_t lb, lb_ms;
         if (jg_parse_go_duration(v, &lb, err, sizeof(err)) != 0) {
-            jg_error(resp, 400, "unable to parse param 'lookback': %s", err);
-            return;
+            if (col_parse_duration(v, &lb_ms) != 0) {
+                jg_error(resp, 400, "unable to parse param 'lookback': %s", err);
+                return;
+            }
+            lb = jg_mul_sat(lb_ms, 1000000);
         }
         start_ns = end_ns - lb;
     }

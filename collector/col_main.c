@@ -15,11 +15,13 @@
 #include "col_import.h"
 #include "col_jaeger.h"
 #include "col_otlp_metrics.h"
+#include "col_otlp_traces.h"
 #include "col_remote_write.h"
 #include "col_scrape.h"
 #include "col_selfmon.h"
 #include "pql.h"
 #include "col_writer.h"
+#include "col_zipkin.h"
 
 #include "st_store.h"
 #include "wf_alloc.h"
@@ -109,6 +111,7 @@ typedef struct {
     col_http_t *http;
     pql_engine_t *engine;
     col_scrape_t *scrape;
+    col_zipkin_t *zipkin;
     col_api_t api;
     col_selfmon_t selfmon;
     char *config_yaml;
@@ -167,7 +170,10 @@ static void add_routes(col_ctx_t *ctx)
                    ctx->scrape);
     col_http_route(ctx->http, "GET POST", "/federate", false, 1 << 20, col_federate_handler,
                    ctx->store);
-    /* Traces: the Jaeger query API. */
+    /* Traces: OTLP and Zipkin ingest, the Zipkin and Jaeger query APIs. */
+    col_http_route(ctx->http, "POST", "/v1/traces", false, (size_t)32 << 20,
+                   col_otlp_traces_handler, ctx->writer);
+    ctx->zipkin = col_zipkin_register(ctx->http, ctx->writer, ctx->store);
     col_jaeger_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
 }
@@ -391,6 +397,7 @@ out:
     if (ctx.scrape != NULL) {
         stop_while_draining(ctx.writer, stop_scrape, ctx.scrape);
     }
+    col_zipkin_free(ctx.zipkin);
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);
     st_store_close(ctx.store);

@@ -187,8 +187,9 @@ static op_t *op_add(st__spans_t *sp, wf_str_t service, wf_str_t name, int kind, 
 static int op_write(st__spans_t *sp, wf_str_t service, wf_str_t name, int kind, int64_t seen)
 {
     sqlite3_stmt *st = sp->op_upsert;
-    sqlite3_bind_text(st, 1, service.p, (int)service.len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name.p, (int)name.len, SQLITE_STATIC);
+    /* An empty slice may have a NULL pointer; SQLite would store NULL, not "". */
+    sqlite3_bind_text(st, 1, service.p ? service.p : "", (int)service.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name.p ? name.p : "", (int)name.len, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, kind);
     sqlite3_bind_int64(st, 4, seen);
     int rc = sqlite3_step(st);
