@@ -27,51 +27,24 @@
 #include "wf_buf.h"
 #include "wf_pb.h"
 #include "wt_rw.h"
+#include "wt_colfx.h"
 #include "wt_util.h"
 
 #define CAPTURE_MS 1795634371768LL /* time_unix_nano of the JSON capture's points, in ms */
 #define T0 (CAPTURE_MS + 60000)    /* the store's fake "now" */
 #define NS(ms) ((uint64_t)(ms) * (uint64_t)1000000)
 
-typedef struct {
-    char *dir;
-    int64_t now;
-    st_options_t o;
-    st_store_t *s;
-    col_writer_t *wr;
-    col_writer_thread_t *thread;
-} fx_t;
-
-static int64_t fake_now(void *arg)
-{
-    return *(int64_t *)arg;
-}
+typedef wt_colfx_t fx_t;
 
 static int setup(void **state)
 {
-    fx_t *f = wf_calloc(1, sizeof(*f));
-    f->dir = wt_tmpdir("col_otlp");
-    f->now = T0;
-    st_options_default(&f->o);
-    f->o.dir = f->dir;
-    f->o.now_ms = fake_now;
-    f->o.now_arg = &f->now;
-    assert_int_equal(st_store_open(&f->o, &f->s), 0);
-    assert_int_equal(col_writer_new(f->s, &f->wr), 0);
-    assert_int_equal(col_writer_thread_start(f->wr, &f->thread), 0);
-    *state = f;
+    *state = wt_colfx_open("col_otlp", T0, 0, 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    col_writer_thread_stop(f->thread);
-    col_writer_free(f->wr);
-    st_store_close(f->s);
-    wt_rm_rf(f->dir);
-    wf_free(f->dir);
-    wf_free(f);
+    wt_colfx_close(*state);
     return 0;
 }
 

@@ -27,50 +27,21 @@
 #include "wf_arena.h"
 #include "wf_buf.h"
 #include "wf_err.h"
+#include "wt_colfx.h"
 #include "wt_util.h"
 
 #define T0 (1795634004000LL + 60000) /* the store's fake "now", a minute after the captures */
 
-typedef struct {
-    char *dir;
-    int64_t now;
-    st_options_t o;
-    st_store_t *s;
-    col_writer_t *wr;
-    col_writer_thread_t *thread;
-} fx_t;
-
-static int64_t fake_now(void *arg)
-{
-    return *(int64_t *)arg;
-}
+typedef wt_colfx_t fx_t;
 
 static fx_t *fx_open(size_t max_batch_spans)
 {
-    fx_t *f = wf_calloc(1, sizeof(*f));
-    f->dir = wt_tmpdir("col_otlptr");
-    f->now = T0;
-    st_options_default(&f->o);
-    f->o.dir = f->dir;
-    f->o.now_ms = fake_now;
-    f->o.now_arg = &f->now;
-    if (max_batch_spans > 0) {
-        f->o.max_batch_spans = max_batch_spans;
-    }
-    assert_int_equal(st_store_open(&f->o, &f->s), 0);
-    assert_int_equal(col_writer_new(f->s, &f->wr), 0);
-    assert_int_equal(col_writer_thread_start(f->wr, &f->thread), 0);
-    return f;
+    return wt_colfx_open("col_otlptr", T0, 0, max_batch_spans);
 }
 
 static void fx_close(fx_t *f)
 {
-    col_writer_thread_stop(f->thread);
-    col_writer_free(f->wr);
-    st_store_close(f->s);
-    wt_rm_rf(f->dir);
-    wf_free(f->dir);
-    wf_free(f);
+    wt_colfx_close(f);
 }
 
 static int setup(void **state)
