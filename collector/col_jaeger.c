@@ -71,7 +71,6 @@ static void jg_begin(col_resp_t *resp)
 /* Jaeger's TraceID.String(): 16 hex digits when the high half is zero, else 32. */
 static void jg_put_trace_id(wf_buf_t *b, const uint8_t id[16])
 {
-    static const char hex[] = "0123456789abcdef";
     bool high_zero = true;
     for (int i = 0; i < 8; i++) {
         if (id[i] != 0) {
@@ -79,21 +78,14 @@ static void jg_put_trace_id(wf_buf_t *b, const uint8_t id[16])
         }
     }
     wf_buf_putc(b, '"');
-    for (int i = high_zero ? 8 : 0; i < 16; i++) {
-        wf_buf_putc(b, (uint8_t)hex[id[i] >> 4]);
-        wf_buf_putc(b, (uint8_t)hex[id[i] & 15]);
-    }
+    wf_buf_put_hex(b, id + (high_zero ? 8 : 0), high_zero ? 8 : 16);
     wf_buf_putc(b, '"');
 }
 
 static void jg_put_span_id(wf_buf_t *b, const uint8_t id[8])
 {
-    static const char hex[] = "0123456789abcdef";
     wf_buf_putc(b, '"');
-    for (int i = 0; i < 8; i++) {
-        wf_buf_putc(b, (uint8_t)hex[id[i] >> 4]);
-        wf_buf_putc(b, (uint8_t)hex[id[i] & 15]);
-    }
+    wf_buf_put_hex(b, id, 8);
     wf_buf_putc(b, '"');
 }
 
@@ -111,8 +103,7 @@ static int jg_hexval(char c)
     return -1;
 }
 
-/* Jaeger's TraceIDFromString: 1 to 32 hex digits, right-aligned into 128 bits. */
-static int jg_parse_trace_id(const char *s, uint8_t id[16])
+int col__jaeger_parse_trace_id(const char *s, uint8_t id[16])
 {
     size_t n = strlen(s);
     if (n == 0 || n > 32) {
@@ -254,9 +245,19 @@ static int64_t jg_now_ns(void)
 static const char *const jg_kind_names[] = {"",       "internal", "server",
                                             "client", "producer", "consumer"};
 
-static const char *jg_kind_name(st_span_kind_t k)
+const char *col__jaeger_kind_name(st_span_kind_t k)
 {
     return (unsigned)k < sizeof(jg_kind_names) / sizeof(jg_kind_names[0]) ? jg_kind_names[k] : "";
+}
+
+int col__jaeger_kind_from_name(const char *s)
+{
+    for (int k = 1; k < (int)(sizeof(jg_kind_names) / sizeof(jg_kind_names[0])); k++) {
+        if (strcmp(s, jg_kind_names[k]) == 0) {
+            return k;
+        }
+    }
+    return -1;
 }
 
 /* The kind named by a span.kind=value tag filter, or -1. */
@@ -277,21 +278,8 @@ static int jg_kind_parse(wf_str_t key, wf_str_t value)
 
 static void jg_base64(wf_buf_t *b, const uint8_t *p, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     wf_buf_putc(b, '"');
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= p[i + 2];
-        }
-        wf_buf_putc(b, (uint8_t)tab[(v >> 18) & 63]);
-        wf_buf_putc(b, (uint8_t)tab[(v >> 12) & 63]);
-        wf_buf_putc(b, i + 1 < n ? (uint8_t)tab[(v >> 6) & 63] : '=');
-        wf_buf_putc(b, i + 2 < n ? (uint8_t)tab[v & 63] : '=');
-    }
+    wf_buf_put_base64(b, p, n);
     wf_buf_putc(b, '"');
 }
 
@@ -484,7 +472,7 @@ static void jg_span(wf_buf_t *b, const st_span_t *sp, size_t pid)
         jg_tag_str(b, &first, "otel.scope.version", sp->scope_version.p, sp->scope_version.len);
     }
     jg_attrs(b, &first, sp->attrs, sp->n_attrs, NULL);
-    const char *kind = jg_kind_name(sp->kind);
+    const char *kind = col__jaeger_kind_name(sp->kind);
     if (kind[0] != '\0') {
         jg_tag_str(b, &first, "span.kind", kind, strlen(kind));
     }
@@ -635,7 +623,7 @@ static void jg_ops(st_store_t *store, const char *service, const char *kind_para
         } else {
             wf_buf_puts(&resp->body, "{\"name\":");
             col_json_str(&resp->body, op->name, strlen(op->name));
-            wf_buf_printf(&resp->body, ",\"spanKind\":\"%s\"}", jg_kind_name(op->kind));
+            wf_buf_printf(&resp->body, ",\"spanKind\":\"%s\"}", col__jaeger_kind_name(op->kind));
         }
         total++;
     }
@@ -689,7 +677,7 @@ static void jg_trace_by_id(void *arg, col_req_t *req, col_resp_t *resp)
 {
     const char *s = req->path + strlen("/api/traces/");
     uint8_t id[16];
-    if (jg_parse_trace_id(s, id) != 0) {
+    if (col__jaeger_parse_trace_id(s, id) != 0) {
         jg_error(resp, 400, "cannot parse traceID: \"%s\"", s);
         return;
     }
@@ -881,7 +869,7 @@ static void jg_search(void *arg, col_req_t *req, col_resp_t *resp)
     if (nids > 0) {
         for (size_t i = 0; i < nids; i++) {
             uint8_t id[16];
-            if (jg_parse_trace_id(ids[i], id) != 0) {
+            if (col__jaeger_parse_trace_id(ids[i], id) != 0) {
                 jg_error(resp, 400, "cannot parse traceID param: \"%s\"", ids[i]);
                 goto out;
             }

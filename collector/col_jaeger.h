@@ -18,8 +18,19 @@
 #include "col_http.h"
 #include "st_span.h"
 
+#include <stdint.h>
+
 /* Add the Jaeger query routes to h (before col_http_listen); store is borrowed and must
  * outlive h. */
 void col_jaeger_register(col_http_t *h, st_store_t *store);
+
+/* Shared with the api_v3 module (col_jaeger_v3.c). */
+/* Jaeger's TraceIDFromString: 1 to 32 hex digits, right-aligned into 128 bits. 0 or
+ * WF_E_INVAL. */
+int col__jaeger_parse_trace_id(const char *s, uint8_t id[16]);
+/* "internal", "server", "client", "producer", "consumer"; "" for unspecified. */
+const char *col__jaeger_kind_name(st_span_kind_t k);
+/* The kind of such a name, or -1. */
+int col__jaeger_kind_from_name(const char *s);
 
 #endif

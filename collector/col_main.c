@@ -14,6 +14,7 @@
 #include "col_http.h"
 #include "col_import.h"
 #include "col_jaeger.h"
+#include "col_jaeger_v3.h"
 #include "col_otlp_metrics.h"
 #include "col_otlp_traces.h"
 #include "col_remote_write.h"
@@ -175,6 +176,7 @@ static void add_routes(col_ctx_t *ctx)
                    col_otlp_traces_handler, ctx->writer);
     ctx->zipkin = col_zipkin_register(ctx->http, ctx->writer, ctx->store);
     col_jaeger_register(ctx->http, ctx->store);
+    col_jaeger_v3_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
 }
 

@@ -222,3 +222,35 @@ int wf_rd_bytes(wf_rd_t *r, size_t n, const uint8_t **out)
     r->p += n;
     return 0;
 }
+
+void wf_buf_put_hex(wf_buf_t *b, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (n == 0) {
+        return;
+    }
+    uint8_t *d = wf_buf_reserve(b, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        d[2 * i] = (uint8_t)digits[p[i] >> 4];
+        d[2 * i + 1] = (uint8_t)digits[p[i] & 15];
+    }
+    b->len += 2 * n;
+}
+
+void wf_buf_put_base64(wf_buf_t *b, const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) {
+            v |= (uint32_t)p[i + 1] << 8;
+        }
+        if (i + 2 < n) {
+            v |= p[i + 2];
+        }
+        uint8_t q[4] = {(uint8_t)tab[(v >> 18) & 63], (uint8_t)tab[(v >> 12) & 63],
+                        i + 1 < n ? (uint8_t)tab[(v >> 6) & 63] : (uint8_t)'=',
+                        i + 2 < n ? (uint8_t)tab[v & 63] : (uint8_t)'='};
+        wf_buf_append(b, q, 4);
+    }
+}

@@ -45,6 +45,9 @@ void wf_buf_put_uvarint(wf_buf_t *b, uint64_t v);
 void wf_buf_put_svarint(wf_buf_t *b, int64_t v);
 void wf_buf_put_u32le(wf_buf_t *b, uint32_t v);
 void wf_buf_put_u64le(wf_buf_t *b, uint64_t v);
+/* Append p[0..n) as lowercase hex digits, or as standard base64 with padding (RFC 4648). */
+void wf_buf_put_hex(wf_buf_t *b, const uint8_t *p, size_t n);
+void wf_buf_put_base64(wf_buf_t *b, const uint8_t *p, size_t n);
 /* Append a NUL after len without counting it, so data can be used as a C string. */
 const char *wf_buf_cstr(wf_buf_t *b);
 /* Hand the memory to the caller (who frees it with wf_free); the buffer becomes empty. */

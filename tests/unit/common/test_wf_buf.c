@@ -419,10 +419,37 @@ static void test_reserve_absurd(void **state)
     assert_true(wt_aborts(reserve_all));
 }
 
+/* RFC 4648 §10 test vectors, and hex. */
+static void test_hex_base64(void **state)
+{
+    static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const b64[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *const hex[] = {"",         "66",         "666f",        "666f6f",
+                                      "666f6f62", "666f6f6261", "666f6f626172"};
+    for (size_t i = 0; i < 7; i++) {
+        wf_buf_t b = WF_BUF_INIT;
+        wf_buf_put_base64(&b, (const uint8_t *)in[i], strlen(in[i]));
+        assert_int_equal(b.len, strlen(b64[i]));
+        assert_memory_equal(b.data ? (const char *)b.data : "", b64[i], b.len);
+        wf_buf_reset(&b);
+        wf_buf_put_hex(&b, (const uint8_t *)in[i], strlen(in[i]));
+        assert_int_equal(b.len, strlen(hex[i]));
+        assert_memory_equal(b.data ? (const char *)b.data : "", hex[i], b.len);
+        wf_buf_free(&b);
+    }
+    wf_buf_t b = WF_BUF_INIT;
+    const uint8_t bin[] = {0x00, 0xff, 0x10, 0xab};
+    wf_buf_put_hex(&b, bin, 4);
+    assert_memory_equal(b.data, "00ff10ab", 8);
+    wf_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_empty),
+        cmocka_unit_test(test_hex_base64),
         cmocka_unit_test(test_growth_keeps_content),
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_detach),
