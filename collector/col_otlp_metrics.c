@@ -420,24 +420,6 @@ static int add_attr(otlp_t *o, attr_t **arr, size_t *n, size_t *cap, wf_str_t ke
 
 /* ---- value rendering helpers --------------------------------------------------------------- */
 
-static void base64(wf_buf_t *out, const uint8_t *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n) {
-            v |= (uint32_t)p[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= p[i + 2];
-        }
-        wf_buf_putc(out, (uint8_t)tab[(v >> 18) & 63]);
-        wf_buf_putc(out, (uint8_t)tab[(v >> 12) & 63]);
-        wf_buf_putc(out, i + 1 < n ? (uint8_t)tab[(v >> 6) & 63] : '=');
-        wf_buf_putc(out, i + 2 < n ? (uint8_t)tab[v & 63] : '=');
-    }
-}
-
 /* A double inside a JSON rendering: JSON has no NaN or infinities, so those are strings. */
 static void json_double(wf_buf_t *out, double v)
 {
@@ -951,7 +933,7 @@ static int pb_any_render(otlp_t *o, wf_pb_rd_t *r, wf_buf_t *out, bool nested, i
         if (nested) {
             wf_buf_putc(out, '"');
         }
-        base64(out, (const uint8_t *)s.p, s.len);
+        wf_buf_put_base64(out, (const uint8_t *)s.p, s.len);
         if (nested) {
             wf_buf_putc(out, '"');
         }

@@ -110,15 +110,6 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void hex_put(wf_buf_t *b, const uint8_t *p, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        wf_buf_putc(b, (uint8_t)hx[p[i] >> 4]);
-        wf_buf_putc(b, (uint8_t)hx[p[i] & 15]);
-    }
-}
-
 /* A kvlist's JSON rendering, the one place a value has no st_value_t of its own. */
 static void render_value(wf_buf_t *b, const st_value_t *v)
 {
@@ -139,7 +130,7 @@ static void render_value(wf_buf_t *b, const st_value_t *v)
         break;
     case ST_VAL_BYTES:
         wf_buf_putc(b, '"');
-        hex_put(b, (const uint8_t *)v->u.s.p, v->u.s.len);
+        wf_buf_put_hex(b, (const uint8_t *)v->u.s.p, v->u.s.len);
         wf_buf_putc(b, '"');
         break;
     case ST_VAL_ARRAY:

@@ -546,24 +546,13 @@ void col_zipkin_spans_handler(void *writer, col_req_t *req, col_resp_t *resp)
 /* ---------------------------------------------------------------------------------------- */
 /* Reading                                                                                  */
 
-static void put_hex(wf_buf_t *b, const uint8_t *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *o = (char *)wf_buf_reserve(b, 2 * n);
-    for (size_t i = 0; i < n; i++) {
-        o[2 * i] = digits[p[i] >> 4];
-        o[2 * i + 1] = digits[p[i] & 15];
-    }
-    b->len += 2 * n;
-}
-
 static void put_trace_id(wf_buf_t *b, const uint8_t id[16])
 {
     wf_buf_putc(b, '"');
     if (all_zero(id, 8)) {
-        put_hex(b, id + 8, 8);
+        wf_buf_put_hex(b, id + 8, 8);
     } else {
-        put_hex(b, id, 16);
+        wf_buf_put_hex(b, id, 16);
     }
     wf_buf_putc(b, '"');
 }
@@ -571,7 +560,7 @@ static void put_trace_id(wf_buf_t *b, const uint8_t id[16])
 static void put_span_id(wf_buf_t *b, const uint8_t id[8])
 {
     wf_buf_putc(b, '"');
-    put_hex(b, id, 8);
+    wf_buf_put_hex(b, id, 8);
     wf_buf_putc(b, '"');
 }
 
@@ -621,7 +610,7 @@ static void value_text(wf_buf_t *t, const st_value_t *v)
         col_fmt_float(t, v->u.d);
         break;
     case ST_VAL_BYTES:
-        put_hex(t, (const uint8_t *)v->u.s.p, v->u.s.len);
+        wf_buf_put_hex(t, (const uint8_t *)v->u.s.p, v->u.s.len);
         break;
     case ST_VAL_ARRAY:
         wf_buf_putc(t, '[');
