@@ -15,6 +15,12 @@ packages=(
     prometheus victoria-metrics
 )
 
+# Node.js and npm run the OpenTelemetry JS SDK in the tests (tests/otel-js). A node that did
+# not come from Debian (e.g. NodeSource's, which bundles npm) is used as it is.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

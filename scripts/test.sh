@@ -8,6 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The OpenTelemetry JS SDK the client tests run, exactly as tests/otel-js/package-lock.json pins
+# it (from the npm registry; skipped when that lock file's packages are already installed).
+if ! cmp -s tests/otel-js/package-lock.json tests/otel-js/node_modules/.package-lock.json.weft; then
+    (cd tests/otel-js && npm ci --no-audit --no-fund --loglevel=error &&
+        cp package-lock.json node_modules/.package-lock.json.weft)
+fi
 
 jobs=$(nproc)
 builds=${WEFT_TEST_BUILDS:-"normal sanitize"}
