@@ -12,6 +12,13 @@
  *             string and form body into params, run the handler, queue its response
  *             (gzip-compressed when the client accepts it and the body is large enough).
  * The request state is freed in the completion callback, whatever happened.
+ *
+ * Body memory budget: every request state holds a reservation of the server-wide budget
+ * (max_body_bytes) covering its body: as received, a Content-Length reserved whole on the
+ * 1st call, a chunked body chunk by chunk; then the decoded copy the handler reads, which
+ * replaces the received bytes before the handler runs. A reservation that does not fit turns the
+ * request into a discarded one answered 503 with Retry-After, like the 413 path (the client reads
+ * an answer on a connection that stays usable). The completion callback releases it.
  */
 #include "col_http.h"
 
@@ -63,13 +70,17 @@ struct col_http {
     size_t nroutes;
     struct MHD_Daemon *daemons[MAX_DAEMONS];
     size_t ndaemons;
+    atomic_size_t body_bytes; /* reserved by request states; never above opt.max_body_bytes */
+    atomic_ulong shed_memory;
 };
 
 /* Per-request state between the access handler's calls. */
 typedef struct {
     const route_t *route;
-    wf_buf_t raw;   /* body as received */
-    bool too_large; /* body exceeded the route's limit: answer 413 at the end */
+    wf_buf_t raw;    /* body as received */
+    bool too_large;  /* body exceeded the route's limit: answer 413 at the end */
+    bool shed;       /* body did not fit in the server's budget: answer 503 at the end */
+    size_t reserved; /* bytes of col_http.body_bytes this request holds */
     wf_arena_t arena;
 } req_state_t;
 
@@ -105,6 +116,14 @@ int col_http_new(const col_http_options_t *o, col_http_t **out)
     if (h->opt.conn_timeout_s == 0) {
         h->opt.conn_timeout_s = 60;
     }
+    if (h->opt.max_body_bytes == 0) {
+        h->opt.max_body_bytes = COL_HTTP_DEFAULT_BODY_BYTES;
+    }
+    if (h->opt.retry_after_s == 0) {
+        h->opt.retry_after_s = COL_RETRY_AFTER_DEFAULT_S;
+    }
+    atomic_init(&h->body_bytes, 0);
+    atomic_init(&h->shed_memory, 0);
     *out = h;
     return 0;
 }
@@ -174,6 +193,27 @@ void col_resp_text(col_resp_t *resp, unsigned status, const char *fmt, ...)
     wf_buf_vprintf(&resp->body, fmt, ap);
     va_end(ap);
     wf_buf_putc(&resp->body, '\n');
+}
+
+void col_resp_retry_after(col_resp_t *resp)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%u",
+             resp->retry_after_s ? resp->retry_after_s : COL_RETRY_AFTER_DEFAULT_S);
+    col_resp_header(resp, "Retry-After", v);
+}
+
+void col_resp_retry_later(col_resp_t *resp, unsigned status, const char *fmt, ...)
+{
+    resp->status = status;
+    resp->content_type = "text/plain; charset=utf-8";
+    wf_buf_reset(&resp->body);
+    va_list ap;
+    va_start(ap, fmt);
+    wf_buf_vprintf(&resp->body, fmt, ap);
+    va_end(ap);
+    wf_buf_putc(&resp->body, '\n');
+    col_resp_retry_after(resp);
 }
 
 void col_resp_api_error(col_resp_t *resp, unsigned status, const char *error_type, const char *fmt,
@@ -296,6 +336,43 @@ static enum MHD_Result send_simple(struct MHD_Connection *conn, unsigned status,
     memset(&resp, 0, sizeof(resp));
     col_resp_text(&resp, status, "%s", msg);
     return send_resp(conn, &resp);
+}
+
+/* The answer to a request shed because its body did not fit in the budget. */
+static enum MHD_Result send_shed(col_http_t *h, struct MHD_Connection *conn)
+{
+    col_resp_t resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.retry_after_s = h->opt.retry_after_s;
+    col_resp_retry_later(&resp, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "the collector is overloaded (request bodies in memory at their limit "
+                         "of %zu bytes): retry later",
+                         h->opt.max_body_bytes);
+    return send_resp(conn, &resp);
+}
+
+/* Reserve n more bytes of the body budget; false (nothing reserved) when they do not fit. */
+static bool budget_reserve(col_http_t *h, size_t n)
+{
+    size_t cur = atomic_load(&h->body_bytes);
+    do {
+        if (n > h->opt.max_body_bytes - cur) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&h->body_bytes, &cur, cur + n));
+    return true;
+}
+
+/* Give back the request's reservation and count it as shed. */
+static void shed_request(col_http_t *h, req_state_t *st)
+{
+    atomic_fetch_sub(&h->body_bytes, st->reserved);
+    st->reserved = 0;
+    st->shed = true;
+    wf_buf_free(&st->raw);
+    atomic_fetch_add(&h->shed_memory, 1);
+    WF_LOG_RL(WF_WARN, 1, "http", "request body budget full: request shed", "route=%s limit=%zu",
+              st->route->path, h->opt.max_body_bytes);
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */
@@ -468,10 +545,12 @@ static int inflate_body(const uint8_t *in, size_t len, int window_bits, size_t l
 static void complete_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
                         enum MHD_RequestTerminationCode toe)
 {
+    col_http_t *h = cls;
     req_state_t *st = *req_cls;
     if (st == NULL) {
         return;
     }
+    atomic_fetch_sub(&h->body_bytes, st->reserved);
     wf_buf_free(&st->raw);
     wf_arena_free(&st->arena);
     wf_free(st);
@@ -484,8 +563,12 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     const route_t *route = st->route;
     if (st->too_large) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)", route->max_body);
+        snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
+                 route->max_body < h->opt.max_body_bytes ? route->max_body : h->opt.max_body_bytes);
         return send_simple(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+    }
+    if (st->shed) {
+        return send_shed(h, conn);
     }
     col_req_t req;
     memset(&req, 0, sizeof(req));
@@ -523,6 +606,24 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
         snprintf(msg, sizeof(msg), "unsupported Content-Encoding %.64s", ce);
         return send_simple(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, msg);
     }
+    /* From here on the request holds its decoded body (the arena copy) instead of the raw one,
+     * and the reservation follows it: a gzip body counts at its decoded size. */
+    if (body_len > h->opt.max_body_bytes) {
+        wf_buf_free(&decoded);
+        char msg[96];
+        snprintf(msg, sizeof(msg), "decompressed body too large (limit %zu bytes)",
+                 h->opt.max_body_bytes);
+        return send_simple(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+    }
+    if (body_len > st->reserved && !budget_reserve(h, body_len - st->reserved)) {
+        wf_buf_free(&decoded);
+        shed_request(h, st);
+        return send_shed(h, conn);
+    }
+    if (body_len < st->reserved) {
+        atomic_fetch_sub(&h->body_bytes, st->reserved - body_len);
+    }
+    st->reserved = body_len;
     /* NUL-terminate a copy in the arena so text handlers may treat it as a string. */
     uint8_t *b = wf_arena_alloc(&st->arena, body_len + 1);
     if (body_len > 0) {
@@ -530,6 +631,7 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     }
     b[body_len] = '\0';
     wf_buf_free(&decoded);
+    wf_buf_free(&st->raw);
     req.body = b;
     req.body_len = body_len;
 
@@ -544,6 +646,7 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     memset(&resp, 0, sizeof(resp));
     resp.status = 200;
     resp.content_type = "application/json";
+    resp.retry_after_s = h->opt.retry_after_s;
     route->cb(route->arg, &req, &resp);
     unsigned cls = resp.status / 100;
     atomic_fetch_add(&((route_t *)route)->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
@@ -575,19 +678,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * the client (still sending) reads the answer instead of a reset connection; one
          * far above it is answered at once and the connection closed. */
         bool too_large = false;
+        size_t declared = 0;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl != NULL) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno != 0 || (unsigned long long)route->max_body < n) {
+            if (errno != 0 || (unsigned long long)route->max_body < n ||
+                (unsigned long long)h->opt.max_body_bytes < n) {
                 too_large = true;
                 if (errno != 0 || n > DISCARD_MAX) {
                     char msg[96];
                     snprintf(msg, sizeof(msg), "request body too large (limit %zu bytes)",
-                             route->max_body);
+                             route->max_body < h->opt.max_body_bytes ? route->max_body
+                                                                     : h->opt.max_body_bytes);
                     return send_simple(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
                 }
+            } else {
+                declared = (size_t)n;
             }
         }
         st = wf_calloc(1, sizeof(*st));
@@ -595,14 +703,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->too_large = too_large;
         wf_arena_init(&st->arena, 16 * 1024, 0);
         *req_cls = st;
+        if (declared > 0) {
+            if (budget_reserve(h, declared)) {
+                st->reserved = declared;
+            } else {
+                shed_request(h, st);
+                if (declared > DISCARD_MAX) {
+                    return send_shed(h, conn);
+                }
+            }
+        }
         return MHD_YES;
     }
     if (*upload_size != 0) {
-        if (!st->too_large) {
-            if (st->raw.len + *upload_size > st->route->max_body) {
+        if (!st->too_large && !st->shed) {
+            size_t want = st->raw.len + *upload_size;
+            if (want > st->route->max_body || want > h->opt.max_body_bytes) {
                 st->too_large = true;
                 wf_buf_free(&st->raw);
+                atomic_fetch_sub(&h->body_bytes, st->reserved);
+                st->reserved = 0;
+            } else if (want > st->reserved && !budget_reserve(h, want - st->reserved)) {
+                shed_request(h, st);
             } else {
+                if (want > st->reserved) {
+                    st->reserved = want;
+                }
                 wf_buf_append(&st->raw, upload, *upload_size);
             }
         }
@@ -679,6 +805,12 @@ void col_http_write_metrics(col_http_t *h, wf_buf_t *out)
             }
         }
     }
+}
+
+void col_http_stats(col_http_t *h, col_http_stats_t *out)
+{
+    out->shed_memory = atomic_load(&h->shed_memory);
+    out->body_bytes = atomic_load(&h->body_bytes);
 }
 
 void col_http_free(col_http_t *h)

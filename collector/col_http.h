@@ -10,6 +10,13 @@
  * Limits: a body above the route's max_body (or whose decoding would exceed it) is answered
  * 413 before the handler runs; malformed gzip is 400. Both with a text message.
  *
+ * Memory budget: the bodies being received and held across all connections share one
+ * budget, max_body_bytes. A request whose body would take it over is read and dropped and
+ * answered 503 with Retry-After (the server sheds load; the client comes back later); a body
+ * larger than the whole budget can never be taken and is 413. A Content-Length is reserved
+ * when the headers arrive, a chunked body as its chunks do; once decoded (gzip), the body
+ * counts at its decoded size; the reservation is released when the request's memory is.
+ *
  * Threads: handlers run on libmicrohttpd's worker threads, many at once; one request's memory
  * (its arena, its body) is released after its response is sent.
  */
@@ -55,13 +62,29 @@ typedef struct {
     char *headers[COL_RESP_MAX_HEADERS][2]; /* owned copies */
     size_t nheaders;
     bool no_compress; /* body is already compressed (e.g. a snappy payload) */
+    /* seconds for Retry-After, set by the server from its options before the handler runs;
+     * 0 (a response made by hand, in tests) means COL_RETRY_AFTER_DEFAULT_S */
+    unsigned retry_after_s;
 } col_resp_t;
+
+#define COL_RETRY_AFTER_DEFAULT_S 1
 
 /* Add a response header (both strings copied). */
 void col_resp_header(col_resp_t *resp, const char *name, const char *value);
 /* A text/plain body with status (ingest endpoints answer errors like this, as Prometheus). */
 void col_resp_text(col_resp_t *resp, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * Tell the client to come back later: status (503 when the server sheds load or is shutting
+ * down; 429 for a client over its quota), a Retry-After header of resp->retry_after_s seconds
+ * (COL_RETRY_AFTER_DEFAULT_S when 0) and a text/plain message. OTLP and Prometheus's
+ * remote_write clients retry 503 and honour Retry-After.
+ */
+void col_resp_retry_later(col_resp_t *resp, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Only the Retry-After header (as col_resp_retry_later), for a handler that answers in its own
+ * body format. */
+void col_resp_retry_after(col_resp_t *resp);
 /* Prometheus's JSON error envelope:
  * {"status":"error","errorType":"<type>","error":"<message>"} with status. */
 void col_resp_api_error(col_resp_t *resp, unsigned status, const char *error_type, const char *fmt,
@@ -71,10 +94,14 @@ typedef void (*col_handler_cb)(void *arg, col_req_t *req, col_resp_t *resp);
 
 typedef struct col_http col_http_t;
 
+#define COL_HTTP_DEFAULT_BODY_BYTES ((size_t)512 << 20)
+
 typedef struct {
     unsigned threads;        /* worker threads, default 4 */
     unsigned conn_limit;     /* default 1024 */
     unsigned conn_timeout_s; /* idle keep-alive timeout, default 60 */
+    size_t max_body_bytes;   /* request bodies held at once, all connections; default above */
+    unsigned retry_after_s;  /* Retry-After of 503 answers; default COL_RETRY_AFTER_DEFAULT_S */
 } col_http_options_t;
 
 int col_http_new(const col_http_options_t *o, col_http_t **out);
@@ -95,6 +122,14 @@ int col_http_listen(col_http_t *h, const char *addr);
 /* Append the server's own metrics in the Prometheus text format:
  * weft_http_requests_total{handler="<route path>",code="2xx"} per route and status class. */
 void col_http_write_metrics(col_http_t *h, wf_buf_t *out);
+
+typedef struct {
+    uint64_t shed_memory; /* requests answered 503: their body would exceed max_body_bytes */
+    uint64_t body_bytes;  /* request body bytes reserved now */
+} col_http_stats_t;
+
+/* The server's load-shedding figures (any thread). */
+void col_http_stats(col_http_t *h, col_http_stats_t *out);
 
 /* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
 void col_http_free(col_http_t *h);

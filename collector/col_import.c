@@ -180,10 +180,8 @@ void col_import_handler(void *writer, col_req_t *req, col_resp_t *resp)
     rc = col_writer_submit(writer, &w);
     if (rc == ST_E_BATCH_LIMIT) {
         col_resp_text(resp, 413, "too many samples in one request: %s", st_strerror(rc));
-    } else if (rc == ST_E_CLOSED) {
-        col_resp_text(resp, 503, "the store is closed: %s", st_strerror(rc));
     } else if (rc != 0) {
-        col_resp_text(resp, 500, "write failed: %s", st_strerror(rc));
+        col_resp_write_failed(resp, rc); /* 503 + Retry-After when shed or shutting down */
     } else if (w.rejected > 0) {
         col_resp_text(resp, 400, "%zu of %zu samples rejected: %s", w.rejected, job.n,
                       w.reject_msg);

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,10 @@ typedef struct {
     bool honor_labels;
     char *otlp_listen;
     char *zipkin_listen;
+    int64_t ingest_queue_bytes;
+    int64_t ingest_max_wait_ms;
+    int64_t http_body_bytes;
+    int64_t retry_after_ms;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -102,6 +107,17 @@ static const wf_flag_t col_flags[] = {
      "also serve on the port OTLP/HTTP SDKs send to by default (off = do not)"},
     {"zipkin-listen", WF_FLAG_STR, "127.0.0.1:9411", offsetof(col_config_t, zipkin_listen),
      "also serve on the port Zipkin clients send to by default (off = do not)"},
+    {"ingest-queue-bytes", WF_FLAG_SIZE, "256MiB", offsetof(col_config_t, ingest_queue_bytes),
+     "ingest waiting for the store above this size is refused with 503 + Retry-After (0 = no "
+     "limit)"},
+    {"ingest-max-wait", WF_FLAG_DURATION, "5s", offsetof(col_config_t, ingest_max_wait_ms),
+     "ingest not taken by the store within this time is refused with 503 + Retry-After (0 = "
+     "no limit)"},
+    {"http-body-bytes", WF_FLAG_SIZE, "512MiB", offsetof(col_config_t, http_body_bytes),
+     "request bodies being received at once above this size are refused with 503 + "
+     "Retry-After (0 = no limit)"},
+    {"retry-after", WF_FLAG_DURATION, "1s", offsetof(col_config_t, retry_after_ms),
+     "the Retry-After a refused (shed) request is given"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -302,7 +318,12 @@ int col_main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    col_writer_new(ctx.store, &ctx.writer);
+    /* 0 on the command line means no limit; in the options it means the default */
+    col_writer_options_t wopt = {
+        .max_queue_bytes =
+            ctx.cfg.ingest_queue_bytes > 0 ? (size_t)ctx.cfg.ingest_queue_bytes : SIZE_MAX,
+        .max_wait_ms = ctx.cfg.ingest_max_wait_ms > 0 ? ctx.cfg.ingest_max_wait_ms : -1};
+    col_writer_new_opts(ctx.store, &wopt, &ctx.writer);
     pql_options_t qopt;
     pql_options_default(&qopt);
     qopt.lookback_ms = ctx.cfg.query_lookback_ms;
@@ -337,7 +358,11 @@ int col_main(int argc, char **argv)
     ctx.api.retention_ms = ctx.cfg.retention_ms;
     ctx.api.query = qopt;
     ctx.api.listen = ctx.cfg.listen;
-    col_http_options_t hopt = {.threads = (unsigned)ctx.cfg.threads};
+    int64_t retry_s = (ctx.cfg.retry_after_ms + 999) / 1000;
+    col_http_options_t hopt = {
+        .threads = (unsigned)ctx.cfg.threads,
+        .max_body_bytes = ctx.cfg.http_body_bytes > 0 ? (size_t)ctx.cfg.http_body_bytes : SIZE_MAX,
+        .retry_after_s = (unsigned)(retry_s > 0 ? retry_s : 1)};
     col_http_new(&hopt, &ctx.http);
     ctx.selfmon.store = ctx.store;
     ctx.selfmon.writer = ctx.writer;

@@ -688,12 +688,14 @@ void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
                   "accepted=%zu rejected=%zu err=\"%s\"", w.accepted, w.rejected, w.reject_msg);
         col_resp_text(resp, 400, "%s (%zu of %zu samples refused)", w.reject_msg, w.rejected,
                       w.rejected + w.accepted);
-    } else if (rc == ST_E_BATCH_LIMIT) {
-        col_resp_text(resp, 413, "request too large for one store batch: %s", st_strerror(rc));
     } else {
-        WF_LOG_RL(WF_ERROR, 1, "remote_write", "store write failed", "err=\"%s\"", st_strerror(rc));
-        col_resp_text(resp, rc == ST_E_CLOSED ? 503 : 500, "store write failed: %s",
-                      st_strerror(rc));
+        /* Shed (COL_E_BUSY) and shutdown (ST_E_CLOSED) are 503 with Retry-After: Prometheus
+         * retries every 5xx, but 429 only when configured to (retry_on_http_429). */
+        if (col_writer_http_status(rc) == 500) {
+            WF_LOG_RL(WF_ERROR, 1, "remote_write", "store write failed", "err=\"%s\"",
+                      col_writer_strerror(rc));
+        }
+        col_resp_write_failed(resp, rc);
     }
 out:
     col_sset_free(&set);

@@ -96,8 +96,29 @@ void col_selfmon_handler(void *arg, col_req_t *req, col_resp_t *resp)
     one(b, "weft_ingest_samples_rejected_total", "counter",
         "Samples refused one by one (out of order, invalid labels, ...).",
         (double)ws.samples_rejected);
+    one(b, "weft_ingest_queue_jobs", "gauge", "Ingest jobs waiting for the writer.",
+        (double)ws.queued_jobs);
+    one(b, "weft_ingest_queue_bytes", "gauge",
+        "Estimated bytes of the ingest jobs waiting for the writer.", (double)ws.queued_bytes);
 
-    col_http_write_metrics(m->http, b);
+    col_http_stats_t hs = {0};
+    if (m->http != NULL) {
+        col_http_stats(m->http, &hs);
+    }
+    one(b, "weft_http_request_body_bytes", "gauge",
+        "Request body bytes held in memory (the load-shedding budget's use).",
+        (double)hs.body_bytes);
+    family(b, "weft_ingest_shed_total", "counter",
+           "Requests refused with 503 and Retry-After to shed load, by reason.");
+    wf_buf_printf(b, "weft_ingest_shed_total{reason=\"memory\"} %" PRIu64 "\n", hs.shed_memory);
+    wf_buf_printf(b, "weft_ingest_shed_total{reason=\"queue_full\"} %" PRIu64 "\n",
+                  ws.shed_queue_full);
+    wf_buf_printf(b, "weft_ingest_shed_total{reason=\"queue_wait\"} %" PRIu64 "\n",
+                  ws.shed_queue_wait);
+
+    if (m->http != NULL) {
+        col_http_write_metrics(m->http, b);
+    }
 
     if (m->api != NULL) {
         col_api_stats_t qs;

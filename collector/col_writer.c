@@ -6,6 +6,11 @@
  * waiting job at once and packs them into as few store batches as the batch limits allow, so
  * that many concurrent requests share one SQLite commit (group commit): the commit is most of
  * a small request's cost.
+ *
+ * Shedding (see col_writer.h) is decided under the same mutex: a submitter checks the budget
+ * before linking its job, and waits with a deadline; when the deadline passes and its job is
+ * still in the list (the writer takes the whole list at once, clearing each job's queued flag),
+ * it unlinks the job itself. Once taken, a job is waited for without a deadline.
  */
 #include "col_writer.h"
 
@@ -26,6 +31,9 @@ struct col_writer {
     pthread_cond_t work; /* the writer waits for jobs */
     pthread_cond_t done; /* submitters wait for their job */
     col_write_t *head, *tail;
+    size_t queued_jobs, queued_bytes; /* of the list head..tail */
+    size_t max_queue_bytes;
+    int64_t max_wait_ms; /* < 0: no limit */
     bool closed;
     bool wake;
     /* Group limits: a quarter of the store's, so that a group never hits the store's limit
@@ -57,19 +65,71 @@ void col_write_reject(col_write_t *w, int err, const st_label_t *labels, size_t 
     }
 }
 
+const char *col_writer_strerror(int code)
+{
+    if (code == COL_E_BUSY) {
+        return "the collector is overloaded (write queue full or too slow)";
+    }
+    return st_strerror(code);
+}
+
+unsigned col_writer_http_status(int rc)
+{
+    switch (rc) {
+    case COL_E_BUSY:
+    case ST_E_CLOSED:
+        return 503;
+    case ST_E_BATCH_LIMIT:
+        return 413;
+    default:
+        return 500;
+    }
+}
+
+void col_resp_write_failed(col_resp_t *resp, int rc)
+{
+    switch (rc) {
+    case COL_E_BUSY:
+        col_resp_retry_later(resp, 503, "%s: retry later", col_writer_strerror(rc));
+        break;
+    case ST_E_CLOSED:
+        col_resp_retry_later(resp, 503, "the store is closed (shutting down): retry later");
+        break;
+    case ST_E_BATCH_LIMIT:
+        col_resp_text(resp, 413, "request too large for one store batch: %s", st_strerror(rc));
+        break;
+    default:
+        col_resp_text(resp, 500, "store write failed: %s", col_writer_strerror(rc));
+        break;
+    }
+}
+
 int col_writer_new(st_store_t *s, col_writer_t **out)
+{
+    return col_writer_new_opts(s, NULL, out);
+}
+
+int col_writer_new_opts(st_store_t *s, const col_writer_options_t *o, col_writer_t **out)
 {
     col_writer_t *wr = wf_calloc(1, sizeof(*wr));
     wr->store = s;
+    wr->max_queue_bytes = COL_WRITER_DEFAULT_QUEUE_BYTES;
+    wr->max_wait_ms = COL_WRITER_DEFAULT_MAX_WAIT_MS;
+    if (o != NULL && o->max_queue_bytes != 0) {
+        wr->max_queue_bytes = o->max_queue_bytes;
+    }
+    if (o != NULL && o->max_wait_ms != 0) {
+        wr->max_wait_ms = o->max_wait_ms;
+    }
     pthread_mutex_init(&wr->mu, NULL);
-    pthread_cond_init(&wr->work, NULL);
+    /* Both waits have deadlines on the monotonic clock: a wall clock step must neither shed
+     * every waiting job nor keep one waiting forever. */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_destroy(&wr->work);
     pthread_cond_init(&wr->work, &ca);
+    pthread_cond_init(&wr->done, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_cond_init(&wr->done, NULL);
     st_options_t def;
     st_options_default(&def);
     wr->group_samples = def.max_batch_samples / 4;
@@ -98,6 +158,55 @@ static void finish_list(col_writer_t *wr, col_write_t *list, int status)
     pthread_cond_broadcast(&wr->done);
 }
 
+/* Take every waiting job out of the list (they are the writer's now), under the lock. */
+static col_write_t *take_list(col_writer_t *wr)
+{
+    col_write_t *jobs = wr->head;
+    for (col_write_t *w = jobs; w != NULL; w = w->next) {
+        w->queued = false;
+    }
+    wr->head = wr->tail = NULL;
+    wr->queued_jobs = 0;
+    wr->queued_bytes = 0;
+    return jobs;
+}
+
+/* Unlink w, still waiting, from the list, under the lock. */
+static void unlink_job(col_writer_t *wr, col_write_t *w)
+{
+    col_write_t *prev = NULL;
+    for (col_write_t *x = wr->head; x != w; x = x->next) {
+        WF_ASSERT(x != NULL);
+        prev = x;
+    }
+    if (prev != NULL) {
+        prev->next = w->next;
+    } else {
+        wr->head = w->next;
+    }
+    if (wr->tail == w) {
+        wr->tail = prev;
+    }
+    w->next = NULL;
+    w->queued = false;
+    wr->queued_jobs--;
+    wr->queued_bytes -= w->est_bytes;
+}
+
+/* now + ms on the monotonic clock. */
+static struct timespec deadline_after(int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 void col_writer_free(col_writer_t *wr)
 {
     if (wr == NULL) {
@@ -105,8 +214,7 @@ void col_writer_free(col_writer_t *wr)
     }
     pthread_mutex_lock(&wr->mu);
     wr->closed = true;
-    col_write_t *pending = wr->head;
-    wr->head = wr->tail = NULL;
+    col_write_t *pending = take_list(wr);
     finish_list(wr, pending, ST_E_CLOSED);
     pthread_mutex_unlock(&wr->mu);
     /* Submitters that were waiting have been woken with ST_E_CLOSED; the caller guarantees no
@@ -126,10 +234,23 @@ int col_writer_submit(col_writer_t *wr, col_write_t *w)
     w->reject_msg[0] = '\0';
     w->next = NULL;
     w->done = false;
+    w->queued = false;
+    struct timespec until = deadline_after(wr->max_wait_ms > 0 ? wr->max_wait_ms : 0);
     pthread_mutex_lock(&wr->mu);
     if (wr->closed) {
         pthread_mutex_unlock(&wr->mu);
         w->status = ST_E_CLOSED;
+        return w->status;
+    }
+    if (wr->head != NULL && (w->est_bytes > wr->max_queue_bytes ||
+                             wr->queued_bytes > wr->max_queue_bytes - w->est_bytes)) {
+        wr->stats.shed_queue_full++;
+        size_t queued = wr->queued_bytes;
+        pthread_mutex_unlock(&wr->mu);
+        WF_LOG_RL(WF_WARN, 1, "collector", "write queue full: request shed",
+                  "queued_bytes=%zu job_bytes=%zu limit=%zu", queued, w->est_bytes,
+                  wr->max_queue_bytes);
+        w->status = COL_E_BUSY;
         return w->status;
     }
     if (wr->tail != NULL) {
@@ -138,11 +259,30 @@ int col_writer_submit(col_writer_t *wr, col_write_t *w)
         wr->head = w;
     }
     wr->tail = w;
+    w->queued = true;
+    wr->queued_jobs++;
+    wr->queued_bytes += w->est_bytes;
     pthread_cond_signal(&wr->work);
+    bool shed = false;
     while (!w->done) {
-        pthread_cond_wait(&wr->done, &wr->mu);
+        if (!w->queued || wr->max_wait_ms < 0) {
+            pthread_cond_wait(&wr->done, &wr->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&wr->done, &wr->mu, &until) == ETIMEDOUT && !w->done &&
+            w->queued) {
+            unlink_job(wr, w);
+            wr->stats.shed_queue_wait++;
+            w->status = COL_E_BUSY;
+            w->done = true;
+            shed = true;
+        }
     }
     pthread_mutex_unlock(&wr->mu);
+    if (shed) {
+        WF_LOG_RL(WF_WARN, 1, "collector", "write queue too slow: request shed", "max_wait_ms=%lld",
+                  (long long)wr->max_wait_ms);
+    }
     return w->status;
 }
 
@@ -150,6 +290,8 @@ void col_writer_stats(col_writer_t *wr, col_writer_stats_t *out)
 {
     pthread_mutex_lock(&wr->mu);
     *out = wr->stats;
+    out->queued_jobs = wr->queued_jobs;
+    out->queued_bytes = wr->queued_bytes;
     pthread_mutex_unlock(&wr->mu);
 }
 
@@ -186,14 +328,7 @@ int col_writer_run(col_writer_t *wr, int timeout_ms)
 {
     pthread_mutex_lock(&wr->mu);
     if (wr->head == NULL && !wr->wake && timeout_ms > 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = deadline_after(timeout_ms);
         while (wr->head == NULL && !wr->wake) {
             if (pthread_cond_timedwait(&wr->work, &wr->mu, &until) == ETIMEDOUT) {
                 break;
@@ -201,8 +336,7 @@ int col_writer_run(col_writer_t *wr, int timeout_ms)
         }
     }
     wr->wake = false;
-    col_write_t *jobs = wr->head;
-    wr->head = wr->tail = NULL;
+    col_write_t *jobs = take_list(wr);
     pthread_mutex_unlock(&wr->mu);
 
     int ran = 0;

@@ -8,17 +8,34 @@
  * one SQLite transaction), commits, and wakes every job with the result. A job whose samples
  * alone exceed the store's batch limits runs alone and gets ST_E_BATCH_LIMIT.
  *
+ * Load shedding: a queue that grows faster than the store commits would hold every request's
+ * memory and keep its client waiting past its own timeout (the client then retries a request
+ * whose data may be written anyway). So the queue has a budget, the sum of the est_bytes of the
+ * jobs waiting, and a maximum wait: a job that would exceed the budget is refused at once, and
+ * a job the writer has not taken within the maximum wait is taken out of the queue; both fail
+ * with COL_E_BUSY, which the HTTP handlers answer with 503 and Retry-After. A job the writer has
+ * taken always runs to its end, however long it takes: its data may already be durable.
+ *
  * Threads: col_writer_submit may be called from any thread (HTTP workers, the scraper) except
  * the writer thread itself; it blocks until the job's data is durable or has failed.
  */
 #ifndef COL_WRITER_H
 #define COL_WRITER_H
 
+#include "col_http.h"
 #include "st_store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The collector's own error codes (wf_err.h gives it -1200..-1299). */
+enum {
+    COL_E_BUSY = -1200, /* the write queue is over its budget or the job waited too long */
+};
+
+/* A static description of code: COL_E_* here, else st_strerror's. Never NULL. */
+const char *col_writer_strerror(int code);
 
 typedef struct col_write col_write_t;
 
@@ -58,6 +75,7 @@ struct col_write {
     /* private to the queue */
     col_write_t *next;
     bool done;
+    bool queued; /* in the waiting list (not yet taken by the writer) */
 };
 
 /* Count one refused sample (err from st_batch_add*) of series labels (may be NULL) for
@@ -66,12 +84,43 @@ void col_write_reject(col_write_t *w, int err, const st_label_t *labels, size_t 
 
 typedef struct col_writer col_writer_t;
 
+#define COL_WRITER_DEFAULT_QUEUE_BYTES ((size_t)256 << 20)
+/* Below the OpenTelemetry SDKs' 10 s export timeout (Prometheus's remote_timeout is 30 s),
+ * so that the client reads our 503 rather than giving up on its own. */
+#define COL_WRITER_DEFAULT_MAX_WAIT_MS 5000
+
+typedef struct {
+    size_t max_queue_bytes; /* budget of the waiting jobs' est_bytes; 0: the default */
+    int64_t max_wait_ms;    /* longest wait before the writer takes a job; 0: the default,
+                               negative: no limit */
+} col_writer_options_t;
+
+/* The queue with default options (col_writer_new_opts with NULL). */
 int col_writer_new(st_store_t *s, col_writer_t **out);
+/* The queue over store s; o may be NULL (defaults). Returns 0. */
+int col_writer_new_opts(st_store_t *s, const col_writer_options_t *o, col_writer_t **out);
 /* Stop the queue: jobs submitted afterwards fail with ST_E_CLOSED; waiting ones complete. */
 void col_writer_free(col_writer_t *wr);
 
-/* Submit a job and wait until it is durable or failed. Returns w->status. */
+/*
+ * Submit a job and wait until it is durable or failed. Returns w->status: 0, the batch's or
+ * fill's error, ST_E_CLOSED after col_writer_free, or COL_E_BUSY when the job was shed: at
+ * once because the waiting jobs' est_bytes plus its own exceed max_queue_bytes (a job alone in
+ * the queue is always admitted, so that a large one can still be written), or after
+ * max_wait_ms without the writer taking it. A shed job's fill or spans was never called.
+ */
 int col_writer_submit(col_writer_t *wr, col_write_t *w);
+
+/* The HTTP status that answers a failed submit (rc != 0): 503 for COL_E_BUSY and ST_E_CLOSED
+ * (the client should come back later), 413 for ST_E_BATCH_LIMIT, 500 otherwise. */
+unsigned col_writer_http_status(int rc);
+
+/*
+ * Answer a failed submit (rc != 0) in text/plain with col_writer_http_status(rc); the 503
+ * answers carry Retry-After (col_resp_retry_later). For handlers whose protocol has its own
+ * error body (OTLP's Status), use col_writer_http_status and col_resp_retry_after instead.
+ */
+void col_resp_write_failed(col_resp_t *resp, int rc);
 
 /*
  * The writer thread's loop body: wait up to timeout_ms for jobs, run those waiting as one or
@@ -86,6 +135,10 @@ typedef struct {
     uint64_t batches;          /* store batches committed or attempted */
     uint64_t samples_accepted; /* samples made durable */
     uint64_t samples_rejected; /* samples refused one by one */
+    uint64_t shed_queue_full;  /* jobs refused at once: the queue was over its budget */
+    uint64_t shed_queue_wait;  /* jobs taken out after waiting max_wait_ms */
+    uint64_t queued_jobs;      /* jobs waiting now */
+    uint64_t queued_bytes;     /* and their est_bytes */
 } col_writer_stats_t;
 
 /* A consistent copy of the queue's counters (any thread). */

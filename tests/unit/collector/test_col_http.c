@@ -1,7 +1,9 @@
 /*
  * test_col_http.c - the collector's HTTP layer against raw sockets: routing, parameters from
  * query strings and form bodies, body limits, gzip request bodies (and gzip bombs), chunked
- * bodies, gzip responses; and its JSON string and float formatting.
+ * bodies, gzip responses; the request body memory budget (a request that does not fit is
+ * answered 503 with Retry-After on a connection that stays usable); and its JSON string and
+ * float formatting.
  */
 #include "col_http.h"
 #include "wf_alloc.h"
@@ -335,6 +337,237 @@ static void test_keep_alive(void **state)
     wf_free(r);
 }
 
+/* ---- the body memory budget ---------------------------------------------------------------- */
+
+enum { BUDGET = 10000 };
+
+static int shed_setup(void **state)
+{
+    col_http_options_t o = {.threads = 2, .max_body_bytes = BUDGET, .retry_after_s = 3};
+    assert_int_equal(col_http_new(&o, &srv), 0);
+    assert_int_equal(col_http_route(srv, "GET POST", "/echo", false, 4 * BUDGET, echo, NULL), 0);
+    port = wt_free_port();
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    assert_int_equal(col_http_listen(srv, addr), 0);
+    return 0;
+}
+
+static int connect_srv(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, (const char *)p + off, len - off);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+}
+
+/* A POST /echo of len bytes: headers with Content-Length, or chunked in 1 KiB chunks. */
+static void post_body(wf_buf_t *req, size_t len, bool chunked, const char *extra_headers)
+{
+    wf_buf_printf(req, "POST /echo HTTP/1.1\r\nHost: x\r\n%s", extra_headers);
+    if (!chunked) {
+        wf_buf_printf(req, "Content-Length: %zu\r\n\r\n", len);
+        for (size_t i = 0; i < len; i++) {
+            wf_buf_putc(req, 'x');
+        }
+        return;
+    }
+    wf_buf_puts(req, "Transfer-Encoding: chunked\r\n\r\n");
+    for (size_t off = 0; off < len; off += 1024) {
+        size_t n = len - off < 1024 ? len - off : 1024;
+        wf_buf_printf(req, "%zx\r\n", n);
+        for (size_t i = 0; i < n; i++) {
+            wf_buf_putc(req, 'x');
+        }
+        wf_buf_puts(req, "\r\n");
+    }
+    wf_buf_puts(req, "0\r\n\r\n");
+}
+
+/* Read one response (headers and Content-Length bytes of body), NUL-terminated. */
+static char *read_resp(int fd)
+{
+    wf_buf_t b = WF_BUF_INIT;
+    char tmp[4096];
+    for (;;) {
+        wf_buf_putc(&b, 0);
+        b.len--;
+        const char *end = strstr((const char *)b.data, "\r\n\r\n");
+        if (end != NULL) {
+            const char *cl = strstr((const char *)b.data, "Content-Length: ");
+            size_t want = (size_t)(end + 4 - (const char *)b.data);
+            if (cl != NULL && cl < end) {
+                want += strtoul(cl + 16, NULL, 10);
+            }
+            if (b.len >= want) {
+                break;
+            }
+        }
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n <= 0) {
+            fail_msg("connection closed after %zu bytes: %.*s", b.len, (int)b.len,
+                     (const char *)b.data);
+        }
+        wf_buf_append(&b, tmp, (size_t)n);
+    }
+    return (char *)wf_buf_detach(&b, NULL);
+}
+
+/* Wait (the test's timeout bounds it) until the server holds n body bytes. */
+static void wait_body_bytes(uint64_t n)
+{
+    for (;;) {
+        col_http_stats_t st;
+        col_http_stats(srv, &st);
+        if (st.body_bytes == n) {
+            return;
+        }
+        usleep(1000);
+    }
+}
+
+static void test_body_budget_shed(void **state)
+{
+    /* Client A announces 6000 bytes and sends only part: its reservation holds the budget. */
+    int a = connect_srv();
+    wf_buf_t ra = WF_BUF_INIT;
+    post_body(&ra, 6000, false, "");
+    size_t head = (size_t)(strstr((const char *)ra.data, "\r\n\r\n") + 4 - (const char *)ra.data);
+    send_all(a, ra.data, head + 100);
+    wait_body_bytes(6000);
+
+    /* Client B, keep-alive: 5000 more do not fit. 503, Retry-After, the connection stays. */
+    int b = connect_srv();
+    wf_buf_t rb = WF_BUF_INIT;
+    post_body(&rb, 5000, false, "");
+    send_all(b, rb.data, rb.len);
+    char *r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 503"));
+    assert_non_null(strstr(r, "Retry-After: 3\r\n"));
+    assert_non_null(strstr(r, "retry later"));
+    assert_null(strstr(r, "Connection: close"));
+    wf_free(r);
+    /* The same, chunked: refused as its chunks arrive. */
+    wf_buf_reset(&rb);
+    post_body(&rb, 5000, true, "");
+    send_all(b, rb.data, rb.len);
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 503"));
+    assert_non_null(strstr(r, "Retry-After: 3\r\n"));
+    wf_free(r);
+    /* A gzip body of 5000 bytes, ~40 as sent: counted at its decoded size, it does not fit. */
+    uint8_t *zeros = wf_calloc(1, BUDGET + 1);
+    uint8_t z[1024];
+    size_t zn = gz(zeros, 5000, z, sizeof(z));
+    assert_true(zn < 1000);
+    wf_buf_reset(&rb);
+    wf_buf_printf(&rb,
+                  "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  zn);
+    wf_buf_append(&rb, z, zn);
+    send_all(b, rb.data, rb.len);
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 503"));
+    assert_non_null(strstr(r, "Retry-After: 3\r\n"));
+    wf_free(r);
+    /* A small body still fits, on the same connection. */
+    const char *small = "POST /echo?n=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    send_all(b, small, strlen(small));
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    assert_non_null(strstr(r, "len=5 n=2 body=hello"));
+    wf_free(r);
+
+    col_http_stats_t st;
+    col_http_stats(srv, &st);
+    assert_int_equal(st.shed_memory, 3);
+
+    /* A finishes: its request is served whole, and its reservation is given back. */
+    send_all(a, ra.data + head + 100, ra.len - head - 100);
+    r = read_resp(a);
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    assert_non_null(strstr(r, "POST /echo len=6000"));
+    wf_free(r);
+    wait_body_bytes(0);
+
+    /* B's 5000 bytes now fit. */
+    wf_buf_reset(&rb);
+    post_body(&rb, 5000, false, "");
+    send_all(b, rb.data, rb.len);
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    assert_non_null(strstr(r, "POST /echo len=5000"));
+    wf_free(r);
+
+    /* A body above the whole budget can never succeed: 413, not 503, both ways. */
+    wf_buf_reset(&rb);
+    post_body(&rb, BUDGET + 1, false, "");
+    send_all(b, rb.data, rb.len);
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    assert_null(strstr(r, "Retry-After"));
+    wf_free(r);
+    wf_buf_reset(&rb);
+    post_body(&rb, BUDGET + 1, true, "");
+    send_all(b, rb.data, rb.len);
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    wf_free(r);
+    /* Decoded above the whole budget: 413 too. */
+    zn = gz(zeros, BUDGET + 1, z, sizeof(z));
+    wf_buf_reset(&rb);
+    wf_buf_printf(&rb,
+                  "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  zn);
+    wf_buf_append(&rb, z, zn);
+    send_all(b, rb.data, rb.len);
+    r = read_resp(b);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    wf_free(r);
+    wf_free(zeros);
+    col_http_stats(srv, &st);
+    assert_int_equal(st.shed_memory, 3);
+    wait_body_bytes(0);
+
+    close(a);
+    close(b);
+    wf_buf_free(&ra);
+    wf_buf_free(&rb);
+}
+
+static void test_retry_later_resp(void **state)
+{
+    col_resp_t r;
+    memset(&r, 0, sizeof(r));
+    r.retry_after_s = 30;
+    col_resp_retry_later(&r, 429, "slow down %d", 1);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(r.content_type, "text/plain; charset=utf-8");
+    assert_int_equal(r.nheaders, 1);
+    assert_string_equal(r.headers[0][0], "Retry-After");
+    assert_string_equal(r.headers[0][1], "30");
+    assert_int_equal(r.body.len, 12);
+    assert_memory_equal(r.body.data, "slow down 1\n", 12);
+    for (size_t i = 0; i < r.nheaders; i++) {
+        wf_free(r.headers[i][0]);
+        wf_free(r.headers[i][1]);
+    }
+    wf_buf_free(&r.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +578,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gzip_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gzip_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_budget_shed, shed_setup, teardown),
+        cmocka_unit_test(test_retry_later_resp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  * refusals (out of order, duplicate, too old) that keep the good samples, and every malformed
  * shape (bad snappy, truncated varint, length past the end, wrong wire type, invalid UTF-8,
  * empty or invalid label names, duplicates, oversized bodies and sample counts), each of
- * which must write nothing.
+ * which must write nothing. Overload and shutdown: a request the write queue sheds, or one
+ * that meets a failed store, is answered 503 with Retry-After and writes nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 
 #include "col_remote_write.h"
 #include "col_writer.h"
+#include "st_internal.h"
 #include "st_store.h"
 #include "wf_alloc.h"
 #include "wf_arena.h"
@@ -56,6 +58,9 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The Retry-After header of the last answer ("" when it had none). */
+static char retry_after[16];
+
 /* Run the handler on a compressed body; returns the status, *msg the body (wf_free). */
 static unsigned post(fx_t *f, const void *body, size_t len, char **msg)
 {
@@ -82,6 +87,14 @@ static unsigned post(fx_t *f, const void *body, size_t len, char **msg)
     } else {
         assert_non_null(resp.content_type);
         assert_non_null(strstr(resp.content_type, "text/plain"));
+    }
+    retry_after[0] = '\0';
+    for (size_t i = 0; i < resp.nheaders; i++) {
+        if (strcmp(resp.headers[i][0], "Retry-After") == 0) {
+            snprintf(retry_after, sizeof(retry_after), "%s", resp.headers[i][1]);
+        }
+        wf_free(resp.headers[i][0]);
+        wf_free(resp.headers[i][1]);
     }
     wf_buf_free(&resp.body);
     wf_free(copy);
@@ -758,6 +771,58 @@ static void test_concurrent_requests(void **state)
     st_matcher_free(m);
 }
 
+/* A queue nobody runs, whose jobs wait at most 50 ms: a request can only be shed (503 with
+ * Retry-After), and must leave nothing behind; with the queue running again it is written. */
+static void test_shed_503(void **state)
+{
+    fx_t *f = *state;
+    col_writer_thread_stop(f->thread);
+    f->thread = NULL;
+    col_writer_free(f->wr);
+    col_writer_options_t wo = {.max_wait_ms = 50};
+    assert_int_equal(col_writer_new_opts(f->s, &wo, &f->wr), 0);
+
+    wt_rw_t *rw = wt_rw_new();
+    wt_rw_series_s(rw, "shed_me{job=\"api\"}");
+    wt_rw_sample(rw, T0 - 1000, 1);
+    char *msg = NULL;
+    assert_int_equal(post_rw(f, rw, &msg), 503);
+    assert_string_equal(retry_after, "1");
+    assert_non_null(strstr(msg, "overloaded"));
+    wf_free(msg);
+    col_writer_stats_t ws;
+    col_writer_stats(f->wr, &ws);
+    assert_int_equal(ws.shed_queue_wait, 1);
+    assert_int_equal(count_series(f, "shed_me"), 0);
+
+    assert_int_equal(col_writer_thread_start(f->wr, &f->thread), 0);
+    assert_int_equal(post_rw(f, rw, NULL), 204);
+    assert_string_equal(retry_after, "");
+    assert_int_equal(count_series(f, "shed_me"), 1);
+    wt_rw_free(rw);
+}
+
+/* A failed store refuses writes with ST_E_CLOSED (as during shutdown): 503 with Retry-After,
+ * so that Prometheus sends the request again. */
+static void test_store_closed_503(void **state)
+{
+    fx_t *f = *state;
+    wt_rw_t *rw = wt_rw_new();
+    wt_rw_series_s(rw, "closed_store{job=\"api\"}");
+    wt_rw_sample(rw, T0 - 1000, 1);
+    f->s->failed = 1;
+    char *msg = NULL;
+    assert_int_equal(post_rw(f, rw, &msg), 503);
+    assert_string_equal(retry_after, "1");
+    assert_non_null(strstr(msg, "retry later"));
+    wf_free(msg);
+    f->s->failed = 0;
+    assert_int_equal(count_series(f, "closed_store"), 0);
+    assert_int_equal(post_rw(f, rw, NULL), 204);
+    assert_int_equal(count_series(f, "closed_store"), 1);
+    wt_rw_free(rw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +844,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_batch_limit, setup_small_batches, teardown),
+        cmocka_unit_test_setup_teardown(test_shed_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_closed_503, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

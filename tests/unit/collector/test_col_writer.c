@@ -2,12 +2,16 @@
  * test_col_writer.c - the write queue over a real store: many concurrent submitters share
  * commits and every sample arrives; refusals are counted per job with a message; a job that
  * breaks its group does not take the other jobs down; an idle queue returns after its timeout.
+ * Load shedding: a job the writer does not take within max_wait fails with COL_E_BUSY and
+ * leaves the queue; a job over the queue's budget fails at once; a job the writer took is never
+ * cut short, however long it runs; failures map to HTTP answers with Retry-After.
  */
 #include "col_writer.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 #include "wt_util.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -240,6 +245,251 @@ static void test_idle_run(void **state)
     wf_free(dir);
 }
 
+/* ---- load shedding ------------------------------------------------------------------------- */
+
+/* A store and a queue with small shedding limits, and no thread running the queue. */
+typedef struct {
+    char *dir;
+    st_store_t *store;
+    col_writer_t *wr;
+} shed_fix_t;
+
+static void shed_open(shed_fix_t *f, size_t max_queue_bytes, int64_t max_wait_ms)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = wt_tmpdir("colwriter-shed");
+    st_options_t o;
+    st_options_default(&o);
+    o.dir = f->dir;
+    o.metrics_retention_ms = 0;
+    assert_int_equal(st_store_open(&o, &f->store), 0);
+    col_writer_options_t wo = {.max_queue_bytes = max_queue_bytes, .max_wait_ms = max_wait_ms};
+    assert_int_equal(col_writer_new_opts(f->store, &wo, &f->wr), 0);
+}
+
+static void shed_close(shed_fix_t *f)
+{
+    col_writer_free(f->wr);
+    st_store_close(f->store);
+    wt_rm_rf(f->dir);
+    wf_free(f->dir);
+}
+
+typedef struct {
+    col_writer_t *wr;
+    job_t job;
+    size_t est_bytes;
+    int status;
+    size_t accepted;
+} shed_async_t;
+
+static void *shed_submit(void *arg)
+{
+    shed_async_t *a = arg;
+    col_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.fill = fill;
+    w.arg = &a->job;
+    w.est_samples = (size_t)a->job.n;
+    w.est_bytes = a->est_bytes;
+    a->status = col_writer_submit(a->wr, &w);
+    a->accepted = w.accepted;
+    return NULL;
+}
+
+/* Wait (without a bound on time: the test's own timeout is the bound) until n jobs wait. */
+static void wait_queued(col_writer_t *wr, uint64_t n)
+{
+    for (;;) {
+        col_writer_stats_t st;
+        col_writer_stats(wr, &st);
+        if (st.queued_jobs == n) {
+            return;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void test_shed_wait_deadline(void **state)
+{
+    /* Nobody runs the queue: every job can only reach its deadline and be shed. */
+    shed_fix_t f;
+    shed_open(&f, 0, 50);
+    enum { N = 3 };
+    shed_async_t a[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (shed_async_t){
+            .wr = f.wr, .job = {.series = 300 + i, .t0 = base_ms, .n = 5}, .est_bytes = 100};
+        assert_int_equal(pthread_create(&th[i], NULL, shed_submit, &a[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].status, COL_E_BUSY);
+        assert_int_equal(a[i].accepted, 0);
+    }
+    col_writer_stats_t st;
+    col_writer_stats(f.wr, &st);
+    assert_int_equal(st.shed_queue_wait, N);
+    assert_int_equal(st.shed_queue_full, 0);
+    assert_int_equal(st.queued_jobs, 0);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(st.jobs, 0);
+    /* The list is intact after the unlinks: nothing left to run, and a new job runs. */
+    assert_int_equal(col_writer_run(f.wr, 0), 0);
+    col_writer_thread_t *t = NULL;
+    assert_int_equal(col_writer_thread_start(f.wr, &t), 0);
+    shed_async_t ok = {.wr = f.wr, .job = {.series = 310, .t0 = base_ms, .n = 5}, .est_bytes = 100};
+    shed_submit(&ok);
+    col_writer_thread_stop(t);
+    assert_int_equal(ok.status, 0);
+    assert_int_equal(ok.accepted, 5);
+    assert_int_equal(count_samples(f.store, "s300"), 0);
+    assert_int_equal(count_samples(f.store, "s310"), 5);
+    shed_close(&f);
+}
+
+static void test_shed_queue_full(void **state)
+{
+    /* Budget 1000 bytes; a long wait, so that only the budget can refuse. */
+    shed_fix_t f;
+    shed_open(&f, 1000, 600000);
+    shed_async_t first = {
+        .wr = f.wr, .job = {.series = 400, .t0 = base_ms, .n = 7}, .est_bytes = 600};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, shed_submit, &first), 0);
+    wait_queued(f.wr, 1);
+
+    /* 600 + 600 > 1000: refused at once, on this thread, while nobody runs the queue. */
+    shed_async_t second = {
+        .wr = f.wr, .job = {.series = 401, .t0 = base_ms, .n = 7}, .est_bytes = 600};
+    shed_submit(&second);
+    assert_int_equal(second.status, COL_E_BUSY);
+    col_writer_stats_t st;
+    col_writer_stats(f.wr, &st);
+    assert_int_equal(st.shed_queue_full, 1);
+    assert_int_equal(st.shed_queue_wait, 0);
+    assert_int_equal(st.queued_jobs, 1);
+    assert_int_equal(st.queued_bytes, 600);
+
+    /* The waiting job is not harmed: run the queue here and it is durable. */
+    assert_int_equal(col_writer_run(f.wr, 0), 1);
+    pthread_join(th, NULL);
+    assert_int_equal(first.status, 0);
+    assert_int_equal(first.accepted, 7);
+    assert_int_equal(count_samples(f.store, "s400"), 7);
+    assert_int_equal(count_samples(f.store, "s401"), 0);
+
+    /* A job above the whole budget is admitted when it is alone: it could never fit else. */
+    col_writer_thread_t *t = NULL;
+    assert_int_equal(col_writer_thread_start(f.wr, &t), 0);
+    shed_async_t big = {
+        .wr = f.wr, .job = {.series = 402, .t0 = base_ms, .n = 9}, .est_bytes = 5000};
+    shed_submit(&big);
+    col_writer_thread_stop(t);
+    assert_int_equal(big.status, 0);
+    assert_int_equal(count_samples(f.store, "s402"), 9);
+    shed_close(&f);
+}
+
+/* A fill that runs until its job's deadline is well past. */
+typedef struct {
+    job_t job;
+    struct timespec until;
+} slow_job_t;
+
+static int slow_fill(col_write_t *w, st_batch_t *b)
+{
+    slow_job_t *s = w->arg;
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > s->until.tv_sec ||
+            (now.tv_sec == s->until.tv_sec && now.tv_nsec >= s->until.tv_nsec)) {
+            break;
+        }
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    col_write_t inner = *w;
+    inner.arg = &s->job;
+    int rc = fill(&inner, b);
+    w->accepted = inner.accepted;
+    w->rejected = inner.rejected;
+    return rc;
+}
+
+static void test_shed_running_job_not_cut(void **state)
+{
+    shed_fix_t f;
+    shed_open(&f, 0, 50);
+    col_writer_thread_t *t = NULL;
+    assert_int_equal(col_writer_thread_start(f.wr, &t), 0);
+    slow_job_t s = {.job = {.series = 500, .t0 = base_ms, .n = 11}};
+    /* The fill runs until 4 deadlines have passed since before the submit. */
+    clock_gettime(CLOCK_MONOTONIC, &s.until);
+    s.until.tv_nsec += 200000000L;
+    if (s.until.tv_nsec >= 1000000000L) {
+        s.until.tv_sec++;
+        s.until.tv_nsec -= 1000000000L;
+    }
+    col_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.fill = slow_fill;
+    w.arg = &s;
+    w.est_samples = 11;
+    w.est_bytes = 100;
+    assert_int_equal(col_writer_submit(f.wr, &w), 0);
+    col_writer_thread_stop(t);
+    assert_int_equal(w.accepted, 11);
+    assert_int_equal(count_samples(f.store, "s500"), 11);
+    col_writer_stats_t st;
+    col_writer_stats(f.wr, &st);
+    assert_int_equal(st.shed_queue_wait, 0);
+    shed_close(&f);
+}
+
+static void test_write_failed_answers(void **state)
+{
+    assert_int_equal(col_writer_http_status(COL_E_BUSY), 503);
+    assert_int_equal(col_writer_http_status(ST_E_CLOSED), 503);
+    assert_int_equal(col_writer_http_status(ST_E_BATCH_LIMIT), 413);
+    assert_int_equal(col_writer_http_status(-EIO), 500);
+    /* COL_E_BUSY is none of the store's codes: its name is the collector's own. */
+    assert_non_null(strstr(col_writer_strerror(COL_E_BUSY), "overloaded"));
+
+    col_resp_t r;
+    memset(&r, 0, sizeof(r));
+    r.retry_after_s = 7;
+    col_resp_write_failed(&r, COL_E_BUSY);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(r.nheaders, 1);
+    assert_string_equal(r.headers[0][0], "Retry-After");
+    assert_string_equal(r.headers[0][1], "7");
+    wf_buf_putc(&r.body, 0);
+    assert_non_null(strstr((const char *)r.body.data, "retry later"));
+    wf_free(r.headers[0][0]);
+    wf_free(r.headers[0][1]);
+    wf_buf_free(&r.body);
+
+    /* A response made by hand has the default Retry-After. */
+    memset(&r, 0, sizeof(r));
+    col_resp_write_failed(&r, ST_E_CLOSED);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(r.nheaders, 1);
+    assert_string_equal(r.headers[0][1], "1");
+    wf_free(r.headers[0][0]);
+    wf_free(r.headers[0][1]);
+    wf_buf_free(&r.body);
+
+    memset(&r, 0, sizeof(r));
+    col_resp_write_failed(&r, -EIO);
+    assert_int_equal(r.status, 500);
+    assert_int_equal(r.nheaders, 0);
+    wf_buf_free(&r.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +497,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejects_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_job_isolated, setup, teardown),
         cmocka_unit_test(test_idle_run),
+        cmocka_unit_test(test_shed_wait_deadline),
+        cmocka_unit_test(test_shed_queue_full),
+        cmocka_unit_test(test_shed_running_job_not_cut),
+        cmocka_unit_test(test_write_failed_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
