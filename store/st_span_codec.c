@@ -976,41 +976,49 @@ int st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, size_t 
                         ZSTD_CCtx *cctx)
 {
     wf_buf_t raw = WF_BUF_INIT;
-    enc_t e = {&raw, NULL, false, NULL, NULL, NULL, NULL};
-    wf_buf_put_uvarint(&raw, n);
+    int rc = st__span_log_encode_tmp(out, &raw, spans, n, max_raw, cctx);
+    wf_buf_free(&raw);
+    return rc;
+}
+
+int st__span_log_encode_tmp(wf_buf_t *out, wf_buf_t *raw, const st_span_t *spans, size_t n,
+                            size_t max_raw, ZSTD_CCtx *cctx)
+{
+    wf_buf_reset(raw);
+    enc_t e = {raw, NULL, false, NULL, NULL, NULL, NULL};
+    wf_buf_put_uvarint(raw, n);
     for (size_t i = 0; i < n; i++) {
         const st_span_t *sp = &spans[i];
         uint64_t bits = record_bits(sp);
-        wf_buf_append(&raw, sp->trace_id, 16);
-        wf_buf_append(&raw, sp->span_id, 8);
-        wf_buf_append(&raw, sp->parent_span_id, 8);
-        wf_buf_put_uvarint(&raw, bits);
+        wf_buf_append(raw, sp->trace_id, 16);
+        wf_buf_append(raw, sp->span_id, 8);
+        wf_buf_append(raw, sp->parent_span_id, 8);
+        wf_buf_put_uvarint(raw, bits);
         put_str(&e, sp->name);
         put_str(&e, st__span_service(sp));
-        wf_buf_put_svarint(&raw, sp->start_ns);
-        wf_buf_put_uvarint(&raw, (uint64_t)(sp->end_ns - sp->start_ns));
+        wf_buf_put_svarint(raw, sp->start_ns);
+        wf_buf_put_uvarint(raw, (uint64_t)(sp->end_ns - sp->start_ns));
         put_attrs(&e, sp->resource_attrs, sp->n_resource_attrs);
         put_record_tail(&e, sp, bits);
         /* Replay refuses records over ST__SPAN_MAX_RAW (unpack): refuse the batch now. */
-        if (raw.len > max_raw || raw.len > ST__SPAN_MAX_RAW) {
-            wf_buf_free(&raw);
+        if (raw->len > max_raw || raw->len > ST__SPAN_MAX_RAW) {
             return ST_E_BATCH_LIMIT;
         }
     }
     wf_buf_reset(out);
     wf_buf_putc(out, FORMAT_VERSION);
-    size_t bound = ZSTD_compressBound(raw.len);
+    size_t bound = ZSTD_compressBound(raw->len);
     uint8_t *dst = wf_buf_reserve(out, bound);
-    size_t zn = ZSTD_compressCCtx(cctx, dst, bound, raw.data, raw.len, -3);
+    size_t zn = ZSTD_compressCCtx(cctx, dst, bound, raw->data, raw->len, -3);
     WF_ASSERT(!ZSTD_isError(zn));
     out->len += zn;
-    wf_buf_free(&raw);
     return 0;
 }
 
-/* Decompress a zstd frame into the arena; the frame must state its size. */
-static int unpack(const uint8_t *z, size_t zlen, wf_arena_t *a, const uint8_t **raw,
-                  size_t *raw_len)
+/* Decompress a zstd frame into the arena; the frame must state its size. dctx may be NULL (a
+ * one-shot context: ZSTD_decompress allocates and frees one, ~100 KB, on every call). */
+static int unpack(const uint8_t *z, size_t zlen, wf_arena_t *a, ZSTD_DCtx *dctx,
+                  const uint8_t **raw, size_t *raw_len)
 {
     unsigned long long size = ZSTD_getFrameContentSize(z, zlen);
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
@@ -1018,7 +1026,8 @@ static int unpack(const uint8_t *z, size_t zlen, wf_arena_t *a, const uint8_t **
         return WF_E_CORRUPT;
     }
     uint8_t *dst = wf_arena_alloc(a, (size_t)size);
-    size_t n = ZSTD_decompress(dst, (size_t)size, z, zlen);
+    size_t n = dctx != NULL ? ZSTD_decompressDCtx(dctx, dst, (size_t)size, z, zlen)
+                            : ZSTD_decompress(dst, (size_t)size, z, zlen);
     if (ZSTD_isError(n) || n != size) {
         return WF_E_CORRUPT;
     }
@@ -1035,7 +1044,7 @@ int st__span_log_decode(const void *p, size_t len, wf_arena_t *a, st_span_t **sp
     }
     const uint8_t *raw;
     size_t raw_len;
-    TRY(unpack(b + 1, len - 1, a, &raw, &raw_len));
+    TRY(unpack(b + 1, len - 1, a, NULL, &raw, &raw_len));
     dec_t d = {.dict = NULL, .a = a};
     wf_rd_init(&d.r, raw, raw_len);
     size_t count;
@@ -1335,10 +1344,16 @@ void st__span_block_encode(const st_span_t **spans, size_t n, ZSTD_CCtx *cctx, i
 
 int st__span_block_open(st__span_block_t *b, const void *z, size_t zlen, wf_arena_t *a)
 {
+    return st__span_block_open_dctx(b, z, zlen, a, NULL);
+}
+
+int st__span_block_open_dctx(st__span_block_t *b, const void *z, size_t zlen, wf_arena_t *a,
+                             ZSTD_DCtx *dctx)
+{
     memset(b, 0, sizeof(*b));
     const uint8_t *raw;
     size_t raw_len;
-    TRY(unpack(z, zlen, a, &raw, &raw_len));
+    TRY(unpack(z, zlen, a, dctx, &raw, &raw_len));
     dec_t d = {.dict = NULL, .a = a};
     wf_rd_init(&d.r, raw, raw_len);
     uint8_t version;

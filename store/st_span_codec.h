@@ -74,6 +74,11 @@ void st__span_value_text(wf_buf_t *out, const st_value_t *v);
  */
 int st__span_log_encode(wf_buf_t *out, const st_span_t *spans, size_t n, size_t max_raw,
                         ZSTD_CCtx *cctx);
+/* The same with raw as the scratch space of the uncompressed record (its content is replaced):
+ * the writer keeps one, so that a batch's few hundred kilobytes are not allocated, faulted in
+ * and unmapped again on every append. */
+int st__span_log_encode_tmp(wf_buf_t *out, wf_buf_t *raw, const st_span_t *spans, size_t n,
+                            size_t max_raw, ZSTD_CCtx *cctx);
 
 /*
  * Decode a log record payload; *spans (n of them) and everything they point to live in arena
@@ -137,6 +142,10 @@ typedef struct {
  * block is read-only and may be decoded from by one thread at a time per arena.
  */
 int st__span_block_open(st__span_block_t *b, const void *z, size_t zlen, wf_arena_t *a);
+/* The same, decompressing with dctx (reused: a fresh context per block costs its allocation and
+ * the page faults of touching it). NULL behaves like st__span_block_open. */
+int st__span_block_open_dctx(st__span_block_t *b, const void *z, size_t zlen, wf_arena_t *a,
+                             ZSTD_DCtx *dctx);
 
 /* Index of the trace with this id in b, or -1. */
 long st__span_block_find(const st__span_block_t *b, const uint8_t id[16]);

@@ -41,6 +41,10 @@
  * only while they copy what they need from the head and open their SQLite read transaction;
  * the writer holds it while it commits a sealed block and empties the head. So a reader sees a
  * span either in the head or in a block of its snapshot, never in both and never in neither.
+ * Opened blocks are shared by readers through a small cache (block_acquire): a Jaeger search
+ * answer gets its traces by id right after the search opened their blocks. Block ids are never
+ * reused while the store is open, and blocks never change, so a cached id is never stale and any
+ * snapshot that names the id sees the same content.
  */
 #include "st_internal.h"
 #include "st_span_codec.h"
@@ -64,6 +68,31 @@
 #define BLOOM_K 7
 #define BLOOM_BITS_PER_ITEM 16
 #define DEFAULT_LIMIT 20
+/* Append scratch buffers grown beyond this by a large batch are released after it. */
+#define SCRATCH_KEEP (4u << 20)
+/*
+ * Opened blocks kept for readers. A search answer's traces sit in the few newest blocks that
+ * matched, and the Jaeger and Zipkin handlers then get each trace by id: without the cache each
+ * of those lookups decompressed and parsed the same block again (~1 ms each, 20 per answer).
+ * 16 entries of ~1 MB (decompressed block, directory, zstd context).
+ */
+#define BCACHE_N 16
+#define BCACHE_ARENA (1u << 20)
+
+/*
+ * One opened block. Entries in the cache are found by block id: ids are never reused while the
+ * store is open (st__spans_t.last_block_id) and blocks never change, so an entry never goes
+ * stale; one whose block retention deleted is simply not asked for again and ages out.
+ */
+typedef struct {
+    int64_t id;    /* the block held, 0 = none (or being loaded) */
+    unsigned refs; /* readers using it (bc_lock) */
+    uint64_t used; /* last use, for LRU (bc_lock) */
+    bool cached;   /* false: a private load, freed by its release */
+    wf_arena_t arena;
+    ZSTD_DCtx *dctx;
+    st__span_block_t b;
+} bcache_ent_t;
 
 typedef struct {
     char *service;
@@ -89,9 +118,15 @@ struct st__spans {
     size_t op_cap;
 
     sqlite3_stmt *op_upsert;
-    ZSTD_CCtx *cctx; /* reused: a fresh context per call costs its table setup every time */
-    wf_buf_t scratch;
+    ZSTD_CCtx *cctx;      /* reused: a fresh context per call costs its table setup every time */
+    wf_buf_t scratch;     /* the compressed log record of an append */
+    wf_buf_t scratch_raw; /* and its uncompressed form */
     uint64_t spans_total;
+    int64_t last_block_id; /* writer thread: the largest block id used since open */
+
+    pthread_mutex_t bc_lock;
+    bcache_ent_t *bc[BCACHE_N];
+    uint64_t bc_tick;
 };
 
 static int prepare_on(sqlite3 *c, const char *sql, sqlite3_stmt **st)
@@ -292,6 +327,27 @@ static void head_publish(st__spans_t *sp, st_span_t **ptrs, size_t n, int64_t se
     pthread_rwlock_unlock(&sp->lock);
 }
 
+/* ---- block cache entries --------------------------------------------------------------------- */
+
+static bcache_ent_t *bcache_ent_new(bool cached)
+{
+    bcache_ent_t *e = wf_calloc(1, sizeof(*e));
+    e->cached = cached;
+    wf_arena_init(&e->arena, BCACHE_ARENA, 0);
+    e->dctx = ZSTD_createDCtx();
+    WF_ASSERT(e->dctx != NULL);
+    return e;
+}
+
+static void bcache_ent_free(bcache_ent_t *e)
+{
+    if (e != NULL) {
+        wf_arena_free(&e->arena);
+        ZSTD_freeDCtx(e->dctx);
+        wf_free(e);
+    }
+}
+
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 
 int st__spans_open(st_store_t *s)
@@ -325,6 +381,10 @@ int st__spans_open(st_store_t *s)
     wf_arena_init(&sp->head_arena, 1 << 20, 0);
     sp->cctx = ZSTD_createCCtx();
     WF_ASSERT(sp->cctx != NULL);
+    pthread_mutex_init(&sp->bc_lock, NULL);
+    for (size_t i = 0; i < BCACHE_N; i++) {
+        sp->bc[i] = bcache_ent_new(true);
+    }
     s->spans = sp;
     rc = st__db_prepare(&s->db,
                         "INSERT INTO span_operations(service, name, kind, last_seen)"
@@ -335,11 +395,19 @@ int st__spans_open(st_store_t *s)
         return rc;
     }
     sqlite3_stmt *st = NULL;
+    if ((rc = st__db_prepare(&s->db, "SELECT coalesce(max(id), 0) FROM span_blocks", &st)) != 0) {
+        return rc;
+    }
+    int step = sqlite3_step(st);
+    sp->last_block_id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW) {
+        return st__db_err(step);
+    }
     rc = st__db_prepare(&s->db, "SELECT service, name, kind, last_seen FROM span_operations", &st);
     if (rc != 0) {
         return rc;
     }
-    int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         wf_str_t svc = {(const char *)sqlite3_column_text(st, 0),
                         (size_t)sqlite3_column_bytes(st, 0)};
@@ -364,6 +432,12 @@ void st__spans_close(st_store_t *s)
     wf_free(sp->head);
     wf_arena_free(&sp->head_arena);
     wf_buf_free(&sp->scratch);
+    wf_buf_free(&sp->scratch_raw);
+    for (size_t i = 0; i < BCACHE_N; i++) {
+        WF_ASSERT(sp->bc[i] == NULL || sp->bc[i]->refs == 0);
+        bcache_ent_free(sp->bc[i]);
+    }
+    pthread_mutex_destroy(&sp->bc_lock);
     pthread_rwlock_destroy(&sp->lock);
     wf_free(sp);
     s->spans = NULL;
@@ -474,26 +548,30 @@ static int write_block(st_store_t *s, const st_span_t **spans, size_t n)
     sqlite3_stmt *st = NULL;
     st__span_block_encode(spans, n, sp->cctx, BLOCK_ZSTD_LEVEL, &block, &info);
     bloom_build(info.items, info.n_items, &bloom);
+    /* A fresh id even when an earlier transaction that used one rolled back or retention deleted
+     * the newest block: the block cache relies on an id naming one content for good. */
+    int64_t id = sp->last_block_id + 1;
     int rc = st__db_prepare(&s->db,
-                            "INSERT INTO span_blocks(min_start, max_start, min_dur, max_dur,"
-                            " n_spans, bloom) VALUES(?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO span_blocks(id, min_start, max_start, min_dur, max_dur,"
+                            " n_spans, bloom) VALUES(?, ?, ?, ?, ?, ?, ?)",
                             &st);
     if (rc != 0) {
         goto out;
     }
-    sqlite3_bind_int64(st, 1, info.min_start);
-    sqlite3_bind_int64(st, 2, info.max_start);
-    sqlite3_bind_int64(st, 3, info.min_dur);
-    sqlite3_bind_int64(st, 4, info.max_dur);
-    sqlite3_bind_int64(st, 5, (int64_t)info.n_spans);
-    sqlite3_bind_blob(st, 6, bloom.data, (int)bloom.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, info.min_start);
+    sqlite3_bind_int64(st, 3, info.max_start);
+    sqlite3_bind_int64(st, 4, info.min_dur);
+    sqlite3_bind_int64(st, 5, info.max_dur);
+    sqlite3_bind_int64(st, 6, (int64_t)info.n_spans);
+    sqlite3_bind_blob(st, 7, bloom.data, (int)bloom.len, SQLITE_STATIC);
     if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
         rc = st__db_err(rc);
         goto out;
     }
+    sp->last_block_id = id;
     sqlite3_finalize(st);
     st = NULL;
-    int64_t id = sqlite3_last_insert_rowid(s->db.writer);
     if ((rc = st__db_prepare(&s->db, "INSERT INTO span_block_data(id, data) VALUES(?, ?)", &st)) !=
         0) {
         goto out;
@@ -616,7 +694,8 @@ int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad
         }
     }
     int64_t seq = 0;
-    int rc = st__span_log_encode(&sp->scratch, spans, n, s->opt.max_batch_bytes, sp->cctx);
+    int rc = st__span_log_encode_tmp(&sp->scratch, &sp->scratch_raw, spans, n,
+                                     s->opt.max_batch_bytes, sp->cctx);
     if (rc != 0) {
         return rc;
     }
@@ -638,6 +717,9 @@ int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad
     }
     if ((rc = st__db_commit(&s->db)) != 0) {
         return rc;
+    }
+    if (sp->scratch_raw.cap > SCRATCH_KEEP) {
+        wf_buf_free(&sp->scratch_raw);
     }
     size_t kept;
     st_span_t **ptrs = head_prepare(sp, spans, n, INT64_MIN, &kept);
@@ -684,8 +766,8 @@ static void read_end(st_store_t *s, sqlite3 *conn)
     }
 }
 
-/* Load and open block id into arena a. */
-static int block_load(sqlite3 *conn, sqlite3_stmt **st, int64_t id, wf_arena_t *a,
+/* Load and open block id into arena a (dctx may be NULL). */
+static int block_load(sqlite3 *conn, sqlite3_stmt **st, int64_t id, wf_arena_t *a, ZSTD_DCtx *dctx,
                       st__span_block_t *b)
 {
     int rc = 0;
@@ -696,8 +778,8 @@ static int block_load(sqlite3 *conn, sqlite3_stmt **st, int64_t id, wf_arena_t *
     sqlite3_bind_int64(*st, 1, id);
     int step = sqlite3_step(*st);
     if (step == SQLITE_ROW) {
-        rc = st__span_block_open(b, sqlite3_column_blob(*st, 0),
-                                 (size_t)sqlite3_column_bytes(*st, 0), a);
+        rc = st__span_block_open_dctx(b, sqlite3_column_blob(*st, 0),
+                                      (size_t)sqlite3_column_bytes(*st, 0), a, dctx);
         if (rc != 0) {
             WF_LOG(WF_ERROR, "store", "corrupt span block", "id=%lld", (long long)id);
         }
@@ -706,6 +788,77 @@ static int block_load(sqlite3 *conn, sqlite3_stmt **st, int64_t id, wf_arena_t *
     }
     sqlite3_reset(*st);
     return rc;
+}
+
+/*
+ * Block id opened, from the cache or loaded through conn (whose snapshot must contain it).
+ * The block stays valid until block_release. Any reader thread.
+ */
+static int block_acquire(st__spans_t *sp, sqlite3 *conn, sqlite3_stmt **st, int64_t id,
+                         bcache_ent_t **out)
+{
+    *out = NULL;
+    bcache_ent_t *e = NULL;
+    pthread_mutex_lock(&sp->bc_lock);
+    for (size_t i = 0; i < BCACHE_N; i++) {
+        bcache_ent_t *c = sp->bc[i];
+        if (c->id == id) {
+            c->refs++;
+            c->used = ++sp->bc_tick;
+            pthread_mutex_unlock(&sp->bc_lock);
+            *out = c;
+            return 0;
+        }
+        if (c->refs == 0 && (e == NULL || c->used < e->used)) {
+            e = c;
+        }
+    }
+    if (e != NULL) {
+        e->id = 0; /* reserved for this load: nobody finds or evicts it meanwhile */
+        e->refs = 1;
+    }
+    pthread_mutex_unlock(&sp->bc_lock);
+    if (e == NULL) {
+        e = bcache_ent_new(false); /* every entry is in use: load privately */
+        e->refs = 1;
+    }
+    /* Outside the lock: other readers go on meanwhile. Two readers may load the same block
+     * into two entries; both copies are right, and the older ages out. */
+    wf_arena_reset(&e->arena);
+    int rc = block_load(conn, st, id, &e->arena, e->dctx, &e->b);
+    if (!e->cached) {
+        if (rc != 0) {
+            bcache_ent_free(e);
+            return rc;
+        }
+        *out = e;
+        return 0;
+    }
+    pthread_mutex_lock(&sp->bc_lock);
+    if (rc == 0) {
+        e->id = id;
+        e->used = ++sp->bc_tick;
+    } else {
+        e->refs = 0;
+    }
+    pthread_mutex_unlock(&sp->bc_lock);
+    *out = rc == 0 ? e : NULL;
+    return rc;
+}
+
+static void block_release(st__spans_t *sp, bcache_ent_t *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (!e->cached) {
+        bcache_ent_free(e);
+        return;
+    }
+    pthread_mutex_lock(&sp->bc_lock);
+    WF_ASSERT(e->refs > 0);
+    e->refs--;
+    pthread_mutex_unlock(&sp->bc_lock);
 }
 
 /* ---- trace by id ---------------------------------------------------------------------------- */
@@ -754,6 +907,8 @@ int st_trace_get(st_store_t *s, const uint8_t trace_id[16], st_span_list_t **out
     st_span_list_t *l = wf_calloc(1, sizeof(*l));
     wf_arena_init(&l->arena, 1 << 16, 0);
     spanvec_t sv = {0};
+    wf_arena_t tmp;
+    wf_arena_init(&tmp, 1 << 14, 0);
     int64_t *blocks = NULL;
     size_t n_blocks = 0, cap_blocks = 0;
     sqlite3 *conn = NULL;
@@ -786,8 +941,8 @@ int st_trace_get(st_store_t *s, const uint8_t trace_id[16], st_span_list_t **out
         goto fail;
     }
     for (size_t i = 0; i < n_blocks; i++) {
-        st__span_block_t b;
-        rc = block_load(conn, &data, blocks[i], &l->arena, &b);
+        bcache_ent_t *e = NULL;
+        rc = block_acquire(sp, conn, &data, blocks[i], &e);
         if (rc == WF_E_NOTFOUND) {
             continue; /* deleted by retention after the index row was read: not possible in
                          one snapshot, but harmless */
@@ -795,13 +950,20 @@ int st_trace_get(st_store_t *s, const uint8_t trace_id[16], st_span_list_t **out
         if (rc != 0) {
             goto fail;
         }
-        long ti = st__span_block_find(&b, trace_id);
-        if (ti < 0) {
-            continue; /* a trace key collision */
+        long ti = st__span_block_find(&e->b, trace_id);
+        if (ti >= 0) { /* else a trace key collision */
+            /* Decoded spans point into the shared block: copy them into the list's arena. */
+            size_t k = e->b.traces[ti].n_spans;
+            wf_arena_reset(&tmp);
+            st_span_t *dec = wf_arena_alloc(&tmp, k * sizeof(*dec));
+            rc = st__span_block_decode_trace(&e->b, (size_t)ti, &tmp, dec);
+            st_span_t *dst = rc == 0 ? spanvec_push(&sv, k) : NULL;
+            for (size_t j = 0; j < k && rc == 0; j++) {
+                st__span_copy(&l->arena, &dst[j], &dec[j]);
+            }
         }
-        size_t k = b.traces[ti].n_spans;
-        if ((rc = st__span_block_decode_trace(&b, (size_t)ti, &l->arena, spanvec_push(&sv, k))) !=
-            0) {
+        block_release(sp, e);
+        if (rc != 0) {
             goto fail;
         }
     }
@@ -821,6 +983,7 @@ fail:
     read_end(s, conn);
     wf_free(blocks);
     wf_free(sv.v);
+    wf_arena_free(&tmp);
     st_span_list_free(l);
     return rc;
 }
@@ -998,7 +1161,7 @@ int st_trace_search(st_store_t *s, const st_trace_query_t *q, st_trace_ids_t **o
     uint64_t *items = wf_malloc(max_items * sizeof(*items));
     size_t n_items = query_items(q, items);
     wf_arena_t a;
-    wf_arena_init(&a, 1 << 20, 0);
+    wf_arena_init(&a, 1 << 16, 0);
     sqlite3 *conn = NULL;
     sqlite3_stmt *st = NULL, *data = NULL;
     spanvec_t sv = {0};
@@ -1042,23 +1205,31 @@ int st_trace_search(st_store_t *s, const st_trace_query_t *q, st_trace_ids_t **o
         if (!maybe) {
             continue;
         }
-        wf_arena_reset(&a);
-        st__span_block_t b;
-        if ((rc = block_load(conn, &data, id, &a, &b)) != 0) {
+        bcache_ent_t *e = NULL;
+        if ((rc = block_acquire(sp, conn, &data, id, &e)) != 0) {
             goto out;
         }
+        const st__span_block_t *b = &e->b;
         size_t before = se.n_hits;
-        for (size_t t = 0; t < b.n_traces; t++) {
+        for (size_t t = 0; t < b->n_traces && rc == 0; t++) {
+            /* A trace's decoded spans are only needed while they are matched: reusing the same
+             * arena memory for every trace keeps it in cache, where a block's worth of decoded
+             * attributes (MBs) was faulted in and released again for every block. */
+            wf_arena_reset(&a);
             sv.n = 0;
-            st_span_t *spans = spanvec_push(&sv, b.traces[t].n_spans);
-            if ((rc = st__span_block_decode_trace(&b, t, &a, spans)) != 0) {
-                goto out;
+            st_span_t *spans = spanvec_push(&sv, b->traces[t].n_spans);
+            if ((rc = st__span_block_decode_trace(b, t, &a, spans)) != 0) {
+                break;
             }
-            for (size_t k = 0; k < b.traces[t].n_spans; k++) {
+            for (size_t k = 0; k < b->traces[t].n_spans; k++) {
                 if (span_matches(&se, &spans[k])) {
                     hit_add(&se, spans[k].trace_id, spans[k].start_ns);
                 }
             }
+        }
+        block_release(sp, e);
+        if (rc != 0) {
+            goto out;
         }
         if (se.n_hits != before || kth != INT64_MIN) {
             kth = hits_kth(&se, limit);
@@ -1280,6 +1451,9 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
     spanvec_t sv = {0};
     uint32_t *slots = NULL;
     uint64_t *counts = NULL;
+    /* One context for the whole scan; it bypasses the block cache, which it would only flush. */
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    WF_ASSERT(dctx != NULL);
     int rc = read_begin(s, &conn);
     if (rc != 0) {
         goto out;
@@ -1301,7 +1475,7 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         wf_arena_reset(&a);
         st__span_block_t b;
-        if ((rc = block_load(conn, &data, sqlite3_column_int64(st, 0), &a, &b)) != 0) {
+        if ((rc = block_load(conn, &data, sqlite3_column_int64(st, 0), &a, dctx, &b)) != 0) {
             goto out;
         }
         for (size_t t = 0; t < b.n_traces; t++) {
@@ -1379,6 +1553,7 @@ out:
     wf_free(d.names);
     wf_free(d.lens);
     wf_free(d.v);
+    ZSTD_freeDCtx(dctx);
     return rc;
 }
 
@@ -1420,7 +1595,7 @@ int st__spans_retention(st_store_t *s, int64_t cutoff_ns)
     for (size_t i = 0; i < n_ids; i++) {
         wf_arena_reset(&a);
         st__span_block_t b;
-        rc = block_load(s->db.writer, &data, ids[i], &a, &b);
+        rc = block_load(s->db.writer, &data, ids[i], &a, NULL, &b);
         if (rc == 0) {
             for (size_t t = 0; t < b.n_traces && rc == 0; t++) {
                 sqlite3_bind_int64(del_idx, 1, trace_key(b.traces[t].id));
