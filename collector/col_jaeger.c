@@ -6,6 +6,9 @@
 #include "col_jaeger.h"
 
 #include "col_api.h"
+#include "col_otlp_json.h"
+#include "col_spanval.h"
+#include "col_trace_adjust.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 
@@ -89,20 +92,6 @@ static void jg_put_span_id(wf_buf_t *b, const uint8_t id[8])
     wf_buf_putc(b, '"');
 }
 
-static int jg_hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int col__jaeger_parse_trace_id(const char *s, uint8_t id[16])
 {
     size_t n = strlen(s);
@@ -111,7 +100,7 @@ int col__jaeger_parse_trace_id(const char *s, uint8_t id[16])
     }
     memset(id, 0, 16);
     for (size_t i = 0; i < n; i++) {
-        int v = jg_hexval(s[n - 1 - i]);
+        int v = col_hex_digit(s[n - 1 - i]);
         if (v < 0) {
             return WF_E_INVAL;
         }
@@ -132,8 +121,7 @@ static bool jg_zero8(const uint8_t id[8])
 
 /* ---- parameters -------------------------------------------------------------------------- */
 
-/* Go's time.ParseDuration into nanoseconds; 0 on success, else errmsg is filled as Go's. */
-static int jg_parse_go_duration(const char *s, int64_t *out, char *errmsg, size_t errlen)
+int col__jaeger_parse_go_duration(const char *s, int64_t *out, char *errmsg, size_t errlen)
 {
     static const struct {
         const char *name;
@@ -276,51 +264,6 @@ static int jg_kind_parse(wf_str_t key, wf_str_t value)
 
 /* ---- span conversion --------------------------------------------------------------------- */
 
-static void jg_base64(wf_buf_t *b, const uint8_t *p, size_t n)
-{
-    wf_buf_putc(b, '"');
-    wf_buf_put_base64(b, p, n);
-    wf_buf_putc(b, '"');
-}
-
-/* A value as JSON (used inside arrays, which Jaeger flattens to a JSON string). */
-static void jg_value_json(wf_buf_t *b, const st_value_t *v)
-{
-    switch (v->type) {
-    case ST_VAL_STRING:
-        col_json_str(b, v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_BOOL:
-        wf_buf_puts(b, v->u.b ? "true" : "false");
-        break;
-    case ST_VAL_INT:
-        wf_buf_printf(b, "%" PRId64, v->u.i);
-        break;
-    case ST_VAL_DOUBLE:
-        if (isfinite(v->u.d)) {
-            col_fmt_float(b, v->u.d);
-        } else {
-            wf_buf_putc(b, '"');
-            col_fmt_float(b, v->u.d);
-            wf_buf_putc(b, '"');
-        }
-        break;
-    case ST_VAL_BYTES:
-        jg_base64(b, (const uint8_t *)v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_ARRAY:
-        wf_buf_putc(b, '[');
-        for (size_t i = 0; i < v->u.arr.n; i++) {
-            if (i > 0) {
-                wf_buf_putc(b, ',');
-            }
-            jg_value_json(b, &v->u.arr.items[i]);
-        }
-        wf_buf_putc(b, ']');
-        break;
-    }
-}
-
 static void jg_tag_head(wf_buf_t *b, bool *first, const char *key, size_t klen, const char *type)
 {
     if (!*first) {
@@ -341,39 +284,19 @@ static void jg_tag_str(wf_buf_t *b, bool *first, const char *key, const char *v,
 
 static void jg_tag_attr(wf_buf_t *b, bool *first, const st_attr_t *a)
 {
-    const st_value_t *v = &a->value;
-    switch (v->type) {
-    case ST_VAL_STRING:
-        jg_tag_head(b, first, a->key.p, a->key.len, "string");
-        col_json_str(b, v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_BOOL:
-        jg_tag_head(b, first, a->key.p, a->key.len, "bool");
-        jg_value_json(b, v);
-        break;
-    case ST_VAL_INT:
-        jg_tag_head(b, first, a->key.p, a->key.len, "int64");
-        jg_value_json(b, v);
-        break;
-    case ST_VAL_DOUBLE:
-        /* JSON has no NaN or Inf: such values travel as strings */
-        jg_tag_head(b, first, a->key.p, a->key.len, isfinite(v->u.d) ? "float64" : "string");
-        jg_value_json(b, v);
-        break;
-    case ST_VAL_BYTES:
-        jg_tag_head(b, first, a->key.p, a->key.len, "binary");
-        jg_value_json(b, v);
-        break;
-    case ST_VAL_ARRAY: {
-        wf_buf_t tmp = WF_BUF_INIT;
-        jg_value_json(&tmp, v);
-        jg_tag_head(b, first, a->key.p, a->key.len, "string");
-        col_json_str(b, (const char *)tmp.data, tmp.len);
-        wf_buf_free(&tmp);
-        break;
+    if (!*first) {
+        wf_buf_putc(b, ',');
     }
-    }
+    *first = false;
+    wf_buf_puts(b, "{\"key\":");
+    col_json_str(b, a->key.p, a->key.len);
+    /* the value comes before its type is known: render it aside */
+    wf_buf_t val = WF_BUF_INIT;
+    const char *type = col_spanval_jaeger(&val, &a->value);
+    wf_buf_printf(b, ",\"type\":\"%s\",\"value\":", type);
+    wf_buf_append(b, val.data, val.len);
     wf_buf_putc(b, '}');
+    wf_buf_free(&val);
 }
 
 static void jg_attrs(wf_buf_t *b, bool *first, const st_attr_t *a, size_t n, const char *skip)
@@ -395,6 +318,30 @@ static void jg_process(wf_buf_t *b, const st_span_t *sp)
     bool first = true;
     jg_attrs(b, &first, sp->resource_attrs, sp->n_resource_attrs, "service.name");
     wf_buf_puts(b, "]}");
+}
+
+/* Does jg_span write the derived tag named key for sp? */
+static bool jg_derived_shown(const st_span_t *sp, wf_str_t key)
+{
+    if (wf_str_eq_c(key, "error")) {
+        return sp->status_code == ST_STATUS_ERROR;
+    }
+    if (wf_str_eq_c(key, "otel.status_code")) {
+        return sp->status_code != ST_STATUS_UNSET;
+    }
+    if (wf_str_eq_c(key, "otel.status_description")) {
+        return sp->status_message.len > 0;
+    }
+    if (wf_str_eq_c(key, "span.kind")) {
+        return col__jaeger_kind_name(sp->kind)[0] != '\0';
+    }
+    if (wf_str_eq_c(key, "otel.scope.name")) {
+        return sp->scope_name.len > 0;
+    }
+    if (wf_str_eq_c(key, "otel.scope.version")) {
+        return sp->scope_version.len > 0;
+    }
+    return wf_str_eq_c(key, "w3c.tracestate") && sp->trace_state.len > 0;
 }
 
 static void jg_ref(wf_buf_t *b, bool *first, const char *type, const uint8_t tid[16],
@@ -471,7 +418,14 @@ static void jg_span(wf_buf_t *b, const st_span_t *sp, size_t pid)
     if (sp->scope_version.len > 0) {
         jg_tag_str(b, &first, "otel.scope.version", sp->scope_version.p, sp->scope_version.len);
     }
-    jg_attrs(b, &first, sp->attrs, sp->n_attrs, NULL);
+    for (size_t i = 0; i < sp->n_attrs; i++) {
+        /* An attribute named like a derived tag the span shows (a Zipkin "error" tag, kept
+         * while its status became ERROR) would repeat the key: the derived one stands, as
+         * OpenTelemetry's Zipkin receiver turns such tags into the status. */
+        if (!jg_derived_shown(sp, sp->attrs[i].key)) {
+            jg_tag_attr(b, &first, &sp->attrs[i]);
+        }
+    }
     const char *kind = col__jaeger_kind_name(sp->kind);
     if (kind[0] != '\0') {
         jg_tag_str(b, &first, "span.kind", kind, strlen(kind));
@@ -657,7 +611,8 @@ static void jg_services_sub(void *arg, col_req_t *req, col_resp_t *resp)
     jg_ops(arg, service, NULL, true, resp);
 }
 
-/* Write one stored trace; 0, WF_E_NOTFOUND or a store error. */
+/* Write one stored trace as Jaeger's query service shows it (adjusted); 0, WF_E_NOTFOUND or a
+ * store error. */
 static int jg_write_trace(st_store_t *store, const uint8_t id[16], wf_buf_t *b, bool comma)
 {
     st_span_list_t *l = NULL;
@@ -668,9 +623,176 @@ static int jg_write_trace(st_store_t *store, const uint8_t id[16], wf_buf_t *b, 
     if (comma) {
         wf_buf_putc(b, ',');
     }
+    col_trace_adjust(l);
     jg_trace(b, l);
     st_span_list_free(l);
     return 0;
+}
+
+/* ---- tags derived from the span model -------------------------------------------------------
+ * The span JSON shows tags that are no attributes (the OTLP translator's span.kind,
+ * otel.status_code, error, ...; the logs' event field). The store's search knows attributes
+ * only, so a search naming such a tag asks the store for the other conditions and checks every
+ * condition on the spans of each trace found. */
+
+static const char *const jg_derived_keys[] = {
+    "error",
+    "otel.status_code",
+    "otel.status_description",
+    "otel.scope.name",
+    "otel.scope.version",
+    "w3c.tracestate",
+    "span.kind",
+    "event",
+};
+
+/* Traces read at most to fill one page of a search with derived tags. */
+#define JG_MAX_SCAN (4 * JG_MAX_LIMIT)
+
+static bool jg_is_derived(wf_str_t key)
+{
+    for (size_t i = 0; i < sizeof(jg_derived_keys) / sizeof(jg_derived_keys[0]); i++) {
+        if (wf_str_eq_c(key, jg_derived_keys[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool jg_shown_eq(wf_str_t shown, wf_str_t want)
+{
+    return shown.len > 0 && wf_str_eq(shown, want);
+}
+
+/* Does sp show the derived tag f (as jg_span writes them)? */
+static bool jg_derived_match(const st_span_t *sp, const st_tag_filter_t *f)
+{
+    if (wf_str_eq_c(f->key, "error")) {
+        return sp->status_code == ST_STATUS_ERROR && wf_str_eq_c(f->value, "true");
+    }
+    if (wf_str_eq_c(f->key, "otel.status_code")) {
+        return (sp->status_code == ST_STATUS_OK && wf_str_eq_c(f->value, "OK")) ||
+               (sp->status_code == ST_STATUS_ERROR && wf_str_eq_c(f->value, "ERROR"));
+    }
+    if (wf_str_eq_c(f->key, "otel.status_description")) {
+        return jg_shown_eq(sp->status_message, f->value);
+    }
+    if (wf_str_eq_c(f->key, "otel.scope.name")) {
+        return jg_shown_eq(sp->scope_name, f->value);
+    }
+    if (wf_str_eq_c(f->key, "otel.scope.version")) {
+        return jg_shown_eq(sp->scope_version, f->value);
+    }
+    if (wf_str_eq_c(f->key, "w3c.tracestate")) {
+        return jg_shown_eq(sp->trace_state, f->value);
+    }
+    if (wf_str_eq_c(f->key, "span.kind")) {
+        return jg_shown_eq(wf_str(col__jaeger_kind_name(sp->kind)), f->value);
+    }
+    for (size_t i = 0; i < sp->n_events; i++) {
+        if (jg_shown_eq(sp->events[i].name, f->value)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool jg_attr_match(const st_attr_t *a, size_t n, const st_tag_filter_t *f, wf_buf_t *tmp)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (wf_str_eq(a[i].key, f->key) && col_spanval_matches(&a[i].value, f->value, tmp)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Every condition of q on one span, as the store's search applies them, derived tags too. */
+static bool jg_span_match(const st_span_t *sp, const st_trace_query_t *q, wf_buf_t *tmp)
+{
+    int64_t dur = sp->end_ns - sp->start_ns;
+    if ((q->start_min_ns != 0 && sp->start_ns < q->start_min_ns) ||
+        (q->start_max_ns != 0 && sp->start_ns > q->start_max_ns) ||
+        (q->min_duration_ns != 0 && dur < q->min_duration_ns) ||
+        (q->max_duration_ns != 0 && dur > q->max_duration_ns) ||
+        (q->service.len > 0 && !wf_str_eq(q->service, sp->service)) ||
+        (q->operation.len > 0 && !wf_str_eq(q->operation, sp->name)) ||
+        (q->span_kind >= 0 && (int)sp->kind != q->span_kind)) {
+        return false;
+    }
+    for (size_t t = 0; t < q->n_tags; t++) {
+        const st_tag_filter_t *f = &q->tags[t];
+        bool ok = jg_attr_match(sp->attrs, sp->n_attrs, f, tmp) ||
+                  jg_attr_match(sp->resource_attrs, sp->n_resource_attrs, f, tmp) ||
+                  (jg_is_derived(f->key) && jg_derived_match(sp, f));
+        for (size_t e = 0; e < sp->n_events && !ok; e++) {
+            ok = jg_attr_match(sp->events[e].attrs, sp->events[e].n_attrs, f, tmp);
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Search with derived tags: the store finds candidates by the other conditions (asking for more
+ * and more of them while a page is not full), each candidate is read and kept when one of its
+ * spans meets every condition. Appends to b; *ntr counts the traces written.
+ */
+static int jg_search_derived(st_store_t *store, const st_trace_query_t *q, wf_buf_t *b, size_t *ntr)
+{
+    st_tag_filter_t st_tags[JG_MAX_TAGS];
+    st_trace_query_t sq = *q;
+    sq.n_tags = 0;
+    for (size_t i = 0; i < q->n_tags; i++) {
+        if (!jg_is_derived(q->tags[i].key)) {
+            st_tags[sq.n_tags++] = q->tags[i];
+        }
+    }
+    sq.tags = st_tags;
+    size_t mark = b->len;
+    wf_buf_t tmp = WF_BUF_INIT;
+    int rc = 0;
+    for (size_t fetch = q->limit * 4;; fetch *= 4) {
+        st_trace_ids_t *found = NULL;
+        sq.limit = fetch < JG_MAX_SCAN ? fetch : JG_MAX_SCAN;
+        if ((rc = st_trace_search(store, &sq, &found)) != 0) {
+            break;
+        }
+        b->len = mark;
+        *ntr = 0;
+        for (size_t i = 0; i < found->n && *ntr < q->limit; i++) {
+            st_span_list_t *l = NULL;
+            rc = st_trace_get(store, found->ids[i], &l);
+            if (rc == WF_E_NOTFOUND) {
+                rc = 0;
+                continue; /* removed by retention between the search and the read */
+            }
+            if (rc != 0) {
+                break;
+            }
+            bool hit = false;
+            for (size_t k = 0; k < l->n && !hit; k++) {
+                hit = jg_span_match(&l->spans[k], q, &tmp);
+            }
+            if (hit) {
+                if ((*ntr)++ > 0) {
+                    wf_buf_putc(b, ',');
+                }
+                col_trace_adjust(l);
+                jg_trace(b, l);
+            }
+            st_span_list_free(l);
+        }
+        bool exhausted = found->n < sq.limit || sq.limit == JG_MAX_SCAN;
+        st_trace_ids_free(found);
+        if (rc != 0 || *ntr >= q->limit || exhausted) {
+            break;
+        }
+    }
+    wf_buf_free(&tmp);
+    return rc;
 }
 
 static void jg_trace_by_id(void *arg, col_req_t *req, col_resp_t *resp)
@@ -799,7 +921,7 @@ static void jg_search(void *arg, col_req_t *req, col_resp_t *resp)
                strcmp(v, "custom") != 0) {
         /* The Jaeger UI's choices include days ("2d", "7d"), which Go durations lack. */
         int64_t lb, lb_ms;
-        if (jg_parse_go_duration(v, &lb, err, sizeof(err)) != 0) {
+        if (col__jaeger_parse_go_duration(v, &lb, err, sizeof(err)) != 0) {
             if (col_parse_duration(v, &lb_ms) != 0) {
                 jg_error(resp, 400, "unable to parse param 'lookback': %s", err);
                 return;
@@ -844,7 +966,7 @@ static void jg_search(void *arg, col_req_t *req, col_resp_t *resp)
     int64_t *dvals[2] = {&q.min_duration_ns, &q.max_duration_ns};
     for (int i = 0; i < 2; i++) {
         if ((v = col_req_param(req, dnames[i])) != NULL && v[0] != '\0') {
-            if (jg_parse_go_duration(v, dvals[i], err, sizeof(err)) != 0) {
+            if (col__jaeger_parse_go_duration(v, dvals[i], err, sizeof(err)) != 0) {
                 jg_error(resp, 400, "unable to parse param '%s': %s", dnames[i], err);
                 return;
             }
@@ -894,21 +1016,33 @@ static void jg_search(void *arg, col_req_t *req, col_resp_t *resp)
         q.operation = wf_str(op != NULL ? op : "");
         q.start_min_ns = start_ns;
         q.start_max_ns = end_ns;
-        int rc = st_trace_search(store, &q, &found);
-        if (rc != 0) {
-            jg_store_error(resp, rc);
-            goto out;
+        bool derived = false;
+        for (size_t i = 0; i < q.n_tags; i++) {
+            derived = derived || jg_is_derived(q.tags[i].key);
         }
-        for (size_t i = 0; i < found->n; i++) {
-            rc = jg_write_trace(store, found->ids[i], &b, ntr > 0);
-            if (rc == WF_E_NOTFOUND) {
-                continue; /* removed by retention between the search and the read */
-            }
+        if (derived) {
+            int rc = jg_search_derived(store, &q, &b, &ntr);
             if (rc != 0) {
                 jg_store_error(resp, rc);
                 goto out;
             }
-            ntr++;
+        } else {
+            int rc = st_trace_search(store, &q, &found);
+            if (rc != 0) {
+                jg_store_error(resp, rc);
+                goto out;
+            }
+            for (size_t i = 0; i < found->n; i++) {
+                rc = jg_write_trace(store, found->ids[i], &b, ntr > 0);
+                if (rc == WF_E_NOTFOUND) {
+                    continue; /* removed by retention between the search and the read */
+                }
+                if (rc != 0) {
+                    jg_store_error(resp, rc);
+                    goto out;
+                }
+                ntr++;
+            }
         }
     }
     wf_buf_puts(&b, "],\"total\":0,\"limit\":0,\"offset\":0,\"errors\":");

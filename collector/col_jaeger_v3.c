@@ -7,6 +7,8 @@
 
 #include "col_api.h"
 #include "col_jaeger.h"
+#include "col_spanval.h"
+#include "col_trace_adjust.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 
@@ -47,13 +49,6 @@ static void v3_hex(wf_buf_t *b, const uint8_t *p, size_t n)
     wf_buf_putc(b, '"');
 }
 
-static void v3_base64(wf_buf_t *b, const uint8_t *p, size_t n)
-{
-    wf_buf_putc(b, '"');
-    wf_buf_put_base64(b, p, n);
-    wf_buf_putc(b, '"');
-}
-
 static bool v3_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -64,54 +59,12 @@ static bool v3_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static void v3_value(wf_buf_t *b, const st_value_t *v)
-{
-    switch (v->type) {
-    case ST_VAL_STRING:
-        wf_buf_puts(b, "{\"stringValue\":");
-        col_json_str(b, v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_BOOL:
-        wf_buf_printf(b, "{\"boolValue\":%s", v->u.b ? "true" : "false");
-        break;
-    case ST_VAL_INT:
-        wf_buf_printf(b, "{\"intValue\":\"%" PRId64 "\"", v->u.i);
-        break;
-    case ST_VAL_DOUBLE:
-        /* protojson writes non-finite doubles as the strings "NaN", "Infinity", "-Infinity" */
-        wf_buf_puts(b, "{\"doubleValue\":");
-        if (isnan(v->u.d)) {
-            wf_buf_puts(b, "\"NaN\"");
-        } else if (isinf(v->u.d)) {
-            wf_buf_puts(b, v->u.d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-        } else {
-            col_fmt_float(b, v->u.d);
-        }
-        break;
-    case ST_VAL_BYTES:
-        wf_buf_puts(b, "{\"bytesValue\":");
-        v3_base64(b, (const uint8_t *)v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_ARRAY:
-        wf_buf_puts(b, "{\"arrayValue\":{\"values\":[");
-        for (size_t i = 0; i < v->u.arr.n; i++) {
-            if (i > 0) {
-                wf_buf_putc(b, ',');
-            }
-            v3_value(b, &v->u.arr.items[i]);
-        }
-        wf_buf_puts(b, "]}");
-        break;
-    }
-    wf_buf_putc(b, '}');
-}
-
 static void v3_kv(wf_buf_t *b, const char *key, size_t klen, const st_value_t *v)
 {
     wf_buf_puts(b, "{\"key\":");
     col_json_str(b, key, klen);
     wf_buf_puts(b, ",\"value\":");
-    v3_value(b, v);
+    col_spanval_otlp(b, v);
     wf_buf_putc(b, '}');
 }
 
@@ -346,6 +299,7 @@ static int v3_put_trace(st_store_t *store, const uint8_t id[16], wf_buf_t *b, bo
     if (rc != 0) {
         return rc;
     }
+    col_trace_adjust(l);
     v3_trace(b, l, first);
     st_span_list_free(l);
     return 0;
@@ -463,21 +417,28 @@ static void v3_search(void *arg, col_req_t *req, col_resp_t *resp)
         q.limit = (size_t)n;
     }
 
+    /* Go durations, as Jaeger's gateway parses them with time.ParseDuration */
     v = v3_param(req, "query.durationMin", "query.duration_min", &used);
     if (v != NULL) {
-        if (col_parse_duration(v, &ms) != 0 || ms < 0) {
-            v3_error(resp, 400, "malformed parameter %s: %s", used, v);
+        if (col__jaeger_parse_go_duration(v, &q.min_duration_ns, err, sizeof(err)) != 0) {
+            v3_error(resp, 400, "malformed parameter %s: %s", used, err);
             goto out;
         }
-        q.min_duration_ns = ms * 1000000;
+        if (q.min_duration_ns < 0) {
+            v3_error(resp, 400, "malformed parameter %s: negative duration %s", used, v);
+            goto out;
+        }
     }
     v = v3_param(req, "query.durationMax", "query.duration_max", &used);
     if (v != NULL) {
-        if (col_parse_duration(v, &ms) != 0 || ms <= 0) {
-            v3_error(resp, 400, "malformed parameter %s: %s", used, v);
+        if (col__jaeger_parse_go_duration(v, &q.max_duration_ns, err, sizeof(err)) != 0) {
+            v3_error(resp, 400, "malformed parameter %s: %s", used, err);
             goto out;
         }
-        q.max_duration_ns = ms * 1000000;
+        if (q.max_duration_ns <= 0) {
+            v3_error(resp, 400, "malformed parameter %s: duration %s is not positive", used, v);
+            goto out;
+        }
     }
 
     int rc = st_trace_search(arg, &q, &ids);

@@ -4,9 +4,11 @@
  *
  * Routes (GET): /api/v3/services -> {"services":[...]}; /api/v3/operations?service=&span_kind=
  * -> {"operations":[{"name":..,"spanKind":..}]}; /api/v3/traces/{traceID} and /api/v3/traces
- * (search, query.* parameters) -> {"result":{"resourceSpans":[...]}} in OTLP JSON. Errors use
- * the gateway's shape {"error":{"httpCode":N,"message":".."}}: 400 for bad parameters, 404 when
- * no trace matches (as Jaeger, also for an empty search), 500 for store failures.
+ * (search, query.* parameters; durations in Go's syntax, "1.5ms", "2m3s", as Jaeger parses them)
+ * -> {"result":{"resourceSpans":[...]}} in OTLP JSON, traces adjusted as Jaeger's query service
+ * does (col_trace_adjust.h). Errors use the gateway's shape
+ * {"error":{"httpCode":N,"message":".."}}: 400 for bad parameters, 404 when no trace matches
+ * (as Jaeger, also for an empty search), 500 for store failures.
  *
  * Threads: handlers run on the HTTP worker threads and only read the store.
  */

@@ -61,6 +61,7 @@ typedef struct {
     bool honor_labels;
     char *otlp_listen;
     char *zipkin_listen;
+    char *zipkin_autocomplete_keys;
     int64_t ingest_queue_bytes;
     int64_t ingest_max_wait_ms;
     int64_t http_body_bytes;
@@ -107,6 +108,9 @@ static const wf_flag_t col_flags[] = {
      "also serve on the port OTLP/HTTP SDKs send to by default (off = do not)"},
     {"zipkin-listen", WF_FLAG_STR, "127.0.0.1:9411", offsetof(col_config_t, zipkin_listen),
      "also serve on the port Zipkin clients send to by default (off = do not)"},
+    {"zipkin-autocomplete-keys", WF_FLAG_STR, NULL,
+     offsetof(col_config_t, zipkin_autocomplete_keys),
+     "span tags the Zipkin UI may autocomplete (comma-separated, e.g. environment,http.method)"},
     {"ingest-queue-bytes", WF_FLAG_SIZE, "256MiB", offsetof(col_config_t, ingest_queue_bytes),
      "ingest waiting for the store above this size is refused with 503 + Retry-After (0 = no "
      "limit)"},
@@ -190,7 +194,10 @@ static void add_routes(col_ctx_t *ctx)
     /* Traces: OTLP and Zipkin ingest, the Zipkin and Jaeger query APIs. */
     col_http_route(ctx->http, "POST", "/v1/traces", false, (size_t)32 << 20,
                    col_otlp_traces_handler, ctx->writer);
-    ctx->zipkin = col_zipkin_register(ctx->http, ctx->writer, ctx->store);
+    /* Names lowercased on the way out, as Zipkin's own server shows them. */
+    col_zipkin_options_t zo = {.autocomplete_keys = ctx->cfg.zipkin_autocomplete_keys,
+                               .lowercase_names = true};
+    ctx->zipkin = col_zipkin_register_opts(ctx->http, ctx->writer, ctx->store, &zo);
     col_jaeger_register(ctx->http, ctx->store);
     col_jaeger_v3_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);

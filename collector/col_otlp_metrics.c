@@ -37,6 +37,8 @@
  */
 #include "col_otlp_metrics.h"
 
+#include "col_otlp_json.h"
+
 #include "wf_alloc.h"
 #include "wf_buf.h"
 #include "wf_err.h"
@@ -1322,130 +1324,38 @@ static int pb_decode(otlp_t *o, const uint8_t *body, size_t len)
 
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
-/* A member by its lowerCamelCase name or, as protobuf's JSON parsers also accept, its
- * original snake_case one; NULL when absent or null. */
-static json_t *jget(json_t *obj, const char *camel, const char *snake)
-{
-    json_t *v = json_object_get(obj, camel);
-    if (v == NULL && snake != NULL) {
-        v = json_object_get(obj, snake);
-    }
-    return json_is_null(v) ? NULL : v;
-}
+/* The shared readers (col_otlp_json.h) with this decoder's error buffer. */
 
 static int jarray(otlp_t *o, json_t *obj, const char *camel, const char *snake, json_t **out)
 {
-    json_t *v = jget(obj, camel, snake);
-    *out = NULL;
-    if (v != NULL && !json_is_array(v)) {
-        return invalid(o, "json: %s is not an array", camel);
-    }
-    *out = v;
-    return 0;
+    return col_oj_array(obj, camel, snake, out, o->err, o->errlen);
 }
 
 static int jstring(otlp_t *o, json_t *obj, const char *camel, const char *snake, wf_str_t *out)
 {
-    json_t *v = jget(obj, camel, snake);
-    *out = (wf_str_t){"", 0};
-    if (v == NULL) {
-        return 0;
-    }
-    if (!json_is_string(v)) {
-        return invalid(o, "json: %s is not a string", camel);
-    }
-    *out = (wf_str_t){json_string_value(v), json_string_length(v)};
-    return 0;
+    return col_oj_string(obj, camel, snake, out, o->err, o->errlen);
 }
 
-/* int64 / uint64 fields: numbers, or decimal strings (proto3 JSON's form for 64-bit). */
 static int jint(otlp_t *o, json_t *v, const char *what, bool is_unsigned, int64_t *si, uint64_t *ui)
 {
-    if (json_is_integer(v)) {
-        json_int_t x = json_integer_value(v);
-        if (is_unsigned && x < 0) {
-            return invalid(o, "json: %s is negative", what);
-        }
-        *si = x;
-        *ui = (uint64_t)x;
-        return 0;
-    }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (d != floor(d) || fabs(d) > 9.2e18 || (is_unsigned && d < 0)) {
-            return invalid(o, "json: %s is not an integer", what);
-        }
-        *si = (int64_t)d;
-        *ui = (uint64_t)(is_unsigned ? d : 0);
-        return 0;
-    }
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end = NULL;
-        errno = 0;
-        if (is_unsigned) {
-            if (s[0] == '-') {
-                return invalid(o, "json: %s is negative", what);
-            }
-            *ui = strtoull(s, &end, 10);
-            *si = (int64_t)*ui;
-        } else {
-            *si = strtoll(s, &end, 10);
-            *ui = (uint64_t)*si;
-        }
-        if (end == s || *end != '\0' || errno != 0) {
-            return invalid(o, "json: %s is not an integer", what);
-        }
-        return 0;
-    }
-    return invalid(o, "json: %s is not an integer", what);
+    return col_oj_int(v, what, is_unsigned, si, ui, o->err, o->errlen);
 }
 
 static int jint_field(otlp_t *o, json_t *obj, const char *camel, const char *snake,
                       bool is_unsigned, int64_t *si, uint64_t *ui, bool *present)
 {
-    json_t *v = jget(obj, camel, snake);
-    *si = 0;
-    *ui = 0;
-    if (present != NULL) {
-        *present = v != NULL;
-    }
-    return v == NULL ? 0 : jint(o, v, camel, is_unsigned, si, ui);
+    return col_oj_int_field(obj, camel, snake, is_unsigned, si, ui, present, o->err, o->errlen);
 }
 
 static int jdouble(otlp_t *o, json_t *v, const char *what, double *out)
 {
-    if (json_is_number(v)) {
-        *out = json_number_value(v);
-        return 0;
-    }
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        if (strcmp(s, "NaN") == 0) {
-            *out = NAN;
-            return 0;
-        }
-        if (strcmp(s, "Infinity") == 0) {
-            *out = INFINITY;
-            return 0;
-        }
-        if (strcmp(s, "-Infinity") == 0) {
-            *out = -INFINITY;
-            return 0;
-        }
-        char *end = NULL;
-        *out = strtod(s, &end);
-        if (end != s && *end == '\0') {
-            return 0;
-        }
-    }
-    return invalid(o, "json: %s is not a number", what);
+    return col_oj_double(v, what, out, o->err, o->errlen);
 }
 
 static int jdouble_field(otlp_t *o, json_t *obj, const char *camel, const char *snake, double *out,
                          bool *present)
 {
-    json_t *v = jget(obj, camel, snake);
+    json_t *v = col_oj_get(obj, camel, snake);
     *out = 0;
     if (present != NULL) {
         *present = v != NULL;
@@ -1457,7 +1367,7 @@ static int jdouble_field(otlp_t *o, json_t *obj, const char *camel, const char *
 static int jenum(otlp_t *o, json_t *obj, const char *camel, const char *snake,
                  const char *const *names, size_t nnames, int64_t *out)
 {
-    json_t *v = jget(obj, camel, snake);
+    json_t *v = col_oj_get(obj, camel, snake);
     *out = 0;
     if (v == NULL) {
         return 0;
@@ -1477,7 +1387,7 @@ static int jenum(otlp_t *o, json_t *obj, const char *camel, const char *snake,
 
 static int jbool_field(otlp_t *o, json_t *obj, const char *camel, const char *snake, bool *out)
 {
-    json_t *v = jget(obj, camel, snake);
+    json_t *v = col_oj_get(obj, camel, snake);
     *out = false;
     if (v == NULL) {
         return 0;
@@ -1514,7 +1424,7 @@ static int j_render_list(otlp_t *o, json_t *list, wf_buf_t *out, bool kv, int de
             }
             col_json_str(out, key.p, key.len);
             wf_buf_putc(out, ':');
-            json_t *val = jget(e, "value", NULL);
+            json_t *val = col_oj_get(e, "value", NULL);
             if (val == NULL) {
                 wf_buf_puts(out, "null");
                 continue;
@@ -1544,7 +1454,7 @@ static int j_any_render(otlp_t *o, json_t *any, wf_buf_t *out, bool nested, int 
     uint64_t u;
     double d;
     int rc;
-    if ((v = jget(any, "stringValue", "string_value")) != NULL) {
+    if ((v = col_oj_get(any, "stringValue", "string_value")) != NULL) {
         if (!json_is_string(v)) {
             return invalid(o, "json: stringValue is not a string");
         }
@@ -1553,17 +1463,17 @@ static int j_any_render(otlp_t *o, json_t *any, wf_buf_t *out, bool nested, int 
         } else {
             wf_buf_append(out, json_string_value(v), json_string_length(v));
         }
-    } else if ((v = jget(any, "boolValue", "bool_value")) != NULL) {
+    } else if ((v = col_oj_get(any, "boolValue", "bool_value")) != NULL) {
         if (!json_is_boolean(v)) {
             return invalid(o, "json: boolValue is not a boolean");
         }
         wf_buf_puts(out, json_is_true(v) ? "true" : "false");
-    } else if ((v = jget(any, "intValue", "int_value")) != NULL) {
+    } else if ((v = col_oj_get(any, "intValue", "int_value")) != NULL) {
         if ((rc = jint(o, v, "intValue", false, &i, &u)) != 0) {
             return rc;
         }
         wf_buf_printf(out, "%" PRId64, i);
-    } else if ((v = jget(any, "doubleValue", "double_value")) != NULL) {
+    } else if ((v = col_oj_get(any, "doubleValue", "double_value")) != NULL) {
         if ((rc = jdouble(o, v, "doubleValue", &d)) != 0) {
             return rc;
         }
@@ -1572,17 +1482,17 @@ static int j_any_render(otlp_t *o, json_t *any, wf_buf_t *out, bool nested, int 
         } else {
             col_fmt_float(out, d);
         }
-    } else if ((v = jget(any, "arrayValue", "array_value")) != NULL) {
+    } else if ((v = col_oj_get(any, "arrayValue", "array_value")) != NULL) {
         if (!json_is_object(v)) {
             return invalid(o, "json: arrayValue is not an object");
         }
         return j_render_list(o, v, out, false, depth);
-    } else if ((v = jget(any, "kvlistValue", "kvlist_value")) != NULL) {
+    } else if ((v = col_oj_get(any, "kvlistValue", "kvlist_value")) != NULL) {
         if (!json_is_object(v)) {
             return invalid(o, "json: kvlistValue is not an object");
         }
         return j_render_list(o, v, out, true, depth);
-    } else if ((v = jget(any, "bytesValue", "bytes_value")) != NULL) {
+    } else if ((v = col_oj_get(any, "bytesValue", "bytes_value")) != NULL) {
         /* Already base64 in JSON. */
         if (!json_is_string(v)) {
             return invalid(o, "json: bytesValue is not a string");
@@ -1612,7 +1522,7 @@ static int j_attrs(otlp_t *o, json_t *list, attr_t **arr, size_t *n, size_t *cap
         if (rc != 0) {
             return rc;
         }
-        json_t *val = jget(kv, "value", NULL);
+        json_t *val = col_oj_get(kv, "value", NULL);
         wf_buf_reset(&o->tmp);
         if (val != NULL && (rc = j_any_render(o, val, &o->tmp, false, 0)) != 0) {
             return rc;
@@ -1761,7 +1671,7 @@ static int j_metric(otlp_t *o, json_t *jm)
     json_t *data = NULL;
     char data_kind = 0;
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        json_t *d = jget(jm, kinds[i].camel, kinds[i].snake);
+        json_t *d = col_oj_get(jm, kinds[i].camel, kinds[i].snake);
         if (d != NULL) {
             if (!json_is_object(d)) {
                 return invalid(o, "json: %s is not an object", kinds[i].camel);
@@ -1831,7 +1741,7 @@ static int j_decode(otlp_t *o, const uint8_t *body, size_t len)
             rc = invalid(o, "json: resourceMetrics element is not an object");
             goto out;
         }
-        res = jget(rm, "resource", NULL);
+        res = col_oj_get(rm, "resource", NULL);
         if (res != NULL) {
             if (!json_is_object(res)) {
                 rc = invalid(o, "json: resource is not an object");
@@ -1945,16 +1855,8 @@ static void answer_ok(col_resp_t *resp, bool json, size_t rejected, const char *
 void col_otlp_metrics_serve(col_writer_t *wr, const char *content_type, col_req_t *req,
                             col_resp_t *resp)
 {
-    bool json = false;
-    if (content_type != NULL && strncasecmp(content_type, "application/json", 16) == 0) {
-        json = true;
-    } else if (content_type != NULL &&
-               strncasecmp(content_type, "application/x-protobuf", 22) != 0 &&
-               strncasecmp(content_type, "application/protobuf", 20) != 0) {
-        col_resp_text(resp, 415,
-                      "unsupported Content-Type %.64s: use application/x-protobuf or "
-                      "application/json",
-                      content_type);
+    bool json;
+    if (col_otlp_content_type(content_type, &json, resp) != 0) {
         return;
     }
     wf_arena_t own;
@@ -1983,9 +1885,16 @@ void col_otlp_metrics_serve(col_writer_t *wr, const char *content_type, col_req_
             goto out;
         }
         if (rc != 0) {
-            WF_LOG_RL(WF_ERROR, 1, "otlp", "store write failed", "err=\"%s\"", st_strerror(rc));
-            snprintf(err, sizeof(err), "store write failed: %s", st_strerror(rc));
-            answer_error(resp, 503, json, err);
+            if (rc != COL_E_BUSY) {
+                WF_LOG_RL(WF_ERROR, 1, "otlp", "store write failed", "err=\"%s\"",
+                          col_writer_strerror(rc));
+            }
+            snprintf(err, sizeof(err), "store write failed: %s", col_writer_strerror(rc));
+            unsigned status = col_writer_http_status(rc);
+            answer_error(resp, status, json, err);
+            if (status == 503) {
+                col_resp_retry_after(resp);
+            }
             goto out;
         }
     }

@@ -6,13 +6,15 @@
  */
 #include "col_otlp_traces.h"
 
+#include "col_otlp_json.h"
+#include "col_spanval.h"
+
 #include "wf_alloc.h"
 #include "wf_buf.h"
 #include "wf_err.h"
 #include "wf_log.h"
 #include "wf_pb.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -108,57 +110,11 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* A kvlist's JSON rendering, the one place a value has no st_value_t of its own. */
-static void render_value(wf_buf_t *b, const st_value_t *v)
-{
-    switch (v->type) {
-    case ST_VAL_STRING:
-        col_json_str(b, v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_BOOL:
-        wf_buf_puts(b, v->u.b ? "true" : "false");
-        break;
-    case ST_VAL_INT:
-        wf_buf_printf(b, "%" PRId64, v->u.i);
-        break;
-    case ST_VAL_DOUBLE:
-        wf_buf_putc(b, '"');
-        col_fmt_float(b, v->u.d);
-        wf_buf_putc(b, '"');
-        break;
-    case ST_VAL_BYTES:
-        wf_buf_putc(b, '"');
-        wf_buf_put_hex(b, (const uint8_t *)v->u.s.p, v->u.s.len);
-        wf_buf_putc(b, '"');
-        break;
-    case ST_VAL_ARRAY:
-        wf_buf_putc(b, '[');
-        for (size_t i = 0; i < v->u.arr.n; i++) {
-            if (i > 0) {
-                wf_buf_putc(b, ',');
-            }
-            render_value(b, &v->u.arr.items[i]);
-        }
-        wf_buf_putc(b, ']');
-        break;
-    }
-}
-
+/* A kvlist has no value type in the span model: it is kept as its JSON text. */
 static int kvlist_value(tr_t *o, const st_attr_t *kv, size_t n, st_value_t *v)
 {
     wf_buf_t b = WF_BUF_INIT;
-    wf_buf_putc(&b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0) {
-            wf_buf_putc(&b, ',');
-        }
-        col_json_str(&b, kv[i].key.p, kv[i].key.len);
-        wf_buf_putc(&b, ':');
-        render_value(&b, &kv[i].value);
-    }
-    wf_buf_putc(&b, '}');
+    col_spanval_kvlist_json(&b, kv, n);
     int rc = 0;
     char *c = wf_arena_alloc_checked(o->arena, b.len + 1);
     if (c == NULL) {
@@ -710,79 +666,40 @@ static int pb_decode(tr_t *o, const uint8_t *body, size_t len)
 
 /* ---- JSON ---- */
 
-static json_t *jget(json_t *obj, const char *camel, const char *snake)
-{
-    json_t *v = json_object_get(obj, camel);
-    if (v == NULL && snake != NULL) {
-        v = json_object_get(obj, snake);
-    }
-    return json_is_null(v) ? NULL : v;
-}
+/* The shared readers (col_otlp_json.h) with this decoder's error buffer. */
 
 static int jarray(tr_t *o, json_t *obj, const char *camel, const char *snake, json_t **out)
 {
-    json_t *v = jget(obj, camel, snake);
-    *out = v;
-    if (v != NULL && !json_is_array(v)) {
-        return invalid(o, "json: %s is not an array", camel);
-    }
-    return 0;
+    return col_oj_array(obj, camel, snake, out, o->err, o->errlen);
 }
 
 static int jobject(tr_t *o, json_t *v, const char *what)
 {
-    return json_is_object(v) ? 0 : invalid(o, "json: %s is not an object", what);
+    return col_oj_object(v, what, o->err, o->errlen);
 }
 
+/* A string member, checked for UTF-8 and copied into the arena (jansson owns the tree). */
 static int jtext(tr_t *o, json_t *obj, const char *camel, const char *snake, wf_str_t *out)
 {
-    json_t *v = jget(obj, camel, snake);
-    *out = (wf_str_t){"", 0};
-    if (v == NULL) {
-        return 0;
-    }
-    if (!json_is_string(v)) {
-        return invalid(o, "json: %s is not a string", camel);
-    }
-    return text(o, json_string_value(v), json_string_length(v), camel, out);
+    wf_str_t s;
+    int rc = col_oj_string(obj, camel, snake, &s, o->err, o->errlen);
+    return rc != 0 ? rc : text(o, s.p, s.len, camel, out);
 }
 
-/* int64 fields: numbers, or decimal strings (proto3 JSON's form for 64-bit integers). */
-static int jint64(tr_t *o, json_t *v, const char *what, bool nonneg, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-    } else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end = NULL;
-        errno = 0;
-        if (nonneg && s[0] == '-') {
-            return invalid(o, "json: %s is negative", what);
-        }
-        long long x = strtoll(s, &end, 10);
-        if (end == s || *end != '\0' || errno != 0) {
-            return invalid(o, "json: %s is not an integer", what);
-        }
-        *out = x;
-    } else {
-        return invalid(o, "json: %s is not an integer", what);
-    }
-    if (nonneg && *out < 0) {
-        return invalid(o, "json: %s is negative", what);
-    }
-    return 0;
-}
-
+/* A time in nanoseconds: unsigned 64-bit on the wire, but the model's times are int64. */
 static int jtime(tr_t *o, json_t *obj, const char *camel, const char *snake, int64_t *out)
 {
-    json_t *v = jget(obj, camel, snake);
-    *out = 0;
-    return v == NULL ? 0 : jint64(o, v, camel, true, out);
+    uint64_t u;
+    int rc = col_oj_int_field(obj, camel, snake, true, out, &u, NULL, o->err, o->errlen);
+    if (rc == 0 && u > (uint64_t)INT64_MAX) {
+        return invalid(o, "json: %s %" PRIu64 " out of range", camel, u);
+    }
+    return rc;
 }
 
 static int jsmall(tr_t *o, json_t *obj, const char *camel, int64_t max, int64_t *out)
 {
-    json_t *v = jget(obj, camel, NULL);
+    json_t *v = col_oj_get(obj, camel, NULL);
     *out = 0;
     if (v == NULL) {
         return 0;
@@ -794,102 +711,10 @@ static int jsmall(tr_t *o, json_t *obj, const char *camel, int64_t max, int64_t 
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* A hex id of exactly size bytes ("" allowed when may_be_empty); *present says whether the
- * field was there. */
 static int jid(tr_t *o, json_t *obj, const char *camel, const char *snake, uint8_t *id, size_t size,
                bool may_be_empty, bool *present)
 {
-    json_t *v = jget(obj, camel, snake);
-    memset(id, 0, size);
-    *present = v != NULL;
-    if (v == NULL) {
-        return 0;
-    }
-    if (!json_is_string(v)) {
-        return invalid(o, "json: %s is not a string", camel);
-    }
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (len == 0 && may_be_empty) {
-        return 0;
-    }
-    if (len != 2 * size) {
-        return invalid(o, "json: %s has %zu hex digits, want %zu", camel, len, 2 * size);
-    }
-    for (size_t i = 0; i < size; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return invalid(o, "json: %s is not hexadecimal", camel);
-        }
-        id[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-static int b64val(char c)
-{
-    const char *p = c != '\0' ? strchr(b64chars, c) : NULL;
-    if (p != NULL) {
-        return (int)(p - b64chars);
-    }
-    if (c == '-') { /* the URL-safe alphabet, which proto3 JSON parsers also accept */
-        return 62;
-    }
-    if (c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-/* bytesValue: standard or URL-safe base64, padding optional. */
-static int jbytes(tr_t *o, json_t *v, wf_str_t *out)
-{
-    if (!json_is_string(v)) {
-        return invalid(o, "json: bytesValue is not a string");
-    }
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    while (len > 0 && s[len - 1] == '=') {
-        len--;
-    }
-    if (len % 4 == 1) {
-        return invalid(o, "json: bytesValue is not base64");
-    }
-    uint8_t *d = wf_arena_alloc_checked(o->arena, len * 3 / 4 + 1);
-    if (d == NULL) {
-        return too_large(o, "out of request memory");
-    }
-    size_t n = 0;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int x = b64val(s[i]);
-        if (x < 0) {
-            return invalid(o, "json: bytesValue is not base64");
-        }
-        acc = acc << 6 | (uint32_t)x;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            d[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    *out = (wf_str_t){(const char *)d, n};
-    return 0;
+    return col_oj_hex_id(obj, camel, snake, id, size, may_be_empty, present, o->err, o->errlen);
 }
 
 static int j_attrs(tr_t *o, json_t *list, const char *what, st_attr_t **arr, size_t *n, size_t *cap,
@@ -907,10 +732,10 @@ static int j_any(tr_t *o, json_t *any, st_value_t *v, int depth)
     if ((rc = jobject(o, any, "AnyValue")) != 0) {
         return rc;
     }
-    if ((x = jget(any, "stringValue", "string_value")) != NULL) {
+    if ((x = col_oj_get(any, "stringValue", "string_value")) != NULL) {
         return jtext(o, any, "stringValue", "string_value", &v->u.s);
     }
-    if ((x = jget(any, "boolValue", "bool_value")) != NULL) {
+    if ((x = col_oj_get(any, "boolValue", "bool_value")) != NULL) {
         if (!json_is_boolean(x)) {
             return invalid(o, "json: boolValue is not a boolean");
         }
@@ -918,29 +743,20 @@ static int j_any(tr_t *o, json_t *any, st_value_t *v, int depth)
         v->u.b = json_is_true(x);
         return 0;
     }
-    if ((x = jget(any, "intValue", "int_value")) != NULL) {
+    if ((x = col_oj_get(any, "intValue", "int_value")) != NULL) {
+        uint64_t u;
         v->type = ST_VAL_INT;
-        return jint64(o, x, "intValue", false, &v->u.i);
+        return col_oj_int(x, "intValue", false, &v->u.i, &u, o->err, o->errlen);
     }
-    if ((x = jget(any, "doubleValue", "double_value")) != NULL) {
+    if ((x = col_oj_get(any, "doubleValue", "double_value")) != NULL) {
         v->type = ST_VAL_DOUBLE;
-        if (json_is_number(x)) {
-            v->u.d = json_number_value(x);
-            return 0;
-        }
-        const char *s = json_is_string(x) ? json_string_value(x) : NULL;
-        if (s != NULL &&
-            (strcmp(s, "NaN") == 0 || strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0)) {
-            v->u.d = strtod(s, NULL);
-            return 0;
-        }
-        return invalid(o, "json: doubleValue is not a number");
+        return col_oj_double(x, "doubleValue", &v->u.d, o->err, o->errlen);
     }
-    if ((x = jget(any, "bytesValue", "bytes_value")) != NULL) {
+    if ((x = col_oj_get(any, "bytesValue", "bytes_value")) != NULL) {
         v->type = ST_VAL_BYTES;
-        return jbytes(o, x, &v->u.s);
+        return col_oj_base64(x, "bytesValue", o->arena, &v->u.s, o->err, o->errlen);
     }
-    if ((x = jget(any, "arrayValue", "array_value")) != NULL) {
+    if ((x = col_oj_get(any, "arrayValue", "array_value")) != NULL) {
         json_t *vals;
         if ((rc = jobject(o, x, "arrayValue")) != 0 ||
             (rc = jarray(o, x, "values", NULL, &vals)) != 0) {
@@ -964,7 +780,7 @@ static int j_any(tr_t *o, json_t *any, st_value_t *v, int depth)
         v->u.arr.n = n;
         return 0;
     }
-    if ((x = jget(any, "kvlistValue", "kvlist_value")) != NULL) {
+    if ((x = col_oj_get(any, "kvlistValue", "kvlist_value")) != NULL) {
         json_t *vals;
         st_attr_t *kv = NULL;
         size_t n = 0, cap = 0;
@@ -999,7 +815,7 @@ static int j_attrs(tr_t *o, json_t *list, const char *what, st_attr_t **arr, siz
         if ((rc = jtext(o, kv, "key", NULL, &a->key)) != 0) {
             return rc;
         }
-        json_t *val = jget(kv, "value", NULL);
+        json_t *val = col_oj_get(kv, "value", NULL);
         a->value.type = ST_VAL_STRING;
         a->value.u.s = (wf_str_t){"", 0};
         if (val != NULL && (rc = j_any(o, val, &a->value, depth)) != 0) {
@@ -1060,7 +876,7 @@ static int j_span(tr_t *o, json_t *js, const res_t *res)
         return rc;
     }
     sp->status_message = (wf_str_t){"", 0};
-    if ((st = jget(js, "status", NULL)) != NULL) {
+    if ((st = col_oj_get(js, "status", NULL)) != NULL) {
         if ((rc = jobject(o, st, "status")) != 0 ||
             (rc = jtext(o, st, "message", NULL, &sp->status_message)) != 0 ||
             (rc = jsmall(o, st, "code", ST_STATUS_ERROR, &x)) != 0) {
@@ -1125,7 +941,7 @@ static int j_resource_spans(tr_t *o, json_t *jrs)
     if ((rc = jobject(o, jrs, "resourceSpans")) != 0) {
         return rc;
     }
-    if ((jr = jget(jrs, "resource", NULL)) != NULL) {
+    if ((jr = col_oj_get(jrs, "resource", NULL)) != NULL) {
         if ((rc = jobject(o, jr, "resource")) != 0 ||
             (rc = jarray(o, jr, "attributes", NULL, &list)) != 0 ||
             (rc = j_attrs(o, list, "resource attribute", &res.attrs, &res.n, &res.cap, 0)) != 0) {
@@ -1142,7 +958,7 @@ static int j_resource_spans(tr_t *o, json_t *jrs)
             return rc;
         }
         res.scope_name = res.scope_version = (wf_str_t){"", 0};
-        if ((scope = jget(jss, "scope", NULL)) != NULL) {
+        if ((scope = col_oj_get(jss, "scope", NULL)) != NULL) {
             if ((rc = jobject(o, scope, "scope")) != 0 ||
                 (rc = jtext(o, scope, "name", NULL, &res.scope_name)) != 0 ||
                 (rc = jtext(o, scope, "version", NULL, &res.scope_version)) != 0) {
@@ -1237,16 +1053,8 @@ static void answer_ok(col_resp_t *resp, bool json)
 void col_otlp_traces_serve(col_writer_t *wr, const char *content_type, col_req_t *req,
                            col_resp_t *resp)
 {
-    bool json = false;
-    if (content_type != NULL && strncasecmp(content_type, "application/json", 16) == 0) {
-        json = true;
-    } else if (content_type != NULL &&
-               strncasecmp(content_type, "application/x-protobuf", 22) != 0 &&
-               strncasecmp(content_type, "application/protobuf", 20) != 0) {
-        col_resp_text(resp, 415,
-                      "unsupported Content-Type %.64s: use application/x-protobuf or "
-                      "application/json",
-                      content_type);
+    bool json;
+    if (col_otlp_content_type(content_type, &json, resp) != 0) {
         return;
     }
     wf_arena_t own;
@@ -1271,6 +1079,7 @@ void col_otlp_traces_serve(col_writer_t *wr, const char *content_type, col_req_t
         memset(&w, 0, sizeof(w));
         w.spans = spans_cb;
         w.arg = &job;
+        w.est_bytes = req->body_len; /* for the write queue's byte budget */
         rc = col_writer_submit(wr, &w);
         switch (rc) {
         case 0:
@@ -1286,9 +1095,11 @@ void col_otlp_traces_serve(col_writer_t *wr, const char *content_type, col_req_t
             col_resp_text(resp, 413, "request too large for one store batch");
             goto out;
         default:
-            WF_LOG_RL(WF_ERROR, 1, "otlp", "span write failed", "err=\"%s\"", st_strerror(rc));
-            col_resp_text(resp, 503, "store write failed: %s", st_strerror(rc));
-            col_resp_header(resp, "Retry-After", "1");
+            if (rc != COL_E_BUSY) {
+                WF_LOG_RL(WF_ERROR, 1, "otlp", "span write failed", "err=\"%s\"",
+                          col_writer_strerror(rc));
+            }
+            col_resp_write_failed(resp, rc);
             goto out;
         }
     }

@@ -9,7 +9,7 @@
  * the instrumentation scope gives scope_name / scope_version (scope attributes are not kept).
  * Attribute values map one to one (string, bool, int, double, bytes, arrays of them); a
  * kvlist_value has no counterpart in the span model and is stored as a string holding its JSON
- * rendering ({"k":v,...}, bytes as hex, nested kvlists as JSON strings).
+ * rendering ({"k":v,...}, bytes as base64, nested kvlists as JSON strings; col_spanval.h).
  *
  * Strictness: ids must have their exact sizes (trace 16 bytes, span 8, parent 0 or 8; JSON:
  * 32 / 16 hex digits, parent "" or 16) and trace and span ids must not be all zero; strings

@@ -15,8 +15,8 @@
  *        others are kept and the message is the first refusal's, as Prometheus answers
  *        out-of-order samples with 400 and its client then drops rather than retries;
  *   413  the body inflates beyond the limit, or holds more samples than one store batch;
- *   503      shed (write queue full or too slow, bodies over the memory budget) or the store
- *            is shutting down, with Retry-After; 500 the store failed (both retried).
+ *   503  shed (write queue full or too slow, bodies over the memory budget) or the store
+ *        is shutting down, with Retry-After; 500 the store failed (both retried).
  * Exemplars and native histograms in a TimeSeries are accepted and ignored.
  *
  * Threads: the handler runs on HTTP worker threads; the sample set is filled on that thread

@@ -1202,7 +1202,7 @@ static void submit(col_scrape_t *s, fill_arg_t *a, size_t est_bytes, col_write_t
     int rc = col_writer_submit(s->writer, w);
     if (rc != 0) {
         WF_LOG_RL(WF_WARN, 1, "scrape", "scrape write failed", "target=%s err=\"%s\"", a->t->url,
-                  st_strerror(rc));
+                  col_writer_strerror(rc));
     } else if (w->rejected > 0) {
         WF_LOG_RL(WF_WARN, 1, "scrape", "samples refused", "target=%s refused=%zu first=\"%s\"",
                   a->t->url, w->rejected, w->reject_msg);

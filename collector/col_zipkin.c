@@ -6,6 +6,9 @@
  */
 #include "col_zipkin.h"
 
+#include "col_otlp_json.h"
+#include "col_spanval.h"
+
 #include "wf_alloc.h"
 #include "wf_clock.h"
 #include "wf_err.h"
@@ -19,10 +22,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* What the query handlers read from: the store, and whether names are shown lowercased. */
+typedef struct {
+    st_store_t *store;
+    bool lower;
+} view_t;
 
 struct col_zipkin {
     col_writer_t *writer;
     st_store_t *store;
+    view_t view;    /* the query routes' argument */
+    char **ac_keys; /* autocomplete keys, sorted and distinct */
+    size_t n_ac_keys;
 };
 
 /* Attribute keys the endpoints and flags map to; they are not printed back as tags. */
@@ -49,37 +62,6 @@ typedef struct {
     size_t errlen;
 } dec_t;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Decode exactly 2*n hex digits of s (length len) into out[0..n); false when malformed. */
-static bool hex_decode(const char *s, size_t len, uint8_t *out, size_t n)
-{
-    if (len != 2 * n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]);
-        int lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -95,9 +77,9 @@ static bool trace_id_decode(const char *s, size_t len, uint8_t out[16])
 {
     memset(out, 0, 16);
     if (len == 16) {
-        return hex_decode(s, len, out + 8, 8);
+        return col_hex_decode(s, len, out + 8, 8);
     }
-    return hex_decode(s, len, out, 16);
+    return col_hex_decode(s, len, out, 16);
 }
 
 /* A copy of JSON string v in the arena (the decoded spans outlive the JSON document). */
@@ -304,14 +286,14 @@ static int span_decode(dec_t *d, size_t i, const json_t *js, st_span_t *sp)
     if (id == NULL) {
         return fail(d, i, "%s is required", "id");
     }
-    if (!hex_decode(json_string_value(id), json_string_length(id), sp->span_id, 8)) {
+    if (!col_hex_decode(json_string_value(id), json_string_length(id), sp->span_id, 8)) {
         return fail(d, i, "id %s is not 16 hex digits", json_string_value(id));
     }
     if (all_zero(sp->span_id, 8)) {
         return fail(d, i, "%s is zero", "id");
     }
     if (pid != NULL &&
-        !hex_decode(json_string_value(pid), json_string_length(pid), sp->parent_span_id, 8)) {
+        !col_hex_decode(json_string_value(pid), json_string_length(pid), sp->parent_span_id, 8)) {
         return fail(d, i, "parentId %s is not 16 hex digits", json_string_value(pid));
     }
     /* Never a NULL pointer: the store binds it as SQL text, where NULL is not "". */
@@ -519,6 +501,7 @@ void col_zipkin_spans_handler(void *writer, col_req_t *req, col_resp_t *resp)
         memset(&w, 0, sizeof(w));
         w.spans = spans_job_cb;
         w.arg = &job;
+        w.est_bytes = req->body_len; /* for the write queue's byte budget */
         rc = col_writer_submit(writer, &w);
         switch (rc) {
         case 0:
@@ -534,8 +517,11 @@ void col_zipkin_spans_handler(void *writer, col_req_t *req, col_resp_t *resp)
             col_resp_text(resp, 400, "span %zu: %s", job.bad, st_strerror(rc));
             return;
         default:
-            WF_LOG_RL(WF_ERROR, 1, "zipkin", "store write failed", "err=\"%s\"", st_strerror(rc));
-            col_resp_text(resp, 503, "store write failed: %s", st_strerror(rc));
+            if (rc != COL_E_BUSY) {
+                WF_LOG_RL(WF_ERROR, 1, "zipkin", "store write failed", "err=\"%s\"",
+                          col_writer_strerror(rc));
+            }
+            col_resp_write_failed(resp, rc);
             return;
         }
     }
@@ -562,6 +548,25 @@ static void put_span_id(wf_buf_t *b, const uint8_t id[8])
     wf_buf_putc(b, '"');
     wf_buf_put_hex(b, id, 8);
     wf_buf_putc(b, '"');
+}
+
+/* A name as JSON, lowercased (ASCII) when lower: Zipkin's own server lowercases span and
+ * service names (its model's builders do). */
+static void put_name(wf_buf_t *b, const char *p, size_t n, bool lower)
+{
+    if (!lower) {
+        col_json_str(b, p, n);
+        return;
+    }
+    wf_buf_t t = WF_BUF_INIT;
+    wf_buf_append(&t, p, n);
+    for (size_t i = 0; i < t.len; i++) {
+        if (t.data[i] >= 'A' && t.data[i] <= 'Z') {
+            t.data[i] = (uint8_t)(t.data[i] - 'A' + 'a');
+        }
+    }
+    col_json_str(b, (const char *)t.data, t.len);
+    wf_buf_free(&t);
 }
 
 static bool key_is(wf_str_t k, const char *s)
@@ -591,62 +596,16 @@ static const st_attr_t *find_typed(const st_attr_t *a, size_t n, const char *key
     return NULL;
 }
 
-/* A value as tag text (Zipkin tags are strings): JSON-escaped, with the quotes. */
-static void value_json(wf_buf_t *out, const st_value_t *v);
-
-static void value_text(wf_buf_t *t, const st_value_t *v)
-{
-    switch (v->type) {
-    case ST_VAL_STRING:
-        wf_buf_append(t, v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_BOOL:
-        wf_buf_puts(t, v->u.b ? "true" : "false");
-        break;
-    case ST_VAL_INT:
-        wf_buf_printf(t, "%" PRId64, v->u.i);
-        break;
-    case ST_VAL_DOUBLE:
-        col_fmt_float(t, v->u.d);
-        break;
-    case ST_VAL_BYTES:
-        wf_buf_put_hex(t, (const uint8_t *)v->u.s.p, v->u.s.len);
-        break;
-    case ST_VAL_ARRAY:
-        wf_buf_putc(t, '[');
-        for (size_t i = 0; i < v->u.arr.n; i++) {
-            if (i > 0) {
-                wf_buf_putc(t, ',');
-            }
-            value_json(t, &v->u.arr.items[i]);
-        }
-        wf_buf_putc(t, ']');
-        break;
-    }
-}
-
-static void value_json(wf_buf_t *out, const st_value_t *v)
-{
-    if (v->type == ST_VAL_STRING || v->type == ST_VAL_BYTES) {
-        wf_buf_t t;
-        wf_buf_init(&t);
-        value_text(&t, v);
-        col_json_str(out, (const char *)t.data, t.len);
-        wf_buf_free(&t);
-    } else {
-        value_text(out, v);
-    }
-}
-
 static void put_tag(wf_buf_t *b, bool *first, wf_str_t key, const st_value_t *v)
 {
     wf_buf_puts(b, *first ? "" : ",");
     *first = false;
     col_json_str(b, key.p, key.len);
     wf_buf_putc(b, ':');
+    /* Zipkin tags are strings: every value as its text (col_spanval.h) */
     wf_buf_t t;
     wf_buf_init(&t);
-    value_text(&t, v);
+    col_spanval_text(&t, v);
     col_json_str(b, (const char *)t.data, t.len);
     wf_buf_free(&t);
 }
@@ -671,7 +630,7 @@ static bool mapped_attr(const st_attr_t *attrs, size_t n, const st_attr_t *a)
 
 /* An endpoint object from the attributes named by the keys, or nothing when none is set. */
 static void put_endpoint(wf_buf_t *b, const char *member, wf_str_t service, const st_attr_t *a,
-                         size_t n, const char *kip, const char *kip6, const char *kport)
+                         size_t n, const char *kip, const char *kip6, const char *kport, bool lower)
 {
     const st_attr_t *ip = find_typed(a, n, kip, ST_VAL_STRING);
     const st_attr_t *ip6 = find_typed(a, n, kip6, ST_VAL_STRING);
@@ -683,7 +642,7 @@ static void put_endpoint(wf_buf_t *b, const char *member, wf_str_t service, cons
     const char *sep = "";
     if (service.len > 0) {
         wf_buf_puts(b, "\"serviceName\":");
-        col_json_str(b, service.p, service.len);
+        put_name(b, service.p, service.len, lower);
         sep = ",";
     }
     if (ip != NULL) {
@@ -703,7 +662,7 @@ static void put_endpoint(wf_buf_t *b, const char *member, wf_str_t service, cons
 }
 
 /* One span in Zipkin v2 JSON, members in the order Zipkin writes them. */
-void col_zipkin_span_json(wf_buf_t *b, const st_span_t *sp)
+static void span_json(wf_buf_t *b, const st_span_t *sp, bool lower)
 {
     static const char *const kinds[] = {NULL, NULL, "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
     wf_buf_puts(b, "{\"traceId\":");
@@ -719,7 +678,7 @@ void col_zipkin_span_json(wf_buf_t *b, const st_span_t *sp)
     }
     if (sp->name.len > 0) {
         wf_buf_puts(b, ",\"name\":");
-        col_json_str(b, sp->name.p, sp->name.len);
+        put_name(b, sp->name.p, sp->name.len, lower);
     }
     int64_t ts = sp->start_ns / 1000;
     int64_t dur = (sp->end_ns - sp->start_ns) / 1000;
@@ -735,10 +694,10 @@ void col_zipkin_span_json(wf_buf_t *b, const st_span_t *sp)
         service = (wf_str_t){"", 0};
     }
     put_endpoint(b, "localEndpoint", service, sp->resource_attrs, sp->n_resource_attrs, K_HOST_IP,
-                 K_HOST_IP6, K_HOST_PORT);
+                 K_HOST_IP6, K_HOST_PORT, lower);
     const st_attr_t *peer = find_typed(a, n, K_PEER_SERVICE, ST_VAL_STRING);
     wf_str_t rsvc = peer != NULL ? peer->value.u.s : (wf_str_t){"", 0};
-    put_endpoint(b, "remoteEndpoint", rsvc, a, n, K_PEER_IP, K_PEER_IP6, K_PEER_PORT);
+    put_endpoint(b, "remoteEndpoint", rsvc, a, n, K_PEER_IP, K_PEER_IP6, K_PEER_PORT, lower);
     if (sp->n_events > 0) {
         wf_buf_puts(b, ",\"annotations\":[");
         for (size_t i = 0; i < sp->n_events; i++) {
@@ -782,14 +741,19 @@ void col_zipkin_span_json(wf_buf_t *b, const st_span_t *sp)
     wf_buf_putc(b, '}');
 }
 
-static void put_trace(wf_buf_t *b, const st_span_list_t *l)
+void col_zipkin_span_json(wf_buf_t *b, const st_span_t *sp)
+{
+    span_json(b, sp, false);
+}
+
+static void put_trace(wf_buf_t *b, const st_span_list_t *l, bool lower)
 {
     wf_buf_putc(b, '[');
     for (size_t i = 0; i < l->n; i++) {
         if (i > 0) {
             wf_buf_putc(b, ',');
         }
-        col_zipkin_span_json(b, &l->spans[i]);
+        span_json(b, &l->spans[i], lower);
     }
     wf_buf_putc(b, ']');
 }
@@ -806,8 +770,16 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void put_names(wf_buf_t *b, char **names, size_t n)
+/* The names sorted and distinct; lower: lowercased first (in place), as Zipkin names. */
+static void put_names(wf_buf_t *b, char **names, size_t n, bool lower)
 {
+    for (size_t i = 0; lower && i < n; i++) {
+        for (char *c = names[i]; *c != '\0'; c++) {
+            if (*c >= 'A' && *c <= 'Z') {
+                *c = (char)(*c - 'A' + 'a');
+            }
+        }
+    }
     qsort(names, n, sizeof(*names), cmp_str);
     wf_buf_putc(b, '[');
     size_t k = 0;
@@ -823,25 +795,83 @@ static void put_names(wf_buf_t *b, char **names, size_t n)
     wf_buf_putc(b, ']');
 }
 
-void col_zipkin_services_handler(void *store, col_req_t *req, col_resp_t *resp)
+static void services_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
-    (void)req;
+    const view_t *v = arg;
+    st_store_t *store = v->store;
     st_strlist_t *l = NULL;
     int rc = st_services(store, &l);
     if (rc != 0) {
         store_error(resp, rc);
         return;
     }
-    wf_buf_putc(&resp->body, '[');
-    for (size_t i = 0; i < st_strlist_len(l); i++) {
-        wf_str_t s = st_strlist_get(l, i);
-        if (i > 0) {
-            wf_buf_putc(&resp->body, ',');
-        }
-        col_json_str(&resp->body, s.p, s.len);
+    size_t n = st_strlist_len(l);
+    char **names = wf_arena_alloc(req->arena, (n + 1) * sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        wf_str_t name = st_strlist_get(l, i);
+        names[i] = wf_arena_strndup(req->arena, name.p, name.len);
     }
-    wf_buf_putc(&resp->body, ']');
+    put_names(&resp->body, names, n, v->lower);
     st_strlist_free(l);
+}
+
+/*
+ * The stored name that a Zipkin query's name means (Zipkin lowercases the names it stores and
+ * the ones it is asked for; weft keeps them as sent): the one name of
+ * names[0..n) equal to want ignoring ASCII case, copied into arena; want itself when there is
+ * none or several (then only the exact spelling is found).
+ */
+static const char *resolve_name(const char *want, wf_str_t (*get)(void *, size_t), void *list,
+                                size_t n, wf_arena_t *arena)
+{
+    const char *found = NULL;
+    size_t wl = strlen(want);
+    for (size_t i = 0; i < n; i++) {
+        wf_str_t v = get(list, i);
+        if (v.len != wl || strncasecmp(v.p, want, wl) != 0) {
+            continue;
+        }
+        if (found != NULL && strncmp(found, v.p, wl) != 0) {
+            return want;
+        }
+        found = wf_arena_strndup(arena, v.p, v.len);
+    }
+    return found != NULL ? found : want;
+}
+
+static wf_str_t strlist_at(void *l, size_t i)
+{
+    return st_strlist_get(l, i);
+}
+
+static wf_str_t ops_at(void *l, size_t i)
+{
+    return wf_str(((st_operation_list_t *)l)->ops[i].name);
+}
+
+/* The stored service name for a query's serviceName. */
+static const char *resolve_service(st_store_t *store, const char *svc, wf_arena_t *arena)
+{
+    st_strlist_t *l = NULL;
+    if (st_services(store, &l) != 0) {
+        return svc;
+    }
+    const char *r = resolve_name(svc, strlist_at, l, st_strlist_len(l), arena);
+    st_strlist_free(l);
+    return r;
+}
+
+/* The stored span name for a query's spanName within service svc ("" any). */
+static const char *resolve_span(st_store_t *store, const char *svc, const char *span,
+                                wf_arena_t *arena)
+{
+    st_operation_list_t *l = NULL;
+    if (st_operations(store, wf_str(svc), -1, &l) != 0) {
+        return span;
+    }
+    const char *r = resolve_name(span, ops_at, l, l->n, arena);
+    st_operation_list_free(l);
+    return r;
 }
 
 static const char *required(col_req_t *req, col_resp_t *resp, const char *name)
@@ -854,12 +884,15 @@ static const char *required(col_req_t *req, col_resp_t *resp, const char *name)
     return v;
 }
 
-void col_zipkin_span_names_handler(void *store, col_req_t *req, col_resp_t *resp)
+static void span_names_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
+    const view_t *v = arg;
+    st_store_t *store = v->store;
     const char *svc = required(req, resp, "serviceName");
     if (svc == NULL) {
         return;
     }
+    svc = resolve_service(store, svc, req->arena);
     st_operation_list_t *l = NULL;
     int rc = st_operations(store, wf_str(svc), -1, &l);
     if (rc != 0) {
@@ -870,7 +903,7 @@ void col_zipkin_span_names_handler(void *store, col_req_t *req, col_resp_t *resp
     for (size_t i = 0; i < l->n; i++) {
         names[i] = l->ops[i].name;
     }
-    put_names(&resp->body, names, l->n);
+    put_names(&resp->body, names, l->n, v->lower);
     st_operation_list_free(l);
 }
 
@@ -898,14 +931,17 @@ static int64_t ms_ns(int64_t ms)
     return ms > INT64_MAX / 1000000 ? INT64_MAX : ms * 1000000;
 }
 
-void col_zipkin_remote_services_handler(void *store, col_req_t *req, col_resp_t *resp)
+static void remote_services_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
+    const view_t *v = arg;
+    st_store_t *store = v->store;
     const char *svc = required(req, resp, "serviceName");
     if (svc == NULL) {
         return;
     }
     /* The store has no index of peers: look at the service's recent traces (the same window
      * and bound the Zipkin UI's search uses by default, widened). */
+    svc = resolve_service(store, svc, req->arena);
     st_trace_query_t q;
     memset(&q, 0, sizeof(q));
     q.service = wf_str(svc);
@@ -938,7 +974,7 @@ void col_zipkin_remote_services_handler(void *store, col_req_t *req, col_resp_t 
         }
         st_span_list_free(l);
     }
-    put_names(&resp->body, names, n);
+    put_names(&resp->body, names, n, v->lower);
     wf_free(names);
     st_trace_ids_free(ids);
 }
@@ -962,18 +998,21 @@ static bool trace_has(const st_span_list_t *l, const char *term)
 
 #define MAX_TERMS 16
 
-void col_zipkin_traces_handler(void *store, col_req_t *req, col_resp_t *resp)
+static void traces_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
+    const view_t *v = arg;
+    st_store_t *store = v->store;
     st_trace_query_t q;
     memset(&q, 0, sizeof(q));
     q.span_kind = -1;
     const char *svc = col_req_param(req, "serviceName");
     const char *span = col_req_param(req, "spanName");
-    if (svc != NULL) {
+    if (svc != NULL && svc[0] != '\0') {
+        svc = resolve_service(store, svc, req->arena);
         q.service = wf_str(svc);
     }
-    if (span != NULL && strcmp(span, "all") != 0) {
-        q.operation = wf_str(span);
+    if (span != NULL && span[0] != '\0' && strcmp(span, "all") != 0) {
+        q.operation = wf_str(resolve_span(store, svc != NULL ? svc : "", span, req->arena));
     }
     int64_t min_d = 0, max_d = 0, end_ts = wf_wall_ms(), lookback = DEFAULT_LOOKBACK_MS, limit = 10;
     if (!int_param(req, resp, "minDuration", &min_d) ||
@@ -1055,7 +1094,7 @@ void col_zipkin_traces_handler(void *store, col_req_t *req, col_resp_t *resp)
             if (k++ > 0) {
                 wf_buf_putc(b, ',');
             }
-            put_trace(b, l);
+            put_trace(b, l, v->lower);
         }
         st_span_list_free(l);
     }
@@ -1063,8 +1102,10 @@ void col_zipkin_traces_handler(void *store, col_req_t *req, col_resp_t *resp)
     st_trace_ids_free(ids);
 }
 
-void col_zipkin_trace_handler(void *store, col_req_t *req, col_resp_t *resp)
+static void trace_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
+    const view_t *v = arg;
+    st_store_t *store = v->store;
     static const char prefix[] = "/api/v2/trace/";
     const char *id = req->path;
     if (strncmp(id, prefix, sizeof(prefix) - 1) == 0) {
@@ -1085,12 +1126,14 @@ void col_zipkin_trace_handler(void *store, col_req_t *req, col_resp_t *resp)
         store_error(resp, rc);
         return;
     }
-    put_trace(&resp->body, l);
+    put_trace(&resp->body, l, v->lower);
     st_span_list_free(l);
 }
 
-void col_zipkin_dependencies_handler(void *store, col_req_t *req, col_resp_t *resp)
+static void dependencies_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
+    const view_t *v = arg;
+    st_store_t *store = v->store;
     int64_t end_ts = -1, lookback = -1;
     if (!int_param(req, resp, "endTs", &end_ts) || !int_param(req, resp, "lookback", &lookback)) {
         return;
@@ -1111,14 +1154,104 @@ void col_zipkin_dependencies_handler(void *store, col_req_t *req, col_resp_t *re
     wf_buf_putc(b, '[');
     for (size_t i = 0; i < l->n; i++) {
         wf_buf_puts(b, i > 0 ? ",{\"parent\":" : "{\"parent\":");
-        col_json_str(b, l->deps[i].parent, strlen(l->deps[i].parent));
+        put_name(b, l->deps[i].parent, strlen(l->deps[i].parent), v->lower);
         wf_buf_puts(b, ",\"child\":");
-        col_json_str(b, l->deps[i].child, strlen(l->deps[i].child));
+        put_name(b, l->deps[i].child, strlen(l->deps[i].child), v->lower);
         wf_buf_printf(b, ",\"callCount\":%" PRIu64 "}", l->deps[i].call_count);
     }
     wf_buf_putc(b, ']');
     st_dependency_list_free(l);
 }
+
+void col_zipkin_autocomplete_keys_handler(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    col_zipkin_t *z = arg;
+    char **keys = wf_arena_alloc(req->arena, (z->n_ac_keys + 1) * sizeof(char *));
+    for (size_t i = 0; i < z->n_ac_keys; i++) {
+        keys[i] = z->ac_keys[i];
+    }
+    put_names(&resp->body, keys, z->n_ac_keys, false);
+}
+
+/* Append sp's values of key (as tag text) to the growing list *names (strings in arena). */
+static void collect_values(const st_span_t *sp, const char *key, wf_arena_t *arena, char ***names,
+                           size_t *n, size_t *cap, wf_buf_t *tmp)
+{
+    for (size_t i = 0; i < sp->n_attrs; i++) {
+        if (!key_is(sp->attrs[i].key, key)) {
+            continue;
+        }
+        wf_buf_reset(tmp);
+        col_spanval_text(tmp, &sp->attrs[i].value);
+        if (*n == *cap) {
+            *cap *= 2;
+            *names = wf_realloc(*names, *cap * sizeof(char *));
+        }
+        (*names)[(*n)++] = wf_arena_strndup(arena, (const char *)tmp->data, tmp->len);
+    }
+}
+
+void col_zipkin_autocomplete_values_handler(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    col_zipkin_t *z = arg;
+    const char *key = required(req, resp, "key");
+    if (key == NULL) {
+        return;
+    }
+    bool configured = false;
+    for (size_t i = 0; i < z->n_ac_keys && !configured; i++) {
+        configured = strcmp(z->ac_keys[i], key) == 0;
+    }
+    if (!configured) {
+        /* Zipkin only indexes the values of configured keys */
+        wf_buf_puts(&resp->body, "[]");
+        return;
+    }
+    st_trace_query_t q;
+    memset(&q, 0, sizeof(q));
+    q.span_kind = -1;
+    q.limit = COL_ZIPKIN_AUTOCOMPLETE_SCAN;
+    st_trace_ids_t *ids = NULL;
+    int rc = st_trace_search(z->store, &q, &ids);
+    if (rc != 0) {
+        store_error(resp, rc);
+        return;
+    }
+    size_t n = 0, cap = 16;
+    char **names = wf_malloc(cap * sizeof(char *));
+    wf_buf_t tmp = WF_BUF_INIT;
+    for (size_t t = 0; t < ids->n; t++) {
+        st_span_list_t *l = NULL;
+        if (st_trace_get(z->store, ids->ids[t], &l) != 0) {
+            continue;
+        }
+        for (size_t i = 0; i < l->n; i++) {
+            collect_values(&l->spans[i], key, req->arena, &names, &n, &cap, &tmp);
+        }
+        st_span_list_free(l);
+    }
+    put_names(&resp->body, names, n, false);
+    wf_buf_free(&tmp);
+    wf_free(names);
+    st_trace_ids_free(ids);
+}
+
+/* The public handlers: the views with names as stored. */
+#define PUBLIC_HANDLER(name)                                                                       \
+    void col_zipkin_##name##_handler(void *store, col_req_t *req, col_resp_t *resp)                \
+    {                                                                                              \
+        view_t v = {store, false};                                                                 \
+        name##_view(&v, req, resp);                                                                \
+    }
+
+PUBLIC_HANDLER(services)
+PUBLIC_HANDLER(span_names)
+PUBLIC_HANDLER(remote_services)
+PUBLIC_HANDLER(traces)
+PUBLIC_HANDLER(trace)
+PUBLIC_HANDLER(dependencies)
+
+#undef PUBLIC_HANDLER
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1129,25 +1262,64 @@ static void spans_route_cb(void *arg, col_req_t *req, col_resp_t *resp)
     if (strcmp(req->method, "POST") == 0) {
         col_zipkin_spans_handler(z->writer, req, resp);
     } else {
-        col_zipkin_span_names_handler(z->store, req, resp);
+        span_names_view(&z->view, req, resp);
+    }
+}
+
+/* Split the comma-separated keys (blanks around them ignored) into z->ac_keys. */
+static void set_autocomplete_keys(col_zipkin_t *z, const char *list)
+{
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *k = p;
+        while (len > 0 && (*k == ' ' || *k == '\t')) {
+            k++;
+            len--;
+        }
+        while (len > 0 && (k[len - 1] == ' ' || k[len - 1] == '\t')) {
+            len--;
+        }
+        if (len > 0) {
+            z->ac_keys = wf_realloc(z->ac_keys, (z->n_ac_keys + 1) * sizeof(char *));
+            char *c = wf_malloc(len + 1);
+            memcpy(c, k, len);
+            c[len] = '\0';
+            z->ac_keys[z->n_ac_keys++] = c;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    if (z->n_ac_keys > 0) {
+        qsort(z->ac_keys, z->n_ac_keys, sizeof(char *), cmp_str);
     }
 }
 
 col_zipkin_t *col_zipkin_register(col_http_t *h, col_writer_t *writer, st_store_t *store)
 {
+    return col_zipkin_register_opts(h, writer, store, NULL);
+}
+
+col_zipkin_t *col_zipkin_register_opts(col_http_t *h, col_writer_t *writer, st_store_t *store,
+                                       const col_zipkin_options_t *o)
+{
     col_zipkin_t *z = wf_calloc(1, sizeof(*z));
     z->writer = writer;
     z->store = store;
+    z->view.store = store;
+    z->view.lower = o != NULL && o->lowercase_names;
+    set_autocomplete_keys(z, o != NULL ? o->autocomplete_keys : NULL);
     int rc = col_http_route(h, "GET POST", "/api/v2/spans", false, COL_ZIPKIN_MAX_BODY,
                             spans_route_cb, z);
-    rc |=
-        col_http_route(h, "GET", "/api/v2/services", false, 0, col_zipkin_services_handler, store);
-    rc |= col_http_route(h, "GET", "/api/v2/remoteServices", false, 0,
-                         col_zipkin_remote_services_handler, store);
-    rc |= col_http_route(h, "GET", "/api/v2/traces", false, 0, col_zipkin_traces_handler, store);
-    rc |= col_http_route(h, "GET", "/api/v2/trace/", true, 0, col_zipkin_trace_handler, store);
-    rc |= col_http_route(h, "GET", "/api/v2/dependencies", false, 0,
-                         col_zipkin_dependencies_handler, store);
+    rc |= col_http_route(h, "GET", "/api/v2/services", false, 0, services_view, &z->view);
+    rc |= col_http_route(h, "GET", "/api/v2/remoteServices", false, 0, remote_services_view,
+                         &z->view);
+    rc |= col_http_route(h, "GET", "/api/v2/traces", false, 0, traces_view, &z->view);
+    rc |= col_http_route(h, "GET", "/api/v2/trace/", true, 0, trace_view, &z->view);
+    rc |= col_http_route(h, "GET", "/api/v2/dependencies", false, 0, dependencies_view, &z->view);
+    rc |= col_http_route(h, "GET", "/api/v2/autocompleteKeys", false, 0,
+                         col_zipkin_autocomplete_keys_handler, z);
+    rc |= col_http_route(h, "GET", "/api/v2/autocompleteValues", false, 0,
+                         col_zipkin_autocomplete_values_handler, z);
     if (rc != 0) {
         WF_LOG(WF_ERROR, "zipkin", "cannot add routes", "err=%d", rc);
     }
@@ -1156,5 +1328,12 @@ col_zipkin_t *col_zipkin_register(col_http_t *h, col_writer_t *writer, st_store_
 
 void col_zipkin_free(col_zipkin_t *z)
 {
+    if (z == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < z->n_ac_keys; i++) {
+        wf_free(z->ac_keys[i]);
+    }
+    wf_free(z->ac_keys);
     wf_free(z);
 }

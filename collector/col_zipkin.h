@@ -32,7 +32,10 @@
  */
 void col_zipkin_spans_handler(void *writer, col_req_t *req, col_resp_t *resp);
 
-/* The query handlers (arg: st_store_t *), answering Zipkin API v2 JSON. */
+/* The query handlers (arg: st_store_t *), answering Zipkin API v2 JSON, names as stored (the
+ * registered routes follow col_zipkin_options_t.lowercase_names). Zipkin lowercases the names
+ * in queries: serviceName and spanName match a stored name that differs only in ASCII case
+ * when there is exactly one such name. */
 void col_zipkin_services_handler(void *store, col_req_t *req, col_resp_t *resp);
 void col_zipkin_span_names_handler(void *store, col_req_t *req, col_resp_t *resp);
 void col_zipkin_remote_services_handler(void *store, col_req_t *req, col_resp_t *resp);
@@ -53,13 +56,40 @@ void col_zipkin_span_json(wf_buf_t *out, const st_span_t *sp);
 
 typedef struct col_zipkin col_zipkin_t;
 
+/* Traces read (newest first) to collect one key's values for autocompleteValues: the store
+ * has no index of tag values, so older values may be missing. */
+#define COL_ZIPKIN_AUTOCOMPLETE_SCAN 1000
+
+typedef struct {
+    /* Tag keys the UI may autocomplete, comma-separated (Zipkin's AUTOCOMPLETE_KEYS, e.g.
+     * "environment,http.method"); NULL or "" for none. Copied by the register call. */
+    const char *autocomplete_keys;
+    /* Show span and service names lowercased, as Zipkin's own server does (it lowercases them
+     * when it reads spans); false shows them as stored. Queries match either way. */
+    bool lowercase_names;
+} col_zipkin_options_t;
+
+/*
+ * GET /api/v2/autocompleteKeys (arg: col_zipkin_t *): the configured keys, sorted, [] when
+ * none. GET /api/v2/autocompleteValues?key= (arg: col_zipkin_t *): the distinct values (as
+ * tag text) the key has on spans in the store, sorted; [] for a key not configured; 400 when
+ * key is missing.
+ */
+void col_zipkin_autocomplete_keys_handler(void *z, col_req_t *req, col_resp_t *resp);
+void col_zipkin_autocomplete_values_handler(void *z, col_req_t *req, col_resp_t *resp);
+
 /*
  * Add every Zipkin route to h (before col_http_listen): /api/v2/spans (POST ingest with a
  * COL_ZIPKIN_MAX_BODY limit, GET span names: one path, so one route with both methods),
  * /api/v2/services, /api/v2/remoteServices, /api/v2/traces, /api/v2/trace/{id},
- * /api/v2/dependencies. Returns the routes' shared context, which the caller frees with
- * col_zipkin_free after col_http_free (writer and store are borrowed).
+ * /api/v2/dependencies, /api/v2/autocompleteKeys, /api/v2/autocompleteValues. Returns the
+ * routes' shared context, which the caller frees with col_zipkin_free after col_http_free
+ * (writer and store are borrowed). o may be NULL (no autocomplete keys).
  */
+col_zipkin_t *col_zipkin_register_opts(col_http_t *h, col_writer_t *writer, st_store_t *store,
+                                       const col_zipkin_options_t *o);
+
+/* col_zipkin_register_opts without options. */
 col_zipkin_t *col_zipkin_register(col_http_t *h, col_writer_t *writer, st_store_t *store);
 
 /* NULL is a no-op. */

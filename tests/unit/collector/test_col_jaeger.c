@@ -8,6 +8,7 @@
 #include "col_jaeger.h"
 #include "st_span.h"
 #include "wf_alloc.h"
+#include "wt_spanfx.h"
 #include "wt_util.h"
 
 #include <jansson.h>
@@ -20,15 +21,9 @@
 
 #include <cmocka.h>
 
-#define MS 1000000LL
+#define MS WT_MS
 
-typedef struct {
-    char *dir;
-    st_store_t *s;
-    col_http_t *h;
-    int port;
-    int64_t t0; /* ns, start of trace A */
-} fx_t;
+typedef wt_spanfx_t fx_t;
 
 static const uint8_t TRACE_A[16] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
                                     0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10};
@@ -81,119 +76,53 @@ static void write_spans(fx_t *f)
     memcpy(parent_link.trace_id, TRACE_A, 16);
 
     st_span_t sp[4];
-    memset(sp, 0, sizeof(sp));
     /* A1: frontend root, every attribute type, scope, trace state */
-    memcpy(sp[0].trace_id, TRACE_A, 16);
-    sp[0].span_id[7] = 1;
+    wt_spanfx_span(&sp[0], TRACE_A, 1, 0, "GET /", ST_SPAN_KIND_SERVER, f->t0, f->t0 + 100 * MS,
+                   res_front, 2);
     sp[0].trace_state = wf_str("k=v");
     sp[0].flags = 1;
-    sp[0].name = wf_str("GET /");
-    sp[0].kind = ST_SPAN_KIND_SERVER;
-    sp[0].start_ns = f->t0;
-    sp[0].end_ns = f->t0 + 100 * MS;
-    sp[0].service = wf_str("frontend");
     sp[0].scope_name = wf_str("lib");
     sp[0].scope_version = wf_str("1.0");
-    sp[0].resource_attrs = res_front;
-    sp[0].n_resource_attrs = 2;
     sp[0].attrs = root_attrs;
     sp[0].n_attrs = sizeof(root_attrs) / sizeof(root_attrs[0]);
-    /* A2: backend client child with an error, an event and a link */
-    memcpy(sp[1].trace_id, TRACE_A, 16);
-    sp[1].span_id[7] = 2;
-    sp[1].parent_span_id[7] = 1;
-    sp[1].name = wf_str("query");
-    sp[1].kind = ST_SPAN_KIND_CLIENT;
-    sp[1].start_ns = f->t0 + 10 * MS;
-    sp[1].end_ns = f->t0 + 60 * MS + 1500; /* 50.0015 ms: the µs duration truncates */
+    /* A2: backend client child with an error, an event and a link; 50.0015 ms long, which
+     * the µs duration truncates */
+    wt_spanfx_span(&sp[1], TRACE_A, 2, 1, "query", ST_SPAN_KIND_CLIENT, f->t0 + 10 * MS,
+                   f->t0 + 60 * MS + 1500, res_back, 2);
     sp[1].status_code = ST_STATUS_ERROR;
     sp[1].status_message = wf_str("boom");
-    sp[1].service = wf_str("backend");
-    sp[1].resource_attrs = res_back;
-    sp[1].n_resource_attrs = 2;
     sp[1].events = events;
     sp[1].n_events = 1;
     sp[1].links = links;
     sp[1].n_links = 2;
     /* A3: frontend internal child, same process as A1 */
-    memcpy(sp[2].trace_id, TRACE_A, 16);
-    sp[2].span_id[7] = 3;
-    sp[2].parent_span_id[7] = 1;
-    sp[2].name = wf_str("render");
-    sp[2].kind = ST_SPAN_KIND_INTERNAL;
-    sp[2].start_ns = f->t0 + 70 * MS;
-    sp[2].end_ns = f->t0 + 75 * MS;
+    wt_spanfx_span(&sp[2], TRACE_A, 3, 1, "render", ST_SPAN_KIND_INTERNAL, f->t0 + 70 * MS,
+                   f->t0 + 75 * MS, res_front, 2);
     sp[2].status_code = ST_STATUS_OK;
-    sp[2].service = wf_str("frontend");
-    sp[2].resource_attrs = res_front;
-    sp[2].n_resource_attrs = 2;
     sp[2].links = &parent_link;
     sp[2].n_links = 1;
     /* B1: a 64-bit trace, 2 s long */
-    memcpy(sp[3].trace_id, TRACE_B, 16);
-    sp[3].span_id[7] = 9;
-    sp[3].name = wf_str("cron");
-    sp[3].kind = ST_SPAN_KIND_PRODUCER;
-    sp[3].start_ns = f->t0 + 1000 * MS;
-    sp[3].end_ns = f->t0 + 3000 * MS;
-    sp[3].service = wf_str("backend");
-    sp[3].resource_attrs = res_back;
-    sp[3].n_resource_attrs = 2;
-    size_t bad = 0;
-    assert_int_equal(st_spans_append(f->s, sp, 4, &bad), 0);
+    wt_spanfx_span(&sp[3], TRACE_B, 9, 0, "cron", ST_SPAN_KIND_PRODUCER, f->t0 + 1000 * MS,
+                   f->t0 + 3000 * MS, res_back, 2);
+    wt_spanfx_append(f, sp, 4);
 }
 
 static int setup(void **state)
 {
-    fx_t *f = wf_calloc(1, sizeof(*f));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    /* ten minutes ago, whole milliseconds: inside retention and the default search window */
-    f->t0 = ((int64_t)ts.tv_sec - 600) * 1000 * MS;
-    f->dir = wt_tmpdir("col_jaeger");
-    st_options_t o;
-    st_options_default(&o);
-    o.dir = f->dir;
-    assert_int_equal(st_store_open(&o, &f->s), 0);
-    write_spans(f);
-    col_http_options_t ho = {.threads = 2};
-    assert_int_equal(col_http_new(&ho, &f->h), 0);
-    col_jaeger_register(f->h, f->s);
-    f->port = wt_free_port();
-    char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
-    assert_int_equal(col_http_listen(f->h, addr), 0);
-    *state = f;
+    *state = wt_spanfx_start("col_jaeger", write_spans, col_jaeger_register);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    col_http_free(f->h);
-    st_store_close(f->s);
-    wt_rm_rf(f->dir);
-    wf_free(f->dir);
-    wf_free(f);
+    wt_spanfx_close(*state);
     return 0;
 }
 
 /* GET path; checks the status and that the envelope's constant fields are Jaeger's. */
 static json_t *get(fx_t *f, const char *path, int want_status)
 {
-    char *body = NULL;
-    int st = wt_http(f->port, "GET", path, NULL, 0, &body);
-    if (st != want_status) {
-        fprintf(stderr, "GET %s: %d %s\n", path, st, body ? body : "");
-    }
-    assert_int_equal(st, want_status);
-    json_error_t je;
-    json_t *j = json_loads(body, 0, &je);
-    if (j == NULL) {
-        fprintf(stderr, "GET %s: bad JSON %s: %s\n", path, je.text, body);
-    }
-    assert_non_null(j);
-    wf_free(body);
+    json_t *j = wt_spanfx_get(f, path, want_status);
     assert_true(json_is_integer(json_object_get(j, "total")));
     assert_int_equal(json_integer_value(json_object_get(j, "limit")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "offset")), 0);
@@ -371,12 +300,13 @@ static void test_trace_128(void **state)
     assert_null(tag(tags, "otel.status_code", "string")); /* unset status: no tag */
     assert_null(tag(tags, "error", "bool"));
     assert_int_equal(json_array_size(tags), 10);
-    /* Jaeger's translator order: scope, attributes, derived tags */
-    assert_string_equal(sget(json_array_get(tags, 0), "key"), "otel.scope.name");
-    assert_string_equal(sget(json_array_get(tags, 1), "key"), "otel.scope.version");
-    assert_string_equal(sget(json_array_get(tags, 2), "key"), "http.method");
-    assert_string_equal(sget(json_array_get(tags, 8), "key"), "span.kind");
-    assert_string_equal(sget(json_array_get(tags, 9), "key"), "w3c.tracestate");
+    /* Jaeger's translator order: scope, attributes (sorted by the adjuster), derived tags */
+    static const char *const order[] = {"otel.scope.name", "otel.scope.version", "blob", "cached",
+                                        "http.method",     "http.status_code",   "list", "ratio",
+                                        "span.kind",       "w3c.tracestate"};
+    for (size_t i = 0; i < 10; i++) {
+        assert_string_equal(sget(json_array_get(tags, i), "key"), order[i]);
+    }
 
     json_t *s2 = span_by_id(t, "0000000000000002");
     assert_string_equal(sget(s2, "processID"), "p2");
@@ -609,6 +539,94 @@ static void test_dependencies(void **state)
     json_decref(j);
 }
 
+/* Tags the span JSON shows without their being attributes (derived from the status, kind,
+ * scope, trace state and event names) are searchable, on the same span as the other
+ * conditions. */
+static void test_search_derived(void **state)
+{
+    fx_t *f = *state;
+    expect_search(f, "service=backend&tags=%7B%22error%22%3A%22true%22%7D", A);
+    expect_search(f, "service=backend&tag=error:true&limit=1", A);
+    expect_search(f, "service=frontend&tag=error:true", ""); /* the error is backend's span */
+    expect_search(f, "service=backend&tag=error:false", "");
+    expect_search(f, "service=backend&tag=error:true&operation=cron", "");
+    expect_search(f, "service=backend&tag=error:true&tag=span.kind:client", A);
+    expect_search(f, "service=backend&tag=otel.status_code:ERROR", A);
+    expect_search(f, "service=frontend&tag=otel.status_code:OK", A);
+    expect_search(f, "service=frontend&tag=otel.status_code:OK&operation=GET%20/", "");
+    expect_search(f, "service=backend&tag=otel.status_description:boom", A);
+    expect_search(f, "service=frontend&tag=otel.scope.name:lib&tag=otel.scope.version:1.0", A);
+    expect_search(f, "service=frontend&tag=otel.scope.name:other", "");
+    expect_search(f, "service=frontend&tag=w3c.tracestate:k=v", A);
+    expect_search(f, "service=backend&tag=event:exception", A);
+    expect_search(f, "service=backend&tag=event:exception&tag=exception.message:bad", A);
+    expect_search(f, "service=backend&tag=span.kind:bogus", "");
+    /* process tags (resource attributes) as Jaeger's storage indexes them */
+    expect_search(f, "service=frontend&tag=host.name:h1", A);
+    expect_search(f, "service=frontend&tag=host.name:h1&tag=error:true", "");
+    /* a window that excludes the error span */
+    char q[256];
+    snprintf(q, sizeof(q), "service=backend&tag=error:true&start=%lld",
+             (long long)((f->t0 + 500 * MS) / 1000));
+    expect_search(f, q, "");
+}
+
+/* Zipkin's shared span: client and server report one span id. Jaeger's query service gives the
+ * server span a fresh id with the client as its parent, and the server's children follow. */
+static void test_zipkin_shared_id(void **state)
+{
+    fx_t *f = *state;
+    static const uint8_t trace_c[16] = {0xcc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc1};
+    const st_attr_t front[] = {
+        {wf_str("service.name"), {.type = ST_VAL_STRING, .u.s = {"frontend", 8}}}};
+    const st_attr_t back[] = {
+        {wf_str("service.name"), {.type = ST_VAL_STRING, .u.s = {"backend", 7}}}};
+    st_span_t sp[4];
+    wt_spanfx_span(&sp[0], trace_c, 0x10, 0, "root", ST_SPAN_KIND_SERVER, f->t0, f->t0 + 50 * MS,
+                   front, 1);
+    wt_spanfx_span(&sp[1], trace_c, 0x20, 0x10, "call", ST_SPAN_KIND_CLIENT, f->t0 + 1 * MS,
+                   f->t0 + 40 * MS, front, 1);
+    wt_spanfx_span(&sp[2], trace_c, 0x20, 0x10, "serve", ST_SPAN_KIND_SERVER, f->t0 + 2 * MS,
+                   f->t0 + 30 * MS, back, 1);
+    wt_spanfx_span(&sp[3], trace_c, 0x21, 0x20, "db", ST_SPAN_KIND_INTERNAL, f->t0 + 3 * MS,
+                   f->t0 + 10 * MS, back, 1);
+    /* as Zipkin ingest keeps it: the error tag as an attribute, and the status */
+    const st_attr_t zipkin_error[] = {
+        {wf_str("error"), {.type = ST_VAL_STRING, .u.s = {"deadline", 8}}},
+        {wf_str("otel.status_code"), {.type = ST_VAL_STRING, .u.s = {"ERROR", 5}}},
+    };
+    sp[2].attrs = zipkin_error;
+    sp[2].n_attrs = 2;
+    sp[2].status_code = ST_STATUS_ERROR;
+    sp[2].status_message = wf_str("deadline");
+    wt_spanfx_append(f, sp, 4);
+
+    json_t *j = get(f, "/api/traces/cc0000000000000000000000000000c1", 200);
+    json_t *t = json_array_get(data(j), 0);
+    assert_int_equal(json_array_size(json_object_get(t, "spans")), 4);
+    json_t *client = span_by_id(t, "0000000000000020");
+    assert_string_equal(sget(client, "operationName"), "call");
+    json_t *server = span_by_id(t, "0000000000000001");
+    assert_string_equal(sget(server, "operationName"), "serve");
+    json_t *refs = json_object_get(server, "references");
+    assert_int_equal(json_array_size(refs), 1);
+    assert_string_equal(sget(json_array_get(refs, 0), "refType"), "CHILD_OF");
+    assert_string_equal(sget(json_array_get(refs, 0), "spanID"), "0000000000000020");
+    /* one error tag, the derived boolean (tag() fails on a repeated key) */
+    json_t *tags = json_object_get(server, "tags");
+    assert_true(json_is_true(tag(tags, "error", "bool")));
+    assert_string_equal(json_string_value(tag(tags, "otel.status_code", "string")), "ERROR");
+    assert_string_equal(json_string_value(tag(tags, "otel.status_description", "string")),
+                        "deadline");
+    json_t *db = span_by_id(t, "0000000000000021");
+    refs = json_object_get(db, "references");
+    assert_int_equal(json_array_size(refs), 1);
+    assert_string_equal(sget(json_array_get(refs, 0), "spanID"), "0000000000000001");
+    refs = json_object_get(span_by_id(t, "0000000000000010"), "references");
+    assert_int_equal(json_array_size(refs), 0);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +638,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_derived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zipkin_shared_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

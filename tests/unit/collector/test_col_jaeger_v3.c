@@ -7,6 +7,7 @@
 #include "col_jaeger_v3.h"
 #include "st_span.h"
 #include "wf_alloc.h"
+#include "wt_spanfx.h"
 #include "wt_util.h"
 
 #include <jansson.h>
@@ -19,15 +20,9 @@
 
 #include <cmocka.h>
 
-#define MS 1000000LL
+#define MS WT_MS
 
-typedef struct {
-    char *dir;
-    st_store_t *s;
-    col_http_t *h;
-    int port;
-    int64_t t0;
-} fx_t;
+typedef wt_spanfx_t fx_t;
 
 static const uint8_t TRACE_A[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 static const uint8_t TRACE_B[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd, 0xef};
@@ -51,107 +46,39 @@ static void write_spans(fx_t *f)
     memcpy(link.trace_id, TRACE_B, 16);
 
     st_span_t sp[4];
-    memset(sp, 0, sizeof(sp));
-    memcpy(sp[0].trace_id, TRACE_A, 16);
-    sp[0].span_id[7] = 1;
-    sp[0].name = wf_str("GET /");
-    sp[0].kind = ST_SPAN_KIND_SERVER;
-    sp[0].start_ns = f->t0;
-    sp[0].end_ns = f->t0 + 100 * MS;
-    sp[0].service = wf_str("frontend");
+    wt_spanfx_span(&sp[0], TRACE_A, 1, 0, "GET /", ST_SPAN_KIND_SERVER, f->t0, f->t0 + 100 * MS,
+                   res_front, 2);
     sp[0].scope_name = wf_str("lib");
     sp[0].scope_version = wf_str("1.0");
-    sp[0].resource_attrs = res_front;
-    sp[0].n_resource_attrs = 2;
     sp[0].attrs = attrs;
     sp[0].n_attrs = 3;
-    memcpy(sp[1].trace_id, TRACE_A, 16);
-    sp[1].span_id[7] = 2;
-    sp[1].parent_span_id[7] = 1;
-    sp[1].name = wf_str("query");
-    sp[1].kind = ST_SPAN_KIND_CLIENT;
-    sp[1].start_ns = f->t0 + 10 * MS;
-    sp[1].end_ns = f->t0 + 60 * MS;
+    wt_spanfx_span(&sp[1], TRACE_A, 2, 1, "query", ST_SPAN_KIND_CLIENT, f->t0 + 10 * MS,
+                   f->t0 + 60 * MS, res_back, 1);
     sp[1].status_code = ST_STATUS_ERROR;
     sp[1].status_message = wf_str("boom");
-    sp[1].service = wf_str("backend");
-    sp[1].resource_attrs = res_back;
-    sp[1].n_resource_attrs = 1;
     sp[1].events = events;
     sp[1].n_events = 1;
     sp[1].links = &link;
     sp[1].n_links = 1;
-    sp[2] = sp[0];
-    sp[2].span_id[7] = 3;
-    sp[2].parent_span_id[7] = 1;
-    sp[2].name = wf_str("render");
-    sp[2].kind = ST_SPAN_KIND_INTERNAL;
-    sp[2].start_ns = f->t0 + 70 * MS;
-    sp[2].end_ns = f->t0 + 80 * MS;
-    sp[2].n_attrs = 0;
-    memcpy(sp[3].trace_id, TRACE_B, 16);
-    sp[3].span_id[7] = 7;
-    sp[3].name = wf_str("GET /slow");
-    sp[3].kind = ST_SPAN_KIND_SERVER;
-    sp[3].start_ns = f->t0 + 60000 * MS;
-    sp[3].end_ns = f->t0 + 62000 * MS;
-    sp[3].service = wf_str("frontend");
-    sp[3].resource_attrs = res_front;
-    sp[3].n_resource_attrs = 2;
-    size_t bad = 0;
-    assert_int_equal(st_spans_append(f->s, sp, 4, &bad), 0);
+    wt_spanfx_span(&sp[2], TRACE_A, 3, 1, "render", ST_SPAN_KIND_INTERNAL, f->t0 + 70 * MS,
+                   f->t0 + 80 * MS, res_front, 2);
+    sp[2].scope_name = sp[0].scope_name;
+    sp[2].scope_version = sp[0].scope_version;
+    wt_spanfx_span(&sp[3], TRACE_B, 7, 0, "GET /slow", ST_SPAN_KIND_SERVER, f->t0 + 60000 * MS,
+                   f->t0 + 62000 * MS, res_front, 2);
+    wt_spanfx_append(f, sp, 4);
 }
 
 static int setup(void **state)
 {
-    fx_t *f = wf_calloc(1, sizeof(*f));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    f->t0 = ((int64_t)ts.tv_sec - 600) * 1000 * MS;
-    f->dir = wt_tmpdir("col_jaeger_v3");
-    st_options_t o;
-    st_options_default(&o);
-    o.dir = f->dir;
-    assert_int_equal(st_store_open(&o, &f->s), 0);
-    write_spans(f);
-    col_http_options_t ho = {.threads = 2};
-    assert_int_equal(col_http_new(&ho, &f->h), 0);
-    col_jaeger_v3_register(f->h, f->s);
-    f->port = wt_free_port();
-    char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
-    assert_int_equal(col_http_listen(f->h, addr), 0);
-    *state = f;
+    *state = wt_spanfx_start("col_jaeger_v3", write_spans, col_jaeger_v3_register);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    col_http_free(f->h);
-    st_store_close(f->s);
-    wt_rm_rf(f->dir);
-    wf_free(f->dir);
-    wf_free(f);
+    wt_spanfx_close(*state);
     return 0;
-}
-
-static json_t *get(fx_t *f, const char *path, int want_status)
-{
-    char *body = NULL;
-    int st = wt_http(f->port, "GET", path, NULL, 0, &body);
-    if (st != want_status) {
-        fprintf(stderr, "GET %s: %d %s\n", path, st, body ? body : "");
-    }
-    assert_int_equal(st, want_status);
-    json_error_t je;
-    json_t *j = json_loads(body, 0, &je);
-    if (j == NULL) {
-        fprintf(stderr, "GET %s: bad JSON %s: %s\n", path, je.text, body);
-    }
-    assert_non_null(j);
-    wf_free(body);
-    return j;
 }
 
 static const char *sget(json_t *o, const char *k)
@@ -215,7 +142,7 @@ static json_t *spans_of(json_t *j, size_t want_resources)
 
 static void test_services(void **state)
 {
-    json_t *j = get(*state, "/api/v3/services", 200);
+    json_t *j = wt_spanfx_get(*state, "/api/v3/services", 200);
     json_t *s = json_object_get(j, "services");
     assert_int_equal(json_array_size(s), 2);
     assert_string_equal(json_string_value(json_array_get(s, 0)), "backend");
@@ -225,7 +152,7 @@ static void test_services(void **state)
 
 static void test_operations(void **state)
 {
-    json_t *j = get(*state, "/api/v3/operations?service=frontend", 200);
+    json_t *j = wt_spanfx_get(*state, "/api/v3/operations?service=frontend", 200);
     json_t *ops = json_object_get(j, "operations");
     assert_int_equal(json_array_size(ops), 3);
     assert_string_equal(sget(json_array_get(ops, 0), "name"), "GET /");
@@ -233,18 +160,19 @@ static void test_operations(void **state)
     assert_string_equal(sget(json_array_get(ops, 2), "name"), "render");
     assert_string_equal(sget(json_array_get(ops, 2), "spanKind"), "internal");
     json_decref(j);
-    j = get(*state, "/api/v3/operations?service=frontend&span_kind=server", 200);
+    j = wt_spanfx_get(*state, "/api/v3/operations?service=frontend&span_kind=server", 200);
     ops = json_object_get(j, "operations");
     assert_int_equal(json_array_size(ops), 2);
     assert_string_equal(sget(json_array_get(ops, 1), "name"), "GET /slow");
     json_decref(j);
-    assert_error(get(*state, "/api/v3/operations?service=frontend&span_kind=bogus", 400), 400);
+    assert_error(wt_spanfx_get(*state, "/api/v3/operations?service=frontend&span_kind=bogus", 400),
+                 400);
 }
 
 static void test_trace_by_id(void **state)
 {
     fx_t *f = *state;
-    json_t *j = get(f, "/api/v3/traces/0102030405060708090a0b0c0d0e0f10", 200);
+    json_t *j = wt_spanfx_get(f, "/api/v3/traces/0102030405060708090a0b0c0d0e0f10", 200);
     /* frontend (two spans, one scope) and backend */
     json_t *rs = json_object_get(json_object_get(j, "result"), "resourceSpans");
     json_t *r0 = json_array_get(rs, 0);
@@ -297,14 +225,14 @@ static void test_trace_by_id(void **state)
     json_decref(j);
 
     /* a short id is the low bytes */
-    j = get(f, "/api/v3/traces/abcdef", 200);
+    j = wt_spanfx_get(f, "/api/v3/traces/abcdef", 200);
     all = spans_of(j, 1);
     assert_string_equal(sget(json_array_get(all, 0), "name"), "GET /slow");
     json_decref(all);
     json_decref(j);
 
-    assert_error(get(f, "/api/v3/traces/0102030405060708090a0b0c0d0e0f11", 404), 404);
-    assert_error(get(f, "/api/v3/traces/xyz", 400), 400);
+    assert_error(wt_spanfx_get(f, "/api/v3/traces/0102030405060708090a0b0c0d0e0f11", 404), 404);
+    assert_error(wt_spanfx_get(f, "/api/v3/traces/xyz", 400), 400);
 }
 
 /* GET /api/v3/traces with the time window around t0 and extra parameters. */
@@ -319,7 +247,7 @@ static json_t *search(fx_t *f, const char *extra, int want_status)
     strftime(thi, sizeof(thi), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&hi, &tm));
     snprintf(path, sizeof(path), "/api/v3/traces?query.start_time_min=%s&query.start_time_max=%s%s",
              tlo, thi, extra);
-    return get(f, path, want_status);
+    return wt_spanfx_get(f, path, want_status);
 }
 
 static void test_search(void **state)
@@ -366,20 +294,40 @@ static void test_search(void **state)
     json_decref(all);
     json_decref(j);
 
+    /* Go durations, as Jaeger's gateway reads them: fractions and compound units */
+    j = search(f, "&query.service_name=frontend&query.durationMin=99.5ms&query.durationMax=1.5s",
+               200);
+    all = spans_of(j, 2); /* trace A: frontend's and backend's resources */
+    assert_string_equal(sget(json_array_get(all, 0), "traceId"),
+                        "0102030405060708090a0b0c0d0e0f10");
+    json_decref(all);
+    json_decref(j);
+    j = search(f, "&query.service_name=frontend&query.durationMin=1.999s&query.durationMax=2m3s",
+               200);
+    all = spans_of(j, 1);
+    assert_string_equal(sget(json_array_get(all, 0), "name"), "GET /slow");
+    json_decref(all);
+    json_decref(j);
+    j = search(f, "&query.service_name=frontend&query.durationMin=1d", 400);
+    json_t *e = json_object_get(j, "error");
+    assert_non_null(strstr(sget(e, "message"),
+                           "malformed parameter query.durationMin: time: unknown unit \"d\""));
+    json_decref(j);
+
     assert_error(search(f, "&query.service_name=nobody", 404), 404);
     assert_error(search(f, "&query.num_traces=abc", 400), 400);
     assert_error(search(f, "&query.duration_min=fast", 400), 400);
     assert_error(search(f, "&query.attributes=%5B1%5D", 400), 400);
-    assert_error(get(f, "/api/v3/traces?query.service_name=frontend", 400), 400);
-    assert_error(get(f,
-                     "/api/v3/traces?query.start_time_min=2020-01-02T00:00:00Z"
-                     "&query.start_time_max=2020-01-01T00:00:00Z",
-                     400),
+    assert_error(wt_spanfx_get(f, "/api/v3/traces?query.service_name=frontend", 400), 400);
+    assert_error(wt_spanfx_get(f,
+                               "/api/v3/traces?query.start_time_min=2020-01-02T00:00:00Z"
+                               "&query.start_time_max=2020-01-01T00:00:00Z",
+                               400),
                  400);
-    assert_error(get(f,
-                     "/api/v3/traces?query.start_time_min=yesterday"
-                     "&query.start_time_max=2020-01-01T00:00:00Z",
-                     400),
+    assert_error(wt_spanfx_get(f,
+                               "/api/v3/traces?query.start_time_min=yesterday"
+                               "&query.start_time_max=2020-01-01T00:00:00Z",
+                               400),
                  400);
 }
 

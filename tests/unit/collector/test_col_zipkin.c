@@ -205,6 +205,17 @@ static void test_capture(void **state)
         200);
     assert_json(v, "[\"GET /checkout\",\"SELECT orders\",\"compute-total\"]");
     json_decref(v);
+    /* Zipkin lowercases the names in queries: "select orders" finds the stored "SELECT orders" */
+    assert_int_equal(get(f, col_zipkin_traces_handler, "/api/v2/traces",
+                         "serviceName=Capture-Demo&spanName=select orders&endTs=1795634064970", &v),
+                     200);
+    assert_int_equal(json_array_size(v), 1);
+    json_decref(v);
+    assert_int_equal(
+        get(f, col_zipkin_span_names_handler, "/api/v2/spans", "serviceName=CAPTURE-DEMO", &v),
+        200);
+    assert_int_equal(json_array_size(v), 3);
+    json_decref(v);
     assert_int_equal(get(f, col_zipkin_traces_handler, "/api/v2/traces",
                          "serviceName=capture-demo&spanName=compute-total&annotationQuery="
                          "cache-miss and items.count=3&endTs=1795634064970",
@@ -666,6 +677,135 @@ static void test_http_routes(void **state)
     col_zipkin_free(z);
 }
 
+static int append_one_cb(col_write_t *w, st_store_t *s)
+{
+    return st_spans_append(s, w->arg, 1, NULL);
+}
+
+/* GET a path of the server on port; the answer's body must be want. */
+static void expect_get(int port, const char *path, int want_status, const char *want)
+{
+    char *resp = NULL;
+    assert_int_equal(wt_http(port, "GET", path, NULL, 0, &resp), want_status);
+    if (want != NULL) {
+        assert_string_equal(resp, want);
+    }
+    wf_free(resp);
+}
+
+/* Zipkin's autocomplete: the configured keys, and the distinct values each has in the store
+ * (tags of Zipkin spans and attributes of OTLP ones alike, as their tag text). */
+static void test_autocomplete(void **state)
+{
+    fx_t *f = *state;
+    col_http_t *h = NULL;
+    col_http_options_t o = {.threads = 2};
+    assert_int_equal(col_http_new(&o, &h), 0);
+    col_zipkin_options_t zo = {.autocomplete_keys = " http.method, http.path ,,code,bin"};
+    col_zipkin_t *z = col_zipkin_register_opts(h, f->wr, f->s, &zo);
+    int port = wt_free_port();
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    assert_int_equal(col_http_listen(h, addr), 0);
+    expect_get(port, "/api/v2/autocompleteValues?key=http.method", 200, "[]"); /* empty store */
+    const char *body = "[" FULL_CLIENT "," FULL_SERVER "," ROOT_SPAN
+                       ",{\"traceId\":\"00000000000000a2\",\"id\":\"00000000000000b2\","
+                       "\"timestamp\":1795634000000000,\"localEndpoint\":{\"serviceName\":"
+                       "\"frontend\"},\"tags\":{\"http.method\":\"POST\"}},"
+                       "{\"traceId\":\"00000000000000a3\",\"id\":\"00000000000000b3\","
+                       "\"timestamp\":1795634000000000,\"tags\":{\"http.method\":\"GET\"}}]";
+    assert_int_equal(wt_http(port, "POST", "/api/v2/spans", body, strlen(body), NULL), 202);
+    /* a span with typed attributes, as OTLP writes them */
+    st_attr_t attrs[] = {{WF_STR_LIT("code"), {.type = ST_VAL_INT, .u.i = 404}},
+                         {WF_STR_LIT("bin"), {.type = ST_VAL_BYTES, .u.s = WF_STR_LIT("\x01")}}};
+    st_span_t sp;
+    memset(&sp, 0, sizeof(sp));
+    sp.trace_id[15] = 0xa4;
+    sp.span_id[7] = 1;
+    sp.name = WF_STR_LIT("op");
+    sp.service = WF_STR_LIT("svc");
+    sp.start_ns = sp.end_ns = CAPTURE_MS * 1000000;
+    sp.attrs = attrs;
+    sp.n_attrs = 2;
+    col_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.spans = append_one_cb; /* the store is written on the queue's thread only */
+    w.arg = &sp;
+    assert_int_equal(col_writer_submit(f->wr, &w), 0);
+
+    expect_get(port, "/api/v2/autocompleteKeys", 200,
+               "[\"bin\",\"code\",\"http.method\","
+               "\"http.path\"]");
+    expect_get(port, "/api/v2/autocompleteValues?key=http.method", 200, "[\"GET\",\"POST\"]");
+    expect_get(port, "/api/v2/autocompleteValues?key=http.path", 200, "[\"/api\"]");
+    expect_get(port, "/api/v2/autocompleteValues?key=code", 200, "[\"404\"]");
+    expect_get(port, "/api/v2/autocompleteValues?key=bin", 200, "[\"AQ==\"]");
+    /* http.status_code is on a span, but not a configured key */
+    expect_get(port, "/api/v2/autocompleteValues?key=http.status_code", 200, "[]");
+    expect_get(port, "/api/v2/autocompleteValues", 400, NULL);
+    col_http_free(h);
+    col_zipkin_free(z);
+
+    /* without options there are no keys */
+    assert_int_equal(col_http_new(&o, &h), 0);
+    z = col_zipkin_register(h, f->wr, f->s);
+    port = wt_free_port();
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    assert_int_equal(col_http_listen(h, addr), 0);
+    expect_get(port, "/api/v2/autocompleteKeys", 200, "[]");
+    expect_get(port, "/api/v2/autocompleteValues?key=http.method", 200, "[]");
+    col_http_free(h);
+    col_zipkin_free(z);
+}
+
+/* lowercase_names: the routes show span and service names as Zipkin's server does, and its
+ * lowercased queries find the names as stored. */
+static void test_lowercase_names(void **state)
+{
+    fx_t *f = *state;
+    col_http_t *h = NULL;
+    col_http_options_t o = {.threads = 2};
+    assert_int_equal(col_http_new(&o, &h), 0);
+    col_zipkin_options_t zo = {.lowercase_names = true};
+    col_zipkin_t *z = col_zipkin_register_opts(h, f->wr, f->s, &zo);
+    int port = wt_free_port();
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    assert_int_equal(col_http_listen(h, addr), 0);
+    const char *body = "[{\"traceId\":\"00000000000000a5\",\"id\":\"00000000000000b5\","
+                       "\"kind\":\"CLIENT\",\"name\":\"GET /Api\","
+                       "\"timestamp\":1795634000000000,\"duration\":10,"
+                       "\"localEndpoint\":{\"serviceName\":\"FrontEnd\"},"
+                       "\"remoteEndpoint\":{\"serviceName\":\"BackEnd\"}}]";
+    assert_int_equal(wt_http(port, "POST", "/api/v2/spans", body, strlen(body), NULL), 202);
+    expect_get(port, "/api/v2/trace/00000000000000a5", 200,
+               "[{\"traceId\":\"00000000000000a5\",\"id\":\"00000000000000b5\","
+               "\"kind\":\"CLIENT\",\"name\":\"get /api\",\"timestamp\":1795634000000000,"
+               "\"duration\":10,\"localEndpoint\":{\"serviceName\":\"frontend\"},"
+               "\"remoteEndpoint\":{\"serviceName\":\"backend\"}}]");
+    expect_get(port, "/api/v2/services", 200, "[\"frontend\"]");
+    expect_get(port, "/api/v2/spans?serviceName=frontend", 200, "[\"get /api\"]");
+    expect_get(port, "/api/v2/remoteServices?serviceName=frontend", 200, "[\"backend\"]");
+    char *resp = NULL;
+    assert_int_equal(wt_http(port, "GET",
+                             "/api/v2/traces?serviceName=frontend&spanName=get%20/api&endTs="
+                             "1795634064970",
+                             NULL, 0, &resp),
+                     200);
+    assert_non_null(strstr(resp, "\"id\":\"00000000000000b5\""));
+    wf_free(resp);
+    col_http_free(h);
+    col_zipkin_free(z);
+
+    /* the handlers themselves show the names as stored */
+    wf_buf_t out = WF_BUF_INIT;
+    assert_int_equal(
+        call(col_zipkin_services_handler, f->s, "GET", "/api/v2/services", NULL, NULL, 0, &out),
+        200);
+    assert_string_equal(wf_buf_cstr(&out), "[\"FrontEnd\"]");
+    wf_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -677,6 +817,8 @@ int main(void)
         cmocka_unit_test(test_decode_encode),
         cmocka_unit_test(test_otlp_span_json),
         cmocka_unit_test_setup_teardown(test_http_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autocomplete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lowercase_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
