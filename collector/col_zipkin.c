@@ -1157,7 +1157,12 @@ static void dependencies_view(void *arg, col_req_t *req, col_resp_t *resp)
         put_name(b, l->deps[i].parent, strlen(l->deps[i].parent), v->lower);
         wf_buf_puts(b, ",\"child\":");
         put_name(b, l->deps[i].child, strlen(l->deps[i].child), v->lower);
-        wf_buf_printf(b, ",\"callCount\":%" PRIu64 "}", l->deps[i].call_count);
+        wf_buf_printf(b, ",\"callCount\":%" PRIu64, l->deps[i].call_count);
+        /* Zipkin writes errorCount only when there were errors */
+        if (l->deps[i].error_count > 0) {
+            wf_buf_printf(b, ",\"errorCount\":%" PRIu64, l->deps[i].error_count);
+        }
+        wf_buf_putc(b, '}');
     }
     wf_buf_putc(b, ']');
     st_dependency_list_free(l);

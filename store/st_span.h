@@ -172,6 +172,7 @@ typedef struct {
     char *parent; /* calling service */
     char *child;  /* called service */
     uint64_t call_count;
+    uint64_t error_count; /* calls whose called span, or calling CLIENT span, has status ERROR */
 } st_dependency_t;
 
 typedef struct {
@@ -184,7 +185,8 @@ void st_dependency_list_free(st_dependency_list_t *l);
 /*
  * Caller -> callee service pairs with call counts, from spans starting in [from_ns, to_ns]:
  * every span whose parent span (same trace) belongs to another service counts one call from the
- * parent's service to its own.
+ * parent's service to its own; an error when that span, or its parent if the parent is a
+ * CLIENT span, has status ERROR (Zipkin's rule for a link's errorCount).
  */
 int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency_list_t **out);
 

@@ -1373,6 +1373,8 @@ typedef struct {
     uint8_t parent[8];
     int64_t start;
     uint32_t service; /* index into the interned service names */
+    bool error;       /* status ERROR */
+    bool client;      /* kind CLIENT */
 } dep_span_t;
 
 typedef struct {
@@ -1409,6 +1411,8 @@ static void dep_add(dep_t *d, const st_span_t *s)
     memcpy(x->parent, s->parent_span_id, 8);
     x->start = s->start_ns;
     x->service = dep_service(d, s->service);
+    x->error = s->status_code == ST_STATUS_ERROR;
+    x->client = s->kind == ST_SPAN_KIND_CLIENT;
 }
 
 void st_dependency_list_free(st_dependency_list_t *l)
@@ -1450,7 +1454,7 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
     sqlite3_stmt *st = NULL, *data = NULL;
     spanvec_t sv = {0};
     uint32_t *slots = NULL;
-    uint64_t *counts = NULL;
+    uint64_t *counts = NULL, *errors = NULL;
     /* One context for the whole scan; it bypasses the block cache, which it would only flush. */
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     WF_ASSERT(dctx != NULL);
@@ -1506,6 +1510,7 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
         slots[j] = (uint32_t)i + 1;
     }
     counts = wf_calloc(d.n_names * d.n_names + 1, sizeof(*counts));
+    errors = wf_calloc(d.n_names * d.n_names + 1, sizeof(*errors));
     static const uint8_t no_parent[8];
     for (size_t i = 0; i < d.n; i++) {
         const dep_span_t *c = &d.v[i];
@@ -1518,6 +1523,8 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
             if (memcmp(p->span, c->parent, 8) == 0 && memcmp(p->trace, c->trace, 16) == 0) {
                 if (p->service != c->service) {
                     counts[p->service * d.n_names + c->service]++;
+                    errors[p->service * d.n_names + c->service] +=
+                        c->error || (p->client && p->error);
                 }
                 break;
             }
@@ -1534,6 +1541,7 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
             l->deps[k].parent = wf_strdup(d.names[i / d.n_names]);
             l->deps[k].child = wf_strdup(d.names[i % d.n_names]);
             l->deps[k].call_count = counts[i];
+            l->deps[k].error_count = errors[i];
             k++;
         }
     }
@@ -1547,6 +1555,7 @@ out:
     wf_free(sv.v);
     wf_free(slots);
     wf_free(counts);
+    wf_free(errors);
     for (size_t i = 0; i < d.n_names; i++) {
         wf_free(d.names[i]);
     }

@@ -23,6 +23,7 @@ const gzip = mode.endsWith('-gzip');
 const kind = gzip ? mode.slice(0, -5) : mode;
 const viaZipkin = kind === 'zipkin';
 const service = `otel-js-${mode}`;
+const backend = `${service}-backend`; // a second service, called by the first one
 
 function makeExporter() {
   const compression = gzip ? 'gzip' : 'none';
@@ -49,25 +50,35 @@ const resourceAttrs = {
   'host.name': 'roundtrip-host',
   'deployment.environment': 'test',
 };
+const backendAttrs = { 'service.name': backend, 'host.name': 'backend-host' };
+const resources = { [service]: resourceAttrs, [backend]: backendAttrs };
 const memory = new InMemorySpanExporter();
 let exportResult = null;
-const exporter = makeExporter();
-const wrapped = {
-  export(spans, cb) {
-    exporter.export(spans, (r) => {
-      if (r.code !== 0) exportResult = r;
-      cb(r);
-    });
-  },
-  shutdown: () => exporter.shutdown(),
-  forceFlush: () => (exporter.forceFlush ? exporter.forceFlush() : Promise.resolve()),
-};
+// The exporter under test, wrapped to remember a failed export.
+function exporting() {
+  const exporter = makeExporter();
+  return {
+    export(spans, cb) {
+      exporter.export(spans, (r) => {
+        if (r.code !== 0) exportResult = r;
+        cb(r);
+      });
+    },
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => (exporter.forceFlush ? exporter.forceFlush() : Promise.resolve()),
+  };
+}
 const provider = new NodeTracerProvider({
   resource: resourceFromAttributes(resourceAttrs),
-  spanProcessors: [new SimpleSpanProcessor(memory), new SimpleSpanProcessor(wrapped)],
+  spanProcessors: [new SimpleSpanProcessor(memory), new SimpleSpanProcessor(exporting())],
 });
 provider.register();
+const backendProvider = new NodeTracerProvider({
+  resource: resourceFromAttributes(backendAttrs),
+  spanProcessors: [new SimpleSpanProcessor(memory), new SimpleSpanProcessor(exporting())],
+});
 const tracer = api.trace.getTracer('weft-roundtrip', '3.2.1');
+const backendTracer = backendProvider.getTracer('weft-roundtrip', '3.2.1');
 
 // A span of another trace, for the link (only its context is used).
 const other = tracer.startSpan('other-trace-root', { root: true });
@@ -103,6 +114,10 @@ tracer.startActiveSpan('GET /orders/{id}', {
       attributes: { 'db.system': 'sqlite', 'server.address': 'db.local', 'server.port': 5432 },
       links: [{ context: linkCtx, attributes: { 'link.reason': 'batch', 'link.n': 7 } }],
     });
+    // the called service's side of that call, in the other service
+    const srv = backendTracer.startSpan('query', { kind: api.SpanKind.SERVER, attributes: { 'rows': 0 } },
+      api.trace.setSpan(api.context.active(), db));
+    srv.end();
     db.setStatus({ code: api.SpanStatusCode.ERROR, message: 'deadline exceeded' });
     db.end();
     const prod = tracer.startSpan('orders publish', { kind: api.SpanKind.PRODUCER, attributes: { 'messaging.system': 'kafka' } });
@@ -157,6 +172,7 @@ function expected(s) {
     id: s.spanContext().spanId,
     parent: s.parentSpanContext ? s.parentSpanContext.spanId : undefined,
     name: s.name,
+    service: s.resource.attributes['service.name'],
     kind: KIND[s.kind],
     attrs: Object.entries(s.attributes),
     events: s.events.map((ev) => ({ name: ev.name, time: ev.time, attrs: Object.entries(ev.attributes || {}) })),
@@ -175,9 +191,9 @@ function expected(s) {
   return e;
 }
 
-// Every operation of the service: the trace's spans and the root of the linked trace.
+// Every operation of the first service: its spans and the root of the linked trace.
 function opNames(spans) {
-  return [...new Set(spans.map((s) => s.name).concat(['other-trace-root']))].sort();
+  return [...new Set(spans.filter((s) => s.service === service).map((s) => s.name).concat(['other-trace-root']))].sort();
 }
 
 async function getJson(path, want = 200) {
@@ -252,8 +268,8 @@ function checkJaegerSpan(where, got, e, processes) {
   const p = processes[got.processID];
   ok(`${where} process`, p !== undefined, `processID ${got.processID} not in processes`);
   if (p) {
-    eq(`${where} process serviceName`, p.serviceName, service);
-    for (const [k, v] of Object.entries(resourceAttrs)) {
+    eq(`${where} process serviceName`, p.serviceName, e.service);
+    for (const [k, v] of Object.entries(resources[e.service])) {
       if (k === 'service.name') continue;
       if (viaZipkin) {
         // The Zipkin exporter puts the resource into every span's tags; nothing is lost.
@@ -275,6 +291,7 @@ async function checkJaeger(spans, traceId) {
   eq('jaeger span count', tr.spans.length, spans.length);
   const pids = Object.keys(tr.processes);
   ok('jaeger processes', pids.every((p) => /^p[0-9]+$/.test(p)), `process ids ${pids}`);
+  eq('jaeger process services', Object.values(tr.processes).map((p) => p.serviceName).sort(), [service, backend].sort());
   for (const e of spans) {
     const got = tr.spans.find((s) => s.spanID === e.id);
     if (!got) {
@@ -303,6 +320,10 @@ async function checkJaeger(spans, traceId) {
   ok('jaeger search resource tag', found(await q(tagQ({ 'host.name': 'roundtrip-host' }))), 'not found by host.name');
   ok('jaeger search minDuration', found(await q('minDuration=1us')), 'not found by minDuration=1us');
   ok('jaeger search miss', !found(await q(tagQ({ 'db.system': 'postgres' }))), 'found by db.system=postgres');
+  // dependencies: the CLIENT span of the first service has a SERVER child in the backend
+  const deps = await getJson(`/api/dependencies?endTs=${Date.now() + 60000}&lookback=3600000`);
+  eq('jaeger dependencies', deps.data.filter((d) => d.parent === service || d.child === backend)
+    .map((d) => [d.parent, d.child, d.callCount]), [[service, backend, 1]]);
   const missing = await getJson('/api/traces/0000000000000000000000000000abcd', 404);
   ok('jaeger unknown trace', Array.isArray(missing.errors) && missing.errors.length === 1 && missing.errors[0].code === 404,
     `404 body ${JSON.stringify(missing)}`);
@@ -330,11 +351,13 @@ async function checkV3(spans, traceId) {
   ok('v3 resourceSpans', Array.isArray(rs) && rs.length >= 1, `body ${JSON.stringify(t).slice(0, 200)}`);
   if (!Array.isArray(rs)) return;
   const all = [];
+  eq('v3 resource services', rs.map((r) => JSON.stringify(kvMap(r.resource && r.resource.attributes)['service.name'])).sort(),
+    [backend, service].sort().map((n) => JSON.stringify({ stringValue: n })));
   for (const r of rs) {
     const ra = kvMap(r.resource && r.resource.attributes);
-    eq('v3 resource service.name', ra['service.name'], { stringValue: service });
-    if (!viaZipkin) {
-      for (const [k, v] of Object.entries(resourceAttrs)) eq(`v3 resource ${k}`, ra[k], anyValue(v));
+    const svc = ra['service.name'] && ra['service.name'].stringValue;
+    if (!viaZipkin && resources[svc]) {
+      for (const [k, v] of Object.entries(resources[svc])) eq(`v3 resource ${k}`, ra[k], anyValue(v));
     }
     for (const ss of r.scopeSpans || []) {
       if (!viaZipkin) eq('v3 scope', [ss.scope && ss.scope.name, ss.scope && ss.scope.version], ['weft-roundtrip', '3.2.1']);
@@ -410,7 +433,7 @@ async function checkZipkin(spans, traceId) {
     eq(`${w} kind`, s.kind, e.kind === 'INTERNAL' ? undefined : e.kind);
     eq(`${w} timestamp`, s.timestamp, e.startUs);
     eq(`${w} duration`, s.duration, e.durUs);
-    eq(`${w} localEndpoint.serviceName`, s.localEndpoint && s.localEndpoint.serviceName, service);
+    eq(`${w} localEndpoint.serviceName`, s.localEndpoint && s.localEndpoint.serviceName, e.service);
     const tags = s.tags || {};
     for (const [k, v] of e.attrs) {
       eq(`${w} tag ${k}`, tags[k], viaZipkin ? zipkinString(v) : (Array.isArray(v) ? JSON.stringify(v) : String(v)));
@@ -432,6 +455,9 @@ async function checkZipkin(spans, traceId) {
   const found = await getJson(`/api/v2/traces?serviceName=${encodeURIComponent(service)}&endTs=${now + 60000}&lookback=3600000&limit=10` +
     `&annotationQuery=${encodeURIComponent('db.system=sqlite')}`);
   ok('zipkin search annotationQuery', found.some((tr) => tr.length > 0 && tr[0].traceId === traceId), 'trace not found by db.system=sqlite');
+  const deps = await getJson(`/api/v2/dependencies?endTs=${now + 60000}&lookback=3600000`);
+  eq('zipkin dependencies', deps.filter((d) => d.parent === service || d.child === backend)
+    .map((d) => [d.parent, d.child, d.callCount, d.errorCount || 0]), [[service, backend, 1, 1]]);
   // Zipkin answers an unknown trace 404 with a text body
   const r = await fetch(`${base}/api/v2/trace/0000000000000000000000000000abcd`);
   eq('zipkin unknown trace status', r.status, 404);
@@ -440,9 +466,11 @@ async function checkZipkin(spans, traceId) {
 
 async function main() {
   await provider.forceFlush();
+  await backendProvider.forceFlush();
   // the in-memory exporter forgets its spans at shutdown: take them first
   const produced = memory.getFinishedSpans().slice();
   await provider.shutdown();
+  await backendProvider.shutdown();
   if (exportResult) {
     console.log(`FAIL [${mode}] export: ${exportResult.error || exportResult.code}`);
     process.exit(1);
@@ -450,7 +478,7 @@ async function main() {
   const mine = produced.filter((s) => s.name !== 'other-trace-root');
   const traceId = mine[0].spanContext().traceId;
   const spans = mine.map(expected);
-  ok('sdk trace', spans.length === 5 && spans.every((s) => s.traceId === traceId), 'SDK produced an unexpected trace');
+  ok('sdk trace', spans.length === 6 && spans.every((s) => s.traceId === traceId), 'SDK produced an unexpected trace');
   await checkJaeger(spans, traceId);
   await checkV3(spans, traceId);
   await checkZipkin(spans, traceId);

@@ -806,6 +806,59 @@ static void test_lowercase_names(void **state)
     wf_buf_free(&out);
 }
 
+/* A Zipkin span of trace t, id i, parent p (or none), in service svc. */
+#define DEP_SPAN(t, i, p, kind, svc, tags)                                                         \
+    "{\"traceId\":\"" t "\",\"id\":\"" i "\"," p "\"kind\":\"" kind "\",\"name\":\"x\","           \
+    "\"timestamp\":1795634000000000,\"duration\":10,\"localEndpoint\":{\"serviceName\":\"" svc     \
+    "\"},\"tags\":{" tags "}}"
+
+/* errorCount counts the calls whose server span, or the client span calling it, is an error;
+ * Zipkin leaves it out when there is none. */
+static void test_dependency_errors(void **state)
+{
+    fx_t *f = *state;
+    wf_buf_t out = WF_BUF_INIT;
+    /* three calls web -> db: the client fails in c1, the server fails in c2, none in c3 */
+    const char *body =
+        "[" DEP_SPAN("00000000000000c1", "0000000000000001", "", "SERVER", "web", "") "," DEP_SPAN(
+            "00000000000000c1", "0000000000000002", "\"parentId\":\"0000000000000001\",", "CLIENT",
+            "web",
+            "\"error\":\"timeout\"") "," DEP_SPAN("00000000000000c1", "0000000000000003",
+                                                  "\"parentId\":\"0000000000000002\",", "SERVER",
+                                                  "db",
+                                                  "") "," DEP_SPAN("00000000000000c2",
+                                                                   "0000000000000001", "", "CLIENT",
+                                                                   "web",
+                                                                   "") "," DEP_SPAN("00000000000000"
+                                                                                    "c2",
+                                                                                    "00000000000000"
+                                                                                    "02",
+                                                                                    "\"parentId\":"
+                                                                                    "\"000000000000"
+                                                                                    "0001\",",
+                                                                                    "SERVER", "db",
+                                                                                    "\"error\":"
+                                                                                    "\"\"") "," DEP_SPAN("00000000000000c3",
+                                                                                                         "0000000000000001",
+                                                                                                         "",
+                                                                                                         "CLIENT",
+                                                                                                         "web",
+                                                                                                         "") "," DEP_SPAN("00000000000000c3",
+                                                                                                                          "0000000000000002",
+                                                                                                                          "\"parentId\":\"0000000000000001\",",
+                                                                                                                          "SERVER",
+                                                                                                                          "db",
+                                                                                                                          "") "]";
+    assert_int_equal(post(f, body, &out), 202);
+    json_t *v;
+    assert_int_equal(get(f, col_zipkin_dependencies_handler, "/api/v2/dependencies",
+                         "endTs=1795634001000&lookback=60000", &v),
+                     200);
+    assert_json(v, "[{\"parent\":\"web\",\"child\":\"db\",\"callCount\":3,\"errorCount\":2}]");
+    json_decref(v);
+    wf_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -819,6 +872,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocomplete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lowercase_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dependency_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
