@@ -806,56 +806,46 @@ static void test_lowercase_names(void **state)
     wf_buf_free(&out);
 }
 
-/* A Zipkin span of trace t, id i, parent p (or none), in service svc. */
-#define DEP_SPAN(t, i, p, kind, svc, tags)                                                         \
-    "{\"traceId\":\"" t "\",\"id\":\"" i "\"," p "\"kind\":\"" kind "\",\"name\":\"x\","           \
-    "\"timestamp\":1795634000000000,\"duration\":10,\"localEndpoint\":{\"serviceName\":\"" svc     \
-    "\"},\"tags\":{" tags "}}"
-
 /* errorCount counts the calls whose server span, or the client span calling it, is an error;
  * Zipkin leaves it out when there is none. */
 static void test_dependency_errors(void **state)
 {
     fx_t *f = *state;
-    wf_buf_t out = WF_BUF_INIT;
-    /* three calls web -> db: the client fails in c1, the server fails in c2, none in c3 */
-    const char *body =
-        "[" DEP_SPAN("00000000000000c1", "0000000000000001", "", "SERVER", "web", "") "," DEP_SPAN(
-            "00000000000000c1", "0000000000000002", "\"parentId\":\"0000000000000001\",", "CLIENT",
-            "web",
-            "\"error\":\"timeout\"") "," DEP_SPAN("00000000000000c1", "0000000000000003",
-                                                  "\"parentId\":\"0000000000000002\",", "SERVER",
-                                                  "db",
-                                                  "") "," DEP_SPAN("00000000000000c2",
-                                                                   "0000000000000001", "", "CLIENT",
-                                                                   "web",
-                                                                   "") "," DEP_SPAN("00000000000000"
-                                                                                    "c2",
-                                                                                    "00000000000000"
-                                                                                    "02",
-                                                                                    "\"parentId\":"
-                                                                                    "\"000000000000"
-                                                                                    "0001\",",
-                                                                                    "SERVER", "db",
-                                                                                    "\"error\":"
-                                                                                    "\"\"") "," DEP_SPAN("00000000000000c3",
-                                                                                                         "0000000000000001",
-                                                                                                         "",
-                                                                                                         "CLIENT",
-                                                                                                         "web",
-                                                                                                         "") "," DEP_SPAN("00000000000000c3",
-                                                                                                                          "0000000000000002",
-                                                                                                                          "\"parentId\":\"0000000000000001\",",
-                                                                                                                          "SERVER",
-                                                                                                                          "db",
-                                                                                                                          "") "]";
-    assert_int_equal(post(f, body, &out), 202);
+    /* three calls web -> db: the client fails in c1, the server fails in c2, none in c3;
+     * trace, id, parent ("" = none), kind, service, tags */
+    static const char *const spans[][6] = {
+        {"c1", "01", "", "SERVER", "web", ""},
+        {"c1", "02", "01", "CLIENT", "web", "\"error\":\"timeout\""},
+        {"c1", "03", "02", "SERVER", "db", ""},
+        {"c2", "01", "", "CLIENT", "web", ""},
+        {"c2", "02", "01", "SERVER", "db", "\"error\":\"\""},
+        {"c3", "01", "", "CLIENT", "web", ""},
+        {"c3", "02", "01", "SERVER", "db", ""},
+    };
+    wf_buf_t body = WF_BUF_INIT, out = WF_BUF_INIT;
+    wf_buf_putc(&body, '[');
+    for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
+        const char *const *s = spans[i];
+        char parent[64] = "";
+        if (s[2][0] != '\0') {
+            snprintf(parent, sizeof(parent), "\"parentId\":\"00000000000000%s\",", s[2]);
+        }
+        wf_buf_printf(&body,
+                      "%s{\"traceId\":\"00000000000000%s\",\"id\":\"00000000000000%s\",%s"
+                      "\"kind\":\"%s\",\"name\":\"x\",\"timestamp\":1795634000000000,"
+                      "\"duration\":10,\"localEndpoint\":{\"serviceName\":\"%s\"},\"tags\":{%s}}",
+                      i ? "," : "", s[0], s[1], parent, s[3], s[4], s[5]);
+    }
+    wf_buf_putc(&body, ']');
+    wf_buf_putc(&body, '\0');
+    assert_int_equal(post(f, (const char *)body.data, &out), 202);
     json_t *v;
     assert_int_equal(get(f, col_zipkin_dependencies_handler, "/api/v2/dependencies",
                          "endTs=1795634001000&lookback=60000", &v),
                      200);
     assert_json(v, "[{\"parent\":\"web\",\"child\":\"db\",\"callCount\":3,\"errorCount\":2}]");
     json_decref(v);
+    wf_buf_free(&body);
     wf_buf_free(&out);
 }
 
