@@ -100,7 +100,7 @@ int col__jaeger_parse_trace_id(const char *s, uint8_t id[16])
     }
     memset(id, 0, 16);
     for (size_t i = 0; i < n; i++) {
-        int v = col_hex_digit(s[n - 1 - i]);
+        int v = wf_hex_digit(s[n - 1 - i]);
         if (v < 0) {
             return WF_E_INVAL;
         }

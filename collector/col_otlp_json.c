@@ -171,28 +171,14 @@ int col_otlp_content_type(const char *content_type, bool *json, col_resp_t *resp
     return WF_E_INVAL;
 }
 
-int col_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 bool col_hex_decode(const char *s, size_t len, uint8_t *out, size_t n)
 {
     if (len != 2 * n) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        int hi = col_hex_digit(s[2 * i]);
-        int lo = col_hex_digit(s[2 * i + 1]);
+        int hi = wf_hex_digit(s[2 * i]);
+        int lo = wf_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return false;
         }

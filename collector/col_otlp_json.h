@@ -69,9 +69,6 @@ int col_oj_base64(json_t *v, const char *what, wf_arena_t *arena, wf_str_t *out,
  */
 int col_otlp_content_type(const char *content_type, bool *json, col_resp_t *resp);
 
-/* The value of one hex digit, or -1. */
-int col_hex_digit(char c);
-
 /* Exactly 2*n hex digits s[0..len) into out[0..n); false when the length or a digit is wrong. */
 bool col_hex_decode(const char *s, size_t len, uint8_t *out, size_t n);
 

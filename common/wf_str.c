@@ -97,3 +97,17 @@ uint64_t wf_hash64(const void *data, size_t n, uint64_t seed)
     x ^= x >> 31;
     return x;
 }
+
+int wf_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}

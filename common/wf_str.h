@@ -48,6 +48,9 @@ static inline int wf_str_cmp(wf_str_t a, wf_str_t b)
 /* True when the n bytes at p are well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool wf_utf8_valid(const char *p, size_t n);
 
+/* The value of one hex digit (0-9, a-f, A-F), or -1. */
+int wf_hex_digit(int c);
+
 /*
  * 64-bit hash of bytes, 8 bytes per step with a final avalanche; stable across runs and builds
  * (the store persists it in bloom filters), so changing it changes the on-disk format.

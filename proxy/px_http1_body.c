@@ -78,20 +78,6 @@ static int body_fail(px_http1_body_t *b, const char *reason)
     return PX_HTTP1_EMSG;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Token characters (RFC 9110 §5.6.2), for trailer field names. */
 static bool is_tchar(char ch)
 {
@@ -145,7 +131,7 @@ int px_http1_body_feed(px_http1_body_t *b, const char *p, size_t len, size_t *co
             s = end;
             goto out;
         case B_SIZE_START: {
-            int v = hexval(c);
+            int v = wf_hex_digit(c);
             if (v < 0) {
                 return body_fail(b, "invalid chunk size");
             }
@@ -155,7 +141,7 @@ int px_http1_body_feed(px_http1_body_t *b, const char *p, size_t len, size_t *co
             break;
         }
         case B_SIZE: {
-            int v = hexval(c);
+            int v = wf_hex_digit(c);
             if (c == '\r') {
                 b->state = B_SIZE_LF;
                 break;

@@ -12,6 +12,7 @@
 #include "pql_lex.h"
 
 #include "wf_alloc.h"
+#include "wf_str.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -526,18 +527,11 @@ static void lex_duration(lexer_t *l)
     emit(l, PQL_T_DURATION);
 }
 
+/* A digit's value in any base up to 16; 16 for a character that is none. */
 static int digit_val(int32_t c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return 16;
+    int v = c < 128 ? wf_hex_digit((int)c) : -1;
+    return v < 0 ? 16 : v;
 }
 
 /* One escape sequence; the backslash has been read. false after an error. */

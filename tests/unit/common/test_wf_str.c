@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdint.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "wf_str.h"
@@ -236,12 +237,27 @@ static void test_hash64_properties(void **state)
     assert_true(distinct > 128);
 }
 
+static void test_hex_digit(void **state)
+{
+    (void)state;
+    static const char digits[] = "0123456789abcdef";
+    for (int c = -1; c < 256; c++) {
+        const char *at = c > 0 ? strchr(digits, tolower(c)) : NULL;
+        int want = at != NULL ? (int)(at - digits) : -1;
+        assert_int_equal(wf_hex_digit(c), want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_table),          cmocka_unit_test(test_utf8_length_is_respected),
-        cmocka_unit_test(test_str_basics),          cmocka_unit_test(test_str_cmp_order),
-        cmocka_unit_test(test_hash64_known_values), cmocka_unit_test(test_hash64_properties),
+        cmocka_unit_test(test_hex_digit),
+        cmocka_unit_test(test_utf8_table),
+        cmocka_unit_test(test_utf8_length_is_respected),
+        cmocka_unit_test(test_str_basics),
+        cmocka_unit_test(test_str_cmp_order),
+        cmocka_unit_test(test_hash64_known_values),
+        cmocka_unit_test(test_hash64_properties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
