@@ -185,15 +185,6 @@ void px_peer_format(const px_workload_t *w, wf_buf_t *out)
     }
 }
 
-static int unhex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 int px_peer_parse(const char *p, size_t len, px_workload_t *w, char *store, size_t cap)
 {
     if (len > PX_PEER_MAX || len > cap) {
@@ -222,7 +213,8 @@ int px_peer_parse(const char *p, size_t len, px_workload_t *w, char *store, size
         for (size_t x = (size_t)(eq - p) + 1; x < j; x++) {
             char c = p[x];
             if (c == '%') {
-                int hi = x + 2 < j ? unhex(p[x + 1]) : -1, lo = x + 2 < j ? unhex(p[x + 2]) : -1;
+                int hi = x + 2 < j ? wf_hex_digit((unsigned char)p[x + 1]) : -1,
+                    lo = x + 2 < j ? wf_hex_digit((unsigned char)p[x + 2]) : -1;
                 if (hi < 0 || lo < 0) {
                     return WF_E_INVAL;
                 }

@@ -122,18 +122,13 @@ void px_request_id(px_rng_t *r, char out[37])
 
 /* ---- hex ---- */
 
+/* W3C ids are lowercase hex; B3 ids may be either case. */
 static int hexval(char c, bool any_case)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
+    if (!any_case && c >= 'A' && c <= 'F') {
+        return -1;
     }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (any_case && c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
+    return wf_hex_digit((unsigned char)c);
 }
 
 /* Decode 2n hex digits at p into out[n]. */
