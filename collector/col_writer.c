@@ -11,9 +11,15 @@
  * before linking its job, and waits with a deadline; when the deadline passes and its job is
  * still in the list (the writer takes the whole list at once, clearing each job's queued flag),
  * it unlinks the job itself. Once taken, a job is waited for without a deadline.
+ *
+ * Span jobs are grouped too: consecutive span jobs of the list run inside one span group
+ * (st_spans_group_begin .. commit, st_span.h), so that their appends share one commit. An
+ * append refused for its own spans leaves the group as it was, so each job keeps its own
+ * answer; when the group itself fails, every job of it runs again alone.
  */
 #include "col_writer.h"
 
+#include "st_span.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 #include "wf_log.h"
@@ -138,21 +144,27 @@ int col_writer_new_opts(st_store_t *s, const col_writer_options_t *o, col_writer
     return 0;
 }
 
+/* Mark one job done with status, under the lock (the caller wakes the submitters). */
+static void finish_job(col_writer_t *wr, col_write_t *w, int status)
+{
+    w->status = status;
+    wr->stats.jobs++;
+    if (status != 0) {
+        wr->stats.jobs_failed++;
+    } else {
+        wr->stats.samples_accepted += w->accepted;
+        wr->stats.samples_rejected += w->rejected;
+    }
+    w->next = NULL;
+    w->done = true;
+}
+
 /* Mark every job in the list done with status, under the lock. */
 static void finish_list(col_writer_t *wr, col_write_t *list, int status)
 {
     for (col_write_t *w = list; w != NULL;) {
         col_write_t *next = w->next;
-        w->status = status;
-        wr->stats.jobs++;
-        if (status != 0) {
-            wr->stats.jobs_failed++;
-        } else {
-            wr->stats.samples_accepted += w->accepted;
-            wr->stats.samples_rejected += w->rejected;
-        }
-        w->next = NULL;
-        w->done = true;
+        finish_job(wr, w, status);
         w = next;
     }
     pthread_cond_broadcast(&wr->done);
@@ -324,6 +336,67 @@ static int run_group(col_writer_t *wr, col_write_t *group)
     return st_batch_commit(b);
 }
 
+static void count_batch(col_writer_t *wr)
+{
+    pthread_mutex_lock(&wr->mu);
+    wr->stats.batches++;
+    pthread_mutex_unlock(&wr->mu);
+}
+
+/* Run one span job alone (its append commits by itself) and finish it. Writer thread. */
+static void run_span_job(col_writer_t *wr, col_write_t *w)
+{
+    w->next = NULL;
+    w->accepted = w->rejected = 0;
+    w->first_reject = 0;
+    w->reject_msg[0] = '\0';
+    count_batch(wr);
+    int rc = w->spans(w, wr->store);
+    pthread_mutex_lock(&wr->mu);
+    finish_list(wr, w, rc);
+    pthread_mutex_unlock(&wr->mu);
+}
+
+/* Run a list of span jobs in one span group; returns how many jobs ran. Writer thread. */
+static int run_span_group(col_writer_t *wr, col_write_t *group)
+{
+    int ran = 0;
+    if (group->next == NULL) {
+        run_span_job(wr, group);
+        return 1;
+    }
+    count_batch(wr);
+    int rc = st_spans_group_begin(wr->store);
+    if (rc == 0) {
+        /* Each job's own answer waits in its status until the group's fate is known. */
+        for (col_write_t *w = group; w != NULL; w = w->next) {
+            w->status = w->spans(w, wr->store);
+        }
+        rc = st_spans_group_commit(wr->store);
+    }
+    if (rc != 0) {
+        WF_LOG_RL(WF_WARN, 1, "collector", "span group failed: retrying its jobs one by one",
+                  "err=\"%s\"", st_strerror(rc));
+        for (col_write_t *w = group; w != NULL;) {
+            col_write_t *next = w->next;
+            run_span_job(wr, w);
+            ran++;
+            w = next;
+        }
+        return ran;
+    }
+    pthread_mutex_lock(&wr->mu);
+    for (col_write_t *w = group; w != NULL;) {
+        col_write_t *next = w->next;
+        finish_job(wr, w, w->status);
+        ran++;
+        w = next;
+    }
+    pthread_cond_broadcast(&wr->done);
+    pthread_mutex_unlock(&wr->mu);
+    return ran;
+}
+
 int col_writer_run(col_writer_t *wr, int timeout_ms)
 {
     pthread_mutex_lock(&wr->mu);
@@ -342,14 +415,18 @@ int col_writer_run(col_writer_t *wr, int timeout_ms)
     int ran = 0;
     while (jobs != NULL) {
         if (jobs->spans != NULL) {
-            col_write_t *w = jobs;
+            col_write_t *group = jobs, *last = jobs;
+            size_t n = 1, bytes = jobs->est_bytes;
             jobs = jobs->next;
-            w->next = NULL;
-            int one = w->spans(w, wr->store);
-            pthread_mutex_lock(&wr->mu);
-            finish_list(wr, w, one);
-            pthread_mutex_unlock(&wr->mu);
-            ran++;
+            while (jobs != NULL && jobs->spans != NULL && n < COL_WRITER_SPAN_GROUP_JOBS &&
+                   bytes + jobs->est_bytes <= wr->group_bytes) {
+                n++;
+                bytes += jobs->est_bytes;
+                last = jobs;
+                jobs = jobs->next;
+            }
+            last->next = NULL;
+            ran += run_span_group(wr, group);
             continue;
         }
         /* Cut a group: at least one job, then more while the estimates fit. */

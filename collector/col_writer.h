@@ -54,8 +54,12 @@ typedef int (*col_write_fill_cb)(col_write_t *w, st_batch_t *b);
 
 /*
  * A span job (OTLP traces, Zipkin): called on the writer thread with the store; it appends its
- * spans with st_spans_append (which commits by itself) and returns its result. Span jobs run
- * one by one, between metric groups.
+ * spans with st_spans_append and returns its result. Consecutive span jobs in the queue share
+ * one commit (up to COL_WRITER_SPAN_GROUP_JOBS of them; est_bytes, if set, also bounds the group
+ * as for samples): their appends run inside one span group (st_internal.h), and each job gets
+ * its own append's answer once the group has committed. When the group as a whole fails (a
+ * database error), each job's callback runs again alone, so it must append the same spans each
+ * time. Between metric groups.
  */
 typedef int (*col_write_spans_cb)(col_write_t *w, st_store_t *s);
 
@@ -83,6 +87,9 @@ struct col_write {
 void col_write_reject(col_write_t *w, int err, const st_label_t *labels, size_t nlabels);
 
 typedef struct col_writer col_writer_t;
+
+/* Most span jobs sharing one commit: bounds the transaction and the head copies it holds. */
+#define COL_WRITER_SPAN_GROUP_JOBS 64
 
 #define COL_WRITER_DEFAULT_QUEUE_BYTES ((size_t)256 << 20)
 /* Below the OpenTelemetry SDKs' 10 s export timeout (Prometheus's remote_timeout is 30 s),
@@ -132,7 +139,8 @@ int col_writer_run(col_writer_t *wr, int timeout_ms);
 typedef struct {
     uint64_t jobs;             /* jobs completed (durable or failed) */
     uint64_t jobs_failed;      /* of which failed */
-    uint64_t batches;          /* store batches committed or attempted */
+    uint64_t batches;          /* store batches and span groups committed or attempted (one
+                                  commit each; a lone span job counts as one) */
     uint64_t samples_accepted; /* samples made durable */
     uint64_t samples_rejected; /* samples refused one by one */
     uint64_t shed_queue_full;  /* jobs refused at once: the queue was over its budget */

@@ -99,13 +99,33 @@ typedef struct {
 } st_span_t;
 
 /*
- * Append n spans atomically: either every span is valid and all are durable on return 0, or
- * nothing is written and the first problem is returned (ST_E_SPAN_INVALID, ST_E_SPAN_LIMIT,
- * ST_E_TOO_OLD, ST_E_TOO_NEW, ST_E_BATCH_LIMIT: more than max_batch_spans, or encoded spans over
- * max_batch_bytes); *bad_index (if not NULL) names the span.
- * Writer thread only.
+ * Append n spans atomically: either every span is valid and all are durable on return 0 (inside
+ * a group, below: valid and logged, durable when the group commits), or nothing is written and the
+ * first problem is returned (ST_E_SPAN_INVALID, ST_E_SPAN_LIMIT, ST_E_TOO_OLD, ST_E_TOO_NEW,
+ * ST_E_BATCH_LIMIT: more than max_batch_spans, or encoded spans over max_batch_bytes); *bad_index
+ * (if not NULL) names the span. Writer thread only.
  */
 int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad_index);
+
+/*
+ * Many small st_spans_append calls in one SQLite transaction, for the collector's write queue
+ * (col_writer.c), whose commit is most of a small request's cost. Writer thread only; no flush,
+ * retention or metric batch may run while a group is open.
+ *
+ * st_spans_group_begin opens the group (ST_E_CLOSED on a failed or closed store, or the
+ * transaction's error). Inside it st_spans_append keeps its checks and its per-call answer: it
+ * returns 0 when its spans are valid and logged in the group's transaction, or an error that
+ * leaves the group exactly as it was (the call's own invalid spans, ST_E_BATCH_LIMIT, ...), or,
+ * when a database error stopped it half-way, that error, after which the group cannot commit:
+ * later appends return the same error and st_spans_group_commit rolls back and returns it.
+ * Nothing of the group is durable, nor visible to readers, before st_spans_group_commit returns
+ * 0; then every append of the group that returned 0 is durable and visible, as if each had been
+ * made alone. On an error, none is: the caller may run each append again alone.
+ * st_spans_group_abort rolls the group back.
+ */
+int st_spans_group_begin(st_store_t *s);
+int st_spans_group_commit(st_store_t *s);
+void st_spans_group_abort(st_store_t *s);
 
 /* A list of decoded spans; everything they point to lives in the list's arena. */
 typedef struct {

@@ -583,6 +583,21 @@ typedef struct {
     size_t n, cap, pos;
 } memo_t;
 
+/*
+ * The previous span's attribute at one position of its list (block counting pass). Spans of one
+ * reporter list the same keys in the same order, and many values repeat (method, component,
+ * mesh id, ...): comparing with the previous span's bytes at the same position finds their
+ * dictionary entries without hashing them again, and a pair seen there is already in the pair
+ * set. A mismatch costs one short memcmp and falls back to the dictionary.
+ */
+typedef struct {
+    uint32_t key;         /* dictionary entry of the key */
+    st_value_type_t type; /* ST_VAL_ARRAY: nothing cached */
+    uint64_t val;         /* dictionary entry of a string or bytes value, else the value bits */
+} last_attr_t;
+
+#define LAST_ATTRS 64
+
 typedef struct {
     wf_buf_t *out;
     dict_t *dict;  /* NULL: inline strings (log); else references (block) */
@@ -591,7 +606,31 @@ typedef struct {
     pairset_t *pairs;
     u64set_t *items;
     wf_buf_t *tmp;
+    last_attr_t *last; /* LAST_ATTRS entries for span attribute lists, or NULL */
 } enc_t;
+
+/* Count one more use of dictionary entry ei in the counting pass (what put_str does after its
+ * lookup). */
+static uint32_t count_ref(enc_t *e, uint32_t ei)
+{
+    e->dict->e[ei].count++;
+    memo_t *m = e->memo;
+    if (m != NULL) {
+        if (m->n == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 65536;
+            m->v = wf_realloc(m->v, m->cap * sizeof(*m->v));
+        }
+        m->v[m->n++] = ei;
+    }
+    return ei;
+}
+
+/* True when dictionary entry ei holds the bytes of s. */
+static bool dict_is(const enc_t *e, uint32_t ei, wf_str_t s)
+{
+    const dent_t *d = &e->dict->e[ei];
+    return d->len == s.len && (s.len == 0 || memcmp(d->p, s.p, s.len) == 0);
+}
 
 /* Write (or count) s; in a block returns its dictionary entry. */
 static uint32_t put_str(enc_t *e, wf_str_t s)
@@ -604,17 +643,7 @@ static uint32_t put_str(enc_t *e, wf_str_t s)
     memo_t *m = e->memo;
     uint32_t ei;
     if (e->counting) {
-        dent_t *d = dict_get(e->dict, s, true);
-        d->count++;
-        ei = (uint32_t)(d - e->dict->e);
-        if (m != NULL) {
-            if (m->n == m->cap) {
-                m->cap = m->cap ? m->cap * 2 : 65536;
-                m->v = wf_realloc(m->v, m->cap * sizeof(*m->v));
-            }
-            m->v[m->n++] = ei;
-        }
-        return ei;
+        return count_ref(e, (uint32_t)(dict_get(e->dict, s, true) - e->dict->e));
     }
     if (m != NULL) {
         WF_ASSERT(m->pos < m->n);
@@ -684,17 +713,24 @@ static void put_value(enc_t *e, const st_value_t *v)
     }
 }
 
-/* Counting pass over an attribute list: strings into the dictionary, items into the bloom set. */
-static void count_attrs(enc_t *e, const st_attr_t *a, size_t n)
+/*
+ * Counting pass over an attribute list: strings into the dictionary, items into the bloom set.
+ * last: the previous list's attributes by position (span attributes), or NULL.
+ */
+static void count_attrs(enc_t *e, const st_attr_t *a, size_t n, last_attr_t *last)
 {
     for (size_t i = 0; i < n; i++) {
-        uint64_t ki = put_str(e, a[i].key);
         const st_value_t *v = &a[i].value;
+        last_attr_t *c = last != NULL && i < LAST_ATTRS ? &last[i] : NULL;
+        bool key_same = c != NULL && c->type != ST_VAL_ARRAY && dict_is(e, c->key, a[i].key);
+        uint64_t ki = key_same ? count_ref(e, c->key) : put_str(e, a[i].key);
+        bool type_same = key_same && c->type == v->type;
         uint64_t tag = ki | (uint64_t)v->type << 32, val = 0;
         switch (v->type) {
         case ST_VAL_STRING:
         case ST_VAL_BYTES:
-            val = put_str(e, v->u.s);
+            val = type_same && dict_is(e, (uint32_t)c->val, v->u.s) ? count_ref(e, (uint32_t)c->val)
+                                                                    : put_str(e, v->u.s);
             break;
         case ST_VAL_BOOL:
             val = v->u.b;
@@ -709,16 +745,21 @@ static void count_attrs(enc_t *e, const st_attr_t *a, size_t n)
             put_value(e, v);
             break;
         }
-        if (v->type == ST_VAL_ARRAY || pairset_add(e->pairs, tag, val)) {
+        /* The same pair as the previous list's here: it is in the pair set already. */
+        bool pair_seen = type_same && v->type != ST_VAL_ARRAY && c->val == val;
+        if (v->type == ST_VAL_ARRAY || (!pair_seen && pairset_add(e->pairs, tag, val))) {
             u64set_add(e->items, item_tag_value(a[i].key, v, e->tmp));
+        }
+        if (c != NULL) {
+            *c = (last_attr_t){(uint32_t)ki, v->type, val};
         }
     }
 }
 
-static void put_attrs(enc_t *e, const st_attr_t *a, size_t n)
+static void put_attrs_at(enc_t *e, const st_attr_t *a, size_t n, last_attr_t *last)
 {
     if (e->counting) {
-        count_attrs(e, a, n);
+        count_attrs(e, a, n, last);
         return;
     }
     put_u(e, n);
@@ -726,6 +767,11 @@ static void put_attrs(enc_t *e, const st_attr_t *a, size_t n)
         put_str(e, a[i].key);
         put_value(e, &a[i].value);
     }
+}
+
+static void put_attrs(enc_t *e, const st_attr_t *a, size_t n)
+{
+    put_attrs_at(e, a, n, NULL);
 }
 
 static uint64_t record_bits(const st_span_t *sp)
@@ -758,7 +804,7 @@ static void put_record_tail(enc_t *e, const st_span_t *sp, uint64_t bits)
         put_str(e, sp->scope_version);
     }
     if (bits & R_ATTRS) {
-        put_attrs(e, sp->attrs, sp->n_attrs);
+        put_attrs_at(e, sp->attrs, sp->n_attrs, e->last);
     }
     if (bits & R_EVENTS) {
         put_u(e, sp->n_events);
@@ -985,7 +1031,7 @@ int st__span_log_encode_tmp(wf_buf_t *out, wf_buf_t *raw, const st_span_t *spans
                             size_t max_raw, ZSTD_CCtx *cctx)
 {
     wf_buf_reset(raw);
-    enc_t e = {raw, NULL, false, NULL, NULL, NULL, NULL};
+    enc_t e = {raw, NULL, false, NULL, NULL, NULL, NULL, NULL};
     wf_buf_put_uvarint(raw, n);
     for (size_t i = 0; i < n; i++) {
         const st_span_t *sp = &spans[i];
@@ -1199,8 +1245,12 @@ void st__span_block_encode(const st_span_t **spans, size_t n, ZSTD_CCtx *cctx, i
     memo.v = wf_malloc(memo.cap * sizeof(*memo.v));
     pairset_t pairs = {0};
     u64set_t items = {0};
-    enc_t count = {&scratch, &dict, true, &memo, &pairs, &items, &tmp};
-    enc_t count_res = {&scratch, &dict, true, NULL, &pairs, &items, &tmp};
+    last_attr_t last[LAST_ATTRS];
+    for (size_t i = 0; i < LAST_ATTRS; i++) {
+        last[i] = (last_attr_t){0, ST_VAL_ARRAY, 0};
+    }
+    enc_t count = {&scratch, &dict, true, &memo, &pairs, &items, &tmp, last};
+    enc_t count_res = {&scratch, &dict, true, NULL, &pairs, &items, &tmp, NULL};
     for (size_t i = 0; i < n; i++) {
         const st_span_t *sp = spans[i];
         int64_t dur = sp->end_ns - sp->start_ns;
@@ -1238,7 +1288,7 @@ void st__span_block_encode(const st_span_t **spans, size_t n, ZSTD_CCtx *cctx, i
     }
 
     wf_buf_t raw = WF_BUF_INIT;
-    enc_t e = {&raw, &dict, false, NULL, NULL, NULL, NULL};
+    enc_t e = {&raw, &dict, false, NULL, NULL, NULL, NULL, NULL};
     wf_buf_putc(&raw, FORMAT_VERSION);
     wf_buf_put_uvarint(&raw, n);
     wf_buf_put_uvarint(&raw, n_traces);
@@ -1261,7 +1311,7 @@ void st__span_block_encode(const st_span_t **spans, size_t n, ZSTD_CCtx *cctx, i
     /* Records per trace go to `recs`; the directory needs their lengths first. */
     info->trace_ids = wf_malloc(n_traces * sizeof(*info->trace_ids));
     wf_buf_t recs = WF_BUF_INIT;
-    enc_t er = {&recs, &dict, false, &memo, NULL, NULL, NULL};
+    enc_t er = {&recs, &dict, false, &memo, NULL, NULL, NULL, NULL};
     size_t t = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i;

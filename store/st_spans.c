@@ -9,6 +9,10 @@
  * block when it holds SEAL_SPANS spans, when its oldest span has waited SEAL_AGE_NS, or on
  * flush; the transaction that writes the block also deletes the log records it covers, so a
  * crash leaves either the records (replayed into the head on open) or the block, never both.
+ * Group commit (st_internal.h): the collector's queue brackets several appends in one
+ * transaction; each still writes its own log record, and their head copies are published
+ * together once that transaction commits (an append's error before it writes leaves the group
+ * untouched; one after marks the group failed, so that it is rolled back whole).
  *
  * Tables (all created here):
  *   span_blocks(id, min_start, max_start, min_dur, max_dur, n_spans, bloom)
@@ -34,8 +38,14 @@
  * newest `limit` traces, not an approximation. The head is scanned in full (it is small).
  *
  * Sizes: SEAL_SPANS 4096 keeps a trace lookup (one block decompressed, ~0.3 ms) under a
- * millisecond; 8192 saved only ~0.5 byte/span. The seal is done on the writer thread, inside the
- * append that fills the head, so append latency has a sawtooth of one seal (~15 ms).
+ * millisecond; 8192 saved only ~0.5 byte/span. The seal's encoding (dictionary, bloom items,
+ * zstd: most of the writer's time when it ran inline) runs on a thread of its own, started by the
+ * append that fills the head: the head arena and the span pointers it covers move to the seal
+ * job, appends go on into a fresh arena behind them, and the writer commits the finished blocks
+ * (with the deletion of the log records up to the last one sealed) at its next append, at flush,
+ * or before retention; the sealed prefix then leaves the head under the write lock. Until that
+ * commit the spans are read from the head and replayed from the log after a crash, as before.
+ * A head that grows SEAL_BACKLOG spans behind a running seal makes the writer wait for it.
  *
  * Reads (any thread) use a reader connection. The head is guarded by a rwlock that readers hold
  * only while they copy what they need from the head and open their SQLite read transaction;
@@ -55,11 +65,14 @@
 #include "wf_log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SEAL_SPANS 4096
 #define SEAL_AGE_NS (10LL * 1000000000)
+/* Head spans behind a running seal beyond which the writer waits for it. */
+#define SEAL_BACKLOG (4 * SEAL_SPANS)
 /*
  * zstd level of sealed blocks: 7 saved 2 bytes/span over 3 (30.6 vs 32.6 in the bench) but cost
  * ~15 % of the append rate, which is the tighter goal.
@@ -94,6 +107,37 @@ typedef struct {
     st__span_block_t b;
 } bcache_ent_t;
 
+/* One encoded block, waiting to be inserted. */
+typedef struct sealed {
+    wf_buf_t block, bloom;
+    st__block_info_t info;
+} sealed_t;
+
+static void sealed_free(sealed_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wf_buf_free(&b[i].block);
+        wf_buf_free(&b[i].bloom);
+        wf_free(b[i].info.trace_ids);
+        wf_free(b[i].info.items);
+    }
+    wf_free(b);
+}
+
+/* A seal running on its own thread (seal_start); its fields are the seal thread's until done. */
+typedef struct {
+    pthread_t th;
+    atomic_bool done;
+    const st_span_t **spans; /* the head's first n spans when the seal began */
+    size_t n;
+    int64_t upto;         /* newest log record of those spans */
+    int64_t started_mono; /* when it began (the remaining head's age after it) */
+    wf_arena_t arena;     /* their memory: the head arena when the seal began */
+    ZSTD_CCtx *cctx;
+    sealed_t *blocks; /* the result */
+    size_t n_blocks;
+} seal_job_t;
+
 typedef struct {
     char *service;
     char *name;
@@ -127,6 +171,23 @@ struct st__spans {
     pthread_mutex_t bc_lock;
     bcache_ent_t *bc[BCACHE_N];
     uint64_t bc_tick;
+
+    /* Group commit (st_spans_group_begin): the appends' head copies wait here, unpublished,
+     * until the group's transaction commits. Writer thread only. */
+    bool group;
+    int group_err; /* an append failed half-way: the group's transaction must not commit */
+    st_span_t **pend;
+    size_t n_pend, cap_pend;
+    int64_t pend_seq; /* newest log record of the group */
+    uint64_t pend_total;
+
+    /* Sealing off the writer thread: the seal thread encodes head[0 .. job.n) while the writer
+     * appends behind them; the writer commits its blocks (seal_collect). Writer thread only. */
+    bool sealing;
+    seal_job_t job;
+    ZSTD_CCtx *seal_cctx;
+    bool has_old_arena; /* a failed seal's spans, still in the head, live in old_arena */
+    wf_arena_t old_arena;
 };
 
 static int prepare_on(sqlite3 *c, const char *sql, sqlite3_stmt **st)
@@ -380,7 +441,8 @@ int st__spans_open(st_store_t *s)
     pthread_rwlockattr_destroy(&attr);
     wf_arena_init(&sp->head_arena, 1 << 20, 0);
     sp->cctx = ZSTD_createCCtx();
-    WF_ASSERT(sp->cctx != NULL);
+    sp->seal_cctx = ZSTD_createCCtx();
+    WF_ASSERT(sp->cctx != NULL && sp->seal_cctx != NULL);
     pthread_mutex_init(&sp->bc_lock, NULL);
     for (size_t i = 0; i < BCACHE_N; i++) {
         sp->bc[i] = bcache_ent_new(true);
@@ -426,10 +488,23 @@ void st__spans_close(st_store_t *s)
     if (sp == NULL) {
         return;
     }
+    if (sp->sealing) {
+        /* The store flushed before (st_internal.h), which finished any seal; an error there
+         * leaves its thread to join, and its spans to the log. */
+        pthread_join(sp->job.th, NULL);
+        sealed_free(sp->job.blocks, sp->job.n_blocks);
+        wf_free(sp->job.spans);
+        wf_arena_free(&sp->job.arena);
+    }
+    if (sp->has_old_arena) {
+        wf_arena_free(&sp->old_arena);
+    }
     sqlite3_finalize(sp->op_upsert);
     ZSTD_freeCCtx(sp->cctx);
+    ZSTD_freeCCtx(sp->seal_cctx);
     ops_free(sp);
     wf_free(sp->head);
+    wf_free(sp->pend);
     wf_arena_free(&sp->head_arena);
     wf_buf_free(&sp->scratch);
     wf_buf_free(&sp->scratch_raw);
@@ -539,15 +614,34 @@ static bool bloom_may_have(const uint8_t *m, size_t len, uint64_t h)
 
 /* ---- sealing ------------------------------------------------------------------------------- */
 
-/* Encode n head spans as one block and insert it with its index rows (inside a transaction). */
-static int write_block(st_store_t *s, const st_span_t **spans, size_t n)
+/*
+ * Encode spans (pointers reordered) as near-equal blocks of 3/4 to 3/2 x SEAL_SPANS spans (the
+ * nearest count of SEAL_SPANS-sized blocks): a head that grew while a seal ran, or one huge
+ * append, must not make big blocks that every lookup of their traces has to decompress, nor a
+ * tiny tail block. Pure: runs on the seal thread as well as on the writer.
+ */
+static sealed_t *encode_blocks(const st_span_t **spans, size_t n, ZSTD_CCtx *cctx, size_t *nb)
+{
+    size_t chunks = (n + SEAL_SPANS / 2) / SEAL_SPANS ? (n + SEAL_SPANS / 2) / SEAL_SPANS : 1;
+    size_t per = (n + chunks - 1) / chunks;
+    sealed_t *out = wf_calloc(chunks, sizeof(*out));
+    size_t k = 0;
+    for (size_t off = 0; off < n; off += per, k++) {
+        WF_ASSERT(k < chunks);
+        st__span_block_encode(spans + off, n - off < per ? n - off : per, cctx, BLOCK_ZSTD_LEVEL,
+                              &out[k].block, &out[k].info);
+        bloom_build(out[k].info.items, out[k].info.n_items, &out[k].bloom);
+    }
+    *nb = k;
+    return out;
+}
+
+/* Insert an encoded block with its index rows (inside a transaction). */
+static int insert_block(st_store_t *s, const sealed_t *b)
 {
     st__spans_t *sp = s->spans;
-    wf_buf_t block = WF_BUF_INIT, bloom = WF_BUF_INIT;
-    st__block_info_t info = {0};
+    const st__block_info_t *info = &b->info;
     sqlite3_stmt *st = NULL;
-    st__span_block_encode(spans, n, sp->cctx, BLOCK_ZSTD_LEVEL, &block, &info);
-    bloom_build(info.items, info.n_items, &bloom);
     /* A fresh id even when an earlier transaction that used one rolled back or retention deleted
      * the newest block: the block cache relies on an id naming one content for good. */
     int64_t id = sp->last_block_id + 1;
@@ -559,12 +653,12 @@ static int write_block(st_store_t *s, const st_span_t **spans, size_t n)
         goto out;
     }
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, info.min_start);
-    sqlite3_bind_int64(st, 3, info.max_start);
-    sqlite3_bind_int64(st, 4, info.min_dur);
-    sqlite3_bind_int64(st, 5, info.max_dur);
-    sqlite3_bind_int64(st, 6, (int64_t)info.n_spans);
-    sqlite3_bind_blob(st, 7, bloom.data, (int)bloom.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, info->min_start);
+    sqlite3_bind_int64(st, 3, info->max_start);
+    sqlite3_bind_int64(st, 4, info->min_dur);
+    sqlite3_bind_int64(st, 5, info->max_dur);
+    sqlite3_bind_int64(st, 6, (int64_t)info->n_spans);
+    sqlite3_bind_blob(st, 7, b->bloom.data, (int)b->bloom.len, SQLITE_STATIC);
     if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
         rc = st__db_err(rc);
         goto out;
@@ -577,7 +671,7 @@ static int write_block(st_store_t *s, const st_span_t **spans, size_t n)
         goto out;
     }
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_blob(st, 2, block.data, (int)block.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, b->block.data, (int)b->block.len, SQLITE_STATIC);
     if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
         rc = st__db_err(rc);
         goto out;
@@ -590,8 +684,8 @@ static int write_block(st_store_t *s, const st_span_t **spans, size_t n)
         goto out;
     }
     rc = 0;
-    for (size_t i = 0; i < info.n_traces && rc == 0; i++) {
-        sqlite3_bind_int64(st, 1, trace_key(info.trace_ids[i]));
+    for (size_t i = 0; i < info->n_traces && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, trace_key(info->trace_ids[i]));
         sqlite3_bind_int64(st, 2, id);
         int step = sqlite3_step(st);
         rc = step == SQLITE_DONE ? 0 : st__db_err(step);
@@ -599,63 +693,192 @@ static int write_block(st_store_t *s, const st_span_t **spans, size_t n)
     }
 out:
     sqlite3_finalize(st);
-    wf_free(info.trace_ids);
-    wf_free(info.items);
-    wf_buf_free(&block);
-    wf_buf_free(&bloom);
     return rc;
 }
 
 /*
- * Seal the head: blocks of SEAL_SPANS to 2 x SEAL_SPANS spans (one huge append must not make
- * one huge block that every lookup of its traces has to decompress), the moved last_seen values,
- * and the deletion of the log records, all in one transaction.
+ * Write blocks, the moved last_seen values and the deletion of the log records up to upto, in
+ * one transaction; on success run done (under the head's write lock, with the commit, so that
+ * readers see the spans either in the head or in the blocks). Returns 0 or the error (rolled
+ * back).
  */
-int st__spans_flush(st_store_t *s)
+static int commit_blocks(st_store_t *s, const sealed_t *blocks, size_t nb, int64_t upto,
+                         void (*done)(st__spans_t *sp))
 {
     st__spans_t *sp = s->spans;
-    if (sp->n_head == 0 && sp->head_last_seq == 0) {
-        return 0;
-    }
-    /* With an empty head (retention dropped it) this still deletes the records it left. */
-    size_t n = sp->n_head;
-    const st_span_t **spans = wf_malloc((n ? n : 1) * sizeof(*spans));
-    memcpy(spans, sp->head, n * sizeof(*spans));
     int rc = st__db_begin(&s->db);
     if (rc != 0) {
-        goto out;
+        return rc;
     }
-    /* Near-equal chunks of SEAL_SPANS to 2 x SEAL_SPANS spans: no tiny tail block. */
-    size_t chunks = n / SEAL_SPANS ? n / SEAL_SPANS : 1;
-    size_t per = (n + chunks - 1) / chunks;
-    for (size_t off = 0; off < n && rc == 0; off += per) {
-        rc = write_block(s, spans + off, n - off < per ? n - off : per);
+    for (size_t i = 0; i < nb && rc == 0; i++) {
+        rc = insert_block(s, &blocks[i]);
     }
     if (rc != 0 || (rc = ops_write_pending(sp)) != 0 ||
-        (rc = st__log_truncate(&s->db, ST__LOG_SPANS, sp->head_last_seq)) != 0) {
+        (rc = st__log_truncate(&s->db, ST__LOG_SPANS, upto)) != 0) {
         st__db_rollback(&s->db);
-        goto out;
+        return rc;
     }
     pthread_rwlock_wrlock(&sp->lock);
     rc = st__db_commit(&s->db);
     if (rc == 0) {
-        sp->n_head = 0;
-        sp->head_last_seq = 0;
-        wf_arena_reset(&sp->head_arena);
+        done(sp);
     }
     pthread_rwlock_unlock(&sp->lock);
     if (rc == 0) {
         ops_mark_written(sp);
     }
-out:
+    return rc;
+}
+
+static void *seal_main(void *arg)
+{
+    seal_job_t *j = arg;
+    j->blocks = encode_blocks(j->spans, j->n, j->cctx, &j->n_blocks);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* Under the write lock: the sealed prefix of the head leaves it. */
+static void async_sealed(st__spans_t *sp)
+{
+    size_t n = sp->job.n;
+    memmove(sp->head, sp->head + n, (sp->n_head - n) * sizeof(*sp->head));
+    sp->n_head -= n;
+    if (sp->n_head == 0) {
+        sp->head_last_seq = 0;
+    } else {
+        sp->head_born_mono = sp->job.started_mono;
+    }
+    wf_arena_free(&sp->job.arena);
+}
+
+/*
+ * Finish the seal running on its own thread, if any: when wait is false, only if it is done.
+ * Its blocks are committed on the writer (here); on failure its spans stay in the head, their
+ * memory kept as old_arena, and the next seal (synchronous) covers them.
+ */
+static int seal_collect(st_store_t *s, bool wait)
+{
+    st__spans_t *sp = s->spans;
+    seal_job_t *j = &sp->job;
+    if (!sp->sealing || (!wait && !atomic_load(&j->done))) {
+        return 0;
+    }
+    pthread_join(j->th, NULL);
+    sp->sealing = false;
+    int rc = commit_blocks(s, j->blocks, j->n_blocks, j->upto, async_sealed);
+    if (rc != 0) {
+        WF_ASSERT(!sp->has_old_arena);
+        sp->old_arena = j->arena;
+        sp->has_old_arena = true;
+        WF_LOG(WF_ERROR, "store", "span seal failed", "err=\"%s\"", st_strerror(rc));
+    }
+    sealed_free(j->blocks, j->n_blocks);
+    wf_free(j->spans);
+    j->blocks = NULL;
+    j->spans = NULL;
+    return rc;
+}
+
+/*
+ * Seal the whole head on a thread of its own: the head's spans are immutable and their memory
+ * (the head arena) moves to the job, so that the writer goes on appending into a fresh arena
+ * meanwhile. Readers keep seeing the spans in the head until the blocks commit.
+ */
+static void seal_start(st_store_t *s)
+{
+    st__spans_t *sp = s->spans;
+    seal_job_t *j = &sp->job;
+    WF_ASSERT(!sp->sealing && !sp->has_old_arena && sp->n_head > 0);
+    j->n = sp->n_head;
+    j->spans = wf_malloc(j->n * sizeof(*j->spans));
+    memcpy(j->spans, sp->head, j->n * sizeof(*j->spans));
+    j->upto = sp->head_last_seq;
+    j->started_mono = wf_mono_ns();
+    j->cctx = sp->seal_cctx;
+    j->arena = sp->head_arena;
+    wf_arena_init(&sp->head_arena, 1 << 20, 0);
+    atomic_store(&j->done, false);
+    sp->sealing = true;
+    if (pthread_create(&j->th, NULL, seal_main, j) != 0) {
+        /* No thread: encode here; the join below then has nothing to wait for. */
+        seal_main(j);
+        sp->sealing = false;
+        int rc = commit_blocks(s, j->blocks, j->n_blocks, j->upto, async_sealed);
+        if (rc != 0) {
+            sp->old_arena = j->arena;
+            sp->has_old_arena = true;
+        }
+        sealed_free(j->blocks, j->n_blocks);
+        wf_free(j->spans);
+        j->blocks = NULL;
+        j->spans = NULL;
+    }
+}
+
+/* Under the write lock: the whole head is in blocks now. */
+static void sync_sealed(st__spans_t *sp)
+{
+    sp->n_head = 0;
+    sp->head_last_seq = 0;
+    wf_arena_reset(&sp->head_arena);
+    if (sp->has_old_arena) {
+        wf_arena_free(&sp->old_arena);
+        sp->has_old_arena = false;
+    }
+}
+
+/* Seal the head now, on the writer, after the seal running on its own thread (if any). */
+int st__spans_flush(st_store_t *s)
+{
+    st__spans_t *sp = s->spans;
+    WF_ASSERT(!sp->group);
+    seal_collect(s, true); /* on failure its spans are still in the head: sealed below */
+    if (sp->n_head == 0 && sp->head_last_seq == 0) {
+        return 0;
+    }
+    /* With an empty head (retention dropped it) this still deletes the records it left. */
+    size_t n = sp->n_head, nb = 0;
+    sealed_t *blocks = NULL;
+    if (n > 0) {
+        const st_span_t **spans = wf_malloc(n * sizeof(*spans));
+        memcpy(spans, sp->head, n * sizeof(*spans));
+        blocks = encode_blocks(spans, n, sp->cctx, &nb);
+        wf_free(spans);
+    }
+    int rc = commit_blocks(s, blocks, nb, sp->head_last_seq, sync_sealed);
     if (rc != 0) {
         WF_LOG(WF_ERROR, "store", "span flush failed", "err=\"%s\"", st_strerror(rc));
     }
-    wf_free(spans);
+    sealed_free(blocks, nb);
     return rc;
 }
 
 /* ---- append -------------------------------------------------------------------------------- */
+
+/* Publish spans made durable by a commit and seal the head when it is due. */
+static void after_commit(st_store_t *s, st_span_t **ptrs, size_t kept, int64_t seq, size_t n)
+{
+    st__spans_t *sp = s->spans;
+    if (sp->scratch_raw.cap > SCRATCH_KEEP) {
+        wf_buf_free(&sp->scratch_raw);
+    }
+    head_publish(sp, ptrs, kept, seq);
+    sp->spans_total += n;
+    /* The spans are durable in the log; a failed seal only postpones sealing. */
+    if (sp->sealing) {
+        /* A head that outgrows the seal thread waits for it rather than grow without bound. */
+        seal_collect(s, sp->n_head - sp->job.n >= SEAL_BACKLOG);
+    }
+    if (sp->sealing) {
+        return;
+    }
+    if (sp->n_head >= SEAL_SPANS && !sp->has_old_arena) {
+        seal_start(s);
+    } else if (sp->n_head >= SEAL_SPANS || wf_mono_ns() - sp->head_born_mono >= SEAL_AGE_NS) {
+        st__spans_flush(s);
+    }
+}
 
 int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad_index)
 {
@@ -665,6 +888,9 @@ int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad
     }
     if (s->failed || sp == NULL) {
         return ST_E_CLOSED;
+    }
+    if (sp->group && sp->group_err != 0) {
+        return sp->group_err;
     }
     if (n > s->opt.max_batch_spans) {
         if (bad_index != NULL) {
@@ -699,8 +925,7 @@ int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad
     if (rc != 0) {
         return rc;
     }
-    rc = st__db_begin(&s->db);
-    if (rc != 0) {
+    if (!sp->group && (rc = st__db_begin(&s->db)) != 0) {
         return rc;
     }
     rc = st__log_append(&s->db, ST__LOG_SPANS, sp->scratch.data, sp->scratch.len, &seq);
@@ -712,25 +937,102 @@ int st_spans_append(st_store_t *s, const st_span_t *spans, size_t n, size_t *bad
         }
     }
     if (rc != 0) {
-        st__db_rollback(&s->db);
+        if (sp->group) {
+            /* Part of this call may be in the transaction (or SQLite may have rolled it back
+             * already): nothing more may run in it. */
+            sp->group_err = rc;
+        } else {
+            st__db_rollback(&s->db);
+        }
         return rc;
+    }
+    size_t kept;
+    if (sp->group) {
+        st_span_t **ptrs = head_prepare(sp, spans, n, INT64_MIN, &kept);
+        if (sp->n_pend + kept > sp->cap_pend) {
+            size_t cap = sp->cap_pend ? sp->cap_pend : 1024;
+            while (cap < sp->n_pend + kept) {
+                cap *= 2;
+            }
+            sp->pend = wf_realloc(sp->pend, cap * sizeof(*sp->pend));
+            sp->cap_pend = cap;
+        }
+        memcpy(sp->pend + sp->n_pend, ptrs, kept * sizeof(*ptrs));
+        sp->n_pend += kept;
+        sp->pend_seq = seq;
+        sp->pend_total += n;
+        wf_free(ptrs);
+        return 0;
     }
     if ((rc = st__db_commit(&s->db)) != 0) {
         return rc;
     }
-    if (sp->scratch_raw.cap > SCRATCH_KEEP) {
-        wf_buf_free(&sp->scratch_raw);
-    }
-    size_t kept;
     st_span_t **ptrs = head_prepare(sp, spans, n, INT64_MIN, &kept);
-    head_publish(sp, ptrs, kept, seq);
+    after_commit(s, ptrs, kept, seq, n);
     wf_free(ptrs);
-    sp->spans_total += n;
-    /* The batch is durable in the log; a failed seal only postpones sealing. */
-    if (sp->n_head >= SEAL_SPANS || wf_mono_ns() - sp->head_born_mono >= SEAL_AGE_NS) {
-        st__spans_flush(s);
-    }
     return 0;
+}
+
+int st_spans_group_begin(st_store_t *s)
+{
+    st__spans_t *sp = s->spans;
+    if (s->failed || sp == NULL) {
+        return ST_E_CLOSED;
+    }
+    WF_ASSERT(!sp->group);
+    int rc = st__db_begin(&s->db);
+    if (rc != 0) {
+        return rc;
+    }
+    sp->group = true;
+    sp->group_err = 0;
+    sp->n_pend = 0;
+    sp->pend_seq = 0;
+    sp->pend_total = 0;
+    return 0;
+}
+
+/* End the group without publishing its spans (their transaction is rolled back). */
+static void group_drop(st_store_t *s)
+{
+    st__spans_t *sp = s->spans;
+    st__db_rollback(&s->db);
+    sp->group = false;
+    sp->n_pend = 0;
+    pthread_rwlock_wrlock(&sp->lock);
+    if (sp->n_head == 0) {
+        /* The dropped copies are the arena's only content: give the memory back now rather
+         * than at the next seal. */
+        wf_arena_reset(&sp->head_arena);
+    }
+    pthread_rwlock_unlock(&sp->lock);
+}
+
+int st_spans_group_commit(st_store_t *s)
+{
+    st__spans_t *sp = s->spans;
+    WF_ASSERT(sp->group);
+    int rc = sp->group_err;
+    if (rc == 0) {
+        rc = st__db_commit(&s->db);
+    }
+    if (rc != 0) {
+        group_drop(s);
+        return rc;
+    }
+    sp->group = false;
+    size_t n = sp->n_pend;
+    sp->n_pend = 0;
+    after_commit(s, sp->pend, n, sp->pend_seq, (size_t)sp->pend_total);
+    return 0;
+}
+
+void st_spans_group_abort(st_store_t *s)
+{
+    st__spans_t *sp = s->spans;
+    if (sp != NULL && sp->group) {
+        group_drop(s);
+    }
 }
 
 /* ---- reading helpers ------------------------------------------------------------------------ */
@@ -1576,6 +1878,8 @@ int st__spans_retention(st_store_t *s, int64_t cutoff_ns)
     wf_arena_init(&a, 1 << 20, 0);
     int64_t *ids = NULL;
     size_t n_ids = 0, cap_ids = 0;
+    /* The head is filtered below: no seal may be encoding a part of it meanwhile. */
+    seal_collect(s, true);
     int rc = st__db_begin(&s->db);
     if (rc != 0) {
         goto out;

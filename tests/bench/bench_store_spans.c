@@ -17,12 +17,13 @@
  * spread over the last hour, with microsecond precision as Envoy reports them (--ns for random
  * nanoseconds). Spans are appended durably in batches of 512 (ST_SYNC_PROCESS: survives kill -9).
  *
- * Figures: spans/s appended (time inside st_spans_append only, one thread, including the sealing
- * it triggers); bytes per span = every file of the data directory after close (flush + WAL
- * checkpoint), with a breakdown per table; trace-by-id latency over 1000 random known traces;
- * search latency over 100 queries each for service+tag, service+operation+minDuration, and a
- * needle (service + the x-request-id of one trace). Latencies are median and p99 in ms. Nothing
- * is asserted: this is a program, not a test.
+ * Figures: spans/s appended (time inside st_spans_append only, one thread; the wall time includes
+ * waiting for the seal thread when the head runs ahead of it, the writer's CPU time does not
+ * include the seal's encoding, which runs on that thread); bytes per span = every file of the data
+ * directory after close (flush + WAL checkpoint), with a breakdown per table; trace-by-id latency
+ * over 1000 random known traces; search latency over 100 queries each for service+tag,
+ * service+operation+minDuration, and a needle (service + the x-request-id of one trace). Latencies
+ * are median and p99 in ms. Nothing is asserted: this is a program, not a test.
  */
 #include "st_span.h"
 #include "wt_util.h"

@@ -5,8 +5,11 @@
  * Load shedding: a job the writer does not take within max_wait fails with COL_E_BUSY and
  * leaves the queue; a job over the queue's budget fails at once; a job the writer took is never
  * cut short, however long it runs; failures map to HTTP answers with Retry-After.
+ * Span jobs waiting together share one commit, and each keeps its own answer (a job's invalid
+ * spans fail that job only).
  */
 #include "col_writer.h"
+#include "st_span.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 #include "wt_util.h"
@@ -450,6 +453,150 @@ static void test_shed_running_job_not_cut(void **state)
     shed_close(&f);
 }
 
+/* ---- span jobs ------------------------------------------------------------------------------- */
+
+typedef struct {
+    col_writer_t *wr;
+    st_span_t spans[2];
+    size_t bad_index;
+    int status;
+} span_async_t;
+
+static int spans_cb(col_write_t *w, st_store_t *s)
+{
+    span_async_t *a = w->arg;
+    return st_spans_append(s, a->spans, 2, &a->bad_index);
+}
+
+static void *span_submit(void *arg)
+{
+    span_async_t *a = arg;
+    col_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.spans = spans_cb;
+    w.arg = a;
+    a->status = col_writer_submit(a->wr, &w);
+    return NULL;
+}
+
+static void mk_span(st_span_t *sp, uint8_t trace, uint8_t span, int64_t start_ns)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->trace_id[15] = trace;
+    sp->span_id[7] = span;
+    sp->service = WF_STR_LIT("svc");
+    sp->name = WF_STR_LIT("op");
+    sp->kind = ST_SPAN_KIND_SERVER;
+    sp->start_ns = start_ns;
+    sp->end_ns = start_ns + 1000;
+}
+
+static size_t trace_spans(st_store_t *s, uint8_t trace)
+{
+    uint8_t tid[16] = {0};
+    tid[15] = trace;
+    st_span_list_t *l = NULL;
+    int rc = st_trace_get(s, tid, &l);
+    if (rc == WF_E_NOTFOUND) {
+        return 0;
+    }
+    assert_int_equal(rc, 0);
+    size_t n = l->n;
+    st_span_list_free(l);
+    return n;
+}
+
+static void test_span_jobs_grouped(void **state)
+{
+    /* Nobody runs the queue until the jobs wait together; then one run takes them all. */
+    shed_fix_t f;
+    shed_open(&f, 0, -1);
+    enum { N = 4 };
+    span_async_t a[N];
+    pthread_t th[N];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t t0 = (int64_t)now.tv_sec * 1000000000 - 60000000000LL;
+    for (int i = 0; i < N; i++) {
+        memset(&a[i], 0, sizeof(a[i]));
+        a[i].wr = f.wr;
+        mk_span(&a[i].spans[0], (uint8_t)(i + 1), 1, t0 + i);
+        mk_span(&a[i].spans[1], (uint8_t)(i + 1), 2, t0 + i);
+    }
+    /* Job 2's second span ends before it starts: only job 2 may fail. */
+    a[2].spans[1].end_ns = a[2].spans[1].start_ns - 1;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, span_submit, &a[i]), 0);
+        wait_queued(f.wr, (uint64_t)i + 1);
+    }
+    assert_int_equal(col_writer_run(f.wr, 0), N);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+    }
+    col_writer_stats_t st;
+    col_writer_stats(f.wr, &st);
+    assert_int_equal(st.batches, 1); /* one commit for the four jobs */
+    assert_int_equal(st.jobs, N);
+    assert_int_equal(st.jobs_failed, 1);
+    for (int i = 0; i < N; i++) {
+        if (i == 2) {
+            assert_int_equal(a[i].status, ST_E_SPAN_INVALID);
+            assert_int_equal(a[i].bad_index, 1);
+            assert_int_equal(trace_spans(f.store, (uint8_t)(i + 1)), 0);
+        } else {
+            assert_int_equal(a[i].status, 0);
+            assert_int_equal(trace_spans(f.store, (uint8_t)(i + 1)), 2);
+        }
+    }
+    st_stats_t ss;
+    st_store_stats(f.store, &ss);
+    assert_int_equal(ss.spans_total, 6);
+    /* Durable: a reopened store holds them (through its log or its blocks). */
+    st_store_close(f.store);
+    st_options_t o;
+    st_options_default(&o);
+    o.dir = f.dir;
+    o.metrics_retention_ms = 0;
+    assert_int_equal(st_store_open(&o, &f.store), 0);
+    assert_int_equal(trace_spans(f.store, 1), 2);
+    assert_int_equal(trace_spans(f.store, 4), 2);
+    assert_int_equal(trace_spans(f.store, 3), 0);
+    shed_close(&f);
+}
+
+/* A span job alone, and span jobs between sample jobs, still run in list order. */
+static void test_span_job_alone(void **state)
+{
+    shed_fix_t f;
+    shed_open(&f, 0, -1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t t0 = (int64_t)now.tv_sec * 1000000000 - 60000000000LL;
+    span_async_t a;
+    memset(&a, 0, sizeof(a));
+    a.wr = f.wr;
+    mk_span(&a.spans[0], 9, 1, t0);
+    mk_span(&a.spans[1], 9, 2, t0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, span_submit, &a), 0);
+    wait_queued(f.wr, 1);
+    shed_async_t m = {.wr = f.wr, .job = {.series = 500, .t0 = base_ms, .n = 3}, .est_bytes = 100};
+    pthread_t th2;
+    assert_int_equal(pthread_create(&th2, NULL, shed_submit, &m), 0);
+    wait_queued(f.wr, 2);
+    assert_int_equal(col_writer_run(f.wr, 0), 2);
+    pthread_join(th, NULL);
+    pthread_join(th2, NULL);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(m.status, 0);
+    col_writer_stats_t st;
+    col_writer_stats(f.wr, &st);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(trace_spans(f.store, 9), 2);
+    assert_int_equal(count_samples(f.store, "s500"), 3);
+    shed_close(&f);
+}
+
 static void test_write_failed_answers(void **state)
 {
     assert_int_equal(col_writer_http_status(COL_E_BUSY), 503);
@@ -501,6 +648,8 @@ int main(void)
         cmocka_unit_test(test_shed_queue_full),
         cmocka_unit_test(test_shed_running_job_not_cut),
         cmocka_unit_test(test_write_failed_answers),
+        cmocka_unit_test(test_span_jobs_grouped),
+        cmocka_unit_test(test_span_job_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,13 @@
  * test_st_spans.c - the span store through its public API (st_span.h): round trips of every
  * field through the head, sealed blocks, a clean reopen and a crash (replay of the log); search
  * conditions, ordering and limits; services, operations and dependencies; validation errors
- * that must leave nothing behind; retention; readers running while the writer appends and seals.
+ * that must leave nothing behind; retention; readers running while the writer appends and seals;
+ * group commit (several appends, one transaction: nothing visible or durable before its commit,
+ * each append's refusal its own); sealing on a thread of its own behind appends, and a crash
+ * while it runs; the block encoder's attribute reuse across spans (bloom items
+ * of values that differ from the previous span's only by type or key).
  */
+#include "st_internal.h" /* st_spans_group_* */
 #include "st_span.h"
 #include "wt_util.h"
 
@@ -1009,6 +1014,254 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* ---- group commit --------------------------------------------------------------------------- */
+
+static void expect_trace_count(fx_t *f, uint64_t trace, size_t n)
+{
+    uint8_t tid[16];
+    mk_tid(tid, 0x1000, trace);
+    st_span_list_t *l = NULL;
+    if (n == 0) {
+        assert_int_equal(st_trace_get(f->s, tid, &l), WF_E_NOTFOUND);
+        return;
+    }
+    assert_int_equal(st_trace_get(f->s, tid, &l), 0);
+    assert_int_equal(l->n, n);
+    st_span_list_free(l);
+}
+
+static void test_group_commit(void **state)
+{
+    fx_t *f = *state;
+    st_span_t sp[4];
+    rich_set(sp);
+    st_span_t bad[2] = {
+        simple(7, 1, 0, "svc", "op", ST_SPAN_KIND_SERVER, NOW_NS - SEC, 100),
+        simple(7, 2, 0, "svc", "op", ST_SPAN_KIND_SERVER, NOW_NS - SEC, 100),
+    };
+    bad[1].end_ns = bad[1].start_ns - 1;
+    assert_int_equal(st_spans_group_begin(f->s), 0);
+    append_ok(f, sp, 2);
+    size_t bi = 0;
+    assert_int_equal(st_spans_append(f->s, bad, 2, &bi), ST_E_SPAN_INVALID);
+    assert_int_equal(bi, 1);
+    append_ok(f, sp + 2, 2);
+    /* Not visible before the commit: readers see neither head copies nor log records. */
+    st_stats_t st;
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.head_spans, 0);
+    assert_int_equal(st.spans_total, 0);
+    expect_trace_count(f, 1, 0);
+    assert_int_equal(st_spans_group_commit(f->s), 0);
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.head_spans, 4);
+    assert_int_equal(st.spans_total, 4);
+    check_rich(f);
+    /* The refused append wrote nothing, not even its operation. */
+    expect_trace_count(f, 7, 0);
+    st_operation_list_t *ops = NULL;
+    assert_int_equal(st_operations(f->s, WF_STR_LIT("svc"), -1, &ops), 0);
+    assert_int_equal(ops->n, 0);
+    st_operation_list_free(ops);
+    /* Appends after the group commit by themselves again. */
+    bad[1].end_ns = bad[1].start_ns + 1;
+    append_ok(f, bad, 2);
+    expect_trace_count(f, 7, 2);
+}
+
+static void test_group_abort(void **state)
+{
+    fx_t *f = *state;
+    st_span_t sp[4];
+    rich_set(sp);
+    assert_int_equal(st_spans_group_begin(f->s), 0);
+    append_ok(f, sp, 4);
+    st_spans_group_abort(f->s);
+    st_stats_t st;
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.head_spans, 0);
+    assert_int_equal(st.spans_total, 0);
+    expect_trace_count(f, 1, 0);
+    st_strlist_t *svcs = NULL;
+    assert_int_equal(st_services(f->s, &svcs), 0);
+    assert_int_equal(st_strlist_len(svcs), 0);
+    st_strlist_free(svcs);
+    /* Nothing in the log either: a reopen replays nothing. */
+    st_store_close(f->s);
+    fx_open(f);
+    expect_trace_count(f, 1, 0);
+    append_ok(f, sp, 4);
+    check_rich(f);
+}
+
+/* A child commits a group and dies without closing: the group's appends are in the log. */
+static void test_group_crash(void **state)
+{
+    fx_t *f = *state;
+    st_store_close(f->s);
+    f->s = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fx_open(f);
+        st_span_t sp[4];
+        rich_set(sp);
+        int rc = st_spans_group_begin(f->s);
+        rc |= st_spans_append(f->s, sp, 1, NULL);
+        rc |= st_spans_append(f->s, sp + 1, 3, NULL);
+        rc |= st_spans_group_commit(f->s);
+        /* a second group left open: never committed, so never durable */
+        rc |= st_spans_group_begin(f->s);
+        st_span_t more = simple(8, 1, 0, "svc", "op", ST_SPAN_KIND_SERVER, NOW_NS - SEC, 100);
+        rc |= st_spans_append(f->s, &more, 1, NULL);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fx_open(f);
+    st_stats_t st;
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.head_spans, 4);
+    check_rich(f);
+    expect_trace_count(f, 8, 0);
+}
+
+/* Batches of 1000 spans, one trace each (trace 200 + b), the head sealed behind them. */
+enum { SEAL_BATCH = 1000, SEAL_BATCHES = 10 };
+
+static void seal_batch(st_span_t *sp, int b)
+{
+    for (size_t i = 0; i < SEAL_BATCH; i++) {
+        sp[i] = simple(200 + (uint64_t)b, i + 1, i ? i : 0, "seal", "op", ST_SPAN_KIND_SERVER,
+                       NOW_NS - 60 * SEC + (int64_t)b * SEC + (int64_t)i * 1000, 10);
+    }
+}
+
+static void expect_seal_batches(fx_t *f, int n)
+{
+    for (int b = 0; b < n; b++) {
+        expect_trace_count(f, 200 + (uint64_t)b, SEAL_BATCH);
+    }
+    expect_trace_count(f, 200 + (uint64_t)n, 0);
+}
+
+/*
+ * The head is sealed on a thread of its own once it holds a block's worth of spans, while
+ * appends go on: every span stays readable exactly once (head or block) at every step, in
+ * groups as well, and after a flush and a reopen.
+ */
+static void test_seal_behind_appends(void **state)
+{
+    fx_t *f = *state;
+    st_span_t *sp = wf_calloc(SEAL_BATCH, sizeof(*sp));
+    for (int b = 0; b < SEAL_BATCHES; b++) {
+        seal_batch(sp, b);
+        if (b % 3 == 2) {
+            assert_int_equal(st_spans_group_begin(f->s), 0);
+            append_ok(f, sp, SEAL_BATCH);
+            assert_int_equal(st_spans_group_commit(f->s), 0);
+        } else {
+            append_ok(f, sp, SEAL_BATCH);
+        }
+        expect_seal_batches(f, b + 1);
+    }
+    st_stats_t st;
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.spans_total, SEAL_BATCH * SEAL_BATCHES);
+    /* How much is sealed by now depends on the seal thread's progress: only the flush is exact. */
+    assert_int_equal(st_store_flush(f->s), 0);
+    st_store_stats(f->s, &st);
+    assert_int_equal(st.head_spans, 0);
+    expect_seal_batches(f, SEAL_BATCHES);
+    st_store_close(f->s);
+    fx_open(f);
+    expect_seal_batches(f, SEAL_BATCHES);
+    wf_free(sp);
+}
+
+/* A writer killed while seals run: the log and the blocks hold every span exactly once. */
+static void test_seal_crash(void **state)
+{
+    fx_t *f = *state;
+    st_store_close(f->s);
+    f->s = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fx_open(f);
+        st_span_t *sp = wf_calloc(SEAL_BATCH, sizeof(*sp));
+        int rc = 0;
+        for (int b = 0; b < SEAL_BATCHES; b++) {
+            seal_batch(sp, b);
+            rc |= st_spans_append(f->s, sp, SEAL_BATCH, NULL);
+        }
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fx_open(f);
+    expect_seal_batches(f, SEAL_BATCHES);
+    assert_int_equal(st_store_flush(f->s), 0);
+    expect_seal_batches(f, SEAL_BATCHES);
+    st_store_close(f->s);
+    fx_open(f);
+    expect_seal_batches(f, SEAL_BATCHES);
+}
+
+/*
+ * The block encoder reuses the previous span's attribute at the same position when the bytes
+ * match: values equal in bytes but not in type (string "5", bytes "5", int 5), or a known value
+ * under another key, must each still be searchable (their bloom items listed) and decode as
+ * they were.
+ */
+static void test_block_attr_reuse(void **state)
+{
+    fx_t *f = *state;
+    static const st_attr_t a1[] = {{{"k", 1}, {.type = ST_VAL_STRING, .u.s = {"5", 1}}},
+                                   {{"m", 1}, {.type = ST_VAL_STRING, .u.s = {"x", 1}}}};
+    static const st_attr_t a2[] = {{{"k", 1}, {.type = ST_VAL_BYTES, .u.s = {"5", 1}}},
+                                   {{"m", 1}, {.type = ST_VAL_STRING, .u.s = {"x", 1}}}};
+    static const st_attr_t a3[] = {{{"k", 1}, {.type = ST_VAL_INT, .u.i = 5}},
+                                   {{"m", 1}, {.type = ST_VAL_STRING, .u.s = {"y", 1}}}};
+    static const st_attr_t a4[] = {{{"j", 1}, {.type = ST_VAL_INT, .u.i = 5}},
+                                   {{"m", 1}, {.type = ST_VAL_STRING, .u.s = {"y", 1}}}};
+    static const st_attr_t a5[] = {{{"k", 1}, {.type = ST_VAL_STRING, .u.s = {"5", 1}}}};
+    const st_attr_t *lists[] = {a1, a2, a3, a4, a5};
+    size_t lens[] = {2, 2, 2, 2, 1};
+    st_span_t sp[5];
+    for (size_t i = 0; i < 5; i++) {
+        sp[i] = simple(i + 1, i + 1, 0, "reuse", "op", ST_SPAN_KIND_SERVER,
+                       NOW_NS - 50 * SEC + (int64_t)i * SEC, 100);
+        sp[i].attrs = lists[i];
+        sp[i].n_attrs = lens[i];
+    }
+    append_ok(f, sp, 5);
+    assert_int_equal(st_store_flush(f->s), 0);
+    for (size_t i = 0; i < 5; i++) {
+        st_span_list_t *l = NULL;
+        assert_int_equal(st_trace_get(f->s, sp[i].trace_id, &l), 0);
+        assert_int_equal(l->n, 1);
+        assert_span(&l->spans[0], &sp[i]);
+        st_span_list_free(l);
+    }
+    st_tag_filter_t tag;
+    st_trace_query_t q = any();
+    q.tags = &tag;
+    q.n_tags = 1;
+    tag = (st_tag_filter_t){WF_STR_LIT("k"), WF_STR_LIT("5")};
+    EXPECT(q, 5, 3, 1);
+    tag.value = WF_STR_LIT("NQ=="); /* bytes are matched as base64 */
+    EXPECT(q, 2);
+    tag = (st_tag_filter_t){WF_STR_LIT("j"), WF_STR_LIT("5")};
+    EXPECT(q, 4);
+    tag = (st_tag_filter_t){WF_STR_LIT("m"), WF_STR_LIT("y")};
+    EXPECT(q, 4, 3);
+    tag = (st_tag_filter_t){WF_STR_LIT("m"), WF_STR_LIT("x")};
+    EXPECT(q, 2, 1);
+}
+
 static void test_concurrent_readers(void **state)
 {
     fx_t *f = *state;
@@ -1060,6 +1313,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_behind_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_attr_reuse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
