@@ -92,6 +92,27 @@ void wf_arena_reset(wf_arena_t *a)
     a->used = 0;
 }
 
+wf_arena_mark_t wf_arena_mark(const wf_arena_t *a)
+{
+    return (wf_arena_mark_t){a->head, a->head ? a->head->pos : 0, a->used};
+}
+
+void wf_arena_rewind(wf_arena_t *a, wf_arena_mark_t m)
+{
+    /* Blocks are only ever put in front of the chain: the ones begun since m come first. */
+    while (a->head != m.block) {
+        WF_ASSERT(a->head != NULL);
+        wf_arena_block_t *next = a->head->next;
+        wf_free(a->head);
+        a->head = next;
+    }
+    if (a->head != NULL) {
+        WF_ASSERT(m.pos <= a->head->pos);
+        a->head->pos = m.pos;
+    }
+    a->used = m.used;
+}
+
 void wf_arena_free(wf_arena_t *a)
 {
     wf_arena_block_t *b = a->head;

@@ -29,6 +29,18 @@ void *wf_arena_alloc_checked(wf_arena_t *a, size_t n);
 char *wf_arena_strndup(wf_arena_t *a, const char *s, size_t n);
 /* Forget every allocation but keep the first block for reuse. */
 void wf_arena_reset(wf_arena_t *a);
+
+/* A point in an arena's history, to forget what was allocated after it (an undo). */
+typedef struct {
+    wf_arena_block_t *block;
+    size_t pos;
+    size_t used;
+} wf_arena_mark_t;
+
+wf_arena_mark_t wf_arena_mark(const wf_arena_t *a);
+/* Forget every allocation made since m (blocks begun after it are freed). No reset or free of
+ * the arena may come between the mark and the rewind. */
+void wf_arena_rewind(wf_arena_t *a, wf_arena_mark_t m);
 void wf_arena_free(wf_arena_t *a);
 
 #endif

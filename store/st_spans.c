@@ -180,6 +180,7 @@ struct st__spans {
     size_t n_pend, cap_pend;
     int64_t pend_seq; /* newest log record of the group */
     uint64_t pend_total;
+    wf_arena_mark_t group_mark; /* head_arena before the group's copies, undone on a drop */
 
     /* Sealing off the writer thread: the seal thread encodes head[0 .. job.n) while the writer
      * appends behind them; the writer commits its blocks (seal_collect). Writer thread only. */
@@ -989,6 +990,8 @@ int st_spans_group_begin(st_store_t *s)
     sp->n_pend = 0;
     sp->pend_seq = 0;
     sp->pend_total = 0;
+    /* Nothing resets head_arena while a group is open (seals start only after a commit). */
+    sp->group_mark = wf_arena_mark(&sp->head_arena);
     return 0;
 }
 
@@ -999,13 +1002,10 @@ static void group_drop(st_store_t *s)
     st__db_rollback(&s->db);
     sp->group = false;
     sp->n_pend = 0;
-    pthread_rwlock_wrlock(&sp->lock);
-    if (sp->n_head == 0) {
-        /* The dropped copies are the arena's only content: give the memory back now rather
-         * than at the next seal. */
-        wf_arena_reset(&sp->head_arena);
-    }
-    pthread_rwlock_unlock(&sp->lock);
+    /* The group's copies were never published: no reader holds them. Forgetting them here,
+     * rather than at the next seal, keeps a store whose commits keep failing (disk full) from
+     * growing by every retried group. */
+    wf_arena_rewind(&sp->head_arena, sp->group_mark);
 }
 
 int st_spans_group_commit(st_store_t *s)

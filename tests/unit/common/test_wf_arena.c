@@ -189,6 +189,37 @@ static void test_reset_reuses(void **state)
     wf_arena_free(&a);
 }
 
+/* A rewind forgets what came after its mark, within the mark's block and in later blocks, and
+ * keeps what came before it. */
+static void test_mark_rewind(void **state)
+{
+    (void)state;
+    wf_arena_t a;
+    wf_arena_init(&a, 4096, 0);
+    wf_arena_mark_t empty = wf_arena_mark(&a);
+    char *kept = wf_arena_alloc(&a, 100);
+    memset(kept, 'k', 100);
+    wf_arena_mark_t m = wf_arena_mark(&a);
+    size_t used = a.used;
+    char *next = wf_arena_alloc(&a, 64);
+    for (int i = 0; i < 50; i++) {
+        memset(wf_arena_alloc(&a, 1000), i, 1000); /* several new blocks */
+    }
+    wf_arena_rewind(&a, m);
+    assert_int_equal(a.used, used);
+    /* the next allocation reuses the rewound space of the mark's block */
+    assert_ptr_equal(wf_arena_alloc(&a, 64), next);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(kept[i], 'k');
+    }
+    /* rewinding to before the first block frees every block (LSan sees a leak otherwise) */
+    wf_arena_rewind(&a, empty);
+    assert_null(a.head);
+    assert_int_equal(a.used, 0);
+    assert_non_null(wf_arena_alloc(&a, 10));
+    wf_arena_free(&a);
+}
+
 static void test_strndup(void **state)
 {
     (void)state;
@@ -230,6 +261,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alignment),
+        cmocka_unit_test(test_mark_rewind),
         cmocka_unit_test(test_default_block_size),
         cmocka_unit_test(test_many_allocations_across_blocks),
         cmocka_unit_test(test_big_allocation),
