@@ -9,6 +9,9 @@
 #ifdef HAVE_WEFT_COLLECTOR
 #include "col_main.h"
 #endif
+#ifdef HAVE_WEFT_PROXY
+#include "px_main.h"
+#endif
 
 typedef int (*cli_main_fn)(int argc, char **argv);
 
@@ -26,7 +29,11 @@ static const cli_command_t commands[] = {
     {"collector", NULL, "3", "telemetry backend: store, Prometheus and trace APIs, web UI"},
 #endif
     {"control", NULL, "6", "control plane: Istio config API, registry, CA, config push"},
+#ifdef HAVE_WEFT_PROXY
+    {"proxy", px_main, "5", "sidecar / gateway proxy with Istio routing and telemetry"},
+#else
     {"proxy", NULL, "5", "sidecar / gateway proxy with Istio routing and telemetry"},
+#endif
     {"apply", NULL, "6", "apply Istio resources from a YAML or JSON file (-f FILE)"},
     {"get", NULL, "6", "list resources (vs, dr, gw, se, pa, ap, sidecar)"},
     {"delete", NULL, "6", "delete resources"},

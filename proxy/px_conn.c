@@ -1,0 +1,1172 @@
+/*
+ * px_conn.c - downstream HTTP/1.1 connections (see px_conn.h).
+ *
+ * Buffers: each connection reads into its own wf_buf_t (rbuf); the head parser runs over the
+ * unconsumed part and the forwarded head is re-serialised at once, so no slice into rbuf
+ * outlives the call that parsed it and rbuf may be compacted or grown before every read. Body
+ * bytes are sliced by the framer and written on (px_transport_write copies only what the
+ * socket does not take at once), so a body is never held whole: at most about PX_HWM bytes
+ * of it wait in a write queue, and a read stops while the other side's queue is above that.
+ *
+ * Request life: C_HEAD (parsing) -> C_REQUEST (upstream acquired, request body streamed,
+ * response head parsed and re-serialised, response body streamed) -> back to C_HEAD for the
+ * next request, or C_LINGER (sending side shut down, reads discarded for a short while so the
+ * peer reads our last answer rather than a reset) and closed.
+ */
+#include "px_conn.h"
+
+#include "px_http1.h"
+#include "px_route.h"
+#include "wf_alloc.h"
+#include "wf_clock.h"
+#include "wf_log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define PX_MAX_HEADERS 100
+#define PX_READ_CHUNK 65536
+#define PX_HWM (256 * 1024) /* stop reading the other side while a write queue is above this */
+#define PX_LINGER_MS 2000
+
+enum { C_HEAD = 0, C_REQUEST, C_LINGER };
+enum { T_NONE = 0, T_IDLE, T_HEADERS, T_LINGER, T_RETRY };
+
+struct px_conn {
+    px_transport_t tp;
+    uv_timer_t timer; /* C_HEAD: idle or request-headers timeout; C_LINGER: linger */
+    int timer_kind;   /* T_NONE, T_IDLE, T_HEADERS, T_LINGER */
+    int open_handles;
+    px_worker_t *w;
+    px_conn_t *prev, *next;
+    int state;
+    bool closing;
+    bool in_process; /* inside conn_process: finish_request must not re-enter it */
+    char peer_ip[64];
+    bool outbound; /* the app's own requests, routed with the snapshot */
+    wf_buf_t rbuf;
+    size_t rpos;
+    px_http1_header_t hdrs[PX_MAX_HEADERS];
+    wf_buf_t scratch; /* serialised heads, header values built for forwarding */
+
+    /* The request in flight. */
+    wf_buf_t meta; /* method, authority, target, request id, back to back */
+    size_t m_method, m_auth, m_path, m_rid;
+    px_http1_method_t method;
+    int minor;
+    bool req_keep_alive;
+    px_http1_body_t qbody;
+    bool q_chunked; /* re-chunk the body towards the upstream */
+    bool q_done;
+    wf_buf_t uphead; /* the serialised head, until the upstream connection is up */
+    wf_buf_t rw;     /* a rewritten request-target */
+    px_pool_t *pool; /* where the request goes */
+    const char *up_cluster;
+    char up_host[96];
+    px_ob_cluster_t *oc;     /* outbound: the chosen cluster's worker state */
+    const px_route_t *route; /* outbound: the route (its retry policy) */
+    uint32_t retries;        /* connect retries done for this request */
+    uint32_t *active_slot;   /* outbound: the chosen endpoint's in-flight count */
+    px_upconn_t *up;
+    bool up_ready;
+    bool up_used;     /* an upstream was chosen (telemetry) */
+    bool up_reusable; /* the response's framing allows reuse */
+    bool s_head_done;
+    px_http1_body_t sbody;
+    bool s_chunked;
+    bool s_done;
+    bool close_after;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    int64_t start_wall_ns, start_mono_ns;
+    uint32_t rflags; /* px_rflag_t bits */
+    bool reported;   /* px_request_done was called for this request */
+};
+
+static void conn_process(px_conn_t *c);
+static void conn_close(px_conn_t *c);
+static void conn_update_reading(px_conn_t *c);
+static void finish_request(px_conn_t *c);
+static void conn_arm_timer(px_conn_t *c);
+static void local_reply(px_conn_t *c, int status, const char *body, unsigned flags, bool close);
+
+static const char *reason_phrase(int status)
+{
+    static const struct {
+        int status;
+        const char *reason;
+    } table[] = {
+        {100, "Continue"},
+        {200, "OK"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {413, "Payload Too Large"},
+        {414, "URI Too Long"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        if (table[i].status == status) {
+            return table[i].reason;
+        }
+    }
+    return "Unknown";
+}
+
+static size_t unconsumed(const px_conn_t *c)
+{
+    return c->rbuf.len - c->rpos;
+}
+
+static void down_write(px_conn_t *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (px_transport_write(&c->tp, bufs, n) != 0) {
+        /* The read side reports the broken connection; nothing more can be sent. */
+        c->close_after = true;
+    }
+}
+
+static void write_chunk(px_conn_t *c, px_upconn_t *u, bool chunked, wf_str_t data)
+{
+    char line[24];
+    uv_buf_t b[3];
+    unsigned n = 0;
+    if (chunked) {
+        int l = snprintf(line, sizeof(line), "%zx\r\n", data.len);
+        b[n++] = uv_buf_init(line, (unsigned)l);
+    }
+    b[n++] = uv_buf_init((char *)data.p, (unsigned)data.len);
+    if (chunked) {
+        b[n++] = uv_buf_init("\r\n", 2);
+    }
+    if (u != NULL) {
+        px_up_write(u, b, n);
+    } else {
+        down_write(c, b, n);
+    }
+}
+
+static wf_str_t meta_slice(const px_conn_t *c, size_t off, size_t len)
+{
+    return (wf_str_t){len ? (const char *)c->meta.data + off : "", len};
+}
+
+/* Report the request once. Called before its last bytes are handed to the client, so that
+ * whoever has read a whole response also sees it counted. */
+static void report(px_conn_t *c)
+{
+    if (c->reported) {
+        return;
+    }
+    c->reported = true;
+    px_worker_t *w = c->w;
+    px_request_info_t info;
+    memset(&info, 0, sizeof(info));
+    info.inbound = !c->outbound;
+    info.start_wall_ns = c->start_wall_ns;
+    info.duration_ns = wf_mono_ns() - c->start_mono_ns;
+    size_t off = 0;
+    info.method = meta_slice(c, off, c->m_method);
+    off += c->m_method;
+    info.authority = meta_slice(c, off, c->m_auth);
+    off += c->m_auth;
+    info.path = meta_slice(c, off, c->m_path);
+    off += c->m_path;
+    info.request_id = meta_slice(c, off, c->m_rid);
+    info.minor_version = c->minor;
+    info.status = c->status;
+    info.bytes_in = c->bytes_in;
+    info.bytes_out = c->bytes_out;
+    info.flags = c->rflags;
+    info.upstream_cluster = wf_str(c->up_cluster != NULL ? c->up_cluster : "");
+    info.upstream_host = wf_str(c->up_used ? c->up_host : "");
+    if (c->active_slot != NULL) {
+        (*c->active_slot)--;
+        c->active_slot = NULL;
+    }
+    if (c->oc != NULL) {
+        atomic_fetch_add_explicit(&c->oc->rq_total, 1, memory_order_relaxed);
+    }
+    info.downstream_ip = wf_str(c->peer_ip);
+    px_request_done(w, &info);
+}
+
+static void reset_request(px_conn_t *c)
+{
+    wf_buf_reset(&c->meta);
+    wf_buf_reset(&c->uphead);
+    wf_buf_reset(&c->rw);
+    c->pool = NULL;
+    c->up_cluster = NULL;
+    c->up_host[0] = '\0';
+    c->oc = NULL;
+    c->route = NULL;
+    c->retries = 0;
+    c->active_slot = NULL;
+    c->m_method = c->m_auth = c->m_path = c->m_rid = 0;
+    c->method = PX_HTTP1_M_OTHER;
+    c->minor = 1;
+    c->req_keep_alive = false;
+    c->q_chunked = c->q_done = false;
+    c->up = NULL;
+    c->up_ready = c->up_used = c->up_reusable = false;
+    c->s_head_done = c->s_chunked = c->s_done = false;
+    c->close_after = false;
+    c->status = 0;
+    c->bytes_in = c->bytes_out = 0;
+    c->rflags = 0;
+    c->reported = false;
+}
+
+static void linger_timer_cb(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+/* Stop sending once queued bytes are out; discard what the peer still sends. */
+static void conn_linger(px_conn_t *c)
+{
+    c->state = C_LINGER;
+    px_transport_shutdown(&c->tp);
+    c->timer_kind = T_LINGER;
+    uv_timer_start(&c->timer, linger_timer_cb, PX_LINGER_MS, 0);
+    conn_update_reading(c);
+}
+
+/* The request ended (answered, refused or abandoned): report it and go on with the next. */
+static void finish_request(px_conn_t *c)
+{
+    if (c->up != NULL) {
+        px_pool_release(c->up, c->up_reusable && c->q_done && c->s_done);
+        c->up = NULL;
+    }
+    if (!c->q_done || c->w->draining) {
+        /* Unread request body: the next request's first byte cannot be found. */
+        c->close_after = true;
+    }
+    report(c);
+    bool close_after = c->close_after;
+    reset_request(c);
+    if (close_after) {
+        conn_linger(c);
+        return;
+    }
+    c->state = C_HEAD;
+    if (!c->in_process) {
+        conn_process(c);
+    }
+}
+
+/* Answer the request from the proxy itself (an error, a refusal, a direct response or a
+ * redirect) and end it. extra: header lines ("Name: v\r\n") to add, or "". */
+static void local_reply_ex(px_conn_t *c, int status, const char *body, unsigned flags, bool close,
+                           const char *extra)
+{
+    if (c->up != NULL) {
+        px_pool_release(c->up, false);
+        c->up = NULL;
+    }
+    if (close || !c->req_keep_alive || c->w->draining || !c->q_done) {
+        c->close_after = true;
+    }
+    size_t blen = strlen(body);
+    wf_buf_reset(&c->scratch);
+    wf_buf_printf(&c->scratch,
+                  "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n"
+                  "server: weft\r\n%s%s\r\n",
+                  status, reason_phrase(status), blen, extra,
+                  c->close_after ? "connection: close\r\n" : "");
+    if (c->method != PX_HTTP1_M_HEAD) {
+        wf_buf_append(&c->scratch, body, blen);
+        c->bytes_out = blen;
+    }
+    c->status = status;
+    c->rflags |= flags;
+    c->s_done = true;
+    report(c);
+    uv_buf_t b = uv_buf_init((char *)c->scratch.data, (unsigned)c->scratch.len);
+    down_write(c, &b, 1);
+    finish_request(c);
+}
+
+static void local_reply(px_conn_t *c, int status, const char *body, unsigned flags, bool close)
+{
+    local_reply_ex(c, status, body, flags, close, "");
+}
+
+static void start_upstream(px_conn_t *c);
+static bool choose_endpoint(px_conn_t *c);
+
+static void retry_timer_cb(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    c->timer_kind = T_NONE;
+    if (c->state == C_REQUEST && choose_endpoint(c)) {
+        start_upstream(c);
+    }
+}
+
+/*
+ * A connect attempt failed. Retry it when the route's policy allows (Istio's default: 2 on
+ * connect-failure): nothing of the request was sent yet (the head waits in uphead, the body in
+ * rbuf), so the attempt can be repeated on a newly picked endpoint after Envoy's backoff
+ * (25 ms base, doubling, fully jittered). Returns true when a retry is scheduled.
+ */
+static bool retry_connect(px_conn_t *c)
+{
+    const px_route_t *r = c->route;
+    if (r == NULL || c->retries >= r->retries.attempts ||
+        (r->retries.retry_on &
+         (PX_RETRY_CONNECT_FAILURE | PX_RETRY_RESET | PX_RETRY_RESET_BEFORE_REQUEST)) == 0) {
+        return false;
+    }
+    c->retries++;
+    if (c->active_slot != NULL) {
+        (*c->active_slot)--;
+        c->active_slot = NULL;
+    }
+    uint64_t cap = (uint64_t)25 << (c->retries - 1 < 4 ? c->retries - 1 : 4);
+    uint64_t delay = 1 + px_worker_rand(c->w) % cap;
+    c->timer_kind = T_RETRY;
+    uv_timer_start(&c->timer, retry_timer_cb, delay, 0);
+    return true;
+}
+
+static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
+{
+    c->up_ready = false;
+    if (!c->s_head_done) {
+        const char *body;
+        unsigned flags;
+        if (connecting && retry_connect(c)) {
+            return;
+        }
+        if (connecting && c->retries > 0) {
+            flags = PX_RF_UF | PX_RF_URX;
+            body = "upstream connect error or disconnect/reset before headers. retried and the "
+                   "latest reset reason: connection failure";
+        } else if (connecting) {
+            flags = PX_RF_UF;
+            body = err == UV_ETIMEDOUT ? "upstream connect error or disconnect/reset before "
+                                         "headers. reset reason: connection timeout"
+                                       : "upstream connect error or disconnect/reset before "
+                                         "headers. reset reason: connection failure";
+        } else {
+            flags = PX_RF_UC;
+            body = "upstream connect error or disconnect/reset before headers. reset reason: "
+                   "connection termination";
+        }
+        local_reply(c, 503, body, flags, false);
+        return;
+    }
+    if (err == UV_EOF && px_http1_body_eof(&c->sbody) == 0) {
+        /* A response delimited by the server's close: complete. */
+        c->s_done = true;
+        c->close_after = true;
+        finish_request(c);
+        return;
+    }
+    /* Cut mid-body: the client must see a truncated message, so close without more bytes. */
+    c->rflags |= PX_RF_UC;
+    report(c);
+    conn_close(c);
+}
+
+static void up_connected(void *arg, px_upconn_t *u);
+static void up_failed(void *arg, px_upconn_t *u, int err, bool connecting);
+static void up_data(void *arg, px_upconn_t *u);
+static void up_written(void *arg, px_upconn_t *u);
+
+static const px_up_handler_t up_handler = {
+    .connected = up_connected,
+    .failed = up_failed,
+    .data = up_data,
+    .written = up_written,
+};
+
+/* Stream request body bytes buffered in rbuf to the upstream. */
+static void pump_request_body(px_conn_t *c)
+{
+    while (c->up != NULL && c->up_ready && !c->q_done && c->rpos < c->rbuf.len) {
+        size_t used = 0;
+        wf_str_t data = {NULL, 0};
+        int rc = px_http1_body_feed(&c->qbody, (const char *)c->rbuf.data + c->rpos, unconsumed(c),
+                                    &used, &data);
+        if (rc < 0) {
+            c->q_done = true; /* nothing more will be read as this request */
+            c->close_after = true;
+            if (!c->s_head_done) {
+                local_reply(c, c->qbody.err.status, c->qbody.err.reason, PX_RF_DPE, true);
+            } else {
+                c->rflags |= PX_RF_DPE;
+                report(c);
+                conn_close(c);
+            }
+            return;
+        }
+        c->rpos += used;
+        if (data.len > 0) {
+            c->bytes_in += data.len;
+            write_chunk(c, c->up, c->q_chunked, data);
+        }
+        if (px_http1_body_done(&c->qbody)) {
+            c->q_done = true;
+            if (c->q_chunked) {
+                uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+                px_up_write(c->up, &b, 1);
+            }
+        }
+        if (used == 0 && data.len == 0) {
+            break;
+        }
+    }
+}
+
+static void send_head_upstream(px_conn_t *c)
+{
+    uv_buf_t b = uv_buf_init((char *)c->uphead.data, (unsigned)c->uphead.len);
+    px_up_write(c->up, &b, 1);
+    wf_buf_reset(&c->uphead);
+    pump_request_body(c);
+}
+
+typedef struct {
+    bool drop_expect;
+} keep_ctx_t;
+
+static bool keep_field(void *arg, const px_http1_header_t *h)
+{
+    keep_ctx_t *k = arg;
+    wf_str_t n = h->name;
+    if ((n.len == 15 && strncasecmp(n.p, "x-forwarded-for", 15) == 0) ||
+        (n.len == 17 && strncasecmp(n.p, "x-forwarded-proto", 17) == 0)) {
+        return false;
+    }
+    if (k->drop_expect && n.len == 6 && strncasecmp(n.p, "expect", 6) == 0) {
+        return false;
+    }
+    return true;
+}
+
+static const px_http1_header_t *find_header(const px_http1_head_t *h, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < h->num_headers; i++) {
+        if (h->headers[i].name.len == nl && strncasecmp(h->headers[i].name.p, name, nl) == 0) {
+            return &h->headers[i];
+        }
+    }
+    return NULL;
+}
+
+/* Port of an authority ("host:port", "[v6]:port"); def when it has none. */
+static uint32_t authority_port(wf_str_t a, uint32_t def)
+{
+    size_t i = a.len;
+    uint32_t port = 0, mul = 1;
+    while (i > 0 && a.p[i - 1] >= '0' && a.p[i - 1] <= '9' && mul <= 10000) {
+        port += (uint32_t)(a.p[i - 1] - '0') * mul;
+        mul *= 10;
+        i--;
+    }
+    if (i == a.len || i == 0 || a.p[i - 1] != ':' || port == 0 || port > 65535) {
+        return def;
+    }
+    return port;
+}
+
+/* The endpoint of oc's cluster for this request by its load balancer, or -1 (none). */
+static int pick_endpoint(px_worker_t *w, px_ob_cluster_t *oc)
+{
+    uint32_t n = oc->cluster->n_endpoints;
+    if (n == 0) {
+        return -1;
+    }
+    switch (oc->cluster->lb.kind) {
+    case PX_LB_ROUND_ROBIN:
+        return (int)(oc->rr++ % n);
+    case PX_LB_RANDOM:
+        return (int)(px_worker_rand(w) % n);
+    default: {
+        /* LEAST_REQUEST as Envoy does it: the less loaded of two random choices. Consistent
+         * hash and passthrough are not implemented and fall back to it. */
+        uint32_t a = (uint32_t)(px_worker_rand(w) % n), b = (uint32_t)(px_worker_rand(w) % n);
+        return (int)(oc->active[b] < oc->active[a] ? b : a);
+    }
+    }
+}
+
+/* The pool of endpoint e of oc, set up on first use; NULL when its address is not an IP
+ * literal (names are not resolved yet). */
+static px_pool_t *endpoint_pool(px_worker_t *w, px_ob_cluster_t *oc, int e)
+{
+    if (oc->pool_ready[e]) {
+        return &oc->pools[e];
+    }
+    const px_endpoint_t *ep = &oc->cluster->endpoints[e];
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (uv_ip4_addr(ep->address.p, (int)ep->port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(ep->address.p, (int)ep->port, (struct sockaddr_in6 *)&ss) != 0) {
+        return NULL;
+    }
+    px_pool_t *p = &oc->pools[e];
+    px_pool_init(p, &w->loop, (const struct sockaddr *)&ss, oc->cluster->pool.connect_timeout_ms,
+                 oc->cluster->pool.idle_timeout_ms);
+    p->cx_total = &oc->cx_total;
+    p->cx_active = &oc->cx_active;
+    p->cx_connect_fail = &oc->cx_connect_fail;
+    oc->pool_ready[e] = true;
+    return p;
+}
+
+/* Pick the endpoint of c->oc's cluster and its pool for this attempt. Returns false when
+ * there is none (answered 503 UH). */
+static bool choose_endpoint(px_conn_t *c)
+{
+    px_ob_cluster_t *oc = c->oc;
+    int e = pick_endpoint(c->w, oc);
+    px_pool_t *pool = e >= 0 ? endpoint_pool(c->w, oc, e) : NULL;
+    if (pool == NULL) {
+        local_reply(c, 503, "no healthy upstream", PX_RF_UH, false);
+        return false;
+    }
+    const px_endpoint_t *ep = &oc->cluster->endpoints[e];
+    snprintf(c->up_host, sizeof(c->up_host), "%s:%u", ep->address.p, ep->port);
+    c->pool = pool;
+    c->active_slot = &oc->active[e];
+    (*c->active_slot)++;
+    return true;
+}
+
+/*
+ * Route an outbound request with the snapshot: pick the virtual host, route, destination and
+ * endpoint, and the rewritten target and authority (into *fwd and *host). Returns false when
+ * the request was answered locally (no route, direct response, redirect, fault abort, no
+ * cluster or no endpoint).
+ */
+static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head_t *fwd,
+                           wf_str_t *host)
+{
+    px_worker_t *w = c->w;
+    const px_snapshot_t *snap = w->px->snapshot;
+    if (snap == NULL) {
+        local_reply(c, 404, "", PX_RF_NR, false);
+        return false;
+    }
+    uint32_t port = authority_port(h->host, 80);
+    const px_vhost_t *vh = px_route_select_vhost(snap, h->host, port);
+    px_route_hdr_t rh[PX_MAX_HEADERS];
+    for (size_t i = 0; i < h->num_headers; i++) {
+        rh[i].name = h->headers[i].name;
+        rh[i].value = h->headers[i].value;
+    }
+    wf_str_t path = h->path, query = {"", 0};
+    for (size_t i = 0; i < path.len; i++) {
+        if (path.p[i] == '?') {
+            query = (wf_str_t){path.p + i + 1, path.len - i - 1};
+            path.len = i;
+            break;
+        }
+    }
+    px_route_req_t rq = {
+        .method = h->method_str,
+        .scheme = wf_str("http"),
+        .authority = h->host,
+        .path = path,
+        .query = query,
+        .headers = rh,
+        .n_headers = h->num_headers,
+        .source_labels = snap->proxy.labels,
+        .n_source_labels = snap->proxy.n_labels,
+        .port = port,
+        .md = NULL,
+    };
+    const px_match_t *matched = NULL;
+    const px_route_t *r = vh != NULL ? px_route_match(vh, &rq, &matched) : NULL;
+    if (r == NULL) {
+        local_reply(c, 404, "", PX_RF_NR, false);
+        return false;
+    }
+    px_fault_decision_t fd;
+    px_route_fault_decide(r, px_worker_rand(w), px_worker_rand(w), &fd);
+    if (fd.abort_status != 0) {
+        local_reply(c, (int)fd.abort_status, "fault filter abort", PX_RF_FI, false);
+        return false;
+    }
+    if (r->action == PX_ACTION_DIRECT_RESPONSE) {
+        local_reply(c, (int)r->direct_response.status, r->direct_response.body.p, 0, false);
+        return false;
+    }
+    if (r->action == PX_ACTION_REDIRECT) {
+        char loc[8192 + 16];
+        size_t len = 0;
+        memcpy(loc, "location: ", 10);
+        if (px_route_redirect_location(r, &rq, loc + 10, sizeof(loc) - 12, &len) != 0) {
+            local_reply(c, 500, "redirect location too long", 0, false);
+            return false;
+        }
+        memcpy(loc + 10 + len, "\r\n", 3);
+        local_reply_ex(c, (int)r->redirect.code, "", 0, false, loc);
+        return false;
+    }
+    const px_route_dest_t *d = px_route_pick_destination(r, px_worker_rand(w));
+    c->up_cluster = d->dest.cluster_name.p;
+    if (d->dest.cluster == NULL) {
+        local_reply(c, 503, "no cluster", PX_RF_NC, false);
+        return false;
+    }
+    c->oc = &w->ob[d->dest.cluster - snap->clusters];
+    c->route = r;
+    if (!choose_endpoint(c)) {
+        return false;
+    }
+    if (r->has_rewrite) {
+        char np[8192];
+        size_t nl = 0;
+        if (r->rewrite.uri.len > 0) {
+            if (px_route_rewrite_path(r, matched, path, np, sizeof(np), &nl) != 0) {
+                local_reply(c, 414, "rewritten path too long", 0, false);
+                return false;
+            }
+            wf_buf_append(&c->rw, np, nl);
+            if (h->path.len > path.len) {
+                wf_buf_append(&c->rw, h->path.p + path.len, h->path.len - path.len);
+            }
+            fwd->form = PX_HTTP1_FORM_ORIGIN;
+            fwd->target = (wf_str_t){(const char *)c->rw.data, c->rw.len};
+        }
+        *host = px_route_rewrite_authority(r, h->host);
+    }
+    return true;
+}
+
+/* A request head was parsed (its bytes are consumed but still in rbuf): forward it. */
+static void start_request(px_conn_t *c, const px_http1_head_t *h)
+{
+    px_worker_t *w = c->w;
+    c->state = C_REQUEST;
+    c->start_wall_ns = wf_wall_ns();
+    c->start_mono_ns = wf_mono_ns();
+    c->method = h->method;
+    c->minor = h->minor_version;
+    c->req_keep_alive = (h->flags & PX_HTTP1_F_KEEP_ALIVE) != 0;
+    char rid[37];
+    const px_http1_header_t *rid_h = find_header(h, "x-request-id");
+    wf_str_t rid_v = rid_h != NULL ? rid_h->value : (wf_str_t){rid, 0};
+    if (rid_h == NULL) {
+        px_request_id(&w->rng, rid);
+        rid_v.len = 36;
+    }
+    wf_buf_append(&c->meta, h->method_str.p, h->method_str.len);
+    wf_buf_append(&c->meta, h->host.p, h->host.len);
+    wf_buf_append(&c->meta, h->target.p, h->target.len);
+    wf_buf_append(&c->meta, rid_v.p, rid_v.len);
+    c->m_method = h->method_str.len;
+    c->m_auth = h->host.len;
+    c->m_path = h->target.len;
+    c->m_rid = rid_v.len;
+    px_http1_body_init(&c->qbody, h, NULL);
+    c->q_done = px_http1_body_done(&c->qbody);
+
+    if (h->flags & PX_HTTP1_F_CONNECT) {
+        c->q_done = true;
+        local_reply(c, 501, "CONNECT is not supported on this listener", PX_RF_NR, true);
+        return;
+    }
+    px_http1_head_t fwd = *h;
+    wf_str_t host = {"", 0};
+    if (c->outbound) {
+        if (!route_outbound(c, h, &fwd, &host)) {
+            return;
+        }
+    } else {
+        c->pool = &w->app_pool;
+        c->up_cluster = w->px->inbound_cluster;
+        snprintf(c->up_host, sizeof(c->up_host), "%s", w->px->app_host);
+    }
+
+    /* X-Forwarded-For: the client's address appended to what came in (Envoy's default). */
+    wf_buf_reset(&c->scratch);
+    const px_http1_header_t *xff = find_header(h, "x-forwarded-for");
+    if (xff != NULL && xff->value.len > 0) {
+        wf_buf_append(&c->scratch, xff->value.p, xff->value.len);
+        wf_buf_puts(&c->scratch, ", ");
+    }
+    wf_buf_puts(&c->scratch, c->peer_ip);
+    px_http1_header_t extra[3];
+    size_t n_extra = 0;
+    extra[n_extra++] = (px_http1_header_t){wf_str("X-Forwarded-For"),
+                                           {(const char *)c->scratch.data, c->scratch.len}};
+    extra[n_extra++] = (px_http1_header_t){wf_str("X-Forwarded-Proto"), wf_str("http")};
+    if (rid_h == NULL) {
+        extra[n_extra++] = (px_http1_header_t){wf_str("x-request-id"), rid_v};
+    }
+    keep_ctx_t kc = {.drop_expect = (h->flags & PX_HTTP1_F_EXPECT_CONTINUE) != 0};
+    px_http1_ser_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.host = host;
+    o.keep_cb = keep_field;
+    o.keep_arg = &kc;
+    o.extra = extra;
+    o.num_extra = n_extra;
+    if (h->body == PX_HTTP1_BODY_LENGTH) {
+        o.framing = PX_HTTP1_FRAME_LENGTH;
+        o.content_length = h->content_length;
+    } else if (h->body == PX_HTTP1_BODY_CHUNKED) {
+        o.framing = PX_HTTP1_FRAME_CHUNKED;
+        c->q_chunked = true;
+    }
+    wf_buf_reset(&c->uphead);
+    px_http1_serialize_request(&fwd, &o, &c->uphead);
+
+    if (kc.drop_expect && !c->q_done) {
+        /* The proxy answers the expectation itself (as Envoy does) and streams the body. */
+        uv_buf_t b = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        down_write(c, &b, 1);
+    }
+
+    start_upstream(c);
+}
+
+/* Get a connection from c->pool and send the request on it (now, or once connected). */
+static void start_upstream(px_conn_t *c)
+{
+    bool reused = false;
+    c->up_used = true;
+    int rc = px_pool_acquire(c->pool, &up_handler, c, &c->up, &reused);
+    if (rc != 0) {
+        c->up = NULL;
+        conn_upstream_error(c, rc, true);
+        return;
+    }
+    if (reused) {
+        atomic_fetch_add_explicit(&c->w->ctr.upstream_rq_reused, 1, memory_order_relaxed);
+        c->up_ready = true;
+        send_head_upstream(c);
+    }
+}
+
+static void head_timer_cb(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    c->timer_kind = T_NONE;
+    if (c->state != C_HEAD) {
+        return;
+    }
+    if (unconsumed(c) == 0) {
+        conn_close(c); /* idle keep-alive connection */
+        return;
+    }
+    /* A head that does not end: slowloris, or a client that stalled. */
+    c->start_wall_ns = wf_wall_ns();
+    c->start_mono_ns = wf_mono_ns();
+    c->rpos = c->rbuf.len;
+    local_reply(c, 408, "request header timeout", PX_RF_DPE, true);
+}
+
+/* In C_HEAD, run the idle timer while no byte of a request is there, then the headers timer
+ * from the first byte on (not restarted by later bytes, so trickling does not extend it). */
+static void conn_arm_timer(px_conn_t *c)
+{
+    const px_config_t *cfg = &c->w->px->cfg;
+    if (c->state != C_HEAD) {
+        if (c->timer_kind == T_IDLE || c->timer_kind == T_HEADERS) {
+            uv_timer_stop(&c->timer);
+            c->timer_kind = T_NONE;
+        }
+        return;
+    }
+    int want = unconsumed(c) == 0 ? T_IDLE : T_HEADERS;
+    if (want == T_IDLE && c->rbuf.cap > 0) {
+        /* Between requests nothing is buffered: an idle keep-alive connection holds no read
+         * buffer (the next read allocates one). */
+        wf_buf_free(&c->rbuf);
+        c->rpos = 0;
+    }
+    if (c->timer_kind == want) {
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->timer_kind = T_NONE;
+    int64_t ms = want == T_IDLE ? cfg->idle_timeout_ms : cfg->headers_timeout_ms;
+    if (ms > 0) {
+        c->timer_kind = want;
+        uv_timer_start(&c->timer, head_timer_cb, (uint64_t)ms, 0);
+    }
+}
+
+/* Parse and run requests from rbuf until one is in flight or the bytes run out. */
+static void conn_process(px_conn_t *c)
+{
+    c->in_process = true;
+    while (!c->closing) {
+        if (c->state == C_HEAD) {
+            if (unconsumed(c) == 0) {
+                break;
+            }
+            px_http1_head_t head;
+            px_http1_error_t err;
+            int n = px_http1_parse_request((const char *)c->rbuf.data + c->rpos, unconsumed(c),
+                                           NULL, c->hdrs, PX_MAX_HEADERS, &head, &err);
+            if (n == PX_HTTP1_INCOMPLETE) {
+                break;
+            }
+            if (n < 0) {
+                c->start_wall_ns = wf_wall_ns();
+                c->start_mono_ns = wf_mono_ns();
+                c->q_done = false; /* the rest of the bytes cannot be trusted */
+                c->rpos = c->rbuf.len;
+                local_reply(c, err.status, err.reason, PX_RF_DPE, true);
+                continue;
+            }
+            c->rpos += (size_t)n;
+            start_request(c, &head);
+            continue;
+        }
+        if (c->state == C_REQUEST) {
+            pump_request_body(c);
+        }
+        break;
+    }
+    c->in_process = false;
+    if (!c->closing) {
+        conn_arm_timer(c);
+        conn_update_reading(c);
+    }
+}
+
+static void conn_update_reading(px_conn_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    bool want = true;
+    if (c->state == C_REQUEST) {
+        if (unconsumed(c) >= PX_HWM) {
+            want = false;
+        } else if (c->up != NULL && c->up_ready && !c->q_done && px_up_queued(c->up) >= PX_HWM) {
+            want = false;
+        }
+    }
+    if (want) {
+        px_transport_read_start(&c->tp);
+    } else {
+        px_transport_read_stop(&c->tp);
+    }
+    if (c->up != NULL && c->up_ready) {
+        if (px_transport_queued(&c->tp) >= PX_HWM) {
+            px_up_read_stop(c->up);
+        } else {
+            px_up_read_start(c->up);
+        }
+    }
+}
+
+static void up_connected(void *arg, px_upconn_t *u)
+{
+    px_conn_t *c = arg;
+    c->up_ready = true;
+    send_head_upstream(c);
+    if (c->up == u) {
+        conn_update_reading(c);
+    }
+}
+
+static void up_failed(void *arg, px_upconn_t *u, int err, bool connecting)
+{
+    px_conn_t *c = arg;
+    c->up = NULL; /* the pool closes it */
+    conn_upstream_error(c, err, connecting);
+}
+
+static void up_written(void *arg, px_upconn_t *u)
+{
+    conn_update_reading(arg);
+}
+
+/* Frame the response head towards the client. Returns false when the request has ended. */
+static bool response_head(px_conn_t *c, px_upconn_t *u)
+{
+    for (;;) {
+        px_http1_head_t h;
+        px_http1_error_t err;
+        int n = px_http1_parse_response((const char *)u->rbuf.data + u->rpos, u->rbuf.len - u->rpos,
+                                        c->method, NULL, c->hdrs, PX_MAX_HEADERS, &h, &err);
+        if (n == PX_HTTP1_INCOMPLETE) {
+            return true;
+        }
+        if (n < 0 || h.body == PX_HTTP1_BODY_TUNNEL) {
+            local_reply(c, 502,
+                        "upstream connect error or disconnect/reset before headers. reset "
+                        "reason: protocol error",
+                        PX_RF_UPE, false);
+            return false;
+        }
+        if (h.status < 200 && h.status != 101) {
+            u->rpos += (size_t)n; /* interim response: not forwarded */
+            continue;
+        }
+        px_http1_ser_opts_t o;
+        memset(&o, 0, sizeof(o));
+        if (h.body == PX_HTTP1_BODY_LENGTH) {
+            o.framing = PX_HTTP1_FRAME_LENGTH;
+            o.content_length = h.content_length;
+        } else if (h.body == PX_HTTP1_BODY_CHUNKED) {
+            if (c->minor >= 1) {
+                o.framing = PX_HTTP1_FRAME_CHUNKED;
+                c->s_chunked = true;
+            } else {
+                c->close_after = true; /* an HTTP/1.0 client reads until close */
+            }
+        } else if (h.body == PX_HTTP1_BODY_EOF) {
+            c->close_after = true;
+        } else if (c->method == PX_HTTP1_M_HEAD || h.status == 304) {
+            /* No content, but the length of the one a GET would have had is kept. */
+            const px_http1_header_t *cl = find_header(&h, "content-length");
+            if (cl != NULL) {
+                uint64_t v = 0;
+                for (size_t i = 0; i < cl->value.len; i++) {
+                    v = v * 10 + (uint64_t)(cl->value.p[i] - '0');
+                }
+                o.framing = PX_HTTP1_FRAME_LENGTH;
+                o.content_length = v;
+            }
+        }
+        if (!c->req_keep_alive || c->w->draining || !c->q_done) {
+            c->close_after = true;
+        }
+        o.connection_close = c->close_after;
+        c->up_reusable = (h.flags & PX_HTTP1_F_KEEP_ALIVE) && h.body != PX_HTTP1_BODY_EOF;
+        c->status = h.status;
+        px_http1_body_init(&c->sbody, &h, NULL);
+        wf_buf_reset(&c->scratch);
+        px_http1_serialize_response(&h, &o, &c->scratch);
+        u->rpos += (size_t)n;
+        c->s_head_done = true;
+        if (px_http1_body_done(&c->sbody)) {
+            c->s_done = true;
+            report(c);
+        }
+        uv_buf_t b = uv_buf_init((char *)c->scratch.data, (unsigned)c->scratch.len);
+        down_write(c, &b, 1);
+        return true;
+    }
+}
+
+static void up_data(void *arg, px_upconn_t *u)
+{
+    px_conn_t *c = arg;
+    if (!c->s_head_done) {
+        if (!response_head(c, u) || !c->s_head_done) {
+            return;
+        }
+        if (c->s_done) {
+            finish_request(c); /* a response without content */
+            return;
+        }
+    }
+    while (!c->s_done) {
+        size_t used = 0;
+        wf_str_t data = {NULL, 0};
+        int rc = px_http1_body_feed(&c->sbody, (const char *)u->rbuf.data + u->rpos,
+                                    u->rbuf.len - u->rpos, &used, &data);
+        if (rc < 0) {
+            c->rflags |= PX_RF_UPE;
+            report(c);
+            conn_close(c);
+            return;
+        }
+        u->rpos += used;
+        c->bytes_out += data.len;
+        bool done = px_http1_body_done(&c->sbody);
+        if (done) {
+            c->s_done = true;
+            report(c);
+        }
+        if (data.len > 0) {
+            write_chunk(c, NULL, c->s_chunked, data);
+        }
+        if (done) {
+            if (c->s_chunked) {
+                uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+                down_write(c, &b, 1);
+            }
+            finish_request(c);
+            return;
+        }
+        if (used == 0 && data.len == 0) {
+            break;
+        }
+    }
+    conn_update_reading(c);
+}
+
+static void tp_alloc(px_transport_t *t, size_t suggested, uv_buf_t *buf)
+{
+    px_conn_t *c = t->owner;
+    if (c->rpos == c->rbuf.len) {
+        c->rpos = 0;
+        c->rbuf.len = 0;
+    } else if (c->rpos > 0) {
+        /* No slice into rbuf survives between reads, so the bytes may move. */
+        memmove(c->rbuf.data, c->rbuf.data + c->rpos, unconsumed(c));
+        c->rbuf.len -= c->rpos;
+        c->rpos = 0;
+    }
+    char *p = (char *)wf_buf_reserve(&c->rbuf, PX_READ_CHUNK);
+    *buf = uv_buf_init(p, PX_READ_CHUNK);
+}
+
+static void tp_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
+{
+    px_conn_t *c = t->owner;
+    if (nread < 0) {
+        if (c->state == C_REQUEST) {
+            /* The client left before its answer was complete. */
+            c->rflags |= PX_RF_DC;
+            report(c);
+        }
+        conn_close(c);
+        return;
+    }
+    c->rbuf.len += (size_t)nread;
+    if (c->state == C_LINGER) {
+        c->rpos = c->rbuf.len;
+        return;
+    }
+    conn_process(c);
+}
+
+static void tp_written(px_transport_t *t, int status)
+{
+    px_conn_t *c = t->owner;
+    if (c->state == C_REQUEST) {
+        conn_update_reading(c);
+    }
+}
+
+static void conn_handle_closed(px_conn_t *c)
+{
+    if (--c->open_handles > 0) {
+        return;
+    }
+    px_worker_t *w = c->w;
+    wf_buf_free(&c->rbuf);
+    wf_buf_free(&c->scratch);
+    wf_buf_free(&c->meta);
+    wf_buf_free(&c->uphead);
+    wf_buf_free(&c->rw);
+    wf_free(c);
+    px__worker_conn_gone(w);
+}
+
+static void tp_closed(px_transport_t *t)
+{
+    conn_handle_closed(t->owner);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    conn_handle_closed(h->data);
+}
+
+static const px_transport_cbs_t down_cbs = {
+    .on_alloc = tp_alloc,
+    .on_read = tp_read,
+    .on_written = tp_written,
+    .on_connect = NULL,
+    .on_closed = tp_closed,
+};
+
+static void conn_close(px_conn_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    if (c->up != NULL) {
+        px_pool_release(c->up, false);
+        c->up = NULL;
+    }
+    px_worker_t *w = c->w;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    atomic_fetch_sub_explicit(&w->ctr.downstream_cx_active, 1, memory_order_relaxed);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, timer_closed);
+    px_transport_close(&c->tp);
+}
+
+void px_conn_accept(px_worker_t *w, uv_stream_t *server, bool outbound)
+{
+    px_conn_t *c = wf_calloc(1, sizeof(*c));
+    c->w = w;
+    c->outbound = outbound;
+    if (px_transport_init(&w->loop, &c->tp, &down_cbs, c) != 0) {
+        wf_free(c);
+        return;
+    }
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = w->conns;
+    if (w->conns != NULL) {
+        w->conns->prev = c;
+    }
+    w->conns = c;
+    w->n_conns++;
+    atomic_fetch_add_explicit(&w->ctr.downstream_cx_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->ctr.downstream_cx_active, 1, memory_order_relaxed);
+    reset_request(c);
+    int rc = px_transport_accept(server, &c->tp);
+    if (rc != 0) {
+        WF_LOG_RL(WF_WARN, 10, "proxy", "accept failed", "err=%s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    px_transport_peer_ip(&c->tp, c->peer_ip, sizeof(c->peer_ip));
+    conn_arm_timer(c);
+    conn_update_reading(c);
+}
+
+void px_conn_drain_all(px_worker_t *w)
+{
+    px_conn_t *c = w->conns;
+    while (c != NULL) {
+        px_conn_t *next = c->next;
+        if (c->state == C_HEAD && unconsumed(c) == 0) {
+            conn_close(c);
+        }
+        c = next;
+    }
+}
+
+void px_conn_close_all(px_worker_t *w)
+{
+    while (w->conns != NULL) {
+        conn_close(w->conns);
+    }
+}

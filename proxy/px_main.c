@@ -1,0 +1,273 @@
+/*
+ * px_main.c - `weft proxy`: parses the flags, loads the optional config snapshot, starts the
+ * worker threads (each binds its own SO_REUSEPORT listeners), and runs the admin listener and
+ * the signal handlers on the main thread's loop.
+ *
+ * Stopping (SIGTERM, SIGINT, POST /quitquitquit): the main loop ends, every worker is told to
+ * drain (listeners close at once, requests in flight get --drain-time to finish), the main
+ * thread joins them, closes the admin side and returns 0.
+ */
+#include "px_main.h"
+
+#include "px_admin.h"
+#include "px_worker.h"
+
+#include "wf_alloc.h"
+#include "wf_err.h"
+#include "wf_flags.h"
+#include "wf_log.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const wf_flag_t px_flags[] = {
+    {"service", WF_FLAG_STR, NULL, offsetof(px_config_t, service),
+     "name of the service this sidecar serves (required)"},
+    {"version", WF_FLAG_STR, "unknown", offsetof(px_config_t, version),
+     "version of the workload (the version label)"},
+    {"namespace", WF_FLAG_STR, "default", offsetof(px_config_t, namespace),
+     "namespace of the workload"},
+    {"app-port", WF_FLAG_INT, "0", offsetof(px_config_t, app_port),
+     "port the local app listens on, on 127.0.0.1 (required)"},
+    {"inbound", WF_FLAG_STR, "127.0.0.1:15006", offsetof(px_config_t, inbound),
+     "address:port peers send requests for the app to"},
+    {"outbound", WF_FLAG_STR, "127.0.0.1:15001", offsetof(px_config_t, outbound),
+     "address:port the app sends its outgoing requests to: an HTTP forward proxy (http_proxy=) "
+     "routed by the --config snapshot (off = no outbound listener)"},
+    {"admin", WF_FLAG_STR, "127.0.0.1:15000", offsetof(px_config_t, admin),
+     "address:port of the admin listener (/ready, /stats/prometheus, ...)"},
+    {"config", WF_FLAG_STR, NULL, offsetof(px_config_t, config),
+     "config snapshot file (JSON, docs/snapshot.md)"},
+    {"concurrency", WF_FLAG_INT, "2", offsetof(px_config_t, concurrency),
+     "worker threads, each with its own event loop and listeners"},
+    {"connect-timeout", WF_FLAG_DURATION, "10s", offsetof(px_config_t, connect_timeout_ms),
+     "longest wait for an upstream connection to be established"},
+    {"upstream-idle-timeout", WF_FLAG_DURATION, "60s", offsetof(px_config_t, upstream_idle_ms),
+     "pooled keep-alive upstream connections idle this long are closed"},
+    {"idle-timeout", WF_FLAG_DURATION, "1h", offsetof(px_config_t, idle_timeout_ms),
+     "a client connection without a request in progress is closed after this long (0 = never)"},
+    {"request-headers-timeout", WF_FLAG_DURATION, "60s", offsetof(px_config_t, headers_timeout_ms),
+     "a request head not complete this long after its first byte is answered 408 and the "
+     "connection closed (slowloris; 0 = no limit)"},
+    {"drain-time", WF_FLAG_DURATION, "5s", offsetof(px_config_t, drain_ms),
+     "on stop, how long requests in flight may take to finish"},
+    {"log-level", WF_FLAG_STR, "info", offsetof(px_config_t, log_level),
+     "error, warn, info or debug"},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+/* "ip:port" or "[ipv6]:port" into *ss. */
+static int parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(host)) {
+        return WF_E_INVAL;
+    }
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535 || end == colon + 1) {
+        return WF_E_INVAL;
+    }
+    size_t hl = (size_t)(colon - s);
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : WF_E_INVAL;
+    }
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : WF_E_INVAL;
+}
+
+typedef struct {
+    px_proxy_t px;
+    px_admin_t admin;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+} px_main_ctx_t;
+
+static void request_stop(px_main_ctx_t *m)
+{
+    if (atomic_exchange(&m->px.draining, true)) {
+        return;
+    }
+    WF_LOG(WF_INFO, "proxy", "stopping", "drain_time_ms=%lld", (long long)m->px.cfg.drain_ms);
+    uv_stop(&m->loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    request_stop(s->data);
+}
+
+static void on_quit(void *arg)
+{
+    request_stop(arg);
+}
+
+static void close_admin_walk(uv_handle_t *h, void *arg)
+{
+    px_main_ctx_t *m = arg;
+    if (uv_is_closing(h)) {
+        return;
+    }
+    if (h->type == UV_TCP && h != (uv_handle_t *)&m->admin.listener) {
+        px_transport_close(h->data); /* an admin connection: its owner frees itself */
+    } else {
+        uv_close(h, NULL);
+    }
+}
+
+static int load_snapshot(px_proxy_t *px)
+{
+    char err[512];
+    px_snapshot_t *s = NULL;
+    int rc = px_snapshot_load(px->cfg.config, NULL, &s, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "weft proxy: --config %s: %s\n", px->cfg.config,
+                rc == WF_E_INVAL || rc == WF_E_LIMIT ? err : wf_strerror(rc));
+        return rc;
+    }
+    FILE *f = fopen(px->cfg.config, "rb");
+    if (f != NULL) {
+        wf_buf_t b = WF_BUF_INIT;
+        char tmp[8192];
+        size_t n;
+        while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+            wf_buf_append(&b, tmp, n);
+        }
+        fclose(f);
+        wf_buf_cstr(&b);
+        px->snapshot_json = (char *)wf_buf_detach(&b, NULL);
+    }
+    px->snapshot = s;
+    return 0;
+}
+
+int px_main(int argc, char **argv)
+{
+    px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
+    px_proxy_t *px = &m->px;
+    char err[256];
+    int status = 1;
+    int started = 0;
+    bool loop_ok = false;
+    int rc = wf_flags_parse(px_flags, &px->cfg, argc, argv, NULL, err, sizeof(err));
+    if (rc == 1) {
+        printf("Usage: weft proxy --service NAME --app-port PORT [flags]\n\nThe sidecar proxy: "
+               "forwards peers' requests to the local app and reports what it saw.\n\n"
+               "Flags:\n");
+        wf_flags_print_help(px_flags, stdout);
+        status = 0;
+        goto out;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "weft proxy: %s\n", err);
+        status = 2;
+        goto out;
+    }
+    wf_log_level_t level;
+    if (wf_log_parse_level(px->cfg.log_level, &level) != 0) {
+        fprintf(stderr, "weft proxy: invalid --log-level %s\n", px->cfg.log_level);
+        status = 2;
+        goto out;
+    }
+    wf_log_set_level(level);
+    px_config_t *cfg = &px->cfg;
+    struct sockaddr_storage admin_addr;
+    if (cfg->service == NULL || cfg->service[0] == '\0' || cfg->app_port <= 0 ||
+        cfg->app_port > 65535) {
+        fprintf(stderr, "weft proxy: --service and --app-port (1..65535) are required\n");
+        status = 2;
+        goto out;
+    }
+    if (cfg->concurrency < 1 || cfg->concurrency > 256 || cfg->drain_ms < 0 ||
+        cfg->connect_timeout_ms <= 0 || cfg->upstream_idle_ms < 0 || cfg->idle_timeout_ms < 0 ||
+        cfg->headers_timeout_ms < 0) {
+        fprintf(stderr, "weft proxy: --concurrency must be 1..256 and the durations >= 0\n");
+        status = 2;
+        goto out;
+    }
+    if (parse_addr(cfg->inbound, &px->inbound_addr) != 0 ||
+        parse_addr(cfg->admin, &admin_addr) != 0) {
+        fprintf(stderr, "weft proxy: --inbound and --admin take ADDRESS:PORT\n");
+        status = 2;
+        goto out;
+    }
+    px->outbound_on = strcmp(cfg->outbound, "off") != 0;
+    if (px->outbound_on && parse_addr(cfg->outbound, &px->outbound_addr) != 0) {
+        fprintf(stderr, "weft proxy: --outbound takes ADDRESS:PORT or off\n");
+        status = 2;
+        goto out;
+    }
+    uv_ip4_addr("127.0.0.1", (int)cfg->app_port, (struct sockaddr_in *)&px->app_addr);
+    snprintf(px->app_host, sizeof(px->app_host), "127.0.0.1:%d", (int)cfg->app_port);
+    snprintf(px->inbound_cluster, sizeof(px->inbound_cluster), "inbound|%d||", (int)cfg->app_port);
+    if (cfg->config != NULL && load_snapshot(px) != 0) {
+        status = 2;
+        goto out;
+    }
+
+    if (uv_loop_init(&m->loop) != 0) {
+        goto out;
+    }
+    loop_ok = true;
+    px->n_workers = (int)cfg->concurrency;
+    px->workers = wf_calloc((size_t)px->n_workers, sizeof(px_worker_t));
+    for (int i = 0; i < px->n_workers; i++) {
+        px->workers[i].px = px;
+        px->workers[i].id = i;
+        rc = px_worker_start(&px->workers[i]);
+        if (rc != 0) {
+            fprintf(stderr, "weft proxy: inbound listener %s: %s\n", cfg->inbound, uv_strerror(rc));
+            goto out;
+        }
+        started++;
+    }
+    m->admin.quit_cb = on_quit;
+    m->admin.quit_arg = m;
+    rc = px_admin_start(&m->admin, px, &m->loop, (const struct sockaddr *)&admin_addr);
+    if (rc != 0) {
+        fprintf(stderr, "weft proxy: admin listener %s: %s\n", cfg->admin, uv_strerror(rc));
+        goto out;
+    }
+    uv_signal_init(&m->loop, &m->sigterm);
+    uv_signal_init(&m->loop, &m->sigint);
+    m->sigterm.data = m->sigint.data = m;
+    uv_signal_start(&m->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&m->sigint, on_signal, SIGINT);
+    atomic_store(&px->ready, true);
+    WF_LOG(WF_INFO, "proxy", "ready",
+           "service=%s inbound=%s outbound=%s app=%s admin=%s workers=%d snapshot_version=%llu",
+           cfg->service, cfg->inbound, cfg->outbound, px->app_host, cfg->admin, px->n_workers,
+           (unsigned long long)(px->snapshot != NULL ? px->snapshot->version : 0));
+    uv_run(&m->loop, UV_RUN_DEFAULT);
+    status = 0;
+
+out:
+    for (int i = 0; i < started; i++) {
+        px_worker_stop(&px->workers[i]);
+    }
+    for (int i = 0; i < started; i++) {
+        px_worker_join(&px->workers[i]);
+    }
+    if (loop_ok) {
+        px_admin_close(&m->admin);
+        uv_walk(&m->loop, close_admin_walk, m);
+        uv_run(&m->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&m->loop);
+    }
+    if (status == 0 && started > 0) {
+        WF_LOG(WF_INFO, "proxy", "stopped");
+    }
+    wf_free(px->workers);
+    px_snapshot_unref(px->snapshot);
+    wf_free(px->snapshot_json);
+    wf_flags_free(px_flags, &px->cfg);
+    wf_free(m);
+    return status;
+}

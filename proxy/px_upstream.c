@@ -1,0 +1,280 @@
+/*
+ * px_upstream.c - upstream connections and the keep-alive pool (see px_upstream.h).
+ *
+ * Each connection owns two libuv handles (the TCP transport and a timer); it is freed when both
+ * close callbacks have run. Idle connections keep reading so that a server's close (or stray
+ * bytes) is seen at once and the connection leaves the pool before anyone reuses it.
+ */
+#include "px_upstream.h"
+
+#include "wf_alloc.h"
+#include "wf_log.h"
+
+#include <string.h>
+
+#define PX_UP_READ_CHUNK 65536
+
+static void up_close(px_upconn_t *u);
+
+static void idle_unlink(px_upconn_t *u)
+{
+    px_pool_t *p = u->pool;
+    if (u->prev != NULL) {
+        u->prev->next = u->next;
+    } else {
+        p->idle = u->next;
+    }
+    if (u->next != NULL) {
+        u->next->prev = u->prev;
+    }
+    u->prev = u->next = NULL;
+    p->n_idle--;
+}
+
+static void up_handle_closed(px_upconn_t *u)
+{
+    if (--u->open_handles == 0) {
+        wf_buf_free(&u->rbuf);
+        wf_free(u);
+    }
+}
+
+static void tp_closed(px_transport_t *t)
+{
+    up_handle_closed(t->owner);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    up_handle_closed(h->data);
+}
+
+static void tp_alloc(px_transport_t *t, size_t suggested, uv_buf_t *buf)
+{
+    px_upconn_t *u = t->owner;
+    if (u->rpos == u->rbuf.len) {
+        u->rpos = 0;
+        u->rbuf.len = 0;
+    }
+    char *p = (char *)wf_buf_reserve(&u->rbuf, PX_UP_READ_CHUNK);
+    *buf = uv_buf_init(p, PX_UP_READ_CHUNK);
+}
+
+static void tp_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
+{
+    px_upconn_t *u = t->owner;
+    if (nread < 0) {
+        if (u->state == PX_UP_BUSY) {
+            u->h->failed(u->arg, u, (int)nread, false);
+        }
+        up_close(u);
+        return;
+    }
+    u->rbuf.len += (size_t)nread;
+    if (u->state != PX_UP_BUSY) {
+        /* Bytes on an idle connection answer no request: the connection is unusable. */
+        up_close(u);
+        return;
+    }
+    u->h->data(u->arg, u);
+}
+
+static void tp_written(px_transport_t *t, int status)
+{
+    px_upconn_t *u = t->owner;
+    if (u->state == PX_UP_BUSY && u->h->written != NULL) {
+        u->h->written(u->arg, u);
+    }
+}
+
+static void tp_connect(px_transport_t *t, int status)
+{
+    px_upconn_t *u = t->owner;
+    if (u->state != PX_UP_CONNECTING) {
+        return;
+    }
+    uv_timer_stop(&u->timer);
+    if (status != 0) {
+        if (u->pool->cx_connect_fail != NULL) {
+            atomic_fetch_add_explicit(u->pool->cx_connect_fail, 1, memory_order_relaxed);
+        }
+        u->h->failed(u->arg, u, status, true);
+        up_close(u);
+        return;
+    }
+    u->state = PX_UP_BUSY;
+    if (px_transport_read_start(&u->tp) != 0) {
+        u->h->failed(u->arg, u, UV_ECONNRESET, true);
+        up_close(u);
+        return;
+    }
+    u->h->connected(u->arg, u);
+}
+
+static const px_transport_cbs_t up_cbs = {
+    .on_alloc = tp_alloc,
+    .on_read = tp_read,
+    .on_written = tp_written,
+    .on_connect = tp_connect,
+    .on_closed = tp_closed,
+};
+
+static void timer_cb(uv_timer_t *tm)
+{
+    px_upconn_t *u = tm->data;
+    if (u->state == PX_UP_CONNECTING) {
+        if (u->pool->cx_connect_fail != NULL) {
+            atomic_fetch_add_explicit(u->pool->cx_connect_fail, 1, memory_order_relaxed);
+        }
+        u->h->failed(u->arg, u, UV_ETIMEDOUT, true);
+        up_close(u);
+    } else if (u->state == PX_UP_IDLE) {
+        up_close(u);
+    }
+}
+
+static void up_close(px_upconn_t *u)
+{
+    if (u->state == PX_UP_CLOSING) {
+        return;
+    }
+    if (u->state == PX_UP_IDLE) {
+        idle_unlink(u);
+    }
+    u->state = PX_UP_CLOSING;
+    u->pool->n_open--;
+    if (u->pool->cx_active != NULL) {
+        atomic_fetch_sub_explicit(u->pool->cx_active, 1, memory_order_relaxed);
+    }
+    uv_timer_stop(&u->timer);
+    uv_close((uv_handle_t *)&u->timer, timer_closed);
+    px_transport_close(&u->tp);
+}
+
+void px_pool_init(px_pool_t *p, uv_loop_t *loop, const struct sockaddr *addr,
+                  uint64_t connect_timeout_ms, uint64_t idle_timeout_ms)
+{
+    memset(p, 0, sizeof(*p));
+    p->loop = loop;
+    memcpy(&p->addr, addr,
+           addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    p->connect_timeout_ms = connect_timeout_ms;
+    p->idle_timeout_ms = idle_timeout_ms;
+}
+
+int px_pool_acquire(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn_t **out,
+                    bool *reused)
+{
+    *out = NULL;
+    *reused = false;
+    if (p->idle != NULL) {
+        px_upconn_t *u = p->idle;
+        idle_unlink(u);
+        uv_timer_stop(&u->timer);
+        u->state = PX_UP_BUSY;
+        u->h = h;
+        u->arg = arg;
+        u->requests++;
+        *out = u;
+        *reused = true;
+        return 0;
+    }
+    px_upconn_t *u = wf_calloc(1, sizeof(*u));
+    int rc = px_transport_init(p->loop, &u->tp, &up_cbs, u);
+    if (rc != 0) {
+        wf_free(u);
+        return rc;
+    }
+    u->open_handles = 1;
+    uv_timer_init(p->loop, &u->timer);
+    u->timer.data = u;
+    u->open_handles = 2;
+    u->pool = p;
+    u->h = h;
+    u->arg = arg;
+    u->state = PX_UP_CONNECTING;
+    u->requests = 1;
+    p->n_open++;
+    if (p->cx_total != NULL) {
+        atomic_fetch_add_explicit(p->cx_total, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(p->cx_active, 1, memory_order_relaxed);
+    }
+    rc = px_transport_connect(&u->tp, (const struct sockaddr *)&p->addr);
+    if (rc != 0) {
+        /* Report it like a refused connect, asynchronously through the same path. */
+        if (p->cx_connect_fail != NULL) {
+            atomic_fetch_add_explicit(p->cx_connect_fail, 1, memory_order_relaxed);
+        }
+        u->state = PX_UP_BUSY; /* so up_close does not look for it in the idle list */
+        up_close(u);
+        return rc;
+    }
+    if (p->connect_timeout_ms > 0) {
+        uv_timer_start(&u->timer, timer_cb, p->connect_timeout_ms, 0);
+    }
+    *out = u;
+    return 0;
+}
+
+void px_pool_release(px_upconn_t *u, bool reusable)
+{
+    px_pool_t *p = u->pool;
+    if (u->state != PX_UP_BUSY) {
+        up_close(u);
+        return;
+    }
+    if (!reusable || p->closed || u->rpos != u->rbuf.len || px_up_queued(u) != 0) {
+        up_close(u);
+        return;
+    }
+    u->rpos = 0;
+    wf_buf_free(&u->rbuf); /* an idle connection holds no read buffer */
+    u->h = NULL;
+    u->arg = NULL;
+    u->state = PX_UP_IDLE;
+    if (px_transport_read_start(&u->tp) != 0) {
+        u->state = PX_UP_BUSY;
+        up_close(u);
+        return;
+    }
+    u->next = p->idle;
+    u->prev = NULL;
+    if (p->idle != NULL) {
+        p->idle->prev = u;
+    }
+    p->idle = u;
+    p->n_idle++;
+    if (p->idle_timeout_ms > 0) {
+        uv_timer_start(&u->timer, timer_cb, p->idle_timeout_ms, 0);
+    }
+}
+
+void px_pool_close(px_pool_t *p)
+{
+    p->closed = true;
+    while (p->idle != NULL) {
+        up_close(p->idle);
+    }
+}
+
+int px_up_write(px_upconn_t *u, const uv_buf_t *bufs, unsigned n)
+{
+    return px_transport_write(&u->tp, bufs, n);
+}
+
+size_t px_up_queued(const px_upconn_t *u)
+{
+    return px_transport_queued(&u->tp);
+}
+
+void px_up_read_stop(px_upconn_t *u)
+{
+    px_transport_read_stop(&u->tp);
+}
+
+void px_up_read_start(px_upconn_t *u)
+{
+    if (px_transport_read_start(&u->tp) != 0) {
+        WF_LOG(WF_DEBUG, "proxy", "upstream read_start failed");
+    }
+}

@@ -1,0 +1,604 @@
+/*
+ * test_proxy_common.h - helpers the proxy's integration tests share (included by each
+ * tests/integration/test_proxy_*.c, so everything is static): raw-socket HTTP/1.1 client
+ * pieces, a small threaded HTTP/1.1 upstream server, and starting / stopping `weft proxy`.
+ *
+ * The upstream server answers by path: /hello, /who (its name), /echo (the request body),
+ * /headers (the request head as received), /chunked (a chunked response), /reset (a
+ * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/404.
+ */
+#ifndef TEST_PROXY_COMMON_H
+#define TEST_PROXY_COMMON_H
+
+#include "wf_alloc.h"
+#include "wf_buf.h"
+#include "wt_util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* Each test file uses a different subset of these helpers. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Socket helpers */
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 15};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool send_str(int fd, const char *s)
+{
+    return send_all(fd, s, strlen(s));
+}
+
+/* A buffered reader over a socket. */
+typedef struct {
+    int fd;
+    wf_buf_t b;
+    size_t pos;
+} rd_t;
+
+static void rd_init(rd_t *r, int fd)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = fd;
+}
+
+static bool rd_fill(rd_t *r)
+{
+    uint8_t *p = wf_buf_reserve(&r->b, 65536);
+    ssize_t n;
+    do {
+        n = recv(r->fd, p, 65536, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        return false;
+    }
+    r->b.len += (size_t)n;
+    return true;
+}
+
+/* The bytes up to and including the first delim (a wf_strndup'ed string), or NULL at EOF. */
+static char *rd_until(rd_t *r, const char *delim)
+{
+    size_t dl = strlen(delim);
+    for (;;) {
+        size_t avail = r->b.len - r->pos;
+        if (r->b.data == NULL) {
+            if (!rd_fill(r)) {
+                return NULL;
+            }
+            continue;
+        }
+        char *start = (char *)r->b.data + r->pos;
+        for (size_t i = 0; avail >= dl && i <= avail - dl; i++) {
+            if (memcmp(start + i, delim, dl) == 0) {
+                char *out = wf_strndup(start, i + dl);
+                r->pos += i + dl;
+                return out;
+            }
+        }
+        if (!rd_fill(r)) {
+            return NULL;
+        }
+    }
+}
+
+static bool rd_bytes(rd_t *r, size_t n, wf_buf_t *out)
+{
+    if (n == 0) {
+        return true;
+    }
+    while (r->b.len - r->pos < n) {
+        if (!rd_fill(r)) {
+            return false;
+        }
+    }
+    if (out != NULL) {
+        wf_buf_append(out, r->b.data + r->pos, n);
+    }
+    r->pos += n;
+    return true;
+}
+
+/* True when the peer closes (recv returns 0 or a reset) with no more bytes pending. */
+static bool rd_closed(rd_t *r)
+{
+    if (r->pos < r->b.len) {
+        return false;
+    }
+    return !rd_fill(r);
+}
+
+static void rd_free(rd_t *r)
+{
+    wf_buf_free(&r->b);
+}
+
+static const char *find_hdr(const char *head, const char *name, char *val, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = strstr(head, "\r\n");
+    while (p != NULL && p[2] != '\r') {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ') {
+                v++;
+            }
+            const char *e = strstr(v, "\r\n");
+            size_t l = (size_t)(e - v) < cap - 1 ? (size_t)(e - v) : cap - 1;
+            memcpy(val, v, l);
+            val[l] = '\0';
+            return val;
+        }
+        p = strstr(p, "\r\n");
+    }
+    return NULL;
+}
+
+/* Decode a chunked body from r into out (trailers skipped). */
+static bool rd_chunked(rd_t *r, wf_buf_t *out)
+{
+    for (;;) {
+        char *line = rd_until(r, "\r\n");
+        if (line == NULL) {
+            return false;
+        }
+        unsigned long n = strtoul(line, NULL, 16);
+        wf_free(line);
+        if (n == 0) {
+            for (;;) {
+                char *t = rd_until(r, "\r\n");
+                if (t == NULL) {
+                    return false;
+                }
+                bool end = strcmp(t, "\r\n") == 0;
+                wf_free(t);
+                if (end) {
+                    return true;
+                }
+            }
+        }
+        if (!rd_bytes(r, n, out) || !rd_bytes(r, 2, NULL)) {
+            return false;
+        }
+    }
+}
+
+typedef struct {
+    int status;
+    char *head;
+    wf_buf_t body;
+    bool complete;
+} resp_t;
+
+static void resp_free(resp_t *rs)
+{
+    wf_free(rs->head);
+    wf_buf_free(&rs->body);
+    memset(rs, 0, sizeof(*rs));
+}
+
+/* Read one response (to a request that was not HEAD). */
+static bool read_response(rd_t *r, resp_t *rs)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->head = rd_until(r, "\r\n\r\n");
+    if (rs->head == NULL || sscanf(rs->head, "HTTP/1.1 %d", &rs->status) != 1) {
+        return false;
+    }
+    char v[64];
+    if (find_hdr(rs->head, "Transfer-Encoding", v, sizeof(v)) != NULL) {
+        rs->complete = rd_chunked(r, &rs->body);
+    } else if (find_hdr(rs->head, "Content-Length", v, sizeof(v)) != NULL) {
+        rs->complete = rd_bytes(r, strtoull(v, NULL, 10), &rs->body);
+    } else {
+        while (rd_fill(r)) {
+        }
+        if (r->b.len > r->pos) {
+            wf_buf_append(&rs->body, r->b.data + r->pos, r->b.len - r->pos);
+        }
+        r->pos = r->b.len;
+        rs->complete = true;
+    }
+    return true;
+}
+
+static bool body_is(const resp_t *rs, const void *p, size_t n)
+{
+    return rs->body.len == n && (n == 0 || memcmp(rs->body.data, p, n) == 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The upstream test server */
+
+typedef struct {
+    int lfd;
+    int port;
+    int stop_pipe[2];
+    pthread_t thread;
+    atomic_int conns_total;
+    atomic_int conns_open;
+    atomic_int requests;
+    char name[32]; /* what /who answers */
+} upstream_t;
+
+typedef struct {
+    upstream_t *u;
+    int fd;
+} up_conn_arg_t;
+
+/* An answer whose Content-Length is cl and whose content is body[0..len) (they differ for
+ * HEAD). */
+static void srv_reply_cl(int fd, int status, const char *extra, const void *body, size_t len,
+                         size_t cl)
+{
+    char head[512];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", status,
+                     cl, extra ? extra : "");
+    send_all(fd, head, (size_t)n);
+    send_all(fd, body, len);
+}
+
+static void srv_reply(int fd, int status, const char *extra, const void *body, size_t len)
+{
+    srv_reply_cl(fd, status, extra, body, len, len);
+}
+
+static void *up_conn_thread(void *arg)
+{
+    up_conn_arg_t *a = arg;
+    upstream_t *u = a->u;
+    int fd = a->fd;
+    wf_free(a);
+    rd_t r;
+    rd_init(&r, fd);
+    for (;;) {
+        char *head = rd_until(&r, "\r\n\r\n");
+        if (head == NULL) {
+            break;
+        }
+        atomic_fetch_add(&u->requests, 1);
+        char method[16] = "", path[256] = "", v[64];
+        sscanf(head, "%15s %255s", method, path);
+        unsigned long big_mb = 0;
+        if (strncmp(path, "/big?mb=", 8) == 0) {
+            big_mb = strtoul(path + 8, NULL, 10);
+        }
+        char *q = strchr(path, '?');
+        if (q != NULL) {
+            *q = '\0';
+        }
+        if (strcmp(path, "/slowcount") == 0) {
+            /* Reads nothing for a while, then counts the body without keeping it. */
+            usleep(600 * 1000);
+            size_t n = 0;
+            if (find_hdr(head, "Content-Length", v, sizeof(v)) != NULL) {
+                n = strtoull(v, NULL, 10);
+            }
+            bool got = rd_bytes(&r, n, NULL);
+            wf_free(head);
+            if (!got) {
+                break;
+            }
+            char num[32];
+            int l = snprintf(num, sizeof(num), "%zu", n);
+            srv_reply(fd, 200, NULL, num, (size_t)l);
+            continue;
+        }
+        if (strcmp(path, "/big") == 0) {
+            /* big_mb MiB of bytes i % 251, written as fast as the proxy takes them. */
+            char hdr[128];
+            int l = snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nContent-Length: %lu\r\n\r\n",
+                             big_mb << 20);
+            send_all(fd, hdr, (size_t)l);
+            uint8_t block[65536];
+            for (size_t off = 0; off < (big_mb << 20); off += sizeof(block)) {
+                for (size_t i = 0; i < sizeof(block); i++) {
+                    block[i] = (uint8_t)((off + i) % 251);
+                }
+                if (!send_all(fd, block, sizeof(block))) {
+                    break;
+                }
+            }
+            wf_free(head);
+            continue;
+        }
+        wf_buf_t body = WF_BUF_INIT;
+        bool ok = true;
+        if (find_hdr(head, "Transfer-Encoding", v, sizeof(v)) != NULL) {
+            ok = rd_chunked(&r, &body);
+        } else if (find_hdr(head, "Content-Length", v, sizeof(v)) != NULL) {
+            ok = rd_bytes(&r, strtoull(v, NULL, 10), &body);
+        }
+        bool close_after =
+            find_hdr(head, "Connection", v, sizeof(v)) != NULL && strcasecmp(v, "close") == 0;
+        if (!ok) {
+            wf_free(head);
+            wf_buf_free(&body);
+            break;
+        }
+        if (strcmp(path, "/who") == 0) {
+            srv_reply(fd, 200, NULL, u->name, strlen(u->name));
+        } else if (strcmp(path, "/hello") == 0) {
+            /* A HEAD answer has the length of the GET's content and none of it. */
+            srv_reply_cl(fd, 200, NULL, "hello world", strcmp(method, "HEAD") == 0 ? 0 : 11, 11);
+        } else if (strcmp(path, "/echo") == 0) {
+            srv_reply(fd, 200, "Content-Type: application/octet-stream\r\n", body.data, body.len);
+        } else if (strcmp(path, "/headers") == 0) {
+            srv_reply(fd, 200, NULL, head, strlen(head));
+        } else if (strcmp(path, "/chunked") == 0) {
+            send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "6\r\nchunk1\r\n6\r\nchunk2\r\n4\r\n-end\r\n0\r\n\r\n");
+        } else if (strcmp(path, "/reset") == 0) {
+            char part[100];
+            memset(part, 'x', sizeof(part));
+            send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            send_all(fd, part, sizeof(part));
+            close_after = true;
+        } else if (strcmp(path, "/sleep") == 0) {
+            usleep(400 * 1000);
+            srv_reply(fd, 200, NULL, "slept", 5);
+        } else if (strcmp(path, "/status/404") == 0) {
+            srv_reply(fd, 404, NULL, "nope", 4);
+        } else {
+            srv_reply(fd, 404, NULL, "unknown", 7);
+        }
+        wf_free(head);
+        wf_buf_free(&body);
+        if (close_after) {
+            break;
+        }
+    }
+    rd_free(&r);
+    close(fd);
+    atomic_fetch_sub(&u->conns_open, 1);
+    return NULL;
+}
+
+static void *up_accept_thread(void *arg)
+{
+    upstream_t *u = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = u->lfd, .events = POLLIN},
+                              {.fd = u->stop_pipe[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            continue;
+        }
+        if (p[1].revents) {
+            break;
+        }
+        int fd = accept(u->lfd, NULL, NULL);
+        if (fd < 0) {
+            continue;
+        }
+        struct timeval tv = {.tv_sec = 30};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        int one = 1; /* head and body go in separate writes: no Nagle delay between them */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        atomic_fetch_add(&u->conns_total, 1);
+        atomic_fetch_add(&u->conns_open, 1);
+        up_conn_arg_t *a = wf_malloc(sizeof(*a));
+        a->u = u;
+        a->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, up_conn_thread, a);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static void upstream_start(upstream_t *u, const char *name)
+{
+    memset(u, 0, sizeof(*u));
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    u->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(u->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(u->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(u->lfd, 128), 0);
+    getsockname(u->lfd, (struct sockaddr *)&a, &len);
+    u->port = ntohs(a.sin_port);
+    assert_int_equal(pipe(u->stop_pipe), 0);
+    pthread_create(&u->thread, NULL, up_accept_thread, u);
+}
+
+static void upstream_stop(upstream_t *u)
+{
+    assert_int_equal(write(u->stop_pipe[1], "x", 1), 1);
+    pthread_join(u->thread, NULL);
+    close(u->lfd);
+    close(u->stop_pipe[0]);
+    close(u->stop_pipe[1]);
+    /* The proxy is stopped first, so its upstream connections are closed: wait for the
+     * connection threads to see it. */
+    for (int i = 0; i < 500 && atomic_load(&u->conns_open) > 0; i++) {
+        usleep(10 * 1000);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The proxy under test */
+
+typedef struct {
+    pid_t pid;
+    int inbound;
+    int outbound;
+    int admin;
+    char *dir;
+} proxy_t;
+
+/* Start `weft proxy` on free ports; config: a snapshot file or NULL; concurrency "1", "2"...;
+ * extra: more arguments (NULL-terminated) or NULL. */
+static void proxy_start_with(proxy_t *p, int app_port, const char *config, const char *concurrency,
+                             const char *const *extra)
+{
+    p->dir = wt_tmpdir("pxin");
+    p->inbound = wt_free_port();
+    p->outbound = wt_free_port();
+    p->admin = wt_free_port();
+    char app[16], in[32], out[32], adm[32], log[4200];
+    snprintf(app, sizeof(app), "%d", app_port);
+    snprintf(in, sizeof(in), "127.0.0.1:%d", p->inbound);
+    snprintf(out, sizeof(out), "127.0.0.1:%d", p->outbound);
+    snprintf(adm, sizeof(adm), "127.0.0.1:%d", p->admin);
+    snprintf(log, sizeof(log), "%s/proxy.log", p->dir);
+    char *argv[40];
+    int n = 0;
+    const char *fixed[] = {wt_weft_bin(),  "proxy", "--service",     "reviews",  "--app-port", app,
+                           "--inbound",    in,      "--outbound",    out,        "--admin",    adm,
+                           "--drain-time", "5s",    "--concurrency", concurrency};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        argv[n++] = (char *)fixed[i];
+    }
+    if (config != NULL) {
+        argv[n++] = "--config";
+        argv[n++] = (char *)config;
+    }
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 38; i++) {
+        argv[n++] = (char *)extra[i];
+    }
+    argv[n] = NULL;
+    p->pid = wt_spawn(argv, log);
+    assert_true(wt_wait_port(p->admin, 10000));
+    assert_true(wt_wait_port(p->inbound, 10000));
+}
+
+static void proxy_start(proxy_t *p, int app_port)
+{
+    proxy_start_with(p, app_port, NULL, "2", NULL);
+}
+
+/* Resident memory of process pid in KiB (VmRSS), or -1. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            v = strtol(line + 6, NULL, 10);
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return v;
+}
+
+/* SIGTERM; the exit status must be 0. */
+static void proxy_stop(proxy_t *p)
+{
+    int st = wt_stop(p->pid, 20000);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        char log[4200];
+        snprintf(log, sizeof(log), "%s/proxy.log", p->dir);
+        char *text = wt_read_file(log, NULL);
+        fprintf(stderr, "proxy log:\n%s\n", text ? text : "");
+        wf_free(text);
+    }
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    wt_rm_rf(p->dir);
+    wf_free(p->dir);
+}
+
+/* One request on a new connection; returns the status, body in rs. */
+static int request(int port, const char *raw, const void *body, size_t blen, resp_t *rs)
+{
+    int fd = tcp_connect(port);
+    assert_true(fd >= 0);
+    assert_true(send_str(fd, raw));
+    if (blen > 0) {
+        assert_true(send_all(fd, body, blen));
+    }
+    rd_t r;
+    rd_init(&r, fd);
+    bool ok = read_response(&r, rs);
+    rd_free(&r);
+    close(fd);
+    return ok ? rs->status : -1;
+}
+
+/* Value of a sample line "name{labels} value" in the admin's /stats/prometheus. */
+static double stat_value(int admin, const char *series)
+{
+    char *body = NULL;
+    assert_int_equal(wt_http(admin, "GET", "/stats/prometheus", NULL, 0, &body), 200);
+    double v = -1;
+    size_t sl = strlen(series);
+    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, series, sl) == 0 && p[sl] == ' ') {
+            v = strtod(p + sl + 1, NULL);
+            break;
+        }
+    }
+    wf_free(body);
+    return v;
+}
+
+/* Run a shell command; its stdout into out (NUL-terminated). Returns the exit status. */
+static int run_cmd(const char *cmd, char *out, size_t cap)
+{
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#endif
