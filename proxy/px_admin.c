@@ -110,6 +110,9 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
                   "# TYPE weft_proxy_config_version gauge\n"
                   "weft_proxy_config_version %llu\n",
                   (unsigned long long)(px->snapshot != NULL ? px->snapshot->version : 0));
+    if (px->metrics != NULL) {
+        px_metrics_render(px->metrics, out); /* istio_* families only: no name is shared */
+    }
 }
 
 static void clusters(const px_proxy_t *px, wf_buf_t *out)

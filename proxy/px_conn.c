@@ -51,8 +51,8 @@ struct px_conn {
     wf_buf_t scratch; /* serialised heads, header values built for forwarding */
 
     /* The request in flight. */
-    wf_buf_t meta; /* method, authority, target, request id, back to back */
-    size_t m_method, m_auth, m_path, m_rid;
+    wf_buf_t meta; /* method, authority, target, request id, peer metadata, back to back */
+    size_t m_method, m_auth, m_path, m_rid, m_peer;
     px_http1_method_t method;
     int minor;
     bool req_keep_alive;
@@ -64,10 +64,11 @@ struct px_conn {
     px_pool_t *pool; /* where the request goes */
     const char *up_cluster;
     char up_host[96];
-    px_ob_cluster_t *oc;     /* outbound: the chosen cluster's worker state */
-    const px_route_t *route; /* outbound: the route (its retry policy) */
-    uint32_t retries;        /* connect retries done for this request */
-    uint32_t *active_slot;   /* outbound: the chosen endpoint's in-flight count */
+    px_ob_cluster_t *oc;        /* outbound: the chosen cluster's worker state */
+    const px_route_t *route;    /* outbound: the route (its retry policy) */
+    uint32_t retries;           /* connect retries done for this request */
+    uint32_t *active_slot;      /* outbound: the chosen endpoint's in-flight count */
+    const px_endpoint_t *up_ep; /* outbound: the endpoint chosen last (telemetry) */
     px_upconn_t *up;
     bool up_ready;
     bool up_used;     /* an upstream was chosen (telemetry) */
@@ -189,6 +190,8 @@ static void report(px_conn_t *c)
     info.path = meta_slice(c, off, c->m_path);
     off += c->m_path;
     info.request_id = meta_slice(c, off, c->m_rid);
+    off += c->m_rid;
+    info.peer = meta_slice(c, off, c->m_peer);
     info.minor_version = c->minor;
     info.status = c->status;
     info.bytes_in = c->bytes_in;
@@ -196,6 +199,8 @@ static void report(px_conn_t *c)
     info.flags = c->rflags;
     info.upstream_cluster = wf_str(c->up_cluster != NULL ? c->up_cluster : "");
     info.upstream_host = wf_str(c->up_used ? c->up_host : "");
+    info.upstream_endpoint = c->up_ep;
+    info.upstream_service = c->oc != NULL ? c->oc->cluster->host : wf_str("");
     if (c->active_slot != NULL) {
         (*c->active_slot)--;
         c->active_slot = NULL;
@@ -219,7 +224,8 @@ static void reset_request(px_conn_t *c)
     c->route = NULL;
     c->retries = 0;
     c->active_slot = NULL;
-    c->m_method = c->m_auth = c->m_path = c->m_rid = 0;
+    c->up_ep = NULL;
+    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = 0;
     c->method = PX_HTTP1_M_OTHER;
     c->minor = 1;
     c->req_keep_alive = false;
@@ -461,6 +467,11 @@ static bool keep_field(void *arg, const px_http1_header_t *h)
     if (k->drop_expect && n.len == 6 && strncasecmp(n.p, "expect", 6) == 0) {
         return false;
     }
+    /* Peer metadata is the proxies' own: never the app's word outbound, never shown to the app
+     * inbound (the inbound side has read it already). */
+    if (n.len == sizeof(PX_PEER_HEADER) - 1 && strncasecmp(n.p, PX_PEER_HEADER, n.len) == 0) {
+        return false;
+    }
     return true;
 }
 
@@ -552,6 +563,7 @@ static bool choose_endpoint(px_conn_t *c)
     c->pool = pool;
     c->active_slot = &oc->active[e];
     (*c->active_slot)++;
+    c->up_ep = ep;
     return true;
 }
 
@@ -682,6 +694,11 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
     c->m_auth = h->host.len;
     c->m_path = h->target.len;
     c->m_rid = rid_v.len;
+    const px_http1_header_t *peer_h = c->outbound ? NULL : find_header(h, PX_PEER_HEADER);
+    if (peer_h != NULL) {
+        wf_buf_append(&c->meta, peer_h->value.p, peer_h->value.len);
+        c->m_peer = peer_h->value.len;
+    }
     px_http1_body_init(&c->qbody, h, NULL);
     c->q_done = px_http1_body_done(&c->qbody);
 
@@ -710,13 +727,18 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         wf_buf_puts(&c->scratch, ", ");
     }
     wf_buf_puts(&c->scratch, c->peer_ip);
-    px_http1_header_t extra[3];
+    px_http1_header_t extra[4];
     size_t n_extra = 0;
     extra[n_extra++] = (px_http1_header_t){wf_str("X-Forwarded-For"),
                                            {(const char *)c->scratch.data, c->scratch.len}};
     extra[n_extra++] = (px_http1_header_t){wf_str("X-Forwarded-Proto"), wf_str("http")};
     if (rid_h == NULL) {
         extra[n_extra++] = (px_http1_header_t){wf_str("x-request-id"), rid_v};
+    }
+    if (c->outbound) {
+        const wf_buf_t *pv = &w->px->self_peer;
+        extra[n_extra++] =
+            (px_http1_header_t){wf_str(PX_PEER_HEADER), {(const char *)pv->data, pv->len}};
     }
     keep_ctx_t kc = {.drop_expect = (h->flags & PX_HTTP1_F_EXPECT_CONTINUE) != 0};
     px_http1_ser_opts_t o;

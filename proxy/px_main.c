@@ -148,6 +148,22 @@ static int load_snapshot(px_proxy_t *px)
     return 0;
 }
 
+/* This proxy's workload: the snapshot's identity when it names a service, else the flags. */
+static void self_init(px_proxy_t *px)
+{
+    const px_config_t *cfg = &px->cfg;
+    if (px->snapshot != NULL && px->snapshot->proxy.service.len > 0) {
+        px_workload_from_proxy(&px->self, &px->snapshot->proxy);
+        px->self_service = px->snapshot->proxy.service;
+    } else {
+        wf_str_t none = WF_STR_LIT("");
+        px_workload_build(&px->self, NULL, 0, wf_str(cfg->service), wf_str(cfg->version), none,
+                          wf_str(cfg->namespace), none, none);
+        px->self_service = wf_str(cfg->service);
+    }
+    px_peer_format(&px->self, &px->self_peer);
+}
+
 int px_main(int argc, char **argv)
 {
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
@@ -212,15 +228,19 @@ int px_main(int argc, char **argv)
         goto out;
     }
 
+    self_init(px);
+
     if (uv_loop_init(&m->loop) != 0) {
         goto out;
     }
     loop_ok = true;
     px->n_workers = (int)cfg->concurrency;
     px->workers = wf_calloc((size_t)px->n_workers, sizeof(px_worker_t));
+    px->metrics = px_metrics_new((unsigned)px->n_workers);
     for (int i = 0; i < px->n_workers; i++) {
         px->workers[i].px = px;
         px->workers[i].id = i;
+        px->workers[i].metrics = px_metrics_shard(px->metrics, (unsigned)i);
         rc = px_worker_start(&px->workers[i]);
         if (rc != 0) {
             fprintf(stderr, "weft proxy: inbound listener %s: %s\n", cfg->inbound, uv_strerror(rc));
@@ -265,6 +285,8 @@ out:
         WF_LOG(WF_INFO, "proxy", "stopped");
     }
     wf_free(px->workers);
+    px_metrics_free(px->metrics);
+    wf_buf_free(&px->self_peer);
     px_snapshot_unref(px->snapshot);
     wf_free(px->snapshot_json);
     wf_flags_free(px_flags, &px->cfg);

@@ -16,10 +16,57 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+/* The Istio metrics of one request, in the worker's shard. Inbound the proxy is the
+ * destination and the caller is whoever its PX_PEER_HEADER says (unknown without one or with
+ * a malformed one); outbound the proxy is the source and the destination is the endpoint
+ * chosen (unknown when the request never got one: no route, no cluster, local replies). */
+static void record_metrics(px_worker_t *w, const px_request_info_t *info)
+{
+    const px_proxy_t *px = w->px;
+    px_workload_t peer;
+    char peer_store[PX_PEER_MAX];
+    px_labels_in_t in;
+    memset(&in, 0, sizeof(in));
+    in.protocol = WF_STR_LIT("http");
+    in.response_code = info->status > 0 ? (uint32_t)info->status : 0;
+    in.grpc_status = -1;
+    in.flags = info->flags;
+    if (info->inbound) {
+        in.reporter = PX_REPORTER_DESTINATION;
+        in.security = PX_SEC_NONE;
+        in.destination = &px->self;
+        in.dest_service = px->self_service;
+        in.dest_service_ns = px->self.namespace;
+        if (info->peer.len > 0 && px_peer_parse(info->peer.p, info->peer.len, &peer, peer_store,
+                                                sizeof(peer_store)) == 0) {
+            in.source = &peer;
+        }
+    } else {
+        in.reporter = PX_REPORTER_SOURCE;
+        in.security = PX_SEC_UNKNOWN;
+        in.source = &px->self;
+        in.dest_service = info->upstream_service;
+        if (info->upstream_endpoint != NULL) {
+            wf_str_t svc = info->upstream_service;
+            const char *dot = svc.len > 0 ? memchr(svc.p, '.', svc.len) : NULL;
+            if (dot != NULL) {
+                svc.len = (size_t)(dot - svc.p);
+            }
+            px_workload_from_endpoint(&peer, info->upstream_endpoint, svc);
+            in.destination = &peer;
+        }
+    }
+    px_labels_t l;
+    px_labels_build(&l, &in);
+    px_metrics_record_http(w->metrics, &l, (double)info->duration_ns / 1e6, info->bytes_in,
+                           info->bytes_out);
+}
+
 void px_request_done(px_worker_t *w, const px_request_info_t *info)
 {
     int cls = info->status >= 100 && info->status < 600 ? info->status / 100 : 0;
     atomic_fetch_add_explicit(&w->ctr.requests_total[cls], 1, memory_order_relaxed);
+    record_metrics(w, info);
     if (wf_log_enabled(WF_DEBUG)) {
         char fl[PX_RFLAGS_MAX];
         WF_LOG(WF_DEBUG, "proxy", "request",

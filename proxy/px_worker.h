@@ -60,6 +60,9 @@ typedef struct {
     wf_str_t upstream_cluster; /* "inbound|9080||", "" when none was chosen */
     wf_str_t upstream_host;    /* "127.0.0.1:9080", "" when none was chosen */
     wf_str_t downstream_ip;    /* the client's address */
+    wf_str_t peer;             /* inbound: the caller's PX_PEER_HEADER value, "" when absent */
+    const px_endpoint_t *upstream_endpoint; /* outbound: the endpoint chosen, NULL when none */
+    wf_str_t upstream_service;              /* outbound: the chosen cluster's host, "" when none */
 } px_request_info_t;
 
 /* Per-worker counters; each is written by its worker's thread only. */
@@ -107,7 +110,8 @@ typedef struct px_worker {
     uint32_t n_conns;
     bool draining;
     bool stopped;
-    px_rng_t rng; /* request ids, load balancing and fault draws */
+    px_rng_t rng;                /* request ids, load balancing and fault draws */
+    px_metrics_shard_t *metrics; /* this worker's shard of px->metrics */
     px_counters_t ctr;
     int start_rc; /* listener setup result, read by the main thread after start */
     uv_sem_t started;
@@ -127,12 +131,16 @@ struct px_proxy {
     char *snapshot_json;      /* the file as read, for /config_dump */
     px_worker_t *workers;
     int n_workers;
+    px_metrics_t *metrics; /* Istio metrics, one shard per worker */
+    px_workload_t self;    /* this proxy's workload (snapshot identity, else the flags) */
+    wf_str_t self_service; /* the service this sidecar serves (destination_service inbound) */
+    wf_buf_t self_peer;    /* PX_PEER_HEADER value sent on outbound requests */
     _Atomic bool ready;
     _Atomic bool draining;
 };
 
-/* Start worker w (zeroed except px and id) on its own thread with its listeners bound. Returns
- * 0 once it listens, or the negative uv error of the bind (then the thread has ended). */
+/* Start worker w (zeroed except px, id and metrics) on its own thread with its listeners bound.
+ * Returns 0 once it listens, or the negative uv error of the bind (then the thread has ended). */
 int px_worker_start(px_worker_t *w);
 /* Ask w to drain: close listeners, let requests in flight finish within cfg.drain_ms, then end
  * its loop. Any thread. */
@@ -145,8 +153,9 @@ void px__worker_conn_gone(px_worker_t *w);
 
 /*
  * The one place a finished request (answered, refused or abandoned) is reported, on the
- * worker's thread, once per request, after the last response byte was queued. Today it counts
- * requests by status class; the Istio metrics and spans modules hook in here.
+ * worker's thread, once per request, after the last response byte was queued. It counts
+ * requests by status class and records the Istio metrics in the worker's shard (reporter
+ * destination inbound, source outbound); the spans module hooks in here.
  */
 void px_request_done(px_worker_t *w, const px_request_info_t *info);
 

@@ -494,10 +494,25 @@ static void test_admin_and_counters(void **state)
                  "curl -s http://127.0.0.1:%d/stats/prometheus | promtool check metrics 2>&1",
                  f->px.admin);
         int st = run_cmd(cmd, out, sizeof(out));
-        if (st != 0) {
+        /* promtool exits 3 on lint problems. The one allowed is Istio's own metric name, fixed
+         * by the contract (Istio's output draws it too); any other complaint fails. */
+        bool ok = st == 0;
+        if (st == 3) {
+            static const char allowed[] =
+                "istio_request_duration_milliseconds use base unit \"seconds\" instead of "
+                "\"milliseconds\"";
+            ok = true;
+            for (char *save = NULL, *ln = strtok_r(out, "\n", &save); ln != NULL;
+                 ln = strtok_r(NULL, "\n", &save)) {
+                if (strcmp(ln, allowed) != 0) {
+                    fprintf(stderr, "promtool: %s\n", ln);
+                    ok = false;
+                }
+            }
+        } else if (!ok) {
             fprintf(stderr, "promtool: %s\n", out);
         }
-        assert_int_equal(st, 0);
+        assert_true(ok);
     }
 }
 

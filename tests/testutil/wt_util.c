@@ -222,6 +222,17 @@ char *wt_read_file(const char *path, size_t *len)
     return buf;
 }
 
+void wt_write_file(const char *path, const char *text)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL || fputs(text, fp) == EOF || fclose(fp) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "wt_write_file %s: %s\n", path, strerror(errno));
+        abort();
+    }
+}
+
 uint64_t wt_rand(uint64_t *state)
 {
     uint64_t x = *state ? *state : 0x2545f4914f6cdd1dULL;

@@ -44,6 +44,9 @@ bool wt_aborts(void (*fn)(void));
 int64_t wt_du_bytes(const char *path);
 /* Read a whole file (NUL-terminated); NULL on error. wf_free it. */
 char *wt_read_file(const char *path, size_t *len);
+/* Replace path with text atomically (a temporary file renamed over it: a reader polling the file
+ * sees the old or the new content, never half). Aborts on error. */
+void wt_write_file(const char *path, const char *text);
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t wt_rand(uint64_t *state);
 

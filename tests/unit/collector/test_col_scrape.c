@@ -193,17 +193,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    char tmp[600];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
 /* ---- Reading the store back --------------------------------------------------------------- */
 
 typedef struct {
@@ -286,7 +275,7 @@ static col_scrape_t *start(fix_t *f, bool honor, const char *labels_json)
     char doc[1024];
     snprintf(doc, sizeof(doc), "[{\"targets\":[\"127.0.0.1:%d\"],\"labels\":{%s}}]", f->srv.port,
              labels_json);
-    write_file(f->sd_path, doc);
+    wt_write_file(f->sd_path, doc);
     col_scrape_options_t o;
     col_scrape_options_default(&o);
     o.sd_file = f->sd_path;
@@ -428,7 +417,7 @@ static void test_scrape_lifecycle(void **state)
     /* scrape_series_added: 4 in the first scrape, then 0 every time, the recovery included
      * (the cache kept its entries through the failures, as Prometheus's does). */
     assert_true(get(f, "scrape_series_added", NULL).sum == 4);
-    write_file(f->sd_path, "[]");
+    wt_write_file(f->sd_path, "[]");
     for (int i = 0; i < 500 && !is_stale(get(f, "up", NULL).last); i++) {
         usleep(10000);
     }
@@ -530,11 +519,11 @@ static void test_scrape_failures(void **state)
         snprintf(big + strlen(big), sizeof(big) - strlen(big), "s%d 1\n", i);
     }
     srv_set(&f->srv, big);
-    write_file(f->sd_path, "[]");
+    wt_write_file(f->sd_path, "[]");
     char doc[256];
     snprintf(doc, sizeof(doc), "[{\"targets\":[\"127.0.0.1:%d\"],\"labels\":{\"job\":\"lim\"}}]",
              f->srv.port);
-    write_file(f->sd_path, doc);
+    wt_write_file(f->sd_path, doc);
     col_scrape_options_t o;
     col_scrape_options_default(&o);
     o.sd_file = f->sd_path;
@@ -551,7 +540,7 @@ static void test_scrape_failures(void **state)
     o.sd_file = "/nonexistent/targets.json";
     assert_true(col_scrape_new(&o, f->wr, &s) < 0);
     assert_null(s);
-    write_file(f->sd_path, "{\"targets\":1}");
+    wt_write_file(f->sd_path, "{\"targets\":1}");
     o.sd_file = f->sd_path;
     assert_int_equal(col_scrape_new(&o, f->wr, &s), WF_E_INVAL);
 }
@@ -704,11 +693,11 @@ static void test_target_labels(void **state)
     fix_t *f = *state;
     /* No port: the scheme's default, in instance and the URL; discovered labels unchanged.
      * An empty job in the group means the default one, as in Prometheus. */
-    write_file(f->sd_path,
-               "[{\"targets\":[\"127.0.0.1\"],\"labels\":{\"job\":\"\",\"a\":\"b\"}},"
-               "{\"targets\":[\"127.0.0.1\"],\"labels\":{\"__scheme__\":\"https\","
-               "\"__scrape_interval__\":\"1m30s\",\"__scrape_timeout__\":\"10s\"}},"
-               "{\"targets\":[\"127.0.0.2:1\"],\"labels\":{\"__scrape_timeout__\":\"2h\"}}]");
+    wt_write_file(f->sd_path,
+                  "[{\"targets\":[\"127.0.0.1\"],\"labels\":{\"job\":\"\",\"a\":\"b\"}},"
+                  "{\"targets\":[\"127.0.0.1\"],\"labels\":{\"__scheme__\":\"https\","
+                  "\"__scrape_interval__\":\"1m30s\",\"__scrape_timeout__\":\"10s\"}},"
+                  "{\"targets\":[\"127.0.0.2:1\"],\"labels\":{\"__scrape_timeout__\":\"2h\"}}]");
     col_scrape_options_t o;
     col_scrape_options_default(&o);
     o.sd_file = f->sd_path;
