@@ -328,9 +328,21 @@ static void test_prometheus_client(void **state)
             usleep(100000);
         }
     }
-    char *sent = get_ok(pport, "/api/v1/query?query=prometheus_remote_storage_samples_total");
-    char *failed =
-        get_ok(pport, "/api/v1/query?query=prometheus_remote_storage_samples_failed_total");
+    /* Prometheus sees its own send counters only through its next self-scrape, a second or more
+     * after weft has the samples: wait (at most 30 s) until they show a send. */
+    char *sent = NULL, *failed = NULL;
+    for (int i = 0; i < 300; i++) {
+        wf_free(sent);
+        wf_free(failed);
+        sent = get_ok(pport, "/api/v1/query?query=prometheus_remote_storage_samples_total");
+        failed =
+            get_ok(pport, "/api/v1/query?query=prometheus_remote_storage_samples_failed_total");
+        if (sent != NULL && strstr(sent, "\"value\":[") != NULL &&
+            strstr(sent, ",\"0\"]") == NULL) {
+            break;
+        }
+        usleep(100000);
+    }
     wt_stop(prom, 10000);
     assert_true(up);
     assert_true(meta);
