@@ -92,6 +92,16 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
                   "# TYPE weft_proxy_upstream_rq_reused_total counter\n"
                   "weft_proxy_upstream_rq_reused_total %llu\n",
                   (unsigned long long)SUM(px, upstream_rq_reused));
+    wf_buf_printf(out,
+                  "# HELP weft_proxy_mirror_rq_total Mirrored request copies, by outcome "
+                  "(skipped: the body had not arrived with the head).\n"
+                  "# TYPE weft_proxy_mirror_rq_total counter\n"
+                  "weft_proxy_mirror_rq_total{result=\"done\"} %llu\n"
+                  "weft_proxy_mirror_rq_total{result=\"failed\"} %llu\n"
+                  "weft_proxy_mirror_rq_total{result=\"skipped\"} %llu\n",
+                  (unsigned long long)SUM(px, mirror_rq_done),
+                  (unsigned long long)SUM(px, mirror_rq_failed),
+                  (unsigned long long)SUM(px, mirror_rq_skipped));
     if (snap != NULL) {
         wf_buf_puts(out, "# HELP weft_proxy_upstream_rq_total Outbound requests finished, by "
                          "the cluster chosen.\n# TYPE weft_proxy_upstream_rq_total counter\n");

@@ -16,6 +16,7 @@
 #include "px_conn.h"
 
 #include "px_http1.h"
+#include "px_mirror.h"
 #include "px_route.h"
 #include "wf_alloc.h"
 #include "wf_clock.h"
@@ -29,14 +30,24 @@
 #define PX_READ_CHUNK 65536
 #define PX_HWM (256 * 1024) /* stop reading the other side while a write queue is above this */
 #define PX_LINGER_MS 2000
+/* Request body bytes kept for a retry (Envoy's default per-connection buffer limit): a request
+ * whose body outgrows it is not retried once body bytes have been sent. */
+#define PX_REPLAY_MAX (1024 * 1024)
+#define PX_MAX_EXTRA 24 /* added header fields without a heap array */
+/* How long a mirrored copy may take when its route sets no timeout. */
+#define PX_MIRROR_TIMEOUT_MS 10000
 
 enum { C_HEAD = 0, C_REQUEST, C_LINGER };
-enum { T_NONE = 0, T_IDLE, T_HEADERS, T_LINGER, T_RETRY };
+/* What conn->timer runs: the idle / headers / linger timeouts of the connection, or in C_REQUEST
+ * the fault delay, a try's timeout, or the backoff before the next try. */
+enum { T_NONE = 0, T_IDLE, T_HEADERS, T_LINGER, T_RETRY, T_DELAY, T_TRY };
 
 struct px_conn {
     px_transport_t tp;
-    uv_timer_t timer; /* C_HEAD: idle or request-headers timeout; C_LINGER: linger */
-    int timer_kind;   /* T_NONE, T_IDLE, T_HEADERS, T_LINGER */
+    uv_timer_t timer;    /* see T_*; one of them at a time */
+    int timer_kind;      /* T_* */
+    uv_timer_t rq_timer; /* the route's timeout, from the end of the request on */
+    bool rq_timer_on;
     int open_handles;
     px_worker_t *w;
     px_conn_t *prev, *next;
@@ -44,31 +55,39 @@ struct px_conn {
     bool closing;
     bool in_process; /* inside conn_process: finish_request must not re-enter it */
     char peer_ip[64];
-    bool outbound; /* the app's own requests, routed with the snapshot */
+    bool outbound;       /* the app's own requests (or a gateway's), routed with the snapshot */
+    uint32_t route_port; /* a gateway server's port; 0 = the request authority's port */
     wf_buf_t rbuf;
     size_t rpos;
     px_http1_header_t hdrs[PX_MAX_HEADERS];
     wf_buf_t scratch; /* serialised heads, header values built for forwarding */
 
     /* The request in flight. */
-    wf_buf_t meta; /* method, authority, target, request id, peer metadata, back to back */
-    size_t m_method, m_auth, m_path, m_rid, m_peer;
+    wf_buf_t meta; /* method, authority, target, request id, peer metadata, CORS origin */
+    size_t m_method, m_auth, m_path, m_rid, m_peer, m_origin;
     px_http1_method_t method;
     int minor;
     bool req_keep_alive;
     px_http1_body_t qbody;
     bool q_chunked; /* re-chunk the body towards the upstream */
     bool q_done;
-    wf_buf_t uphead; /* the serialised head, until the upstream connection is up */
-    wf_buf_t rw;     /* a rewritten request-target */
-    px_pool_t *pool; /* where the request goes */
+    /* What each try sends: the serialised head, then (while replay_body) the framed body bytes
+     * sent so far, so that a retry repeats them on a new connection. */
+    wf_buf_t replay;
+    bool replay_body; /* the route retries after bytes were sent: keep body bytes */
+    bool replay_lost; /* body bytes were sent and not kept: no more tries */
+    wf_buf_t rw;      /* a rewritten request-target */
+    px_pool_t *pool;  /* where the request goes */
     const char *up_cluster;
     char up_host[96];
-    px_ob_cluster_t *oc;        /* outbound: the chosen cluster's worker state */
-    const px_route_t *route;    /* outbound: the route (its retry policy) */
-    uint32_t retries;           /* connect retries done for this request */
-    uint32_t *active_slot;      /* outbound: the chosen endpoint's in-flight count */
-    const px_endpoint_t *up_ep; /* outbound: the endpoint chosen last (telemetry) */
+    px_ob_cluster_t *oc;         /* outbound: the chosen cluster's worker state */
+    const px_route_t *route;     /* outbound: the route (retries, timeouts, headers, CORS) */
+    const px_route_dest_t *dest; /* outbound: the destination picked (its header ops) */
+    uint32_t retries;            /* retries done for this request */
+    uint64_t delay_ms;           /* fault delay before the first try */
+    uint32_t abort_status;       /* fault abort (after the delay when there is one) */
+    uint32_t *active_slot;       /* outbound: the chosen endpoint's in-flight count */
+    const px_endpoint_t *up_ep;  /* outbound: the endpoint chosen last (telemetry) */
     px_upconn_t *up;
     bool up_ready;
     bool up_used;     /* an upstream was chosen (telemetry) */
@@ -215,17 +234,29 @@ static void report(px_conn_t *c)
 static void reset_request(px_conn_t *c)
 {
     wf_buf_reset(&c->meta);
-    wf_buf_reset(&c->uphead);
+    wf_buf_reset(&c->replay);
+    c->replay_body = c->replay_lost = false;
     wf_buf_reset(&c->rw);
     c->pool = NULL;
     c->up_cluster = NULL;
     c->up_host[0] = '\0';
     c->oc = NULL;
     c->route = NULL;
+    c->dest = NULL;
     c->retries = 0;
+    c->delay_ms = 0;
+    c->abort_status = 0;
+    if (c->rq_timer_on) {
+        uv_timer_stop(&c->rq_timer);
+        c->rq_timer_on = false;
+    }
+    if (c->timer_kind >= T_RETRY) {
+        uv_timer_stop(&c->timer);
+        c->timer_kind = T_NONE;
+    }
     c->active_slot = NULL;
     c->up_ep = NULL;
-    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = 0;
+    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = c->m_origin = 0;
     c->method = PX_HTTP1_M_OTHER;
     c->minor = 1;
     c->req_keep_alive = false;
@@ -329,30 +360,45 @@ static void retry_timer_cb(uv_timer_t *t)
 }
 
 /*
- * A connect attempt failed. Retry it when the route's policy allows (Istio's default: 2 on
- * connect-failure): nothing of the request was sent yet (the head waits in uphead, the body in
- * rbuf), so the attempt can be repeated on a newly picked endpoint after Envoy's backoff
- * (25 ms base, doubling, fully jittered). Returns true when a retry is scheduled.
+ * Whether the route's retry policy takes another try for a failure of one of the kinds in
+ * `on` (PX_RETRY_* bits): a retry is left, and the request can be sent again whole (its body
+ * bytes sent so far were kept).
  */
-static bool retry_connect(px_conn_t *c)
+static bool retry_allowed(const px_conn_t *c, uint32_t on)
 {
     const px_route_t *r = c->route;
-    if (r == NULL || c->retries >= r->retries.attempts ||
-        (r->retries.retry_on &
-         (PX_RETRY_CONNECT_FAILURE | PX_RETRY_RESET | PX_RETRY_RESET_BEFORE_REQUEST)) == 0) {
-        return false;
+    return r != NULL && (r->retries.retry_on & on) != 0 && c->retries < r->retries.attempts &&
+           !c->replay_lost;
+}
+
+/*
+ * Give up the current try (its connection is closed: a half-sent request or an unread
+ * response cannot be reused) and schedule the next one on a newly picked endpoint after
+ * Envoy's backoff: 25 ms base, doubling per retry up to 250 ms, fully jittered.
+ */
+static void schedule_retry(px_conn_t *c)
+{
+    if (c->up != NULL) {
+        px_pool_release(c->up, false);
+        c->up = NULL;
     }
+    c->up_ready = false;
     c->retries++;
     if (c->active_slot != NULL) {
         (*c->active_slot)--;
         c->active_slot = NULL;
     }
-    uint64_t cap = (uint64_t)25 << (c->retries - 1 < 4 ? c->retries - 1 : 4);
+    uint64_t cap = (uint64_t)25 << (c->retries - 1 < 3 ? c->retries - 1 : 3);
+    cap = cap > 250 ? 250 : cap;
     uint64_t delay = 1 + px_worker_rand(c->w) % cap;
+    uv_timer_stop(&c->timer);
     c->timer_kind = T_RETRY;
     uv_timer_start(&c->timer, retry_timer_cb, delay, 0);
-    return true;
 }
+
+/* Retry conditions under which a failure without any response (connect failure, reset,
+ * timeout) is retried, as Envoy's `5xx` and `gateway-error` include them. */
+#define RETRY_ON_NO_RESPONSE (PX_RETRY_5XX | PX_RETRY_GATEWAY_ERROR | PX_RETRY_RESET)
 
 static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
 {
@@ -360,7 +406,12 @@ static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
     if (!c->s_head_done) {
         const char *body;
         unsigned flags;
-        if (connecting && retry_connect(c)) {
+        uint32_t on = RETRY_ON_NO_RESPONSE;
+        if (connecting) {
+            on |= PX_RETRY_CONNECT_FAILURE | PX_RETRY_RESET_BEFORE_REQUEST;
+        }
+        if (retry_allowed(c, on)) {
+            schedule_retry(c);
             return;
         }
         if (connecting && c->retries > 0) {
@@ -373,6 +424,10 @@ static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
                                          "headers. reset reason: connection timeout"
                                        : "upstream connect error or disconnect/reset before "
                                          "headers. reset reason: connection failure";
+        } else if (c->retries > 0) {
+            flags = PX_RF_UC | PX_RF_URX;
+            body = "upstream connect error or disconnect/reset before headers. retried and the "
+                   "latest reset reason: connection termination";
         } else {
             flags = PX_RF_UC;
             body = "upstream connect error or disconnect/reset before headers. reset reason: "
@@ -394,6 +449,63 @@ static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
     conn_close(c);
 }
 
+/* A try took longer than the route's per-try timeout before its response head came. */
+static void try_timer_cb(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    c->timer_kind = T_NONE;
+    if (c->state != C_REQUEST || c->s_head_done) {
+        return;
+    }
+    if (retry_allowed(c, RETRY_ON_NO_RESPONSE)) {
+        schedule_retry(c);
+        return;
+    }
+    local_reply(c, 504, "upstream request timeout", PX_RF_UT, false);
+}
+
+/* The route's timeout ran out: 504 before the response head, a cut response after it. */
+static void rq_timer_cb(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    c->rq_timer_on = false;
+    if (c->state != C_REQUEST) {
+        return;
+    }
+    if (!c->s_head_done) {
+        if (c->timer_kind >= T_RETRY) {
+            uv_timer_stop(&c->timer);
+            c->timer_kind = T_NONE;
+        }
+        local_reply(c, 504, "upstream request timeout", PX_RF_UT, false);
+        return;
+    }
+    c->rflags |= PX_RF_UT;
+    report(c);
+    conn_close(c);
+}
+
+/*
+ * Once the whole request is in (Envoy starts both then): the route's timeout, once per
+ * request, and the per-try timeout of the try in progress.
+ */
+static void arm_timeouts(px_conn_t *c)
+{
+    const px_route_t *r = c->route;
+    if (r == NULL || !c->q_done || c->s_head_done) {
+        return;
+    }
+    if (r->timeout_ms > 0 && !c->rq_timer_on) {
+        c->rq_timer_on = true;
+        uv_timer_start(&c->rq_timer, rq_timer_cb, r->timeout_ms, 0);
+    }
+    if (r->retries.per_try_timeout_ms > 0 && c->up != NULL && c->timer_kind != T_TRY) {
+        uv_timer_stop(&c->timer);
+        c->timer_kind = T_TRY;
+        uv_timer_start(&c->timer, try_timer_cb, r->retries.per_try_timeout_ms, 0);
+    }
+}
+
 static void up_connected(void *arg, px_upconn_t *u);
 static void up_failed(void *arg, px_upconn_t *u, int err, bool connecting);
 static void up_data(void *arg, px_upconn_t *u);
@@ -405,6 +517,27 @@ static const px_up_handler_t up_handler = {
     .data = up_data,
     .written = up_written,
 };
+
+/* Body bytes just sent to the upstream, as framed: kept in replay while the route may retry
+ * after them, within PX_REPLAY_MAX; otherwise no later try can repeat the request. */
+static void keep_for_replay(px_conn_t *c, bool chunked, wf_str_t data)
+{
+    if (c->replay_lost) {
+        return;
+    }
+    if (!c->replay_body || c->replay.len + data.len + 24 > PX_REPLAY_MAX) {
+        c->replay_lost = true;
+        wf_buf_free(&c->replay);
+        return;
+    }
+    if (chunked) {
+        wf_buf_printf(&c->replay, "%zx\r\n", data.len);
+    }
+    wf_buf_append(&c->replay, data.p, data.len);
+    if (chunked) {
+        wf_buf_puts(&c->replay, "\r\n");
+    }
+}
 
 /* Stream request body bytes buffered in rbuf to the upstream. */
 static void pump_request_body(px_conn_t *c)
@@ -430,13 +563,16 @@ static void pump_request_body(px_conn_t *c)
         if (data.len > 0) {
             c->bytes_in += data.len;
             write_chunk(c, c->up, c->q_chunked, data);
+            keep_for_replay(c, c->q_chunked, data);
         }
         if (px_http1_body_done(&c->qbody)) {
             c->q_done = true;
             if (c->q_chunked) {
                 uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
                 px_up_write(c->up, &b, 1);
+                keep_for_replay(c, false, wf_str("0\r\n\r\n"));
             }
+            arm_timeouts(c);
         }
         if (used == 0 && data.len == 0) {
             break;
@@ -444,22 +580,87 @@ static void pump_request_body(px_conn_t *c)
     }
 }
 
+/* The connection of this try is up: send the head and the body bytes earlier tries sent,
+ * then go on with the rest of the body. */
 static void send_head_upstream(px_conn_t *c)
 {
-    uv_buf_t b = uv_buf_init((char *)c->uphead.data, (unsigned)c->uphead.len);
+    uv_buf_t b = uv_buf_init((char *)c->replay.data, (unsigned)c->replay.len);
     px_up_write(c->up, &b, 1);
-    wf_buf_reset(&c->uphead);
+    if (c->replay_lost) {
+        wf_buf_free(&c->replay); /* head only; no try will need it again */
+    }
     pump_request_body(c);
 }
 
+/* What the serialiser drops from a forwarded head besides hop-by-hop fields: the route's and
+ * the destination's header operations (`remove`, and the names `set` replaces). */
 typedef struct {
+    bool request; /* a request head: the proxy's own fields are replaced too */
     bool drop_expect;
+    const px_hdr_ops_t *ops[2];
 } keep_ctx_t;
+
+static bool name_is(wf_str_t a, wf_str_t b)
+{
+    return a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0;
+}
+
+/* True when ops removes or replaces the field named n. */
+static bool ops_drop(const px_hdr_ops_t *ops, wf_str_t n)
+{
+    if (ops == NULL) {
+        return false;
+    }
+    for (uint32_t i = 0; i < ops->n_remove; i++) {
+        if (name_is(ops->remove[i], n)) {
+            return true;
+        }
+    }
+    for (uint32_t i = 0; i < ops->n_set; i++) {
+        if (name_is(ops->set[i].key, n)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Fields ops adds (`set`, then `add`) appended to extra[*n..cap); a `set` of a name the more
+ * general ops `over` also sets is left to it (Envoy applies the route's last). */
+static void ops_extra(const px_hdr_ops_t *ops, const px_hdr_ops_t *over, px_http1_header_t *extra,
+                      size_t *n, size_t cap)
+{
+    if (ops == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < ops->n_set && *n < cap; i++) {
+        bool shadowed = false;
+        for (uint32_t j = 0; over != NULL && j < over->n_set; j++) {
+            shadowed = shadowed || name_is(over->set[j].key, ops->set[i].key);
+        }
+        if (!shadowed) {
+            extra[(*n)++] = (px_http1_header_t){ops->set[i].key, ops->set[i].value};
+        }
+    }
+    for (uint32_t i = 0; i < ops->n_add && *n < cap; i++) {
+        extra[(*n)++] = (px_http1_header_t){ops->add[i].key, ops->add[i].value};
+    }
+}
+
+static size_t ops_count(const px_hdr_ops_t *ops)
+{
+    return ops == NULL ? 0 : (size_t)ops->n_set + ops->n_add;
+}
 
 static bool keep_field(void *arg, const px_http1_header_t *h)
 {
     keep_ctx_t *k = arg;
     wf_str_t n = h->name;
+    if (ops_drop(k->ops[0], n) || ops_drop(k->ops[1], n)) {
+        return false;
+    }
+    if (!k->request) {
+        return true;
+    }
     if ((n.len == 15 && strncasecmp(n.p, "x-forwarded-for", 15) == 0) ||
         (n.len == 17 && strncasecmp(n.p, "x-forwarded-proto", 17) == 0)) {
         return false;
@@ -568,6 +769,60 @@ static bool choose_endpoint(px_conn_t *c)
 }
 
 /*
+ * CORS as Envoy's filter does it for route r: a preflight (OPTIONS with
+ * Access-Control-Request-Method) from an allowed origin is answered here and not forwarded;
+ * any other request from an allowed origin is forwarded and its response gets the allow
+ * headers (the origin is kept in meta for it). Requests from other origins pass untouched.
+ * Returns true when the request was answered.
+ */
+static bool cors_request(px_conn_t *c, const px_http1_head_t *h, const px_route_t *r)
+{
+    if (!r->has_cors) {
+        return false;
+    }
+    const px_http1_header_t *o = find_header(h, "origin");
+    if (o == NULL || o->value.len == 0) {
+        return false;
+    }
+    const px_cors_t *cp = &r->cors;
+    bool allowed = false;
+    for (uint32_t i = 0; i < cp->n_allow_origins && !allowed; i++) {
+        allowed =
+            px_strmatch_eval(c->w->px->snapshot, &cp->allow_origins[i], o->value, false, NULL) == 1;
+    }
+    if (!allowed) {
+        return false;
+    }
+    if (h->method == PX_HTTP1_M_OPTIONS &&
+        find_header(h, "access-control-request-method") != NULL) {
+        wf_buf_t ex = WF_BUF_INIT;
+        wf_buf_printf(&ex, "access-control-allow-origin: %.*s\r\n", (int)o->value.len, o->value.p);
+        if (cp->allow_credentials == 1) {
+            wf_buf_puts(&ex, "access-control-allow-credentials: true\r\n");
+        }
+        if (cp->allow_methods.len > 0) {
+            wf_buf_printf(&ex, "access-control-allow-methods: %.*s\r\n", (int)cp->allow_methods.len,
+                          cp->allow_methods.p);
+        }
+        if (cp->allow_headers.len > 0) {
+            wf_buf_printf(&ex, "access-control-allow-headers: %.*s\r\n", (int)cp->allow_headers.len,
+                          cp->allow_headers.p);
+        }
+        if (cp->max_age_ms > 0) {
+            wf_buf_printf(&ex, "access-control-max-age: %llu\r\n",
+                          (unsigned long long)(cp->max_age_ms / 1000));
+        }
+        wf_buf_append(&ex, "", 1);
+        local_reply_ex(c, 200, "", 0, false, (const char *)ex.data);
+        wf_buf_free(&ex);
+        return true;
+    }
+    wf_buf_append(&c->meta, o->value.p, o->value.len);
+    c->m_origin = o->value.len;
+    return false;
+}
+
+/*
  * Route an outbound request with the snapshot: pick the virtual host, route, destination and
  * endpoint, and the rewritten target and authority (into *fwd and *host). Returns false when
  * the request was answered locally (no route, direct response, redirect, fault abort, no
@@ -582,7 +837,7 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
         local_reply(c, 404, "", PX_RF_NR, false);
         return false;
     }
-    uint32_t port = authority_port(h->host, 80);
+    uint32_t port = c->route_port != 0 ? c->route_port : authority_port(h->host, 80);
     const px_vhost_t *vh = px_route_select_vhost(snap, h->host, port);
     px_route_hdr_t rh[PX_MAX_HEADERS];
     for (size_t i = 0; i < h->num_headers; i++) {
@@ -616,11 +871,24 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
         local_reply(c, 404, "", PX_RF_NR, false);
         return false;
     }
+    c->route = r;
+    /* Istio's filter order: CORS, then fault injection, then the router. */
+    if (cors_request(c, h, r)) {
+        return false;
+    }
     px_fault_decision_t fd;
     px_route_fault_decide(r, px_worker_rand(w), px_worker_rand(w), &fd);
+    if (fd.delay_ms > 0) {
+        c->delay_ms = fd.delay_ms;
+        c->rflags |= PX_RF_DI;
+    }
     if (fd.abort_status != 0) {
-        local_reply(c, (int)fd.abort_status, "fault filter abort", PX_RF_FI, false);
-        return false;
+        if (fd.delay_ms == 0) {
+            local_reply(c, (int)fd.abort_status, "fault filter abort", PX_RF_FI, false);
+            return false;
+        }
+        c->abort_status = fd.abort_status; /* answered when the delay is over */
+        return true;
     }
     if (r->action == PX_ACTION_DIRECT_RESPONSE) {
         local_reply(c, (int)r->direct_response.status, r->direct_response.body.p, 0, false);
@@ -639,13 +907,16 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
         return false;
     }
     const px_route_dest_t *d = px_route_pick_destination(r, px_worker_rand(w));
+    c->dest = d;
     c->up_cluster = d->dest.cluster_name.p;
     if (d->dest.cluster == NULL) {
         local_reply(c, 503, "no cluster", PX_RF_NC, false);
         return false;
     }
     c->oc = &w->ob[d->dest.cluster - snap->clusters];
-    c->route = r;
+    c->replay_body = r->retries.attempts > 0 &&
+                     (r->retries.retry_on & (RETRY_ON_NO_RESPONSE | PX_RETRY_RETRIABLE_4XX |
+                                             PX_RETRY_RETRIABLE_STATUS_CODES)) != 0;
     if (!choose_endpoint(c)) {
         return false;
     }
@@ -667,6 +938,68 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
         *host = px_route_rewrite_authority(r, h->host);
     }
     return true;
+}
+
+/*
+ * Send a copy of the request to the route's mirror cluster (px_mirror.h), with the same head
+ * as the forwarded one but a `-shadow` authority. Only a request whose whole body is already
+ * here is mirrored: none, or a Content-Length body within the bytes read with the head.
+ */
+static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http1_head_t *fwd,
+                           const px_http1_ser_opts_t *o)
+{
+    px_worker_t *w = c->w;
+    const px_dest_t *md = &c->route->mirror;
+    if (md->cluster == NULL) {
+        atomic_fetch_add_explicit(&w->ctr.mirror_rq_failed, 1, memory_order_relaxed);
+        return;
+    }
+    size_t blen = 0;
+    if (h->body == PX_HTTP1_BODY_LENGTH && h->content_length <= unconsumed(c)) {
+        blen = (size_t)h->content_length;
+    } else if (h->body != PX_HTTP1_BODY_NONE) {
+        atomic_fetch_add_explicit(&w->ctr.mirror_rq_skipped, 1, memory_order_relaxed);
+        return;
+    }
+    px_ob_cluster_t *moc = &w->ob[md->cluster - w->px->snapshot->clusters];
+    int e = pick_endpoint(w, moc);
+    px_pool_t *pool = e >= 0 ? endpoint_pool(w, moc, e) : NULL;
+    if (pool == NULL) {
+        atomic_fetch_add_explicit(&w->ctr.mirror_rq_failed, 1, memory_order_relaxed);
+        return;
+    }
+    wf_buf_t auth = WF_BUF_INIT, head = WF_BUF_INIT;
+    px_mirror_authority(o->host.len > 0 ? o->host : h->host, &auth);
+    px_http1_ser_opts_t mo = *o;
+    mo.host = (wf_str_t){(const char *)auth.data, auth.len};
+    px_http1_serialize_request(fwd, &mo, &head);
+    uint64_t timeout = c->route->timeout_ms > 0 ? c->route->timeout_ms : PX_MIRROR_TIMEOUT_MS;
+    px_mirror_send(w, pool, head.data, head.len, (const char *)c->rbuf.data + c->rpos, blen,
+                   timeout);
+    wf_buf_free(&auth);
+    wf_buf_free(&head);
+}
+
+static void delay_timer_cb(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    c->timer_kind = T_NONE;
+    if (c->state != C_REQUEST) {
+        return;
+    }
+    if (c->abort_status != 0) {
+        local_reply(c, (int)c->abort_status, "fault filter abort", PX_RF_FI, false);
+        return;
+    }
+    start_upstream(c);
+}
+
+/* The fault's delay: the request waits (its body stays unread) before going on. */
+static void start_delay(px_conn_t *c)
+{
+    uv_timer_stop(&c->timer);
+    c->timer_kind = T_DELAY;
+    uv_timer_start(&c->timer, delay_timer_cb, c->delay_ms, 0);
 }
 
 /* A request head was parsed (its bytes are consumed but still in rbuf): forward it. */
@@ -713,6 +1046,10 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         if (!route_outbound(c, h, &fwd, &host)) {
             return;
         }
+        if (c->abort_status != 0) {
+            start_delay(c); /* a delayed abort: nothing goes upstream */
+            return;
+        }
     } else {
         c->pool = &w->app_pool;
         c->up_cluster = w->px->inbound_cluster;
@@ -727,7 +1064,11 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         wf_buf_puts(&c->scratch, ", ");
     }
     wf_buf_puts(&c->scratch, c->peer_ip);
-    px_http1_header_t extra[4];
+    const px_hdr_ops_t *rops = c->route != NULL ? &c->route->headers.request : NULL;
+    const px_hdr_ops_t *dops = c->dest != NULL ? &c->dest->headers.request : NULL;
+    size_t cap = 4 + ops_count(rops) + ops_count(dops);
+    px_http1_header_t extra_local[PX_MAX_EXTRA];
+    px_http1_header_t *extra = cap <= PX_MAX_EXTRA ? extra_local : wf_malloc(cap * sizeof(*extra));
     size_t n_extra = 0;
     extra[n_extra++] = (px_http1_header_t){wf_str("X-Forwarded-For"),
                                            {(const char *)c->scratch.data, c->scratch.len}};
@@ -740,7 +1081,13 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         extra[n_extra++] =
             (px_http1_header_t){wf_str(PX_PEER_HEADER), {(const char *)pv->data, pv->len}};
     }
-    keep_ctx_t kc = {.drop_expect = (h->flags & PX_HTTP1_F_EXPECT_CONTINUE) != 0};
+    ops_extra(dops, rops, extra, &n_extra, cap);
+    ops_extra(rops, NULL, extra, &n_extra, cap);
+    keep_ctx_t kc = {
+        .request = true,
+        .drop_expect = (h->flags & PX_HTTP1_F_EXPECT_CONTINUE) != 0,
+        .ops = {rops, dops},
+    };
     px_http1_ser_opts_t o;
     memset(&o, 0, sizeof(o));
     o.host = host;
@@ -755,8 +1102,15 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         o.framing = PX_HTTP1_FRAME_CHUNKED;
         c->q_chunked = true;
     }
-    wf_buf_reset(&c->uphead);
-    px_http1_serialize_request(&fwd, &o, &c->uphead);
+    wf_buf_reset(&c->replay);
+    px_http1_serialize_request(&fwd, &o, &c->replay);
+    if (c->route != NULL && c->route->has_mirror &&
+        px_route_mirror_decide(c->route, px_worker_rand(w))) {
+        mirror_request(c, h, &fwd, &o);
+    }
+    if (extra != extra_local) {
+        wf_free(extra);
+    }
 
     if (kc.drop_expect && !c->q_done) {
         /* The proxy answers the expectation itself (as Envoy does) and streams the body. */
@@ -764,6 +1118,10 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         down_write(c, &b, 1);
     }
 
+    if (c->delay_ms > 0) {
+        start_delay(c);
+        return;
+    }
     start_upstream(c);
 }
 
@@ -782,6 +1140,9 @@ static void start_upstream(px_conn_t *c)
         atomic_fetch_add_explicit(&c->w->ctr.upstream_rq_reused, 1, memory_order_relaxed);
         c->up_ready = true;
         send_head_upstream(c);
+    }
+    if (c->up != NULL) {
+        arm_timeouts(c);
     }
 }
 
@@ -945,8 +1306,50 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
             u->rpos += (size_t)n; /* interim response: not forwarded */
             continue;
         }
+        if (c->timer_kind == T_TRY) {
+            uv_timer_stop(&c->timer);
+            c->timer_kind = T_NONE;
+        }
+        const px_route_t *r = c->route;
+        if (r != NULL && px_route_retry_on_status(&r->retries, (unsigned)h.status)) {
+            if (retry_allowed(c, ~0u)) {
+                schedule_retry(c); /* this response is dropped with its connection */
+                return true;
+            }
+            if (r->retries.attempts > 0) {
+                c->rflags |= PX_RF_URX;
+            }
+        }
         px_http1_ser_opts_t o;
         memset(&o, 0, sizeof(o));
+        const px_hdr_ops_t *rops = r != NULL ? &r->headers.response : NULL;
+        const px_hdr_ops_t *dops = c->dest != NULL ? &c->dest->headers.response : NULL;
+        size_t cap = 3 + ops_count(rops) + ops_count(dops);
+        px_http1_header_t extra_local[PX_MAX_EXTRA];
+        px_http1_header_t *extra =
+            cap <= PX_MAX_EXTRA ? extra_local : wf_malloc(cap * sizeof(*extra));
+        size_t n_extra = 0;
+        ops_extra(dops, rops, extra, &n_extra, cap);
+        ops_extra(rops, NULL, extra, &n_extra, cap);
+        if (c->m_origin > 0) {
+            /* An allowed CORS origin (cors_request). */
+            size_t off = c->meta.len - c->m_origin;
+            extra[n_extra++] = (px_http1_header_t){wf_str("access-control-allow-origin"),
+                                                   meta_slice(c, off, c->m_origin)};
+            if (r->cors.allow_credentials == 1) {
+                extra[n_extra++] =
+                    (px_http1_header_t){wf_str("access-control-allow-credentials"), wf_str("true")};
+            }
+            if (r->cors.expose_headers.len > 0) {
+                extra[n_extra++] = (px_http1_header_t){wf_str("access-control-expose-headers"),
+                                                       r->cors.expose_headers};
+            }
+        }
+        keep_ctx_t kc = {.ops = {rops, dops}};
+        o.keep_cb = keep_field;
+        o.keep_arg = &kc;
+        o.extra = extra;
+        o.num_extra = n_extra;
         if (h.body == PX_HTTP1_BODY_LENGTH) {
             o.framing = PX_HTTP1_FRAME_LENGTH;
             o.content_length = h.content_length;
@@ -980,6 +1383,9 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
         px_http1_body_init(&c->sbody, &h, NULL);
         wf_buf_reset(&c->scratch);
         px_http1_serialize_response(&h, &o, &c->scratch);
+        if (extra != extra_local) {
+            wf_free(extra);
+        }
         u->rpos += (size_t)n;
         c->s_head_done = true;
         if (px_http1_body_done(&c->sbody)) {
@@ -1093,7 +1499,7 @@ static void conn_handle_closed(px_conn_t *c)
     wf_buf_free(&c->rbuf);
     wf_buf_free(&c->scratch);
     wf_buf_free(&c->meta);
-    wf_buf_free(&c->uphead);
+    wf_buf_free(&c->replay);
     wf_buf_free(&c->rw);
     wf_free(c);
     px__worker_conn_gone(w);
@@ -1139,21 +1545,26 @@ static void conn_close(px_conn_t *c)
     atomic_fetch_sub_explicit(&w->ctr.downstream_cx_active, 1, memory_order_relaxed);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
+    uv_timer_stop(&c->rq_timer);
+    uv_close((uv_handle_t *)&c->rq_timer, timer_closed);
     px_transport_close(&c->tp);
 }
 
-void px_conn_accept(px_worker_t *w, uv_stream_t *server, bool outbound)
+void px_conn_accept(px_worker_t *w, uv_stream_t *server, bool outbound, uint32_t route_port)
 {
     px_conn_t *c = wf_calloc(1, sizeof(*c));
     c->w = w;
     c->outbound = outbound;
+    c->route_port = route_port;
     if (px_transport_init(&w->loop, &c->tp, &down_cbs, c) != 0) {
         wf_free(c);
         return;
     }
     uv_timer_init(&w->loop, &c->timer);
     c->timer.data = c;
-    c->open_handles = 2;
+    uv_timer_init(&w->loop, &c->rq_timer);
+    c->rq_timer.data = c;
+    c->open_handles = 3;
     c->next = w->conns;
     if (w->conns != NULL) {
         w->conns->prev = c;

@@ -12,9 +12,10 @@
 #include "px_worker.h"
 
 /* Accept one pending connection on server, a listener of w (outbound: the app's own requests,
- * routed with the snapshot; else inbound: forwarded to the app). A connection that cannot be
- * set up is dropped and logged. */
-void px_conn_accept(px_worker_t *w, uv_stream_t *server, bool outbound);
+ * or a gateway's clients, routed with the snapshot; else inbound: forwarded to the app).
+ * route_port: the port virtual hosts are selected by (a gateway server's port), 0 = the port
+ * of each request's authority. A connection that cannot be set up is dropped and logged. */
+void px_conn_accept(px_worker_t *w, uv_stream_t *server, bool outbound, uint32_t route_port);
 
 /* The worker drains: idle connections close now, busy ones after their current response
  * (answered with Connection: close). */

@@ -55,6 +55,11 @@ static const wf_flag_t px_flags[] = {
      "on stop, how long requests in flight may take to finish"},
     {"log-level", WF_FLAG_STR, "info", offsetof(px_config_t, log_level),
      "error, warn, info or debug"},
+    {"mode", WF_FLAG_STR, "sidecar", offsetof(px_config_t, mode),
+     "sidecar (inbound and outbound listeners beside an app) or gateway (one listener per "
+     "gateway server of the snapshot, routed by the virtual hosts bound to its port; no app)"},
+    {"gateway-bind", WF_FLAG_STR, "0.0.0.0", offsetof(px_config_t, gateway_bind),
+     "gateway mode: the address the gateway servers' ports are opened on"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -195,9 +200,16 @@ int px_main(int argc, char **argv)
     wf_log_set_level(level);
     px_config_t *cfg = &px->cfg;
     struct sockaddr_storage admin_addr;
-    if (cfg->service == NULL || cfg->service[0] == '\0' || cfg->app_port <= 0 ||
-        cfg->app_port > 65535) {
-        fprintf(stderr, "weft proxy: --service and --app-port (1..65535) are required\n");
+    if (strcmp(cfg->mode, "sidecar") != 0 && strcmp(cfg->mode, "gateway") != 0) {
+        fprintf(stderr, "weft proxy: --mode is sidecar or gateway\n");
+        status = 2;
+        goto out;
+    }
+    px->gateway = strcmp(cfg->mode, "gateway") == 0;
+    if (cfg->service == NULL || cfg->service[0] == '\0' || cfg->app_port < 0 ||
+        cfg->app_port > 65535 || (!px->gateway && cfg->app_port == 0)) {
+        fprintf(stderr, "weft proxy: --service and --app-port (1..65535) are required (a gateway "
+                        "has no app port)\n");
         status = 2;
         goto out;
     }
@@ -227,6 +239,31 @@ int px_main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (px->gateway) {
+        struct sockaddr_storage *ga = &px->gateway_addr;
+        memset(ga, 0, sizeof(*ga));
+        if (uv_ip4_addr(cfg->gateway_bind, 0, (struct sockaddr_in *)ga) != 0 &&
+            uv_ip6_addr(cfg->gateway_bind, 0, (struct sockaddr_in6 *)ga) != 0) {
+            fprintf(stderr, "weft proxy: --gateway-bind takes an IP address\n");
+            status = 2;
+            goto out;
+        }
+    }
+    px_mode_t snap_mode = px->snapshot != NULL ? px->snapshot->proxy.mode : PX_MODE_SIDECAR;
+    if (px->gateway && (px->snapshot == NULL || snap_mode != PX_MODE_GATEWAY)) {
+        fprintf(stderr, "weft proxy: --mode gateway needs a --config snapshot whose proxy.mode is "
+                        "gateway\n");
+        status = 2;
+        goto out;
+    }
+    if (!px->gateway && snap_mode == PX_MODE_GATEWAY) {
+        fprintf(stderr,
+                "weft proxy: --config %s is a gateway's snapshot: run with --mode "
+                "gateway\n",
+                cfg->config);
+        status = 2;
+        goto out;
+    }
 
     self_init(px);
 
@@ -243,7 +280,8 @@ int px_main(int argc, char **argv)
         px->workers[i].metrics = px_metrics_shard(px->metrics, (unsigned)i);
         rc = px_worker_start(&px->workers[i]);
         if (rc != 0) {
-            fprintf(stderr, "weft proxy: inbound listener %s: %s\n", cfg->inbound, uv_strerror(rc));
+            fprintf(stderr, "weft proxy: %s listener: %s\n", px->gateway ? "gateway" : "inbound",
+                    uv_strerror(rc));
             goto out;
         }
         started++;

@@ -8,6 +8,7 @@
 #include "px_worker.h"
 
 #include "px_conn.h"
+#include "px_mirror.h"
 #include "wf_alloc.h"
 #include "wf_log.h"
 
@@ -92,7 +93,17 @@ static void on_inbound(uv_stream_t *server, int status)
         WF_LOG_RL(WF_WARN, 10, "proxy", "accept error", "err=%s", uv_strerror(status));
         return;
     }
-    px_conn_accept(w, server, server == (uv_stream_t *)&w->outbound);
+    px_conn_accept(w, server, server == (uv_stream_t *)&w->outbound, 0);
+}
+
+static void on_gateway(uv_stream_t *server, int status)
+{
+    px_listener_t *l = server->data;
+    if (status < 0) {
+        WF_LOG_RL(WF_WARN, 10, "proxy", "accept error", "err=%s", uv_strerror(status));
+        return;
+    }
+    px_conn_accept(l->w, server, true, l->port);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -110,6 +121,7 @@ static void worker_finish(px_worker_t *w)
         return;
     }
     w->stopped = true;
+    px_mirror_abort_all(w);
     px_pool_close(&w->app_pool);
     const px_snapshot_t *snap = w->px->snapshot;
     for (uint32_t i = 0; w->ob != NULL && i < snap->n_clusters; i++) {
@@ -143,6 +155,16 @@ static void drain_timer_cb(uv_timer_t *t)
     }
 }
 
+static void close_gateway(px_worker_t *w)
+{
+    for (uint32_t i = 0; i < w->n_gw; i++) {
+        if (w->gw[i].open) {
+            uv_close((uv_handle_t *)&w->gw[i].tcp, NULL);
+            w->gw[i].open = false;
+        }
+    }
+}
+
 static void stop_async_cb(uv_async_t *a)
 {
     px_worker_t *w = a->data;
@@ -158,6 +180,7 @@ static void stop_async_cb(uv_async_t *a)
         uv_close((uv_handle_t *)&w->outbound, NULL);
         w->outbound_open = false;
     }
+    close_gateway(w);
     px_conn_drain_all(w);
     if (w->n_conns == 0) {
         worker_finish(w);
@@ -167,7 +190,8 @@ static void stop_async_cb(uv_async_t *a)
 }
 
 /* Bind a listener with SO_REUSEPORT set before bind (libuv 1.44 has no flag for it). */
-static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr)
+static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr,
+                            uv_connection_cb cb)
 {
     int rc = uv_tcp_init_ex(loop, tcp, addr->sa_family);
     if (rc != 0) {
@@ -183,7 +207,7 @@ static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockadd
         rc = uv_tcp_bind(tcp, addr, 0);
     }
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)tcp, 511, on_inbound);
+        rc = uv_listen((uv_stream_t *)tcp, 511, cb);
     }
     if (rc != 0) {
         uv_close((uv_handle_t *)tcp, NULL);
@@ -221,6 +245,56 @@ static void ob_free(px_worker_t *w)
     w->ob = NULL;
 }
 
+/* A sidecar's listeners: inbound, and outbound unless it is off. */
+static int open_sidecar(px_worker_t *w)
+{
+    int rc = listen_reuseport(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr,
+                              on_inbound);
+    w->inbound.data = w;
+    w->inbound_open = rc == 0;
+    if (rc == 0 && w->px->outbound_on) {
+        const struct sockaddr *oa = (const struct sockaddr *)&w->px->outbound_addr;
+        rc = listen_reuseport(&w->loop, &w->outbound, oa, on_inbound);
+        w->outbound.data = w;
+        w->outbound_open = rc == 0;
+        w->outbound_port = ntohs(((const struct sockaddr_in *)oa)->sin_port);
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&w->inbound, NULL);
+            w->inbound_open = false;
+        }
+    }
+    return rc;
+}
+
+/* A gateway's listeners: one per gateway server of the snapshot, on --gateway-bind. */
+static int open_gateway(px_worker_t *w)
+{
+    const px_gateway_t *g = &w->px->snapshot->gateway;
+    w->gw = wf_calloc(g->n_servers ? g->n_servers : 1, sizeof(*w->gw));
+    w->n_gw = g->n_servers;
+    for (uint32_t i = 0; i < g->n_servers; i++) {
+        px_listener_t *l = &w->gw[i];
+        struct sockaddr_storage a = w->px->gateway_addr;
+        if (a.ss_family == AF_INET6) {
+            ((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)g->servers[i].port);
+        } else {
+            ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)g->servers[i].port);
+        }
+        l->w = w;
+        l->port = g->servers[i].port;
+        int rc = listen_reuseport(&w->loop, &l->tcp, (const struct sockaddr *)&a, on_gateway);
+        if (rc != 0) {
+            WF_LOG(WF_ERROR, "proxy", "gateway listener failed", "server=%.*s port=%u err=%s",
+                   (int)g->servers[i].name.len, g->servers[i].name.p, l->port, uv_strerror(rc));
+            close_gateway(w);
+            return rc;
+        }
+        l->tcp.data = l;
+        l->open = true;
+    }
+    return 0;
+}
+
 static void worker_thread(void *arg)
 {
     px_worker_t *w = arg;
@@ -242,20 +316,7 @@ static void worker_thread(void *arg)
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     ob_init(w);
-    rc = listen_reuseport(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr);
-    w->inbound.data = w;
-    w->inbound_open = rc == 0;
-    if (rc == 0 && w->px->outbound_on) {
-        const struct sockaddr *oa = (const struct sockaddr *)&w->px->outbound_addr;
-        rc = listen_reuseport(&w->loop, &w->outbound, oa);
-        w->outbound.data = w;
-        w->outbound_open = rc == 0;
-        w->outbound_port = ntohs(((const struct sockaddr_in *)oa)->sin_port);
-        if (rc != 0) {
-            uv_close((uv_handle_t *)&w->inbound, NULL);
-            w->inbound_open = false;
-        }
-    }
+    rc = w->px->gateway ? open_gateway(w) : open_sidecar(w);
     w->start_rc = rc;
     if (rc != 0) {
         worker_finish(w);
@@ -290,6 +351,8 @@ int px_worker_start(px_worker_t *w)
     if (w->start_rc != 0) {
         uv_thread_join(&w->thread);
         ob_free(w);
+        wf_free(w->gw);
+        w->gw = NULL;
         return w->start_rc;
     }
     return 0;
@@ -304,4 +367,6 @@ void px_worker_join(px_worker_t *w)
 {
     uv_thread_join(&w->thread);
     ob_free(w);
+    wf_free(w->gw);
+    w->gw = NULL;
 }

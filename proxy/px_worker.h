@@ -40,6 +40,8 @@ typedef struct {
     int64_t idle_timeout_ms;    /* downstream connection with no request in progress */
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
     char *log_level;
+    char *mode;         /* "sidecar" or "gateway" */
+    char *gateway_bind; /* the address gateway servers listen on */
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is
@@ -74,10 +76,23 @@ typedef struct {
     _Atomic uint64_t upstream_cx_active;
     _Atomic uint64_t upstream_cx_connect_fail;
     _Atomic uint64_t upstream_rq_reused; /* requests sent on a pooled keep-alive connection */
+    _Atomic uint64_t mirror_rq_done;     /* mirrored copies whose response came whole */
+    _Atomic uint64_t mirror_rq_failed;   /* ... that failed or timed out (px_mirror.h) */
+    _Atomic uint64_t mirror_rq_skipped;  /* requests not mirrored: body not there with the head */
 } px_counters_t;
 
 typedef struct px_proxy px_proxy_t;
 typedef struct px_conn px_conn_t;
+typedef struct px_worker px_worker_t;
+
+/* A listener of a gateway server (snapshot gateway.servers[]). */
+typedef struct {
+    uv_tcp_t tcp;
+    px_worker_t *w;
+    uint32_t port;
+    bool open;
+} px_listener_t;
+typedef struct px_mirror px_mirror_t;
 
 /* One worker's state for one outbound cluster of the snapshot. */
 typedef struct {
@@ -92,7 +107,7 @@ typedef struct {
     _Atomic uint64_t rq_total;
 } px_ob_cluster_t;
 
-typedef struct px_worker {
+struct px_worker {
     px_proxy_t *px;
     int id;
     uv_loop_t loop;
@@ -104,9 +119,12 @@ typedef struct px_worker {
     uv_tcp_t outbound;
     bool outbound_open;
     uint32_t outbound_port;
-    px_ob_cluster_t *ob; /* snapshot->n_clusters entries; NULL without a snapshot */
-    px_pool_t app_pool;  /* inbound: the local app */
-    px_conn_t *conns;    /* every open downstream connection */
+    px_listener_t *gw; /* gateway mode: one per gateway server */
+    uint32_t n_gw;
+    px_ob_cluster_t *ob;  /* snapshot->n_clusters entries; NULL without a snapshot */
+    px_pool_t app_pool;   /* inbound: the local app */
+    px_conn_t *conns;     /* every open downstream connection */
+    px_mirror_t *mirrors; /* mirrored requests in flight */
     uint32_t n_conns;
     bool draining;
     bool stopped;
@@ -115,7 +133,7 @@ typedef struct px_worker {
     px_counters_t ctr;
     int start_rc; /* listener setup result, read by the main thread after start */
     uv_sem_t started;
-} px_worker_t;
+};
 
 /* The process context: made in px_main, read by every thread, changed by none while workers
  * run. */
@@ -125,10 +143,12 @@ struct px_proxy {
     struct sockaddr_storage outbound_addr;
     bool outbound_on; /* --outbound is not "off" */
     struct sockaddr_storage app_addr;
-    char app_host[64];        /* "127.0.0.1:9080" */
-    char inbound_cluster[64]; /* "inbound|9080||" */
-    px_snapshot_t *snapshot;  /* NULL without --config */
-    char *snapshot_json;      /* the file as read, for /config_dump */
+    bool gateway;                         /* --mode gateway: gateway servers, no app */
+    struct sockaddr_storage gateway_addr; /* --gateway-bind, port 0 */
+    char app_host[64];                    /* "127.0.0.1:9080" */
+    char inbound_cluster[64];             /* "inbound|9080||" */
+    px_snapshot_t *snapshot;              /* NULL without --config */
+    char *snapshot_json;                  /* the file as read, for /config_dump */
     px_worker_t *workers;
     int n_workers;
     px_metrics_t *metrics; /* Istio metrics, one shard per worker */

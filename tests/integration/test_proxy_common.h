@@ -5,7 +5,9 @@
  *
  * The upstream server answers by path: /hello, /who (its name), /echo (the request body),
  * /headers (the request head as received), /chunked (a chunked response), /reset (a
- * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/404.
+ * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/404, /code/<status>,
+ * /nap?ms=N, /flaky?n=N (503 for the first N, counted per server in `flaky`), /drop (closes
+ * without answering).
  */
 #ifndef TEST_PROXY_COMMON_H
 #define TEST_PROXY_COMMON_H
@@ -269,7 +271,10 @@ typedef struct {
     atomic_int conns_total;
     atomic_int conns_open;
     atomic_int requests;
-    char name[32]; /* what /who answers */
+    atomic_int flaky; /* /flaky requests seen */
+    char name[32];    /* what /who answers */
+    pthread_mutex_t mu;
+    char last_head[2048]; /* the head of the last request received (under mu) */
 } upstream_t;
 
 typedef struct {
@@ -307,6 +312,9 @@ static void *up_conn_thread(void *arg)
         if (head == NULL) {
             break;
         }
+        pthread_mutex_lock(&u->mu);
+        snprintf(u->last_head, sizeof(u->last_head), "%s", head);
+        pthread_mutex_unlock(&u->mu);
         atomic_fetch_add(&u->requests, 1);
         char method[16] = "", path[256] = "", v[64];
         sscanf(head, "%15s %255s", method, path);
@@ -314,6 +322,8 @@ static void *up_conn_thread(void *arg)
         if (strncmp(path, "/big?mb=", 8) == 0) {
             big_mb = strtoul(path + 8, NULL, 10);
         }
+        long nap_ms = strncmp(path, "/nap?ms=", 8) == 0 ? strtol(path + 8, NULL, 10) : 0;
+        int flaky_n = strncmp(path, "/flaky?n=", 9) == 0 ? atoi(path + 9) : 0;
         char *q = strchr(path, '?');
         if (q != NULL) {
             *q = '\0';
@@ -390,6 +400,22 @@ static void *up_conn_thread(void *arg)
             srv_reply(fd, 200, NULL, "slept", 5);
         } else if (strcmp(path, "/status/404") == 0) {
             srv_reply(fd, 404, NULL, "nope", 4);
+        } else if (strncmp(path, "/code/", 6) == 0) {
+            /* /code/<status>: that status, and the server's name as content. */
+            srv_reply(fd, atoi(path + 6), NULL, u->name, strlen(u->name));
+        } else if (strcmp(path, "/nap") == 0) {
+            /* /nap?ms=N: answers after N ms. */
+            usleep((useconds_t)(nap_ms * 1000));
+            srv_reply(fd, 200, NULL, u->name, strlen(u->name));
+        } else if (strcmp(path, "/flaky") == 0) {
+            /* /flaky?n=N: the first N requests since the last reset answer 503, then 200; the
+             * content is the request's number (1-based) and its body size. */
+            int k = atomic_fetch_add(&u->flaky, 1) + 1;
+            char msg[64];
+            int l = snprintf(msg, sizeof(msg), "try %d body %zu", k, body.len);
+            srv_reply(fd, k <= flaky_n ? 503 : 200, NULL, msg, (size_t)l);
+        } else if (strcmp(path, "/drop") == 0) {
+            close_after = true; /* closes without an answer */
         } else {
             srv_reply(fd, 404, NULL, "unknown", 7);
         }
@@ -440,6 +466,7 @@ static void *up_accept_thread(void *arg)
 static void upstream_start(upstream_t *u, const char *name)
 {
     memset(u, 0, sizeof(*u));
+    pthread_mutex_init(&u->mu, NULL);
     snprintf(u->name, sizeof(u->name), "%s", name);
     u->lfd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
@@ -599,6 +626,48 @@ static int run_cmd(const char *cmd, char *out, size_t cap)
     out[n] = '\0';
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The admin's whole /stats/prometheus text (the caller frees it). */
+static char *scrape(int admin)
+{
+    char *body = NULL;
+    assert_int_equal(wt_http(admin, "GET", "/stats/prometheus", NULL, 0, &body), 200);
+    assert_non_null(body);
+    return body;
+}
+
+/* The value of the one series of family name whose labels include every `k="v"` of labels
+ * (NULL-terminated); -1 when none matches, -2 when more than one does. */
+static double series(const char *body, const char *name, const char *const *labels)
+{
+    size_t nl = strlen(name);
+    int found = 0;
+    double v = -1;
+    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nl) != 0 || p[nl] != '{') {
+            continue;
+        }
+        const char *end = strstr(p, "} ");
+        const char *eol = strchr(p, '\n');
+        assert_non_null(end);
+        bool all = true;
+        for (size_t i = 0; labels[i] != NULL && all; i++) {
+            char a[300], b[300];
+            snprintf(a, sizeof(a), "{%s", labels[i]);
+            snprintf(b, sizeof(b), ",%s", labels[i]);
+            const char *q = strstr(p + nl, a);
+            if (q == NULL || q > end || (eol != NULL && q > eol)) {
+                q = strstr(p + nl, b);
+            }
+            all = q != NULL && q < end && (eol == NULL || q < eol);
+        }
+        if (all) {
+            found++;
+            v = strtod(end + 2, NULL);
+        }
+    }
+    return found == 1 ? v : found == 0 ? -1 : -2;
 }
 
 #endif

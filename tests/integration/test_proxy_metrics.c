@@ -108,47 +108,6 @@ static void app_stop(app_t *a)
 /* ---------------------------------------------------------------------------------------- */
 /* Reading the exposition */
 
-static char *scrape(int admin)
-{
-    char *body = NULL;
-    assert_int_equal(wt_http(admin, "GET", "/stats/prometheus", NULL, 0, &body), 200);
-    assert_non_null(body);
-    return body;
-}
-
-/* The value of the one series of family name whose labels include every `k="v"` of labels
- * (NULL-terminated); -1 when none matches, -2 when more than one does. */
-static double series(const char *body, const char *name, const char *const *labels)
-{
-    size_t nl = strlen(name);
-    int found = 0;
-    double v = -1;
-    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, name, nl) != 0 || p[nl] != '{') {
-            continue;
-        }
-        const char *end = strstr(p, "} ");
-        const char *eol = strchr(p, '\n');
-        assert_non_null(end);
-        bool all = true;
-        for (size_t i = 0; labels[i] != NULL && all; i++) {
-            char a[300], b[300];
-            snprintf(a, sizeof(a), "{%s", labels[i]);
-            snprintf(b, sizeof(b), ",%s", labels[i]);
-            const char *q = strstr(p + nl, a);
-            if (q == NULL || q > end || (eol != NULL && q > eol)) {
-                q = strstr(p + nl, b);
-            }
-            all = q != NULL && q < end && (eol == NULL || q < eol);
-        }
-        if (all) {
-            found++;
-            v = strtod(end + 2, NULL);
-        }
-    }
-    return found == 1 ? v : found == 0 ? -1 : -2;
-}
-
 /* Every `# TYPE name` appears once. */
 static void assert_types_unique(const char *body)
 {
