@@ -36,6 +36,22 @@ static uint64_t sum(const px_proxy_t *px, size_t field_off)
 
 #define SUM(px, field) sum((px), offsetof(px_counters_t, field))
 
+/* Worker wi's state for cluster i of the proxy's current snapshot, or NULL when that worker
+ * has not switched to a snapshot with this cluster yet. Under px->snap_mu. */
+static const px_ob_cluster_t *worker_cluster(const px_proxy_t *px, int wi, uint32_t i)
+{
+    const px_gen_t *g = px->workers[wi].gen;
+    const px_snapshot_t *s = px->snapshot;
+    if (g == NULL) {
+        return NULL;
+    }
+    if (g->snap == s) {
+        return &g->ob[i];
+    }
+    const px_cluster_t *c = px_snapshot_cluster(g->snap, s->clusters[i].name);
+    return c != NULL ? &g->ob[c - g->snap->clusters] : NULL;
+}
+
 void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
 {
     wf_buf_printf(out,
@@ -59,17 +75,18 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
     static const struct {
         const char *name, *type, *help;
         size_t in_off;  /* in px_counters_t */
-        size_t out_off; /* in px_ob_cluster_t; SIZE_MAX: inbound only */
+        size_t out_off; /* in px_cluster_stats_t */
     } up[] = {
         {"weft_proxy_upstream_cx_total", "counter", "Upstream connections opened.",
-         offsetof(px_counters_t, upstream_cx_total), offsetof(px_ob_cluster_t, cx_total)},
+         offsetof(px_counters_t, upstream_cx_total), offsetof(px_cluster_stats_t, cx_total)},
         {"weft_proxy_upstream_cx_active", "gauge", "Upstream connections open.",
-         offsetof(px_counters_t, upstream_cx_active), offsetof(px_ob_cluster_t, cx_active)},
+         offsetof(px_counters_t, upstream_cx_active), offsetof(px_cluster_stats_t, cx_active)},
         {"weft_proxy_upstream_cx_connect_fail_total", "counter",
          "Upstream connection attempts that failed or timed out.",
          offsetof(px_counters_t, upstream_cx_connect_fail),
-         offsetof(px_ob_cluster_t, cx_connect_fail)},
+         offsetof(px_cluster_stats_t, cx_connect_fail)},
     };
+    uv_mutex_lock((uv_mutex_t *)&px->snap_mu);
     const px_snapshot_t *snap = px->snapshot;
     for (size_t m = 0; m < sizeof(up) / sizeof(up[0]); m++) {
         wf_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s{cluster_name=\"%s\"} %llu\n", up[m].name,
@@ -78,9 +95,12 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
         for (uint32_t i = 0; snap != NULL && i < snap->n_clusters; i++) {
             uint64_t v = 0;
             for (int wi = 0; wi < px->n_workers; wi++) {
-                const char *base = (const char *)&px->workers[wi].ob[i];
-                v += atomic_load_explicit((_Atomic uint64_t *)(base + up[m].out_off),
-                                          memory_order_relaxed);
+                const px_ob_cluster_t *oc = worker_cluster(px, wi, i);
+                const char *base = oc != NULL ? (const char *)oc->st : NULL;
+                if (base != NULL) {
+                    v += atomic_load_explicit((_Atomic uint64_t *)(base + up[m].out_off),
+                                              memory_order_relaxed);
+                }
             }
             wf_buf_printf(out, "%s{cluster_name=\"%s\"} %llu\n", up[m].name,
                           snap->clusters[i].name.p, (unsigned long long)v);
@@ -108,7 +128,10 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
         for (uint32_t i = 0; i < snap->n_clusters; i++) {
             uint64_t v = 0;
             for (int wi = 0; wi < px->n_workers; wi++) {
-                v += atomic_load_explicit(&px->workers[wi].ob[i].rq_total, memory_order_relaxed);
+                const px_ob_cluster_t *oc = worker_cluster(px, wi, i);
+                if (oc != NULL) {
+                    v += atomic_load_explicit(&oc->st->rq_total, memory_order_relaxed);
+                }
             }
             wf_buf_printf(out, "weft_proxy_upstream_rq_total{cluster_name=\"%s\"} %llu\n",
                           snap->clusters[i].name.p, (unsigned long long)v);
@@ -119,7 +142,16 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
                   "none).\n"
                   "# TYPE weft_proxy_config_version gauge\n"
                   "weft_proxy_config_version %llu\n",
-                  (unsigned long long)(px->snapshot != NULL ? px->snapshot->version : 0));
+                  (unsigned long long)(snap != NULL ? snap->version : 0));
+    wf_buf_printf(out,
+                  "# HELP weft_proxy_config_updates_total Config snapshots received, by whether "
+                  "they were applied (ACK) or refused (NACK, the last good one kept serving).\n"
+                  "# TYPE weft_proxy_config_updates_total counter\n"
+                  "weft_proxy_config_updates_total{result=\"accepted\"} %llu\n"
+                  "weft_proxy_config_updates_total{result=\"rejected\"} %llu\n",
+                  (unsigned long long)atomic_load(&px->config_accepted),
+                  (unsigned long long)atomic_load(&px->config_rejected));
+    uv_mutex_unlock((uv_mutex_t *)&px->snap_mu);
     if (px->metrics != NULL) {
         px_metrics_render(px->metrics, out); /* istio_* families only: no name is shared */
     }
@@ -136,6 +168,7 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
     wf_buf_printf(out, "%s::%s::cx_connect_fail::%llu\n", n, h,
                   (unsigned long long)SUM(px, upstream_cx_connect_fail));
     wf_buf_printf(out, "%s::%s::health_flags::healthy\n", n, h);
+    uv_mutex_lock((uv_mutex_t *)&px->snap_mu);
     const px_snapshot_t *s = px->snapshot;
     for (uint32_t i = 0; s != NULL && i < s->n_clusters; i++) {
         const px_cluster_t *c = &s->clusters[i];
@@ -147,6 +180,7 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
                           ep->weight);
         }
     }
+    uv_mutex_unlock((uv_mutex_t *)&px->snap_mu);
 }
 
 static void respond(px_admin_conn_t *ac, int status, const char *reason, const char *ctype,
@@ -187,8 +221,10 @@ static void handle(px_admin_conn_t *ac, const px_http1_head_t *h)
             ac->quit = true;
         }
     } else if (wf_str_eq_c(path, "/config_dump") && get) {
+        uv_mutex_lock(&px->snap_mu);
         const char *j = px->snapshot_json != NULL ? px->snapshot_json : "{}\n";
         respond(ac, 200, "OK", "application/json", j, strlen(j));
+        uv_mutex_unlock(&px->snap_mu);
     } else if (wf_str_eq_c(path, "/clusters") && get) {
         wf_buf_t b = WF_BUF_INIT;
         clusters(px, &b);

@@ -80,6 +80,7 @@ struct px_conn {
     px_pool_t *pool;  /* where the request goes */
     const char *up_cluster;
     char up_host[96];
+    px_gen_t *gen;               /* the snapshot generation the request runs on (px_worker.h) */
     px_ob_cluster_t *oc;         /* outbound: the chosen cluster's worker state */
     const px_route_t *route;     /* outbound: the route (retries, timeouts, headers, CORS) */
     const px_route_dest_t *dest; /* outbound: the destination picked (its header ops) */
@@ -225,7 +226,7 @@ static void report(px_conn_t *c)
         c->active_slot = NULL;
     }
     if (c->oc != NULL) {
-        atomic_fetch_add_explicit(&c->oc->rq_total, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->oc->st->rq_total, 1, memory_order_relaxed);
     }
     info.downstream_ip = wf_str(c->peer_ip);
     px_request_done(w, &info);
@@ -233,6 +234,8 @@ static void report(px_conn_t *c)
 
 static void reset_request(px_conn_t *c)
 {
+    px_gen_release(c->w, c->gen); /* after the upstream connection went back to its pool */
+    c->gen = NULL;
     wf_buf_reset(&c->meta);
     wf_buf_reset(&c->replay);
     c->replay_body = c->replay_lost = false;
@@ -741,9 +744,9 @@ static px_pool_t *endpoint_pool(px_worker_t *w, px_ob_cluster_t *oc, int e)
     px_pool_t *p = &oc->pools[e];
     px_pool_init(p, &w->loop, (const struct sockaddr *)&ss, oc->cluster->pool.connect_timeout_ms,
                  oc->cluster->pool.idle_timeout_ms);
-    p->cx_total = &oc->cx_total;
-    p->cx_active = &oc->cx_active;
-    p->cx_connect_fail = &oc->cx_connect_fail;
+    p->cx_total = &oc->st->cx_total;
+    p->cx_active = &oc->st->cx_active;
+    p->cx_connect_fail = &oc->st->cx_connect_fail;
     oc->pool_ready[e] = true;
     return p;
 }
@@ -787,8 +790,7 @@ static bool cors_request(px_conn_t *c, const px_http1_head_t *h, const px_route_
     const px_cors_t *cp = &r->cors;
     bool allowed = false;
     for (uint32_t i = 0; i < cp->n_allow_origins && !allowed; i++) {
-        allowed =
-            px_strmatch_eval(c->w->px->snapshot, &cp->allow_origins[i], o->value, false, NULL) == 1;
+        allowed = px_strmatch_eval(c->gen->snap, &cp->allow_origins[i], o->value, false, NULL) == 1;
     }
     if (!allowed) {
         return false;
@@ -832,7 +834,7 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
                            wf_str_t *host)
 {
     px_worker_t *w = c->w;
-    const px_snapshot_t *snap = w->px->snapshot;
+    const px_snapshot_t *snap = c->gen != NULL ? c->gen->snap : NULL;
     if (snap == NULL) {
         local_reply(c, 404, "", PX_RF_NR, false);
         return false;
@@ -913,7 +915,7 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
         local_reply(c, 503, "no cluster", PX_RF_NC, false);
         return false;
     }
-    c->oc = &w->ob[d->dest.cluster - snap->clusters];
+    c->oc = &c->gen->ob[d->dest.cluster - snap->clusters];
     c->replay_body = r->retries.attempts > 0 &&
                      (r->retries.retry_on & (RETRY_ON_NO_RESPONSE | PX_RETRY_RETRIABLE_4XX |
                                              PX_RETRY_RETRIABLE_STATUS_CODES)) != 0;
@@ -961,7 +963,7 @@ static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http
         atomic_fetch_add_explicit(&w->ctr.mirror_rq_skipped, 1, memory_order_relaxed);
         return;
     }
-    px_ob_cluster_t *moc = &w->ob[md->cluster - w->px->snapshot->clusters];
+    px_ob_cluster_t *moc = &c->gen->ob[md->cluster - c->gen->snap->clusters];
     int e = pick_endpoint(w, moc);
     px_pool_t *pool = e >= 0 ? endpoint_pool(w, moc, e) : NULL;
     if (pool == NULL) {
@@ -974,7 +976,7 @@ static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http
     mo.host = (wf_str_t){(const char *)auth.data, auth.len};
     px_http1_serialize_request(fwd, &mo, &head);
     uint64_t timeout = c->route->timeout_ms > 0 ? c->route->timeout_ms : PX_MIRROR_TIMEOUT_MS;
-    px_mirror_send(w, pool, head.data, head.len, (const char *)c->rbuf.data + c->rpos, blen,
+    px_mirror_send(w, c->gen, pool, head.data, head.len, (const char *)c->rbuf.data + c->rpos, blen,
                    timeout);
     wf_buf_free(&auth);
     wf_buf_free(&head);
@@ -1007,6 +1009,7 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
 {
     px_worker_t *w = c->w;
     c->state = C_REQUEST;
+    c->gen = px_gen_acquire(w);
     c->start_wall_ns = wf_wall_ns();
     c->start_mono_ns = wf_mono_ns();
     c->method = h->method;
@@ -1533,6 +1536,12 @@ static void conn_close(px_conn_t *c)
         px_pool_release(c->up, false);
         c->up = NULL;
     }
+    if (c->active_slot != NULL) {
+        (*c->active_slot)--;
+        c->active_slot = NULL;
+    }
+    px_gen_release(c->w, c->gen);
+    c->gen = NULL;
     px_worker_t *w = c->w;
     if (c->prev != NULL) {
         c->prev->next = c->next;

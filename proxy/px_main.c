@@ -91,7 +91,7 @@ typedef struct {
     px_proxy_t px;
     px_admin_t admin;
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
 } px_main_ctx_t;
 
 static void request_stop(px_main_ctx_t *m)
@@ -107,6 +107,47 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     (void)signum;
     request_stop(s->data);
+}
+
+/*
+ * Read and parse the --config file and install it (px_proxy_install). Returns 0, or an error
+ * with its message in err: the file cannot be read or parsed, or the proxy refuses it.
+ */
+static int load_snapshot(px_proxy_t *px, char *err, size_t errlen)
+{
+    px_snapshot_t *s = NULL;
+    char *json = NULL;
+    int rc = px_snapshot_load(px->cfg.config, NULL, &s, &json, err, errlen);
+    if (rc != 0) {
+        if (rc != WF_E_INVAL && rc != WF_E_LIMIT) {
+            snprintf(err, errlen, "%s", wf_strerror(rc));
+        }
+        px_proxy_nack(px, 0, err);
+        return rc;
+    }
+    return px_proxy_install(px, s, json, err, errlen);
+}
+
+/* SIGHUP: read the --config file again and switch to it, or keep the current snapshot. */
+static void on_reload(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    px_main_ctx_t *m = s->data;
+    px_proxy_t *px = &m->px;
+    if (px->cfg.config == NULL) {
+        WF_LOG(WF_WARN, "proxy", "SIGHUP ignored: no --config file to reload");
+        return;
+    }
+    char err[600];
+    if (load_snapshot(px, err, sizeof(err)) != 0) {
+        WF_LOG(WF_WARN, "proxy", "config refused, the current one keeps serving",
+               "file=%s err=\"%s\"", px->cfg.config, err);
+        return;
+    }
+    uv_mutex_lock(&px->snap_mu);
+    unsigned long long version = px->snapshot->version;
+    uv_mutex_unlock(&px->snap_mu);
+    WF_LOG(WF_INFO, "proxy", "config reloaded", "file=%s version=%llu", px->cfg.config, version);
 }
 
 static void on_quit(void *arg)
@@ -127,39 +168,13 @@ static void close_admin_walk(uv_handle_t *h, void *arg)
     }
 }
 
-static int load_snapshot(px_proxy_t *px)
-{
-    char err[512];
-    px_snapshot_t *s = NULL;
-    int rc = px_snapshot_load(px->cfg.config, NULL, &s, err, sizeof(err));
-    if (rc != 0) {
-        fprintf(stderr, "weft proxy: --config %s: %s\n", px->cfg.config,
-                rc == WF_E_INVAL || rc == WF_E_LIMIT ? err : wf_strerror(rc));
-        return rc;
-    }
-    FILE *f = fopen(px->cfg.config, "rb");
-    if (f != NULL) {
-        wf_buf_t b = WF_BUF_INIT;
-        char tmp[8192];
-        size_t n;
-        while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-            wf_buf_append(&b, tmp, n);
-        }
-        fclose(f);
-        wf_buf_cstr(&b);
-        px->snapshot_json = (char *)wf_buf_detach(&b, NULL);
-    }
-    px->snapshot = s;
-    return 0;
-}
-
 /* This proxy's workload: the snapshot's identity when it names a service, else the flags. */
 static void self_init(px_proxy_t *px)
 {
     const px_config_t *cfg = &px->cfg;
-    if (px->snapshot != NULL && px->snapshot->proxy.service.len > 0) {
-        px_workload_from_proxy(&px->self, &px->snapshot->proxy);
-        px->self_service = px->snapshot->proxy.service;
+    if (px->identity != NULL && px->identity->proxy.service.len > 0) {
+        px_workload_from_proxy(&px->self, &px->identity->proxy);
+        px->self_service = px->identity->proxy.service;
     } else {
         wf_str_t none = WF_STR_LIT("");
         px_workload_build(&px->self, NULL, 0, wf_str(cfg->service), wf_str(cfg->version), none,
@@ -173,7 +188,8 @@ int px_main(int argc, char **argv)
 {
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
     px_proxy_t *px = &m->px;
-    char err[256];
+    uv_mutex_init(&px->snap_mu);
+    char err[600];
     int status = 1;
     int started = 0;
     bool loop_ok = false;
@@ -235,7 +251,8 @@ int px_main(int argc, char **argv)
     uv_ip4_addr("127.0.0.1", (int)cfg->app_port, (struct sockaddr_in *)&px->app_addr);
     snprintf(px->app_host, sizeof(px->app_host), "127.0.0.1:%d", (int)cfg->app_port);
     snprintf(px->inbound_cluster, sizeof(px->inbound_cluster), "inbound|%d||", (int)cfg->app_port);
-    if (cfg->config != NULL && load_snapshot(px) != 0) {
+    if (cfg->config != NULL && load_snapshot(px, err, sizeof(err)) != 0) {
+        fprintf(stderr, "weft proxy: --config %s: %s\n", cfg->config, err);
         status = 2;
         goto out;
     }
@@ -248,21 +265,12 @@ int px_main(int argc, char **argv)
             status = 2;
             goto out;
         }
-    }
-    px_mode_t snap_mode = px->snapshot != NULL ? px->snapshot->proxy.mode : PX_MODE_SIDECAR;
-    if (px->gateway && (px->snapshot == NULL || snap_mode != PX_MODE_GATEWAY)) {
-        fprintf(stderr, "weft proxy: --mode gateway needs a --config snapshot whose proxy.mode is "
-                        "gateway\n");
-        status = 2;
-        goto out;
-    }
-    if (!px->gateway && snap_mode == PX_MODE_GATEWAY) {
-        fprintf(stderr,
-                "weft proxy: --config %s is a gateway's snapshot: run with --mode "
-                "gateway\n",
-                cfg->config);
-        status = 2;
-        goto out;
+        if (px->snapshot == NULL) {
+            fprintf(stderr, "weft proxy: --mode gateway needs a --config snapshot whose "
+                            "proxy.mode is gateway\n");
+            status = 2;
+            goto out;
+        }
     }
 
     self_init(px);
@@ -298,6 +306,9 @@ int px_main(int argc, char **argv)
     m->sigterm.data = m->sigint.data = m;
     uv_signal_start(&m->sigterm, on_signal, SIGTERM);
     uv_signal_start(&m->sigint, on_signal, SIGINT);
+    uv_signal_init(&m->loop, &m->sighup);
+    m->sighup.data = m;
+    uv_signal_start(&m->sighup, on_reload, SIGHUP);
     atomic_store(&px->ready, true);
     WF_LOG(WF_INFO, "proxy", "ready",
            "service=%s inbound=%s outbound=%s app=%s admin=%s workers=%d snapshot_version=%llu",
@@ -326,7 +337,9 @@ out:
     px_metrics_free(px->metrics);
     wf_buf_free(&px->self_peer);
     px_snapshot_unref(px->snapshot);
+    px_snapshot_unref(px->identity);
     wf_free(px->snapshot_json);
+    uv_mutex_destroy(&px->snap_mu);
     wf_flags_free(px_flags, &px->cfg);
     wf_free(m);
     return status;

@@ -13,6 +13,7 @@
 
 struct px_mirror {
     px_worker_t *w;
+    px_gen_t *gen; /* holds one use of it: pool lives there */
     px_mirror_t *prev, *next;
     px_upconn_t *up;
     uv_timer_t timer;
@@ -58,6 +59,8 @@ static void mirror_end(px_mirror_t *m, bool ok)
         m->up = NULL;
     }
     unlink_mirror(m);
+    px_gen_release(m->w, m->gen);
+    m->gen = NULL;
     uv_timer_stop(&m->timer);
     uv_close((uv_handle_t *)&m->timer, timer_closed);
 }
@@ -150,11 +153,13 @@ void px_mirror_authority(wf_str_t a, wf_buf_t *out)
     wf_buf_append(out, a.p + host_len, a.len - host_len);
 }
 
-void px_mirror_send(px_worker_t *w, px_pool_t *pool, const void *head, size_t head_len,
-                    const void *body, size_t blen, uint64_t timeout_ms)
+void px_mirror_send(px_worker_t *w, px_gen_t *gen, px_pool_t *pool, const void *head,
+                    size_t head_len, const void *body, size_t blen, uint64_t timeout_ms)
 {
     px_mirror_t *m = wf_calloc(1, sizeof(*m));
     m->w = w;
+    m->gen = gen;
+    gen->users++;
     uv_timer_init(&w->loop, &m->timer);
     m->timer.data = m;
     m->next = w->mirrors;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct px_worker;
+struct px_gen;
 
 /*
  * The authority of a mirrored request: authority's host with "-shadow" appended, before the
@@ -30,10 +31,11 @@ void px_mirror_authority(wf_str_t authority, wf_buf_t *out);
 
 /*
  * Send head (a serialised request head, framing included) and body[0..blen) on a connection
- * from pool; give up after timeout_ms. Counted in w->ctr (mirror_rq_done / _failed).
+ * from pool, a pool of generation gen (the mirror is one of its users until it ends); give up
+ * after timeout_ms. Counted in w->ctr (mirror_rq_done / _failed).
  */
-void px_mirror_send(struct px_worker *w, px_pool_t *pool, const void *head, size_t head_len,
-                    const void *body, size_t blen, uint64_t timeout_ms);
+void px_mirror_send(struct px_worker *w, struct px_gen *gen, px_pool_t *pool, const void *head,
+                    size_t head_len, const void *body, size_t blen, uint64_t timeout_ms);
 
 /* Abort every mirror of w still in flight (the worker is finishing). */
 void px_mirror_abort_all(struct px_worker *w);

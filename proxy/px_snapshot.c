@@ -2079,7 +2079,7 @@ fail:
 }
 
 int px_snapshot_load(const char *path, const px_snapshot_opts_t *opts, px_snapshot_t **out,
-                     char *err, size_t errlen)
+                     char **text, char *err, size_t errlen)
 {
     px_snapshot_opts_t defaults;
     if (opts == NULL) {
@@ -2121,6 +2121,11 @@ int px_snapshot_load(const char *path, const px_snapshot_opts_t *opts, px_snapsh
         got += (size_t)r;
     }
     rc = px_snapshot_parse(buf, n, opts, out, err, errlen);
+    if (rc == 0 && text != NULL) {
+        buf[n] = '\0';
+        *text = buf;
+        buf = NULL;
+    }
 out:
     wf_free(buf);
     close(fd);

@@ -448,9 +448,10 @@ int px_snapshot_parse(const char *json, size_t len, const px_snapshot_opts_t *op
                       px_snapshot_t **out, char *err, size_t errlen);
 
 /* Read the file at path and parse it as px_snapshot_parse does; -errno when it cannot be read.
+ * text, when not NULL, receives the document (NUL-terminated, the caller frees it) on success.
  */
 int px_snapshot_load(const char *path, const px_snapshot_opts_t *opts, px_snapshot_t **out,
-                     char *err, size_t errlen);
+                     char **text, char *err, size_t errlen);
 
 /* Take one more reference; returns s. Any thread. */
 px_snapshot_t *px_snapshot_ref(px_snapshot_t *s);

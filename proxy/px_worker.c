@@ -10,6 +10,7 @@
 #include "px_conn.h"
 #include "px_mirror.h"
 #include "wf_alloc.h"
+#include "wf_err.h"
 #include "wf_log.h"
 
 #include <errno.h>
@@ -114,6 +115,8 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
     }
 }
 
+static void gen_free_all(px_worker_t *w);
+
 /* Everything in flight is over: close the worker's own handles so its loop ends. */
 static void worker_finish(px_worker_t *w)
 {
@@ -123,14 +126,8 @@ static void worker_finish(px_worker_t *w)
     w->stopped = true;
     px_mirror_abort_all(w);
     px_pool_close(&w->app_pool);
-    const px_snapshot_t *snap = w->px->snapshot;
-    for (uint32_t i = 0; w->ob != NULL && i < snap->n_clusters; i++) {
-        for (uint32_t e = 0; e < snap->clusters[i].n_endpoints; e++) {
-            if (w->ob[i].pool_ready[e]) {
-                px_pool_close(&w->ob[i].pools[e]);
-            }
-        }
-    }
+    gen_free_all(w);
+    uv_close((uv_handle_t *)&w->config_async, NULL);
     uv_timer_stop(&w->drain_timer);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->stop_async, NULL);
@@ -215,34 +212,193 @@ static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockadd
     return rc;
 }
 
-/* Per-cluster state for outbound routing: sized once, the snapshot does not change. */
-static void ob_init(px_worker_t *w)
+/* A generation for snap (whose reference it takes), with one user: the worker. Clusters that
+ * were in old share their counters with it. */
+static px_gen_t *gen_new(px_snapshot_t *snap, const px_gen_t *old)
 {
-    const px_snapshot_t *snap = w->px->snapshot;
-    if (snap == NULL) {
-        return;
-    }
-    w->ob = wf_calloc(snap->n_clusters ? snap->n_clusters : 1, sizeof(*w->ob));
+    px_gen_t *g = wf_calloc(1, sizeof(*g));
+    g->snap = snap;
+    g->users = 1;
+    g->ob = wf_calloc(snap->n_clusters ? snap->n_clusters : 1, sizeof(*g->ob));
     for (uint32_t i = 0; i < snap->n_clusters; i++) {
-        px_ob_cluster_t *oc = &w->ob[i];
+        px_ob_cluster_t *oc = &g->ob[i];
         uint32_t n = snap->clusters[i].n_endpoints ? snap->clusters[i].n_endpoints : 1;
         oc->cluster = &snap->clusters[i];
         oc->active = wf_calloc(n, sizeof(*oc->active));
         oc->pools = wf_calloc(n, sizeof(*oc->pools));
         oc->pool_ready = wf_calloc(n, sizeof(*oc->pool_ready));
+        const px_cluster_t *was =
+            old != NULL ? px_snapshot_cluster(old->snap, snap->clusters[i].name) : NULL;
+        oc->st = was != NULL ? old->ob[was - old->snap->clusters].st
+                             : wf_calloc(1, sizeof(px_cluster_stats_t));
+        oc->st->refs++;
+    }
+    return g;
+}
+
+/* Free a generation nobody uses: its idle pooled connections close (no busy ones remain). */
+static void gen_free(px_gen_t *g)
+{
+    const px_snapshot_t *snap = g->snap;
+    for (uint32_t i = 0; i < snap->n_clusters; i++) {
+        for (uint32_t e = 0; e < snap->clusters[i].n_endpoints; e++) {
+            if (g->ob[i].pool_ready[e]) {
+                px_pool_close(&g->ob[i].pools[e]);
+            }
+        }
+        wf_free(g->ob[i].active);
+        wf_free(g->ob[i].pools);
+        wf_free(g->ob[i].pool_ready);
+        if (--g->ob[i].st->refs == 0) {
+            wf_free(g->ob[i].st);
+        }
+    }
+    wf_free(g->ob);
+    px_snapshot_unref(g->snap);
+    wf_free(g);
+}
+
+px_gen_t *px_gen_acquire(px_worker_t *w)
+{
+    if (w->gen != NULL) {
+        w->gen->users++;
+    }
+    return w->gen;
+}
+
+void px_gen_release(px_worker_t *w, px_gen_t *g)
+{
+    if (g == NULL || --g->users > 0) {
+        return;
+    }
+    for (px_gen_t **pp = &w->retired; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    gen_free(g);
+}
+
+/* Switch to the proxy's current snapshot when it is not this worker's already. */
+static void gen_update(px_worker_t *w)
+{
+    px_proxy_t *px = w->px;
+    uv_mutex_lock(&px->snap_mu);
+    px_snapshot_t *s = px->snapshot;
+    if (s == NULL || (w->gen != NULL && w->gen->snap == s)) {
+        uv_mutex_unlock(&px->snap_mu);
+        return;
+    }
+    px_gen_t *old = w->gen;
+    w->gen = gen_new(px_snapshot_ref(s), old);
+    uv_mutex_unlock(&px->snap_mu);
+    if (old != NULL) {
+        old->next = w->retired;
+        w->retired = old;
+        px_gen_release(w, old);
     }
 }
 
-static void ob_free(px_worker_t *w)
+static void config_async_cb(uv_async_t *a)
 {
-    const px_snapshot_t *snap = w->px->snapshot;
-    for (uint32_t i = 0; w->ob != NULL && i < snap->n_clusters; i++) {
-        wf_free(w->ob[i].active);
-        wf_free(w->ob[i].pools);
-        wf_free(w->ob[i].pool_ready);
+    px_worker_t *w = a->data;
+    if (!w->stopped) {
+        gen_update(w);
     }
-    wf_free(w->ob);
-    w->ob = NULL;
+}
+
+/* The worker's generations at its end: nothing uses them any more. */
+static void gen_free_all(px_worker_t *w)
+{
+    while (w->retired != NULL) {
+        px_gen_t *g = w->retired;
+        w->retired = g->next;
+        gen_free(g);
+    }
+    if (w->gen != NULL) {
+        uv_mutex_lock(&w->px->snap_mu);
+        px_gen_t *g = w->gen;
+        w->gen = NULL;
+        uv_mutex_unlock(&w->px->snap_mu);
+        gen_free(g);
+    }
+}
+
+static bool gateway_servers_equal(const px_gateway_t *a, const px_gateway_t *b)
+{
+    if (a->n_servers != b->n_servers) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->n_servers; i++) {
+        if (a->servers[i].port != b->servers[i].port) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void nack_locked(px_proxy_t *px, uint64_t version, const char *why)
+{
+    snprintf(px->nack, sizeof(px->nack), "%s", why);
+    px->nack_version = version;
+    atomic_fetch_add_explicit(&px->config_rejected, 1, memory_order_relaxed);
+}
+
+void px_proxy_nack(px_proxy_t *px, uint64_t version, const char *why)
+{
+    uv_mutex_lock(&px->snap_mu);
+    nack_locked(px, version, why);
+    uv_mutex_unlock(&px->snap_mu);
+}
+
+int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, size_t errlen)
+{
+    const px_proxy_info_t *pi = &s->proxy;
+    const char *why = NULL;
+    uv_mutex_lock(&px->snap_mu);
+    const px_proxy_info_t *now = px->identity != NULL ? &px->identity->proxy : NULL;
+    if (now != NULL &&
+        (!wf_str_eq(now->service, pi->service) || !wf_str_eq(now->namespace, pi->namespace) ||
+         !wf_str_eq(now->version, pi->version) || !wf_str_eq(now->workload, pi->workload) ||
+         now->mode != pi->mode)) {
+        why = "proxy identity (service, namespace, version, workload, mode) differs from the "
+              "running proxy's: it takes a restart";
+    } else if ((pi->mode == PX_MODE_GATEWAY) != px->gateway) {
+        why = px->gateway ? "not a gateway's snapshot (proxy.mode is sidecar)"
+                          : "a gateway's snapshot (proxy.mode gateway): run with --mode gateway";
+    } else if (px->snapshot != NULL && s->version <= px->snapshot->version) {
+        why = "version is not newer than the one in use";
+    } else if (px->gateway && px->snapshot != NULL &&
+               !gateway_servers_equal(&px->snapshot->gateway, &s->gateway)) {
+        why = "gateway servers (ports) changed: it takes a restart";
+    }
+    if (why != NULL) {
+        snprintf(err, errlen, "version %llu refused: %s", (unsigned long long)s->version, why);
+        nack_locked(px, s->version, err);
+        uv_mutex_unlock(&px->snap_mu);
+        px_snapshot_unref(s);
+        wf_free(json);
+        return WF_E_INVAL;
+    }
+    px_snapshot_t *old = px->snapshot;
+    char *old_json = px->snapshot_json;
+    px->snapshot = s;
+    px->snapshot_json = json;
+    if (px->identity == NULL) {
+        px->identity = px_snapshot_ref(s);
+    }
+    px->nack[0] = '\0';
+    uv_mutex_unlock(&px->snap_mu);
+    atomic_fetch_add_explicit(&px->config_accepted, 1, memory_order_relaxed);
+    px_snapshot_unref(old);
+    wf_free(old_json);
+    for (int i = 0; i < px->n_workers; i++) {
+        if (px->workers[i].config_async.data != NULL) {
+            uv_async_send(&px->workers[i].config_async);
+        }
+    }
+    return 0;
 }
 
 /* A sidecar's listeners: inbound, and outbound unless it is off. */
@@ -269,7 +425,7 @@ static int open_sidecar(px_worker_t *w)
 /* A gateway's listeners: one per gateway server of the snapshot, on --gateway-bind. */
 static int open_gateway(px_worker_t *w)
 {
-    const px_gateway_t *g = &w->px->snapshot->gateway;
+    const px_gateway_t *g = &w->gen->snap->gateway;
     w->gw = wf_calloc(g->n_servers ? g->n_servers : 1, sizeof(*w->gw));
     w->n_gw = g->n_servers;
     for (uint32_t i = 0; i < g->n_servers; i++) {
@@ -315,7 +471,9 @@ static void worker_thread(void *arg)
     w->stop_async.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
-    ob_init(w);
+    uv_async_init(&w->loop, &w->config_async, config_async_cb);
+    w->config_async.data = w;
+    gen_update(w);
     rc = w->px->gateway ? open_gateway(w) : open_sidecar(w);
     w->start_rc = rc;
     if (rc != 0) {
@@ -350,7 +508,6 @@ int px_worker_start(px_worker_t *w)
     uv_sem_destroy(&w->started);
     if (w->start_rc != 0) {
         uv_thread_join(&w->thread);
-        ob_free(w);
         wf_free(w->gw);
         w->gw = NULL;
         return w->start_rc;
@@ -366,7 +523,6 @@ void px_worker_stop(px_worker_t *w)
 void px_worker_join(px_worker_t *w)
 {
     uv_thread_join(&w->thread);
-    ob_free(w);
     wf_free(w->gw);
     w->gw = NULL;
 }

@@ -94,6 +94,17 @@ typedef struct {
 } px_listener_t;
 typedef struct px_mirror px_mirror_t;
 
+/* One worker's counters for one outbound cluster, by name: shared by the generations that
+ * have the cluster, so they run on across snapshot swaps (as Envoy keeps a cluster's stats
+ * while it exists) and count the requests still finishing on an older generation. */
+typedef struct {
+    _Atomic uint64_t cx_total; /* over the cluster's endpoints */
+    _Atomic uint64_t cx_active;
+    _Atomic uint64_t cx_connect_fail;
+    _Atomic uint64_t rq_total;
+    uint32_t refs; /* generations using it; worker thread only */
+} px_cluster_stats_t;
+
 /* One worker's state for one outbound cluster of the snapshot. */
 typedef struct {
     const px_cluster_t *cluster;
@@ -101,11 +112,24 @@ typedef struct {
     uint32_t *active; /* per endpoint: this worker's requests in flight there */
     px_pool_t *pools; /* per endpoint, set up on first use */
     bool *pool_ready;
-    _Atomic uint64_t cx_total; /* over the cluster's endpoints */
-    _Atomic uint64_t cx_active;
-    _Atomic uint64_t cx_connect_fail;
-    _Atomic uint64_t rq_total;
+    px_cluster_stats_t *st; /* shared with other generations that have this cluster */
 } px_ob_cluster_t;
+
+/*
+ * One worker's view of one config snapshot: the snapshot (one reference) and the worker's
+ * state for each of its clusters (pools, balancer positions, counters). A request, a retry
+ * and a mirror use the generation current when the request began, to its end: a new
+ * snapshot makes a new generation, and the old one is freed (its pools closed) when its last
+ * user is done. Belongs to the worker's thread; the admin thread reads the current one's
+ * counters under px->snap_mu.
+ */
+typedef struct px_gen px_gen_t;
+struct px_gen {
+    px_snapshot_t *snap;
+    px_ob_cluster_t *ob; /* snap->n_clusters entries */
+    uint32_t users;      /* requests and mirrors on it, +1 while it is the worker's current one */
+    px_gen_t *next;      /* retired generations waiting for their users */
+};
 
 struct px_worker {
     px_proxy_t *px;
@@ -121,10 +145,12 @@ struct px_worker {
     uint32_t outbound_port;
     px_listener_t *gw; /* gateway mode: one per gateway server */
     uint32_t n_gw;
-    px_ob_cluster_t *ob;  /* snapshot->n_clusters entries; NULL without a snapshot */
-    px_pool_t app_pool;   /* inbound: the local app */
-    px_conn_t *conns;     /* every open downstream connection */
-    px_mirror_t *mirrors; /* mirrored requests in flight */
+    px_gen_t *gen;           /* current generation; NULL while there is no snapshot */
+    px_gen_t *retired;       /* older generations still in use */
+    uv_async_t config_async; /* a new snapshot was installed (px_proxy_install) */
+    px_pool_t app_pool;      /* inbound: the local app */
+    px_conn_t *conns;        /* every open downstream connection */
+    px_mirror_t *mirrors;    /* mirrored requests in flight */
     uint32_t n_conns;
     bool draining;
     bool stopped;
@@ -135,8 +161,8 @@ struct px_worker {
     uv_sem_t started;
 };
 
-/* The process context: made in px_main, read by every thread, changed by none while workers
- * run. */
+/* The process context: made in px_main and read by every thread; while workers run only the
+ * snapshot fields change, under snap_mu (px_proxy_install). */
 struct px_proxy {
     px_config_t cfg;
     struct sockaddr_storage inbound_addr;
@@ -147,8 +173,14 @@ struct px_proxy {
     struct sockaddr_storage gateway_addr; /* --gateway-bind, port 0 */
     char app_host[64];                    /* "127.0.0.1:9080" */
     char inbound_cluster[64];             /* "inbound|9080||" */
-    px_snapshot_t *snapshot;              /* NULL without --config */
-    char *snapshot_json;                  /* the file as read, for /config_dump */
+    uv_mutex_t snap_mu;      /* guards snapshot, snapshot_json, nack* and workers' gen */
+    px_snapshot_t *snapshot; /* the current one; NULL before the first */
+    char *snapshot_json;     /* its document as received, for /config_dump */
+    px_snapshot_t *identity; /* the first snapshot, kept: self's strings point into it */
+    char nack[512];          /* why the last refused snapshot was refused, "" when none */
+    uint64_t nack_version;   /* its version */
+    _Atomic uint64_t config_accepted;
+    _Atomic uint64_t config_rejected;
     px_worker_t *workers;
     int n_workers;
     px_metrics_t *metrics; /* Istio metrics, one shard per worker */
@@ -178,6 +210,25 @@ void px__worker_conn_gone(px_worker_t *w);
  * destination inbound, source outbound); the spans module hooks in here.
  */
 void px_request_done(px_worker_t *w, const px_request_info_t *info);
+
+/*
+ * Make s (with one reference, which this takes; json: its document, taken too, may be NULL) the
+ * proxy's snapshot, or refuse it: a snapshot for another identity or mode than the running
+ * proxy's, or not newer than the current one, is refused with a reason in err (the NACK), and
+ * the current one keeps serving. Workers switch at their next loop turn; requests in flight
+ * finish on the generation they started with. Any thread. Returns 0 or WF_E_INVAL.
+ */
+int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, size_t errlen);
+
+/* Record a refused snapshot (one that px_proxy_install refused, or that did not even parse:
+ * version 0 when it is unknown): the reason is kept for the control plane and counted. Any
+ * thread. */
+void px_proxy_nack(px_proxy_t *px, uint64_t version, const char *why);
+
+/* The worker's current generation with one more user (NULL when there is no snapshot), and
+ * the release of a user. Worker thread only. */
+px_gen_t *px_gen_acquire(px_worker_t *w);
+void px_gen_release(px_worker_t *w, px_gen_t *g);
 
 /* Next value of the worker's generator (px_rng_t, xoshiro256**). */
 uint64_t px_worker_rand(px_worker_t *w);

@@ -174,7 +174,8 @@ static void test_mode_mismatch_refused(void **state)
              "--admin 127.0.0.1:%d --config %s 2>&1; echo rc=$?",
              wt_weft_bin(), wt_free_port(), wt_free_port(), f->snap);
     run_cmd(cmd, out, sizeof(out));
-    assert_non_null(strstr(out, "is a gateway's snapshot: run with --mode gateway"));
+    assert_non_null(
+        strstr(out, "a gateway's snapshot (proxy.mode gateway): run with --mode gateway"));
     assert_non_null(strstr(out, "rc=2"));
     snprintf(cmd, sizeof(cmd),
              "%s proxy --mode gateway --service gw --admin 127.0.0.1:%d 2>&1; echo rc=$?",

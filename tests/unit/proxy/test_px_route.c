@@ -42,7 +42,7 @@ static px_snapshot_t *load_example(const char *name)
     char *path = example_path(name);
     char err[512];
     px_snapshot_t *s = NULL;
-    if (px_snapshot_load(path, NULL, &s, err, sizeof(err)) != 0) {
+    if (px_snapshot_load(path, NULL, &s, NULL, err, sizeof(err)) != 0) {
         fail_msg("%s: %s", name, err);
     }
     wf_free(path);

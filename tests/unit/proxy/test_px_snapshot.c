@@ -44,7 +44,7 @@ static px_snapshot_t *load_example(const char *name)
     px_snapshot_opts_default(&o);
     o.strict = true; /* the examples must not carry typos */
     px_snapshot_t *s = NULL;
-    int rc = px_snapshot_load(path, &o, &s, err, sizeof(err));
+    int rc = px_snapshot_load(path, &o, &s, NULL, err, sizeof(err));
     if (rc != 0) {
         fail_msg("%s: %s", name, err);
     }
@@ -627,7 +627,7 @@ static void test_limits(void **state)
     wf_free(deep);
 
     /* A file that does not exist. */
-    assert_true(px_snapshot_load("/nonexistent/snap.json", NULL, &s, err, sizeof(err)) < 0);
+    assert_true(px_snapshot_load("/nonexistent/snap.json", NULL, &s, NULL, err, sizeof(err)) < 0);
     assert_null(s);
 }
 
