@@ -183,6 +183,15 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
     uv_mutex_unlock((uv_mutex_t *)&px->snap_mu);
 }
 
+/* Fed by a control plane that has not sent the first snapshot yet (Envoy's INITIALIZING). */
+static bool awaiting_config(px_proxy_t *px)
+{
+    uv_mutex_lock(&px->snap_mu);
+    bool none = px->snapshot == NULL;
+    uv_mutex_unlock(&px->snap_mu);
+    return px->cfg.control != NULL && none;
+}
+
 static void respond(px_admin_conn_t *ac, int status, const char *reason, const char *ctype,
                     const void *body, size_t len)
 {
@@ -208,6 +217,8 @@ static void handle(px_admin_conn_t *ac, const px_http1_head_t *h)
     if (wf_str_eq_c(path, "/ready") && get) {
         if (atomic_load(&px->draining)) {
             respond(ac, 503, "Service Unavailable", text, "DRAINING\n", 9);
+        } else if (atomic_load(&px->ready) && awaiting_config(px)) {
+            respond(ac, 503, "Service Unavailable", text, "INITIALIZING\n", 13);
         } else if (atomic_load(&px->ready)) {
             respond(ac, 200, "OK", text, "LIVE\n", 5);
         } else {

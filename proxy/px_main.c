@@ -10,6 +10,7 @@
 #include "px_main.h"
 
 #include "px_admin.h"
+#include "px_control.h"
 #include "px_worker.h"
 
 #include "wf_alloc.h"
@@ -17,6 +18,7 @@
 #include "wf_flags.h"
 #include "wf_log.h"
 
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,9 @@ static const wf_flag_t px_flags[] = {
      "on stop, how long requests in flight may take to finish"},
     {"log-level", WF_FLAG_STR, "info", offsetof(px_config_t, log_level),
      "error, warn, info or debug"},
+    {"control", WF_FLAG_STR, NULL, offsetof(px_config_t, control),
+     "control plane URL (http://HOST:PORT): config snapshots by long-poll, ACK/NACK "
+     "(docs/snapshot.md); with --config, the file is the first snapshot"},
     {"mode", WF_FLAG_STR, "sidecar", offsetof(px_config_t, mode),
      "sidecar (inbound and outbound listeners beside an app) or gateway (one listener per "
      "gateway server of the snapshot, routed by the virtual hosts bound to its port; no app)"},
@@ -92,6 +97,7 @@ typedef struct {
     px_admin_t admin;
     uv_loop_t loop;
     uv_signal_t sigterm, sigint, sighup;
+    px_control_t *control;
 } px_main_ctx_t;
 
 static void request_stop(px_main_ctx_t *m)
@@ -189,6 +195,7 @@ int px_main(int argc, char **argv)
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
     px_proxy_t *px = &m->px;
     uv_mutex_init(&px->snap_mu);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     char err[600];
     int status = 1;
     int started = 0;
@@ -301,6 +308,20 @@ int px_main(int argc, char **argv)
         fprintf(stderr, "weft proxy: admin listener %s: %s\n", cfg->admin, uv_strerror(rc));
         goto out;
     }
+    if (cfg->control != NULL) {
+        char id[600];
+        if (px->identity != NULL) {
+            snprintf(id, sizeof(id), "%.*s", (int)px->identity->proxy.id.len,
+                     px->identity->proxy.id.p);
+        } else {
+            snprintf(id, sizeof(id), "%.*s.%.*s", (int)px->self.workload.len, px->self.workload.p,
+                     (int)px->self.namespace.len, px->self.namespace.p);
+        }
+        m->control = px_control_start(px, cfg->control, id);
+        if (m->control == NULL) {
+            goto out;
+        }
+    }
     uv_signal_init(&m->loop, &m->sigterm);
     uv_signal_init(&m->loop, &m->sigint);
     m->sigterm.data = m->sigint.data = m;
@@ -318,6 +339,7 @@ int px_main(int argc, char **argv)
     status = 0;
 
 out:
+    px_control_stop(m->control); /* no snapshot arrives while workers stop */
     for (int i = 0; i < started; i++) {
         px_worker_stop(&px->workers[i]);
     }
@@ -340,6 +362,7 @@ out:
     px_snapshot_unref(px->identity);
     wf_free(px->snapshot_json);
     uv_mutex_destroy(&px->snap_mu);
+    curl_global_cleanup();
     wf_flags_free(px_flags, &px->cfg);
     wf_free(m);
     return status;

@@ -40,6 +40,7 @@ typedef struct {
     int64_t idle_timeout_ms;    /* downstream connection with no request in progress */
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
     char *log_level;
+    char *control;      /* the control plane's URL (px_control.h); NULL = none */
     char *mode;         /* "sidecar" or "gateway" */
     char *gateway_bind; /* the address gateway servers listen on */
 } px_config_t;

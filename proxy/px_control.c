@@ -1,0 +1,227 @@
+/*
+ * px_control.c - config delivery from the control plane by long-poll (see px_control.h).
+ *
+ * The thread is the only user of its curl handle. It never touches the data path: what it
+ * receives goes through px_proxy_install, which the workers pick up on their own loops. A
+ * poll in progress is abandoned within about a second of px_control_stop through curl's
+ * progress callback; a backoff sleep is a condition wait that the stop wakes at once.
+ */
+#include "px_control.h"
+
+#include "wf_alloc.h"
+#include "wf_buf.h"
+#include "wf_err.h"
+#include "wf_log.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <string.h>
+
+#define POLL_TIMEOUT_MS 120000 /* the server holds a poll for 30 s by default */
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+
+struct px_control {
+    px_proxy_t *px;
+    char *url; /* base, without a trailing slash */
+    char *id;
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cond;
+    bool stop; /* under mu */
+    _Atomic bool stopping;
+    size_t max_bytes;
+};
+
+typedef struct {
+    wf_buf_t *b;
+    size_t max;
+} sink_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    sink_t *s = arg;
+    size_t len = size * n;
+    if (s->b->len + len > s->max) {
+        return 0; /* curl fails the transfer: a snapshot over the limit is refused */
+    }
+    wf_buf_append(s->b, p, len);
+    return len;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    px_control_t *pc = arg;
+    return atomic_load(&pc->stopping) ? 1 : 0;
+}
+
+/* Sleep ms unless stopped first; true when stopping. */
+static bool sleep_or_stop(px_control_t *pc, uint64_t ms)
+{
+    uv_mutex_lock(&pc->mu);
+    if (!pc->stop) {
+        (void)uv_cond_timedwait(&pc->cond, &pc->mu, ms * 1000000);
+    }
+    bool stop = pc->stop;
+    uv_mutex_unlock(&pc->mu);
+    return stop;
+}
+
+/* The poll URL: what this proxy applied (the ACK) and what it last refused (the NACK). */
+static void poll_url(px_control_t *pc, CURL *h, wf_buf_t *url)
+{
+    px_proxy_t *px = pc->px;
+    uv_mutex_lock(&px->snap_mu);
+    uint64_t applied = px->snapshot != NULL ? px->snapshot->version : 0;
+    uint64_t nack_version = px->nack_version;
+    char nack[sizeof(px->nack)];
+    memcpy(nack, px->nack, sizeof(nack));
+    uv_mutex_unlock(&px->snap_mu);
+    char *id = curl_easy_escape(h, pc->id, 0);
+    wf_buf_reset(url);
+    wf_buf_printf(url, "%s/v1/snapshot?proxy=%s&version=%llu", pc->url, id != NULL ? id : "",
+                  (unsigned long long)applied);
+    curl_free(id);
+    if (nack[0] != '\0') {
+        char *reason = curl_easy_escape(h, nack, 0);
+        wf_buf_printf(url, "&nack=%llu&reason=%s", (unsigned long long)nack_version,
+                      reason != NULL ? reason : "");
+        curl_free(reason);
+    }
+    wf_buf_cstr(url);
+}
+
+/* The version a document claims, for the NACK of one that does not parse (0 when none). */
+static uint64_t claimed_version(const wf_buf_t *body)
+{
+    json_t *j = json_loadb((const char *)body->data, body->len, 0, NULL);
+    json_t *v = json_is_object(j) ? json_object_get(j, "version") : NULL;
+    uint64_t version =
+        json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+    json_decref(j);
+    return version;
+}
+
+/* A 200: parse and install the snapshot in body, or record why not (the next poll NACKs). */
+static void take_snapshot(px_control_t *pc, wf_buf_t *body)
+{
+    px_proxy_t *px = pc->px;
+    char err[600];
+    px_snapshot_t *s = NULL;
+    if (px_snapshot_parse((const char *)body->data, body->len, NULL, &s, err, sizeof(err)) != 0) {
+        px_proxy_nack(px, claimed_version(body), err);
+        WF_LOG(WF_WARN, "proxy", "snapshot from the control plane refused", "err=\"%s\"", err);
+        return;
+    }
+    uint64_t version = s->version;
+    size_t len = body->len;
+    char *json = (char *)wf_buf_detach(body, NULL);
+    json = wf_realloc(json, len + 1);
+    json[len] = '\0';
+    if (px_proxy_install(px, s, json, err, sizeof(err)) != 0) {
+        WF_LOG(WF_WARN, "proxy", "snapshot from the control plane refused", "err=\"%s\"", err);
+        return;
+    }
+    WF_LOG(WF_INFO, "proxy", "snapshot applied", "version=%llu", (unsigned long long)version);
+}
+
+static void control_thread(void *arg)
+{
+    px_control_t *pc = arg;
+    CURL *h = curl_easy_init();
+    wf_buf_t url = WF_BUF_INIT, body = WF_BUF_INIT;
+    uint64_t backoff = BACKOFF_MIN_MS;
+    while (h != NULL && !atomic_load(&pc->stopping)) {
+        poll_url(pc, h, &url);
+        wf_buf_reset(&body);
+        sink_t sink = {&body, pc->max_bytes};
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, (const char *)url.data);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, pc);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)POLL_TIMEOUT_MS);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "weft-proxy/" WEFT_VERSION);
+        CURLcode rc = curl_easy_perform(h);
+        if (atomic_load(&pc->stopping)) {
+            break;
+        }
+        long status = 0;
+        if (rc == CURLE_OK) {
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        }
+        if (status == 200) {
+            take_snapshot(pc, &body);
+            backoff = BACKOFF_MIN_MS;
+            continue;
+        }
+        if (status == 304) {
+            backoff = BACKOFF_MIN_MS;
+            continue;
+        }
+        WF_LOG_RL(WF_WARN, 10, "proxy", "control plane poll failed, the current snapshot serves",
+                  "url=%s err=\"%s\" status=%ld retry_ms=%llu", pc->url,
+                  rc != CURLE_OK ? curl_easy_strerror(rc) : "unexpected status", status,
+                  (unsigned long long)backoff);
+        if (sleep_or_stop(pc, backoff)) {
+            break;
+        }
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    wf_buf_free(&url);
+    wf_buf_free(&body);
+    if (h != NULL) {
+        curl_easy_cleanup(h);
+    }
+}
+
+px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id)
+{
+    px_control_t *pc = wf_calloc(1, sizeof(*pc));
+    pc->px = px;
+    size_t ul = strlen(url);
+    while (ul > 0 && url[ul - 1] == '/') {
+        ul--;
+    }
+    pc->url = wf_strndup(url, ul);
+    pc->id = wf_strdup(id);
+    px_snapshot_opts_t o;
+    px_snapshot_opts_default(&o);
+    pc->max_bytes = o.limits.max_bytes;
+    uv_mutex_init(&pc->mu);
+    uv_cond_init(&pc->cond);
+    if (uv_thread_create(&pc->thread, control_thread, pc) != 0) {
+        WF_LOG(WF_ERROR, "proxy", "cannot start the control plane thread");
+        uv_cond_destroy(&pc->cond);
+        uv_mutex_destroy(&pc->mu);
+        wf_free(pc->url);
+        wf_free(pc->id);
+        wf_free(pc);
+        return NULL;
+    }
+    return pc;
+}
+
+void px_control_stop(px_control_t *pc)
+{
+    if (pc == NULL) {
+        return;
+    }
+    atomic_store(&pc->stopping, true);
+    uv_mutex_lock(&pc->mu);
+    pc->stop = true;
+    uv_cond_broadcast(&pc->cond);
+    uv_mutex_unlock(&pc->mu);
+    uv_thread_join(&pc->thread);
+    uv_cond_destroy(&pc->cond);
+    uv_mutex_destroy(&pc->mu);
+    wf_free(pc->url);
+    wf_free(pc->id);
+    wf_free(pc);
+}

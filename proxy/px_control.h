@@ -1,0 +1,29 @@
+/*
+ * px_control.h - the proxy's side of config delivery from the control plane (`--control URL`,
+ * docs/snapshot.md "Delivery"): one thread long-polls
+ *
+ *   GET <URL>/v1/snapshot?proxy=<id>&version=<applied>[&nack=<refused>&reason=<why>]
+ *
+ * and installs each snapshot it receives (px_proxy_install). The version parameter
+ * acknowledges the last snapshot applied (the ACK); after a refused one, the next poll carries
+ * its version and the reason (the NACK) while the proxy keeps serving its last good snapshot.
+ * 200 carries a newer snapshot, 304 says the wait ran out with nothing new; anything else, or
+ * an unreachable control plane, is retried with a backoff (1 s doubling to 30 s), the
+ * current snapshot serving meanwhile.
+ */
+#ifndef PX_CONTROL_H
+#define PX_CONTROL_H
+
+#include "px_worker.h"
+
+typedef struct px_control px_control_t;
+
+/* Start polling url (no trailing slash needed) for proxy id on its own thread. NULL when the
+ * thread cannot be started (logged). */
+px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id);
+
+/* Stop the thread (an in-flight poll is abandoned within about a second) and free. NULL is a
+ * no-op. */
+void px_control_stop(px_control_t *pc);
+
+#endif

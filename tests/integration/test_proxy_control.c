@@ -1,0 +1,236 @@
+/*
+ * test_proxy_control.c - `weft proxy --control URL` against a scripted control plane (a small
+ * HTTP server in this test speaking docs/snapshot.md "Delivery"): the proxy is INITIALIZING
+ * until the first snapshot, long-polls with the version it applied (the ACK), reports a
+ * snapshot it refuses with the next poll (nack + reason) while the last good one keeps
+ * serving, takes the next good one, and NACKs a document that does not parse with the
+ * version it claims.
+ */
+#include "test_proxy_common.h"
+
+#define MAX_POLLS 32
+
+typedef struct {
+    int lfd;
+    int port;
+    int stop_pipe[2];
+    pthread_t thread;
+    int up_a, up_b; /* the ports snapshots route reviews to */
+    pthread_mutex_t mu;
+    char queries[MAX_POLLS][1024];
+    int n_polls;
+} control_t;
+
+static void snapshot_json(char *out, size_t cap, int version, const char *service, int port)
+{
+    snprintf(out, cap,
+             "{\"schema\": 1, \"version\": %d, \"proxy\": {\"service\": \"%s\"},\n"
+             " \"virtual_hosts\": [{\"host\": \"reviews\", \"port\": 9080}],\n"
+             " \"clusters\": [{\"host\": \"reviews\", \"port\": 9080,\n"
+             "   \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]}]}\n",
+             version, service, port);
+}
+
+/* Wait ms or until the test stops the server; true when stopping. */
+static bool hold(control_t *c, int ms)
+{
+    struct pollfd p = {.fd = c->stop_pipe[0], .events = POLLIN};
+    return poll(&p, 1, ms) > 0;
+}
+
+/* The script: what the control plane answers to poll number n (0-based). */
+static void answer(control_t *c, int fd, int n)
+{
+    char body[2048];
+    const char *status = "200 OK";
+    switch (n) {
+    case 0:
+        if (hold(c, 600)) {
+            return;
+        }
+        snapshot_json(body, sizeof(body), 1, "reviews", c->up_a);
+        break;
+    case 1:
+        snapshot_json(body, sizeof(body), 2, "details", c->up_b); /* another identity */
+        break;
+    case 2:
+        snapshot_json(body, sizeof(body), 3, "reviews", c->up_b);
+        break;
+    case 3:
+        snprintf(body, sizeof(body), "{\"schema\": 1, \"version\": 4, \"proxy\": {}}");
+        break;
+    default:
+        if (hold(c, n == 4 ? 300 : 10000)) {
+            return;
+        }
+        status = "304 Not Modified";
+        body[0] = '\0';
+        break;
+    }
+    char head[256];
+    int hl =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                 status, strlen(body));
+    send_all(fd, head, (size_t)hl);
+    send_all(fd, body, strlen(body));
+}
+
+static void *control_thread(void *arg)
+{
+    control_t *c = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = c->lfd, .events = POLLIN},
+                              {.fd = c->stop_pipe[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            continue;
+        }
+        if (p[1].revents) {
+            break;
+        }
+        int fd = accept(c->lfd, NULL, NULL);
+        if (fd < 0) {
+            continue;
+        }
+        rd_t r;
+        rd_init(&r, fd);
+        for (;;) {
+            char *head = rd_until(&r, "\r\n\r\n");
+            if (head == NULL) {
+                break;
+            }
+            char target[1024] = "";
+            sscanf(head, "GET %1023s", target);
+            wf_free(head);
+            pthread_mutex_lock(&c->mu);
+            int n = c->n_polls;
+            if (n < MAX_POLLS) {
+                const char *q = strchr(target, '?');
+                snprintf(c->queries[n], sizeof(c->queries[n]), "%s", q != NULL ? q + 1 : "");
+                c->n_polls++;
+            }
+            pthread_mutex_unlock(&c->mu);
+            if (strncmp(target, "/v1/snapshot?", 13) != 0) {
+                send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                continue;
+            }
+            answer(c, fd, n);
+            if (hold(c, 0)) {
+                break;
+            }
+        }
+        rd_free(&r);
+        close(fd);
+    }
+    return NULL;
+}
+
+typedef struct {
+    control_t ctl;
+    upstream_t a, b;
+    proxy_t px;
+} cfx_t;
+
+static int setup(void **state)
+{
+    cfx_t *f = wf_calloc(1, sizeof(*f));
+    upstream_start(&f->a, "A");
+    upstream_start(&f->b, "B");
+    control_t *c = &f->ctl;
+    pthread_mutex_init(&c->mu, NULL);
+    c->up_a = f->a.port;
+    c->up_b = f->b.port;
+    c->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(c->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(c->lfd, 16), 0);
+    getsockname(c->lfd, (struct sockaddr *)&a, &len);
+    c->port = ntohs(a.sin_port);
+    assert_int_equal(pipe(c->stop_pipe), 0);
+    pthread_create(&c->thread, NULL, control_thread, c);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    cfx_t *f = *state;
+    control_t *c = &f->ctl;
+    if (f->px.pid > 0) {
+        proxy_stop(&f->px); /* abandons the held poll; exits 0 */
+    }
+    assert_int_equal(write(c->stop_pipe[1], "x", 1), 1);
+    pthread_join(c->thread, NULL);
+    close(c->lfd);
+    close(c->stop_pipe[0]);
+    close(c->stop_pipe[1]);
+    upstream_stop(&f->a);
+    upstream_stop(&f->b);
+    wf_free(f);
+    return 0;
+}
+
+static int polls(control_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->n_polls;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static void test_long_poll_ack_nack(void **state)
+{
+    cfx_t *f = *state;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->ctl.port);
+    const char *extra[] = {"--control", url, NULL};
+    proxy_start_with(&f->px, wt_free_port(), NULL, "2", extra);
+    /* Before the first snapshot the proxy is not ready, and routes nothing. */
+    char *body = NULL;
+    assert_int_equal(wt_http(f->px.admin, "GET", "/ready", NULL, 0, &body), 503);
+    assert_string_equal(body, "INITIALIZING\n");
+    wf_free(body);
+    /* Polls 0..4 answered (1 refused, 2 taken, 3 refused, 4 a timeout), 5 is held. */
+    for (int i = 0; i < 1500 && polls(&f->ctl) < 6; i++) {
+        usleep(10 * 1000);
+    }
+    assert_int_equal(polls(&f->ctl), 6);
+    assert_int_equal(wt_http(f->px.admin, "GET", "/ready", NULL, 0, &body), 200);
+    wf_free(body);
+    pthread_mutex_lock(&f->ctl.mu);
+    char(*q)[1024] = f->ctl.queries;
+    assert_string_equal(q[0], "proxy=reviews-unknown.default&version=0");
+    assert_string_equal(q[1], "proxy=reviews-unknown.default&version=1");
+    /* The NACK of version 2, with curl's escaping of the reason. */
+    assert_int_equal(strncmp(q[2], "proxy=reviews-unknown.default&version=1&nack=2&reason=", 54),
+                     0);
+    assert_non_null(strstr(q[2], "proxy%20identity"));
+    assert_string_equal(q[3], "proxy=reviews-unknown.default&version=3");
+    assert_int_equal(strncmp(q[4], "proxy=reviews-unknown.default&version=3&nack=4&reason=", 54),
+                     0);
+    assert_non_null(strstr(q[4], "service"));
+    /* After a timeout (304) the same state is polled again. */
+    assert_string_equal(q[5], q[4]);
+    pthread_mutex_unlock(&f->ctl.mu);
+    /* Version 3 serves: reviews goes to B. */
+    assert_int_equal(stat_value(f->px.admin, "weft_proxy_config_version"), 3);
+    assert_int_equal(
+        stat_value(f->px.admin, "weft_proxy_config_updates_total{result=\"rejected\"}"), 2);
+    resp_t rs;
+    assert_int_equal(
+        request(f->px.outbound, "GET /who HTTP/1.1\r\nHost: reviews:9080\r\n\r\n", NULL, 0, &rs),
+        200);
+    assert_true(body_is(&rs, "B", 1));
+    resp_free(&rs);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_long_poll_ack_nack),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
