@@ -13,6 +13,7 @@ packages=(
     libcmocka-dev clang clang-format libclang-rt-14-dev curl
     # reference systems the tests and benchmarks run beside weft
     prometheus victoria-metrics
+    wrk nginx-light
 )
 
 # Node.js and npm run the OpenTelemetry JS SDK in the tests (tests/otel-js). A node that did
