@@ -94,6 +94,7 @@ struct px_conn {
     bool up_used;     /* an upstream was chosen (telemetry) */
     bool up_reusable; /* the response's framing allows reuse */
     bool s_head_done;
+    bool s_head_pending; /* the response head waits in scratch to go out with body bytes */
     px_http1_body_t sbody;
     bool s_chunked;
     bool s_done;
@@ -163,11 +164,17 @@ static void down_write(px_conn_t *c, const uv_buf_t *bufs, unsigned n)
     }
 }
 
+/* Body bytes towards the upstream (u) or the client (u NULL), re-chunked when chunked. A
+ * response head still pending goes in the same write (one syscall for a small response). */
 static void write_chunk(px_conn_t *c, px_upconn_t *u, bool chunked, wf_str_t data)
 {
     char line[24];
-    uv_buf_t b[3];
+    uv_buf_t b[4];
     unsigned n = 0;
+    if (u == NULL && c->s_head_pending) {
+        b[n++] = uv_buf_init((char *)c->scratch.data, (unsigned)c->scratch.len);
+        c->s_head_pending = false;
+    }
     if (chunked) {
         int l = snprintf(line, sizeof(line), "%zx\r\n", data.len);
         b[n++] = uv_buf_init(line, (unsigned)l);
@@ -266,7 +273,7 @@ static void reset_request(px_conn_t *c)
     c->q_chunked = c->q_done = false;
     c->up = NULL;
     c->up_ready = c->up_used = c->up_reusable = false;
-    c->s_head_done = c->s_chunked = c->s_done = false;
+    c->s_head_done = c->s_chunked = c->s_done = c->s_head_pending = false;
     c->close_after = false;
     c->status = 0;
     c->bytes_in = c->bytes_out = 0;
@@ -1183,7 +1190,7 @@ static void conn_arm_timer(px_conn_t *c)
     if (want == T_IDLE && c->rbuf.cap > 0) {
         /* Between requests nothing is buffered: an idle keep-alive connection holds no read
          * buffer (the next read allocates one). */
-        wf_buf_free(&c->rbuf);
+        px_worker_rbuf_put(c->w, &c->rbuf);
         c->rpos = 0;
     }
     if (c->timer_kind == want) {
@@ -1395,9 +1402,18 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
             c->s_done = true;
             report(c);
         }
+        c->s_head_pending = true; /* written with the first body bytes, or by flush_head */
+        return true;
+    }
+}
+
+/* Send the response head if it is still waiting for body bytes. */
+static void flush_head(px_conn_t *c)
+{
+    if (c->s_head_pending) {
+        c->s_head_pending = false;
         uv_buf_t b = uv_buf_init((char *)c->scratch.data, (unsigned)c->scratch.len);
         down_write(c, &b, 1);
-        return true;
     }
 }
 
@@ -1409,6 +1425,7 @@ static void up_data(void *arg, px_upconn_t *u)
             return;
         }
         if (c->s_done) {
+            flush_head(c);
             finish_request(c); /* a response without content */
             return;
         }
@@ -1435,6 +1452,7 @@ static void up_data(void *arg, px_upconn_t *u)
             write_chunk(c, NULL, c->s_chunked, data);
         }
         if (done) {
+            flush_head(c);
             if (c->s_chunked) {
                 uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
                 down_write(c, &b, 1);
@@ -1446,6 +1464,7 @@ static void up_data(void *arg, px_upconn_t *u)
             break;
         }
     }
+    flush_head(c); /* the body is slower than its head: the client gets the head now */
     conn_update_reading(c);
 }
 
@@ -1460,6 +1479,9 @@ static void tp_alloc(px_transport_t *t, size_t suggested, uv_buf_t *buf)
         memmove(c->rbuf.data, c->rbuf.data + c->rpos, unconsumed(c));
         c->rbuf.len -= c->rpos;
         c->rpos = 0;
+    }
+    if (c->rbuf.cap == 0) {
+        px_worker_rbuf_get(c->w, &c->rbuf);
     }
     char *p = (char *)wf_buf_reserve(&c->rbuf, PX_READ_CHUNK);
     *buf = uv_buf_init(p, PX_READ_CHUNK);
@@ -1499,7 +1521,7 @@ static void conn_handle_closed(px_conn_t *c)
         return;
     }
     px_worker_t *w = c->w;
-    wf_buf_free(&c->rbuf);
+    px_worker_rbuf_put(w, &c->rbuf);
     wf_buf_free(&c->scratch);
     wf_buf_free(&c->meta);
     wf_buf_free(&c->replay);

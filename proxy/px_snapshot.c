@@ -1506,9 +1506,9 @@ static int parse_lb(ps_t *ps, json_t *obj, px_lb_t *lb)
     lb->kind = PX_LB_CONSISTENT_HASH;
     size_t s2 = path_key(ps, "consistent_hash");
     TRY(check_keys(ps, ch, k_hash));
-    json_t *cookie;
+    json_t *cookie = NULL;
     TRY(get_obj(ps, ch, "http_cookie", false, &cookie));
-    bool src_ip;
+    bool src_ip = false;
     TRY(get_bool(ps, ch, "use_source_ip", false, &src_ip));
     int kinds = (field(ch, "http_header_name") != NULL) + (cookie != NULL) + src_ip +
                 (field(ch, "http_query_parameter_name") != NULL);

@@ -82,6 +82,27 @@ void px_request_done(px_worker_t *w, const px_request_info_t *info)
     }
 }
 
+#define RBUF_CACHE_MAX_CAP (128 * 1024)
+
+void px_worker_rbuf_get(px_worker_t *w, wf_buf_t *b)
+{
+    if (b->cap == 0 && w->n_rbuf_cache > 0) {
+        *b = w->rbuf_cache[--w->n_rbuf_cache];
+    }
+}
+
+void px_worker_rbuf_put(px_worker_t *w, wf_buf_t *b)
+{
+    if (b->cap > 0 && b->cap <= RBUF_CACHE_MAX_CAP && w->n_rbuf_cache < PX_RBUF_CACHE &&
+        !w->stopped) {
+        b->len = 0;
+        w->rbuf_cache[w->n_rbuf_cache++] = *b;
+        *b = (wf_buf_t)WF_BUF_INIT;
+        return;
+    }
+    wf_buf_free(b);
+}
+
 uint64_t px_worker_rand(px_worker_t *w)
 {
     return px_rng_next(&w->rng);
@@ -126,6 +147,9 @@ static void worker_finish(px_worker_t *w)
     w->stopped = true;
     px_mirror_abort_all(w);
     px_pool_close(&w->app_pool);
+    while (w->n_rbuf_cache > 0) {
+        wf_buf_free(&w->rbuf_cache[--w->n_rbuf_cache]);
+    }
     gen_free_all(w);
     uv_close((uv_handle_t *)&w->config_async, NULL);
     uv_timer_stop(&w->drain_timer);

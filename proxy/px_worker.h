@@ -68,6 +68,8 @@ typedef struct {
     wf_str_t upstream_service;              /* outbound: the chosen cluster's host, "" when none */
 } px_request_info_t;
 
+#define PX_RBUF_CACHE 16
+
 /* Per-worker counters; each is written by its worker's thread only. */
 typedef struct {
     _Atomic uint64_t downstream_cx_total;
@@ -155,7 +157,12 @@ struct px_worker {
     uint32_t n_conns;
     bool draining;
     bool stopped;
-    px_rng_t rng;                /* request ids, load balancing and fault draws */
+    px_rng_t rng; /* request ids, load balancing and fault draws */
+    /* Read buffers of connections gone idle, for the next request's first read: an idle
+     * keep-alive connection holds none, yet a busy worker does not malloc and free 64 KiB
+     * (and have the pages trimmed and faulted back) per request. */
+    wf_buf_t rbuf_cache[PX_RBUF_CACHE];
+    uint32_t n_rbuf_cache;
     px_metrics_shard_t *metrics; /* this worker's shard of px->metrics */
     px_counters_t ctr;
     int start_rc; /* listener setup result, read by the main thread after start */
@@ -230,6 +237,11 @@ void px_proxy_nack(px_proxy_t *px, uint64_t version, const char *why);
  * the release of a user. Worker thread only. */
 px_gen_t *px_gen_acquire(px_worker_t *w);
 void px_gen_release(px_worker_t *w, px_gen_t *g);
+
+/* A read buffer from w's cache into the empty b (left empty when the cache is), and b's
+ * memory back to the cache (or freed when the cache is full or b is large). Worker thread. */
+void px_worker_rbuf_get(px_worker_t *w, wf_buf_t *b);
+void px_worker_rbuf_put(px_worker_t *w, wf_buf_t *b);
 
 /* Next value of the worker's generator (px_rng_t, xoshiro256**). */
 uint64_t px_worker_rand(px_worker_t *w);
