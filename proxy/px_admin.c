@@ -8,6 +8,7 @@
 #include "px_http1.h"
 #include "px_transport.h"
 #include "wf_alloc.h"
+#include "wf_clock.h"
 #include "wf_log.h"
 
 #include <string.h>
@@ -110,6 +111,9 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
                   "# TYPE weft_proxy_config_version gauge\n"
                   "weft_proxy_config_version %llu\n",
                   (unsigned long long)(px->snapshot != NULL ? px->snapshot->version : 0));
+    if (px->lb != NULL) {
+        px_lb_render(px->lb, wf_mono_ns() / 1000000, out);
+    }
     if (px->metrics != NULL) {
         px_metrics_render(px->metrics, out); /* istio_* families only: no name is shared */
     }

@@ -145,6 +145,7 @@ static int load_snapshot(px_proxy_t *px)
         px->snapshot_json = (char *)wf_buf_detach(&b, NULL);
     }
     px->snapshot = s;
+    px->lb = px_lb_shared_new(s);
     return 0;
 }
 
@@ -287,6 +288,7 @@ out:
     wf_free(px->workers);
     px_metrics_free(px->metrics);
     wf_buf_free(&px->self_peer);
+    px_lb_shared_free(px->lb);
     px_snapshot_unref(px->snapshot);
     wf_free(px->snapshot_json);
     wf_flags_free(px_flags, &px->cfg);

@@ -113,11 +113,7 @@ static void worker_finish(px_worker_t *w)
     px_pool_close(&w->app_pool);
     const px_snapshot_t *snap = w->px->snapshot;
     for (uint32_t i = 0; w->ob != NULL && i < snap->n_clusters; i++) {
-        for (uint32_t e = 0; e < snap->clusters[i].n_endpoints; e++) {
-            if (w->ob[i].pool_ready[e]) {
-                px_pool_close(&w->ob[i].pools[e]);
-            }
-        }
+        px_lb_ob_close(&w->ob[i]);
     }
     uv_timer_stop(&w->drain_timer);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -203,6 +199,7 @@ static void ob_init(px_worker_t *w)
         px_ob_cluster_t *oc = &w->ob[i];
         uint32_t n = snap->clusters[i].n_endpoints ? snap->clusters[i].n_endpoints : 1;
         oc->cluster = &snap->clusters[i];
+        oc->lb = &w->px->lb->clusters[i];
         oc->active = wf_calloc(n, sizeof(*oc->active));
         oc->pools = wf_calloc(n, sizeof(*oc->pools));
         oc->pool_ready = wf_calloc(n, sizeof(*oc->pool_ready));
@@ -213,6 +210,7 @@ static void ob_free(px_worker_t *w)
 {
     const px_snapshot_t *snap = w->px->snapshot;
     for (uint32_t i = 0; w->ob != NULL && i < snap->n_clusters; i++) {
+        px_lb_ob_free(&w->ob[i]);
         wf_free(w->ob[i].active);
         wf_free(w->ob[i].pools);
         wf_free(w->ob[i].pool_ready);

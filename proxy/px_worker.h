@@ -12,6 +12,7 @@
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
 
+#include "px_lb.h"
 #include "px_metrics.h"
 #include "px_snapshot.h"
 #include "px_trace.h"
@@ -80,12 +81,15 @@ typedef struct px_proxy px_proxy_t;
 typedef struct px_conn px_conn_t;
 
 /* One worker's state for one outbound cluster of the snapshot. */
-typedef struct {
+typedef struct px_ob_cluster {
     const px_cluster_t *cluster;
-    uint64_t rr;      /* ROUND_ROBIN position */
-    uint32_t *active; /* per endpoint: this worker's requests in flight there */
-    px_pool_t *pools; /* per endpoint, set up on first use */
+    px_lb_cluster_t *lb; /* the state every worker shares (px->lb) */
+    uint64_t rr;         /* ROUND_ROBIN position */
+    uint32_t *active;    /* per endpoint: this worker's requests in flight there */
+    px_pool_t *pools;    /* per endpoint, set up on first use */
     bool *pool_ready;
+    px_pool_t **pt_pools; /* PASSTHROUGH: one per destination address, up to a bound */
+    uint32_t n_pt_pools;
     _Atomic uint64_t cx_total; /* over the cluster's endpoints */
     _Atomic uint64_t cx_active;
     _Atomic uint64_t cx_connect_fail;
@@ -128,6 +132,7 @@ struct px_proxy {
     char app_host[64];        /* "127.0.0.1:9080" */
     char inbound_cluster[64]; /* "inbound|9080||" */
     px_snapshot_t *snapshot;  /* NULL without --config */
+    px_lb_shared_t *lb;       /* load balancing state shared by workers, with the snapshot */
     char *snapshot_json;      /* the file as read, for /config_dump */
     px_worker_t *workers;
     int n_workers;
