@@ -390,6 +390,13 @@ static void *up_conn_thread(void *arg)
             srv_reply(fd, 200, NULL, "slept", 5);
         } else if (strcmp(path, "/status/404") == 0) {
             srv_reply(fd, 404, NULL, "nope", 4);
+        } else if (strncmp(path, "/status/", 8) == 0) {
+            /* Its name, with that status. */
+            srv_reply(fd, atoi(path + 8), NULL, u->name, strlen(u->name));
+        } else if (strncmp(path, "/failif/", 8) == 0) {
+            /* 503 from the upstream so named, its name (200) from the others. */
+            bool me = strcmp(path + 8, u->name) == 0;
+            srv_reply(fd, me ? 503 : 200, NULL, u->name, strlen(u->name));
         } else {
             srv_reply(fd, 404, NULL, "unknown", 7);
         }
