@@ -375,7 +375,7 @@ static bool retry_connect(px_conn_t *c)
 static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
 {
     c->up_ready = false;
-    if (!c->s_head_done && c->up_ep != NULL) {
+    if (!c->s_head_done && c->up_ep != NULL && err != UV_ECANCELED) {
         px_lb_outcome(c->oc->lb, (uint32_t)(c->up_ep - c->oc->cluster->endpoints),
                       err == UV_ETIMEDOUT ? PX_LB_TIMEOUT
                                           : (connecting ? PX_LB_CONNECT_FAILURE : PX_LB_RESET),
