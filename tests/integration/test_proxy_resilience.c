@@ -43,7 +43,7 @@ static int setup(void **state)
     wf_buf_puts(&j, "{\"schema\": 1, \"version\": 3,\n"
                     " \"proxy\": {\"service\": \"productpage\", \"version\": \"v1\"},\n"
                     " \"virtual_hosts\": [\n");
-    const char *vh[] = {"hh", "hc", "hi", "hq", "cb", "mr", "od", "oa"};
+    const char *vh[] = {"hh", "hc", "hi", "hq", "cb", "mr", "od", "oa", "rt"};
     for (size_t i = 0; i < sizeof(vh) / sizeof(vh[0]); i++) {
         wf_buf_printf(&j, "  {\"host\": \"%s\", \"port\": 80},\n", vh[i]);
     }
@@ -88,6 +88,11 @@ static int setup(void **state)
                   "\"base_ejection_time_ms\": 60000, \"max_ejection_percent\": 100}, "
                   "\"endpoints\": %s},\n",
                   ab);
+    wf_buf_printf(&j,
+                  "  {\"host\": \"rt\", \"port\": 80, \"connection_pool\": {\"http\": "
+                  "{\"max_retries\": 0}}, \"endpoints\": [{\"address\": \"127.0.0.1\", "
+                  "\"port\": %d}]},\n",
+                  wt_free_port());
     wf_buf_puts(&j, "  {\"name\": \"PassthroughCluster\", \"host\": \"passthrough\", \"port\": 80, "
                     "\"load_balancer\": {\"simple\": \"PASSTHROUGH\"}}\n ]}\n");
     wf_buf_cstr(&j);
@@ -367,6 +372,59 @@ static void test_circuit_breaker_pending_overflow(void **state)
     assert_int_equal(istio_count(f->px.admin, want), 1);
 }
 
+static bool none_pending(rfx_t *f)
+{
+    return cl_stat(f->px.admin, "weft_proxy_upstream_rq_pending_active", CL("cb")) == 0;
+}
+
+/* A waiting request whose client leaves is taken out of the queue; the rest goes on. */
+static void test_pending_client_leaves(void **state)
+{
+    rfx_t *f = *state;
+    atomic_store(&f->a.requests, 0);
+    const char *req = "GET /sleep HTTP/1.1\r\nHost: cb\r\nConnection: close\r\n\r\n";
+    int fd0 = tcp_connect(f->px.outbound);
+    assert_true(send_str(fd0, req));
+    assert_true(wait_until(a_has_request, f));
+    int fd1 = tcp_connect(f->px.outbound);
+    assert_true(send_str(fd1, req));
+    assert_true(wait_until(one_pending, f));
+    close(fd1);
+    assert_true(wait_until(none_pending, f));
+    resp_t rs;
+    rd_t r;
+    rd_init(&r, fd0);
+    assert_true(read_response(&r, &rs));
+    rd_free(&r);
+    close(fd0);
+    assert_int_equal(rs.status, 200);
+    resp_free(&rs);
+    char out[64];
+    assert_int_equal(get(f->px.outbound, "cb", "/who", NULL, out, sizeof(out), &rs), 200);
+    resp_free(&rs);
+    assert_string_equal(out, "A");
+    /* Only the first request and the last reached the upstream. */
+    assert_int_equal(atomic_load(&f->a.requests), 2);
+    assert_int_equal(
+        cl_stat(f->px.admin, "weft_proxy_upstream_rq_pending_overflow_total", CL("cb")), 1);
+}
+
+/* max_retries 0: the route's connect-failure retries are not admitted, and counted. */
+static void test_retry_budget(void **state)
+{
+    rfx_t *f = *state;
+    resp_t rs;
+    char out[256];
+    assert_int_equal(get(f->px.outbound, "rt", "/who", NULL, out, sizeof(out), &rs), 503);
+    resp_free(&rs);
+    assert_string_equal(out, "upstream connect error or disconnect/reset before headers. reset "
+                             "reason: connection failure");
+    assert_int_equal(cl_stat(f->px.admin, "weft_proxy_upstream_rq_retry_overflow_total", CL("rt")),
+                     1);
+    const char *want[] = {"response_flags=\"UF\"", "destination_service_name=\"rt\"", NULL};
+    assert_int_equal(istio_count(f->px.admin, want), 1);
+}
+
 static void test_max_requests_per_connection(void **state)
 {
     rfx_t *f = *state;
@@ -463,6 +521,8 @@ int main(void)
         cmocka_unit_test(test_hash_source_ip),
         cmocka_unit_test(test_passthrough),
         cmocka_unit_test(test_circuit_breaker_pending_overflow),
+        cmocka_unit_test(test_pending_client_leaves),
+        cmocka_unit_test(test_retry_budget),
         cmocka_unit_test(test_max_requests_per_connection),
         cmocka_unit_test(test_outlier_ejects_and_returns),
         cmocka_unit_test(test_all_ejected_no_healthy_upstream),
