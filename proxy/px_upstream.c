@@ -180,13 +180,17 @@ void px_pool_init(px_pool_t *p, uv_loop_t *loop, const struct sockaddr *addr,
     p->idle_timeout_ms = idle_timeout_ms;
 }
 
-/* Open a new connection for (h, arg). Returns 0 or a negative uv error. */
+/* Open a new connection for (h, arg), its max_connections slot already taken (may_open).
+ * Returns 0 or a negative uv error. */
 static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn_t **out)
 {
     px_upconn_t *u = wf_calloc(1, sizeof(*u));
     int rc = px_transport_init(p->loop, &u->tp, &up_cbs, u);
     if (rc != 0) {
         wf_free(u);
+        if (p->lim != NULL) {
+            atomic_fetch_sub_explicit(&p->lim->cx_open, 1, memory_order_relaxed);
+        }
         return rc;
     }
     uv_timer_init(p->loop, &u->timer);
@@ -198,9 +202,6 @@ static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upcon
     u->state = PX_UP_CONNECTING;
     u->requests = 1;
     p->n_open++;
-    if (p->lim != NULL) {
-        atomic_fetch_add_explicit(&p->lim->cx_open, 1, memory_order_relaxed);
-    }
     if (p->cx_total != NULL) {
         atomic_fetch_add_explicit(p->cx_total, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(p->cx_active, 1, memory_order_relaxed);
@@ -222,17 +223,30 @@ static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upcon
     return 0;
 }
 
-/* Whether a new connection may be opened now (counts the refusals as Envoy's cx_overflow). */
+/* Whether a new connection may be opened now; when it may, its slot under max_connections is
+ * taken (open_conn's connection gives it back when it closes). Refusals count as Envoy's
+ * cx_overflow. */
 static bool may_open(px_pool_t *p)
 {
     px_pool_limits_t *l = p->lim;
-    if (l == NULL || atomic_load_explicit(&l->cx_open, memory_order_relaxed) < l->max_connections) {
+    if (l == NULL) {
         return true;
     }
-    atomic_fetch_add_explicit(&l->cx_overflow, 1, memory_order_relaxed);
-    /* Other pools of the cluster hold every slot: one connection of this pool's own keeps its
-     * waiters from waiting for a release that would never come. */
-    return p->n_open == 0;
+    uint32_t cur = atomic_load_explicit(&l->cx_open, memory_order_relaxed);
+    do {
+        if (cur >= l->max_connections) {
+            atomic_fetch_add_explicit(&l->cx_overflow, 1, memory_order_relaxed);
+            if (p->n_open > 0) {
+                return false;
+            }
+            /* Other pools of the cluster hold every slot: one connection of this pool's own
+             * keeps its waiters from waiting for a release that would never come. */
+            atomic_fetch_add_explicit(&l->cx_open, 1, memory_order_relaxed);
+            return true;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&l->cx_open, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
 }
 
 static px_pool_wait_t *wait_pop(px_pool_t *p)

@@ -43,7 +43,7 @@ static int setup(void **state)
     wf_buf_puts(&j, "{\"schema\": 1, \"version\": 3,\n"
                     " \"proxy\": {\"service\": \"productpage\", \"version\": \"v1\"},\n"
                     " \"virtual_hosts\": [\n");
-    const char *vh[] = {"hh", "hc", "hi", "hq", "cb", "mr", "od", "oa", "rt"};
+    const char *vh[] = {"hh", "hc", "hi", "hq", "cb", "mr", "od", "oa", "rt", "cs"};
     for (size_t i = 0; i < sizeof(vh) / sizeof(vh[0]); i++) {
         wf_buf_printf(&j, "  {\"host\": \"%s\", \"port\": 80},\n", vh[i]);
     }
@@ -93,6 +93,11 @@ static int setup(void **state)
                   "{\"max_retries\": 0}}, \"endpoints\": [{\"address\": \"127.0.0.1\", "
                   "\"port\": %d}]},\n",
                   wt_free_port());
+    wf_buf_printf(&j,
+                  "  {\"host\": \"cs\", \"port\": 80, \"connection_pool\": {\"tcp\": "
+                  "{\"max_connections\": 2}, \"http\": {\"http1_max_pending_requests\": 1000}}, "
+                  "\"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]},\n",
+                  f->c.port);
     wf_buf_puts(&j, "  {\"name\": \"PassthroughCluster\", \"host\": \"passthrough\", \"port\": 80, "
                     "\"load_balancer\": {\"simple\": \"PASSTHROUGH\"}}\n ]}\n");
     wf_buf_cstr(&j);
@@ -425,6 +430,67 @@ static void test_retry_budget(void **state)
     assert_int_equal(istio_count(f->px.admin, want), 1);
 }
 
+typedef struct {
+    int port;
+    atomic_int *ok;
+    atomic_int *bad;
+} stress_arg_t;
+
+/* Five requests on new connections; no cmocka assertion off the main thread. */
+static void *stress_client(void *arg)
+{
+    stress_arg_t *a = arg;
+    for (int i = 0; i < 5; i++) {
+        int fd = tcp_connect(a->port);
+        resp_t rs;
+        memset(&rs, 0, sizeof(rs));
+        bool good = false;
+        if (fd >= 0 && send_str(fd, "GET /who HTTP/1.1\r\nHost: cs\r\nConnection: close\r\n\r\n")) {
+            rd_t r;
+            rd_init(&r, fd);
+            good = read_response(&r, &rs) && rs.status == 200 && body_is(&rs, "C", 1);
+            rd_free(&r);
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        resp_free(&rs);
+        atomic_fetch_add(good ? a->ok : a->bad, 1);
+    }
+    return NULL;
+}
+
+/* Two workers, max_connections 2, a deep pending queue: 40 clients at once are all served,
+ * over at most 3 upstream connections (2, plus the one a worker holding none may always
+ * open). */
+static void test_pending_queue_two_workers(void **state)
+{
+    rfx_t *f = *state;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/snapshot.json", f->dir);
+    proxy_t p2;
+    proxy_start_with(&p2, wt_free_port(), path, "2", NULL);
+    assert_true(wt_wait_port(p2.outbound, 10000));
+    int conns0 = atomic_load(&f->c.conns_total);
+    atomic_int ok = 0, bad = 0;
+    pthread_t t[40];
+    stress_arg_t a = {.port = p2.outbound, .ok = &ok, .bad = &bad};
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, stress_client, &a), 0);
+    }
+    for (int i = 0; i < 40; i++) {
+        pthread_join(t[i], NULL);
+    }
+    assert_int_equal(atomic_load(&bad), 0);
+    assert_int_equal(atomic_load(&ok), 200);
+    int conns = atomic_load(&f->c.conns_total) - conns0;
+    assert_true(conns >= 1 && conns <= 3);
+    assert_int_equal(cl_stat(p2.admin, "weft_proxy_upstream_rq_pending_active", CL("cs")), 0);
+    assert_int_equal(cl_stat(p2.admin, "weft_proxy_upstream_rq_pending_overflow_total", CL("cs")),
+                     0);
+    proxy_stop(&p2);
+}
+
 static void test_max_requests_per_connection(void **state)
 {
     rfx_t *f = *state;
@@ -523,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_circuit_breaker_pending_overflow),
         cmocka_unit_test(test_pending_client_leaves),
         cmocka_unit_test(test_retry_budget),
+        cmocka_unit_test(test_pending_queue_two_workers),
         cmocka_unit_test(test_max_requests_per_connection),
         cmocka_unit_test(test_outlier_ejects_and_returns),
         cmocka_unit_test(test_all_ejected_no_healthy_upstream),
