@@ -135,8 +135,11 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
         const px_cluster_t *c = &s->clusters[i];
         for (uint32_t e = 0; e < c->n_endpoints; e++) {
             const px_endpoint_t *ep = &c->endpoints[e];
-            wf_buf_printf(out, "%s::%s:%u::health_flags::healthy\n", c->name.p, ep->address.p,
-                          ep->port);
+            /* Envoy's flag for an endpoint outlier detection has ejected. */
+            bool out_now =
+                px->lb != NULL && px_lb_ejected(&px->lb->clusters[i], e, wf_mono_ns() / 1000000);
+            wf_buf_printf(out, "%s::%s:%u::health_flags::%s\n", c->name.p, ep->address.p, ep->port,
+                          out_now ? "/failed_outlier_check" : "healthy");
             wf_buf_printf(out, "%s::%s:%u::weight::%u\n", c->name.p, ep->address.p, ep->port,
                           ep->weight);
         }

@@ -536,6 +536,18 @@ static void test_outlier_ejects_and_returns(void **state)
     }
     assert_int_equal(fails, 3);
     int64_t ejected_at = wf_mono_ns();
+    char *clusters = NULL, line[160];
+    assert_int_equal(wt_http(f->px.admin, "GET", "/clusters", NULL, 0, &clusters), 200);
+    snprintf(line, sizeof(line), "%s::127.0.0.1:%d::health_flags::/failed_outlier_check\n",
+             CL("od"), f->a.port);
+    bool flagged = strstr(clusters, line) != NULL;
+    snprintf(line, sizeof(line), "%s::127.0.0.1:%d::health_flags::healthy\n", CL("od"), f->b.port);
+    bool b_healthy = strstr(clusters, line) != NULL;
+    wf_free(clusters);
+    assert_true(b_healthy);
+    if (wf_mono_ns() - ejected_at < 1800LL * 1000000) {
+        assert_true(flagged);
+    }
     assert_int_equal(cl_stat(f->px.admin, "weft_proxy_outlier_detection_ejections_total", CL("od")),
                      1);
     /* While it is out (2 s), everything goes to B. The guard only skips the check should this
