@@ -4,9 +4,9 @@
  * The ring is a Ketama ring hash like Envoy's: each endpoint gets ring entries in proportion
  * to its weight (a power-of-two number per unit of weight, at least minimum_ring_size in all);
  * entry k of an endpoint sits at hash("address:port_k"); a key goes to the first entry at or
- * after its hash, wrapping. Removing an endpoint removes only its entries, so
- * only its keys move; an ejected endpoint is skipped by walking on to the next entry, which
- * gives the same result as a ring built without it.
+ * after its hash, wrapping. Removing an endpoint removes only its entries (while the count per
+ * unit of weight stays the same), so only its keys move; an ejected endpoint is skipped by walking
+ * on to the next entry, which gives the same result as a ring built without it.
  */
 #include "px_lb.h"
 
@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Ring entries past which large weights are scaled down (64 Ki entries: 1 MiB). */
+#define PX_LB_RING_SCALE 65536
 
 static int ring_cmp(const void *a, const void *b)
 {
@@ -44,16 +47,21 @@ static void build_ring(px_lb_cluster_t *lc)
     while (per * lc->total_weight < min_size) {
         per <<= 1;
     }
-    while (per > 1 && per * lc->total_weight > PX_LB_MAX_RING) {
-        per >>= 1;
-    }
-    size_t cap = (size_t)(per * lc->total_weight);
+    /* Large weights (up to 131072 each) would make a ring of sum(weights) entries: past a
+     * bound the counts are scaled down in proportion (at least one each). */
+    uint64_t limit = min_size * 2 > PX_LB_RING_SCALE ? min_size * 2 : PX_LB_RING_SCALE;
+    bool scaled = per * lc->total_weight > limit;
+    size_t cap = scaled ? (size_t)(limit + c->n_endpoints) : (size_t)(per * lc->total_weight);
     lc->ring = wf_malloc(cap * sizeof(*lc->ring));
     size_t n = 0;
     char name[300];
     for (uint32_t i = 0; i < c->n_endpoints; i++) {
         const px_endpoint_t *ep = &c->endpoints[i];
-        uint64_t count = per * (ep->weight ? ep->weight : 1);
+        uint64_t w = ep->weight ? ep->weight : 1;
+        uint64_t count = scaled ? w * limit / lc->total_weight : per * w;
+        if (count == 0) {
+            count = 1;
+        }
         for (uint64_t k = 0; k < count && n < cap; k++) {
             int l = snprintf(name, sizeof(name), "%.*s:%u_%llu", (int)ep->address.len,
                              ep->address.p, ep->port, (unsigned long long)k);

@@ -95,6 +95,27 @@ static void test_ring_spreads_by_weight(void **state)
     px_snapshot_unref(s);
 }
 
+static void test_ring_large_weights_scaled(void **state)
+{
+    (void)state;
+    const uint32_t w[] = {131072, 65536, 1};
+    px_snapshot_t *s =
+        one_cluster("{\"consistent_hash\": {\"use_source_ip\": true}}", "", w, NULL, 3);
+    px_lb_shared_t *sh = px_lb_shared_new(s);
+    px_lb_cluster_t *lc = &sh->clusters[0];
+    /* Not 196,609 entries: 65,536 shared in proportion, at least one each. */
+    uint32_t entries[3] = {0};
+    for (uint32_t i = 0; i < lc->ring_size; i++) {
+        entries[lc->ring[i].ep]++;
+    }
+    assert_int_equal(entries[0], 43690);
+    assert_int_equal(entries[1], 21845);
+    assert_int_equal(entries[2], 1);
+    assert_int_equal(lc->ring_size, 43690 + 21845 + 1);
+    px_lb_shared_free(sh);
+    px_snapshot_unref(s);
+}
+
 static void test_ring_removal_moves_only_its_keys(void **state)
 {
     (void)state;
@@ -460,6 +481,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_spreads_by_weight),
+        cmocka_unit_test(test_ring_large_weights_scaled),
         cmocka_unit_test(test_ring_removal_moves_only_its_keys),
         cmocka_unit_test(test_request_keys),
         cmocka_unit_test(test_round_robin_weighted_order),
