@@ -235,13 +235,11 @@ size_t px_lb_set_cookie(const px_lb_t *lb, const px_lb_key_t *key, char *out, si
     if (!key->set_cookie) {
         return 0;
     }
-    char path[512] = "";
-    if (lb->cookie_path.len > 0) {
-        snprintf(path, sizeof(path), "; Path=%.*s", (int)lb->cookie_path.len, lb->cookie_path.p);
-    }
-    int n = snprintf(out, cap, "%.*s=\"%s\"; Max-Age=%llu%s; HttpOnly", (int)lb->hash_name.len,
-                     lb->hash_name.p, key->cookie, (unsigned long long)(lb->cookie_ttl_ms / 1000),
-                     path);
+    bool path = lb->cookie_path.len > 0;
+    int n =
+        snprintf(out, cap, "%.*s=\"%s\"; Max-Age=%llu%s%.*s; HttpOnly", (int)lb->hash_name.len,
+                 lb->hash_name.p, key->cookie, (unsigned long long)(lb->cookie_ttl_ms / 1000),
+                 path ? "; Path=" : "", (int)lb->cookie_path.len, path ? lb->cookie_path.p : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -263,12 +261,29 @@ int px_lb_ring_lookup(px_lb_cluster_t *lc, uint64_t h, int64_t now_ms)
             hi = mid;
         }
     }
+    if (lo == n) {
+        lo = 0;
+    }
+    if (atomic_load_explicit(&lc->ejections_active, memory_order_relaxed) == 0) {
+        return (int)lc->ring[lo].ep;
+    }
     /* Skip ejected endpoints: the next entry on is where the key would land on a ring built
-     * without them. At worst one lap (a few thousand entries) when nothing is healthy. */
+     * without them. After as many misses as endpoints, make sure someone is left at all
+     * rather than walking a whole lap for nothing. */
+    uint32_t ne = lc->cluster->n_endpoints;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t e = lc->ring[(lo + k) % n].ep;
         if (!px_lb_ejected(lc, e, now_ms)) {
             return (int)e;
+        }
+        if (k + 1 == ne) {
+            bool any = false;
+            for (uint32_t x = 0; x < ne && !any; x++) {
+                any = !px_lb_ejected(lc, x, now_ms);
+            }
+            if (!any) {
+                return -1;
+            }
         }
     }
     return -1;

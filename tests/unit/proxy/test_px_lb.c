@@ -162,6 +162,11 @@ static void test_ring_removal_moves_only_its_keys(void **state)
             assert_int_equal(eo, before[i]);
         }
     }
+    /* All out: nothing to land on. */
+    for (uint32_t e = 0; e < 5; e++) {
+        assert_int_equal(px_lb_outcome(lo, e, PX_LB_RESPONSE, 500, 1000), e != 2);
+    }
+    assert_int_equal(px_lb_ring_lookup(lo, key_hash(1), 1000), -1);
     wf_free(before);
     px_lb_shared_free(sh5);
     px_lb_shared_free(sh4);
