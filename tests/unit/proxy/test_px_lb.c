@@ -321,6 +321,26 @@ static void test_random_and_least_request(void **state)
     assert_true(hits[0] > 0 && hits[1] > 0);
     px_lb_shared_free(sh);
     px_snapshot_unref(s);
+
+    /* Weighted 1:3, idle: draws by weight, and the heavier wins a split pair, so the light
+     * one is used only when both draws are it: 1/16. */
+    s = one_cluster("{\"simple\": \"LEAST_REQUEST\"}", "", w, NULL, 2);
+    sh = px_lb_shared_new(s);
+    hits[0] = hits[1] = 0;
+    for (int i = 0; i < 40000; i++) {
+        hits[px_lb_choose(&sh->clusters[0], &rr, active, &rng, NULL, 0)]++;
+    }
+    assert_true(hits[0] > 2000 && hits[0] < 3000);
+    /* Three in flight on the heavy one: (3+1)/3 in flight per weight against (0+1)/1, so a
+     * split pair now goes to the light one: 1 - (3/4)^2 = 7/16. */
+    active[1] = 3;
+    hits[0] = hits[1] = 0;
+    for (int i = 0; i < 40000; i++) {
+        hits[px_lb_choose(&sh->clusters[0], &rr, active, &rng, NULL, 0)]++;
+    }
+    assert_true(hits[0] > 16500 && hits[0] < 18500);
+    px_lb_shared_free(sh);
+    px_snapshot_unref(s);
 }
 
 static void test_outlier_state_machine(void **state)
