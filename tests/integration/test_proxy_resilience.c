@@ -3,10 +3,13 @@
  * `weft proxy` (one worker, so per-worker orders are exact) over three test upstreams A, B, C:
  * consistent hash on a header, a cookie (generated with Set-Cookie, then sticky), the client's
  * address (clients bound to 127.0.0.N) and a query parameter; PASSTHROUGH to the authority's
- * address; max_connections 1 + http1_max_pending_requests 1 with three concurrent slow requests
- * (one waits and reuses the connection, one is refused 503 UO); max_requests_per_connection;
- * an upstream answering 503 ejected after consecutive_5xx_errors and back after its ejection
- * time; every endpoint ejected -> 503 UH. Counters and istio_requests_total flags are asserted.
+ * address; max_connections 1 + http1_max_pending_requests 1 with the connection held by a
+ * request whose body is not all sent yet (so the test decides when it frees): a second request
+ * waits and then reuses that connection, a third is refused 503 UO, a waiting one whose client
+ * leaves is dropped from the queue; max_retries 0; two workers and 40 concurrent clients under
+ * max_connections 2; max_requests_per_connection; an upstream answering 503 ejected after
+ * consecutive_5xx_errors and back after its ejection time; every endpoint ejected -> 503 UH.
+ * Counters, /clusters health flags and istio_requests_total flags are asserted.
  */
 #include "test_proxy_common.h"
 
@@ -332,6 +335,18 @@ static bool one_pending(rfx_t *f)
     return cl_stat(f->px.admin, "weft_proxy_upstream_rq_pending_active", CL("cb")) == 1;
 }
 
+/* A request that holds cluster cb's one connection until the test sends the last 3 bytes of
+ * its body ("llo"): the upstream's /echo waits for all of it. */
+static int hold_connection(rfx_t *f)
+{
+    int fd = tcp_connect(f->px.outbound);
+    assert_true(fd >= 0);
+    assert_true(send_str(fd, "POST /echo HTTP/1.1\r\nHost: cb\r\nContent-Length: 5\r\n"
+                             "Connection: close\r\n\r\nhe"));
+    assert_true(wait_until(a_has_request, f));
+    return fd;
+}
+
 static void test_circuit_breaker_pending_overflow(void **state)
 {
     rfx_t *f = *state;
@@ -339,30 +354,33 @@ static void test_circuit_breaker_pending_overflow(void **state)
     atomic_store(&f->a.requests, 0);
     const char *req = "GET /sleep HTTP/1.1\r\nHost: cb\r\nConnection: close\r\n\r\n";
     int fd[3];
-    fd[0] = tcp_connect(f->px.outbound);
-    assert_true(send_str(fd[0], req));
-    assert_true(wait_until(a_has_request, f)); /* holds the one connection allowed */
+    fd[0] = hold_connection(f);
     fd[1] = tcp_connect(f->px.outbound);
     assert_true(send_str(fd[1], req));
     assert_true(wait_until(one_pending, f)); /* waits for it */
     fd[2] = tcp_connect(f->px.outbound);
     assert_true(send_str(fd[2], req));
     resp_t rs[3];
-    for (int i = 2; i >= 0; i--) {
-        rd_t r;
-        rd_init(&r, fd[i]);
-        assert_true(read_response(&r, &rs[i]));
-        rd_free(&r);
-        close(fd[i]);
-    }
+    rd_t r;
+    rd_init(&r, fd[2]);
+    assert_true(read_response(&r, &rs[2]));
+    rd_free(&r);
+    close(fd[2]);
     assert_int_equal(rs[2].status, 503);
     const char *uo = "upstream connect error or disconnect/reset before headers. reset reason: "
                      "overflow";
     assert_true(body_is(&rs[2], uo, strlen(uo)));
+    /* The rest of the body frees the connection; the waiting request gets it. */
+    assert_true(send_str(fd[0], "llo"));
     for (int i = 0; i < 2; i++) {
+        rd_init(&r, fd[i]);
+        assert_true(read_response(&r, &rs[i]));
+        rd_free(&r);
+        close(fd[i]);
         assert_int_equal(rs[i].status, 200);
-        assert_true(body_is(&rs[i], "slept", 5));
     }
+    assert_true(body_is(&rs[0], "hello", 5));
+    assert_true(body_is(&rs[1], "slept", 5));
     for (int i = 0; i < 3; i++) {
         resp_free(&rs[i]);
     }
@@ -387,15 +405,13 @@ static void test_pending_client_leaves(void **state)
 {
     rfx_t *f = *state;
     atomic_store(&f->a.requests, 0);
-    const char *req = "GET /sleep HTTP/1.1\r\nHost: cb\r\nConnection: close\r\n\r\n";
-    int fd0 = tcp_connect(f->px.outbound);
-    assert_true(send_str(fd0, req));
-    assert_true(wait_until(a_has_request, f));
+    int fd0 = hold_connection(f);
     int fd1 = tcp_connect(f->px.outbound);
-    assert_true(send_str(fd1, req));
+    assert_true(send_str(fd1, "GET /who HTTP/1.1\r\nHost: cb\r\nConnection: close\r\n\r\n"));
     assert_true(wait_until(one_pending, f));
     close(fd1);
     assert_true(wait_until(none_pending, f));
+    assert_true(send_str(fd0, "llo"));
     resp_t rs;
     rd_t r;
     rd_init(&r, fd0);
@@ -403,6 +419,7 @@ static void test_pending_client_leaves(void **state)
     rd_free(&r);
     close(fd0);
     assert_int_equal(rs.status, 200);
+    assert_true(body_is(&rs, "hello", 5));
     resp_free(&rs);
     char out[64];
     assert_int_equal(get(f->px.outbound, "cb", "/who", NULL, out, sizeof(out), &rs), 200);
