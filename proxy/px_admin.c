@@ -8,6 +8,7 @@
 #include "px_http1.h"
 #include "px_transport.h"
 #include "wf_alloc.h"
+#include "wf_clock.h"
 #include "wf_log.h"
 
 #include <string.h>
@@ -151,6 +152,9 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
                   "weft_proxy_config_updates_total{result=\"rejected\"} %llu\n",
                   (unsigned long long)atomic_load(&px->config_accepted),
                   (unsigned long long)atomic_load(&px->config_rejected));
+    if (px->lb != NULL) {
+        px_lb_render(px->lb, wf_mono_ns() / 1000000, out);
+    }
     uv_mutex_unlock((uv_mutex_t *)&px->snap_mu);
     if (px->metrics != NULL) {
         px_metrics_render(px->metrics, out); /* istio_* families only: no name is shared */
@@ -174,8 +178,11 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
         const px_cluster_t *c = &s->clusters[i];
         for (uint32_t e = 0; e < c->n_endpoints; e++) {
             const px_endpoint_t *ep = &c->endpoints[e];
-            wf_buf_printf(out, "%s::%s:%u::health_flags::healthy\n", c->name.p, ep->address.p,
-                          ep->port);
+            /* Envoy's flag for an endpoint outlier detection has ejected. */
+            bool out_now =
+                px->lb != NULL && px_lb_ejected(&px->lb->clusters[i], e, wf_mono_ns() / 1000000);
+            wf_buf_printf(out, "%s::%s:%u::health_flags::%s\n", c->name.p, ep->address.p, ep->port,
+                          out_now ? "/failed_outlier_check" : "healthy");
             wf_buf_printf(out, "%s::%s:%u::weight::%u\n", c->name.p, ep->address.p, ep->port,
                           ep->weight);
         }

@@ -104,6 +104,11 @@ struct px_conn {
     int64_t start_wall_ns, start_mono_ns;
     uint32_t rflags; /* px_rflag_t bits */
     bool reported;   /* px_request_done was called for this request */
+
+    /* Load balancing (px_lb.h). */
+    px_lb_key_t lbkey;    /* outbound: the consistent-hash key */
+    px_pool_wait_t pwait; /* queued for a connection (circuit breaker pending) */
+    bool retry_held;      /* holds one of the cluster's max_retries */
 };
 
 static void conn_process(px_conn_t *c);
@@ -234,6 +239,10 @@ static void report(px_conn_t *c)
     }
     if (c->oc != NULL) {
         atomic_fetch_add_explicit(&c->oc->st->rq_total, 1, memory_order_relaxed);
+        if (c->retry_held) {
+            px_lb_retry_release(c->oc->lb);
+            c->retry_held = false;
+        }
     }
     info.downstream_ip = wf_str(c->peer_ip);
     px_request_done(w, &info);
@@ -279,6 +288,8 @@ static void reset_request(px_conn_t *c)
     c->bytes_in = c->bytes_out = 0;
     c->rflags = 0;
     c->reported = false;
+    c->lbkey.set = c->lbkey.set_cookie = false;
+    c->retry_held = false;
 }
 
 static void linger_timer_cb(uv_timer_t *t)
@@ -325,6 +336,7 @@ static void finish_request(px_conn_t *c)
 static void local_reply_ex(px_conn_t *c, int status, const char *body, unsigned flags, bool close,
                            const char *extra)
 {
+    px_pool_cancel(&c->pwait);
     if (c->up != NULL) {
         px_pool_release(c->up, false);
         c->up = NULL;
@@ -371,14 +383,25 @@ static void retry_timer_cb(uv_timer_t *t)
 
 /*
  * Whether the route's retry policy takes another try for a failure of one of the kinds in
- * `on` (PX_RETRY_* bits): a retry is left, and the request can be sent again whole (its body
- * bytes sent so far were kept).
+ * `on` (PX_RETRY_* bits): a retry is left, the request can be sent again whole (its body
+ * bytes sent so far were kept), and the cluster's retry budget admits it.
  */
-static bool retry_allowed(const px_conn_t *c, uint32_t on)
+static bool retry_allowed(px_conn_t *c, uint32_t on)
 {
     const px_route_t *r = c->route;
-    return r != NULL && (r->retries.retry_on & on) != 0 && c->retries < r->retries.attempts &&
-           !c->replay_lost;
+    if (r == NULL || (r->retries.retry_on & on) == 0 || c->retries >= r->retries.attempts ||
+        c->replay_lost) {
+        return false;
+    }
+    /* The cluster's max_retries circuit breaker: a request retrying holds one slot until it
+     * ends; none free = no retry (counted as retry overflow). */
+    if (c->oc != NULL && !c->retry_held) {
+        if (!px_lb_retry_admit(c->oc->lb)) {
+            return false;
+        }
+        c->retry_held = true;
+    }
+    return true;
 }
 
 /*
@@ -413,6 +436,12 @@ static void schedule_retry(px_conn_t *c)
 static void conn_upstream_error(px_conn_t *c, int err, bool connecting)
 {
     c->up_ready = false;
+    if (!c->s_head_done && c->up_ep != NULL && err != UV_ECANCELED) {
+        px_lb_outcome(c->oc->lb, (uint32_t)(c->up_ep - c->oc->cluster->endpoints),
+                      err == UV_ETIMEDOUT ? PX_LB_TIMEOUT
+                                          : (connecting ? PX_LB_CONNECT_FAILURE : PX_LB_RESET),
+                      0, wf_mono_ns() / 1000000);
+    }
     if (!c->s_head_done) {
         const char *body;
         unsigned flags;
@@ -466,6 +495,10 @@ static void try_timer_cb(uv_timer_t *t)
     c->timer_kind = T_NONE;
     if (c->state != C_REQUEST || c->s_head_done) {
         return;
+    }
+    if (c->up_ep != NULL) {
+        px_lb_outcome(c->oc->lb, (uint32_t)(c->up_ep - c->oc->cluster->endpoints), PX_LB_TIMEOUT, 0,
+                      wf_mono_ns() / 1000000);
     }
     if (retry_allowed(c, RETRY_ON_NO_RESPONSE)) {
         schedule_retry(c);
@@ -713,68 +746,29 @@ static uint32_t authority_port(wf_str_t a, uint32_t def)
     return port;
 }
 
-/* The endpoint of oc's cluster for this request by its load balancer, or -1 (none). */
-static int pick_endpoint(px_worker_t *w, px_ob_cluster_t *oc)
-{
-    uint32_t n = oc->cluster->n_endpoints;
-    if (n == 0) {
-        return -1;
-    }
-    switch (oc->cluster->lb.kind) {
-    case PX_LB_ROUND_ROBIN:
-        return (int)(oc->rr++ % n);
-    case PX_LB_RANDOM:
-        return (int)(px_worker_rand(w) % n);
-    default: {
-        /* LEAST_REQUEST as Envoy does it: the less loaded of two random choices. Consistent
-         * hash and passthrough are not implemented and fall back to it. */
-        uint32_t a = (uint32_t)(px_worker_rand(w) % n), b = (uint32_t)(px_worker_rand(w) % n);
-        return (int)(oc->active[b] < oc->active[a] ? b : a);
-    }
-    }
-}
-
-/* The pool of endpoint e of oc, set up on first use; NULL when its address is not an IP
- * literal (names are not resolved yet). */
-static px_pool_t *endpoint_pool(px_worker_t *w, px_ob_cluster_t *oc, int e)
-{
-    if (oc->pool_ready[e]) {
-        return &oc->pools[e];
-    }
-    const px_endpoint_t *ep = &oc->cluster->endpoints[e];
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    if (uv_ip4_addr(ep->address.p, (int)ep->port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(ep->address.p, (int)ep->port, (struct sockaddr_in6 *)&ss) != 0) {
-        return NULL;
-    }
-    px_pool_t *p = &oc->pools[e];
-    px_pool_init(p, &w->loop, (const struct sockaddr *)&ss, oc->cluster->pool.connect_timeout_ms,
-                 oc->cluster->pool.idle_timeout_ms);
-    p->cx_total = &oc->st->cx_total;
-    p->cx_active = &oc->st->cx_active;
-    p->cx_connect_fail = &oc->st->cx_connect_fail;
-    oc->pool_ready[e] = true;
-    return p;
-}
-
-/* Pick the endpoint of c->oc's cluster and its pool for this attempt. Returns false when
- * there is none (answered 503 UH). */
+/* Pick the endpoint of c->oc's cluster and its pool for this attempt (px_lb_pick). Returns
+ * false when there is none (answered 503 UH, or 503 for an unusable PASSTHROUGH address). */
 static bool choose_endpoint(px_conn_t *c)
 {
     px_ob_cluster_t *oc = c->oc;
-    int e = pick_endpoint(c->w, oc);
-    px_pool_t *pool = e >= 0 ? endpoint_pool(c->w, oc, e) : NULL;
-    if (pool == NULL) {
+    px_lb_pick_t pk;
+    int rc = px_lb_pick(c->w, oc, &c->lbkey, meta_slice(c, c->m_method, c->m_auth),
+                        wf_mono_ns() / 1000000, &pk);
+    if (rc == PX_LB_E_ADDR) {
+        local_reply(c, 503, "passthrough destination is not an IP address", PX_RF_UH, false);
+        return false;
+    }
+    if (rc != 0) {
         local_reply(c, 503, "no healthy upstream", PX_RF_UH, false);
         return false;
     }
-    const px_endpoint_t *ep = &oc->cluster->endpoints[e];
-    snprintf(c->up_host, sizeof(c->up_host), "%s:%u", ep->address.p, ep->port);
-    c->pool = pool;
-    c->active_slot = &oc->active[e];
-    (*c->active_slot)++;
-    c->up_ep = ep;
+    snprintf(c->up_host, sizeof(c->up_host), "%s", pk.host);
+    c->pool = pk.pool;
+    c->active_slot = pk.active;
+    if (c->active_slot != NULL) {
+        (*c->active_slot)++;
+    }
+    c->up_ep = pk.ep;
     return true;
 }
 
@@ -926,6 +920,7 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
     c->replay_body = r->retries.attempts > 0 &&
                      (r->retries.retry_on & (RETRY_ON_NO_RESPONSE | PX_RETRY_RETRIABLE_4XX |
                                              PX_RETRY_RETRIABLE_STATUS_CODES)) != 0;
+    px_lb_request_key(&c->oc->cluster->lb, h, query, c->peer_ip, &w->rng, &c->lbkey);
     if (!choose_endpoint(c)) {
         return false;
     }
@@ -971,9 +966,8 @@ static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http
         return;
     }
     px_ob_cluster_t *moc = &c->gen->ob[md->cluster - c->gen->snap->clusters];
-    int e = pick_endpoint(w, moc);
-    px_pool_t *pool = e >= 0 ? endpoint_pool(w, moc, e) : NULL;
-    if (pool == NULL) {
+    px_lb_pick_t pk;
+    if (px_lb_pick(w, moc, NULL, h->host, wf_mono_ns() / 1000000, &pk) != 0) {
         atomic_fetch_add_explicit(&w->ctr.mirror_rq_failed, 1, memory_order_relaxed);
         return;
     }
@@ -983,8 +977,8 @@ static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http
     mo.host = (wf_str_t){(const char *)auth.data, auth.len};
     px_http1_serialize_request(fwd, &mo, &head);
     uint64_t timeout = c->route->timeout_ms > 0 ? c->route->timeout_ms : PX_MIRROR_TIMEOUT_MS;
-    px_mirror_send(w, c->gen, pool, head.data, head.len, (const char *)c->rbuf.data + c->rpos, blen,
-                   timeout);
+    px_mirror_send(w, c->gen, pk.pool, head.data, head.len, (const char *)c->rbuf.data + c->rpos,
+                   blen, timeout);
     wf_buf_free(&auth);
     wf_buf_free(&head);
 }
@@ -1140,7 +1134,17 @@ static void start_upstream(px_conn_t *c)
 {
     bool reused = false;
     c->up_used = true;
-    int rc = px_pool_acquire(c->pool, &up_handler, c, &c->up, &reused);
+    int rc = px_pool_acquire(c->pool, &up_handler, c, &c->pwait, &c->up, &reused);
+    if (rc == PX_POOL_QUEUED) {
+        return; /* up_connected or up_failed follows once a connection is free */
+    }
+    if (rc == PX_POOL_OVERFLOW) {
+        local_reply(c, 503,
+                    "upstream connect error or disconnect/reset before headers. reset reason: "
+                    "overflow",
+                    PX_RF_UO, false);
+        return;
+    }
     if (rc != 0) {
         c->up = NULL;
         conn_upstream_error(c, rc, true);
@@ -1275,6 +1279,7 @@ static void conn_update_reading(px_conn_t *c)
 static void up_connected(void *arg, px_upconn_t *u)
 {
     px_conn_t *c = arg;
+    c->up = u; /* a request that waited for a connection learns it here */
     c->up_ready = true;
     send_head_upstream(c);
     if (c->up == u) {
@@ -1320,6 +1325,10 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
             uv_timer_stop(&c->timer);
             c->timer_kind = T_NONE;
         }
+        if (c->up_ep != NULL) {
+            px_lb_outcome(c->oc->lb, (uint32_t)(c->up_ep - c->oc->cluster->endpoints),
+                          PX_LB_RESPONSE, h.status, wf_mono_ns() / 1000000);
+        }
         const px_route_t *r = c->route;
         if (r != NULL && px_route_retry_on_status(&r->retries, (unsigned)h.status)) {
             if (retry_allowed(c, ~0u)) {
@@ -1334,7 +1343,7 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
         memset(&o, 0, sizeof(o));
         const px_hdr_ops_t *rops = r != NULL ? &r->headers.response : NULL;
         const px_hdr_ops_t *dops = c->dest != NULL ? &c->dest->headers.response : NULL;
-        size_t cap = 3 + ops_count(rops) + ops_count(dops);
+        size_t cap = 4 + ops_count(rops) + ops_count(dops);
         px_http1_header_t extra_local[PX_MAX_EXTRA];
         px_http1_header_t *extra =
             cap <= PX_MAX_EXTRA ? extra_local : wf_malloc(cap * sizeof(*extra));
@@ -1354,6 +1363,14 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
                 extra[n_extra++] = (px_http1_header_t){wf_str("access-control-expose-headers"),
                                                        r->cors.expose_headers};
             }
+        }
+        char cookie[640];
+        size_t cookie_len =
+            c->oc != NULL ? px_lb_set_cookie(&c->oc->cluster->lb, &c->lbkey, cookie, sizeof(cookie))
+                          : 0;
+        if (cookie_len > 0) {
+            /* A consistent-hash cookie the balancer generated for this client. */
+            extra[n_extra++] = (px_http1_header_t){wf_str("set-cookie"), {cookie, cookie_len}};
         }
         keep_ctx_t kc = {.ops = {rops, dops}};
         o.keep_cb = keep_field;
@@ -1554,6 +1571,7 @@ static void conn_close(px_conn_t *c)
         return;
     }
     c->closing = true;
+    px_pool_cancel(&c->pwait);
     if (c->up != NULL) {
         px_pool_release(c->up, false);
         c->up = NULL;

@@ -331,10 +331,13 @@ int px_main(int argc, char **argv)
     m->sighup.data = m;
     uv_signal_start(&m->sighup, on_reload, SIGHUP);
     atomic_store(&px->ready, true);
+    uv_mutex_lock(&px->snap_mu);
+    unsigned long long version = px->snapshot != NULL ? px->snapshot->version : 0;
+    uv_mutex_unlock(&px->snap_mu);
     WF_LOG(WF_INFO, "proxy", "ready",
            "service=%s inbound=%s outbound=%s app=%s admin=%s workers=%d snapshot_version=%llu",
            cfg->service, cfg->inbound, cfg->outbound, px->app_host, cfg->admin, px->n_workers,
-           (unsigned long long)(px->snapshot != NULL ? px->snapshot->version : 0));
+           version);
     uv_run(&m->loop, UV_RUN_DEFAULT);
     status = 0;
 
@@ -358,6 +361,7 @@ out:
     wf_free(px->workers);
     px_metrics_free(px->metrics);
     wf_buf_free(&px->self_peer);
+    px_lb_shared_unref(px->lb);
     px_snapshot_unref(px->snapshot);
     px_snapshot_unref(px->identity);
     wf_free(px->snapshot_json);

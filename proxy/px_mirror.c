@@ -171,7 +171,8 @@ void px_mirror_send(px_worker_t *w, px_gen_t *gen, px_pool_t *pool, const void *
     wf_buf_append(&m->out, body, blen);
     uv_timer_start(&m->timer, timer_cb, timeout_ms, 0);
     bool reused = false;
-    if (px_pool_acquire(pool, &mirror_handler, m, &m->up, &reused) != 0) {
+    /* No waiting for a connection: a copy that would queue is dropped (counted failed). */
+    if (px_pool_acquire(pool, &mirror_handler, m, NULL, &m->up, &reused) != 0) {
         m->up = NULL;
         mirror_end(m, false);
         return;

@@ -15,6 +15,7 @@
 #define PX_UP_READ_CHUNK 65536
 
 static void up_close(px_upconn_t *u);
+static void pool_serve(px_pool_t *p);
 
 static void idle_unlink(px_upconn_t *u)
 {
@@ -34,8 +35,13 @@ static void idle_unlink(px_upconn_t *u)
 static void up_handle_closed(px_upconn_t *u)
 {
     if (--u->open_handles == 0) {
+        px_pool_t *p = u->pool;
         wf_buf_free(&u->rbuf);
         wf_free(u);
+        if (p != NULL && p->wait_head != NULL) {
+            /* Its slot under max_connections is free now. */
+            pool_serve(p);
+        }
     }
 }
 
@@ -63,6 +69,12 @@ static void tp_alloc(px_transport_t *t, size_t suggested, uv_buf_t *buf)
 static void tp_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
 {
     px_upconn_t *u = t->owner;
+    if (u->state == PX_UP_HANDOFF) {
+        /* Closed (or spoke) before its new user had it: like a failed connect for that one. */
+        u->h->failed(u->arg, u, nread < 0 ? (int)nread : UV_ECONNRESET, true);
+        up_close(u);
+        return;
+    }
     if (nread < 0) {
         if (u->state == PX_UP_BUSY) {
             u->h->failed(u->arg, u, (int)nread, false);
@@ -130,6 +142,9 @@ static void timer_cb(uv_timer_t *tm)
         up_close(u);
     } else if (u->state == PX_UP_IDLE) {
         up_close(u);
+    } else if (u->state == PX_UP_HANDOFF) {
+        u->state = PX_UP_BUSY;
+        u->h->connected(u->arg, u);
     }
 }
 
@@ -143,6 +158,9 @@ static void up_close(px_upconn_t *u)
     }
     u->state = PX_UP_CLOSING;
     u->pool->n_open--;
+    if (u->pool->lim != NULL) {
+        atomic_fetch_sub_explicit(&u->pool->lim->cx_open, 1, memory_order_relaxed);
+    }
     if (u->pool->cx_active != NULL) {
         atomic_fetch_sub_explicit(u->pool->cx_active, 1, memory_order_relaxed);
     }
@@ -162,30 +180,19 @@ void px_pool_init(px_pool_t *p, uv_loop_t *loop, const struct sockaddr *addr,
     p->idle_timeout_ms = idle_timeout_ms;
 }
 
-int px_pool_acquire(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn_t **out,
-                    bool *reused)
+/* Open a new connection for (h, arg), its max_connections slot already taken (may_open).
+ * Returns 0 or a negative uv error. */
+static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn_t **out)
 {
-    *out = NULL;
-    *reused = false;
-    if (p->idle != NULL) {
-        px_upconn_t *u = p->idle;
-        idle_unlink(u);
-        uv_timer_stop(&u->timer);
-        u->state = PX_UP_BUSY;
-        u->h = h;
-        u->arg = arg;
-        u->requests++;
-        *out = u;
-        *reused = true;
-        return 0;
-    }
     px_upconn_t *u = wf_calloc(1, sizeof(*u));
     int rc = px_transport_init(p->loop, &u->tp, &up_cbs, u);
     if (rc != 0) {
         wf_free(u);
+        if (p->lim != NULL) {
+            atomic_fetch_sub_explicit(&p->lim->cx_open, 1, memory_order_relaxed);
+        }
         return rc;
     }
-    u->open_handles = 1;
     uv_timer_init(p->loop, &u->timer);
     u->timer.data = u;
     u->open_handles = 2;
@@ -216,6 +223,152 @@ int px_pool_acquire(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn
     return 0;
 }
 
+/* Whether a new connection may be opened now; when it may, its slot under max_connections is
+ * taken (open_conn's connection gives it back when it closes). Refusals count as Envoy's
+ * cx_overflow. */
+static bool may_open(px_pool_t *p)
+{
+    px_pool_limits_t *l = p->lim;
+    if (l == NULL) {
+        return true;
+    }
+    uint32_t cur = atomic_load_explicit(&l->cx_open, memory_order_relaxed);
+    do {
+        if (cur >= l->max_connections) {
+            atomic_fetch_add_explicit(&l->cx_overflow, 1, memory_order_relaxed);
+            if (p->n_open > 0) {
+                return false;
+            }
+            /* Other pools of the cluster hold every slot: one connection of this pool's own
+             * keeps its waiters from waiting for a release that would never come. */
+            atomic_fetch_add_explicit(&l->cx_open, 1, memory_order_relaxed);
+            return true;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&l->cx_open, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+static px_pool_wait_t *wait_pop(px_pool_t *p)
+{
+    px_pool_wait_t *wt = p->wait_head;
+    if (wt == NULL) {
+        return NULL;
+    }
+    p->wait_head = wt->next;
+    if (p->wait_head != NULL) {
+        p->wait_head->prev = NULL;
+    } else {
+        p->wait_tail = NULL;
+    }
+    wt->next = wt->prev = NULL;
+    wt->pool = NULL;
+    atomic_fetch_sub_explicit(&p->lim->pending, 1, memory_order_relaxed);
+    return wt;
+}
+
+/* Give connected connection u (not idle-listed) to waiter wt: its handler runs on the next
+ * timer tick, outside the stack of whoever released u. */
+static void hand_off(px_upconn_t *u, px_pool_wait_t *wt)
+{
+    u->h = wt->h;
+    u->arg = wt->arg;
+    u->requests++;
+    u->state = PX_UP_HANDOFF;
+    *wt->out = u;
+    uv_timer_stop(&u->timer);
+    uv_timer_start(&u->timer, timer_cb, 0, 0);
+}
+
+/* Serve waiters while connections may be had for them. */
+static void pool_serve(px_pool_t *p)
+{
+    while (p->wait_head != NULL && !p->closed) {
+        if (p->idle != NULL) {
+            px_upconn_t *u = p->idle;
+            idle_unlink(u);
+            hand_off(u, wait_pop(p));
+            continue;
+        }
+        if (!may_open(p)) {
+            return;
+        }
+        px_pool_wait_t *wt = wait_pop(p);
+        px_upconn_t *u = NULL;
+        int rc = open_conn(p, wt->h, wt->arg, &u);
+        if (rc != 0) {
+            wt->h->failed(wt->arg, NULL, rc, true);
+            continue;
+        }
+        *wt->out = u;
+    }
+}
+
+int px_pool_acquire(px_pool_t *p, const px_up_handler_t *h, void *arg, px_pool_wait_t *wait,
+                    px_upconn_t **out, bool *reused)
+{
+    *out = NULL;
+    *reused = false;
+    if (p->idle != NULL) {
+        px_upconn_t *u = p->idle;
+        idle_unlink(u);
+        uv_timer_stop(&u->timer);
+        u->state = PX_UP_BUSY;
+        u->h = h;
+        u->arg = arg;
+        u->requests++;
+        *out = u;
+        *reused = true;
+        return 0;
+    }
+    if (may_open(p)) {
+        return open_conn(p, h, arg, out);
+    }
+    px_pool_limits_t *l = p->lim;
+    if (wait == NULL ||
+        atomic_fetch_add_explicit(&l->pending, 1, memory_order_relaxed) >= l->max_pending) {
+        if (wait != NULL) {
+            atomic_fetch_sub_explicit(&l->pending, 1, memory_order_relaxed);
+        }
+        atomic_fetch_add_explicit(&l->pending_overflow, 1, memory_order_relaxed);
+        return PX_POOL_OVERFLOW;
+    }
+    wait->h = h;
+    wait->arg = arg;
+    wait->out = out;
+    wait->pool = p;
+    wait->next = NULL;
+    wait->prev = p->wait_tail;
+    if (p->wait_tail != NULL) {
+        p->wait_tail->next = wait;
+    } else {
+        p->wait_head = wait;
+    }
+    p->wait_tail = wait;
+    return PX_POOL_QUEUED;
+}
+
+void px_pool_cancel(px_pool_wait_t *wait)
+{
+    px_pool_t *p = wait->pool;
+    if (p == NULL) {
+        return;
+    }
+    if (wait->prev != NULL) {
+        wait->prev->next = wait->next;
+    } else {
+        p->wait_head = wait->next;
+    }
+    if (wait->next != NULL) {
+        wait->next->prev = wait->prev;
+    } else {
+        p->wait_tail = wait->prev;
+    }
+    wait->next = wait->prev = NULL;
+    wait->pool = NULL;
+    atomic_fetch_sub_explicit(&p->lim->pending, 1, memory_order_relaxed);
+}
+
 void px_pool_release(px_upconn_t *u, bool reusable)
 {
     px_pool_t *p = u->pool;
@@ -223,7 +376,9 @@ void px_pool_release(px_upconn_t *u, bool reusable)
         up_close(u);
         return;
     }
-    if (!reusable || p->closed || u->rpos != u->rbuf.len || px_up_queued(u) != 0) {
+    if (!reusable || p->closed || u->rpos != u->rbuf.len || px_up_queued(u) != 0 ||
+        (p->lim != NULL && p->lim->max_requests_per_connection > 0 &&
+         u->requests >= p->lim->max_requests_per_connection)) {
         up_close(u);
         return;
     }
@@ -244,6 +399,11 @@ void px_pool_release(px_upconn_t *u, bool reusable)
     }
     p->idle = u;
     p->n_idle++;
+    if (p->wait_head != NULL) {
+        idle_unlink(u);
+        hand_off(u, wait_pop(p));
+        return;
+    }
     if (p->idle_timeout_ms > 0) {
         uv_timer_start(&u->timer, timer_cb, p->idle_timeout_ms, 0);
     }
@@ -254,6 +414,10 @@ void px_pool_close(px_pool_t *p)
     p->closed = true;
     while (p->idle != NULL) {
         up_close(p->idle);
+    }
+    px_pool_wait_t *wt;
+    while ((wt = wait_pop(p)) != NULL) {
+        wt->h->failed(wt->arg, NULL, UV_ECANCELED, true);
     }
 }
 

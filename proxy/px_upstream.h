@@ -11,6 +11,15 @@
  *
  * Received bytes stay in u->rbuf[u->rpos..len) until the user advances u->rpos; the pool
  * compacts the buffer between reads. One pool and its connections belong to one loop thread.
+ *
+ * Circuit breaking (Envoy's cluster circuit breakers): pools of one cluster share a
+ * px_pool_limits_t (atomics, shared by every worker). When no idle connection is there and
+ * max_connections are open cluster-wide, a request waits in its pool's FIFO (a px_pool_wait_t
+ * the caller owns) while fewer than max_pending requests wait cluster-wide, else acquire
+ * answers PX_POOL_OVERFLOW. As Envoy does, a pool holding no connection at all may always open
+ * one, so a waiting request always has a connection of its own pool that will free up. A
+ * waiter gets a connection when one of its pool is released reusable (handed over on the
+ * connection's next timer tick) or closes (a new one is opened for it).
  */
 #ifndef PX_UPSTREAM_H
 #define PX_UPSTREAM_H
@@ -23,6 +32,21 @@
 
 typedef struct px_upconn px_upconn_t;
 typedef struct px_pool px_pool_t;
+
+/* acquire's answers besides 0 and uv errors. */
+#define PX_POOL_QUEUED 1           /* waiting: h->connected (with *wait->out set) or h->failed */
+#define PX_POOL_OVERFLOW (-0x7F01) /* the pending queue is full: Envoy's UO */
+
+/* Limits shared by the pools of one cluster, every worker (relaxed atomics). */
+typedef struct {
+    uint32_t max_connections;
+    uint32_t max_pending;
+    uint32_t max_requests_per_connection; /* 0 = unlimited */
+    _Atomic uint32_t cx_open;             /* connections open in every pool sharing these */
+    _Atomic uint32_t pending;             /* requests waiting in every pool sharing these */
+    _Atomic uint64_t cx_overflow;      /* a connection was wanted but max_connections were open */
+    _Atomic uint64_t pending_overflow; /* a request refused because max_pending were waiting */
+} px_pool_limits_t;
 
 typedef struct {
     /* A new connection is up (a pooled one is handed out ready: no call). */
@@ -37,7 +61,8 @@ typedef struct {
     void (*written)(void *arg, px_upconn_t *u);
 } px_up_handler_t;
 
-enum { PX_UP_CONNECTING = 1, PX_UP_BUSY, PX_UP_IDLE, PX_UP_CLOSING };
+/* HANDOFF: an idle connection given to a waiting request, connected on the next timer tick. */
+enum { PX_UP_CONNECTING = 1, PX_UP_BUSY, PX_UP_IDLE, PX_UP_CLOSING, PX_UP_HANDOFF };
 
 struct px_upconn {
     px_transport_t tp;
@@ -53,6 +78,15 @@ struct px_upconn {
     px_upconn_t *prev, *next; /* idle list */
 };
 
+/* A request waiting for a connection; owned by the caller, linked into the pool while queued. */
+typedef struct px_pool_wait {
+    const px_up_handler_t *h;
+    void *arg;
+    px_upconn_t **out; /* set to the connection when one is assigned, before any callback */
+    px_pool_t *pool;   /* non-NULL while queued */
+    struct px_pool_wait *prev, *next;
+} px_pool_wait_t;
+
 struct px_pool {
     uv_loop_t *loop;
     struct sockaddr_storage addr;
@@ -62,6 +96,9 @@ struct px_pool {
     uint32_t n_idle;
     uint32_t n_open;
     bool closed;
+    px_pool_limits_t *lim;     /* NULL: unlimited */
+    px_pool_wait_t *wait_head; /* FIFO of waiting requests */
+    px_pool_wait_t *wait_tail;
     /* Counters of the owner (relaxed atomics, may be NULL). */
     _Atomic uint64_t *cx_total;
     _Atomic uint64_t *cx_active;
@@ -75,12 +112,18 @@ void px_pool_init(px_pool_t *p, uv_loop_t *loop, const struct sockaddr *addr,
  * A connection for one request, owned by the caller until px_pool_release. *reused is set when
  * it is a pooled, connected one (usable at once); otherwise it is connecting and h->connected
  * or h->failed follows. Returns 0 or a negative uv error (socket could not even be created).
+ * With limits: when no connection may be opened now, wait (may be NULL: no waiting) is queued
+ * and PX_POOL_QUEUED returned (*out stays NULL until a connection is assigned), or
+ * PX_POOL_OVERFLOW when max_pending requests already wait.
  */
-int px_pool_acquire(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn_t **out,
-                    bool *reused);
+int px_pool_acquire(px_pool_t *p, const px_up_handler_t *h, void *arg, px_pool_wait_t *wait,
+                    px_upconn_t **out, bool *reused);
+/* Take a queued wait out of its pool's FIFO (no callback follows). No-op when not queued. */
+void px_pool_cancel(px_pool_wait_t *wait);
 /* Give u back: kept idle when reusable (and the pool is open), closed otherwise. */
 void px_pool_release(px_upconn_t *u, bool reusable);
-/* Close the idle connections and refuse to keep more. Busy ones close on release. */
+/* Close the idle connections and refuse to keep more. Busy ones close on release. Waiting
+ * requests get h->failed(UV_ECANCELED, connecting). */
 void px_pool_close(px_pool_t *p);
 
 int px_up_write(px_upconn_t *u, const uv_buf_t *bufs, unsigned n);

@@ -236,18 +236,20 @@ static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockadd
     return rc;
 }
 
-/* A generation for snap (whose reference it takes), with one user: the worker. Clusters that
- * were in old share their counters with it. */
-static px_gen_t *gen_new(px_snapshot_t *snap, const px_gen_t *old)
+/* A generation for snap and its shared balancing state lb (whose references it takes), with
+ * one user: the worker. Clusters that were in old share their counters with it. */
+static px_gen_t *gen_new(px_snapshot_t *snap, px_lb_shared_t *lb, const px_gen_t *old)
 {
     px_gen_t *g = wf_calloc(1, sizeof(*g));
     g->snap = snap;
+    g->lb = lb;
     g->users = 1;
     g->ob = wf_calloc(snap->n_clusters ? snap->n_clusters : 1, sizeof(*g->ob));
     for (uint32_t i = 0; i < snap->n_clusters; i++) {
         px_ob_cluster_t *oc = &g->ob[i];
         uint32_t n = snap->clusters[i].n_endpoints ? snap->clusters[i].n_endpoints : 1;
         oc->cluster = &snap->clusters[i];
+        oc->lb = &lb->clusters[i];
         oc->active = wf_calloc(n, sizeof(*oc->active));
         oc->pools = wf_calloc(n, sizeof(*oc->pools));
         oc->pool_ready = wf_calloc(n, sizeof(*oc->pool_ready));
@@ -265,11 +267,8 @@ static void gen_free(px_gen_t *g)
 {
     const px_snapshot_t *snap = g->snap;
     for (uint32_t i = 0; i < snap->n_clusters; i++) {
-        for (uint32_t e = 0; e < snap->clusters[i].n_endpoints; e++) {
-            if (g->ob[i].pool_ready[e]) {
-                px_pool_close(&g->ob[i].pools[e]);
-            }
-        }
+        px_lb_ob_close(&g->ob[i]);
+        px_lb_ob_free(&g->ob[i]);
         wf_free(g->ob[i].active);
         wf_free(g->ob[i].pools);
         wf_free(g->ob[i].pool_ready);
@@ -278,6 +277,7 @@ static void gen_free(px_gen_t *g)
         }
     }
     wf_free(g->ob);
+    px_lb_shared_unref(g->lb);
     px_snapshot_unref(g->snap);
     wf_free(g);
 }
@@ -315,7 +315,7 @@ static void gen_update(px_worker_t *w)
         return;
     }
     px_gen_t *old = w->gen;
-    w->gen = gen_new(px_snapshot_ref(s), old);
+    w->gen = gen_new(px_snapshot_ref(s), px_lb_shared_ref(px->lb), old);
     uv_mutex_unlock(&px->snap_mu);
     if (old != NULL) {
         old->next = w->retired;
@@ -406,8 +406,10 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
         return WF_E_INVAL;
     }
     px_snapshot_t *old = px->snapshot;
+    px_lb_shared_t *old_lb = px->lb;
     char *old_json = px->snapshot_json;
     px->snapshot = s;
+    px->lb = px_lb_shared_new(s);
     px->snapshot_json = json;
     if (px->identity == NULL) {
         px->identity = px_snapshot_ref(s);
@@ -415,6 +417,7 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
     px->nack[0] = '\0';
     uv_mutex_unlock(&px->snap_mu);
     atomic_fetch_add_explicit(&px->config_accepted, 1, memory_order_relaxed);
+    px_lb_shared_unref(old_lb);
     px_snapshot_unref(old);
     wf_free(old_json);
     for (int i = 0; i < px->n_workers; i++) {

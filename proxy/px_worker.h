@@ -12,6 +12,7 @@
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
 
+#include "px_lb.h"
 #include "px_metrics.h"
 #include "px_snapshot.h"
 #include "px_trace.h"
@@ -109,13 +110,16 @@ typedef struct {
 } px_cluster_stats_t;
 
 /* One worker's state for one outbound cluster of the snapshot. */
-typedef struct {
+typedef struct px_ob_cluster {
     const px_cluster_t *cluster;
-    uint64_t rr;      /* ROUND_ROBIN position */
-    uint32_t *active; /* per endpoint: this worker's requests in flight there */
-    px_pool_t *pools; /* per endpoint, set up on first use */
+    px_lb_cluster_t *lb; /* the state every worker shares (px->lb) */
+    uint64_t rr;         /* ROUND_ROBIN position */
+    uint32_t *active;    /* per endpoint: this worker's requests in flight there */
+    px_pool_t *pools;    /* per endpoint, set up on first use */
     bool *pool_ready;
     px_cluster_stats_t *st; /* shared with other generations that have this cluster */
+    px_pool_t **pt_pools;   /* PASSTHROUGH: one per destination address, up to a bound */
+    uint32_t n_pt_pools;
 } px_ob_cluster_t;
 
 /*
@@ -129,6 +133,7 @@ typedef struct {
 typedef struct px_gen px_gen_t;
 struct px_gen {
     px_snapshot_t *snap;
+    px_lb_shared_t *lb;  /* snap's shared balancing state (one reference) */
     px_ob_cluster_t *ob; /* snap->n_clusters entries */
     uint32_t users;      /* requests and mirrors on it, +1 while it is the worker's current one */
     px_gen_t *next;      /* retired generations waiting for their users */
@@ -183,6 +188,7 @@ struct px_proxy {
     char inbound_cluster[64];             /* "inbound|9080||" */
     uv_mutex_t snap_mu;      /* guards snapshot, snapshot_json, nack* and workers' gen */
     px_snapshot_t *snapshot; /* the current one; NULL before the first */
+    px_lb_shared_t *lb;      /* its load-balancing state shared by workers (one reference) */
     char *snapshot_json;     /* its document as received, for /config_dump */
     px_snapshot_t *identity; /* the first snapshot, kept: self's strings point into it */
     char nack[512];          /* why the last refused snapshot was refused, "" when none */

@@ -5,7 +5,8 @@
  *
  * The upstream server answers by path: /hello, /who (its name), /echo (the request body),
  * /headers (the request head as received), /chunked (a chunked response), /reset (a
- * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/404, /code/<status>,
+ * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/<code> (its name
+ * with that status; /status/404 answers "nope"), /failif/<name> (503 from the server so named),
  * /nap?ms=N, /flaky?n=N (503 for the first N, counted per server in `flaky`), /drop (closes
  * without answering).
  */
@@ -400,9 +401,13 @@ static void *up_conn_thread(void *arg)
             srv_reply(fd, 200, NULL, "slept", 5);
         } else if (strcmp(path, "/status/404") == 0) {
             srv_reply(fd, 404, NULL, "nope", 4);
-        } else if (strncmp(path, "/code/", 6) == 0) {
-            /* /code/<status>: that status, and the server's name as content. */
-            srv_reply(fd, atoi(path + 6), NULL, u->name, strlen(u->name));
+        } else if (strncmp(path, "/status/", 8) == 0) {
+            /* Its name, with that status. */
+            srv_reply(fd, atoi(path + 8), NULL, u->name, strlen(u->name));
+        } else if (strncmp(path, "/failif/", 8) == 0) {
+            /* 503 from the upstream so named, its name (200) from the others. */
+            bool me = strcmp(path + 8, u->name) == 0;
+            srv_reply(fd, me ? 503 : 200, NULL, u->name, strlen(u->name));
         } else if (strcmp(path, "/nap") == 0) {
             /* /nap?ms=N: answers after N ms. */
             usleep((useconds_t)(nap_ms * 1000));
