@@ -17,6 +17,7 @@
 
 #include "px_http1.h"
 #include "px_route.h"
+#include "px_tracing.h"
 #include "wf_alloc.h"
 #include "wf_clock.h"
 #include "wf_log.h"
@@ -83,6 +84,9 @@ struct px_conn {
     int64_t start_wall_ns, start_mono_ns;
     uint32_t rflags; /* px_rflag_t bits */
     bool reported;   /* px_request_done was called for this request */
+    bool traced;     /* trace holds this request's context */
+    px_trace_ctx_t trace;
+    size_t m_ua; /* the user agent, after the peer metadata in meta */
 };
 
 static void conn_process(px_conn_t *c);
@@ -192,6 +196,9 @@ static void report(px_conn_t *c)
     info.request_id = meta_slice(c, off, c->m_rid);
     off += c->m_rid;
     info.peer = meta_slice(c, off, c->m_peer);
+    off += c->m_peer;
+    info.user_agent = meta_slice(c, off, c->m_ua);
+    info.trace = c->traced ? &c->trace : NULL;
     info.minor_version = c->minor;
     info.status = c->status;
     info.bytes_in = c->bytes_in;
@@ -225,7 +232,8 @@ static void reset_request(px_conn_t *c)
     c->retries = 0;
     c->active_slot = NULL;
     c->up_ep = NULL;
-    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = 0;
+    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = c->m_ua = 0;
+    c->traced = false;
     c->method = PX_HTTP1_M_OTHER;
     c->minor = 1;
     c->req_keep_alive = false;
@@ -472,6 +480,10 @@ static bool keep_field(void *arg, const px_http1_header_t *h)
     if (n.len == sizeof(PX_PEER_HEADER) - 1 && strncasecmp(n.p, PX_PEER_HEADER, n.len) == 0) {
         return false;
     }
+    /* Trace context: replaced by this hop's (px_tracing_begin), never duplicated. */
+    if (px_trace_is_header(n)) {
+        return false;
+    }
     return true;
 }
 
@@ -699,6 +711,14 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         wf_buf_append(&c->meta, peer_h->value.p, peer_h->value.len);
         c->m_peer = peer_h->value.len;
     }
+    const px_http1_header_t *ua_h = find_header(h, "user-agent");
+    if (ua_h != NULL) {
+        wf_buf_append(&c->meta, ua_h->value.p, ua_h->value.len);
+        c->m_ua = ua_h->value.len;
+    }
+    px_trace_out_t tout;
+    px_tracing_begin(w, h, &c->trace, &tout);
+    c->traced = true;
     px_http1_body_init(&c->qbody, h, NULL);
     c->q_done = px_http1_body_done(&c->qbody);
 
@@ -727,7 +747,7 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         wf_buf_puts(&c->scratch, ", ");
     }
     wf_buf_puts(&c->scratch, c->peer_ip);
-    px_http1_header_t extra[4];
+    px_http1_header_t extra[4 + PX_TRACE_MAX_OUT];
     size_t n_extra = 0;
     extra[n_extra++] = (px_http1_header_t){wf_str("X-Forwarded-For"),
                                            {(const char *)c->scratch.data, c->scratch.len}};
@@ -739,6 +759,9 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         const wf_buf_t *pv = &w->px->self_peer;
         extra[n_extra++] =
             (px_http1_header_t){wf_str(PX_PEER_HEADER), {(const char *)pv->data, pv->len}};
+    }
+    for (size_t i = 0; i < tout.n; i++) {
+        extra[n_extra++] = tout.h[i];
     }
     keep_ctx_t kc = {.drop_expect = (h->flags & PX_HTTP1_F_EXPECT_CONTINUE) != 0};
     px_http1_ser_opts_t o;

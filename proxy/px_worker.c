@@ -8,6 +8,7 @@
 #include "px_worker.h"
 
 #include "px_conn.h"
+#include "px_tracing.h"
 #include "wf_alloc.h"
 #include "wf_log.h"
 
@@ -67,6 +68,7 @@ void px_request_done(px_worker_t *w, const px_request_info_t *info)
     int cls = info->status >= 100 && info->status < 600 ? info->status / 100 : 0;
     atomic_fetch_add_explicit(&w->ctr.requests_total[cls], 1, memory_order_relaxed);
     record_metrics(w, info);
+    px_tracing_record(w, info);
     if (wf_log_enabled(WF_DEBUG)) {
         char fl[PX_RFLAGS_MAX];
         WF_LOG(WF_DEBUG, "proxy", "request",

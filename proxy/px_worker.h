@@ -13,6 +13,7 @@
 #define PX_WORKER_H
 
 #include "px_metrics.h"
+#include "px_otlp.h"
 #include "px_snapshot.h"
 #include "px_trace.h"
 #include "px_upstream.h"
@@ -40,6 +41,11 @@ typedef struct {
     int64_t idle_timeout_ms;    /* downstream connection with no request in progress */
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
     char *log_level;
+    char *collector;        /* OTLP/HTTP base URL for spans; NULL: the snapshot's, if any */
+    char *sampling;         /* percent of new traces, as text (wf_flags has no float type) */
+    int64_t trace_flush_ms; /* a span batch waits at most this long */
+    int64_t trace_batch;    /* spans per batch at most */
+    int64_t trace_queue;    /* spans queued per worker at most; more are dropped */
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is
@@ -63,6 +69,8 @@ typedef struct {
     wf_str_t peer;             /* inbound: the caller's PX_PEER_HEADER value, "" when absent */
     const px_endpoint_t *upstream_endpoint; /* outbound: the endpoint chosen, NULL when none */
     wf_str_t upstream_service;              /* outbound: the chosen cluster's host, "" when none */
+    const px_trace_ctx_t *trace;            /* this hop's trace context, NULL when none */
+    wf_str_t user_agent;                    /* "" when absent */
 } px_request_info_t;
 
 /* Per-worker counters; each is written by its worker's thread only. */
@@ -112,6 +120,7 @@ typedef struct px_worker {
     bool stopped;
     px_rng_t rng;                /* request ids, load balancing and fault draws */
     px_metrics_shard_t *metrics; /* this worker's shard of px->metrics */
+    px_span_queue_t *spans;      /* to the span exporter; NULL when no exporter runs */
     px_counters_t ctr;
     int start_rc; /* listener setup result, read by the main thread after start */
     uv_sem_t started;
@@ -137,6 +146,11 @@ struct px_proxy {
     wf_buf_t self_peer;    /* PX_PEER_HEADER value sent on outbound requests */
     _Atomic bool ready;
     _Atomic bool draining;
+    double sampling_pct;           /* percent of new traces sampled (px_trace_start) */
+    struct px_export *exporter;    /* NULL when spans are not exported */
+    px_span_queue_t **span_queues; /* one per worker while the exporter runs */
+    char node_id[320];             /* Istio's node id, for spans */
+    px_trace_node_t trace_node;    /* what every span of this proxy shares */
 };
 
 /* Start worker w (zeroed except px, id and metrics) on its own thread with its listeners bound.
