@@ -84,10 +84,16 @@ void px_tracing_record(px_worker_t *w, const px_request_info_t *info)
         px_tracing_op_name(name, sizeof(name), svc, WF_STR_LIT(""),
                            px_tracing_authority_port(info->authority, 80));
     }
-    /* Envoy's http.url: scheme, authority and the path as received; px_span_new cuts it. */
+    /* Envoy's http.url: scheme, authority and path; an absolute-form target (forward proxy
+     * clients) already is one. px_span_new cuts it. */
     char url[PX_SPAN_URL_MAX + 1];
-    int ul = snprintf(url, sizeof(url), "http://%.*s%.*s", (int)info->authority.len,
+    int ul;
+    if (info->path.len > 0 && info->path.p[0] != '/' && info->path.p[0] != '*') {
+        ul = snprintf(url, sizeof(url), "%.*s", (int)info->path.len, info->path.p);
+    } else {
+        ul = snprintf(url, sizeof(url), "http://%.*s%.*s", (int)info->authority.len,
                       info->authority.p, (int)info->path.len, info->path.p);
+    }
     char fl[PX_RFLAGS_MAX];
     px_rflags_format(info->flags, fl);
     px_span_in_t in = {
