@@ -5,6 +5,8 @@
  */
 #include "px_admin.h"
 
+#include "px_access_log.h"
+
 #include "px_http1.h"
 #include "px_tracing.h"
 #include "px_transport.h"
@@ -115,6 +117,7 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
         px_metrics_render(px->metrics, out); /* istio_* families only: no name is shared */
     }
     px_tracing_stats(px, out);
+    px_access_log_stats(px->access_log, out);
 }
 
 static void clusters(const px_proxy_t *px, wf_buf_t *out)

@@ -9,6 +9,7 @@
  */
 #include "px_main.h"
 
+#include "px_access_log.h"
 #include "px_admin.h"
 #include "px_export.h"
 #include "px_worker.h"
@@ -66,6 +67,9 @@ static const wf_flag_t px_flags[] = {
      "longest time, in milliseconds, a finished span waits before its batch is sent"},
     {"trace-batch", WF_FLAG_INT, "512", offsetof(px_config_t, trace_batch),
      "spans per OTLP request at most"},
+    {"access-log", WF_FLAG_STR, NULL, offsetof(px_config_t, access_log),
+     "write one logfmt line per request to this file (- = standard output, off = none); "
+     "default: standard output when the snapshot sets telemetry.access_log, else none"},
     {"trace-queue", WF_FLAG_INT, "2048", offsetof(px_config_t, trace_queue),
      "spans waiting for export per worker at most; more are dropped and counted"},
     {NULL, 0, NULL, 0, NULL},
@@ -343,6 +347,17 @@ int px_main(int argc, char **argv)
         status = rc;
         goto out;
     }
+    const char *alog = cfg->access_log;
+    if (alog == NULL && px->snapshot != NULL && px->snapshot->telemetry.access_log) {
+        alog = "-";
+    }
+    if (alog != NULL && strcmp(alog, "off") != 0) {
+        rc = px_access_log_open(&px->access_log, alog, px->n_workers);
+        if (rc != 0) {
+            fprintf(stderr, "weft proxy: --access-log %s: %s\n", alog, wf_strerror(rc));
+            goto out;
+        }
+    }
     for (int i = 0; i < px->n_workers; i++) {
         px->workers[i].px = px;
         px->workers[i].id = i;
@@ -382,6 +397,7 @@ out:
         px_worker_join(&px->workers[i]);
     }
     export_stop(px); /* after the workers: nothing pushes spans any more */
+    px_access_log_close(px->access_log);
     if (loop_ok) {
         px_admin_close(&m->admin);
         uv_walk(&m->loop, close_admin_walk, m);

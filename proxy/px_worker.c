@@ -7,6 +7,7 @@
  */
 #include "px_worker.h"
 
+#include "px_access_log.h"
 #include "px_conn.h"
 #include "px_tracing.h"
 #include "wf_alloc.h"
@@ -69,6 +70,9 @@ void px_request_done(px_worker_t *w, const px_request_info_t *info)
     atomic_fetch_add_explicit(&w->ctr.requests_total[cls], 1, memory_order_relaxed);
     record_metrics(w, info);
     px_tracing_record(w, info);
+    if (w->px->access_log != NULL) {
+        px_access_log_record(w->px->access_log, w->id, info);
+    }
     if (wf_log_enabled(WF_DEBUG)) {
         char fl[PX_RFLAGS_MAX];
         WF_LOG(WF_DEBUG, "proxy", "request",

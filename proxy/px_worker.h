@@ -46,6 +46,7 @@ typedef struct {
     int64_t trace_flush_ms; /* a span batch waits at most this long */
     int64_t trace_batch;    /* spans per batch at most */
     int64_t trace_queue;    /* spans queued per worker at most; more are dropped */
+    char *access_log;       /* path or "-" (stdout); NULL: the snapshot's setting */
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is
@@ -146,11 +147,12 @@ struct px_proxy {
     wf_buf_t self_peer;    /* PX_PEER_HEADER value sent on outbound requests */
     _Atomic bool ready;
     _Atomic bool draining;
-    double sampling_pct;           /* percent of new traces sampled (px_trace_start) */
-    struct px_export *exporter;    /* NULL when spans are not exported */
-    px_span_queue_t **span_queues; /* one per worker while the exporter runs */
-    char node_id[320];             /* Istio's node id, for spans */
-    px_trace_node_t trace_node;    /* what every span of this proxy shares */
+    double sampling_pct;              /* percent of new traces sampled (px_trace_start) */
+    struct px_export *exporter;       /* NULL when spans are not exported */
+    px_span_queue_t **span_queues;    /* one per worker while the exporter runs */
+    struct px_access_log *access_log; /* NULL: off */
+    char node_id[320];                /* Istio's node id, for spans */
+    px_trace_node_t trace_node;       /* what every span of this proxy shares */
 };
 
 /* Start worker w (zeroed except px, id and metrics) on its own thread with its listeners bound.

@@ -18,6 +18,7 @@ static char *col_dir;
 static upstream_t app;
 static proxy_t dst, src;
 static char *snap_dir;
+static char dst_log[600], src_log[600];
 
 /* tests/proxy/snapshots/<name>, found from this file's path. */
 static char *example_text(const char *name)
@@ -64,10 +65,12 @@ static int setup(void **state)
     assert_true(wt_wait_port(col_port, 10000));
 
     upstream_start(&app, "details-app");
-    const char *const dextra[] = {"--version",  "v1",  "--service",        "details",
-                                  "--outbound", "off", "--collector",      col_url,
-                                  "--sampling", "0",   "--trace-flush-ms", "100",
-                                  NULL};
+    snprintf(dst_log, sizeof(dst_log), "%s/dst-access.log", col_dir);
+    snprintf(src_log, sizeof(src_log), "%s/src-access.log", col_dir);
+    const char *const dextra[] = {
+        "--version",    "v1",    "--service",  "details", "--outbound",       "off",
+        "--collector",  col_url, "--sampling", "0",       "--trace-flush-ms", "100",
+        "--access-log", dst_log, NULL};
     proxy_start_with(&dst, app.port, NULL, "1", dextra);
 
     /* The source's snapshot: details' endpoint is the destination proxy, spans go to our
@@ -84,7 +87,7 @@ static int setup(void **state)
     char path[4200];
     snprintf(path, sizeof(path), "%s/snapshot.json", snap_dir);
     wt_write_file(path, c);
-    const char *const sextra[] = {"--trace-flush-ms", "100", NULL};
+    const char *const sextra[] = {"--trace-flush-ms", "100", "--access-log", src_log, NULL};
     proxy_start_with(&src, wt_free_port(), path, "1", sextra);
     assert_true(wt_wait_port(src.outbound, 10000));
     wf_free(text);
@@ -448,6 +451,156 @@ static void test_collector_down(void **state)
     proxy_stop(&p);
 }
 
+/* The value of key in a logfmt line (quoted values unescaped) into out; false when absent. */
+static bool logfmt_get(const char *line, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    const char *p = line;
+    while (*p != '\0' && *p != '\n') {
+        const char *eq = strchr(p, '=');
+        assert_non_null(eq);
+        bool match = (size_t)(eq - p) == kl && strncmp(p, key, kl) == 0;
+        const char *v = eq + 1;
+        size_t n = 0;
+        if (*v == '"') {
+            v++;
+            while (*v != '"') {
+                assert_true(*v != '\0' && *v != '\n');
+                char c = *v++;
+                if (c == '\\') {
+                    c = *v++;
+                    c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
+                }
+                if (match && n + 1 < cap) {
+                    out[n++] = c;
+                }
+            }
+            v++;
+        } else {
+            while (*v != ' ' && *v != '\n' && *v != '\0') {
+                if (match && n + 1 < cap) {
+                    out[n++] = *v;
+                }
+                v++;
+            }
+        }
+        if (match) {
+            out[n] = '\0';
+            return true;
+        }
+        p = *v == ' ' ? v + 1 : v;
+    }
+    return false;
+}
+
+/* The line of the access log at path whose request_id is rid, polling up to 10 s (the writer
+ * flushes every second). A new string, or NULL. */
+static char *log_line(const char *path, const char *rid)
+{
+    char want[128];
+    snprintf(want, sizeof(want), " request_id=%s ", rid);
+    for (int i = 0; i < 200; i++) {
+        char *text = wt_read_file(path, NULL);
+        const char *hit = text != NULL ? strstr(text, want) : NULL;
+        if (hit != NULL) {
+            while (hit > text && hit[-1] != '\n') {
+                hit--;
+            }
+            const char *eol = strchr(hit, '\n');
+            assert_non_null(eol);
+            char *line = wf_malloc((size_t)(eol - hit) + 2);
+            memcpy(line, hit, (size_t)(eol - hit) + 1);
+            line[eol - hit + 1] = '\0';
+            wf_free(text);
+            return line;
+        }
+        wf_free(text);
+        usleep(50 * 1000);
+    }
+    return NULL;
+}
+
+static void test_access_log(void **state)
+{
+    (void)state;
+    char head[16384], v[512];
+    through_mesh("-H 'x-request-id: rid-log-1' "
+                 "-H 'traceparent: 00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'",
+                 head, sizeof(head));
+    size_t app_bytes = strlen(head);
+    static const char *const keys[] = {
+        "start_time", "method",      "authority",          "path",
+        "protocol",   "status",      "response_flags",     "bytes_in",
+        "bytes_out",  "duration_ms", "upstream_host",      "upstream_cluster",
+        "request_id", "trace_id",    "downstream_address", "reporter"};
+    const char *paths[2] = {src_log, dst_log};
+    for (int k = 0; k < 2; k++) {
+        char *line = log_line(paths[k], "rid-log-1");
+        assert_non_null(line);
+        /* Every key, in the documented order, and nothing else. */
+        const char *p = line;
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            size_t kl = strlen(keys[i]);
+            assert_memory_equal(p, keys[i], kl);
+            assert_int_equal(p[kl], '=');
+            assert_true(logfmt_get(line, keys[i], v, sizeof(v)));
+            p = strchr(p + kl, ' ');
+            if (i + 1 < sizeof(keys) / sizeof(keys[0])) {
+                assert_non_null(p);
+                p++;
+            }
+        }
+        assert_null(p);
+        assert_true(logfmt_get(line, "start_time", v, sizeof(v)));
+        assert_int_equal(strlen(v), 24); /* 2026-11-26T04:05:26.123Z */
+        assert_true(v[10] == 'T' && v[19] == '.' && v[23] == 'Z');
+        assert_true(logfmt_get(line, "method", v, sizeof(v)));
+        assert_string_equal(v, "GET");
+        assert_true(logfmt_get(line, "authority", v, sizeof(v)));
+        assert_string_equal(v, "details:9080");
+        assert_true(logfmt_get(line, "protocol", v, sizeof(v)));
+        assert_string_equal(v, "HTTP/1.1");
+        assert_true(logfmt_get(line, "status", v, sizeof(v)));
+        assert_string_equal(v, "200");
+        assert_true(logfmt_get(line, "response_flags", v, sizeof(v)));
+        assert_string_equal(v, "-");
+        assert_true(logfmt_get(line, "bytes_in", v, sizeof(v)));
+        assert_string_equal(v, "0");
+        assert_true(logfmt_get(line, "bytes_out", v, sizeof(v)));
+        assert_int_equal(strtoull(v, NULL, 10), app_bytes);
+        assert_true(logfmt_get(line, "duration_ms", v, sizeof(v)));
+        assert_true(strtod(v, NULL) > 0);
+        assert_true(logfmt_get(line, "trace_id", v, sizeof(v)));
+        assert_string_equal(v, "5bf92f3577b34da6a3ce929d0e0e4736");
+        assert_true(logfmt_get(line, "downstream_address", v, sizeof(v)));
+        assert_string_equal(v, "127.0.0.1");
+        char want[128];
+        if (k == 0) {
+            assert_true(logfmt_get(line, "path", v, sizeof(v)));
+            assert_string_equal(v, "http://details:9080/headers"); /* absolute-form */
+            assert_true(logfmt_get(line, "upstream_host", v, sizeof(v)));
+            snprintf(want, sizeof(want), "127.0.0.1:%d", dst.inbound);
+            assert_string_equal(v, want);
+            assert_true(logfmt_get(line, "upstream_cluster", v, sizeof(v)));
+            assert_string_equal(v, "outbound|9080||details.default.svc.cluster.local");
+            assert_true(logfmt_get(line, "reporter", v, sizeof(v)));
+            assert_string_equal(v, "source");
+        } else {
+            assert_true(logfmt_get(line, "path", v, sizeof(v)));
+            assert_string_equal(v, "/headers");
+            assert_true(logfmt_get(line, "upstream_host", v, sizeof(v)));
+            snprintf(want, sizeof(want), "127.0.0.1:%d", app.port);
+            assert_string_equal(v, want);
+            assert_true(logfmt_get(line, "upstream_cluster", v, sizeof(v)));
+            snprintf(want, sizeof(want), "inbound|%d||", app.port);
+            assert_string_equal(v, want);
+            assert_true(logfmt_get(line, "reporter", v, sizeof(v)));
+            assert_string_equal(v, "destination");
+        }
+        wf_free(line);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -455,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_w3c_two_hops),
         cmocka_unit_test(test_b3_in_b3_out),
         cmocka_unit_test(test_unsampled_and_new_traces),
+        cmocka_unit_test(test_access_log),
         cmocka_unit_test(test_collector_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
