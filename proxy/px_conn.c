@@ -86,7 +86,8 @@ struct px_conn {
     bool reported;   /* px_request_done was called for this request */
     bool traced;     /* trace holds this request's context */
     px_trace_ctx_t trace;
-    size_t m_ua; /* the user agent, after the peer metadata in meta */
+    size_t m_ua;    /* the user agent, after the peer metadata in meta */
+    size_t m_rpeer; /* outbound: the response's peer metadata, after the user agent */
 };
 
 static void conn_process(px_conn_t *c);
@@ -198,6 +199,8 @@ static void report(px_conn_t *c)
     info.peer = meta_slice(c, off, c->m_peer);
     off += c->m_peer;
     info.user_agent = meta_slice(c, off, c->m_ua);
+    off += c->m_ua;
+    info.upstream_peer = meta_slice(c, off, c->m_rpeer);
     info.trace = c->traced ? &c->trace : NULL;
     info.minor_version = c->minor;
     info.status = c->status;
@@ -232,7 +235,7 @@ static void reset_request(px_conn_t *c)
     c->retries = 0;
     c->active_slot = NULL;
     c->up_ep = NULL;
-    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = c->m_ua = 0;
+    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = c->m_ua = c->m_rpeer = 0;
     c->traced = false;
     c->method = PX_HTTP1_M_OTHER;
     c->minor = 1;
@@ -485,6 +488,14 @@ static bool keep_field(void *arg, const px_http1_header_t *h)
         return false;
     }
     return true;
+}
+
+/* Responses: peer metadata is the proxies' own, as on requests. */
+static bool keep_resp_field(void *arg, const px_http1_header_t *h)
+{
+    (void)arg;
+    wf_str_t n = h->name;
+    return !(n.len == sizeof(PX_PEER_HEADER) - 1 && strncasecmp(n.p, PX_PEER_HEADER, n.len) == 0);
 }
 
 static const px_http1_header_t *find_header(const px_http1_head_t *h, const char *name)
@@ -998,6 +1009,23 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
             c->close_after = true;
         }
         o.connection_close = c->close_after;
+        /* Peer metadata exchange: the destination side says who answered; the source side
+         * reads it (for its telemetry) and keeps it from its app. */
+        o.keep_cb = keep_resp_field;
+        px_http1_header_t self_peer;
+        if (!c->outbound) {
+            const wf_buf_t *pv = &c->w->px->self_peer;
+            self_peer =
+                (px_http1_header_t){wf_str(PX_PEER_HEADER), {(const char *)pv->data, pv->len}};
+            o.extra = &self_peer;
+            o.num_extra = 1;
+        } else if (c->m_rpeer == 0) {
+            const px_http1_header_t *rp = find_header(&h, PX_PEER_HEADER);
+            if (rp != NULL) {
+                wf_buf_append(&c->meta, rp->value.p, rp->value.len);
+                c->m_rpeer = rp->value.len;
+            }
+        }
         c->up_reusable = (h.flags & PX_HTTP1_F_KEEP_ALIVE) && h.body != PX_HTTP1_BODY_EOF;
         c->status = h.status;
         px_http1_body_init(&c->sbody, &h, NULL);

@@ -57,6 +57,14 @@ static void record_metrics(px_worker_t *w, const px_request_info_t *info)
             px_workload_from_endpoint(&peer, info->upstream_endpoint, svc);
             in.destination = &peer;
         }
+        /* An endpoint the snapshot knows no labels of: the answering proxy said who it is. */
+        const px_endpoint_t *ep = info->upstream_endpoint;
+        if (ep != NULL && ep->n_labels == 0 && ep->workload.len == 0 &&
+            info->upstream_peer.len > 0 &&
+            px_peer_parse(info->upstream_peer.p, info->upstream_peer.len, &peer, peer_store,
+                          sizeof(peer_store)) == 0) {
+            in.destination = &peer;
+        }
     }
     px_labels_t l;
     px_labels_build(&l, &in);

@@ -72,6 +72,7 @@ typedef struct {
     wf_str_t upstream_service;              /* outbound: the chosen cluster's host, "" when none */
     const px_trace_ctx_t *trace;            /* this hop's trace context, NULL when none */
     wf_str_t user_agent;                    /* "" when absent */
+    wf_str_t upstream_peer; /* outbound: the answering proxy's PX_PEER_HEADER, "" when absent */
 } px_request_info_t;
 
 /* Per-worker counters; each is written by its worker's thread only. */
