@@ -124,7 +124,11 @@ static void send_pending(px_export_t *e, int64_t deadline_ns)
         atomic_fetch_add_explicit(&e->spans_failed, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->batches_failed, 1, memory_order_relaxed);
         WF_LOG_RL(WF_WARN, 10, "proxy", "span export failed", "url=%s spans=%zu err=%s status=%ld",
-                  e->url, n, timeout > 0 ? curl_easy_strerror(cc) : "drain time over", code);
+                  e->url, n,
+                  timeout <= 0     ? "drain time over"
+                  : cc != CURLE_OK ? curl_easy_strerror(cc)
+                                   : "answer not 2xx",
+                  code);
     }
     drop_pending(e);
 }
