@@ -448,6 +448,15 @@ static void test_collector_down(void **state)
     assert_true(stat_value(p.admin, "weft_proxy_span_export_failures_total") >= 1);
     assert_true(stat_value(p.admin, "weft_proxy_spans_sent_total") == 0);
     assert_true(stat_value(p.admin, "weft_proxy_spans_dropped_total{reason=\"queue_full\"}") == 0);
+    assert_true(stat_value(p.admin, "weft_proxy_access_log_dropped_total") == 0);
+    /* promtool's linter has nothing to say about these families (it does about Istio's
+     * istio_request_duration_milliseconds unit, which is Istio's name). */
+    char cmd[256], out[4096];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s http://127.0.0.1:%d/stats/prometheus | promtool check metrics 2>&1", p.admin);
+    run_cmd(cmd, out, sizeof(out));
+    assert_null(strstr(out, "weft_proxy_"));
+    assert_null(strstr(out, "error"));
     proxy_stop(&p);
 }
 
