@@ -118,7 +118,8 @@ static void through_mesh(const char *curl_args, char *head, size_t cap)
 {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "curl -s -A test-agent/1.0 -x http://127.0.0.1:%d %s http://details:9080/headers",
+             "curl -s --max-time 20 -A test-agent/1.0 -x http://127.0.0.1:%d %s "
+             "http://details:9080/headers",
              src.outbound, curl_args);
     assert_int_equal(run_cmd(cmd, head, cap), 0);
     assert_non_null(strstr(head, "GET /headers HTTP/1.1\r\n"));
@@ -312,7 +313,7 @@ static void test_w3c_two_hops(void **state)
     long long cd = json_integer_value(json_object_get(client, "duration"));
     long long ss = json_integer_value(json_object_get(server, "startTime"));
     long long sd = json_integer_value(json_object_get(server, "duration"));
-    assert_true(ss >= cs && ss + sd <= cs + cd);
+    assert_true(ss >= cs && ss + sd <= cs + cd + 1); /* + 1: both are truncated to µs */
     assert_string_equal(tag(client, "upstream_cluster"),
                         "outbound|9080||details.default.svc.cluster.local");
     assert_string_equal(tag(client, "istio.canonical_service"), "productpage");
@@ -325,6 +326,38 @@ static void test_w3c_two_hops(void **state)
     assert_string_equal(tag(server, "istio.canonical_service"), "details");
     assert_string_equal(tag(server, "istio.canonical_revision"), "v1");
     json_decref(j);
+}
+
+/* A destination whose app is down answers 503 UF itself: its span is an error. */
+static void test_error_span(void **state)
+{
+    (void)state;
+    proxy_t p;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", col_port);
+    const char *const extra[] = {"--collector", url, "--trace-flush-ms", "50", "--service",
+                                 "ratings",     NULL};
+    proxy_start_with(&p, wt_free_port(), NULL, "1", extra); /* nothing listens on the app port */
+    char cmd[512], out[256];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -o /dev/null -w '%%{http_code}' --max-time 20 "
+             "-H 'traceparent: 00-6bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' "
+             "http://127.0.0.1:%d/x",
+             p.inbound);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    assert_string_equal(out, "503");
+    json_t *j = NULL;
+    json_t *t = trace_wait("6bf92f3577b34da6a3ce929d0e0e4736", 1, &j);
+    assert_non_null(t);
+    assert_int_equal(json_array_size(json_object_get(t, "spans")), 1);
+    json_t *server = span_of_kind(t, "server");
+    assert_string_equal(parent_of(server), "00f067aa0ba902b7");
+    assert_string_equal(service_of(t, server), "ratings");
+    assert_string_equal(tag(server, "http.status_code"), "503");
+    assert_string_equal(tag(server, "response_flags"), "UF");
+    assert_string_equal(tag(server, "error"), "true");
+    json_decref(j);
+    proxy_stop(&p);
 }
 
 static void test_b3_in_b3_out(void **state)
@@ -614,11 +647,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_w3c_two_hops),
-        cmocka_unit_test(test_b3_in_b3_out),
-        cmocka_unit_test(test_unsampled_and_new_traces),
-        cmocka_unit_test(test_access_log),
-        cmocka_unit_test(test_collector_down),
+        cmocka_unit_test(test_w3c_two_hops), cmocka_unit_test(test_error_span),
+        cmocka_unit_test(test_b3_in_b3_out), cmocka_unit_test(test_unsampled_and_new_traces),
+        cmocka_unit_test(test_access_log),   cmocka_unit_test(test_collector_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
