@@ -156,8 +156,9 @@ struct px_proxy {
     px_trace_node_t trace_node;       /* what every span of this proxy shares */
 };
 
-/* Start worker w (zeroed except px, id and metrics) on its own thread with its listeners bound.
- * Returns 0 once it listens, or the negative uv error of the bind (then the thread has ended). */
+/* Start worker w (zeroed except px, id, metrics and spans) on its own thread with its listeners
+ * bound. Returns 0 once it listens, or the negative uv error of the bind (then the thread has
+ * ended). */
 int px_worker_start(px_worker_t *w);
 /* Ask w to drain: close listeners, let requests in flight finish within cfg.drain_ms, then end
  * its loop. Any thread. */
@@ -172,7 +173,8 @@ void px__worker_conn_gone(px_worker_t *w);
  * The one place a finished request (answered, refused or abandoned) is reported, on the
  * worker's thread, once per request, after the last response byte was queued. It counts
  * requests by status class and records the Istio metrics in the worker's shard (reporter
- * destination inbound, source outbound); the spans module hooks in here.
+ * destination inbound, source outbound), the span of a sampled request (px_tracing_record) and
+ * the access log line.
  */
 void px_request_done(px_worker_t *w, const px_request_info_t *info);
 
