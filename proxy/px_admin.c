@@ -5,7 +5,10 @@
  */
 #include "px_admin.h"
 
+#include "px_access_log.h"
+
 #include "px_http1.h"
+#include "px_tracing.h"
 #include "px_transport.h"
 #include "wf_alloc.h"
 #include "wf_clock.h"
@@ -159,6 +162,8 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
     if (px->metrics != NULL) {
         px_metrics_render(px->metrics, out); /* istio_* families only: no name is shared */
     }
+    px_tracing_stats(px, out);
+    px_access_log_stats(px->access_log, out);
 }
 
 static void clusters(const px_proxy_t *px, wf_buf_t *out)

@@ -18,6 +18,7 @@
 #include "px_http1.h"
 #include "px_mirror.h"
 #include "px_route.h"
+#include "px_tracing.h"
 #include "wf_alloc.h"
 #include "wf_clock.h"
 #include "wf_log.h"
@@ -64,7 +65,8 @@ struct px_conn {
 
     /* The request in flight. */
     wf_buf_t meta; /* method, authority, target, request id, peer metadata, CORS origin */
-    size_t m_method, m_auth, m_path, m_rid, m_peer, m_origin;
+    size_t m_method, m_auth, m_path, m_rid, m_peer;
+    size_t m_origin_off, m_origin; /* an allowed CORS origin (cors_request), 0 = none */
     px_http1_method_t method;
     int minor;
     bool req_keep_alive;
@@ -109,6 +111,10 @@ struct px_conn {
     px_lb_key_t lbkey;    /* outbound: the consistent-hash key */
     px_pool_wait_t pwait; /* queued for a connection (circuit breaker pending) */
     bool retry_held;      /* holds one of the cluster's max_retries */
+    bool traced;          /* trace holds this request's context */
+    px_trace_ctx_t trace;
+    size_t m_ua;                 /* the user agent, after the peer metadata in meta */
+    size_t m_rpeer_off, m_rpeer; /* outbound: the response's peer metadata */
 };
 
 static void conn_process(px_conn_t *c);
@@ -224,6 +230,11 @@ static void report(px_conn_t *c)
     info.request_id = meta_slice(c, off, c->m_rid);
     off += c->m_rid;
     info.peer = meta_slice(c, off, c->m_peer);
+    off += c->m_peer;
+    info.user_agent = meta_slice(c, off, c->m_ua);
+    off += c->m_ua;
+    info.upstream_peer = meta_slice(c, c->m_rpeer_off, c->m_rpeer);
+    info.trace = c->traced ? &c->trace : NULL;
     info.minor_version = c->minor;
     info.status = c->status;
     info.bytes_in = c->bytes_in;
@@ -275,7 +286,9 @@ static void reset_request(px_conn_t *c)
     }
     c->active_slot = NULL;
     c->up_ep = NULL;
-    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = c->m_origin = 0;
+    c->m_method = c->m_auth = c->m_path = c->m_rid = c->m_peer = c->m_ua = c->m_rpeer = 0;
+    c->m_origin = c->m_origin_off = c->m_rpeer_off = 0;
+    c->traced = false;
     c->method = PX_HTTP1_M_OTHER;
     c->minor = 1;
     c->req_keep_alive = false;
@@ -702,7 +715,10 @@ static bool keep_field(void *arg, const px_http1_header_t *h)
         return false;
     }
     if (!k->request) {
-        return true;
+        /* Responses: a peer header is the destination proxy's (read by the source side
+         * before this) or the app's own: neither reaches the client. */
+        return !(n.len == sizeof(PX_PEER_HEADER) - 1 &&
+                 strncasecmp(n.p, PX_PEER_HEADER, n.len) == 0);
     }
     if ((n.len == 15 && strncasecmp(n.p, "x-forwarded-for", 15) == 0) ||
         (n.len == 17 && strncasecmp(n.p, "x-forwarded-proto", 17) == 0)) {
@@ -714,6 +730,10 @@ static bool keep_field(void *arg, const px_http1_header_t *h)
     /* Peer metadata is the proxies' own: never the app's word outbound, never shown to the app
      * inbound (the inbound side has read it already). */
     if (n.len == sizeof(PX_PEER_HEADER) - 1 && strncasecmp(n.p, PX_PEER_HEADER, n.len) == 0) {
+        return false;
+    }
+    /* Trace context: replaced by this hop's (px_tracing_begin), never duplicated. */
+    if (px_trace_is_header(n)) {
         return false;
     }
     return true;
@@ -820,6 +840,7 @@ static bool cors_request(px_conn_t *c, const px_http1_head_t *h, const px_route_
         wf_buf_free(&ex);
         return true;
     }
+    c->m_origin_off = c->meta.len;
     wf_buf_append(&c->meta, o->value.p, o->value.len);
     c->m_origin = o->value.len;
     return false;
@@ -1036,6 +1057,14 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         wf_buf_append(&c->meta, peer_h->value.p, peer_h->value.len);
         c->m_peer = peer_h->value.len;
     }
+    const px_http1_header_t *ua_h = find_header(h, "user-agent");
+    if (ua_h != NULL) {
+        wf_buf_append(&c->meta, ua_h->value.p, ua_h->value.len);
+        c->m_ua = ua_h->value.len;
+    }
+    px_trace_out_t tout;
+    px_tracing_begin(w, h, &c->trace, &tout);
+    c->traced = true;
     px_http1_body_init(&c->qbody, h, NULL);
     c->q_done = px_http1_body_done(&c->qbody);
 
@@ -1070,7 +1099,7 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
     wf_buf_puts(&c->scratch, c->peer_ip);
     const px_hdr_ops_t *rops = c->route != NULL ? &c->route->headers.request : NULL;
     const px_hdr_ops_t *dops = c->dest != NULL ? &c->dest->headers.request : NULL;
-    size_t cap = 4 + ops_count(rops) + ops_count(dops);
+    size_t cap = 4 + PX_TRACE_MAX_OUT + ops_count(rops) + ops_count(dops);
     px_http1_header_t extra_local[PX_MAX_EXTRA];
     px_http1_header_t *extra = cap <= PX_MAX_EXTRA ? extra_local : wf_malloc(cap * sizeof(*extra));
     size_t n_extra = 0;
@@ -1084,6 +1113,9 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         const wf_buf_t *pv = &w->px->self_peer;
         extra[n_extra++] =
             (px_http1_header_t){wf_str(PX_PEER_HEADER), {(const char *)pv->data, pv->len}};
+    }
+    for (size_t i = 0; i < tout.n; i++) {
+        extra[n_extra++] = tout.h[i];
     }
     ops_extra(dops, rops, extra, &n_extra, cap);
     ops_extra(rops, NULL, extra, &n_extra, cap);
@@ -1343,7 +1375,7 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
         memset(&o, 0, sizeof(o));
         const px_hdr_ops_t *rops = r != NULL ? &r->headers.response : NULL;
         const px_hdr_ops_t *dops = c->dest != NULL ? &c->dest->headers.response : NULL;
-        size_t cap = 4 + ops_count(rops) + ops_count(dops);
+        size_t cap = 5 + ops_count(rops) + ops_count(dops);
         px_http1_header_t extra_local[PX_MAX_EXTRA];
         px_http1_header_t *extra =
             cap <= PX_MAX_EXTRA ? extra_local : wf_malloc(cap * sizeof(*extra));
@@ -1352,9 +1384,8 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
         ops_extra(rops, NULL, extra, &n_extra, cap);
         if (c->m_origin > 0) {
             /* An allowed CORS origin (cors_request). */
-            size_t off = c->meta.len - c->m_origin;
             extra[n_extra++] = (px_http1_header_t){wf_str("access-control-allow-origin"),
-                                                   meta_slice(c, off, c->m_origin)};
+                                                   meta_slice(c, c->m_origin_off, c->m_origin)};
             if (r->cors.allow_credentials == 1) {
                 extra[n_extra++] =
                     (px_http1_header_t){wf_str("access-control-allow-credentials"), wf_str("true")};
@@ -1405,8 +1436,23 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
             c->close_after = true;
         }
         o.connection_close = c->close_after;
+        /* Peer metadata exchange: the destination side says who answered; the source side
+         * reads it (for its telemetry) and keeps it from its app. */
+        if (!c->outbound) {
+            const wf_buf_t *pv = &c->w->px->self_peer;
+            extra[n_extra++] =
+                (px_http1_header_t){wf_str(PX_PEER_HEADER), {(const char *)pv->data, pv->len}};
+        } else if (c->m_rpeer == 0) {
+            const px_http1_header_t *rp = find_header(&h, PX_PEER_HEADER);
+            if (rp != NULL) {
+                c->m_rpeer_off = c->meta.len;
+                wf_buf_append(&c->meta, rp->value.p, rp->value.len);
+                c->m_rpeer = rp->value.len;
+            }
+        }
         c->up_reusable = (h.flags & PX_HTTP1_F_KEEP_ALIVE) && h.body != PX_HTTP1_BODY_EOF;
         c->status = h.status;
+        o.num_extra = n_extra;
         px_http1_body_init(&c->sbody, &h, NULL);
         wf_buf_reset(&c->scratch);
         px_http1_serialize_response(&h, &o, &c->scratch);

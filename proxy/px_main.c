@@ -9,8 +9,10 @@
  */
 #include "px_main.h"
 
+#include "px_access_log.h"
 #include "px_admin.h"
 #include "px_control.h"
+#include "px_export.h"
 #include "px_worker.h"
 
 #include "wf_alloc.h"
@@ -65,6 +67,21 @@ static const wf_flag_t px_flags[] = {
      "gateway server of the snapshot, routed by the virtual hosts bound to its port; no app)"},
     {"gateway-bind", WF_FLAG_STR, "0.0.0.0", offsetof(px_config_t, gateway_bind),
      "gateway mode: the address the gateway servers' ports are opened on"},
+    {"collector", WF_FLAG_STR, NULL, offsetof(px_config_t, collector),
+     "collector URL spans are sent to by OTLP/HTTP protobuf (http://HOST:PORT, /v1/traces is "
+     "added); default: the snapshot's telemetry.collector_url, else no span export"},
+    {"sampling", WF_FLAG_STR, "1", offsetof(px_config_t, sampling),
+     "percent of new traces sampled (0..100) when no snapshot sets telemetry.sampling; an "
+     "incoming sampling decision always wins"},
+    {"trace-flush-ms", WF_FLAG_INT, "1000", offsetof(px_config_t, trace_flush_ms),
+     "longest time, in milliseconds, a finished span waits before its batch is sent"},
+    {"trace-batch", WF_FLAG_INT, "512", offsetof(px_config_t, trace_batch),
+     "spans per OTLP request at most"},
+    {"access-log", WF_FLAG_STR, NULL, offsetof(px_config_t, access_log),
+     "write one logfmt line per request to this file (- = standard output, off = none); "
+     "default: standard output when the snapshot sets telemetry.access_log, else none"},
+    {"trace-queue", WF_FLAG_INT, "2048", offsetof(px_config_t, trace_queue),
+     "spans waiting for export per worker at most; more are dropped and counted"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -190,6 +207,89 @@ static void self_init(px_proxy_t *px)
     px_peer_format(&px->self, &px->self_peer);
 }
 
+/* Sampling and span export settings: the snapshot's sampling percentage, else --sampling; the
+ * --collector URL, else the snapshot's. Returns 0, or 2 (usage error, message printed). */
+static int tracing_init(px_proxy_t *px)
+{
+    const px_config_t *cfg = &px->cfg;
+    char *end = NULL;
+    double pct = strtod(cfg->sampling, &end);
+    if (end == cfg->sampling || *end != '\0' || !(pct >= 0 && pct <= 100)) {
+        fprintf(stderr, "weft proxy: --sampling takes a percentage 0..100\n");
+        return 2;
+    }
+    px->sampling_pct = px->snapshot != NULL ? px->snapshot->telemetry.sampling : pct;
+    if (cfg->trace_flush_ms <= 0 || cfg->trace_batch <= 0 || cfg->trace_batch > 65536 ||
+        cfg->trace_queue <= 0 || cfg->trace_queue > (1 << 20)) {
+        fprintf(stderr, "weft proxy: --trace-flush-ms, --trace-batch (..65536) and "
+                        "--trace-queue (..1048576) must be positive\n");
+        return 2;
+    }
+    char ip[64] = "127.0.0.1";
+    const char *colon = strrchr(cfg->inbound, ':');
+    if (colon != NULL && (size_t)(colon - cfg->inbound) < sizeof(ip)) {
+        snprintf(ip, sizeof(ip), "%.*s", (int)(colon - cfg->inbound), cfg->inbound);
+    }
+    snprintf(px->node_id, sizeof(px->node_id), "sidecar~%s~%.*s.%.*s~%.*s.svc.cluster.local", ip,
+             (int)px->self.workload.len, px->self.workload.p, (int)px->self.namespace.len,
+             px->self.namespace.p, (int)px->self.namespace.len, px->self.namespace.p);
+    px->trace_node.node_id = wf_str(px->node_id);
+    px->trace_node.canonical_service = px->self.canonical_service;
+    px->trace_node.canonical_revision = px->self.canonical_revision;
+    px->trace_node.namespace = px->self.namespace;
+    px->trace_node.mesh_id = WF_STR_LIT("");
+    return 0;
+}
+
+/* Start the span exporter when a collector is configured: one queue per worker first. */
+static int export_start(px_proxy_t *px)
+{
+    const char *base = px->cfg.collector;
+    if (base == NULL && px->snapshot != NULL && px->snapshot->telemetry.collector_url.len > 0) {
+        base = px->snapshot->telemetry.collector_url.p;
+    }
+    if (base == NULL || base[0] == '\0') {
+        return 0;
+    }
+    char url[2048];
+    if (px_export_url(base, url, sizeof(url)) != 0) {
+        fprintf(stderr, "weft proxy: collector URL %s: want http://HOST:PORT[/PATH]\n", base);
+        return 2;
+    }
+    px_span_queue_t **queues = wf_calloc((size_t)px->n_workers, sizeof(*queues));
+    for (int i = 0; i < px->n_workers; i++) {
+        queues[i] = px_span_queue_new((size_t)px->cfg.trace_queue);
+        px->workers[i].spans = queues[i];
+    }
+    px->span_queues = queues;
+    px_export_cfg_t ec = {
+        .url = url,
+        .flush_ms = px->cfg.trace_flush_ms,
+        .batch_max = (size_t)px->cfg.trace_batch,
+        .timeout_ms = PX_EXPORT_TIMEOUT_MS,
+        .node = px->trace_node,
+        .queues = queues,
+        .n_queues = (size_t)px->n_workers,
+    };
+    if (px_export_start(&px->exporter, &ec) != 0) {
+        fprintf(stderr, "weft proxy: cannot start the span exporter\n");
+        return 1;
+    }
+    WF_LOG(WF_INFO, "proxy", "exporting spans", "url=%s sampling_pct=%g", url, px->sampling_pct);
+    return 0;
+}
+
+static void export_stop(px_proxy_t *px)
+{
+    px_export_stop(px->exporter, px->cfg.drain_ms);
+    px->exporter = NULL;
+    for (int i = 0; px->span_queues != NULL && i < px->n_workers; i++) {
+        px_span_queue_free(px->span_queues[i]);
+    }
+    wf_free(px->span_queues);
+    px->span_queues = NULL;
+}
+
 int px_main(int argc, char **argv)
 {
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
@@ -281,6 +381,11 @@ int px_main(int argc, char **argv)
     }
 
     self_init(px);
+    rc = tracing_init(px);
+    if (rc != 0) {
+        status = rc;
+        goto out;
+    }
 
     if (uv_loop_init(&m->loop) != 0) {
         goto out;
@@ -289,6 +394,22 @@ int px_main(int argc, char **argv)
     px->n_workers = (int)cfg->concurrency;
     px->workers = wf_calloc((size_t)px->n_workers, sizeof(px_worker_t));
     px->metrics = px_metrics_new((unsigned)px->n_workers);
+    rc = export_start(px);
+    if (rc != 0) {
+        status = rc;
+        goto out;
+    }
+    const char *alog = cfg->access_log;
+    if (alog == NULL && px->snapshot != NULL && px->snapshot->telemetry.access_log) {
+        alog = "-";
+    }
+    if (alog != NULL && strcmp(alog, "off") != 0) {
+        rc = px_access_log_open(&px->access_log, alog, px->n_workers);
+        if (rc != 0) {
+            fprintf(stderr, "weft proxy: --access-log %s: %s\n", alog, wf_strerror(rc));
+            goto out;
+        }
+    }
     for (int i = 0; i < px->n_workers; i++) {
         px->workers[i].px = px;
         px->workers[i].id = i;
@@ -349,6 +470,8 @@ out:
     for (int i = 0; i < started; i++) {
         px_worker_join(&px->workers[i]);
     }
+    export_stop(px); /* after the workers: nothing pushes spans any more */
+    px_access_log_close(px->access_log);
     if (loop_ok) {
         px_admin_close(&m->admin);
         uv_walk(&m->loop, close_admin_walk, m);

@@ -527,6 +527,7 @@ void px_trace_extract(const px_http1_header_t *h, size_t n, px_trace_in_t *in)
     px_traceparent_t tp;
     if (have[H_TP] && px_traceparent_parse(v[H_TP].p, v[H_TP].len, &tp) == 0) {
         in->source = PX_TRACE_SRC_TRACEPARENT;
+        in->b3_field = have[H_B3];
         in->has_ids = true;
         memcpy(in->trace_id, tp.trace_id, 16);
         memcpy(in->parent_id, tp.parent_id, 8);
@@ -540,9 +541,11 @@ void px_trace_extract(const px_http1_header_t *h, size_t n, px_trace_in_t *in)
         return;
     }
     if (have[H_B3] && px_b3_single_parse(v[H_B3].p, v[H_B3].len, in) == 0) {
+        in->b3_field = true;
         return;
     }
     b3_multi(v, have, in);
+    in->b3_field = have[H_B3];
 }
 
 void px_trace_start(const px_trace_in_t *in, double sampling_pct, px_rng_t *rng,
@@ -575,7 +578,7 @@ void px_trace_start(const px_trace_in_t *in, double sampling_pct, px_rng_t *rng,
         break;
     }
     }
-    ctx->b3_single = in->source == PX_TRACE_SRC_B3_SINGLE;
+    ctx->b3_single = in->source == PX_TRACE_SRC_B3_SINGLE || in->b3_field;
     if (in->source == PX_TRACE_SRC_TRACEPARENT && in->tracestate_len > 0) {
         memcpy(ctx->tracestate, in->tracestate, in->tracestate_len + 1);
         ctx->tracestate_len = in->tracestate_len;

@@ -104,6 +104,9 @@ typedef struct {
     px_sampling_t sampling;
     char tracestate[PX_TRACESTATE_MAX + 1]; /* normalised; only with a valid traceparent */
     size_t tracestate_len;
+    /* The request had a `b3` field, whichever field gave the context: the caller (or a proxy
+     * before us, which answers in kind) speaks B3 single, so the next hop gets it too. */
+    bool b3_field;
 } px_trace_in_t;
 
 /* Parse a single `b3` value into in (source, ids, sampling). Returns 0 or WF_E_INVAL. */
@@ -129,7 +132,7 @@ typedef struct {
     bool trace_id_64;
     bool sampled;
     bool debug;
-    bool b3_single; /* the request came with `b3`: answer in kind */
+    bool b3_single; /* the request came with `b3` (px_trace_in_t.b3_field): answer in kind */
     char tracestate[PX_TRACESTATE_MAX + 1];
     size_t tracestate_len;
 } px_trace_ctx_t;

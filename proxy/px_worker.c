@@ -7,8 +7,10 @@
  */
 #include "px_worker.h"
 
+#include "px_access_log.h"
 #include "px_conn.h"
 #include "px_mirror.h"
+#include "px_tracing.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 #include "wf_log.h"
@@ -57,6 +59,14 @@ static void record_metrics(px_worker_t *w, const px_request_info_t *info)
             px_workload_from_endpoint(&peer, info->upstream_endpoint, svc);
             in.destination = &peer;
         }
+        /* An endpoint the snapshot knows no labels of: the answering proxy said who it is. */
+        const px_endpoint_t *ep = info->upstream_endpoint;
+        if (ep != NULL && ep->n_labels == 0 && ep->workload.len == 0 &&
+            info->upstream_peer.len > 0 &&
+            px_peer_parse(info->upstream_peer.p, info->upstream_peer.len, &peer, peer_store,
+                          sizeof(peer_store)) == 0) {
+            in.destination = &peer;
+        }
     }
     px_labels_t l;
     px_labels_build(&l, &in);
@@ -69,6 +79,10 @@ void px_request_done(px_worker_t *w, const px_request_info_t *info)
     int cls = info->status >= 100 && info->status < 600 ? info->status / 100 : 0;
     atomic_fetch_add_explicit(&w->ctr.requests_total[cls], 1, memory_order_relaxed);
     record_metrics(w, info);
+    px_tracing_record(w, info);
+    if (w->px->access_log != NULL) {
+        px_access_log_record(w->px->access_log, w->id, info);
+    }
     if (wf_log_enabled(WF_DEBUG)) {
         char fl[PX_RFLAGS_MAX];
         WF_LOG(WF_DEBUG, "proxy", "request",

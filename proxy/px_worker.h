@@ -14,6 +14,7 @@
 
 #include "px_lb.h"
 #include "px_metrics.h"
+#include "px_otlp.h"
 #include "px_snapshot.h"
 #include "px_trace.h"
 #include "px_upstream.h"
@@ -41,9 +42,15 @@ typedef struct {
     int64_t idle_timeout_ms;    /* downstream connection with no request in progress */
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
     char *log_level;
-    char *control;      /* the control plane's URL (px_control.h); NULL = none */
-    char *mode;         /* "sidecar" or "gateway" */
-    char *gateway_bind; /* the address gateway servers listen on */
+    char *control;          /* the control plane's URL (px_control.h); NULL = none */
+    char *mode;             /* "sidecar" or "gateway" */
+    char *gateway_bind;     /* the address gateway servers listen on */
+    char *collector;        /* OTLP/HTTP base URL for spans; NULL: the snapshot's, if any */
+    char *sampling;         /* percent of new traces, as text (wf_flags has no float type) */
+    int64_t trace_flush_ms; /* a span batch waits at most this long */
+    int64_t trace_batch;    /* spans per batch at most */
+    int64_t trace_queue;    /* spans queued per worker at most; more are dropped */
+    char *access_log;       /* path or "-" (stdout); NULL: the snapshot's setting */
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is
@@ -67,6 +74,9 @@ typedef struct {
     wf_str_t peer;             /* inbound: the caller's PX_PEER_HEADER value, "" when absent */
     const px_endpoint_t *upstream_endpoint; /* outbound: the endpoint chosen, NULL when none */
     wf_str_t upstream_service;              /* outbound: the chosen cluster's host, "" when none */
+    const px_trace_ctx_t *trace;            /* this hop's trace context, NULL when none */
+    wf_str_t user_agent;                    /* "" when absent */
+    wf_str_t upstream_peer; /* outbound: the answering proxy's PX_PEER_HEADER, "" when absent */
 } px_request_info_t;
 
 #define PX_RBUF_CACHE 16
@@ -169,6 +179,7 @@ struct px_worker {
     wf_buf_t rbuf_cache[PX_RBUF_CACHE];
     uint32_t n_rbuf_cache;
     px_metrics_shard_t *metrics; /* this worker's shard of px->metrics */
+    px_span_queue_t *spans;      /* to the span exporter; NULL when no exporter runs */
     px_counters_t ctr;
     int start_rc; /* listener setup result, read by the main thread after start */
     uv_sem_t started;
@@ -203,10 +214,17 @@ struct px_proxy {
     wf_buf_t self_peer;    /* PX_PEER_HEADER value sent on outbound requests */
     _Atomic bool ready;
     _Atomic bool draining;
+    double sampling_pct;              /* percent of new traces sampled (px_trace_start) */
+    struct px_export *exporter;       /* NULL when spans are not exported */
+    px_span_queue_t **span_queues;    /* one per worker while the exporter runs */
+    struct px_access_log *access_log; /* NULL: off */
+    char node_id[320];                /* Istio's node id, for spans */
+    px_trace_node_t trace_node;       /* what every span of this proxy shares */
 };
 
-/* Start worker w (zeroed except px, id and metrics) on its own thread with its listeners bound.
- * Returns 0 once it listens, or the negative uv error of the bind (then the thread has ended). */
+/* Start worker w (zeroed except px, id, metrics and spans) on its own thread with its listeners
+ * bound. Returns 0 once it listens, or the negative uv error of the bind (then the thread has
+ * ended). */
 int px_worker_start(px_worker_t *w);
 /* Ask w to drain: close listeners, let requests in flight finish within cfg.drain_ms, then end
  * its loop. Any thread. */
@@ -221,7 +239,8 @@ void px__worker_conn_gone(px_worker_t *w);
  * The one place a finished request (answered, refused or abandoned) is reported, on the
  * worker's thread, once per request, after the last response byte was queued. It counts
  * requests by status class and records the Istio metrics in the worker's shard (reporter
- * destination inbound, source outbound); the spans module hooks in here.
+ * destination inbound, source outbound), the span of a sampled request (px_tracing_record) and
+ * the access log line.
  */
 void px_request_done(px_worker_t *w, const px_request_info_t *info);
 

@@ -5,7 +5,9 @@
  * x-weft-peer), and a request through one proxy's outbound listener, routed by the example
  * snapshot productpage-reviews-80-20.json, to a second proxy's inbound listener: the first
  * reports it as source, the second as destination with the first as its source (the peer
- * metadata exchange), and the app never sees x-weft-peer. Every asserted value is exact.
+ * metadata exchange), and the app never sees x-weft-peer; the destination proxy answers with
+ * its own x-weft-peer (never the app's), which the source reads for an endpoint whose labels
+ * it does not know and keeps from its app. Every asserted value is exact.
  */
 #include "test_proxy_common.h"
 
@@ -45,13 +47,16 @@ static void app_serve(int fd)
     } else if (strcmp(path, "/headers") == 0) {
         status = 200;
         snprintf(body, sizeof(body), "%s", head);
+    } else if (strcmp(path, "/spoof") == 0) {
+        status = 200; /* claims to be a proxy in its response */
+        snprintf(body, sizeof(body), "spoof");
     } else {
         snprintf(body, sizeof(body), "unknown");
     }
     char resp[9000];
-    int len = snprintf(resp, sizeof(resp),
-                       "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                       status, strlen(body), body);
+    int len = snprintf(
+        resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
+        status, strlen(body), strcmp(path, "/spoof") == 0 ? "x-weft-peer: wl=evil\r\n" : "", body);
     send_all(fd, resp, (size_t)len);
 }
 
@@ -374,6 +379,74 @@ static void test_outbound_source_and_peer_exchange(void **state)
     wf_free(text);
 }
 
+static void test_response_peer_metadata(void **state)
+{
+    (void)state;
+    app_t app;
+    app_start(&app);
+    proxy_t dst;
+    const char *const dextra[] = {"--version",  "v2",  "--service", "details",
+                                  "--outbound", "off", NULL};
+    proxy_start_with(&dst, app.port, NULL, "1", dextra);
+    /* Straight to the destination: its own metadata, the app's claim removed. */
+    char cmd[512], out[8192];
+    snprintf(cmd, sizeof(cmd), "curl -si http://127.0.0.1:%d/spoof", dst.inbound);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "HTTP/1.1 200 "));
+    assert_int_equal(strstr(out, "x-weft-peer: ") != NULL, 1);
+    assert_non_null(strstr(out, "wl=details-v2;"));
+    assert_null(strstr(out, "evil"));
+    assert_null(strstr(strstr(out, "x-weft-peer: ") + 1, "x-weft-peer"));
+
+    /* The source knows the endpoint's address only: the answer says who it is. */
+    char *text = example_text("productpage-reviews-80-20.json");
+    char to[64];
+    snprintf(to, sizeof(to), "\"address\": \"127.0.0.1\",\n          \"port\": %d", dst.inbound);
+    char *a = replace_all(text, "\"address\": \"10.1.0.20\",\n          \"port\": 9080", to);
+    char *snap = replace_all(a,
+                             "\"labels\": {\n            \"app\": \"details\",\n            "
+                             "\"version\": \"v1\"\n          },\n          \"workload\": "
+                             "\"details-v1\",",
+                             "");
+    assert_string_not_equal(snap, a);
+    char *dir = wt_tmpdir("pxmetpeer");
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/snapshot.json", dir);
+    wt_write_file(path, snap);
+    proxy_t src;
+    proxy_start_with(&src, wt_free_port(), path, "1", NULL);
+    assert_true(wt_wait_port(src.outbound, 10000));
+    snprintf(cmd, sizeof(cmd), "curl -si -x http://127.0.0.1:%d http://details:9080/spoof",
+             src.outbound);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "HTTP/1.1 200 "));
+    assert_null(strcasestr(out, "x-weft-peer"));
+    assert_null(strstr(out, "details-v2"));
+
+    char *sb = scrape(src.admin);
+    const char *s200[] = {"reporter=\"source\"",
+                          "source_workload=\"productpage-v1\"",
+                          "destination_workload=\"details-v2\"",
+                          "destination_app=\"details\"",
+                          "destination_version=\"v2\"",
+                          "destination_service=\"details.default.svc.cluster.local\"",
+                          "response_code=\"200\"",
+                          NULL};
+    assert_true(series(sb, "istio_requests_total", s200) == 1);
+    const char *any[] = {NULL};
+    assert_true(series(sb, "istio_requests_total", any) == 1);
+    wf_free(sb);
+
+    proxy_stop(&src);
+    proxy_stop(&dst);
+    app_stop(&app);
+    wt_rm_rf(dir);
+    wf_free(dir);
+    wf_free(snap);
+    wf_free(a);
+    wf_free(text);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -381,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_inbound_reporter_destination),
         cmocka_unit_test(test_inbound_upstream_down),
         cmocka_unit_test(test_outbound_source_and_peer_exchange),
+        cmocka_unit_test(test_response_peer_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

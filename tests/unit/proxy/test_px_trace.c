@@ -389,6 +389,19 @@ static void test_start_inject(void **state)
     assert_null(out_get(&out, "b3", buf));
     assert_null(out_get(&out, "X-B3-Flags", buf));
 
+    /* traceparent wins, but a b3 field beside it is still answered in kind (a proxy before us
+     * sends both when its caller spoke b3). */
+    px_http1_header_t both[] = {
+        H("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"),
+        H("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")};
+    px_trace_extract(both, 2, &in);
+    assert_int_equal(in.source, PX_TRACE_SRC_TRACEPARENT);
+    assert_true(in.b3_field);
+    px_trace_start(&in, 0.0, &rng, &ctx);
+    assert_true(ctx.b3_single && ctx.sampled);
+    px_trace_extract(both + 1, 1, &in);
+    assert_false(in.b3_field);
+
     /* b3 single, 64-bit, debug: answered in kind. */
     px_http1_header_t b3[] = {H("b3", "64fe8b2a57d3eff7-e457b5a2e4d86bd1-d")};
     px_trace_extract(b3, 1, &in);
