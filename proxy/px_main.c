@@ -10,6 +10,7 @@
 #include "px_main.h"
 
 #include "px_admin.h"
+#include "px_tcp.h"
 #include "px_worker.h"
 
 #include "wf_alloc.h"
@@ -224,6 +225,14 @@ int px_main(int argc, char **argv)
     snprintf(px->app_host, sizeof(px->app_host), "127.0.0.1:%d", (int)cfg->app_port);
     snprintf(px->inbound_cluster, sizeof(px->inbound_cluster), "inbound|%d||", (int)cfg->app_port);
     if (cfg->config != NULL && load_snapshot(px) != 0) {
+        status = 2;
+        goto out;
+    }
+    char tcp_err[256];
+    if (px_tcp_check(px->snapshot, (const struct sockaddr *)&px->inbound_addr,
+                     px->outbound_on ? (const struct sockaddr *)&px->outbound_addr : NULL, tcp_err,
+                     sizeof(tcp_err)) != 0) {
+        fprintf(stderr, "weft proxy: snapshot %s refused: %s\n", cfg->config, tcp_err);
         status = 2;
         goto out;
     }

@@ -8,6 +8,7 @@
 #include "px_worker.h"
 
 #include "px_conn.h"
+#include "px_tcp.h"
 #include "wf_alloc.h"
 #include "wf_log.h"
 
@@ -138,6 +139,7 @@ static void drain_timer_cb(uv_timer_t *t)
     WF_LOG(WF_INFO, "proxy", "drain period over", "worker=%d open_connections=%u", w->id,
            w->n_conns);
     px_conn_close_all(w);
+    px_tcp_close_all(w->tcp);
     if (w->n_conns == 0) {
         worker_finish(w);
     }
@@ -158,6 +160,7 @@ static void stop_async_cb(uv_async_t *a)
         uv_close((uv_handle_t *)&w->outbound, NULL);
         w->outbound_open = false;
     }
+    px_tcp_stop_listening(w->tcp);
     px_conn_drain_all(w);
     if (w->n_conns == 0) {
         worker_finish(w);
@@ -166,8 +169,9 @@ static void stop_async_cb(uv_async_t *a)
     uv_timer_start(&w->drain_timer, drain_timer_cb, (uint64_t)w->px->cfg.drain_ms, 0);
 }
 
-/* Bind a listener with SO_REUSEPORT set before bind (libuv 1.44 has no flag for it). */
-static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr)
+/* SO_REUSEPORT is set before bind (libuv 1.44 has no flag for it). */
+int px__worker_listen(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr,
+                      uv_connection_cb cb)
 {
     int rc = uv_tcp_init_ex(loop, tcp, addr->sa_family);
     if (rc != 0) {
@@ -183,7 +187,7 @@ static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockadd
         rc = uv_tcp_bind(tcp, addr, 0);
     }
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)tcp, 511, on_inbound);
+        rc = uv_listen((uv_stream_t *)tcp, 511, cb);
     }
     if (rc != 0) {
         uv_close((uv_handle_t *)tcp, NULL);
@@ -242,12 +246,13 @@ static void worker_thread(void *arg)
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     ob_init(w);
-    rc = listen_reuseport(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr);
+    rc = px__worker_listen(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr,
+                           on_inbound);
     w->inbound.data = w;
     w->inbound_open = rc == 0;
     if (rc == 0 && w->px->outbound_on) {
         const struct sockaddr *oa = (const struct sockaddr *)&w->px->outbound_addr;
-        rc = listen_reuseport(&w->loop, &w->outbound, oa);
+        rc = px__worker_listen(&w->loop, &w->outbound, oa, on_inbound);
         w->outbound.data = w;
         w->outbound_open = rc == 0;
         w->outbound_port = ntohs(((const struct sockaddr_in *)oa)->sin_port);
@@ -256,11 +261,26 @@ static void worker_thread(void *arg)
             w->inbound_open = false;
         }
     }
+    const px_snapshot_t *snap = w->px->snapshot;
+    if (rc == 0 && snap != NULL) {
+        rc = px_tcp_start(w, snap->inbound.ports, snap->inbound.n_ports, snap->inbound.app_address,
+                          &w->tcp);
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&w->inbound, NULL);
+            w->inbound_open = false;
+            if (w->outbound_open) {
+                uv_close((uv_handle_t *)&w->outbound, NULL);
+                w->outbound_open = false;
+            }
+        }
+    }
     w->start_rc = rc;
     if (rc != 0) {
         worker_finish(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
+        px_tcp_free(w->tcp);
+        w->tcp = NULL;
         uv_sem_post(&w->started);
         return;
     }
@@ -269,6 +289,8 @@ static void worker_thread(void *arg)
     /* Anything still open (should be nothing) is closed so the loop can be freed. */
     uv_walk(&w->loop, close_walk_cb, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    px_tcp_free(w->tcp);
+    w->tcp = NULL;
     if (uv_loop_close(&w->loop) != 0) {
         WF_LOG(WF_WARN, "proxy", "worker loop not empty at exit", "worker=%d", w->id);
     }

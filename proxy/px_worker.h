@@ -78,6 +78,7 @@ typedef struct {
 
 typedef struct px_proxy px_proxy_t;
 typedef struct px_conn px_conn_t;
+typedef struct px_tcp px_tcp_t;
 
 /* One worker's state for one outbound cluster of the snapshot. */
 typedef struct {
@@ -107,6 +108,7 @@ typedef struct px_worker {
     px_ob_cluster_t *ob; /* snapshot->n_clusters entries; NULL without a snapshot */
     px_pool_t app_pool;  /* inbound: the local app */
     px_conn_t *conns;    /* every open downstream connection */
+    px_tcp_t *tcp;       /* inbound TCP ports (px_tcp.h); NULL when there are none */
     uint32_t n_conns;
     bool draining;
     bool stopped;
@@ -147,6 +149,11 @@ int px_worker_start(px_worker_t *w);
 void px_worker_stop(px_worker_t *w);
 /* Wait for w's thread to end and free what it holds. */
 void px_worker_join(px_worker_t *w);
+
+/* Bind and listen on addr with SO_REUSEPORT, accepting with cb (tcp->data is the caller's).
+ * 0 or a negative uv error (then tcp is closing). Worker thread. */
+int px__worker_listen(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr,
+                      uv_connection_cb cb);
 
 /* A downstream connection closed: the worker may end once draining and none remain. */
 void px__worker_conn_gone(px_worker_t *w);
