@@ -486,8 +486,9 @@ static void conn_tunnel(px_conn_t *c, const char *head, size_t len)
     uv_buf_t b = uv_buf_init((char *)head, (unsigned)len);
     down_write(c, &b, 1);
     px_tunnel_opts_t o = {
-        .to_up = {(const char *)c->rbuf.data + c->rpos, unconsumed(c)},
-        .to_down = {(const char *)u->rbuf.data + u->rpos, u->rbuf.len - u->rpos},
+        .to_up = {unconsumed(c) ? (const char *)c->rbuf.data + c->rpos : "", unconsumed(c)},
+        .to_down = {u->rbuf.len > u->rpos ? (const char *)u->rbuf.data + u->rpos : "",
+                    u->rbuf.len - u->rpos},
         .idle_ms = (uint64_t)c->w->px->cfg.idle_timeout_ms,
         .done = tunnel_done,
         .arg = c,
