@@ -159,12 +159,6 @@ int px_tcp_check(const px_snapshot_t *snap, const struct sockaddr *inbound,
                      p->port, app);
             return PX_TCP_EPORTS;
         }
-        for (uint32_t j = 0; j < i; j++) {
-            if (is_tcp(&snap->inbound.ports[j]) && snap->inbound.ports[j].port == p->port) {
-                snprintf(err, cap, "TCP port %u is listed twice", p->port);
-                return PX_TCP_EPORTS;
-            }
-        }
     }
     return 0;
 }

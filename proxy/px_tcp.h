@@ -46,9 +46,10 @@ int px_tcp_connect_target(const px_snapshot_t *snap, wf_str_t authority, px_conn
 
 /*
  * Check that the TCP ports of snap can be served beside the listeners: a port may not be the
- * inbound or outbound listener's port, appear twice, or be its own target on the app's
- * address when that is the inbound listener's address (or either is a wildcard): the proxy
- * would connect to itself. Returns 0, or PX_TCP_EPORTS with a reason in err.
+ * inbound or outbound listener's port, or be its own target on the app's address when that is
+ * the inbound listener's address (or either is a wildcard): the proxy would connect to itself.
+ * (The snapshot parser already refuses a port listed twice.) outbound may be NULL. Returns 0,
+ * or PX_TCP_EPORTS with a reason in err.
  */
 int px_tcp_check(const px_snapshot_t *snap, const struct sockaddr *inbound,
                  const struct sockaddr *outbound, char *err, size_t cap);
