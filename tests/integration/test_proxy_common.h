@@ -6,7 +6,8 @@
  * The upstream server answers by path: /hello, /who (its name), /echo (the request body),
  * /headers (the request head as received), /chunked (a chunked response), /reset (a
  * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/404, /upgrade (with
- * an Upgrade field: 101 with the same Upgrade, then an echo of every byte until EOF).
+ * an Upgrade field: 101 with the same Upgrade, then an echo of every byte until EOF), /switch101
+ * (a 101 whatever was asked, then close).
  */
 #ifndef TEST_PROXY_COMMON_H
 #define TEST_PROXY_COMMON_H
@@ -412,6 +413,10 @@ static void *up_conn_thread(void *arg)
                              v);
             send_all(fd, sw, (size_t)n);
             srv_echo_rest(fd, &r);
+            close_after = true;
+        } else if (strcmp(path, "/switch101") == 0) {
+            send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\n\r\n");
             close_after = true;
         } else if (strcmp(path, "/sleep") == 0) {
             usleep(400 * 1000);

@@ -334,6 +334,35 @@ static void test_upgrade_with_body(void **state)
     upstream_stop(&up);
 }
 
+/* A 101 to a request that asked for no upgrade is a protocol error (502 UPE), and an
+ * HTTP/1.0 request is never upgraded: its Upgrade is removed like any hop-by-hop field. */
+static void test_upgrade_edge_cases(void **state)
+{
+    (void)state;
+    upstream_t up;
+    upstream_start(&up, "ws");
+    proxy_t px;
+    proxy_start(&px, up.port);
+    resp_t rs;
+    assert_int_equal(
+        request(px.inbound, "GET /switch101 HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 0, &rs), 502);
+    resp_free(&rs);
+    assert_int_equal(request(px.inbound,
+                             "GET /headers HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\n"
+                             "Upgrade: websocket\r\n\r\n",
+                             NULL, 0, &rs),
+                     200);
+    wf_buf_putc(&rs.body, '\0');
+    assert_null(strstr((char *)rs.body.data, "pgrade"));
+    resp_free(&rs);
+    const char *upe[] = {"response_code=\"502\"", "response_flags=\"UPE\"", NULL};
+    assert_true(stat_wait(px.admin, "istio_requests_total", upe, 1) == 1);
+    const char *r101[] = {"response_code=\"101\"", NULL};
+    assert_true(stat_sum(px.admin, "istio_requests_total", r101) == 0);
+    proxy_stop(&px);
+    upstream_stop(&up);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* CONNECT */
 
@@ -763,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_upgrade_two_proxies),
         cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_upgrade_with_body),
+        cmocka_unit_test(test_upgrade_edge_cases),
         cmocka_unit_test_setup_teardown(test_connect_passthrough_and_cluster, connect_setup,
                                         connect_teardown),
         cmocka_unit_test_setup_teardown(test_connect_curl, connect_setup, connect_teardown),
