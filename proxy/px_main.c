@@ -48,7 +48,10 @@ static const wf_flag_t px_flags[] = {
     {"upstream-idle-timeout", WF_FLAG_DURATION, "60s", offsetof(px_config_t, upstream_idle_ms),
      "pooled keep-alive upstream connections idle this long are closed"},
     {"idle-timeout", WF_FLAG_DURATION, "1h", offsetof(px_config_t, idle_timeout_ms),
-     "a client connection without a request in progress is closed after this long (0 = never)"},
+     "a client connection without a request in progress, or a tunnel (Upgrade, CONNECT, TCP "
+     "port) with no byte either way, is closed after this long (0 = never)"},
+    {"tcp-report-interval", WF_FLAG_DURATION, "15s", offsetof(px_config_t, tcp_report_ms),
+     "open TCP port connections add their bytes to istio_tcp_* this often (0 = at close only)"},
     {"request-headers-timeout", WF_FLAG_DURATION, "60s", offsetof(px_config_t, headers_timeout_ms),
      "a request head not complete this long after its first byte is answered 408 and the "
      "connection closed (slowloris; 0 = no limit)"},
@@ -204,7 +207,7 @@ int px_main(int argc, char **argv)
     }
     if (cfg->concurrency < 1 || cfg->concurrency > 256 || cfg->drain_ms < 0 ||
         cfg->connect_timeout_ms <= 0 || cfg->upstream_idle_ms < 0 || cfg->idle_timeout_ms < 0 ||
-        cfg->headers_timeout_ms < 0) {
+        cfg->headers_timeout_ms < 0 || cfg->tcp_report_ms < 0) {
         fprintf(stderr, "weft proxy: --concurrency must be 1..256 and the durations >= 0\n");
         status = 2;
         goto out;

@@ -34,6 +34,7 @@ struct px_tcp_conn {
     px_tcp_t *owner;
     px_tcp_conn_t *prev, *next;
     px_tunnel_t *tunnel;
+    uint64_t rep_sent, rep_received; /* bytes already recorded */
     bool connected;
     bool closing;
 };
@@ -43,6 +44,8 @@ struct px_tcp {
     px_tcp_port_t *ports;
     uint32_t n_ports;
     px_tcp_conn_t *conns;
+    uv_timer_t report; /* cfg.tcp_report_ms: the open connections' bytes so far */
+    bool report_open;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -246,11 +249,35 @@ static void tp_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
     conn_close(t->owner);
 }
 
+/* Record the bytes of c not recorded yet (closed: and the close). */
+static void conn_report(px_tcp_conn_t *c, const px_tunnel_stats_t *st, unsigned closed)
+{
+    uint64_t sent = st->up_to_down - c->rep_sent, received = st->down_to_up - c->rep_received;
+    if (sent == 0 && received == 0 && closed == 0) {
+        return;
+    }
+    c->rep_sent = st->up_to_down;
+    c->rep_received = st->down_to_up;
+    px_tcp_record(c->owner->w, true, NULL, NULL, 0, sent, received, 0, closed);
+}
+
+static void report_timer_cb(uv_timer_t *tm)
+{
+    px_tcp_t *t = tm->data;
+    for (px_tcp_conn_t *c = t->conns; c != NULL; c = c->next) {
+        if (c->tunnel != NULL) {
+            px_tunnel_stats_t st;
+            px_tunnel_stats(c->tunnel, &st);
+            conn_report(c, &st, 0);
+        }
+    }
+}
+
 static void tunnel_done(void *arg, const px_tunnel_stats_t *st)
 {
     px_tcp_conn_t *c = arg;
     c->tunnel = NULL;
-    px_tcp_record(c->owner->w, true, NULL, NULL, 0, st->up_to_down, st->down_to_up, 0, 1);
+    conn_report(c, st, 1);
     if (st->end == PX_TUNNEL_RESET) {
         WF_LOG(WF_DEBUG, "proxy", "tcp connection reset", "side=%s err=%s",
                st->down_err ? "downstream" : "upstream", uv_strerror(st->err));
@@ -304,7 +331,7 @@ static void conn_close(px_tcp_conn_t *c)
         px_tunnel_stats(c->tunnel, &st);
         px_tunnel_free(c->tunnel);
         c->tunnel = NULL;
-        px_tcp_record(c->owner->w, true, NULL, NULL, 0, st.up_to_down, st.down_to_up, 0, 1);
+        conn_report(c, &st, 1);
     }
     px_tcp_t *t = c->owner;
     if (c->prev != NULL) {
@@ -404,12 +431,25 @@ int px_tcp_start(px_worker_t *w, const px_inbound_port_t *ports, uint32_t n, wf_
         *out = t; /* freed by the caller after its loop ran the close callbacks */
         return rc;
     }
+    uint64_t every = (uint64_t)w->px->cfg.tcp_report_ms;
+    if (every > 0) {
+        uv_timer_init(&w->loop, &t->report);
+        t->report.data = t;
+        t->report_open = true;
+        uv_timer_start(&t->report, report_timer_cb, every, every);
+        uv_unref((uv_handle_t *)&t->report); /* it never keeps the worker's loop alive */
+    }
     *out = t;
     return 0;
 }
 
 void px_tcp_stop_listening(px_tcp_t *t)
 {
+    if (t != NULL && t->report_open) {
+        /* Connections still open when draining ends are recorded at their close. */
+        uv_close((uv_handle_t *)&t->report, NULL);
+        t->report_open = false;
+    }
     for (uint32_t i = 0; t != NULL && i < t->n_ports; i++) {
         if (t->ports[i].open) {
             uv_close((uv_handle_t *)&t->ports[i].listener, NULL);

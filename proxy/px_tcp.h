@@ -9,10 +9,11 @@
  * is closed at once: a TCP client sees the close, there is nothing else to answer with.
  *
  * Metrics (reporter=destination inbound, source for CONNECT): istio_tcp_connections_opened
- * when the upstream connection is up, and the bytes and istio_tcp_connections_closed when the
- * tunnel ends, so a connection's bytes are counted once, at its close (Envoy also reports long
- * connections periodically; weft does not yet). A connection whose upstream never came up is
- * counted opened and closed at once, with response_flags UF.
+ * when the upstream connection is up, istio_tcp_connections_closed when the tunnel ends, and
+ * the bytes of TCP port connections every cfg.tcp_report_ms while they are open (like Istio's
+ * tcp_reporting_duration, 15 s by default) plus the rest at the close, each byte once; a
+ * CONNECT tunnel's bytes are recorded at its close. A connection whose upstream never came up
+ * is counted opened and closed at once, with response_flags UF.
  */
 #ifndef PX_TCP_H
 #define PX_TCP_H

@@ -39,6 +39,7 @@ typedef struct {
     int64_t drain_ms;
     int64_t idle_timeout_ms;    /* downstream connection with no request in progress */
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
+    int64_t tcp_report_ms;      /* TCP port bytes into istio_tcp_* this often (0 = at close) */
     char *log_level;
 } px_config_t;
 

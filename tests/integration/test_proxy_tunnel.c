@@ -701,26 +701,48 @@ static void test_tcp_refused(void **state)
     assert_true(stat_sum(f->px.admin, "istio_tcp_sent_bytes_total", uf) == 0);
 }
 
-/* With --idle-timeout, a tunnel with no traffic either way is closed. */
-static void test_tcp_idle_timeout(void **state)
-{
-    (void)state;
+/* One proxy with one TCP port to an echo server, started with extra flags. */
+typedef struct {
     echo_t e;
-    echo_start(&e);
-    char *dir = wt_tmpdir("pxidle");
-    int port = wt_free_port();
+    proxy_t px;
+    char *dir;
+    char *path;
+    int port;
+} one_t;
+
+static void one_start(one_t *o, const char *const *extra)
+{
+    echo_start(&o->e);
+    o->dir = wt_tmpdir("pxone");
+    o->port = wt_free_port();
     char snap[1024];
     snprintf(snap, sizeof(snap),
              "{\"schema\": 1, \"version\": 1, \"proxy\": {\"service\": \"reviews\"},\n"
              " \"inbound\": {\"ports\": [\n"
              "  {\"port\": %d, \"target_port\": %d, \"protocol\": \"TCP\"}]}}\n",
-             port, e.port);
-    char *path = write_snapshot(dir, snap);
+             o->port, o->e.port);
+    o->path = write_snapshot(o->dir, snap);
+    proxy_start_with(&o->px, wt_free_port(), o->path, "1", extra);
+    assert_true(wt_wait_port(o->port, 10000));
+}
+
+static void one_stop(one_t *o)
+{
+    proxy_stop(&o->px);
+    echo_stop(&o->e);
+    wt_rm_rf(o->dir);
+    wf_free(o->dir);
+    wf_free(o->path);
+}
+
+/* With --idle-timeout, a tunnel with no traffic either way is closed. */
+static void test_tcp_idle_timeout(void **state)
+{
+    (void)state;
+    one_t o;
     const char *extra[] = {"--idle-timeout", "300ms", NULL};
-    proxy_t px;
-    proxy_start_with(&px, wt_free_port(), path, "1", extra);
-    assert_true(wt_wait_port(port, 10000));
-    int fd = tcp_connect(port);
+    one_start(&o, extra);
+    int fd = tcp_connect(o.port);
     rd_t r;
     rd_init(&r, fd);
     assert_true(send_str(fd, "x"));
@@ -730,13 +752,43 @@ static void test_tcp_idle_timeout(void **state)
     close(fd);
     /* Two: this one and wt_wait_port's probe. */
     const char *all[] = {"reporter=\"destination\"", NULL};
-    assert_true(stat_wait(px.admin, "istio_tcp_connections_closed_total", all, 2) == 2);
-    assert_true(stat_sum(px.admin, "istio_tcp_received_bytes_total", all) == 1);
-    proxy_stop(&px);
-    echo_stop(&e);
-    wt_rm_rf(dir);
-    wf_free(dir);
-    wf_free(path);
+    assert_true(stat_wait(o.px.admin, "istio_tcp_connections_closed_total", all, 2) == 2);
+    assert_true(stat_sum(o.px.admin, "istio_tcp_received_bytes_total", all) == 1);
+    one_stop(&o);
+}
+
+/* An open connection's bytes show up every --tcp-report-interval, and each byte is counted
+ * once when the rest is added at the close. */
+static void test_tcp_periodic_report(void **state)
+{
+    (void)state;
+    one_t o;
+    const char *extra[] = {"--tcp-report-interval", "100ms", NULL};
+    one_start(&o, extra);
+    const char *all[] = {"reporter=\"destination\"", NULL};
+    /* wt_wait_port's probe, without bytes, is closed first. */
+    assert_true(stat_wait(o.px.admin, "istio_tcp_connections_closed_total", all, 1) == 1);
+    int fd = tcp_connect(o.port);
+    rd_t r;
+    rd_init(&r, fd);
+    char data[1000];
+    memset(data, 'd', sizeof(data));
+    assert_true(send_all(fd, data, sizeof(data)));
+    expect_bytes(&r, data, sizeof(data));
+    assert_true(stat_wait(o.px.admin, "istio_tcp_received_bytes_total", all, 1000) == 1000);
+    assert_true(stat_wait(o.px.admin, "istio_tcp_sent_bytes_total", all, 1000) == 1000);
+    assert_true(stat_sum(o.px.admin, "istio_tcp_connections_opened_total", all) == 2);
+    assert_true(stat_sum(o.px.admin, "istio_tcp_connections_closed_total", all) == 1);
+    assert_true(send_all(fd, data, 500));
+    shutdown(fd, SHUT_WR);
+    expect_bytes(&r, data, 500);
+    assert_true(rd_closed(&r));
+    rd_free(&r);
+    close(fd);
+    assert_true(stat_wait(o.px.admin, "istio_tcp_connections_closed_total", all, 2) == 2);
+    assert_true(stat_sum(o.px.admin, "istio_tcp_received_bytes_total", all) == 1500);
+    assert_true(stat_sum(o.px.admin, "istio_tcp_sent_bytes_total", all) == 1500);
+    one_stop(&o);
 }
 
 /* A TCP port that is its own target on the listener's address is refused at start. */
@@ -801,6 +853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tcp_port, tcp_setup, tcp_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_refused, tcp_setup, tcp_teardown),
         cmocka_unit_test(test_tcp_idle_timeout),
+        cmocka_unit_test(test_tcp_periodic_report),
         cmocka_unit_test(test_tcp_self_loop_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
