@@ -425,6 +425,10 @@ int px_tcp_start(px_worker_t *w, const px_inbound_port_t *ports, uint32_t n, wf_
         rc = px__worker_listen(&w->loop, &p->listener, (const struct sockaddr *)&la, on_accept);
         p->listener.data = p;
         p->open = rc == 0;
+        if (rc != 0) {
+            WF_LOG(WF_ERROR, "proxy", "tcp port listener failed", "port=%u err=%s", ports[i].port,
+                   uv_strerror(rc));
+        }
     }
     if (rc != 0) {
         px_tcp_stop_listening(t);
