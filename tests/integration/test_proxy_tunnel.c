@@ -363,6 +363,88 @@ static void test_upgrade_edge_cases(void **state)
     upstream_stop(&up);
 }
 
+/* A one-connection server that answers a fixed text as soon as a request head is in, whatever
+ * the body, then reads until the proxy closes. */
+typedef struct {
+    int lfd;
+    int port;
+    const char *reply;
+    pthread_t thread;
+} raw_t;
+
+static void *raw_thread(void *arg)
+{
+    raw_t *rs = arg;
+    int fd = accept(rs->lfd, NULL, NULL);
+    if (fd < 0) {
+        return NULL;
+    }
+    struct timeval tv = {.tv_sec = 15};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    rd_t r;
+    rd_init(&r, fd);
+    char *head = rd_until(&r, "\r\n\r\n");
+    if (head != NULL) {
+        send_str(fd, rs->reply);
+        while (rd_fill(&r)) {
+        }
+    }
+    wf_free(head);
+    rd_free(&r);
+    close(fd);
+    return NULL;
+}
+
+static void raw_start(raw_t *rs, const char *reply)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->reply = reply;
+    rs->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(rs->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(rs->lfd, 4), 0);
+    getsockname(rs->lfd, (struct sockaddr *)&a, &len);
+    rs->port = ntohs(a.sin_port);
+    pthread_create(&rs->thread, NULL, raw_thread, rs);
+}
+
+static void raw_stop(raw_t *rs)
+{
+    pthread_join(rs->thread, NULL);
+    close(rs->lfd);
+}
+
+/* A 101 while the request body is still on its way: the protocol cannot change in the middle
+ * of a message (RFC 9110 §7.8), so it is 502 UPE and the connection is closed. */
+static void test_upgrade_before_body_end(void **state)
+{
+    (void)state;
+    raw_t rs;
+    raw_start(&rs, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                   "Upgrade: websocket\r\n\r\nserver-bytes");
+    proxy_t px;
+    proxy_start(&px, rs.port);
+    int fd = tcp_connect(px.inbound);
+    assert_true(send_str(fd, "POST /x HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n"
+                             "Upgrade: websocket\r\nContent-Length: 10\r\n\r\nhalf."));
+    rd_t r;
+    rd_init(&r, fd);
+    resp_t resp;
+    assert_true(read_response(&r, &resp));
+    assert_int_equal(resp.status, 502);
+    assert_non_null(strstr(resp.head, "connection: close"));
+    resp_free(&resp);
+    assert_true(rd_closed(&r));
+    rd_free(&r);
+    close(fd);
+    const char *upe[] = {"response_code=\"502\"", "response_flags=\"UPE\"", NULL};
+    assert_true(stat_wait(px.admin, "istio_requests_total", upe, 1) == 1);
+    proxy_stop(&px);
+    raw_stop(&rs);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* CONNECT */
 
@@ -885,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_upgrade_with_body),
         cmocka_unit_test(test_upgrade_edge_cases),
+        cmocka_unit_test(test_upgrade_before_body_end),
         cmocka_unit_test_setup_teardown(test_connect_passthrough_and_cluster, connect_setup,
                                         connect_teardown),
         cmocka_unit_test_setup_teardown(test_connect_curl, connect_setup, connect_teardown),
