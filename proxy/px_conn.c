@@ -19,6 +19,8 @@
 #include "px_mirror.h"
 #include "px_route.h"
 #include "px_tracing.h"
+#include "px_tcp.h"
+#include "px_tunnel.h"
 #include "wf_alloc.h"
 #include "wf_clock.h"
 #include "wf_log.h"
@@ -38,7 +40,7 @@
 /* How long a mirrored copy may take when its route sets no timeout. */
 #define PX_MIRROR_TIMEOUT_MS 10000
 
-enum { C_HEAD = 0, C_REQUEST, C_LINGER };
+enum { C_HEAD = 0, C_REQUEST, C_LINGER, C_TUNNEL };
 /* What conn->timer runs: the idle / headers / linger timeouts of the connection, or in C_REQUEST
  * the fault delay, a try's timeout, or the backoff before the next try. */
 enum { T_NONE = 0, T_IDLE, T_HEADERS, T_LINGER, T_RETRY, T_DELAY, T_TRY };
@@ -115,6 +117,10 @@ struct px_conn {
     px_trace_ctx_t trace;
     size_t m_ua;                 /* the user agent, after the peer metadata in meta */
     size_t m_rpeer_off, m_rpeer; /* outbound: the response's peer metadata */
+    bool upgrade;                /* the request asked for an Upgrade (forwarded with it) */
+    /* C_TUNNEL: after a 101 or an answered CONNECT (px_tunnel.h) */
+    px_tunnel_t *tunnel;
+    px_pool_t *own_pool; /* a passthrough CONNECT's own address */
 };
 
 static void conn_process(px_conn_t *c);
@@ -303,6 +309,7 @@ static void reset_request(px_conn_t *c)
     c->reported = false;
     c->lbkey.set = c->lbkey.set_cookie = false;
     c->retry_held = false;
+    c->upgrade = false;
 }
 
 static void linger_timer_cb(uv_timer_t *t)
@@ -636,10 +643,116 @@ static void pump_request_body(px_conn_t *c)
     }
 }
 
+/* The tunnel ended (or the connection closes under it): the request is reported with the
+ * tunnel's bytes. bytes_in: request body plus every byte the client sent through the tunnel;
+ * bytes_out: every byte the upstream sent through it (the 101 or 200 head is not counted). */
+static void tunnel_report(px_conn_t *c, const px_tunnel_stats_t *st)
+{
+    c->bytes_in += st->down_to_up;
+    c->bytes_out += st->up_to_down;
+    if (st->end == PX_TUNNEL_RESET) {
+        c->rflags |= st->down_err ? PX_RF_DC : PX_RF_UC;
+    }
+    if (c->method == PX_HTTP1_M_CONNECT) {
+        px_tcp_record(c->w, false, c->oc != NULL ? c->oc->cluster : NULL, c->up_ep, 0,
+                      st->up_to_down, st->down_to_up, 0, 1);
+    }
+    report(c);
+}
+
+static void tunnel_done(void *arg, const px_tunnel_stats_t *st)
+{
+    px_conn_t *c = arg;
+    c->tunnel = NULL;
+    tunnel_report(c, st);
+    conn_close(c);
+}
+
+/* Switch the connection to a byte tunnel with c->up: head (the 101 or 200) goes to the client
+ * first, then what either side sent past its last head, then everything else. */
+static void conn_tunnel(px_conn_t *c, const char *head, size_t len)
+{
+    px_upconn_t *u = c->up;
+    c->state = C_TUNNEL;
+    if (c->rq_timer_on) {
+        uv_timer_stop(&c->rq_timer); /* route and try timeouts end with the HTTP exchange */
+        c->rq_timer_on = false;
+    }
+    if (c->timer_kind >= T_RETRY) {
+        uv_timer_stop(&c->timer);
+        c->timer_kind = T_NONE;
+    }
+    c->s_head_done = c->s_done = true;
+    uv_buf_t b = uv_buf_init((char *)head, (unsigned)len);
+    down_write(c, &b, 1);
+    px_tunnel_opts_t o = {
+        .to_up = {unconsumed(c) ? (const char *)c->rbuf.data + c->rpos : "", unconsumed(c)},
+        .to_down = {u->rbuf.len > u->rpos ? (const char *)u->rbuf.data + u->rpos : "",
+                    u->rbuf.len - u->rpos},
+        .idle_ms = (uint64_t)c->w->px->cfg.idle_timeout_ms,
+        .done = tunnel_done,
+        .arg = c,
+    };
+    c->tunnel = px_tunnel_start(&c->w->loop, &c->tp, &u->tp, &o);
+    c->rpos = c->rbuf.len;
+    u->rpos = u->rbuf.len;
+    if (c->method == PX_HTTP1_M_CONNECT) {
+        px_tcp_record(c->w, false, c->oc != NULL ? c->oc->cluster : NULL, c->up_ep, 0, 0, 0, 1, 0);
+    }
+}
+
+/* The upstream switched protocols: forward its 101 (with Upgrade) and tunnel. */
+static void upgrade_response(px_conn_t *c, const px_http1_head_t *h)
+{
+    px_http1_ser_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.upgrade = true;
+    c->status = 101;
+    wf_buf_reset(&c->scratch);
+    px_http1_serialize_response(h, &o, &c->scratch);
+    conn_tunnel(c, (const char *)c->scratch.data, c->scratch.len);
+}
+
+/* Where an outbound CONNECT goes: the cluster for its host:port by the cluster's balancer, or
+ * an IP literal directly. Returns false when it was answered (400, 404 NR, 503 UH). */
+static bool connect_route(px_conn_t *c, const px_http1_head_t *h)
+{
+    px_worker_t *w = c->w;
+    px_connect_target_t t;
+    c->close_after = true; /* a refused tunnel's bytes are not HTTP */
+    int rc = px_tcp_connect_target(c->gen != NULL ? c->gen->snap : NULL, h->authority, &t);
+    if (rc == PX_TCP_EAUTHORITY) {
+        local_reply(c, 400, "CONNECT needs host:port with a port in 1..65535", PX_RF_DPE, true);
+        return false;
+    }
+    if (rc != 0) {
+        local_reply(c, 404, "no cluster for the CONNECT target", PX_RF_NR, true);
+        return false;
+    }
+    if (t.cluster >= 0) {
+        c->oc = &c->gen->ob[t.cluster];
+        c->up_cluster = c->oc->cluster->name.p;
+        return choose_endpoint(c);
+    }
+    c->own_pool = wf_malloc(sizeof(*c->own_pool));
+    px_pool_init(c->own_pool, &w->loop, (const struct sockaddr *)&t.addr,
+                 (uint64_t)w->px->cfg.connect_timeout_ms, 0);
+    c->pool = c->own_pool;
+    c->up_cluster = "PassthroughCluster";
+    snprintf(c->up_host, sizeof(c->up_host), "%.*s", (int)h->authority.len, h->authority.p);
+    return true;
+}
+
 /* The connection of this try is up: send the head and the body bytes earlier tries sent,
- * then go on with the rest of the body. */
+ * then go on with the rest of the body (a CONNECT: answer it and tunnel). */
 static void send_head_upstream(px_conn_t *c)
 {
+    if (c->method == PX_HTTP1_M_CONNECT) {
+        static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+        c->status = 200;
+        conn_tunnel(c, ok, sizeof(ok) - 1);
+        return;
+    }
     uv_buf_t b = uv_buf_init((char *)c->replay.data, (unsigned)c->replay.len);
     px_up_write(c->up, &b, 1);
     if (c->replay_lost) {
@@ -1070,9 +1183,14 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
 
     if (h->flags & PX_HTTP1_F_CONNECT) {
         c->q_done = true;
-        local_reply(c, 501, "CONNECT is not supported on this listener", PX_RF_NR, true);
+        if (!c->outbound) {
+            local_reply(c, 501, "CONNECT is not supported on this listener", PX_RF_NR, true);
+        } else if (connect_route(c, h)) {
+            start_upstream(c);
+        }
         return;
     }
+    c->upgrade = (h->flags & PX_HTTP1_F_UPGRADE) != 0;
     px_http1_head_t fwd = *h;
     wf_str_t host = {"", 0};
     if (c->outbound) {
@@ -1131,6 +1249,7 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
     o.keep_arg = &kc;
     o.extra = extra;
     o.num_extra = n_extra;
+    o.upgrade = c->upgrade;
     if (h->body == PX_HTTP1_BODY_LENGTH) {
         o.framing = PX_HTTP1_FRAME_LENGTH;
         o.content_length = h->content_length;
@@ -1283,7 +1402,7 @@ static void conn_process(px_conn_t *c)
 
 static void conn_update_reading(px_conn_t *c)
 {
-    if (c->closing) {
+    if (c->closing || c->state == C_TUNNEL) {
         return;
     }
     bool want = true;
@@ -1341,6 +1460,11 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
                                         c->method, NULL, c->hdrs, PX_MAX_HEADERS, &h, &err);
         if (n == PX_HTTP1_INCOMPLETE) {
             return true;
+        }
+        if (n > 0 && h.status == 101 && c->upgrade && c->q_done && h.upgrade.len > 0) {
+            u->rpos += (size_t)n;
+            upgrade_response(c, &h);
+            return false;
         }
         if (n < 0 || h.body == PX_HTTP1_BODY_TUNNEL) {
             local_reply(c, 502,
@@ -1589,6 +1713,7 @@ static void conn_handle_closed(px_conn_t *c)
     wf_buf_free(&c->meta);
     wf_buf_free(&c->replay);
     wf_buf_free(&c->rw);
+    wf_free(c->own_pool);
     wf_free(c);
     px__worker_conn_gone(w);
 }
@@ -1618,6 +1743,13 @@ static void conn_close(px_conn_t *c)
     }
     c->closing = true;
     px_pool_cancel(&c->pwait);
+    if (c->tunnel != NULL) {
+        px_tunnel_stats_t st;
+        px_tunnel_stats(c->tunnel, &st);
+        px_tunnel_free(c->tunnel);
+        c->tunnel = NULL;
+        tunnel_report(c, &st);
+    }
     if (c->up != NULL) {
         px_pool_release(c->up, false);
         c->up = NULL;

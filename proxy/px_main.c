@@ -13,6 +13,7 @@
 #include "px_admin.h"
 #include "px_control.h"
 #include "px_export.h"
+#include "px_tcp.h"
 #include "px_worker.h"
 
 #include "wf_alloc.h"
@@ -51,7 +52,10 @@ static const wf_flag_t px_flags[] = {
     {"upstream-idle-timeout", WF_FLAG_DURATION, "60s", offsetof(px_config_t, upstream_idle_ms),
      "pooled keep-alive upstream connections idle this long are closed"},
     {"idle-timeout", WF_FLAG_DURATION, "1h", offsetof(px_config_t, idle_timeout_ms),
-     "a client connection without a request in progress is closed after this long (0 = never)"},
+     "a client connection without a request in progress, or a tunnel (Upgrade, CONNECT, TCP "
+     "port) with no byte either way, is closed after this long (0 = never)"},
+    {"tcp-report-interval", WF_FLAG_DURATION, "15s", offsetof(px_config_t, tcp_report_ms),
+     "open TCP port connections add their bytes to istio_tcp_* this often (0 = at close only)"},
     {"request-headers-timeout", WF_FLAG_DURATION, "60s", offsetof(px_config_t, headers_timeout_ms),
      "a request head not complete this long after its first byte is answered 408 and the "
      "connection closed (slowloris; 0 = no limit)"},
@@ -338,7 +342,7 @@ int px_main(int argc, char **argv)
     }
     if (cfg->concurrency < 1 || cfg->concurrency > 256 || cfg->drain_ms < 0 ||
         cfg->connect_timeout_ms <= 0 || cfg->upstream_idle_ms < 0 || cfg->idle_timeout_ms < 0 ||
-        cfg->headers_timeout_ms < 0) {
+        cfg->headers_timeout_ms < 0 || cfg->tcp_report_ms < 0) {
         fprintf(stderr, "weft proxy: --concurrency must be 1..256 and the durations >= 0\n");
         status = 2;
         goto out;
@@ -378,6 +382,14 @@ int px_main(int argc, char **argv)
             status = 2;
             goto out;
         }
+    }
+    char tcp_err[256];
+    if (px_tcp_check(px->snapshot, (const struct sockaddr *)&px->inbound_addr,
+                     px->outbound_on ? (const struct sockaddr *)&px->outbound_addr : NULL, tcp_err,
+                     sizeof(tcp_err)) != 0) {
+        fprintf(stderr, "weft proxy: snapshot %s refused: %s\n", cfg->config, tcp_err);
+        status = 2;
+        goto out;
     }
 
     self_init(px);

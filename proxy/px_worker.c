@@ -11,6 +11,7 @@
 #include "px_conn.h"
 #include "px_mirror.h"
 #include "px_tracing.h"
+#include "px_tcp.h"
 #include "wf_alloc.h"
 #include "wf_err.h"
 #include "wf_log.h"
@@ -185,6 +186,7 @@ static void drain_timer_cb(uv_timer_t *t)
     WF_LOG(WF_INFO, "proxy", "drain period over", "worker=%d open_connections=%u", w->id,
            w->n_conns);
     px_conn_close_all(w);
+    px_tcp_close_all(w->tcp);
     if (w->n_conns == 0) {
         worker_finish(w);
     }
@@ -216,6 +218,7 @@ static void stop_async_cb(uv_async_t *a)
         w->outbound_open = false;
     }
     close_gateway(w);
+    px_tcp_stop_listening(w->tcp);
     px_conn_drain_all(w);
     if (w->n_conns == 0) {
         worker_finish(w);
@@ -224,9 +227,9 @@ static void stop_async_cb(uv_async_t *a)
     uv_timer_start(&w->drain_timer, drain_timer_cb, (uint64_t)w->px->cfg.drain_ms, 0);
 }
 
-/* Bind a listener with SO_REUSEPORT set before bind (libuv 1.44 has no flag for it). */
-static int listen_reuseport(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr,
-                            uv_connection_cb cb)
+/* SO_REUSEPORT is set before bind (libuv 1.44 has no flag for it). */
+int px__worker_listen(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr,
+                      uv_connection_cb cb)
 {
     int rc = uv_tcp_init_ex(loop, tcp, addr->sa_family);
     if (rc != 0) {
@@ -410,6 +413,8 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
     } else if (px->gateway && px->snapshot != NULL &&
                !gateway_servers_equal(&px->snapshot->gateway, &s->gateway)) {
         why = "gateway servers (ports) changed: it takes a restart";
+    } else if (px->snapshot != NULL && !px_tcp_ports_equal(&px->snapshot->inbound, &s->inbound)) {
+        why = "inbound TCP ports changed: it takes a restart";
     }
     if (why != NULL) {
         snprintf(err, errlen, "version %llu refused: %s", (unsigned long long)s->version, why);
@@ -442,22 +447,35 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
     return 0;
 }
 
-/* A sidecar's listeners: inbound, and outbound unless it is off. */
+/* A sidecar's listeners: inbound, outbound unless it is off, and the snapshot's TCP ports. */
 static int open_sidecar(px_worker_t *w)
 {
-    int rc = listen_reuseport(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr,
-                              on_inbound);
+    int rc = px__worker_listen(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr,
+                               on_inbound);
     w->inbound.data = w;
     w->inbound_open = rc == 0;
     if (rc == 0 && w->px->outbound_on) {
         const struct sockaddr *oa = (const struct sockaddr *)&w->px->outbound_addr;
-        rc = listen_reuseport(&w->loop, &w->outbound, oa, on_inbound);
+        rc = px__worker_listen(&w->loop, &w->outbound, oa, on_inbound);
         w->outbound.data = w;
         w->outbound_open = rc == 0;
         w->outbound_port = ntohs(((const struct sockaddr_in *)oa)->sin_port);
         if (rc != 0) {
             uv_close((uv_handle_t *)&w->inbound, NULL);
             w->inbound_open = false;
+        }
+    }
+    const px_snapshot_t *snap = w->gen != NULL ? w->gen->snap : NULL;
+    if (rc == 0 && snap != NULL) {
+        rc = px_tcp_start(w, snap->inbound.ports, snap->inbound.n_ports, snap->inbound.app_address,
+                          &w->tcp);
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&w->inbound, NULL);
+            w->inbound_open = false;
+            if (w->outbound_open) {
+                uv_close((uv_handle_t *)&w->outbound, NULL);
+                w->outbound_open = false;
+            }
         }
     }
     return rc;
@@ -479,7 +497,7 @@ static int open_gateway(px_worker_t *w)
         }
         l->w = w;
         l->port = g->servers[i].port;
-        int rc = listen_reuseport(&w->loop, &l->tcp, (const struct sockaddr *)&a, on_gateway);
+        int rc = px__worker_listen(&w->loop, &l->tcp, (const struct sockaddr *)&a, on_gateway);
         if (rc != 0) {
             WF_LOG(WF_ERROR, "proxy", "gateway listener failed", "server=%.*s port=%u err=%s",
                    (int)g->servers[i].name.len, g->servers[i].name.p, l->port, uv_strerror(rc));
@@ -521,6 +539,8 @@ static void worker_thread(void *arg)
         worker_finish(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
+        px_tcp_free(w->tcp);
+        w->tcp = NULL;
         uv_sem_post(&w->started);
         return;
     }
@@ -529,6 +549,8 @@ static void worker_thread(void *arg)
     /* Anything still open (should be nothing) is closed so the loop can be freed. */
     uv_walk(&w->loop, close_walk_cb, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    px_tcp_free(w->tcp);
+    w->tcp = NULL;
     if (uv_loop_close(&w->loop) != 0) {
         WF_LOG(WF_WARN, "proxy", "worker loop not empty at exit", "worker=%d", w->id);
     }

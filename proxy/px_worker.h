@@ -41,6 +41,7 @@ typedef struct {
     int64_t drain_ms;
     int64_t idle_timeout_ms;    /* downstream connection with no request in progress */
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
+    int64_t tcp_report_ms;      /* TCP port bytes into istio_tcp_* this often (0 = at close) */
     char *log_level;
     char *control;          /* the control plane's URL (px_control.h); NULL = none */
     char *mode;             /* "sidecar" or "gateway" */
@@ -98,6 +99,7 @@ typedef struct {
 typedef struct px_proxy px_proxy_t;
 typedef struct px_conn px_conn_t;
 typedef struct px_worker px_worker_t;
+typedef struct px_tcp px_tcp_t;
 
 /* A listener of a gateway server (snapshot gateway.servers[]). */
 typedef struct {
@@ -169,6 +171,7 @@ struct px_worker {
     px_pool_t app_pool;      /* inbound: the local app */
     px_conn_t *conns;        /* every open downstream connection */
     px_mirror_t *mirrors;    /* mirrored requests in flight */
+    px_tcp_t *tcp;           /* inbound TCP ports (px_tcp.h); NULL when there are none */
     uint32_t n_conns;
     bool draining;
     bool stopped;
@@ -231,6 +234,11 @@ int px_worker_start(px_worker_t *w);
 void px_worker_stop(px_worker_t *w);
 /* Wait for w's thread to end and free what it holds. */
 void px_worker_join(px_worker_t *w);
+
+/* Bind and listen on addr with SO_REUSEPORT, accepting with cb (tcp->data is the caller's).
+ * 0 or a negative uv error (then tcp is closing). Worker thread. */
+int px__worker_listen(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr,
+                      uv_connection_cb cb);
 
 /* A downstream connection closed: the worker may end once draining and none remain. */
 void px__worker_conn_gone(px_worker_t *w);

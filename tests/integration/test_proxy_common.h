@@ -8,7 +8,8 @@
  * Content-Length of 1000, 100 bytes, then close), /sleep (400 ms), /status/<code> (its name
  * with that status; /status/404 answers "nope"), /failif/<name> (503 from the server so named),
  * /nap?ms=N, /flaky?n=N (503 for the first N, counted per server in `flaky`), /drop (closes
- * without answering).
+ * without answering), /upgrade (with an Upgrade field: 101 with the same Upgrade, then an echo
+ * of every byte until EOF), /switch101 (a 101 whatever was asked, then close).
  */
 #ifndef TEST_PROXY_COMMON_H
 #define TEST_PROXY_COMMON_H
@@ -300,6 +301,23 @@ static void srv_reply(int fd, int status, const char *extra, const void *body, s
     srv_reply_cl(fd, status, extra, body, len, len);
 }
 
+/* After a 101: echo every byte (those already read first) until EOF, then half-close. */
+static void srv_echo_rest(int fd, rd_t *r)
+{
+    if (r->b.len > r->pos) {
+        send_all(fd, r->b.data + r->pos, r->b.len - r->pos);
+        r->pos = r->b.len;
+    }
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0 && !send_all(fd, buf, (size_t)n)) {
+            break;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+}
+
 static void *up_conn_thread(void *arg)
 {
     up_conn_arg_t *a = arg;
@@ -395,6 +413,20 @@ static void *up_conn_thread(void *arg)
             memset(part, 'x', sizeof(part));
             send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
             send_all(fd, part, sizeof(part));
+            close_after = true;
+        } else if (strcmp(path, "/upgrade") == 0 &&
+                   find_hdr(head, "Upgrade", v, sizeof(v)) != NULL) {
+            char sw[160];
+            int n = snprintf(sw, sizeof(sw),
+                             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                             "Upgrade: %s\r\n\r\n",
+                             v);
+            send_all(fd, sw, (size_t)n);
+            srv_echo_rest(fd, &r);
+            close_after = true;
+        } else if (strcmp(path, "/switch101") == 0) {
+            send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\n\r\n");
             close_after = true;
         } else if (strcmp(path, "/sleep") == 0) {
             usleep(400 * 1000);
