@@ -48,7 +48,7 @@
 
 static int tcp_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {.tv_sec = 15};
@@ -480,7 +480,9 @@ static void *up_accept_thread(void *arg)
         if (p[1].revents) {
             break;
         }
-        int fd = accept(u->lfd, NULL, NULL);
+        /* CLOEXEC: a child another thread forks (popen'd curl, a spawned proxy) must not
+         * inherit the connection, or closing it here sends no FIN while the child lives. */
+        int fd = accept4(u->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             continue;
         }
@@ -505,7 +507,7 @@ static void upstream_start(upstream_t *u, const char *name)
     memset(u, 0, sizeof(*u));
     pthread_mutex_init(&u->mu, NULL);
     snprintf(u->name, sizeof(u->name), "%s", name);
-    u->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    u->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(u->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in a = {.sin_family = AF_INET};

@@ -88,7 +88,7 @@ static void *control_thread(void *arg)
         if (p[1].revents) {
             break;
         }
-        int fd = accept(c->lfd, NULL, NULL);
+        int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             continue;
         }
@@ -140,7 +140,7 @@ static int setup(void **state)
     pthread_mutex_init(&c->mu, NULL);
     c->up_a = f->a.port;
     c->up_b = f->b.port;
-    c->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    c->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(a);

@@ -546,7 +546,7 @@ static void test_cli_flags(void **state)
     assert_int_equal(run_cmd(cmd, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "No such file"));
     /* A listener that cannot be bound: exit 1, nothing left running. */
-    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(a);

@@ -72,7 +72,7 @@ static void *app_thread(void *arg)
         if (p[1].revents) {
             break;
         }
-        int fd = accept(a->lfd, NULL, NULL);
+        int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             continue;
         }
@@ -87,7 +87,7 @@ static void *app_thread(void *arg)
 static void app_start(app_t *a)
 {
     memset(a, 0, sizeof(*a));
-    a->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    a->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in sa = {.sin_family = AF_INET};

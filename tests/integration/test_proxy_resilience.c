@@ -130,7 +130,7 @@ static int teardown(void **state)
 static int get_from(int port, const char *src, const char *host, const char *path, const char *hdrs,
                     resp_t *rs, char *out, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
     struct timeval tv = {.tv_sec = 15};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

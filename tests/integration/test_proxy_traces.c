@@ -247,6 +247,24 @@ static const char *service_of(json_t *t, json_t *s)
     return sval(proc, "serviceName");
 }
 
+/* An upstream that closes mid-body behind two hops: after a keep-alive request on the same
+ * client connection, the client sees a cut response (curl: partial file, 18) at once, not a
+ * hang until its time limit (28). */
+static void test_reset_mid_body_two_hops(void **state)
+{
+    (void)state;
+    char cmd[1024], out[256];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s --max-time 8 -o /dev/null -w '%%{http_code} ' -x http://127.0.0.1:%d "
+             "http://details:9080/hello -o /dev/null -w '%%{http_code} ' "
+             "http://details:9080/reset; echo rc=$?",
+             src.outbound);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+        assert_string_equal(out, "200 200 rc=18\n");
+    }
+}
+
 static void test_w3c_two_hops(void **state)
 {
     (void)state;
@@ -647,9 +665,13 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_w3c_two_hops), cmocka_unit_test(test_error_span),
-        cmocka_unit_test(test_b3_in_b3_out), cmocka_unit_test(test_unsampled_and_new_traces),
-        cmocka_unit_test(test_access_log),   cmocka_unit_test(test_collector_down),
+        cmocka_unit_test(test_w3c_two_hops),
+        cmocka_unit_test(test_error_span),
+        cmocka_unit_test(test_b3_in_b3_out),
+        cmocka_unit_test(test_unsampled_and_new_traces),
+        cmocka_unit_test(test_access_log),
+        cmocka_unit_test(test_collector_down),
+        cmocka_unit_test(test_reset_mid_body_two_hops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -58,7 +58,7 @@ static void *echo_accept(void *arg)
         if (p[1].revents) {
             break;
         }
-        int fd = accept(e->lfd, NULL, NULL);
+        int fd = accept4(e->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             continue;
         }
@@ -74,7 +74,7 @@ static void *echo_accept(void *arg)
 static void echo_start(echo_t *e)
 {
     memset(e, 0, sizeof(*e));
-    e->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    e->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(e->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in a = {.sin_family = AF_INET};
@@ -375,7 +375,7 @@ typedef struct {
 static void *raw_thread(void *arg)
 {
     raw_t *rs = arg;
-    int fd = accept(rs->lfd, NULL, NULL);
+    int fd = accept4(rs->lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
         return NULL;
     }
@@ -399,7 +399,7 @@ static void raw_start(raw_t *rs, const char *reply)
 {
     memset(rs, 0, sizeof(*rs));
     rs->reply = reply;
-    rs->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    rs->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(a);

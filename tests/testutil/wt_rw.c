@@ -414,7 +414,7 @@ struct wt_conn {
 
 wt_conn_t *wt_conn_open(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return NULL;
     }
