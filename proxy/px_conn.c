@@ -1750,6 +1750,11 @@ static void conn_close(px_conn_t *c)
         c->tunnel = NULL;
         tunnel_report(c, &st);
     }
+    if (c->own_pool != NULL) {
+        /* Closed first: its connection then lets go of it, as it is freed before the
+         * connection's close callbacks run. */
+        px_pool_close(c->own_pool);
+    }
     if (c->up != NULL) {
         px_pool_release(c->up, false);
         c->up = NULL;

@@ -164,6 +164,11 @@ static void up_close(px_upconn_t *u)
     if (u->pool->cx_active != NULL) {
         atomic_fetch_sub_explicit(u->pool->cx_active, 1, memory_order_relaxed);
     }
+    if (u->pool->closed) {
+        /* A closed pool may be freed before the close callbacks run; it has no waiters to
+         * serve with the freed slot anyway. */
+        u->pool = NULL;
+    }
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, timer_closed);
     px_transport_close(&u->tp);
