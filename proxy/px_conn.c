@@ -1491,8 +1491,8 @@ static bool response_head(px_conn_t *c, px_upconn_t *u)
                 schedule_retry(c); /* this response is dropped with its connection */
                 return true;
             }
-            if (r->retries.attempts > 0) {
-                c->rflags |= PX_RF_URX;
+            if (r->retries.attempts > 0 && c->retries >= r->retries.attempts) {
+                c->rflags |= PX_RF_URX; /* retriable, but the retries ran out */
             }
         }
         px_http1_ser_opts_t o;

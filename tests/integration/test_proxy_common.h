@@ -284,14 +284,19 @@ typedef struct {
     int fd;
 } up_conn_arg_t;
 
+/* The name of the server whose connection thread this is (set by up_conn_thread): every
+ * answer says who gave it in X-Upstream, so a test can tell which endpoint a route chose. */
+static __thread const char *tl_upstream_name = "";
+
 /* An answer whose Content-Length is cl and whose content is body[0..len) (they differ for
  * HEAD). */
 static void srv_reply_cl(int fd, int status, const char *extra, const void *body, size_t len,
                          size_t cl)
 {
     char head[512];
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", status,
-                     cl, extra ? extra : "");
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nX-Upstream: %s\r\n%s\r\n", status, cl,
+                     tl_upstream_name, extra ? extra : "");
     send_all(fd, head, (size_t)n);
     send_all(fd, body, len);
 }
@@ -324,6 +329,7 @@ static void *up_conn_thread(void *arg)
     upstream_t *u = a->u;
     int fd = a->fd;
     wf_free(a);
+    tl_upstream_name = u->name;
     rd_t r;
     rd_init(&r, fd);
     for (;;) {
@@ -707,6 +713,21 @@ static double series(const char *body, const char *name, const char *const *labe
         }
     }
     return found == 1 ? v : found == 0 ? -1 : -2;
+}
+
+/* tests/proxy/snapshots/<name>, found from this file's path. */
+static char *example_text(const char *name)
+{
+    char *src = wf_strdup(__FILE__);
+    char *cut = strstr(src, "/integration/");
+    assert_non_null(cut);
+    *cut = '\0';
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/proxy/snapshots/%s", src, name);
+    wf_free(src);
+    char *text = wt_read_file(path, NULL);
+    assert_non_null(text);
+    return text;
 }
 
 #endif

@@ -240,21 +240,6 @@ static void test_inbound_upstream_down(void **state)
     proxy_stop(&px);
 }
 
-/* tests/proxy/snapshots/<name>, found from this file's path. */
-static char *example_text(const char *name)
-{
-    char *src = wf_strdup(__FILE__);
-    char *cut = strstr(src, "/integration/");
-    assert_non_null(cut);
-    *cut = '\0';
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/proxy/snapshots/%s", src, name);
-    wf_free(src);
-    char *text = wt_read_file(path, NULL);
-    assert_non_null(text);
-    return text;
-}
-
 /* text with every occurrence of from replaced by to (a new string). */
 static char *replace_all(const char *text, const char *from, const char *to)
 {

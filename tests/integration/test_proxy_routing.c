@@ -215,6 +215,36 @@ static void test_retry_on_5xx_resends_body(void **state)
     assert_int_equal(flagged(f->px.admin, "200", "-") >= 2, 1);
 }
 
+/* A body larger than the replay buffer (1 MiB) streamed before the 503 came: not retried. */
+static void test_streamed_body_not_retried(void **state)
+{
+    rfx_t *f = *state;
+    resp_t rs;
+    size_t n = 3u << 20;
+    char *big = wf_malloc(n);
+    memset(big, 'b', n);
+    atomic_store(&f->up.flaky, 0);
+    char head[256];
+    snprintf(head, sizeof(head),
+             "POST /flaky?n=1 HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: %zu\r\n\r\n", n);
+    assert_int_equal(request(f->px.outbound, head, big, n, &rs), 503);
+    char want[64];
+    int l = snprintf(want, sizeof(want), "try 1 body %zu", n);
+    assert_true(body_is(&rs, want, (size_t)l));
+    resp_free(&rs);
+    wf_free(big);
+    assert_int_equal(atomic_load(&f->up.flaky), 1);
+    /* The same request with a small body is retried (the route allows 3). */
+    atomic_store(&f->up.flaky, 0);
+    assert_int_equal(request(f->px.outbound,
+                             "POST /flaky?n=1 HTTP/1.1\r\nHost: reviews:9080\r\n"
+                             "Content-Length: 3\r\n\r\nabc",
+                             NULL, 0, &rs),
+                     200);
+    assert_true(body_is(&rs, "try 2 body 3", 12));
+    resp_free(&rs);
+}
+
 static void test_retry_on_reset(void **state)
 {
     rfx_t *f = *state;
@@ -408,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_route_timeout),
         cmocka_unit_test(test_per_try_timeout_retries),
         cmocka_unit_test(test_retry_on_5xx_resends_body),
+        cmocka_unit_test(test_streamed_body_not_retried),
         cmocka_unit_test(test_retry_on_reset),
         cmocka_unit_test(test_fault_delay_and_delayed_abort),
         cmocka_unit_test(test_header_operations),

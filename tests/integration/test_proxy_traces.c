@@ -20,21 +20,6 @@ static proxy_t dst, src;
 static char *snap_dir;
 static char dst_log[600], src_log[600];
 
-/* tests/proxy/snapshots/<name>, found from this file's path. */
-static char *example_text(const char *name)
-{
-    char *s = wf_strdup(__FILE__);
-    char *cut = strstr(s, "/integration/");
-    assert_non_null(cut);
-    *cut = '\0';
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/proxy/snapshots/%s", s, name);
-    wf_free(s);
-    char *text = wt_read_file(path, NULL);
-    assert_non_null(text);
-    return text;
-}
-
 /* text with the one occurrence of from replaced by to (a new string). */
 static char *replace_once(const char *text, const char *from, const char *to)
 {
