@@ -40,6 +40,17 @@ static int setup(void **state)
             "   \"retries\": {\"attempts\": 1, \"per_try_timeout_ms\": 200, \"retry_on\": "
             "\"5xx\"},\n"
             "   \"route\": [{\"destination\": {\"host\": \"reviews\"}}]},\n"
+            "  {\"name\": \"gw\", \"match\": [{\"headers\": {\"x-case\": {\"exact\": \"gw\"}}}],\n"
+            "   \"retries\": {\"attempts\": 2, \"retry_on\": \"gateway-error\"},\n"
+            "   \"route\": [{\"destination\": {\"host\": \"reviews\"}}]},\n"
+            "  {\"name\": \"codes\", \"match\": [{\"headers\": {\"x-case\": {\"exact\": "
+            "\"codes\"}}}],\n"
+            "   \"retries\": {\"attempts\": 2, \"retry_on\": \"409,503\"},\n"
+            "   \"route\": [{\"destination\": {\"host\": \"reviews\"}}]},\n"
+            "  {\"name\": \"authority\", \"match\": [{\"authority\": {\"exact\": "
+            "\"reviews:9080\"}, \"headers\": {\"x-case\": {\"exact\": \"authority\"}}}],\n"
+            "   \"rewrite\": {\"authority\": \"reviews.internal\"},\n"
+            "   \"route\": [{\"destination\": {\"host\": \"reviews\"}}]},\n"
             "  {\"name\": \"retry5xx\", \"match\": [{\"uri\": {\"prefix\": \"/flaky\"}}],\n"
             "   \"retries\": {\"attempts\": 3, \"retry_on\": \"5xx\"},\n"
             "   \"route\": [{\"destination\": {\"host\": \"reviews\"}}]},\n"
@@ -245,6 +256,74 @@ static void test_streamed_body_not_retried(void **state)
     resp_free(&rs);
 }
 
+/* gateway-error and listed status codes retry a 503 too; 5xx is not needed for them. */
+static void test_retry_on_gateway_error_and_codes(void **state)
+{
+    rfx_t *f = *state;
+    resp_t rs;
+    const char *cases[] = {"gw", "codes"};
+    for (size_t i = 0; i < 2; i++) {
+        atomic_store(&f->up.flaky, 0);
+        char raw[256];
+        snprintf(raw, sizeof(raw),
+                 "GET /flaky?n=2 HTTP/1.1\r\nHost: reviews:9080\r\nx-case: %s\r\n\r\n", cases[i]);
+        assert_int_equal(request(f->px.outbound, raw, NULL, 0, &rs), 200);
+        assert_true(body_is(&rs, "try 3 body 0", 12));
+        resp_free(&rs);
+    }
+}
+
+/* An authority match, and the authority rewritten towards the upstream. */
+static void test_authority_match_and_rewrite(void **state)
+{
+    rfx_t *f = *state;
+    resp_t rs;
+    char v[128];
+    assert_int_equal(request(f->px.outbound,
+                             "GET /headers HTTP/1.1\r\nHost: reviews:9080\r\nx-case: authority\r\n"
+                             "\r\n",
+                             NULL, 0, &rs),
+                     200);
+    assert_string_equal(find_hdr(wf_buf_cstr(&rs.body), "host", v, sizeof(v)), "reviews.internal");
+    resp_free(&rs);
+    /* Another domain of the same virtual host is not this route's authority. */
+    assert_int_equal(
+        request(f->px.outbound,
+                "GET /headers HTTP/1.1\r\nHost: reviews.default:9080\r\nx-case: authority\r\n\r\n",
+                NULL, 0, &rs),
+        200);
+    assert_string_equal(find_hdr(wf_buf_cstr(&rs.body), "host", v, sizeof(v)),
+                        "reviews.default:9080");
+    resp_free(&rs);
+}
+
+/* A client that leaves before its answer: DC; a head over the 64 KiB limit: 431 and close. */
+static void test_client_gone_and_huge_head(void **state)
+{
+    rfx_t *f = *state;
+    double dc0 = flagged(f->px.admin, "0", "DC");
+    int fd = tcp_connect(f->px.outbound);
+    assert_true(fd >= 0);
+    assert_true(send_str(fd, "GET /nap?ms=300 HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"));
+    usleep(50 * 1000);
+    close(fd);
+    for (int i = 0; i < 300 && flagged(f->px.admin, "0", "DC") == dc0; i++) {
+        usleep(10 * 1000);
+    }
+    assert_int_equal(flagged(f->px.admin, "0", "DC") - dc0, 1);
+
+    size_t n = 70 * 1024;
+    char *big = wf_malloc(n + 128);
+    int l = snprintf(big, 128, "GET /who HTTP/1.1\r\nHost: reviews:9080\r\nx-big: ");
+    memset(big + l, 'a', n);
+    memcpy(big + l + n, "\r\n\r\n", 5);
+    resp_t rs;
+    assert_int_equal(request(f->px.outbound, big, NULL, 0, &rs), 431);
+    assert_non_null(find_hdr(rs.head, "connection", (char[16]){0}, 16));
+    resp_free(&rs);
+    wf_free(big);
+}
+
 static void test_retry_on_reset(void **state)
 {
     rfx_t *f = *state;
@@ -440,6 +519,9 @@ int main(void)
         cmocka_unit_test(test_retry_on_5xx_resends_body),
         cmocka_unit_test(test_streamed_body_not_retried),
         cmocka_unit_test(test_retry_on_reset),
+        cmocka_unit_test(test_retry_on_gateway_error_and_codes),
+        cmocka_unit_test(test_authority_match_and_rewrite),
+        cmocka_unit_test(test_client_gone_and_huge_head),
         cmocka_unit_test(test_fault_delay_and_delayed_abort),
         cmocka_unit_test(test_header_operations),
         cmocka_unit_test(test_cors),
