@@ -13,6 +13,9 @@
 typedef struct {
     upstream_t up;
     upstream_t shadow; /* the mirror cluster's endpoint */
+    int hole_fd;       /* a listener whose full accept queue drops new connects' SYNs */
+    int hole_fill[2];  /* the connections that fill it */
+    int hole_port;
     proxy_t px;
     char *dir;
 } rfx_t;
@@ -22,6 +25,21 @@ static int setup(void **state)
     rfx_t *f = wf_calloc(1, sizeof(*f));
     upstream_start(&f->up, "v1");
     upstream_start(&f->shadow, "shadow");
+    /* A connect that never completes: backlog 0 holds one connection; later SYNs are dropped
+     * while the accept queue is full (nothing accepts). */
+    f->hole_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in ha = {.sin_family = AF_INET};
+    ha.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t hl = sizeof(ha);
+    assert_int_equal(bind(f->hole_fd, (struct sockaddr *)&ha, sizeof(ha)), 0);
+    assert_int_equal(listen(f->hole_fd, 0), 0);
+    getsockname(f->hole_fd, (struct sockaddr *)&ha, &hl);
+    f->hole_port = ntohs(ha.sin_port);
+    for (int i = 0; i < 2; i++) {
+        f->hole_fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        (void)connect(f->hole_fill[i], (struct sockaddr *)&ha, sizeof(ha));
+    }
+    usleep(50 * 1000);
     f->dir = wt_tmpdir("pxroute");
     char path[4200];
     snprintf(path, sizeof(path), "%s/snapshot.json", f->dir);
@@ -96,12 +114,18 @@ static int setup(void **state)
             "   \"route\": [{\"destination\": {\"host\": \"reviews\"}}]},\n"
             "  {\"name\": \"default\", \"route\": [{\"destination\": {\"host\": "
             "\"reviews\"}}]}\n"
-            " ]}],\n"
+            " ]},\n"
+            " {\"host\": \"blackhole\", \"port\": 9080, \"routes\": [{\"retries\": {\"attempts\": "
+            "0},\n"
+            "   \"route\": [{\"destination\": {\"host\": \"blackhole\"}}]}]}],\n"
             " \"clusters\": [{\"host\": \"reviews\", \"port\": 9080,\n"
             "   \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]},\n"
             "  {\"host\": \"ratings\", \"port\": 9080,\n"
+            "   \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]},\n"
+            "  {\"host\": \"blackhole\", \"port\": 9080,\n"
+            "   \"connection_pool\": {\"tcp\": {\"connect_timeout_ms\": 200}},\n"
             "   \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]}]}\n",
-            f->up.port, f->shadow.port);
+            f->up.port, f->shadow.port, f->hole_port);
     fclose(fp);
     proxy_start_with(&f->px, wt_free_port(), path, "1", NULL);
     assert_true(wt_wait_port(f->px.outbound, 10000));
@@ -115,6 +139,9 @@ static int teardown(void **state)
     proxy_stop(&f->px);
     upstream_stop(&f->up);
     upstream_stop(&f->shadow);
+    close(f->hole_fill[0]);
+    close(f->hole_fill[1]);
+    close(f->hole_fd);
     wt_rm_rf(f->dir);
     wf_free(f->dir);
     wf_free(f);
@@ -324,6 +351,23 @@ static void test_client_gone_and_huge_head(void **state)
     wf_free(big);
 }
 
+/* The cluster's connect timeout (200 ms): 503 UF "connection timeout", no retry (attempts 0). */
+static void test_connect_timeout(void **state)
+{
+    rfx_t *f = *state;
+    resp_t rs;
+    double ms;
+    assert_int_equal(timed(f->px.outbound, "GET /who HTTP/1.1\r\nHost: blackhole:9080\r\n\r\n",
+                           NULL, 0, &rs, &ms),
+                     503);
+    const char *msg = "upstream connect error or disconnect/reset before headers. reset reason: "
+                      "connection timeout";
+    assert_true(body_is(&rs, msg, strlen(msg)));
+    resp_free(&rs);
+    assert_true(ms >= 200);
+    assert_int_equal(flagged(f->px.admin, "503", "UF"), 1);
+}
+
 static void test_retry_on_reset(void **state)
 {
     rfx_t *f = *state;
@@ -519,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_retry_on_5xx_resends_body),
         cmocka_unit_test(test_streamed_body_not_retried),
         cmocka_unit_test(test_retry_on_reset),
+        cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_retry_on_gateway_error_and_codes),
         cmocka_unit_test(test_authority_match_and_rewrite),
         cmocka_unit_test(test_client_gone_and_huge_head),
