@@ -105,6 +105,66 @@ px_lb_shared_t *px_lb_shared_new(const px_snapshot_t *s)
     return sh;
 }
 
+static void copy_u32(_Atomic uint32_t *to, _Atomic uint32_t *from)
+{
+    atomic_store_explicit(to, atomic_load_explicit(from, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
+static void copy_u64(_Atomic uint64_t *to, _Atomic uint64_t *from)
+{
+    atomic_store_explicit(to, atomic_load_explicit(from, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
+static void copy_i64(_Atomic int64_t *to, _Atomic int64_t *from)
+{
+    atomic_store_explicit(to, atomic_load_explicit(from, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
+void px_lb_shared_carry(px_lb_shared_t *sh, const px_lb_shared_t *prev)
+{
+    if (prev == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < sh->n_clusters; i++) {
+        px_lb_cluster_t *lc = &sh->clusters[i];
+        px_lb_cluster_t *old = NULL;
+        for (uint32_t j = 0; j < prev->n_clusters && old == NULL; j++) {
+            if (wf_str_eq(prev->clusters[j].cluster->name, lc->cluster->name)) {
+                old = &prev->clusters[j];
+            }
+        }
+        if (old == NULL) {
+            continue;
+        }
+        uint32_t active = 0;
+        for (uint32_t e = 0; e < lc->cluster->n_endpoints; e++) {
+            const px_endpoint_t *ep = &lc->cluster->endpoints[e];
+            for (uint32_t k = 0; k < old->cluster->n_endpoints; k++) {
+                const px_endpoint_t *oep = &old->cluster->endpoints[k];
+                if (oep->port != ep->port || !wf_str_eq(oep->address, ep->address)) {
+                    continue;
+                }
+                px_lb_host_t *h = &lc->hosts[e], *oh = &old->hosts[k];
+                copy_u32(&h->c5xx, &oh->c5xx);
+                copy_u32(&h->cgw, &oh->cgw);
+                copy_i64(&h->ejected_until_ms, &oh->ejected_until_ms);
+                copy_u32(&h->multiplier, &oh->multiplier);
+                copy_i64(&h->back_ms, &oh->back_ms);
+                active += atomic_load_explicit(&h->ejected_until_ms, memory_order_relaxed) != 0;
+                break;
+            }
+        }
+        atomic_store_explicit(&lc->ejections_active, active, memory_order_relaxed);
+        copy_u64(&lc->ejections_total, &old->ejections_total);
+        copy_u64(&lc->ejections_5xx, &old->ejections_5xx);
+        copy_u64(&lc->ejections_gateway, &old->ejections_gateway);
+        copy_u64(&lc->retry_overflow, &old->retry_overflow);
+    }
+}
+
 px_lb_shared_t *px_lb_shared_ref(px_lb_shared_t *sh)
 {
     atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);

@@ -79,6 +79,14 @@ typedef struct px_lb_shared {
 /* Build the shared state of snapshot s (which must outlive it), with one reference. Never
  * fails (aborts on OOM). */
 px_lb_shared_t *px_lb_shared_new(const px_snapshot_t *s);
+/*
+ * Carry what a new snapshot's shared state sh should remember from prev, the one it replaces:
+ * for each cluster of the same name, the outlier state (consecutive errors, ejection, its
+ * multiplier) of each endpoint at the same address and port, and the ejection counters — so a
+ * swap neither forgives an ejected endpoint nor resets the counts. Call before sh is in use.
+ */
+void px_lb_shared_carry(px_lb_shared_t *sh, const px_lb_shared_t *prev);
+
 /* One more reference (each worker generation holds one); returns sh. Any thread. */
 px_lb_shared_t *px_lb_shared_ref(px_lb_shared_t *sh);
 /* Drop one reference; the last frees it. NULL is a no-op. Any thread. */

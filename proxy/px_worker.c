@@ -429,6 +429,7 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
     char *old_json = px->snapshot_json;
     px->snapshot = s;
     px->lb = px_lb_shared_new(s);
+    px_lb_shared_carry(px->lb, old_lb);
     px->snapshot_json = json;
     if (px->identity == NULL) {
         px->identity = px_snapshot_ref(s);

@@ -461,6 +461,35 @@ static void test_outlier_gateway_errors_and_cap(void **state)
     px_snapshot_unref(s);
 }
 
+/* A new snapshot's state remembers the ejected endpoints of the one it replaces, by cluster
+ * name and endpoint address; a new endpoint starts healthy. */
+static void test_outlier_state_carried_over_a_swap(void **state)
+{
+    (void)state;
+    const char *od = "\"outlier_detection\": {\"consecutive_5xx_errors\": 1, "
+                     "\"base_ejection_time_ms\": 1000, \"max_ejection_percent\": 100}";
+    uint32_t ids1[2] = {0, 1}, ids2[3] = {2, 1, 0};
+    px_snapshot_t *s1 = one_cluster("{\"simple\": \"RANDOM\"}", od, NULL, ids1, 2);
+    px_snapshot_t *s2 = one_cluster("{\"simple\": \"RANDOM\"}", od, NULL, ids2, 3);
+    px_lb_shared_t *sh1 = px_lb_shared_new(s1);
+    assert_true(px_lb_outcome(&sh1->clusters[0], 1, PX_LB_RESPONSE, 503, 100));
+    px_lb_shared_t *sh2 = px_lb_shared_new(s2);
+    px_lb_shared_carry(sh2, sh1);
+    px_lb_cluster_t *lc = &sh2->clusters[0];
+    /* Endpoint id 1 is index 1 in both; ids 0 and 2 are healthy. */
+    assert_true(px_lb_ejected(lc, 1, 500));
+    assert_false(px_lb_ejected(lc, 0, 500));
+    assert_false(px_lb_ejected(lc, 2, 500));
+    assert_int_equal(lc->ejections_active, 1);
+    assert_int_equal(lc->ejections_total, 1);
+    /* Its ejection ends when it would have. */
+    assert_false(px_lb_ejected(lc, 1, 1100));
+    px_lb_shared_unref(sh1);
+    px_lb_shared_unref(sh2);
+    px_snapshot_unref(s1);
+    px_snapshot_unref(s2);
+}
+
 static void test_retry_admission(void **state)
 {
     (void)state;
@@ -513,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_random_and_least_request),
         cmocka_unit_test(test_outlier_state_machine),
         cmocka_unit_test(test_outlier_gateway_errors_and_cap),
+        cmocka_unit_test(test_outlier_state_carried_over_a_swap),
         cmocka_unit_test(test_retry_admission),
         cmocka_unit_test(test_passthrough_addr),
     };
