@@ -85,6 +85,7 @@ struct px_conn {
     const char *up_cluster;
     char up_host[96];
     px_gen_t *gen;               /* the snapshot generation the request runs on (px_worker.h) */
+    px_mirror_t *mirror;         /* a mirrored copy still fed with the request body */
     px_ob_cluster_t *oc;         /* outbound: the chosen cluster's worker state */
     const px_route_t *route;     /* outbound: the route (retries, timeouts, headers, CORS) */
     const px_route_dest_t *dest; /* outbound: the destination picked (its header ops) */
@@ -183,6 +184,22 @@ static void down_write(px_conn_t *c, const uv_buf_t *bufs, unsigned n)
 
 /* Body bytes towards the upstream (u) or the client (u NULL), re-chunked when chunked. A
  * response head still pending goes in the same write (one syscall for a small response). */
+/* data as framed on the wire (a chunk when chunked) into b[0..3); line holds the chunk size
+ * line. Returns the number of buffers. */
+static unsigned frame_chunk(uv_buf_t *b, char line[24], bool chunked, wf_str_t data)
+{
+    unsigned n = 0;
+    if (chunked) {
+        int l = snprintf(line, 24, "%zx\r\n", data.len);
+        b[n++] = uv_buf_init(line, (unsigned)l);
+    }
+    b[n++] = uv_buf_init((char *)data.p, (unsigned)data.len);
+    if (chunked) {
+        b[n++] = uv_buf_init("\r\n", 2);
+    }
+    return n;
+}
+
 static void write_chunk(px_conn_t *c, px_upconn_t *u, bool chunked, wf_str_t data)
 {
     char line[24];
@@ -192,14 +209,7 @@ static void write_chunk(px_conn_t *c, px_upconn_t *u, bool chunked, wf_str_t dat
         b[n++] = uv_buf_init((char *)c->scratch.data, (unsigned)c->scratch.len);
         c->s_head_pending = false;
     }
-    if (chunked) {
-        int l = snprintf(line, sizeof(line), "%zx\r\n", data.len);
-        b[n++] = uv_buf_init(line, (unsigned)l);
-    }
-    b[n++] = uv_buf_init((char *)data.p, (unsigned)data.len);
-    if (chunked) {
-        b[n++] = uv_buf_init("\r\n", 2);
-    }
+    n += frame_chunk(b + n, line, chunked, data);
     if (u != NULL) {
         px_up_write(u, b, n);
     } else {
@@ -265,8 +275,18 @@ static void report(px_conn_t *c)
     px_request_done(w, &info);
 }
 
+/* The request will pass no more bytes to its mirrored copy (complete: all of them were). */
+static void mirror_done(px_conn_t *c, bool complete)
+{
+    if (c->mirror != NULL) {
+        px_mirror_release(c->mirror, complete);
+        c->mirror = NULL;
+    }
+}
+
 static void reset_request(px_conn_t *c)
 {
+    mirror_done(c, false);
     px_gen_release(c->w, c->gen); /* after the upstream connection went back to its pool */
     c->gen = NULL;
     wf_buf_reset(&c->meta);
@@ -627,6 +647,11 @@ static void pump_request_body(px_conn_t *c)
             c->bytes_in += data.len;
             write_chunk(c, c->up, c->q_chunked, data);
             keep_for_replay(c, c->q_chunked, data);
+            if (c->mirror != NULL) {
+                char line[24];
+                uv_buf_t b[3];
+                px_mirror_body(c->mirror, b, frame_chunk(b, line, c->q_chunked, data));
+            }
         }
         if (px_http1_body_done(&c->qbody)) {
             c->q_done = true;
@@ -634,7 +659,11 @@ static void pump_request_body(px_conn_t *c)
                 uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
                 px_up_write(c->up, &b, 1);
                 keep_for_replay(c, false, wf_str("0\r\n\r\n"));
+                if (c->mirror != NULL) {
+                    px_mirror_body(c->mirror, &b, 1);
+                }
             }
+            mirror_done(c, true);
             arm_timeouts(c);
         }
         if (used == 0 && data.len == 0) {
@@ -1079,24 +1108,21 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
 }
 
 /*
- * Send a copy of the request to the route's mirror cluster (px_mirror.h), with the same head
- * as the forwarded one but a `-shadow` authority. Only a request whose whole body is already
- * here is mirrored: none, or a Content-Length body within the bytes read with the head.
+ * Start a copy of the request to the route's mirror cluster (px_mirror.h), with the same head
+ * as the forwarded one but a `-shadow` authority; its body follows as pump_request_body sends
+ * the real one. Upgrade requests are not mirrored (a copy cannot share the tunnel).
  */
 static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http1_head_t *fwd,
                            const px_http1_ser_opts_t *o)
 {
     px_worker_t *w = c->w;
     const px_dest_t *md = &c->route->mirror;
-    if (md->cluster == NULL) {
-        atomic_fetch_add_explicit(&w->ctr.mirror_rq_failed, 1, memory_order_relaxed);
+    if (c->upgrade) {
+        atomic_fetch_add_explicit(&w->ctr.mirror_rq_skipped, 1, memory_order_relaxed);
         return;
     }
-    size_t blen = 0;
-    if (h->body == PX_HTTP1_BODY_LENGTH && h->content_length <= unconsumed(c)) {
-        blen = (size_t)h->content_length;
-    } else if (h->body != PX_HTTP1_BODY_NONE) {
-        atomic_fetch_add_explicit(&w->ctr.mirror_rq_skipped, 1, memory_order_relaxed);
+    if (md->cluster == NULL) {
+        atomic_fetch_add_explicit(&w->ctr.mirror_rq_failed, 1, memory_order_relaxed);
         return;
     }
     px_ob_cluster_t *moc = &c->gen->ob[md->cluster - c->gen->snap->clusters];
@@ -1111,8 +1137,10 @@ static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http
     mo.host = (wf_str_t){(const char *)auth.data, auth.len};
     px_http1_serialize_request(fwd, &mo, &head);
     uint64_t timeout = c->route->timeout_ms > 0 ? c->route->timeout_ms : PX_MIRROR_TIMEOUT_MS;
-    px_mirror_send(w, c->gen, pk.pool, head.data, head.len, (const char *)c->rbuf.data + c->rpos,
-                   blen, timeout);
+    c->mirror = px_mirror_send(w, c->gen, pk.pool, head.data, head.len, timeout);
+    if (c->q_done) {
+        mirror_done(c, true); /* no body */
+    }
     wf_buf_free(&auth);
     wf_buf_free(&head);
 }
@@ -1742,6 +1770,7 @@ static void conn_close(px_conn_t *c)
         return;
     }
     c->closing = true;
+    mirror_done(c, false);
     px_pool_cancel(&c->pwait);
     if (c->tunnel != NULL) {
         px_tunnel_stats_t st;

@@ -21,7 +21,11 @@ struct px_mirror {
     px_http1_body_t body;
     bool head_done;
     bool keep_alive; /* the response allows another request on the connection */
+    bool connected;
+    bool held;         /* the original request still feeds it (px_mirror_release not yet) */
+    bool request_done; /* every request byte was passed */
     bool ended;
+    bool timer_closed; /* the last handle is closed: free once released */
 };
 
 static void unlink_mirror(px_mirror_t *m)
@@ -37,11 +41,19 @@ static void unlink_mirror(px_mirror_t *m)
     }
 }
 
+static void mirror_free(px_mirror_t *m)
+{
+    wf_buf_free(&m->out);
+    wf_free(m);
+}
+
 static void timer_closed(uv_handle_t *h)
 {
     px_mirror_t *m = h->data;
-    wf_buf_free(&m->out);
-    wf_free(m);
+    m->timer_closed = true;
+    if (!m->held) {
+        mirror_free(m);
+    }
 }
 
 /* The mirror is over (ok: its whole response came): give its connection back, kept only
@@ -55,7 +67,7 @@ static void mirror_end(px_mirror_t *m, bool ok)
     atomic_fetch_add_explicit(ok ? &m->w->ctr.mirror_rq_done : &m->w->ctr.mirror_rq_failed, 1,
                               memory_order_relaxed);
     if (m->up != NULL) {
-        px_pool_release(m->up, ok && m->keep_alive);
+        px_pool_release(m->up, ok && m->keep_alive && m->request_done);
         m->up = NULL;
     }
     unlink_mirror(m);
@@ -68,6 +80,7 @@ static void mirror_end(px_mirror_t *m, bool ok)
 static void m_connected(void *arg, px_upconn_t *u)
 {
     px_mirror_t *m = arg;
+    m->connected = true;
     uv_buf_t b = uv_buf_init((char *)m->out.data, (unsigned)m->out.len);
     px_up_write(u, &b, 1);
     wf_buf_free(&m->out);
@@ -153,11 +166,12 @@ void px_mirror_authority(wf_str_t a, wf_buf_t *out)
     wf_buf_append(out, a.p + host_len, a.len - host_len);
 }
 
-void px_mirror_send(px_worker_t *w, px_gen_t *gen, px_pool_t *pool, const void *head,
-                    size_t head_len, const void *body, size_t blen, uint64_t timeout_ms)
+px_mirror_t *px_mirror_send(px_worker_t *w, px_gen_t *gen, px_pool_t *pool, const void *head,
+                            size_t head_len, uint64_t timeout_ms)
 {
     px_mirror_t *m = wf_calloc(1, sizeof(*m));
     m->w = w;
+    m->held = true;
     m->gen = gen;
     gen->users++;
     uv_timer_init(&w->loop, &m->timer);
@@ -168,17 +182,46 @@ void px_mirror_send(px_worker_t *w, px_gen_t *gen, px_pool_t *pool, const void *
     }
     w->mirrors = m;
     wf_buf_append(&m->out, head, head_len);
-    wf_buf_append(&m->out, body, blen);
     uv_timer_start(&m->timer, timer_cb, timeout_ms, 0);
     bool reused = false;
     /* No waiting for a connection: a copy that would queue is dropped (counted failed). */
     if (px_pool_acquire(pool, &mirror_handler, m, NULL, &m->up, &reused) != 0) {
         m->up = NULL;
         mirror_end(m, false);
-        return;
+        return m;
     }
     if (reused) {
         m_connected(m, m->up);
+    }
+    return m;
+}
+
+void px_mirror_body(px_mirror_t *m, const uv_buf_t *bufs, unsigned n)
+{
+    if (m->ended) {
+        return;
+    }
+    if (m->connected) {
+        px_up_write(m->up, bufs, n);
+    } else {
+        for (unsigned i = 0; i < n; i++) {
+            wf_buf_append(&m->out, bufs[i].base, bufs[i].len);
+        }
+    }
+    if (m->out.len + (m->connected ? px_up_queued(m->up) : 0) > PX_MIRROR_MAX_QUEUED) {
+        mirror_end(m, false); /* too far behind the real request */
+    }
+}
+
+void px_mirror_release(px_mirror_t *m, bool complete)
+{
+    m->held = false;
+    m->request_done = complete;
+    if (!complete && !m->ended) {
+        mirror_end(m, false);
+    }
+    if (m->timer_closed) {
+        mirror_free(m);
     }
 }
 

@@ -7,8 +7,10 @@
  *
  * A mirror lives on its worker's loop, on a connection of that worker's pool for the chosen
  * endpoint (kept alive for reuse when its response was read whole), and ends at the latest
- * after its timeout. Bodies: the caller passes the whole body; requests whose body has not
- * fully arrived with the head are not mirrored (px_conn.c counts them as skipped).
+ * after its timeout. The request body streams to the copy as it streams to the real upstream
+ * (px_mirror_body, framed the same way): bytes wait in the mirror while its connection is not
+ * up, and a copy more than PX_MIRROR_MAX_QUEUED bytes behind is abandoned (counted failed), so
+ * a slow mirror never holds memory or the real request back.
  */
 #ifndef PX_MIRROR_H
 #define PX_MIRROR_H
@@ -29,13 +31,26 @@ struct px_gen;
  */
 void px_mirror_authority(wf_str_t authority, wf_buf_t *out);
 
+#define PX_MIRROR_MAX_QUEUED (1024 * 1024)
+
+typedef struct px_mirror px_mirror_t;
+
 /*
- * Send head (a serialised request head, framing included) and body[0..blen) on a connection
- * from pool, a pool of generation gen (the mirror is one of its users until it ends); give up
- * after timeout_ms. Counted in w->ctr (mirror_rq_done / _failed).
+ * Start a copy: send head (a serialised request head, framing included) on a connection from
+ * pool, a pool of generation gen (the mirror is one of its users until it ends); give up
+ * after timeout_ms. Counted in w->ctr (mirror_rq_done / _failed). The caller holds the mirror
+ * until px_mirror_release, and passes the body's bytes meanwhile; the mirror stays valid (if
+ * ended) until released.
  */
-void px_mirror_send(struct px_worker *w, struct px_gen *gen, px_pool_t *pool, const void *head,
-                    size_t head_len, const void *body, size_t blen, uint64_t timeout_ms);
+px_mirror_t *px_mirror_send(struct px_worker *w, struct px_gen *gen, px_pool_t *pool,
+                            const void *head, size_t head_len, uint64_t timeout_ms);
+
+/* More request bytes for the copy, as framed on the wire. Ignored once the copy has ended. */
+void px_mirror_body(px_mirror_t *m, const uv_buf_t *bufs, unsigned n);
+
+/* The caller is done with m: complete, the whole request was passed (the copy goes on to its
+ * response); else the request was abandoned and so is the copy. */
+void px_mirror_release(px_mirror_t *m, bool complete);
 
 /* Abort every mirror of w still in flight (the worker is finishing). */
 void px_mirror_abort_all(struct px_worker *w);

@@ -276,7 +276,8 @@ typedef struct {
     atomic_int flaky; /* /flaky requests seen */
     char name[32];    /* what /who answers */
     pthread_mutex_t mu;
-    char last_head[2048]; /* the head of the last request received (under mu) */
+    char last_head[2048];      /* the head of the last request received (under mu) */
+    atomic_long last_body_len; /* its body's length once read whole, -1 when it was cut */
 } upstream_t;
 
 typedef struct {
@@ -395,6 +396,7 @@ static void *up_conn_thread(void *arg)
         } else if (find_hdr(head, "Content-Length", v, sizeof(v)) != NULL) {
             ok = rd_bytes(&r, strtoull(v, NULL, 10), &body);
         }
+        atomic_store(&u->last_body_len, ok ? (long)body.len : -1);
         bool close_after =
             find_hdr(head, "Connection", v, sizeof(v)) != NULL && strcasecmp(v, "close") == 0;
         if (!ok) {
