@@ -86,6 +86,8 @@ struct px_conn {
     char up_host[96];
     px_gen_t *gen;               /* the snapshot generation the request runs on (px_worker.h) */
     px_mirror_t *mirror;         /* a mirrored copy still fed with the request body */
+    px_pool_t *mirror_pool;      /* a copy to start with the first try: its pool ... */
+    wf_buf_t mirror_head;        /* ... and its head */
     px_ob_cluster_t *oc;         /* outbound: the chosen cluster's worker state */
     const px_route_t *route;     /* outbound: the route (retries, timeouts, headers, CORS) */
     const px_route_dest_t *dest; /* outbound: the destination picked (its header ops) */
@@ -287,6 +289,8 @@ static void mirror_done(px_conn_t *c, bool complete)
 static void reset_request(px_conn_t *c)
 {
     mirror_done(c, false);
+    c->mirror_pool = NULL;
+    wf_buf_reset(&c->mirror_head);
     px_gen_release(c->w, c->gen); /* after the upstream connection went back to its pool */
     c->gen = NULL;
     wf_buf_reset(&c->meta);
@@ -892,22 +896,6 @@ static const px_http1_header_t *find_header(const px_http1_head_t *h, const char
     return NULL;
 }
 
-/* Port of an authority ("host:port", "[v6]:port"); def when it has none. */
-static uint32_t authority_port(wf_str_t a, uint32_t def)
-{
-    size_t i = a.len;
-    uint32_t port = 0, mul = 1;
-    while (i > 0 && a.p[i - 1] >= '0' && a.p[i - 1] <= '9' && mul <= 10000) {
-        port += (uint32_t)(a.p[i - 1] - '0') * mul;
-        mul *= 10;
-        i--;
-    }
-    if (i == a.len || i == 0 || a.p[i - 1] != ':' || port == 0 || port > 65535) {
-        return def;
-    }
-    return port;
-}
-
 /* Pick the endpoint of c->oc's cluster and its pool for this attempt (px_lb_pick). Returns
  * false when there is none (answered 503 UH, or 503 for an unusable PASSTHROUGH address). */
 static bool choose_endpoint(px_conn_t *c)
@@ -1003,7 +991,7 @@ static bool route_outbound(px_conn_t *c, const px_http1_head_t *h, px_http1_head
         local_reply(c, 404, "", PX_RF_NR, false);
         return false;
     }
-    uint32_t port = c->route_port != 0 ? c->route_port : authority_port(h->host, 80);
+    uint32_t port = c->route_port != 0 ? c->route_port : px_http1_authority_port(h->host, 80);
     const px_vhost_t *vh = px_route_select_vhost(snap, h->host, port);
     px_route_hdr_t rh[PX_MAX_HEADERS];
     for (size_t i = 0; i < h->num_headers; i++) {
@@ -1131,18 +1119,29 @@ static void mirror_request(px_conn_t *c, const px_http1_head_t *h, const px_http
         atomic_fetch_add_explicit(&w->ctr.mirror_rq_failed, 1, memory_order_relaxed);
         return;
     }
-    wf_buf_t auth = WF_BUF_INIT, head = WF_BUF_INIT;
+    wf_buf_t auth = WF_BUF_INIT;
     px_mirror_authority(o->host.len > 0 ? o->host : h->host, &auth);
     px_http1_ser_opts_t mo = *o;
     mo.host = (wf_str_t){(const char *)auth.data, auth.len};
-    px_http1_serialize_request(fwd, &mo, &head);
+    wf_buf_reset(&c->mirror_head);
+    px_http1_serialize_request(fwd, &mo, &c->mirror_head);
+    c->mirror_pool = pk.pool; /* sent with the first try (start_mirror), after any fault delay */
+    wf_buf_free(&auth);
+}
+
+/* The first try starts: so does the mirrored copy, if the route asked for one. */
+static void start_mirror(px_conn_t *c)
+{
+    if (c->mirror_pool == NULL) {
+        return;
+    }
     uint64_t timeout = c->route->timeout_ms > 0 ? c->route->timeout_ms : PX_MIRROR_TIMEOUT_MS;
-    c->mirror = px_mirror_send(w, c->gen, pk.pool, head.data, head.len, timeout);
+    c->mirror = px_mirror_send(c->w, c->gen, c->mirror_pool, c->mirror_head.data,
+                               c->mirror_head.len, timeout);
+    c->mirror_pool = NULL;
     if (c->q_done) {
         mirror_done(c, true); /* no body */
     }
-    wf_buf_free(&auth);
-    wf_buf_free(&head);
 }
 
 static void delay_timer_cb(uv_timer_t *t)
@@ -1204,7 +1203,7 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
         c->m_ua = ua_h->value.len;
     }
     px_trace_out_t tout;
-    px_tracing_begin(w, h, &c->trace, &tout);
+    px_tracing_begin(w, c->gen, h, &c->trace, &tout);
     c->traced = true;
     px_http1_body_init(&c->qbody, h, NULL);
     c->q_done = px_http1_body_done(&c->qbody);
@@ -1311,6 +1310,7 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
 /* Get a connection from c->pool and send the request on it (now, or once connected). */
 static void start_upstream(px_conn_t *c)
 {
+    start_mirror(c);
     bool reused = false;
     c->up_used = true;
     int rc = px_pool_acquire(c->pool, &up_handler, c, &c->pwait, &c->up, &reused);
@@ -1740,6 +1740,7 @@ static void conn_handle_closed(px_conn_t *c)
     wf_buf_free(&c->scratch);
     wf_buf_free(&c->meta);
     wf_buf_free(&c->replay);
+    wf_buf_free(&c->mirror_head);
     wf_buf_free(&c->rw);
     wf_free(c->own_pool);
     wf_free(c);

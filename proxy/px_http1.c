@@ -1041,3 +1041,23 @@ void px_http1_serialize_response(const px_http1_head_t *head, const px_http1_ser
     wf_buf_append(out, "\r\n", 2);
     put_fields(head, o, false, out);
 }
+
+uint32_t px_http1_authority_port(wf_str_t a, uint32_t def)
+{
+    size_t i = a.len;
+    while (i > 0 && a.p[i - 1] >= '0' && a.p[i - 1] <= '9') {
+        i--;
+    }
+    if (i == 0 || i == a.len || a.p[i - 1] != ':' || a.len - i > 5) {
+        return def;
+    }
+    /* "::1" alone is an address, not a host with a port: a v6 port follows a bracket. */
+    if (memchr(a.p, ':', i - 1) != NULL && a.p[i - 2] != ']') {
+        return def;
+    }
+    uint32_t v = 0;
+    for (size_t k = i; k < a.len; k++) {
+        v = v * 10 + (uint32_t)(a.p[k] - '0');
+    }
+    return v > 0 && v <= 65535 ? v : def;
+}

@@ -233,6 +233,10 @@ typedef struct {
 void px_http1_serialize_request(const px_http1_head_t *head, const px_http1_ser_opts_t *opts,
                                 wf_buf_t *out);
 
+/* The port of an authority (`host:port`, `[v6]:port`); def when it has none or a bad one
+ * (a bare IPv6 address is no host with a port). */
+uint32_t px_http1_authority_port(wf_str_t authority, uint32_t def);
+
 /* Append the response head: "HTTP/1.1 status reason", then the fields as for requests. */
 void px_http1_serialize_response(const px_http1_head_t *head, const px_http1_ser_opts_t *opts,
                                  wf_buf_t *out);

@@ -11,33 +11,15 @@
 #include <stdio.h>
 #include <string.h>
 
-void px_tracing_begin(px_worker_t *w, const px_http1_head_t *h, px_trace_ctx_t *ctx,
-                      px_trace_out_t *out)
+void px_tracing_begin(px_worker_t *w, const px_gen_t *gen, const px_http1_head_t *h,
+                      px_trace_ctx_t *ctx, px_trace_out_t *out)
 {
     px_trace_in_t in;
     px_trace_extract(h->headers, h->num_headers, &in);
-    px_trace_start(&in, w->px->sampling_pct, &w->rng, ctx);
+    /* The snapshot in use says, so a new snapshot's sampling applies at once. */
+    double pct = gen != NULL ? gen->snap->telemetry.sampling : w->px->sampling_pct;
+    px_trace_start(&in, pct, &w->rng, ctx);
     px_trace_inject(ctx, out);
-}
-
-uint32_t px_tracing_authority_port(wf_str_t a, uint32_t def)
-{
-    size_t i = a.len;
-    while (i > 0 && a.p[i - 1] >= '0' && a.p[i - 1] <= '9') {
-        i--;
-    }
-    if (i == 0 || i == a.len || a.p[i - 1] != ':' || a.len - i > 5) {
-        return def;
-    }
-    /* "::1" alone is an address, not a host with a port: a v6 port follows a bracket. */
-    if (memchr(a.p, ':', i - 1) != NULL && a.p[i - 2] != ']') {
-        return def;
-    }
-    uint32_t v = 0;
-    for (size_t k = i; k < a.len; k++) {
-        v = v * 10 + (uint32_t)(a.p[k] - '0');
-    }
-    return v > 0 && v <= 65535 ? v : def;
 }
 
 /* The host part of an authority (no port). */
@@ -82,7 +64,7 @@ void px_tracing_record(px_worker_t *w, const px_request_info_t *info)
         wf_str_t svc = info->upstream_service.len > 0 ? info->upstream_service
                                                       : authority_host(info->authority);
         px_tracing_op_name(name, sizeof(name), svc, WF_STR_LIT(""),
-                           px_tracing_authority_port(info->authority, 80));
+                           px_http1_authority_port(info->authority, 80));
     }
     /* Envoy's http.url: scheme, authority and path; an absolute-form target (forward proxy
      * clients) already is one. px_span_new cuts it. */

@@ -17,10 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Start this hop's span for the request head h: ctx gets the context, out the fields to add to
- * the forwarded request (the caller drops the incoming ones with px_trace_is_header). */
-void px_tracing_begin(px_worker_t *w, const px_http1_head_t *h, px_trace_ctx_t *ctx,
-                      px_trace_out_t *out);
+/* Start this hop's span for the request head h, sampled by the snapshot of gen (NULL: none;
+ * then --sampling): ctx gets the context, out the fields to add to the forwarded request (the
+ * caller drops the incoming ones with px_trace_is_header). */
+void px_tracing_begin(px_worker_t *w, const px_gen_t *gen, const px_http1_head_t *h,
+                      px_trace_ctx_t *ctx, px_trace_out_t *out);
 
 /* Record the span of a finished request when its context is sampled and an exporter runs:
  * CLIENT on the outbound side, SERVER on the inbound side, pushed into the worker's queue
@@ -38,8 +39,5 @@ void px_tracing_stats(const px_proxy_t *px, wf_buf_t *out);
  * port the one the request was addressed to. NUL-terminated into out, truncated to cap - 1.
  */
 void px_tracing_op_name(char *out, size_t cap, wf_str_t service, wf_str_t ns, uint32_t port);
-
-/* Port of an authority (`host:port`, `[v6]:port`), def when it has none or a bad one. */
-uint32_t px_tracing_authority_port(wf_str_t authority, uint32_t def);
 
 #endif

@@ -58,16 +58,16 @@ static void test_names(void **state)
     px_tracing_op_name(n, 10, wf_str("reviews"), wf_str("bookinfo"), 9080);
     assert_string_equal(n, "reviews.b");
 
-    assert_int_equal(px_tracing_authority_port(wf_str("a:8080"), 80), 8080);
-    assert_int_equal(px_tracing_authority_port(wf_str("a"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str("a:"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str("[::1]:9090"), 80), 9090);
-    assert_int_equal(px_tracing_authority_port(wf_str("[::1]"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str("::1"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str("a:65536"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str("a:0"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str("a:123456"), 80), 80);
-    assert_int_equal(px_tracing_authority_port(wf_str(""), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("a:8080"), 80), 8080);
+    assert_int_equal(px_http1_authority_port(wf_str("a"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("a:"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("[::1]:9090"), 80), 9090);
+    assert_int_equal(px_http1_authority_port(wf_str("[::1]"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("::1"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("a:65536"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("a:0"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str("a:123456"), 80), 80);
+    assert_int_equal(px_http1_authority_port(wf_str(""), 80), 80);
 }
 
 /* ---- a tiny OTLP/HTTP receiver ---- */
