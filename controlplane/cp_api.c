@@ -37,12 +37,15 @@ enum {
     H_RESOURCES,
     H_METRICS,
     H_HEALTHZ,
+    H_APPLY,
     H_OTHER,
     H_COUNT
 };
-static const char *const handler_names[H_COUNT] = {"/v1/register", "/v1/heartbeat", "/v1/workloads",
-                                                   "/v1/targets",  "/apis",         "/metrics",
-                                                   "/healthz",     "other"};
+static const char *const handler_names[H_COUNT] = {
+    [H_REGISTER] = "/v1/register", [H_HEARTBEAT] = "/v1/heartbeat", [H_WORKLOADS] = "/v1/workloads",
+    [H_TARGETS] = "/v1/targets",   [H_RESOURCES] = "/apis",         [H_METRICS] = "/metrics",
+    [H_HEALTHZ] = "/healthz",      [H_APPLY] = "/v1/apply",         [H_OTHER] = "other",
+};
 static const char *const class_names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 struct cp_api {
@@ -255,8 +258,23 @@ static const char *const server_metadata[] = {
  * strings in w are owned by the caller through *doc and *spec (free()) and the object o; on
  * failure resp holds the answer.
  */
-static int envelope(const res_path_t *p, json_t *o, cp_write_t *w, char **doc, char **spec,
-                    cp_api_resp_t *resp)
+static void env_fail(cp_api_resp_t *resp, const char *where, unsigned code, const char *reason,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A Status failure whose message starts with where ("items[3]: " in a batch, "" alone). */
+static void env_fail(cp_api_resp_t *resp, const char *where, unsigned code, const char *reason,
+                     const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    resp_status(resp, code, reason, "%s%s", where, msg);
+}
+
+static int envelope(const res_path_t *p, const char *where, json_t *o, cp_write_t *w, char **doc,
+                    char **spec, cp_api_resp_t *resp)
 {
     const char *api_version = json_string_value(json_object_get(o, "apiVersion"));
     const char *kind = json_string_value(json_object_get(o, "kind"));
@@ -267,45 +285,45 @@ static int envelope(const res_path_t *p, json_t *o, cp_write_t *w, char **doc, c
     snprintf(want, sizeof(want), "%s/", p->k->group);
     if (api_version == NULL || strncmp(api_version, want, strlen(want)) != 0 ||
         find_kind(p->k->group, api_version + strlen(want), p->k->plural) == NULL) {
-        resp_status(resp, 400, "BadRequest",
-                    "apiVersion: must be %s/<version> with a version this server serves for %s",
-                    p->k->group, p->k->kind);
+        env_fail(resp, where, 400, "BadRequest",
+                 "apiVersion: must be %s/<version> with a version this server serves for %s",
+                 p->k->group, p->k->kind);
         return WF_E_INVAL;
     }
     if (kind == NULL || strcmp(kind, p->k->kind) != 0) {
-        resp_status(resp, 400, "BadRequest", "kind: must be %s for %s.%s", p->k->kind, p->k->plural,
-                    p->k->group);
+        env_fail(resp, where, 400, "BadRequest", "kind: must be %s for %s.%s", p->k->kind,
+                 p->k->plural, p->k->group);
         return WF_E_INVAL;
     }
     if (!json_is_object(md)) {
-        resp_status(resp, 422, "Invalid", "metadata: must be an object");
+        env_fail(resp, where, 422, "Invalid", "metadata: must be an object");
         return WF_E_INVAL;
     }
     const char *name = json_string_value(json_object_get(md, "name"));
     json_t *ns_j = json_object_get(md, "namespace");
     const char *ns = json_string_value(ns_j);
     if (name == NULL || !dns_name(name, false)) {
-        resp_status(resp, 422, "Invalid",
-                    "metadata.name: must be a DNS-1123 subdomain (lowercase alphanumerics, '-', "
-                    "'.')");
+        env_fail(resp, where, 422, "Invalid",
+                 "metadata.name: must be a DNS-1123 subdomain (lowercase alphanumerics, '-', "
+                 "'.')");
         return WF_E_INVAL;
     }
     if (ns_j != NULL && (ns == NULL || strcmp(ns, p->ns) != 0)) {
-        resp_status(resp, 400, "BadRequest",
-                    "metadata.namespace: the namespace of the object does not match the "
-                    "namespace of the request (%s)",
-                    p->ns);
+        env_fail(resp, where, 400, "BadRequest",
+                 "metadata.namespace: the namespace of the object does not match the "
+                 "namespace of the request (%s)",
+                 p->ns);
         return WF_E_INVAL;
     }
     if (p->name != NULL && strcmp(name, p->name) != 0) {
-        resp_status(resp, 400, "BadRequest",
-                    "metadata.name: the name of the object does not match the name in the path "
-                    "(%s)",
-                    p->name);
+        env_fail(resp, where, 400, "BadRequest",
+                 "metadata.name: the name of the object does not match the name in the path "
+                 "(%s)",
+                 p->name);
         return WF_E_INVAL;
     }
     if (sp != NULL && !json_is_object(sp)) {
-        resp_status(resp, 422, "Invalid", "spec: must be an object");
+        env_fail(resp, where, 422, "Invalid", "spec: must be an object");
         return WF_E_INVAL;
     }
     w->expect_rv = 0;
@@ -315,14 +333,17 @@ static int envelope(const res_path_t *p, json_t *o, cp_write_t *w, char **doc, c
         char *end = NULL;
         long long v = rv ? strtoll(rv, &end, 10) : 0;
         if (rv == NULL || end == rv || *end != '\0' || v <= 0) {
-            resp_status(resp, 422, "Invalid",
-                        "metadata.resourceVersion: must be a positive integer in a string");
+            env_fail(resp, where, 422, "Invalid",
+                     "metadata.resourceVersion: must be a positive integer in a string");
             return WF_E_INVAL;
         }
         w->expect_rv = v;
     }
     /* Keep what the caller wrote; drop what the server owns. */
-    json_object_set_new(md, "namespace", json_string(p->ns));
+    if (ns_j == NULL) {
+        /* Only when absent: a present one equals p->ns, which may point into it. */
+        json_object_set_new(md, "namespace", json_string(p->ns));
+    }
     for (const char *const *f = server_metadata; *f; f++) {
         json_object_del(md, *f);
     }
@@ -371,7 +392,7 @@ static void res_write(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req,
     cp_write_t w = {.op = create ? CP_OP_CREATE : CP_OP_UPDATE};
     cp_resource_t out = {0};
 
-    if (o == NULL || envelope(p, o, &w, &doc, &spec, resp) < 0) {
+    if (o == NULL || envelope(p, "", o, &w, &doc, &spec, resp) < 0) {
         goto done;
     }
     if (create) {
@@ -508,6 +529,107 @@ static void serve_resources(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms
     } else {
         res_write(a, &p, req, now_ms, resp);
     }
+}
+
+static const char *const change_names[] = {"unchanged", "created", "configured", "deleted"};
+
+/*
+ * POST /v1/apply: {"items":[document, ...]} (a kind "List" too), each created or updated
+ * (with a precondition when its metadata carries a resourceVersion), all in one transaction:
+ * one bad document and nothing is applied.
+ */
+static void serve_apply(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp)
+{
+    json_t *o = parse_object(req, resp);
+    json_t *items = o ? json_object_get(o, "items") : NULL;
+    cp_write_t *w = NULL;
+    char **docs = NULL, **specs = NULL;
+    cp_resource_t *out = NULL;
+    size_t n = 0, failed = 0;
+
+    if (o == NULL) {
+        return;
+    }
+    if (!json_is_array(items) || json_array_size(items) == 0) {
+        resp_status(resp, 400, "BadRequest", "items: must be a non-empty array of resources");
+        goto done;
+    }
+    n = json_array_size(items);
+    w = wf_calloc(n, sizeof(*w));
+    docs = wf_calloc(n, sizeof(*docs));
+    specs = wf_calloc(n, sizeof(*specs));
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(items, i);
+        char where[32], group[128];
+        snprintf(where, sizeof(where), "items[%zu]: ", i);
+        const char *av =
+            json_is_object(it) ? json_string_value(json_object_get(it, "apiVersion")) : NULL;
+        const char *kind =
+            json_is_object(it) ? json_string_value(json_object_get(it, "kind")) : NULL;
+        const char *slash = av ? strchr(av, '/') : NULL;
+        res_path_t p = {0};
+        if (slash != NULL && kind != NULL && (size_t)(slash - av) < sizeof(group)) {
+            memcpy(group, av, (size_t)(slash - av));
+            group[slash - av] = '\0';
+            for (const kind_t *k = kinds; k->group && p.k == NULL; k++) {
+                if (strcmp(k->kind, kind) == 0) {
+                    p.k = find_kind(group, slash + 1, k->plural);
+                }
+            }
+        }
+        if (p.k == NULL) {
+            resp_status(resp, 400, "BadRequest",
+                        "items[%zu]: apiVersion and kind must name a kind this server serves", i);
+            goto done;
+        }
+        json_t *md = json_object_get(it, "metadata");
+        json_t *ns = json_is_object(md) ? json_object_get(md, "namespace") : NULL;
+        p.version = slash + 1;
+        p.ns = json_is_string(ns) ? json_string_value(ns) : "default";
+        if (!dns_name(p.ns, true)) {
+            resp_status(resp, 400, "BadRequest",
+                        "items[%zu]: metadata.namespace: must be a DNS-1123 label", i);
+            goto done;
+        }
+        if (envelope(&p, where, it, &w[i], &docs[i], &specs[i], resp) < 0) {
+            goto done;
+        }
+        w[i].op = w[i].expect_rv ? CP_OP_UPDATE : CP_OP_APPLY;
+    }
+    out = wf_calloc(n, sizeof(*out));
+    int err = cp_store_write(a->o.store, w, n, now_ms, out, &failed);
+    if (err < 0) {
+        const kind_t *k = kinds;
+        for (; k->group && strcmp(k->kind, w[failed < n ? failed : 0].kind) != 0; k++) {
+        }
+        res_path_t p = {.k = k};
+        write_error(&p, failed < n ? w[failed].name : "", err, resp);
+        wf_free(out);
+        out = NULL;
+        goto done;
+    }
+    json_t *res = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char rv[24];
+        snprintf(rv, sizeof(rv), "%lld", (long long)out[i].resource_version);
+        json_array_append_new(res, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "apiVersion",
+                                             out[i].api_version, "kind", out[i].kind, "namespace",
+                                             out[i].ns, "name", out[i].name, "resourceVersion", rv,
+                                             "generation", (json_int_t)out[i].generation, "result",
+                                             change_names[out[i].change]));
+        cp_resource_free(&out[i]);
+    }
+    wf_free(out);
+    resp_json(resp, 200, json_pack("{s:o}", "items", res));
+done:
+    for (size_t i = 0; docs != NULL && i < n; i++) {
+        free(docs[i]);
+        free(specs[i]);
+    }
+    wf_free(docs);
+    wf_free(specs);
+    wf_free(w);
+    json_decref(o);
 }
 
 /* ---- registry ---- */
@@ -796,6 +918,15 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
     case H_RESOURCES:
         serve_resources(a, req, now_ms, resp);
         break;
+    case H_APPLY:
+        if (!method_is(req, "POST")) {
+            resp_status(resp, 405, "MethodNotAllowed", "use POST");
+        } else if (!is_admin(a, req)) {
+            unauthorized(resp);
+        } else {
+            serve_apply(a, req, now_ms, resp);
+        }
+        break;
     case H_METRICS:
         serve_metrics(a, resp);
         break;
@@ -856,11 +987,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = st;
         /* Refuse before reading a body that cannot be taken. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        int h = handler_of(url);
+        cp_api_req_t head = {
+            .method = method,
+            .path = url,
+            .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+        };
+        /* A write without its token is refused before its body is read (or even sent, for a
+         * client waiting on 100-continue). */
+        bool writing = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+        if ((((h == H_RESOURCES && writing) || h == H_APPLY) && !is_admin(a, &head)) ||
+            ((h == H_REGISTER || h == H_HEARTBEAT) && !is_proxy(a, &head))) {
+            cp_api_resp_t r = {0};
+            unauthorized(&r);
+            return early(a, conn, h, &r);
+        }
         if (cl != NULL && strtoull(cl, NULL, 10) > a->o.max_body) {
             cp_api_resp_t r = {0};
             resp_status(&r, 413, "RequestEntityTooLarge",
                         "the request body is larger than the limit of %zu bytes", a->o.max_body);
-            return early(a, conn, handler_of(url), &r);
+            return early(a, conn, h, &r);
         }
         return MHD_YES;
     }

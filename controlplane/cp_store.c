@@ -258,7 +258,8 @@ static int delete_locked(cp_store_t *s, const char *kind, const char *ns, const 
     return err;
 }
 
-/* One write inside the open transaction; rv is the resourceVersion it gets. */
+/* One write inside the open transaction; rv is the resourceVersion it gets (unless it changes
+ * nothing: res->change says). */
 static int write_one(cp_store_t *s, const cp_write_t *w, int64_t rv, int64_t now_ms,
                      cp_resource_t *res)
 {
@@ -294,10 +295,17 @@ static int write_one(cp_store_t *s, const cp_write_t *w, int64_t rv, int64_t now
             goto out;
         }
         cur.resource_version = rv;
+        cur.change = CP_DELETED;
         *res = cur;
         return 0;
     }
     WF_ASSERT(w->api_version != NULL && w->spec != NULL && w->doc != NULL);
+    if (exists && strcmp(cur.api_version, w->api_version) == 0 && strcmp(cur.doc, w->doc) == 0 &&
+        strcmp(cur.spec, w->spec) == 0) {
+        cur.change = CP_UNCHANGED;
+        *res = cur;
+        return 0;
+    }
     res->kind = wf_strdup(w->kind);
     res->ns = wf_strdup(w->ns);
     res->name = wf_strdup(w->name);
@@ -305,6 +313,7 @@ static int write_one(cp_store_t *s, const cp_write_t *w, int64_t rv, int64_t now
     res->spec = wf_strdup(w->spec);
     res->doc = wf_strdup(w->doc);
     res->resource_version = rv;
+    res->change = exists ? CP_CONFIGURED : CP_CREATED;
     if (exists) {
         /* Metadata-only changes (labels, annotations) keep the generation, as Kubernetes does:
          * proxies and status consumers track the spec. */
@@ -355,7 +364,9 @@ int cp_store_write(cp_store_t *s, const cp_write_t *writes, size_t n, int64_t no
             }
             goto rollback;
         }
-        rv++;
+        if (res[done].change != CP_UNCHANGED) {
+            rv++;
+        }
     }
     if ((err = set_rv_locked(s, rv)) < 0 || (err = exec_sql(s->db, "COMMIT")) < 0) {
         if (failed != NULL) {

@@ -8,7 +8,9 @@
  * caller must canonicalise: sorted keys, compact) and the canonical JSON of the whole document
  * without server-set metadata. The store assigns the metadata Kubernetes clients expect:
  *   resourceVersion - one counter for the whole store, increased by every write (create,
- *                     update, delete), so a list at version N holds every write up to N;
+ *                     update, delete), so a list at version N holds every write up to N; an
+ *                     update that changes nothing (same apiVersion and document) writes
+ *                     nothing and keeps the object's version, as in Kubernetes;
  *   generation      - per object: 1 on create, +1 on an update whose spec differs;
  *   creation time   - set on create, kept by updates.
  *
@@ -34,6 +36,14 @@ const char *cp_strerror(int code);
 
 typedef struct cp_store cp_store_t;
 
+/* What a write did to an object. */
+typedef enum {
+    CP_UNCHANGED, /* same apiVersion and document: nothing written, no new resourceVersion */
+    CP_CREATED,
+    CP_CONFIGURED, /* updated */
+    CP_DELETED,
+} cp_change_t;
+
 typedef struct {
     char *kind;
     char *ns;
@@ -44,6 +54,7 @@ typedef struct {
     int64_t resource_version;
     int64_t generation;
     int64_t created_ms; /* wall clock, ms since the epoch */
+    cp_change_t change; /* set by cp_store_write only */
 } cp_resource_t;
 
 typedef enum {

@@ -104,6 +104,7 @@ static void test_generation_rules(void **state)
     assert_int_equal(cp_store_open(dir, &s), 0);
     assert_int_equal(write1(s, wr(CP_OP_APPLY, "default", "a", "{\"x\":1}", 0), 10, &r), 0);
     assert_int_equal(r.generation, 1);
+    assert_int_equal(r.change, CP_CREATED);
     cp_resource_free(&r);
 
     /* Same spec, different document (a label): a new resourceVersion, the same generation. */
@@ -115,17 +116,27 @@ static void test_generation_rules(void **state)
     assert_string_equal(r.doc, w.doc);
     cp_resource_free(&r);
 
+    /* The same again changes nothing: no new resourceVersion, for the object or the store. */
+    assert_int_equal(write1(s, w, 25, &r), 0);
+    assert_int_equal(r.change, CP_UNCHANGED);
+    assert_int_equal(r.resource_version, 2);
+    assert_int_equal(r.generation, 1);
+    cp_resource_free(&r);
+    assert_int_equal(cp_store_rv(s), 2);
+
     /* A different spec: generation + 1, by APPLY too. */
     assert_int_equal(write1(s, wr(CP_OP_APPLY, "default", "a", "{\"x\":2}", 0), 30, &r), 0);
     assert_int_equal(r.resource_version, 3);
     assert_int_equal(r.generation, 2);
     assert_int_equal(r.created_ms, 10);
+    assert_int_equal(r.change, CP_CONFIGURED);
     cp_resource_free(&r);
 
     /* Deleted and created again: a new object, generation 1, new creation time. */
     assert_int_equal(write1(s, wr(CP_OP_DELETE, "default", "a", NULL, 0), 40, &r), 0);
     assert_int_equal(r.resource_version, 4);
     assert_int_equal(r.generation, 2);
+    assert_int_equal(r.change, CP_DELETED);
     cp_resource_free(&r);
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "default", "a", "{\"x\":2}", 0), 50, &r), 0);
     assert_int_equal(r.resource_version, 5);
@@ -237,6 +248,20 @@ static void test_batch_all_or_nothing(void **state)
         cp_resource_free(&out[i]);
     }
     assert_int_equal(cp_store_rv(s), 4);
+
+    /* Re-applying the same batch with one real change: only that write takes a version. */
+    batch[0] = wr(CP_OP_APPLY, "default", "one", "{}", 0);
+    batch[2] = wr(CP_OP_APPLY, "default", "two", "{\"v\":2}", 0);
+    assert_int_equal(cp_store_write(s, batch, 3, 3, out, NULL), 0);
+    assert_int_equal(out[0].change, CP_UNCHANGED);
+    assert_int_equal(out[0].resource_version, 2);
+    assert_int_equal(out[1].change, CP_UNCHANGED);
+    assert_int_equal(out[2].change, CP_CONFIGURED);
+    assert_int_equal(out[2].resource_version, 5);
+    for (size_t i = 0; i < 3; i++) {
+        cp_resource_free(&out[i]);
+    }
+    assert_int_equal(cp_store_rv(s), 5);
     cp_store_close(s);
     wt_rm_rf(dir);
     wf_free(dir);
