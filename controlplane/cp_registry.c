@@ -185,6 +185,23 @@ static bool plain_token(const char *s, size_t max)
     return true;
 }
 
+/* A Kubernetes label key: an optional DNS prefix and '/', then a name; [A-Za-z0-9._/-]. */
+static bool label_key(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 317) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '_' && c != '-' && c != '/') {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int validate(const cp_workload_t *w, char *err, size_t errlen)
 {
     if (!dns_label(w->service)) {
@@ -215,7 +232,7 @@ static int validate(const cp_workload_t *w, char *err, size_t errlen)
         return WF_E_INVAL;
     }
     for (size_t i = 0; i < w->nlabels; i++) {
-        if (!plain_token(w->labels[i].name, 317) || !label_value(w->labels[i].value)) {
+        if (!label_key(w->labels[i].name) || !label_value(w->labels[i].value)) {
             snprintf(err, errlen, "labels[%zu]: invalid label name or value", i);
             return WF_E_INVAL;
         }

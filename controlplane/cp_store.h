@@ -107,7 +107,9 @@ void cp_resource_list_free(cp_resource_t *list, size_t n);
 
 /*
  * Workload registry rows, owned by cp_registry: the store keeps them as (id, JSON document,
- * lease expiry). put inserts or replaces; load calls cb for each stored row.
+ * lease expiry). put inserts or replaces; load calls cb for each stored row, in id order, with
+ * the store locked (cb must not call the store; a negative return stops the load and is
+ * returned).
  */
 int cp_store_wl_put(cp_store_t *s, const char *id, const char *doc, int64_t expires_ms);
 int cp_store_wl_delete(cp_store_t *s, const char *id);

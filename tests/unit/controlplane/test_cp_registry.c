@@ -28,7 +28,8 @@
 
 static cp_workload_t reviews(const char *version)
 {
-    static cp_label_t labels[] = {{"app", "reviews"}, {"team", "books"}};
+    static cp_label_t labels[] = {
+        {"app", "reviews"}, {"team", "books"}, {"app.kubernetes.io/part-of", "bookinfo"}};
     static uint16_t ports[] = {9080, 15090};
     cp_workload_t w = {.service = "reviews",
                        .ns = "default",
@@ -36,7 +37,7 @@ static cp_workload_t reviews(const char *version)
                        .address = "10.0.0.7",
                        .service_account = "bookinfo-reviews",
                        .labels = labels,
-                       .nlabels = 2,
+                       .nlabels = 3,
                        .ports = ports,
                        .nports = 2,
                        .admin_port = 15000};
@@ -161,8 +162,9 @@ static void test_survives_reopen(void **state)
     assert_string_equal(list[0].id, "reviews-v2.default");
     assert_string_equal(list[0].service_account, "bookinfo-reviews");
     assert_string_equal(list[0].address, "10.0.0.7");
-    assert_int_equal(list[0].nlabels, 2);
+    assert_int_equal(list[0].nlabels, 3);
     assert_string_equal(cp_workload_label(&list[0], "team"), "books");
+    assert_string_equal(cp_workload_label(&list[0], "app.kubernetes.io/part-of"), "bookinfo");
     assert_int_equal(list[0].nports, 2);
     assert_int_equal(list[0].ports[0], 9080);
     assert_int_equal(list[0].admin_port, 15000);
@@ -213,6 +215,12 @@ static void test_invalid(void **state)
     w = reviews("v1");
     w.service_account = "a/b";
     assert_int_equal(cp_registry_register(r, &w, 0, NULL, err, sizeof(err)), WF_E_INVAL);
+    w = reviews("v1");
+    cp_label_t bad_label = {"app name", "x"};
+    w.labels = &bad_label;
+    w.nlabels = 1;
+    assert_int_equal(cp_registry_register(r, &w, 0, NULL, err, sizeof(err)), WF_E_INVAL);
+    assert_non_null(strstr(err, "labels[0]"));
     w = reviews("v1");
     uint16_t zero = 0;
     w.ports = &zero;
