@@ -253,11 +253,6 @@ static json_t *resource_json(const cp_resource_t *r)
 static const char *const server_metadata[] = {
     "resourceVersion", "generation", "creationTimestamp", "uid", "managedFields", "selfLink", NULL};
 
-/*
- * Check a resource body's envelope against the path and turn it into a write. On success the
- * strings in w are owned by the caller through *doc and *spec (free()) and the object o; on
- * failure resp holds the answer.
- */
 static void env_fail(cp_api_resp_t *resp, const char *where, unsigned code, const char *reason,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -273,6 +268,11 @@ static void env_fail(cp_api_resp_t *resp, const char *where, unsigned code, cons
     resp_status(resp, code, reason, "%s%s", where, msg);
 }
 
+/*
+ * Check a resource body's envelope against the path and turn it into a write. On success the
+ * strings in w are owned by the caller through *doc and *spec (free()) and the object o; on
+ * failure resp holds the answer.
+ */
 static int envelope(const res_path_t *p, const char *where, json_t *o, cp_write_t *w, char **doc,
                     char **spec, cp_api_resp_t *resp)
 {
