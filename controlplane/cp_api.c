@@ -550,8 +550,10 @@ static void serve_apply(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp
     if (o == NULL) {
         return;
     }
-    if (!json_is_array(items) || json_array_size(items) == 0) {
-        resp_status(resp, 400, "BadRequest", "items: must be a non-empty array of resources");
+    if (!json_is_array(items) || json_array_size(items) == 0 ||
+        json_array_size(items) > CP_API_MAX_BATCH) {
+        resp_status(resp, 400, "BadRequest", "items: must be an array of 1 to %d resources",
+                    CP_API_MAX_BATCH);
         goto done;
     }
     n = json_array_size(items);

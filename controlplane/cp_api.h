@@ -2,6 +2,7 @@
  * cp_api.h - the control plane's HTTP API (libmicrohttpd):
  *
  *   POST /v1/register, POST /v1/heartbeat            bootstrap (or admin) token
+ *   POST /v1/apply {"items":[...]}                   admin token; one transaction
  *   GET  /v1/workloads, GET /v1/targets (http_sd)    admin token, or none with read_open
  *   /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]   Kubernetes-style resources:
  *        POST create, PUT update, DELETE, GET; writes need the admin token, reads too unless
@@ -27,6 +28,8 @@
 #include <stdint.h>
 
 #define CP_API_DEFAULT_MAX_BODY ((size_t)1 << 20)
+/* Most documents in one POST /v1/apply (one transaction). */
+#define CP_API_MAX_BATCH 5000
 
 typedef struct {
     cp_store_t *store;       /* required; outlives the API */
