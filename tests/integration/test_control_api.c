@@ -2,8 +2,8 @@
  * test_control_api.c - starts the real `weft control` and drives its HTTP API: the tokens it
  * creates (0600) and requires (401 without), the Kubernetes-style resource round trip with its
  * AlreadyExists/Conflict/NotFound answers, registration, heartbeats and lease expiry, the
- * http_sd targets document, a batch apply (all or nothing), a restart that keeps resources and
- * leases, --read-open, and hostile bodies refused with nothing stored.
+ * http_sd targets document, a batch apply (all or nothing), a restart after kill -9 that keeps
+ * resources and leases, --read-open, and hostile bodies refused with nothing stored.
  */
 #include "wf_alloc.h"
 #include "wt_util.h"
@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -449,7 +451,10 @@ static void test_restart_keeps_state(void **state)
     assert_int_equal(req(c.port, "POST", "/v1/register", c.boot, reg_body, &body), 200);
     wf_free(body);
     snprintf(admin, sizeof(admin), "%s", c.admin);
-    cp_stop(&c);
+    /* kill -9: what was acknowledged must be there without a clean shutdown. */
+    assert_int_equal(kill(c.pid, SIGKILL), 0);
+    int st = wt_wait(c.pid, 10000);
+    assert_true(WIFSIGNALED(st));
 
     cp_start(&c, "--lease-ttl", "60s");
     assert_string_equal(c.admin, admin); /* the token files are kept, not replaced */
