@@ -12,6 +12,9 @@
 #ifdef HAVE_WEFT_PROXY
 #include "px_main.h"
 #endif
+#ifdef HAVE_WEFT_CONTROLPLANE
+#include "cp_main.h"
+#endif
 
 typedef int (*cli_main_fn)(int argc, char **argv);
 
@@ -28,7 +31,11 @@ static const cli_command_t commands[] = {
 #else
     {"collector", NULL, "3", "telemetry backend: store, Prometheus and trace APIs, web UI"},
 #endif
+#ifdef HAVE_WEFT_CONTROLPLANE
+    {"control", cp_main, "6", "control plane: Istio config API, registry, CA, config push"},
+#else
     {"control", NULL, "6", "control plane: Istio config API, registry, CA, config push"},
+#endif
 #ifdef HAVE_WEFT_PROXY
     {"proxy", px_main, "5", "sidecar / gateway proxy with Istio routing and telemetry"},
 #else
