@@ -26,7 +26,11 @@ struct px_control {
     px_proxy_t *px;
     char *url; /* base, without a trailing slash */
     char *id;
+    char *auth;          /* "Authorization: Bearer <token>", NULL without a token */
+    char *register_body; /* the workload to register, JSON; NULL: do not register */
     uv_thread_t thread;
+    uv_thread_t reg_thread;
+    bool reg_started;
     uv_mutex_t mu;
     uv_cond_t cond;
     bool stop; /* under mu */
@@ -148,7 +152,10 @@ static void control_thread(void *arg)
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_USERAGENT, "weft-proxy/" WEFT_VERSION);
+        struct curl_slist *hdrs = pc->auth != NULL ? curl_slist_append(NULL, pc->auth) : NULL;
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
         CURLcode rc = curl_easy_perform(h);
+        curl_slist_free_all(hdrs);
         if (atomic_load(&pc->stopping)) {
             break;
         }
@@ -181,7 +188,107 @@ static void control_thread(void *arg)
     }
 }
 
-px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id)
+/* POST body (JSON) to the control plane's path; the answer's body into out. Returns the
+ * HTTP status, or 0 when no answer came (logged by the caller). */
+static long post_json(px_control_t *pc, CURL *h, const char *path, const char *body, wf_buf_t *out,
+                      CURLcode *rc)
+{
+    char url[1024];
+    snprintf(url, sizeof(url), "%s%s", pc->url, path);
+    wf_buf_reset(out);
+    sink_t sink = {out, 1 << 20};
+    curl_easy_reset(h);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (pc->auth != NULL) {
+        hdrs = curl_slist_append(hdrs, pc->auth);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "weft-proxy/" WEFT_VERSION);
+    *rc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    long status = 0;
+    if (*rc == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    }
+    return status;
+}
+
+/*
+ * The registration thread: registers the workload (POST /v1/register), then renews its lease
+ * (POST /v1/heartbeat) three times per lease; a heartbeat the control plane no longer knows
+ * (404: the lease ran out, or its state was lost) registers again at once; failures are
+ * retried with the backoff. The proxy serves meanwhile whatever happens here.
+ */
+static void register_thread(void *arg)
+{
+    px_control_t *pc = arg;
+    CURL *h = curl_easy_init();
+    wf_buf_t out = WF_BUF_INIT;
+    char hb[700] = ""; /* {"id": <the id the registration answered>} */
+    bool registered = false;
+    uint64_t backoff = BACKOFF_MIN_MS, every = 10000;
+    while (h != NULL && !atomic_load(&pc->stopping)) {
+        CURLcode rc;
+        const char *what = registered ? "heartbeat" : "registration";
+        long st = registered ? post_json(pc, h, "/v1/heartbeat", hb, &out, &rc)
+                             : post_json(pc, h, "/v1/register", pc->register_body, &out, &rc);
+        if (atomic_load(&pc->stopping)) {
+            break;
+        }
+        uint64_t wait;
+        if (st == 200 || st == 201) {
+            json_t *j = json_loadb((const char *)out.data, out.len, 0, NULL);
+            json_t *lease = json_is_object(j) ? json_object_get(j, "leaseRemainingMs") : NULL;
+            if (json_is_integer(lease) && json_integer_value(lease) > 0) {
+                every = (uint64_t)json_integer_value(lease) / 3;
+                every = every < 100 ? 100 : every;
+            }
+            json_t *id = json_is_object(j) ? json_object_get(j, "id") : NULL;
+            if (!registered && json_is_string(id)) {
+                json_t *o = json_pack("{s:O}", "id", id);
+                char *t = json_dumps(o, JSON_COMPACT);
+                snprintf(hb, sizeof(hb), "%s", t != NULL ? t : "");
+                free(t);
+                json_decref(o);
+                WF_LOG(WF_INFO, "proxy", "registered with the control plane", "id=%s",
+                       json_string_value(id));
+            }
+            json_decref(j);
+            registered = true;
+            backoff = BACKOFF_MIN_MS;
+            wait = every;
+        } else if (registered && st == 404) {
+            WF_LOG(WF_WARN, "proxy", "lease lost, registering again", "id=%s", pc->id);
+            registered = false;
+            wait = 0;
+        } else {
+            WF_LOG_RL(WF_WARN, 10, "proxy", "control plane refused or unreachable",
+                      "what=%s "
+                      "status=%ld err=\"%s\" retry_ms=%llu",
+                      what, st, rc != CURLE_OK ? curl_easy_strerror(rc) : "unexpected status",
+                      (unsigned long long)backoff);
+            wait = backoff;
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        }
+        if (sleep_or_stop(pc, wait)) {
+            break;
+        }
+    }
+    wf_buf_free(&out);
+    if (h != NULL) {
+        curl_easy_cleanup(h);
+    }
+}
+
+px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id, const char *token,
+                               const char *register_body)
 {
     px_control_t *pc = wf_calloc(1, sizeof(*pc));
     pc->px = px;
@@ -191,6 +298,13 @@ px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id)
     }
     pc->url = wf_strndup(url, ul);
     pc->id = wf_strdup(id);
+    if (token != NULL) {
+        wf_buf_t a = WF_BUF_INIT;
+        wf_buf_printf(&a, "Authorization: Bearer %s", token);
+        wf_buf_cstr(&a);
+        pc->auth = (char *)wf_buf_detach(&a, NULL);
+    }
+    pc->register_body = register_body != NULL ? wf_strdup(register_body) : NULL;
     px_snapshot_opts_t o;
     px_snapshot_opts_default(&o);
     pc->max_bytes = o.limits.max_bytes;
@@ -202,8 +316,16 @@ px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id)
         uv_mutex_destroy(&pc->mu);
         wf_free(pc->url);
         wf_free(pc->id);
+        wf_free(pc->auth);
+        wf_free(pc->register_body);
         wf_free(pc);
         return NULL;
+    }
+    if (pc->register_body != NULL) {
+        pc->reg_started = uv_thread_create(&pc->reg_thread, register_thread, pc) == 0;
+        if (!pc->reg_started) {
+            WF_LOG(WF_ERROR, "proxy", "cannot start the registration thread");
+        }
     }
     return pc;
 }
@@ -219,9 +341,14 @@ void px_control_stop(px_control_t *pc)
     uv_cond_broadcast(&pc->cond);
     uv_mutex_unlock(&pc->mu);
     uv_thread_join(&pc->thread);
+    if (pc->reg_started) {
+        uv_thread_join(&pc->reg_thread);
+    }
     uv_cond_destroy(&pc->cond);
     uv_mutex_destroy(&pc->mu);
     wf_free(pc->url);
     wf_free(pc->id);
+    wf_free(pc->auth);
+    wf_free(pc->register_body);
     wf_free(pc);
 }

@@ -9,7 +9,8 @@
  * its version and the reason (the NACK) while the proxy keeps serving its last good snapshot.
  * 200 carries a newer snapshot, 304 says the wait ran out with nothing new; anything else, or
  * an unreachable control plane, is retried with a backoff (1 s doubling to 30 s), the
- * current snapshot serving meanwhile.
+ * current snapshot serving meanwhile. The same module registers the proxy's workload and
+ * renews its lease (POST /v1/register, /v1/heartbeat) on a second thread.
  */
 #ifndef PX_CONTROL_H
 #define PX_CONTROL_H
@@ -18,9 +19,15 @@
 
 typedef struct px_control px_control_t;
 
-/* Start polling url (no trailing slash needed) for proxy id on its own thread. NULL when the
- * thread cannot be started (logged). */
-px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id);
+/*
+ * Start polling url (no trailing slash needed) for proxy id on its own thread, with
+ * `Authorization: Bearer token` when token is not NULL. With register_body (the workload as
+ * the control plane's POST /v1/register takes it, JSON), a second thread registers it and
+ * keeps its lease with heartbeats (docs/controlplane.md). NULL when the thread cannot be
+ * started (logged).
+ */
+px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id, const char *token,
+                               const char *register_body);
 
 /* Stop the thread (an in-flight poll is abandoned within about a second) and free. NULL is a
  * no-op. */

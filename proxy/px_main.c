@@ -22,6 +22,8 @@
 #include "wf_log.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,9 @@ static const wf_flag_t px_flags[] = {
     {"control", WF_FLAG_STR, NULL, offsetof(px_config_t, control),
      "control plane URL (http://HOST:PORT): config snapshots by long-poll, ACK/NACK "
      "(docs/snapshot.md); with --config, the file is the first snapshot"},
+    {"bootstrap-token-file", WF_FLAG_STR, NULL, offsetof(px_config_t, bootstrap_token_file),
+     "file holding the control plane's bootstrap token (its DATA_DIR/bootstrap-token): sent "
+     "with the registration, heartbeats and snapshot polls"},
     {"mode", WF_FLAG_STR, "sidecar", offsetof(px_config_t, mode),
      "sidecar (inbound and outbound listeners beside an app) or gateway (one listener per "
      "gateway server of the snapshot, routed by the virtual hosts bound to its port; no app)"},
@@ -193,6 +198,65 @@ static void close_admin_walk(uv_handle_t *h, void *arg)
     } else {
         uv_close(h, NULL);
     }
+}
+
+/* The first line of path, without surrounding whitespace, as a new string (1 KiB at most). */
+static int read_token(const char *path, char **out)
+{
+    size_t len;
+    char *text = NULL;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -errno;
+    }
+    char line[1024];
+    if (fgets(line, sizeof(line), f) != NULL) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        len = strcspn(p, " \t\r\n");
+        text = len > 0 ? wf_strndup(p, len) : NULL;
+    }
+    fclose(f);
+    *out = text;
+    return text != NULL ? 0 : WF_E_INVAL;
+}
+
+/* The workload this proxy fronts, as the control plane's POST /v1/register takes it: where
+ * peers reach it (the inbound listener), its admin port (for metrics discovery), its identity
+ * and labels. A new string (free with free()). */
+static char *registration_json(const px_proxy_t *px, const struct sockaddr_storage *admin)
+{
+    const px_workload_t *w = &px->self;
+    char ip[64] = "127.0.0.1";
+    int port = 0;
+    if (px->inbound_addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&px->inbound_addr;
+        uv_ip6_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin6_port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&px->inbound_addr;
+        uv_ip4_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin_port);
+    }
+    int admin_port = ntohs(((const struct sockaddr_in *)admin)->sin_port);
+    const char *sa = px->identity != NULL && px->identity->proxy.service_account.len > 0
+                         ? px->identity->proxy.service_account.p
+                         : "default";
+    json_t *labels = json_object();
+    json_object_set_new(labels, "app", json_stringn(w->app.p, w->app.len));
+    if (w->version.len > 0) {
+        json_object_set_new(labels, "version", json_stringn(w->version.p, w->version.len));
+    }
+    json_t *j =
+        json_pack("{s:s%, s:s%, s:s%, s:s, s:[i], s:i, s:s, s:o}", "service", px->self_service.p,
+                  px->self_service.len, "namespace", w->namespace.p, w->namespace.len, "version",
+                  w->version.p, w->version.len, "address", ip, "ports", port, "adminPort",
+                  admin_port, "serviceAccount", sa, "labels", labels);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
 }
 
 /* This proxy's workload: the snapshot's identity when it names a service, else the flags. */
@@ -450,7 +514,19 @@ int px_main(int argc, char **argv)
             snprintf(id, sizeof(id), "%.*s.%.*s", (int)px->self.workload.len, px->self.workload.p,
                      (int)px->self.namespace.len, px->self.namespace.p);
         }
-        m->control = px_control_start(px, cfg->control, id);
+        char *token = NULL, *reg = NULL;
+        if (cfg->bootstrap_token_file != NULL &&
+            read_token(cfg->bootstrap_token_file, &token) != 0) {
+            fprintf(stderr, "weft proxy: --bootstrap-token-file %s: cannot read a token\n",
+                    cfg->bootstrap_token_file);
+            goto out;
+        }
+        if (token != NULL) {
+            reg = registration_json(px, &admin_addr); /* registering takes the token */
+        }
+        m->control = px_control_start(px, cfg->control, id, token, reg);
+        wf_free(token);
+        free(reg);
         if (m->control == NULL) {
             goto out;
         }

@@ -43,15 +43,17 @@ typedef struct {
     int64_t headers_timeout_ms; /* from the first byte of a request head to its end */
     int64_t tcp_report_ms;      /* TCP port bytes into istio_tcp_* this often (0 = at close) */
     char *log_level;
-    char *control;          /* the control plane's URL (px_control.h); NULL = none */
-    char *mode;             /* "sidecar" or "gateway" */
-    char *gateway_bind;     /* the address gateway servers listen on */
-    char *collector;        /* OTLP/HTTP base URL for spans; NULL: the snapshot's, if any */
-    char *sampling;         /* percent of new traces, as text (wf_flags has no float type) */
-    int64_t trace_flush_ms; /* a span batch waits at most this long */
-    int64_t trace_batch;    /* spans per batch at most */
-    int64_t trace_queue;    /* spans queued per worker at most; more are dropped */
-    char *access_log;       /* path or "-" (stdout); NULL: the snapshot's setting */
+    char *control;              /* the control plane's URL (px_control.h); NULL = none */
+    char *bootstrap_token_file; /* the control plane's token for proxies: with it, the proxy
+                                 * also registers its workload */
+    char *mode;                 /* "sidecar" or "gateway" */
+    char *gateway_bind;         /* the address gateway servers listen on */
+    char *collector;            /* OTLP/HTTP base URL for spans; NULL: the snapshot's, if any */
+    char *sampling;             /* percent of new traces, as text (wf_flags has no float type) */
+    int64_t trace_flush_ms;     /* a span batch waits at most this long */
+    int64_t trace_batch;        /* spans per batch at most */
+    int64_t trace_queue;        /* spans queued per worker at most; more are dropped */
+    char *access_log;           /* path or "-" (stdout); NULL: the snapshot's setting */
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is

@@ -226,11 +226,104 @@ static void test_long_poll_ack_nack(void **state)
     resp_free(&rs);
 }
 
+/* GET path from the control plane with the admin token; the body into out. */
+static void cp_get(int port, const char *dir, const char *path, char *out, size_t cap)
+{
+    char cmd[8800];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s --max-time 5 -H \"Authorization: Bearer $(cat %s/admin-token)\" "
+             "http://127.0.0.1:%d%s",
+             dir, port, path);
+    assert_int_equal(run_cmd(cmd, out, cap), 0);
+}
+
+/* With the real `weft control`: the proxy registers its workload with the bootstrap token and
+ * keeps it alive by heartbeats past the lease; once it stops, the lease runs out; a proxy
+ * with a wrong token is refused (401) and says so. */
+static void test_registers_with_the_control_plane(void **state)
+{
+    (void)state;
+    char *dir = wt_tmpdir("pxcp");
+    int cport = wt_free_port();
+    char listen[32], data[4200], log[4300], url[64], token[4300], bad[4300];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", cport);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(log, sizeof(log), "%s/control.log", dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", cport);
+    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", data,
+                    "--lease-ttl",         "2s",      NULL};
+    pid_t cp = wt_spawn(argv, log);
+    assert_true(wt_wait_port(cport, 10000));
+    snprintf(token, sizeof(token), "%s/bootstrap-token", data);
+    const char *extra[] = {"--control", url, "--bootstrap-token-file", token, "--version",
+                           "v1",        NULL};
+    proxy_t p;
+    proxy_start_with(&p, wt_free_port(), NULL, "1", extra);
+    char body[8192], want[128];
+    bool seen = false;
+    for (int i = 0; i < 500 && !seen; i++) {
+        cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+        seen = strstr(body, "\"reviews-v1.default\"") != NULL;
+        if (!seen) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(seen);
+    snprintf(want, sizeof(want), "\"adminPort\":%d", p.admin);
+    assert_non_null(strstr(body, want));
+    assert_non_null(strstr(body, "\"address\":\"127.0.0.1\""));
+    snprintf(want, sizeof(want), "\"127.0.0.1:%d\"", p.admin);
+    cp_get(cport, data, "/v1/targets", body, sizeof(body));
+    assert_non_null(strstr(body, want));
+    /* Three seconds is past the 2 s lease: heartbeats kept it. */
+    usleep(3000 * 1000);
+    cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+    assert_non_null(strstr(body, "\"reviews-v1.default\""));
+    proxy_stop(&p);
+    for (int i = 0; i < 600 && seen; i++) {
+        cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+        seen = strstr(body, "\"reviews-v1.default\"") != NULL;
+        if (seen) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_false(seen);
+
+    /* A wrong bootstrap token: refused, and the proxy says why. */
+    snprintf(bad, sizeof(bad), "%s/bad-token", dir);
+    wt_write_file(bad, "0123456789abcdef\n");
+    const char *extra2[] = {"--control", url, "--bootstrap-token-file", bad, NULL};
+    proxy_start_with(&p, wt_free_port(), NULL, "1", extra2);
+    char plog[4300];
+    snprintf(plog, sizeof(plog), "%s/proxy.log", p.dir);
+    bool refused = false;
+    for (int i = 0; i < 500 && !refused; i++) {
+        char *t = wt_read_file(plog, NULL);
+        refused = t != NULL && strstr(t, "what=registration status=401") != NULL;
+        wf_free(t);
+        if (!refused) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(refused);
+    cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+    assert_null(strstr(body, "reviews-unknown.default"));
+    proxy_stop(&p);
+    int st = wt_stop(cp, 10000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    wt_rm_rf(dir);
+    wf_free(dir);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_poll_ack_nack),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest real[] = {
+        cmocka_unit_test(test_registers_with_the_control_plane),
+    };
+    return failed + cmocka_run_group_tests(real, NULL, NULL);
 }
