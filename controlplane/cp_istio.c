@@ -500,6 +500,8 @@ static int parse_field(ps_t *ps, const field_t *f, const cp_yaml_node_t *v, void
     return 0;
 }
 
+/* The field named key, or NULL with *nearest set to a close name (the distance is only
+ * computed on a miss, which ends the parse anyway). */
 static const field_t *find_field(const field_t *fields, wf_str_t key, const field_t **nearest)
 {
     size_t best = 3;
@@ -508,6 +510,8 @@ static const field_t *find_field(const field_t *fields, wf_str_t key, const fiel
         if (wf_str_eq_c(key, f->name)) {
             return f;
         }
+    }
+    for (const field_t *f = fields; f->name != NULL; f++) {
         size_t d = edit_distance(key.p, key.len, f->name);
         if (d < best) {
             best = d;
