@@ -11,6 +11,7 @@
  */
 #include "cp_istio.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -228,7 +229,11 @@ static int want_int(ps_t *ps, const cp_yaml_node_t *n, int64_t lo, int64_t hi, i
             return fail(ps, n, "must be an integer");
         }
     }
+    errno = 0;
     long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE) {
+        return fail(ps, n, "integer out of range");
+    }
     if (v < lo) {
         return fail(ps, n, "must be >= %lld", (long long)lo);
     }

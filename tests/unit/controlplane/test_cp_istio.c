@@ -598,6 +598,9 @@ static void test_bad_resources(void **state)
          CP_E_INVALID, "metadata.name: required"},
         {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n",
          CP_E_INVALID, "(document): spec: required"},
+        {"apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+         "metadata: {name: r, generation: 9999999999999999999}\nspec: {hosts: [r]}\n",
+         CP_E_INVALID, "metadata.generation: integer out of range"},
         {"- a\n- b\n", CP_E_INVALID, "(document): a resource must be a mapping"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
