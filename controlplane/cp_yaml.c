@@ -19,12 +19,14 @@ typedef struct {
     uint32_t n, cap;
     char *anchor;       /* heap copy, NULL when none */
     size_t nodes_start; /* node count before this node was opened */
+    size_t bytes_start; /* expanded scalar bytes before it */
 } frame_t;
 
 typedef struct {
     char *name;
     const cp_yaml_node_t *node;
-    size_t size; /* nodes the anchored subtree stands for, aliases expanded */
+    size_t size;  /* nodes the anchored subtree stands for, aliases expanded */
+    size_t bytes; /* scalar bytes it stands for, aliases expanded */
 } anchor_t;
 
 #define MAX_ANCHORS 1024
@@ -38,6 +40,7 @@ typedef struct {
     anchor_t *anchors;
     uint32_t n_anchors, anchors_cap;
     size_t nodes;
+    size_t bytes; /* scalar bytes so far, aliases expanded */
     const cp_yaml_node_t **docs;
     uint32_t docs_cap;
 } ctx_t;
@@ -67,6 +70,7 @@ void cp_yaml_limits_default(cp_yaml_limits_t *lim)
     lim->max_depth = 64;
     lim->max_scalar = 1u << 20;
     lim->max_items = 10000;
+    lim->max_expanded_bytes = 16u << 20;
 }
 
 static int fail(ctx_t *c, int code, size_t line0, size_t col0, const char *fmt, ...)
@@ -99,6 +103,17 @@ static int count_node(ctx_t *c, size_t n, const yaml_mark_t *m)
     return 0;
 }
 
+static int count_bytes(ctx_t *c, size_t n, const yaml_mark_t *m)
+{
+    if (n > c->lim->max_expanded_bytes || c->bytes > c->lim->max_expanded_bytes - n) {
+        return fail(c, CP_E_LIMIT, m->line, m->column,
+                    "more than %zu bytes of scalars (aliases count as their expansion)",
+                    c->lim->max_expanded_bytes);
+    }
+    c->bytes += n;
+    return 0;
+}
+
 static cp_yaml_node_t *new_node(ctx_t *c, cp_yaml_kind_t kind, const yaml_mark_t *m,
                                 const yaml_char_t *tag)
 {
@@ -115,7 +130,7 @@ static cp_yaml_node_t *new_node(ctx_t *c, cp_yaml_kind_t kind, const yaml_mark_t
 }
 
 static int remember_anchor(ctx_t *c, const char *name, const cp_yaml_node_t *node, size_t size,
-                           const yaml_mark_t *m)
+                           size_t bytes, const yaml_mark_t *m)
 {
     if (c->n_anchors == MAX_ANCHORS) {
         return fail(c, CP_E_LIMIT, m->line, m->column, "more than %d anchors", MAX_ANCHORS);
@@ -124,7 +139,7 @@ static int remember_anchor(ctx_t *c, const char *name, const cp_yaml_node_t *nod
         c->anchors_cap = c->anchors_cap ? c->anchors_cap * 2 : 8;
         c->anchors = wf_realloc(c->anchors, c->anchors_cap * sizeof(*c->anchors));
     }
-    c->anchors[c->n_anchors++] = (anchor_t){wf_strdup(name), node, size};
+    c->anchors[c->n_anchors++] = (anchor_t){wf_strdup(name), node, size, bytes};
     return 0;
 }
 
@@ -172,6 +187,9 @@ static int on_scalar(ctx_t *c, const yaml_event_t *ev)
                     c->lim->max_scalar);
     }
     int rc = count_node(c, 1, m);
+    if (rc == 0) {
+        rc = count_bytes(c, len, m);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -199,7 +217,7 @@ static int on_scalar(ctx_t *c, const yaml_event_t *ev)
         break;
     }
     if (ev->data.scalar.anchor != NULL) {
-        rc = remember_anchor(c, (const char *)ev->data.scalar.anchor, n, 1, m);
+        rc = remember_anchor(c, (const char *)ev->data.scalar.anchor, n, 1, len, m);
         if (rc < 0) {
             return rc;
         }
@@ -235,6 +253,7 @@ static int on_open(ctx_t *c, const yaml_event_t *ev, cp_yaml_kind_t kind)
     f->node = new_node(c, kind, m, tag);
     f->anchor = anchor != NULL ? wf_strdup((const char *)anchor) : NULL;
     f->nodes_start = start;
+    f->bytes_start = c->bytes;
     return 0;
 }
 
@@ -259,7 +278,8 @@ static int on_close(ctx_t *c, const yaml_event_t *ev)
     }
     wf_free(f.items);
     if (f.anchor != NULL) {
-        rc = remember_anchor(c, f.anchor, n, c->nodes - f.nodes_start, &ev->start_mark);
+        rc = remember_anchor(c, f.anchor, n, c->nodes - f.nodes_start, c->bytes - f.bytes_start,
+                             &ev->start_mark);
         wf_free(f.anchor);
         if (rc < 0) {
             return rc;
@@ -277,6 +297,9 @@ static int on_alias(ctx_t *c, const yaml_event_t *ev)
     for (uint32_t i = c->n_anchors; i-- > 0;) {
         if (strcmp(c->anchors[i].name, name) == 0) {
             int rc = count_node(c, c->anchors[i].size, m);
+            if (rc == 0) {
+                rc = count_bytes(c, c->anchors[i].bytes, m);
+            }
             if (rc < 0) {
                 return rc;
             }

@@ -71,11 +71,12 @@ struct cp_yaml_node {
 };
 
 typedef struct {
-    size_t max_bytes;   /* whole input */
-    size_t max_nodes;   /* nodes created, aliases counted as their expanded size */
-    uint32_t max_depth; /* nesting of sequences and mappings */
-    size_t max_scalar;  /* bytes of one scalar */
-    uint32_t max_items; /* entries of one sequence or mapping */
+    size_t max_bytes;          /* whole input */
+    size_t max_nodes;          /* nodes created, aliases counted as their expanded size */
+    uint32_t max_depth;        /* nesting of sequences and mappings */
+    size_t max_scalar;         /* bytes of one scalar */
+    uint32_t max_items;        /* entries of one sequence or mapping */
+    size_t max_expanded_bytes; /* scalar bytes, aliases counted as their expansion */
 } cp_yaml_limits_t;
 
 typedef struct {
@@ -84,7 +85,9 @@ typedef struct {
     const cp_yaml_node_t **docs; /* roots; an empty document is a null scalar */
 } cp_yaml_stream_t;
 
-/* Defaults: 4 MiB, 200,000 nodes, depth 64, 1 MiB per scalar, 10,000 items. */
+/* Defaults: 4 MiB, 200,000 nodes, depth 64, 1 MiB per scalar, 10,000 items, 16 MiB of
+ * scalars once aliases are expanded (a few large scalars repeated by aliases stay few nodes,
+ * so the node count alone would not bound what a consumer copies). */
 void cp_yaml_limits_default(cp_yaml_limits_t *lim);
 
 /*

@@ -130,6 +130,35 @@ static void test_billion_laughs(void **state)
     assert_int_equal(err.line, 3);
 }
 
+/* Few nodes, many bytes: a 1 MiB scalar repeated by aliases is refused by its expanded size. */
+static void test_big_scalar_aliases(void **state)
+{
+    (void)state;
+    size_t big = 1u << 20;
+    size_t cap = big + 4096;
+    char *text = wf_malloc(cap);
+    size_t w = (size_t)snprintf(text, cap, "a: &a ");
+    memset(text + w, 'x', big - 8);
+    w += big - 8;
+    w += (size_t)snprintf(text + w, cap - w, "\nb: [");
+    for (int i = 0; i < 20; i++) {
+        w += (size_t)snprintf(text + w, cap - w, "*a, ");
+    }
+    w += (size_t)snprintf(text + w, cap - w, "*a]\n");
+    cp_yaml_stream_t *s;
+    cp_err_t err;
+    assert_int_equal(cp_yaml_parse(text, w, NULL, &s, &err), CP_E_LIMIT);
+    assert_null(s);
+    assert_string_equal(err.msg, "line 2 column 65: more than 16777216 bytes of scalars (aliases "
+                                 "count as their expansion)");
+    /* Eight uses stay under the limit. */
+    w = (size_t)snprintf(text + big - 2, cap, "\nb: [*a, *a, *a, *a, *a, *a, *a]\n") + big - 2;
+    assert_int_equal(cp_yaml_parse(text, w, NULL, &s, &err), 0);
+    assert_int_equal(cp_yaml_get(s->docs[0], "b")->n, 7);
+    cp_yaml_free(s);
+    wf_free(text);
+}
+
 static void test_depth(void **state)
 {
     (void)state;
@@ -185,10 +214,15 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tree),           cmocka_unit_test(test_multi_doc_and_null),
-        cmocka_unit_test(test_json),           cmocka_unit_test(test_aliases_shared),
-        cmocka_unit_test(test_billion_laughs), cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_sizes),          cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_multi_doc_and_null),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_aliases_shared),
+        cmocka_unit_test(test_billion_laughs),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_big_scalar_aliases),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
