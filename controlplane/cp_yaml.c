@@ -257,6 +257,79 @@ static int on_open(ctx_t *c, const yaml_event_t *ev, cp_yaml_kind_t kind)
     return 0;
 }
 
+static bool is_merge_key(const cp_yaml_node_t *k)
+{
+    return k->style == CP_YAML_PLAIN && k->tag.p == NULL && wf_str_eq_c(k->value, "<<");
+}
+
+static bool has_key(const cp_yaml_pair_t *pairs, uint32_t n, wf_str_t key)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (wf_str_eq(pairs[i].key->value, key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * A mapping's pairs from its frame, with YAML merge keys applied as Kubernetes' YAML reader
+ * does: `<<: *base` (or a list of such) adds the pairs of base whose keys the mapping does not
+ * set itself; the mapping's own keys win, then earlier sources win over later ones.
+ */
+static int build_map(ctx_t *c, const frame_t *f)
+{
+    cp_yaml_node_t *n = f->node;
+    uint32_t own = f->n / 2, total = 0, merged = 0;
+    for (uint32_t i = 0; i < own; i++) {
+        const cp_yaml_node_t *k = f->items[2 * i], *v = f->items[2 * i + 1];
+        if (!is_merge_key(k)) {
+            continue;
+        }
+        merged++;
+        if (v->kind == CP_YAML_MAP) {
+            total += v->n;
+            continue;
+        }
+        bool ok = v->kind == CP_YAML_SEQ;
+        for (uint32_t j = 0; ok && j < v->n; j++) {
+            ok = v->items[j]->kind == CP_YAML_MAP;
+            total += ok ? v->items[j]->n : 0;
+        }
+        if (!ok) {
+            return fail(c, CP_E_SYNTAX, k->line - 1, k->column - 1,
+                        "merge key << needs a mapping or a list of mappings");
+        }
+    }
+    if ((size_t)own - merged + total > c->lim->max_items) {
+        return fail(c, CP_E_LIMIT, n->line - 1, n->column - 1,
+                    "more than %u entries in one mapping", c->lim->max_items);
+    }
+    n->pairs = wf_arena_alloc(&c->s->arena, (own - merged + total + 1) * sizeof(*n->pairs));
+    n->n = 0;
+    for (uint32_t i = 0; i < own; i++) {
+        if (!is_merge_key(f->items[2 * i])) {
+            n->pairs[n->n++] = (cp_yaml_pair_t){f->items[2 * i], f->items[2 * i + 1]};
+        }
+    }
+    for (uint32_t i = 0; i < own && merged > 0; i++) {
+        const cp_yaml_node_t *v = f->items[2 * i + 1];
+        if (!is_merge_key(f->items[2 * i])) {
+            continue;
+        }
+        uint32_t nsrc = v->kind == CP_YAML_MAP ? 1 : v->n;
+        for (uint32_t j = 0; j < nsrc; j++) {
+            const cp_yaml_node_t *src = v->kind == CP_YAML_MAP ? v : v->items[j];
+            for (uint32_t k = 0; k < src->n; k++) {
+                if (!has_key(n->pairs, n->n, src->pairs[k].key->value)) {
+                    n->pairs[n->n++] = src->pairs[k];
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static int on_close(ctx_t *c, const yaml_event_t *ev)
 {
     WF_ASSERT(c->depth > 0);
@@ -264,11 +337,7 @@ static int on_close(ctx_t *c, const yaml_event_t *ev)
     cp_yaml_node_t *n = f.node;
     int rc = 0;
     if (n->kind == CP_YAML_MAP) {
-        n->n = f.n / 2;
-        n->pairs = wf_arena_alloc(&c->s->arena, (n->n ? n->n : 1) * sizeof(*n->pairs));
-        for (uint32_t i = 0; i < n->n; i++) {
-            n->pairs[i] = (cp_yaml_pair_t){f.items[2 * i], f.items[2 * i + 1]};
-        }
+        rc = build_map(c, &f);
     } else {
         n->n = f.n;
         n->items = wf_arena_alloc(&c->s->arena, (n->n ? n->n : 1) * sizeof(*n->items));
@@ -277,6 +346,10 @@ static int on_close(ctx_t *c, const yaml_event_t *ev)
         }
     }
     wf_free(f.items);
+    if (rc < 0) {
+        wf_free(f.anchor);
+        return rc;
+    }
     if (f.anchor != NULL) {
         rc = remember_anchor(c, f.anchor, n, c->nodes - f.nodes_start, c->bytes - f.bytes_start,
                              &ev->start_mark);

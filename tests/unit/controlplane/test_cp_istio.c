@@ -724,6 +724,17 @@ static void test_hostile(void **state)
     assert_int_equal(r->spec.vs->n_http, 2);
     assert_string_equal(r->spec.vs->http[1].route[0].destination->host.p, "a");
     cp_resource_free(r);
+    /* Merge keys, as Kubernetes' YAML reader applies them. */
+    r = must_parse(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+        "spec:\n  host: h\n  trafficPolicy: &tp {loadBalancer: {simple: RANDOM}}\n"
+        "  subsets:\n  - name: v1\n"
+        "    trafficPolicy: {<<: *tp, tls: {mode: ISTIO_MUTUAL}}\n");
+    const cp_traffic_policy_t *tp = r->spec.dr->subsets[0].traffic_policy;
+    assert_int_equal(tp->load_balancer->simple, CP_LB_RANDOM);
+    assert_int_equal(tp->tls->mode, CP_TLS_ISTIO_MUTUAL);
+    assert_null(r->spec.dr->traffic_policy->tls);
+    cp_resource_free(r);
     /* Non-UTF-8 in a value. */
     assert_int_equal(parse1(VS_HEAD "  hosts: [\"r\xc0\xaf\"]\n", &r, &err), CP_E_SYNTAX);
     assert_string_equal(err.msg, "line 5 column 13: input is not valid UTF-8");

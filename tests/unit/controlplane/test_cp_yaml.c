@@ -104,6 +104,38 @@ static void test_aliases_shared(void **state)
     assert_string_equal(err.msg, "line 1 column 4: unknown anchor \"nope\"");
 }
 
+static void test_merge_keys(void **state)
+{
+    (void)state;
+    cp_yaml_stream_t *s;
+    cp_err_t err;
+    const char *text = "base: &b {x: 1, y: 2}\n"
+                       "more: &m {z: 3, x: 9}\n"
+                       "one: {<<: *b, y: 5}\n"
+                       "two:\n"
+                       "  <<: [*b, *m]\n"
+                       "  w: 0\n";
+    assert_int_equal(parse(text, &s, &err), 0);
+    const cp_yaml_node_t *one = cp_yaml_get(s->docs[0], "one");
+    assert_int_equal(one->n, 2);
+    assert_string_equal(cp_yaml_get(one, "y")->value.p, "5"); /* own key wins */
+    assert_string_equal(cp_yaml_get(one, "x")->value.p, "1");
+    const cp_yaml_node_t *two = cp_yaml_get(s->docs[0], "two");
+    assert_int_equal(two->n, 4);
+    assert_string_equal(two->pairs[0].key->value.p, "w");
+    assert_string_equal(cp_yaml_get(two, "x")->value.p, "1"); /* earlier source wins */
+    assert_string_equal(cp_yaml_get(two, "z")->value.p, "3");
+    assert_null(cp_yaml_get(two, "<<"));
+    cp_yaml_free(s);
+    /* A quoted "<<" is an ordinary key. */
+    assert_int_equal(parse("'<<': {a: 1}\n", &s, &err), 0);
+    assert_non_null(cp_yaml_get(s->docs[0], "<<"));
+    cp_yaml_free(s);
+    assert_int_equal(parse("a: {<<: [x]}\n", &s, &err), CP_E_SYNTAX);
+    assert_string_equal(err.msg, "line 1 column 5: merge key << needs a mapping or a list of "
+                                 "mappings");
+}
+
 static void test_billion_laughs(void **state)
 {
     (void)state;
@@ -214,15 +246,11 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tree),
-        cmocka_unit_test(test_multi_doc_and_null),
-        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_aliases_shared),
-        cmocka_unit_test(test_billion_laughs),
-        cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_big_scalar_aliases),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_tree),           cmocka_unit_test(test_multi_doc_and_null),
+        cmocka_unit_test(test_json),           cmocka_unit_test(test_aliases_shared),
+        cmocka_unit_test(test_billion_laughs), cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_merge_keys),     cmocka_unit_test(test_big_scalar_aliases),
+        cmocka_unit_test(test_sizes),          cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
