@@ -244,17 +244,24 @@ static int want_int(ps_t *ps, const cp_yaml_node_t *n, int64_t lo, int64_t hi, i
     return 0;
 }
 
+/* YAML 1.1's spellings too, for plain scalars: Kubernetes' YAML reader takes `yes` and `on`. */
 static int want_bool(ps_t *ps, const cp_yaml_node_t *n, int *out)
 {
+    static const char *const yes[] = {"true", "True", "TRUE", "y",  "Y",  "yes",
+                                      "Yes",  "YES",  "on",   "On", "ON", NULL};
+    static const char *const no[] = {"false", "False", "FALSE", "n",   "N",   "no",
+                                     "No",    "NO",    "off",   "Off", "OFF", NULL};
     if (scalar(n)) {
-        wf_str_t v = n->value;
-        if (wf_str_eq_c(v, "true") || wf_str_eq_c(v, "True") || wf_str_eq_c(v, "TRUE")) {
-            *out = 1;
-            return 0;
-        }
-        if (wf_str_eq_c(v, "false") || wf_str_eq_c(v, "False") || wf_str_eq_c(v, "FALSE")) {
-            *out = 0;
-            return 0;
+        bool plain = n->style == CP_YAML_PLAIN;
+        for (int i = 0; yes[i] != NULL; i++) {
+            if (wf_str_eq_c(n->value, yes[i]) && (plain || i < 3)) {
+                *out = 1;
+                return 0;
+            }
+            if (wf_str_eq_c(n->value, no[i]) && (plain || i < 3)) {
+                *out = 0;
+                return 0;
+            }
         }
     }
     return fail(ps, n, "must be true or false");

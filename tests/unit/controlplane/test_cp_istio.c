@@ -527,7 +527,7 @@ static void test_bad_resources(void **state)
         {VS_HEAD "  hosts: r\n", CP_E_INVALID, "spec.hosts: must be a list of strings"},
         {VS_HEAD "  hosts: [r]\n  http: [{route: [{destination: {host: a}, weight: ten}]}]\n",
          CP_E_INVALID, "spec.http[0].route[0].weight: must be an integer"},
-        {VS_HEAD "  hosts: [r]\n  http: [{match: [{ignoreUriCase: yes}]}]\n", CP_E_INVALID,
+        {VS_HEAD "  hosts: [r]\n  http: [{match: [{ignoreUriCase: 'yes'}]}]\n", CP_E_INVALID,
          "spec.http[0].match[0].ignoreUriCase: must be true or false"},
         {VS_HEAD "  hosts: [r]\n  http: [{directResponse: {status: 200, body: {string: [x]}}}]\n",
          CP_E_INVALID, "spec.http[0].directResponse.body.string: must be a string"},
@@ -701,6 +701,9 @@ static void test_json_input(void **state)
     assert_string_equal(r->meta.namespace_.p, "default");
     assert_int_equal(r->spec.vs->http[0].route[0].weight, 100);
     assert_int_equal(r->spec.vs->http[0].timeout_ms, CP_UNSET);
+    cp_resource_free(r);
+    r = must_parse(VS_HEAD "  hosts: [r]\n  http: [{match: [{ignoreUriCase: yes}]}]\n");
+    assert_int_equal(r->spec.vs->http[0].match[0].ignore_uri_case, 1);
     cp_resource_free(r);
 }
 
