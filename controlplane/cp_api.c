@@ -225,7 +225,7 @@ static void rfc3339_ms(int64_t ms, char *out, size_t len)
 }
 
 /* The stored object as the API shows it: the document plus the server's metadata. */
-static json_t *resource_json(const cp_resource_t *r)
+static json_t *resource_json(const cp_stored_t *r)
 {
     json_t *o = json_loads(r->doc, 0, NULL);
     if (o == NULL || !json_is_object(o)) {
@@ -390,7 +390,7 @@ static void res_write(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req,
     json_t *o = parse_object(req, resp);
     char *doc = NULL, *spec = NULL;
     cp_write_t w = {.op = create ? CP_OP_CREATE : CP_OP_UPDATE};
-    cp_resource_t out = {0};
+    cp_stored_t out = {0};
 
     if (o == NULL || envelope(p, "", o, &w, &doc, &spec, resp) < 0) {
         goto done;
@@ -404,7 +404,7 @@ static void res_write(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req,
         goto done;
     }
     resp_json(resp, create ? 201 : 200, resource_json(&out));
-    cp_resource_free(&out);
+    cp_stored_free(&out);
 done:
     free(doc);
     free(spec);
@@ -424,7 +424,7 @@ static void res_delete(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req
         }
         w.expect_rv = v;
     }
-    cp_resource_t out = {0};
+    cp_stored_t out = {0};
     int err = cp_store_write(a->o.store, &w, 1, now_ms, &out, NULL);
     if (err < 0) {
         write_error(p, p->name, err, resp);
@@ -433,24 +433,24 @@ static void res_delete(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req
     json_t *st = json_pack("{s:s, s:s, s:{}, s:s, s:{s:s, s:s, s:s}, s:i}", "kind", "Status",
                            "apiVersion", "v1", "metadata", "status", "Success", "details", "name",
                            p->name, "group", p->k->group, "kind", p->k->plural, "code", 200);
-    cp_resource_free(&out);
+    cp_stored_free(&out);
     resp_json(resp, 200, st);
 }
 
 static void res_read(cp_api_t *a, const res_path_t *p, cp_api_resp_t *resp)
 {
     if (p->name != NULL) {
-        cp_resource_t r = {0};
+        cp_stored_t r = {0};
         int err = cp_store_get(a->o.store, p->k->kind, p->ns, p->name, &r);
         if (err < 0) {
             write_error(p, p->name, err, resp);
             return;
         }
         resp_json(resp, 200, resource_json(&r));
-        cp_resource_free(&r);
+        cp_stored_free(&r);
         return;
     }
-    cp_resource_t *list = NULL;
+    cp_stored_t *list = NULL;
     size_t n = 0;
     int64_t rv = 0;
     int err = cp_store_list(a->o.store, p->k->kind, p->ns, &list, &n, &rv);
@@ -462,7 +462,7 @@ static void res_read(cp_api_t *a, const res_path_t *p, cp_api_resp_t *resp)
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(items, resource_json(&list[i]));
     }
-    cp_resource_list_free(list, n);
+    cp_stored_list_free(list, n);
     char av[96], lk[64], rvs[24];
     snprintf(av, sizeof(av), "%s/%s", p->k->group, p->version);
     snprintf(lk, sizeof(lk), "%sList", p->k->kind);
@@ -544,7 +544,7 @@ static void serve_apply(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp
     json_t *items = o ? json_object_get(o, "items") : NULL;
     cp_write_t *w = NULL;
     char **docs = NULL, **specs = NULL;
-    cp_resource_t *out = NULL;
+    cp_stored_t *out = NULL;
     size_t n = 0, failed = 0;
 
     if (o == NULL) {
@@ -619,7 +619,7 @@ static void serve_apply(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp
                                              out[i].ns, "name", out[i].name, "resourceVersion", rv,
                                              "generation", (json_int_t)out[i].generation, "result",
                                              change_names[out[i].change]));
-        cp_resource_free(&out[i]);
+        cp_stored_free(&out[i]);
     }
     wf_free(out);
     resp_json(resp, 200, json_pack("{s:o}", "items", res));

@@ -35,18 +35,6 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS workloads("
     " id TEXT PRIMARY KEY, doc TEXT NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
-const char *cp_strerror(int code)
-{
-    switch (code) {
-    case CP_E_EXISTS:
-        return "already exists";
-    case CP_E_CONFLICT:
-        return "resourceVersion conflict";
-    default:
-        return wf_strerror(code);
-    }
-}
-
 static int db_err(int rc)
 {
     switch (rc & 0xff) {
@@ -154,7 +142,7 @@ void cp_store_close(cp_store_t *s)
     wf_free(s);
 }
 
-void cp_resource_free(cp_resource_t *r)
+void cp_stored_free(cp_stored_t *r)
 {
     if (r == NULL) {
         return;
@@ -168,10 +156,10 @@ void cp_resource_free(cp_resource_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-void cp_resource_list_free(cp_resource_t *list, size_t n)
+void cp_stored_list_free(cp_stored_t *list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        cp_resource_free(&list[i]);
+        cp_stored_free(&list[i]);
     }
     wf_free(list);
 }
@@ -179,7 +167,7 @@ void cp_resource_list_free(cp_resource_t *list, size_t n)
 #define RES_COLS                                                                                   \
     "kind, namespace, name, api_version, spec, doc, resource_version, generation, created_ms"
 
-static void row_to_resource(sqlite3_stmt *st, cp_resource_t *r)
+static void row_to_resource(sqlite3_stmt *st, cp_stored_t *r)
 {
     r->kind = col_dup(st, 0);
     r->ns = col_dup(st, 1);
@@ -194,7 +182,7 @@ static void row_to_resource(sqlite3_stmt *st, cp_resource_t *r)
 
 /* The row for the key into *out (when not NULL); 1 found, 0 absent, negative on error. */
 static int get_locked(cp_store_t *s, const char *kind, const char *ns, const char *name,
-                      cp_resource_t *out)
+                      cp_stored_t *out)
 {
     sqlite3_stmt *st = NULL;
     int err =
@@ -221,7 +209,7 @@ static int get_locked(cp_store_t *s, const char *kind, const char *ns, const cha
     return err;
 }
 
-static int put_locked(cp_store_t *s, const cp_resource_t *r)
+static int put_locked(cp_store_t *s, const cp_stored_t *r)
 {
     sqlite3_stmt *st = NULL;
     int err = prep(s->db,
@@ -261,9 +249,9 @@ static int delete_locked(cp_store_t *s, const char *kind, const char *ns, const 
 /* One write inside the open transaction; rv is the resourceVersion it gets (unless it changes
  * nothing: res->change says). */
 static int write_one(cp_store_t *s, const cp_write_t *w, int64_t rv, int64_t now_ms,
-                     cp_resource_t *res)
+                     cp_stored_t *res)
 {
-    cp_resource_t cur = {0};
+    cp_stored_t cur = {0};
     int err = get_locked(s, w->kind, w->ns, w->name, &cur);
     if (err < 0) {
         return err;
@@ -325,10 +313,10 @@ static int write_one(cp_store_t *s, const cp_write_t *w, int64_t rv, int64_t now
     }
     err = put_locked(s, res);
     if (err < 0) {
-        cp_resource_free(res);
+        cp_stored_free(res);
     }
 out:
-    cp_resource_free(&cur);
+    cp_stored_free(&cur);
     return err;
 }
 
@@ -346,9 +334,9 @@ static int set_rv_locked(cp_store_t *s, int64_t rv)
 }
 
 int cp_store_write(cp_store_t *s, const cp_write_t *writes, size_t n, int64_t now_ms,
-                   cp_resource_t *out, size_t *failed)
+                   cp_stored_t *out, size_t *failed)
 {
-    cp_resource_t *res = wf_calloc(n ? n : 1, sizeof(*res));
+    cp_stored_t *res = wf_calloc(n ? n : 1, sizeof(*res));
     size_t done = 0;
     int err;
 
@@ -380,19 +368,19 @@ int cp_store_write(cp_store_t *s, const cp_write_t *writes, size_t n, int64_t no
         memcpy(out, res, n * sizeof(*res));
         wf_free(res);
     } else {
-        cp_resource_list_free(res, n);
+        cp_stored_list_free(res, n);
     }
     return 0;
 rollback:
     (void)exec_sql(s->db, "ROLLBACK");
 fail:
     pthread_mutex_unlock(&s->mu);
-    cp_resource_list_free(res, done);
+    cp_stored_list_free(res, done);
     return err;
 }
 
 int cp_store_get(cp_store_t *s, const char *kind, const char *ns, const char *name,
-                 cp_resource_t *out)
+                 cp_stored_t *out)
 {
     pthread_mutex_lock(&s->mu);
     int err = get_locked(s, kind, ns, name, out);
@@ -403,11 +391,11 @@ int cp_store_get(cp_store_t *s, const char *kind, const char *ns, const char *na
     return err < 0 ? err : 0;
 }
 
-int cp_store_list(cp_store_t *s, const char *kind, const char *ns, cp_resource_t **out, size_t *n,
+int cp_store_list(cp_store_t *s, const char *kind, const char *ns, cp_stored_t **out, size_t *n,
                   int64_t *rv)
 {
     sqlite3_stmt *st = NULL;
-    cp_resource_t *list = NULL;
+    cp_stored_t *list = NULL;
     size_t len = 0, cap = 0;
     int err, rc;
 
@@ -432,7 +420,7 @@ int cp_store_list(cp_store_t *s, const char *kind, const char *ns, cp_resource_t
     }
     if (rc != SQLITE_DONE) {
         err = db_err(rc);
-        cp_resource_list_free(list, len);
+        cp_stored_list_free(list, len);
         list = NULL;
         len = 0;
         goto out;

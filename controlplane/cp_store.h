@@ -21,18 +21,11 @@
 #ifndef CP_STORE_H
 #define CP_STORE_H
 
+#include "cp_err.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* Control-plane error codes (range -1400..-1499, see wf_err.h); cp_store uses -1420..-1429. */
-enum {
-    CP_E_EXISTS = -1420,   /* create of a key that exists (Kubernetes AlreadyExists) */
-    CP_E_CONFLICT = -1421, /* stale resourceVersion on update/delete (Kubernetes Conflict) */
-};
-
-/* Name of a WF_E_* / CP_E_* / -errno code. Never NULL. */
-const char *cp_strerror(int code);
 
 typedef struct cp_store cp_store_t;
 
@@ -55,7 +48,7 @@ typedef struct {
     int64_t generation;
     int64_t created_ms; /* wall clock, ms since the epoch */
     cp_change_t change; /* set by cp_store_write only */
-} cp_resource_t;
+} cp_stored_t;
 
 typedef enum {
     CP_OP_CREATE, /* fails with CP_E_EXISTS when the key exists */
@@ -82,28 +75,28 @@ void cp_store_close(cp_store_t *s);
  * out is not NULL, fills out[i] with the stored state of each written object (for a delete:
  * the object as it was, with the resourceVersion of the delete). On failure nothing is applied;
  * *failed (when not NULL) is the index of the write that failed, and the return value says why.
- * Free out[i] with cp_resource_free.
+ * Free out[i] with cp_stored_free.
  */
 int cp_store_write(cp_store_t *s, const cp_write_t *writes, size_t n, int64_t now_ms,
-                   cp_resource_t *out, size_t *failed);
+                   cp_stored_t *out, size_t *failed);
 
 /* The object (kind, ns, name) into *out, or WF_E_NOTFOUND. */
 int cp_store_get(cp_store_t *s, const char *kind, const char *ns, const char *name,
-                 cp_resource_t *out);
+                 cp_stored_t *out);
 
 /*
  * Every object of kind in namespace ns (NULL: all namespaces), ordered by namespace then name,
- * into a wf_malloc'ed array *out of *n (free with cp_resource_list_free). *rv (when not NULL)
+ * into a wf_malloc'ed array *out of *n (free with cp_stored_list_free). *rv (when not NULL)
  * is the store's resourceVersion at the time of the list.
  */
-int cp_store_list(cp_store_t *s, const char *kind, const char *ns, cp_resource_t **out, size_t *n,
+int cp_store_list(cp_store_t *s, const char *kind, const char *ns, cp_stored_t **out, size_t *n,
                   int64_t *rv);
 
 /* The store's current resourceVersion (0 before the first write). */
 int64_t cp_store_rv(cp_store_t *s);
 
-void cp_resource_free(cp_resource_t *r);
-void cp_resource_list_free(cp_resource_t *list, size_t n);
+void cp_stored_free(cp_stored_t *r);
+void cp_stored_list_free(cp_stored_t *list, size_t n);
 
 /*
  * Workload registry rows, owned by cp_registry: the store keeps them as (id, JSON document,

@@ -35,7 +35,7 @@ static cp_write_t wr(cp_op_kind_t op, const char *ns, const char *name, const ch
     return w;
 }
 
-static int write1(cp_store_t *s, cp_write_t w, int64_t now, cp_resource_t *out)
+static int write1(cp_store_t *s, cp_write_t w, int64_t now, cp_stored_t *out)
 {
     return cp_store_write(s, &w, 1, now, out, NULL);
 }
@@ -44,7 +44,7 @@ static void test_create_get_conflict(void **state)
 {
     char *dir = wt_tmpdir("cpstore");
     cp_store_t *s = NULL;
-    cp_resource_t r = {0};
+    cp_stored_t r = {0};
     assert_int_equal(cp_store_open(dir, &s), 0);
     assert_int_equal(cp_store_rv(s), 0);
 
@@ -57,20 +57,20 @@ static void test_create_get_conflict(void **state)
     assert_int_equal(r.resource_version, 1);
     assert_int_equal(r.generation, 1);
     assert_int_equal(r.created_ms, 1000);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
 
     /* The same key again is AlreadyExists; another namespace is another object. */
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "default", "reviews", "{}", 0), 2000, NULL),
                      CP_E_EXISTS);
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "prod", "reviews", "{}", 0), 2000, &r), 0);
     assert_int_equal(r.resource_version, 2);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     assert_int_equal(cp_store_rv(s), 2);
 
     assert_int_equal(cp_store_get(s, VS, "default", "reviews", &r), 0);
     assert_string_equal(r.spec, "{\"a\":1}");
     assert_int_equal(r.resource_version, 1);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     assert_int_equal(cp_store_get(s, VS, "default", "nope", &r), WF_E_NOTFOUND);
     assert_int_equal(cp_store_get(s, "DestinationRule", "default", "reviews", &r), WF_E_NOTFOUND);
 
@@ -86,7 +86,7 @@ static void test_create_get_conflict(void **state)
     assert_int_equal(r.resource_version, 3);
     assert_int_equal(r.generation, 2);
     assert_int_equal(r.created_ms, 1000);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     /* The version read before that update is stale now. */
     assert_int_equal(write1(s, wr(CP_OP_UPDATE, "default", "reviews", "{\"a\":3}", 1), 3000, NULL),
                      CP_E_CONFLICT);
@@ -100,12 +100,12 @@ static void test_generation_rules(void **state)
 {
     char *dir = wt_tmpdir("cpstore");
     cp_store_t *s = NULL;
-    cp_resource_t r = {0};
+    cp_stored_t r = {0};
     assert_int_equal(cp_store_open(dir, &s), 0);
     assert_int_equal(write1(s, wr(CP_OP_APPLY, "default", "a", "{\"x\":1}", 0), 10, &r), 0);
     assert_int_equal(r.generation, 1);
     assert_int_equal(r.change, CP_CREATED);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
 
     /* Same spec, different document (a label): a new resourceVersion, the same generation. */
     cp_write_t w = wr(CP_OP_UPDATE, "default", "a", "{\"x\":1}", 0);
@@ -114,14 +114,14 @@ static void test_generation_rules(void **state)
     assert_int_equal(r.resource_version, 2);
     assert_int_equal(r.generation, 1);
     assert_string_equal(r.doc, w.doc);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
 
     /* The same again changes nothing: no new resourceVersion, for the object or the store. */
     assert_int_equal(write1(s, w, 25, &r), 0);
     assert_int_equal(r.change, CP_UNCHANGED);
     assert_int_equal(r.resource_version, 2);
     assert_int_equal(r.generation, 1);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     assert_int_equal(cp_store_rv(s), 2);
 
     /* A different spec: generation + 1, by APPLY too. */
@@ -130,19 +130,19 @@ static void test_generation_rules(void **state)
     assert_int_equal(r.generation, 2);
     assert_int_equal(r.created_ms, 10);
     assert_int_equal(r.change, CP_CONFIGURED);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
 
     /* Deleted and created again: a new object, generation 1, new creation time. */
     assert_int_equal(write1(s, wr(CP_OP_DELETE, "default", "a", NULL, 0), 40, &r), 0);
     assert_int_equal(r.resource_version, 4);
     assert_int_equal(r.generation, 2);
     assert_int_equal(r.change, CP_DELETED);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "default", "a", "{\"x\":2}", 0), 50, &r), 0);
     assert_int_equal(r.resource_version, 5);
     assert_int_equal(r.generation, 1);
     assert_int_equal(r.created_ms, 50);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
 
     cp_store_close(s);
     wt_rm_rf(dir);
@@ -160,7 +160,7 @@ static void test_delete(void **state)
     assert_int_equal(cp_store_rv(s), 1);
     assert_int_equal(write1(s, wr(CP_OP_DELETE, "default", "a", NULL, 1), 1, NULL), 0);
     assert_int_equal(cp_store_rv(s), 2);
-    cp_resource_t r;
+    cp_stored_t r;
     assert_int_equal(cp_store_get(s, VS, "default", "a", &r), WF_E_NOTFOUND);
     cp_store_close(s);
     wt_rm_rf(dir);
@@ -171,14 +171,14 @@ static void test_list(void **state)
 {
     char *dir = wt_tmpdir("cpstore");
     cp_store_t *s = NULL;
-    cp_resource_t *list = NULL;
+    cp_stored_t *list = NULL;
     size_t n = 99;
     int64_t rv = -1;
     assert_int_equal(cp_store_open(dir, &s), 0);
     assert_int_equal(cp_store_list(s, VS, NULL, &list, &n, &rv), 0);
     assert_int_equal(n, 0);
     assert_int_equal(rv, 0);
-    cp_resource_list_free(list, n);
+    cp_stored_list_free(list, n);
 
     const char *keys[][2] = {{"prod", "b"}, {"default", "z"}, {"prod", "a"}, {"default", "c"}};
     for (size_t i = 0; i < 4; i++) {
@@ -196,17 +196,17 @@ static void test_list(void **state)
         assert_string_equal(list[i].ns, want[i][0]);
         assert_string_equal(list[i].name, want[i][1]);
     }
-    cp_resource_list_free(list, n);
+    cp_stored_list_free(list, n);
 
     assert_int_equal(cp_store_list(s, VS, "prod", &list, &n, NULL), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].name, "a");
     assert_string_equal(list[1].name, "b");
-    cp_resource_list_free(list, n);
+    cp_stored_list_free(list, n);
 
     assert_int_equal(cp_store_list(s, "DestinationRule", "prod", &list, &n, NULL), 0);
     assert_int_equal(n, 0);
-    cp_resource_list_free(list, n);
+    cp_stored_list_free(list, n);
     cp_store_close(s);
     wt_rm_rf(dir);
     wf_free(dir);
@@ -216,7 +216,7 @@ static void test_batch_all_or_nothing(void **state)
 {
     char *dir = wt_tmpdir("cpstore");
     cp_store_t *s = NULL;
-    cp_resource_t out[3];
+    cp_stored_t out[3];
     size_t failed = 99;
     assert_int_equal(cp_store_open(dir, &s), 0);
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "default", "taken", "{}", 0), 1, NULL), 0);
@@ -230,12 +230,12 @@ static void test_batch_all_or_nothing(void **state)
     assert_int_equal(cp_store_write(s, batch, 3, 2, out, &failed), CP_E_EXISTS);
     assert_int_equal(failed, 2);
     assert_int_equal(cp_store_rv(s), 1);
-    cp_resource_t r = {0};
+    cp_stored_t r = {0};
     assert_int_equal(cp_store_get(s, VS, "default", "one", &r), WF_E_NOTFOUND);
     assert_int_equal(cp_store_get(s, VS, "default", "taken", &r), 0);
     assert_string_equal(r.spec, "{}");
     assert_int_equal(r.resource_version, 1);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
 
     /* A good batch: one resourceVersion per write, in order. */
     batch[2] = wr(CP_OP_CREATE, "default", "two", "{}", 0);
@@ -245,7 +245,7 @@ static void test_batch_all_or_nothing(void **state)
     assert_int_equal(out[1].generation, 2);
     assert_int_equal(out[2].resource_version, 4);
     for (size_t i = 0; i < 3; i++) {
-        cp_resource_free(&out[i]);
+        cp_stored_free(&out[i]);
     }
     assert_int_equal(cp_store_rv(s), 4);
 
@@ -259,7 +259,7 @@ static void test_batch_all_or_nothing(void **state)
     assert_int_equal(out[2].change, CP_CONFIGURED);
     assert_int_equal(out[2].resource_version, 5);
     for (size_t i = 0; i < 3; i++) {
-        cp_resource_free(&out[i]);
+        cp_stored_free(&out[i]);
     }
     assert_int_equal(cp_store_rv(s), 5);
     cp_store_close(s);
@@ -281,7 +281,7 @@ static void test_reopen(void **state)
 {
     char *dir = wt_tmpdir("cpstore");
     cp_store_t *s = NULL;
-    cp_resource_t r = {0};
+    cp_stored_t r = {0};
     assert_int_equal(cp_store_open(dir, &s), 0);
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "default", "a", "{\"x\":1}", 0), 100, NULL), 0);
     assert_int_equal(write1(s, wr(CP_OP_UPDATE, "default", "a", "{\"x\":2}", 1), 200, NULL), 0);
@@ -299,7 +299,7 @@ static void test_reopen(void **state)
     assert_int_equal(r.resource_version, 2);
     assert_int_equal(r.generation, 2);
     assert_int_equal(r.created_ms, 100);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     assert_int_equal(cp_store_get(s, VS, "default", "gone", &r), WF_E_NOTFOUND);
     size_t n = 0;
     assert_int_equal(cp_store_wl_load(s, count_cb, &n), 0);
@@ -307,7 +307,7 @@ static void test_reopen(void **state)
     /* The counter continues where it was: no resourceVersion is handed out twice. */
     assert_int_equal(write1(s, wr(CP_OP_CREATE, "default", "b", "{}", 0), 500, &r), 0);
     assert_int_equal(r.resource_version, 5);
-    cp_resource_free(&r);
+    cp_stored_free(&r);
     cp_store_close(s);
     wt_rm_rf(dir);
     wf_free(dir);
