@@ -265,11 +265,110 @@ static bool body_is(const resp_t *rs, const void *p, size_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* The upstream test server */
 
+/* A listening socket on 127.0.0.1 at a port the kernel picks (CLOEXEC, SO_REUSEADDR), with
+ * backlog; its port into *port. */
+static int listen_loopback(int backlog, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/*
+ * A TCP test server: an accept thread hands every connection to serve(fd, ctx), on a thread of
+ * its own when threaded, else in turn (one connection at a time); the server closes fd after
+ * serve returns. Connections are CLOEXEC — a child another thread forks (popen'd curl, a
+ * spawned proxy) must not inherit one, or closing it here sends no FIN while the child lives —
+ * with a 30 s receive timeout. tsrv_stop ends the accept thread; stop_pipe stays readable from
+ * then on, so a serve function can poll it to give up a wait.
+ */
 typedef struct {
     int lfd;
     int port;
     int stop_pipe[2];
     pthread_t thread;
+    bool threaded;
+    void (*serve)(int fd, void *ctx);
+    void *ctx;
+} tsrv_t;
+
+typedef struct {
+    tsrv_t *s;
+    int fd;
+} tsrv_conn_t;
+
+static void *tsrv_conn_thread(void *arg)
+{
+    tsrv_conn_t *c = arg;
+    c->s->serve(c->fd, c->s->ctx);
+    close(c->fd);
+    wf_free(c);
+    return NULL;
+}
+
+static void *tsrv_accept_thread(void *arg)
+{
+    tsrv_t *s = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN},
+                              {.fd = s->stop_pipe[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            continue;
+        }
+        if (p[1].revents) {
+            break;
+        }
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        struct timeval tv = {.tv_sec = 30};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (!s->threaded) {
+            s->serve(fd, s->ctx);
+            close(fd);
+            continue;
+        }
+        tsrv_conn_t *c = wf_malloc(sizeof(*c));
+        c->s = s;
+        c->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, tsrv_conn_thread, c);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static void tsrv_start(tsrv_t *s, bool threaded, void (*serve)(int fd, void *ctx), void *ctx)
+{
+    s->threaded = threaded;
+    s->serve = serve;
+    s->ctx = ctx;
+    s->lfd = listen_loopback(128, &s->port);
+    assert_int_equal(pipe(s->stop_pipe), 0);
+    pthread_create(&s->thread, NULL, tsrv_accept_thread, s);
+}
+
+static void tsrv_stop(tsrv_t *s)
+{
+    assert_int_equal(write(s->stop_pipe[1], "x", 1), 1);
+    pthread_join(s->thread, NULL);
+    close(s->lfd);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+}
+
+typedef struct {
+    tsrv_t srv;
+    int port; /* srv.port */
     atomic_int conns_total;
     atomic_int conns_open;
     atomic_int requests;
@@ -279,11 +378,6 @@ typedef struct {
     char last_head[2048];      /* the head of the last request received (under mu) */
     atomic_long last_body_len; /* its body's length once read whole, -1 when it was cut */
 } upstream_t;
-
-typedef struct {
-    upstream_t *u;
-    int fd;
-} up_conn_arg_t;
 
 /* The name of the server whose connection thread this is (set by up_conn_thread): every
  * answer says who gave it in X-Upstream, so a test can tell which endpoint a route chose. */
@@ -324,12 +418,13 @@ static void srv_echo_rest(int fd, rd_t *r)
     shutdown(fd, SHUT_WR);
 }
 
-static void *up_conn_thread(void *arg)
+static void up_serve(int fd, void *ctx)
 {
-    up_conn_arg_t *a = arg;
-    upstream_t *u = a->u;
-    int fd = a->fd;
-    wf_free(a);
+    upstream_t *u = ctx;
+    int one = 1; /* head and body go in separate writes: no Nagle delay between them */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    atomic_fetch_add(&u->conns_total, 1);
+    atomic_fetch_add(&u->conns_open, 1);
     tl_upstream_name = u->name;
     rd_t r;
     rd_init(&r, fd);
@@ -471,43 +566,7 @@ static void *up_conn_thread(void *arg)
         }
     }
     rd_free(&r);
-    close(fd);
     atomic_fetch_sub(&u->conns_open, 1);
-    return NULL;
-}
-
-static void *up_accept_thread(void *arg)
-{
-    upstream_t *u = arg;
-    for (;;) {
-        struct pollfd p[2] = {{.fd = u->lfd, .events = POLLIN},
-                              {.fd = u->stop_pipe[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
-            continue;
-        }
-        if (p[1].revents) {
-            break;
-        }
-        /* CLOEXEC: a child another thread forks (popen'd curl, a spawned proxy) must not
-         * inherit the connection, or closing it here sends no FIN while the child lives. */
-        int fd = accept4(u->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            continue;
-        }
-        struct timeval tv = {.tv_sec = 30};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        int one = 1; /* head and body go in separate writes: no Nagle delay between them */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        atomic_fetch_add(&u->conns_total, 1);
-        atomic_fetch_add(&u->conns_open, 1);
-        up_conn_arg_t *a = wf_malloc(sizeof(*a));
-        a->u = u;
-        a->fd = fd;
-        pthread_t t;
-        pthread_create(&t, NULL, up_conn_thread, a);
-        pthread_detach(t);
-    }
-    return NULL;
 }
 
 static void upstream_start(upstream_t *u, const char *name)
@@ -515,27 +574,13 @@ static void upstream_start(upstream_t *u, const char *name)
     memset(u, 0, sizeof(*u));
     pthread_mutex_init(&u->mu, NULL);
     snprintf(u->name, sizeof(u->name), "%s", name);
-    u->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(u->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(u->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(u->lfd, 128), 0);
-    getsockname(u->lfd, (struct sockaddr *)&a, &len);
-    u->port = ntohs(a.sin_port);
-    assert_int_equal(pipe(u->stop_pipe), 0);
-    pthread_create(&u->thread, NULL, up_accept_thread, u);
+    tsrv_start(&u->srv, true, up_serve, u);
+    u->port = u->srv.port;
 }
 
 static void upstream_stop(upstream_t *u)
 {
-    assert_int_equal(write(u->stop_pipe[1], "x", 1), 1);
-    pthread_join(u->thread, NULL);
-    close(u->lfd);
-    close(u->stop_pipe[0]);
-    close(u->stop_pipe[1]);
+    tsrv_stop(&u->srv);
     /* The proxy is stopped first, so its upstream connections are closed: wait for the
      * connection threads to see it. */
     for (int i = 0; i < 500 && atomic_load(&u->conns_open) > 0; i++) {

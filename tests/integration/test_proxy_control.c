@@ -11,10 +11,7 @@
 #define MAX_POLLS 32
 
 typedef struct {
-    int lfd;
-    int port;
-    int stop_pipe[2];
-    pthread_t thread;
+    tsrv_t srv;     /* one connection at a time, as one proxy polls */
     int up_a, up_b; /* the ports snapshots route reviews to */
     pthread_mutex_t mu;
     char queries[MAX_POLLS][1024];
@@ -34,7 +31,7 @@ static void snapshot_json(char *out, size_t cap, int version, const char *servic
 /* Wait ms or until the test stops the server; true when stopping. */
 static bool hold(control_t *c, int ms)
 {
-    struct pollfd p = {.fd = c->stop_pipe[0], .events = POLLIN};
+    struct pollfd p = {.fd = c->srv.stop_pipe[0], .events = POLLIN};
     return poll(&p, 1, ms) > 0;
 }
 
@@ -76,53 +73,38 @@ static void answer(control_t *c, int fd, int n)
     send_all(fd, body, strlen(body));
 }
 
-static void *control_thread(void *arg)
+/* The requests of one connection, in turn. */
+static void control_serve(int fd, void *ctx)
 {
-    control_t *c = arg;
+    control_t *c = ctx;
+    rd_t r;
+    rd_init(&r, fd);
     for (;;) {
-        struct pollfd p[2] = {{.fd = c->lfd, .events = POLLIN},
-                              {.fd = c->stop_pipe[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
-            continue;
-        }
-        if (p[1].revents) {
+        char *head = rd_until(&r, "\r\n\r\n");
+        if (head == NULL) {
             break;
         }
-        int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
+        char target[1024] = "";
+        sscanf(head, "GET %1023s", target);
+        wf_free(head);
+        pthread_mutex_lock(&c->mu);
+        int n = c->n_polls;
+        if (n < MAX_POLLS) {
+            const char *q = strchr(target, '?');
+            snprintf(c->queries[n], sizeof(c->queries[n]), "%s", q != NULL ? q + 1 : "");
+            c->n_polls++;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (strncmp(target, "/v1/snapshot?", 13) != 0) {
+            send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
             continue;
         }
-        rd_t r;
-        rd_init(&r, fd);
-        for (;;) {
-            char *head = rd_until(&r, "\r\n\r\n");
-            if (head == NULL) {
-                break;
-            }
-            char target[1024] = "";
-            sscanf(head, "GET %1023s", target);
-            wf_free(head);
-            pthread_mutex_lock(&c->mu);
-            int n = c->n_polls;
-            if (n < MAX_POLLS) {
-                const char *q = strchr(target, '?');
-                snprintf(c->queries[n], sizeof(c->queries[n]), "%s", q != NULL ? q + 1 : "");
-                c->n_polls++;
-            }
-            pthread_mutex_unlock(&c->mu);
-            if (strncmp(target, "/v1/snapshot?", 13) != 0) {
-                send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-                continue;
-            }
-            answer(c, fd, n);
-            if (hold(c, 0)) {
-                break;
-            }
+        answer(c, fd, n);
+        if (hold(c, 0)) {
+            break;
         }
-        rd_free(&r);
-        close(fd);
     }
-    return NULL;
+    rd_free(&r);
 }
 
 typedef struct {
@@ -140,16 +122,7 @@ static int setup(void **state)
     pthread_mutex_init(&c->mu, NULL);
     c->up_a = f->a.port;
     c->up_b = f->b.port;
-    c->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(c->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(c->lfd, 16), 0);
-    getsockname(c->lfd, (struct sockaddr *)&a, &len);
-    c->port = ntohs(a.sin_port);
-    assert_int_equal(pipe(c->stop_pipe), 0);
-    pthread_create(&c->thread, NULL, control_thread, c);
+    tsrv_start(&c->srv, false, control_serve, c);
     *state = f;
     return 0;
 }
@@ -161,11 +134,7 @@ static int teardown(void **state)
     if (f->px.pid > 0) {
         proxy_stop(&f->px); /* abandons the held poll; exits 0 */
     }
-    assert_int_equal(write(c->stop_pipe[1], "x", 1), 1);
-    pthread_join(c->thread, NULL);
-    close(c->lfd);
-    close(c->stop_pipe[0]);
-    close(c->stop_pipe[1]);
+    tsrv_stop(&c->srv);
     upstream_stop(&f->a);
     upstream_stop(&f->b);
     wf_free(f);
@@ -184,7 +153,7 @@ static void test_long_poll_ack_nack(void **state)
 {
     cfx_t *f = *state;
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->ctl.port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->ctl.srv.port);
     const char *extra[] = {"--control", url, NULL};
     proxy_start_with(&f->px, wt_free_port(), NULL, "2", extra);
     /* Before the first snapshot the proxy is not ready, and routes nothing. */

@@ -16,14 +16,13 @@
  * /headers answers 200 with the request head as received. */
 
 typedef struct {
-    int lfd;
-    int port;
-    int stop_pipe[2];
-    pthread_t thread;
+    tsrv_t srv;
+    int port; /* srv.port */
 } app_t;
 
-static void app_serve(int fd)
+static void app_serve(int fd, void *ctx)
 {
+    (void)ctx;
     char head[8192];
     size_t n = 0;
     while (n < sizeof(head) - 1) {
@@ -60,54 +59,16 @@ static void app_serve(int fd)
     send_all(fd, resp, (size_t)len);
 }
 
-static void *app_thread(void *arg)
-{
-    app_t *a = arg;
-    for (;;) {
-        struct pollfd p[2] = {{.fd = a->lfd, .events = POLLIN},
-                              {.fd = a->stop_pipe[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
-            continue;
-        }
-        if (p[1].revents) {
-            break;
-        }
-        int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            continue;
-        }
-        struct timeval tv = {.tv_sec = 15};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        app_serve(fd);
-        close(fd);
-    }
-    return NULL;
-}
-
 static void app_start(app_t *a)
 {
     memset(a, 0, sizeof(*a));
-    a->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    assert_int_equal(bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(a->lfd, 64), 0);
-    getsockname(a->lfd, (struct sockaddr *)&sa, &len);
-    a->port = ntohs(sa.sin_port);
-    assert_int_equal(pipe(a->stop_pipe), 0);
-    pthread_create(&a->thread, NULL, app_thread, a);
+    tsrv_start(&a->srv, false, app_serve, NULL);
+    a->port = a->srv.port;
 }
 
 static void app_stop(app_t *a)
 {
-    assert_int_equal(write(a->stop_pipe[1], "x", 1), 1);
-    pthread_join(a->thread, NULL);
-    close(a->lfd);
-    close(a->stop_pipe[0]);
-    close(a->stop_pipe[1]);
+    tsrv_stop(&a->srv);
 }
 
 /* ---------------------------------------------------------------------------------------- */

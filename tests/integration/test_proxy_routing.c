@@ -27,14 +27,9 @@ static int setup(void **state)
     upstream_start(&f->shadow, "shadow");
     /* A connect that never completes: backlog 0 holds one connection; later SYNs are dropped
      * while the accept queue is full (nothing accepts). */
-    f->hole_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in ha = {.sin_family = AF_INET};
+    f->hole_fd = listen_loopback(0, &f->hole_port);
+    struct sockaddr_in ha = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->hole_port)};
     ha.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t hl = sizeof(ha);
-    assert_int_equal(bind(f->hole_fd, (struct sockaddr *)&ha, sizeof(ha)), 0);
-    assert_int_equal(listen(f->hole_fd, 0), 0);
-    getsockname(f->hole_fd, (struct sockaddr *)&ha, &hl);
-    f->hole_port = ntohs(ha.sin_port);
     for (int i = 0; i < 2; i++) {
         f->hole_fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         (void)connect(f->hole_fill[i], (struct sockaddr *)&ha, sizeof(ha));

@@ -21,16 +21,13 @@
 /* A raw TCP echo server: every byte back, EOF answered with a half-close. */
 
 typedef struct {
-    int lfd;
-    int port;
-    int stop_pipe[2];
-    pthread_t thread;
-    atomic_int open;
+    tsrv_t srv;
+    int port; /* srv.port */
 } echo_t;
 
-static void *echo_conn(void *arg)
+static void echo_serve(int fd, void *ctx)
 {
-    int fd = (int)(intptr_t)arg;
+    (void)ctx;
     char buf[65536];
     ssize_t n;
     while ((n = recv(fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR)) {
@@ -42,59 +39,18 @@ static void *echo_conn(void *arg)
     /* Wait for the peer's close so the half-close is what it sees last. */
     while (recv(fd, buf, sizeof(buf), 0) > 0) {
     }
-    close(fd);
-    return NULL;
-}
-
-static void *echo_accept(void *arg)
-{
-    echo_t *e = arg;
-    for (;;) {
-        struct pollfd p[2] = {{.fd = e->lfd, .events = POLLIN},
-                              {.fd = e->stop_pipe[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
-            continue;
-        }
-        if (p[1].revents) {
-            break;
-        }
-        int fd = accept4(e->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            continue;
-        }
-        struct timeval tv = {.tv_sec = 30};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        pthread_t t;
-        pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-    return NULL;
 }
 
 static void echo_start(echo_t *e)
 {
     memset(e, 0, sizeof(*e));
-    e->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(e->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(e->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(e->lfd, 64), 0);
-    getsockname(e->lfd, (struct sockaddr *)&a, &len);
-    e->port = ntohs(a.sin_port);
-    assert_int_equal(pipe(e->stop_pipe), 0);
-    pthread_create(&e->thread, NULL, echo_accept, e);
+    tsrv_start(&e->srv, true, echo_serve, NULL);
+    e->port = e->srv.port;
 }
 
 static void echo_stop(echo_t *e)
 {
-    assert_int_equal(write(e->stop_pipe[1], "x", 1), 1);
-    pthread_join(e->thread, NULL);
-    close(e->lfd);
-    close(e->stop_pipe[0]);
-    close(e->stop_pipe[1]);
+    tsrv_stop(&e->srv);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -399,14 +355,7 @@ static void raw_start(raw_t *rs, const char *reply)
 {
     memset(rs, 0, sizeof(*rs));
     rs->reply = reply;
-    rs->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(rs->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(rs->lfd, 4), 0);
-    getsockname(rs->lfd, (struct sockaddr *)&a, &len);
-    rs->port = ntohs(a.sin_port);
+    rs->lfd = listen_loopback(4, &rs->port);
     pthread_create(&rs->thread, NULL, raw_thread, rs);
 }
 
