@@ -9,6 +9,9 @@
  * they are too large, or when the token is missing, before a byte of the body is read.
  */
 #include "cp_api.h"
+
+#include "cp_istio.h"
+#include "cp_yaml.h"
 #include "cp_token.h"
 
 #include "wf_alloc.h"
@@ -269,6 +272,38 @@ static void env_fail(cp_api_resp_t *resp, const char *where, unsigned code, cons
 }
 
 /*
+ * The typed Istio validation (cp_istio.h) of a resource document: 0, or an error with the
+ * message naming the field path (`spec.http[0].route[1].weight: must be >= 0`) in why.
+ */
+static int istio_validate(json_t *o, char *why, size_t cap)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    if (text == NULL) {
+        snprintf(why, cap, "cannot serialise the document");
+        return WF_E_INVAL;
+    }
+    cp_err_t err;
+    memset(&err, 0, sizeof(err));
+    cp_yaml_stream_t *s = NULL;
+    cp_resource_t *r = NULL;
+    int rc = cp_yaml_parse(text, strlen(text), NULL, &s, &err);
+    if (rc == 0 && s->n_docs != 1) {
+        snprintf(err.msg, sizeof(err.msg), "one document expected");
+        rc = WF_E_INVAL;
+    }
+    if (rc == 0) {
+        rc = cp_istio_parse(s->docs[0], &r, &err);
+    }
+    if (rc != 0) {
+        snprintf(why, cap, "%s", err.msg[0] != '\0' ? err.msg : cp_strerror(rc));
+    }
+    cp_resource_free(r);
+    cp_yaml_free(s);
+    free(text);
+    return rc;
+}
+
+/*
  * Check a resource body's envelope against the path and turn it into a write. On success the
  * strings in w are owned by the caller through *doc and *spec (free()) and the object o; on
  * failure resp holds the answer.
@@ -324,6 +359,11 @@ static int envelope(const res_path_t *p, const char *where, json_t *o, cp_write_
     }
     if (sp != NULL && !json_is_object(sp)) {
         env_fail(resp, where, 422, "Invalid", "spec: must be an object");
+        return WF_E_INVAL;
+    }
+    char why[400];
+    if (istio_validate(o, why, sizeof(why)) != 0) {
+        env_fail(resp, where, 422, "Invalid", "%s", why);
         return WF_E_INVAL;
     }
     w->expect_rv = 0;
