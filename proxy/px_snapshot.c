@@ -12,6 +12,7 @@
 
 #include "wf_alloc.h"
 #include "wf_err.h"
+#include "wf_re2.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -483,126 +484,13 @@ static int get_strs(ps_t *ps, json_t *obj, const char *key, wf_str_t **out, uint
 
 /* ---- regexes ---- */
 
-/* Length of a `{n}`, `{n,}` or `{n,m}` repetition at p (0 when it is not one: then RE2 and
- * PCRE2 both read the brace as a literal). */
-static size_t repeat_len(const char *p, size_t n)
-{
-    size_t i = 1, digits = 0;
-    while (i < n && isdigit((unsigned char)p[i])) {
-        i++;
-        digits++;
-    }
-    if (digits == 0) {
-        return 0;
-    }
-    if (i < n && p[i] == ',') {
-        i++;
-        while (i < n && isdigit((unsigned char)p[i])) {
-            i++;
-        }
-    }
-    return i < n && p[i] == '}' ? i + 1 : 0;
-}
-
-/*
- * Refuse what PCRE2 accepts but RE2 (the syntax Istio's API and Envoy's safe_regex promise)
- * does not, so that a pattern means the same here as in Istio: backreferences (\1..\9, \g,
- * \k, (?P=)), lookaround, atomic groups, recursion, conditionals, callouts, backtracking verbs
- * `(*...)`, possessive quantifiers, and the escapes \K \G \Z \R \X \h \H \V \N \c \e. Group
- * openers are a whitelist: `(?:`, `(?P<name>`, `(?<name>` and flags from [imsU-]. Returns NULL
- * or the reason.
- */
-static const char *re2_unsupported(const char *p, size_t n)
-{
-    bool in_class = false;
-    bool after_quant = false; /* the previous token was a quantifier */
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        bool quant = false;
-        if (c == '\\') {
-            if (i + 1 >= n) {
-                return "trailing backslash";
-            }
-            char d = p[++i];
-            if (d == 'Q') {
-                /* \Q...\E quotes literally (RE2 has it too). */
-                const char *e = NULL;
-                for (size_t k = i + 1; k + 1 < n; k++) {
-                    if (p[k] == '\\' && p[k + 1] == 'E') {
-                        e = p + k;
-                        break;
-                    }
-                }
-                i = e ? (size_t)(e - p) + 1 : n;
-            } else if (!in_class && ((d >= '1' && d <= '9') || d == 'g' || d == 'k')) {
-                return "backreferences are not RE2 syntax";
-            } else if (d != '\0' && strchr("KGZRXhHVNce", d) != NULL) {
-                return "this escape is not RE2 syntax";
-            }
-        } else if (in_class) {
-            if (c == ']') {
-                in_class = false;
-            }
-        } else if (c == '[') {
-            in_class = true;
-            /* A ']' right after '[' or '[^' is a literal member. */
-            if (i + 1 < n && p[i + 1] == '^') {
-                i++;
-            }
-            if (i + 1 < n && p[i + 1] == ']') {
-                i++;
-            }
-        } else if (c == '(' && i + 1 < n && p[i + 1] == '*') {
-            return "backtracking verbs are not RE2 syntax";
-        } else if (c == '(' && i + 1 < n && p[i + 1] == '?') {
-            size_t k = i + 2;
-            if (k < n && p[k] == ':') {
-                i = k;
-            } else if (k + 1 < n && (p[k] == '<' || (p[k] == 'P' && p[k + 1] == '<'))) {
-                k += p[k] == 'P' ? 2 : 1;
-                if (k >= n || !(isalpha((unsigned char)p[k]) || p[k] == '_')) {
-                    return "lookbehind and backreferences are not RE2 syntax";
-                }
-                i = k;
-            } else {
-                size_t f = k;
-                while (f < n && strchr("imsU-", p[f]) != NULL && p[f] != '\0') {
-                    f++;
-                }
-                if (f == k || f >= n || (p[f] != ')' && p[f] != ':')) {
-                    return "lookaround, atomic groups, recursion, conditionals and flags other "
-                           "than imsU are not RE2 syntax";
-                }
-                i = f;
-            }
-        } else if (c == '*' || c == '+' || c == '?') {
-            if (after_quant && c == '+') {
-                return "possessive quantifiers are not RE2 syntax";
-            }
-            /* `a*?` is lazy; what follows a lazy modifier is not another quantifier. */
-            quant = !(after_quant && c == '?');
-        } else if (c == '{') {
-            size_t rl = repeat_len(p + i, n - i);
-            if (rl > 0) {
-                i += rl - 1;
-                quant = true;
-            }
-        }
-        after_quant = quant;
-    }
-    if (in_class) {
-        return "unterminated character class";
-    }
-    return NULL;
-}
-
 static int compile_regex(ps_t *ps, const char *key, wf_str_t pat, pcre2_code **out)
 {
     *out = NULL;
     if (pat.len > ps->o->limits.max_regex) {
         return fail_limit(ps, key, "regex longer than %u bytes", ps->o->limits.max_regex);
     }
-    const char *why = re2_unsupported(pat.p, pat.len);
+    const char *why = wf_re2_unsupported(pat.p, pat.len);
     if (why != NULL) {
         return fail(ps, key, "invalid regex: %s", why);
     }

@@ -675,13 +675,14 @@ static void test_regexes(void **state)
     static const struct {
         const char *re, *why;
     } bad[] = {{"a(?=b)", "lookahead is not RE2 syntax"},
-               {"(?>a)", "this group syntax is not RE2 (only (?:, (?P<name>, (?<name> and flags "
-                         "imsU)"},
+               {"(?>a)",
+                "this group syntax is not RE2 syntax (only (?:, (?P<name>, (?<name> and flags "
+                "imsU)"},
                {"a++", "possessive quantifiers are not RE2 syntax"},
                {"(*ACCEPT)", "backtracking verbs are not RE2 syntax"},
                {"a{1001}", "repetition count above 1000 is not RE2 syntax"},
                {"\\Ka", "this escape is not RE2 syntax"},
-               {"(?P=n)", "this group syntax is not RE2 (only (?:, (?P<name>, (?<name> and "
+               {"(?P=n)", "this group syntax is not RE2 syntax (only (?:, (?P<name>, (?<name> and "
                           "flags imsU)"},
                {"[a-", "missing terminating ] for character class at offset 3"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
