@@ -10,6 +10,7 @@
 
 #include "wf_alloc.h"
 #include "wf_err.h"
+#include "wf_sqlite.h"
 #include "wf_log.h"
 
 #include <errno.h>
@@ -35,32 +36,6 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS workloads("
     " id TEXT PRIMARY KEY, doc TEXT NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
-static int db_err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return WF_E_CORRUPT;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_CANTOPEN:
-        return -EACCES;
-    default:
-        return -EIO;
-    }
-}
-
 static int exec_sql(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -69,7 +44,7 @@ static int exec_sql(sqlite3 *db, const char *sql)
         WF_LOG(WF_ERROR, "control", "sql failed", "sql=\"%.60s\" err=\"%s\"", sql,
                msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        return db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -80,7 +55,7 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     if (rc != SQLITE_OK) {
         WF_LOG(WF_ERROR, "control", "sql prepare failed", "sql=\"%.60s\" err=\"%s\"", sql,
                sqlite3_errmsg(db));
-        return db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -108,7 +83,7 @@ int cp_store_open(const char *dir, cp_store_t **out)
     if (rc != SQLITE_OK) {
         WF_LOG(WF_ERROR, "control", "cannot open database", "path=%s err=\"%s\"", path,
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        err = db_err(rc);
+        err = wf_sqlite_err(rc);
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 10000);
@@ -203,7 +178,7 @@ static int get_locked(cp_store_t *s, const char *kind, const char *ns, const cha
     } else if (rc == SQLITE_DONE) {
         err = 0;
     } else {
-        err = db_err(rc);
+        err = wf_sqlite_err(rc);
     }
     sqlite3_finalize(st);
     return err;
@@ -226,7 +201,7 @@ static int put_locked(cp_store_t *s, const cp_stored_t *r)
     sqlite3_bind_int64(st, 7, r->resource_version);
     sqlite3_bind_int64(st, 8, r->generation);
     sqlite3_bind_int64(st, 9, r->created_ms);
-    err = db_err(sqlite3_step(st));
+    err = wf_sqlite_err(sqlite3_step(st));
     sqlite3_finalize(st);
     return err;
 }
@@ -241,7 +216,7 @@ static int delete_locked(cp_store_t *s, const char *kind, const char *ns, const 
     sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    err = db_err(sqlite3_step(st));
+    err = wf_sqlite_err(sqlite3_step(st));
     sqlite3_finalize(st);
     return err;
 }
@@ -328,7 +303,7 @@ static int set_rv_locked(cp_store_t *s, int64_t rv)
         return err;
     }
     sqlite3_bind_int64(st, 1, rv);
-    err = db_err(sqlite3_step(st));
+    err = wf_sqlite_err(sqlite3_step(st));
     sqlite3_finalize(st);
     return err;
 }
@@ -419,7 +394,7 @@ int cp_store_list(cp_store_t *s, const char *kind, const char *ns, cp_stored_t *
         row_to_resource(st, &list[len++]);
     }
     if (rc != SQLITE_DONE) {
-        err = db_err(rc);
+        err = wf_sqlite_err(rc);
         cp_stored_list_free(list, len);
         list = NULL;
         len = 0;
@@ -454,7 +429,7 @@ int cp_store_wl_put(cp_store_t *s, const char *id, const char *doc, int64_t expi
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, doc, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, expires_ms);
-        err = db_err(sqlite3_step(st));
+        err = wf_sqlite_err(sqlite3_step(st));
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->mu);
@@ -468,7 +443,7 @@ int cp_store_wl_delete(cp_store_t *s, const char *id)
     int err = prep(s->db, "DELETE FROM workloads WHERE id=?1", &st);
     if (err == 0) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        err = db_err(sqlite3_step(st));
+        err = wf_sqlite_err(sqlite3_step(st));
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->mu);
@@ -493,7 +468,7 @@ int cp_store_wl_load(cp_store_t *s,
             goto out;
         }
     }
-    err = rc == SQLITE_DONE ? 0 : db_err(rc);
+    err = rc == SQLITE_DONE ? 0 : wf_sqlite_err(rc);
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->mu);

@@ -15,36 +15,11 @@
 
 #include "wf_alloc.h"
 #include "wf_err.h"
+#include "wf_sqlite.h"
 #include "wf_log.h"
 
 #include <errno.h>
 #include <string.h>
-
-int st__db_err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return WF_E_CORRUPT;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_CANTOPEN:
-        return -EACCES;
-    default:
-        return -EIO;
-    }
-}
 
 static int open_conn(const char *path, int flags, sqlite3 **out)
 {
@@ -54,7 +29,7 @@ static int open_conn(const char *path, int flags, sqlite3 **out)
         WF_LOG(WF_ERROR, "store", "cannot open database", "path=%s err=\"%s\"", path,
                c ? sqlite3_errmsg(c) : sqlite3_errstr(rc));
         sqlite3_close(c);
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     sqlite3_busy_timeout(c, 10000);
     sqlite3_extended_result_codes(c, 1);
@@ -70,7 +45,7 @@ static int exec_on(sqlite3 *c, const char *sql)
         WF_LOG(WF_ERROR, "store", "sql failed", "sql=\"%.80s\" err=\"%s\"", sql,
                msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -174,7 +149,7 @@ int st__db_prepare(st__db_t *db, const char *sql, sqlite3_stmt **out)
     if (rc != SQLITE_OK) {
         WF_LOG(WF_ERROR, "store", "prepare failed", "sql=\"%.80s\" err=\"%s\"", sql,
                sqlite3_errmsg(db->writer));
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -225,7 +200,7 @@ int st__log_append(st__db_t *db, int kind, const void *payload, size_t len, int6
     }
     if (rc != SQLITE_DONE) {
         WF_LOG(WF_ERROR, "store", "log append failed", "err=\"%s\"", sqlite3_errmsg(db->writer));
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     if (seq != NULL) {
         *seq = sqlite3_last_insert_rowid(db->writer);
@@ -244,7 +219,7 @@ int st__log_truncate(st__db_t *db, int kind, int64_t upto)
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : st__db_err(rc);
+    return rc == SQLITE_DONE ? 0 : wf_sqlite_err(rc);
 }
 
 int st__log_replay(st_store_t *s, int kind, st__log_replay_cb cb)
@@ -253,7 +228,7 @@ int st__log_replay(st_store_t *s, int kind, st__log_replay_cb cb)
     int rc = sqlite3_prepare_v2(
         s->db.writer, "SELECT seq, payload FROM log WHERE kind = ? ORDER BY seq", -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     sqlite3_bind_int(st, 1, kind);
     int out = 0;
@@ -265,7 +240,7 @@ int st__log_replay(st_store_t *s, int kind, st__log_replay_cb cb)
         }
     }
     if (out == 0 && rc != SQLITE_DONE) {
-        out = st__db_err(rc);
+        out = wf_sqlite_err(rc);
     }
     sqlite3_finalize(st);
     return out;

@@ -18,6 +18,7 @@
 
 #include "st_span.h"
 #include "st_store.h"
+#include "wf_sqlite.h" /* wf_sqlite_err: SQLite codes as ours */
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -69,8 +70,6 @@ int st__db_prepare(st__db_t *db, const char *sql, sqlite3_stmt **out);
 /* Borrow a reader connection (opened read-only on first need) and give it back. */
 int st__db_reader_get(st__db_t *db, sqlite3 **out);
 void st__db_reader_put(st__db_t *db, sqlite3 *conn);
-/* Map a SQLite result code to our convention (-EIO, -ENOSPC, -ENOMEM, WF_E_CORRUPT, ...). */
-int st__db_err(int sqlite_rc);
 
 /*
  * Append a log record inside the caller's transaction (the caller commits; the record is

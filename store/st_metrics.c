@@ -447,7 +447,7 @@ static int load_symbols(st_store_t *s, st__metrics_t *m, sym_t ***by_id, size_t 
     int rc =
         sqlite3_prepare_v2(s->db.writer, "SELECT id, s FROM symbols ORDER BY id", -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     size_t cap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -473,7 +473,7 @@ static int load_symbols(st_store_t *s, st__metrics_t *m, sym_t ***by_id, size_t 
         }
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : st__db_err(rc);
+    return rc == SQLITE_DONE ? 0 : wf_sqlite_err(rc);
 }
 
 /* Rebuild a canonical label encoding from a series row; WF_E_CORRUPT on unknown symbols. */
@@ -564,7 +564,7 @@ static int step_done(sqlite3_stmt *st)
     if (rc != SQLITE_DONE) {
         WF_LOG(WF_ERROR, "store", "metrics statement failed", "err=\"%s\"",
                sqlite3_errmsg(sqlite3_db_handle(st)));
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -599,7 +599,7 @@ static int load_last_sealed(st_store_t *s, st__mseries_t *se)
                                 " WHERE c.series_id = ? ORDER BY c.mint DESC LIMIT 1",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     sqlite3_bind_int64(st, 1, (int64_t)se->id);
     int out = 0;
@@ -634,7 +634,7 @@ static int load_series(st_store_t *s, st__metrics_t *m)
     rc = sqlite3_prepare_v2(s->db.writer, "SELECT id, labels, mint FROM series ORDER BY id", -1,
                             &st, NULL);
     if (rc != SQLITE_OK) {
-        rc = st__db_err(rc);
+        rc = wf_sqlite_err(rc);
         goto out;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -649,7 +649,7 @@ static int load_series(st_store_t *s, st__metrics_t *m)
         se->min_t = sqlite3_column_int64(st, 2);
         series_adopt(m, se);
     }
-    rc = rc == SQLITE_DONE ? 0 : st__db_err(rc);
+    rc = rc == SQLITE_DONE ? 0 : wf_sqlite_err(rc);
 out:
     sqlite3_finalize(st);
     wf_buf_free(&enc);
@@ -666,7 +666,7 @@ static int load_state(st_store_t *s, st__metrics_t *m)
     }
     rc = sqlite3_prepare_v2(s->db.writer, "SELECT series_id, data FROM head_chunks", -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     int out = 0;
     while (out == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -682,7 +682,7 @@ static int load_state(st_store_t *s, st__metrics_t *m)
         return out;
     }
     if (rc != SQLITE_DONE) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     for (size_t i = 0; i < m->idx.all.n; i++) {
         st__mseries_t *se = st__series_by_id(m, m->idx.all.ids[i]);
@@ -706,7 +706,7 @@ static int load_state(st_store_t *s, st__metrics_t *m)
     rc = sqlite3_prepare_v2(
         s->db.writer, "SELECT value FROM metrics_state WHERE key = 'sealed_chunks'", -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
         m->sealed_chunks = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1494,7 +1494,7 @@ static int tscol_id(st_store_t *s, tscols_t *tc, const st__pchunk_t *p, int64_t 
     sqlite3_reset(m->find_tscol);
     sqlite3_clear_bindings(m->find_tscol);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     if (found == 0) {
         sqlite3_bind_int64(m->ins_tscol, 1, (int64_t)h);
@@ -1613,7 +1613,7 @@ static int exec_id(sqlite3 *db, const char *sql, uint64_t id, int64_t a, int64_t
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     sqlite3_bind_int64(st, 1, (int64_t)id);
     if (sqlite3_bind_parameter_count(st) >= 2) {
@@ -1629,7 +1629,7 @@ static int exec_id(sqlite3 *db, const char *sql, uint64_t id, int64_t a, int64_t
             *changes = sqlite3_changes(db);
         }
     } else {
-        out = st__db_err(rc);
+        out = wf_sqlite_err(rc);
     }
     sqlite3_finalize(st);
     return out;

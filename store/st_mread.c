@@ -288,7 +288,7 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
                                 -1, &set->q, NULL);
         if (rc != SQLITE_OK) {
             st__db_reader_put(&set->s->db, conn);
-            return st__db_err(rc);
+            return wf_sqlite_err(rc);
         }
         /* One read transaction for the whole set: without it every series' statement opens
          * and closes its own, and the WAL read-lock traffic dominates small reads. */
@@ -297,7 +297,7 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
             sqlite3_finalize(set->q);
             set->q = NULL;
             st__db_reader_put(&set->s->db, conn);
-            return st__db_err(rc);
+            return wf_sqlite_err(rc);
         }
         set->conn = conn;
     }
@@ -313,7 +313,7 @@ int st_series_set_samples(st_series_set_t *set, size_t i, const int64_t **ts, co
         rc = decode_into(&o, &it, st__chunk_row_iter(&it, set->q, 0), set->mint, set->maxt);
     }
     if (rc == 0 && step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
     }
     sqlite3_reset(set->q);
 memory:
@@ -502,7 +502,7 @@ int st_metadata_get(st_store_t *s, wf_str_t metric, st_metadata_t *out)
     int src = sqlite3_prepare_v2(c, "SELECT type, help, unit FROM metadata WHERE metric = ?", -1,
                                  &st, NULL);
     if (src != SQLITE_OK) {
-        rc = st__db_err(src);
+        rc = wf_sqlite_err(src);
         goto out;
     }
     sqlite3_bind_text(st, 1, metric.len ? metric.p : "", (int)metric.len, SQLITE_STATIC);
@@ -516,7 +516,7 @@ int st_metadata_get(st_store_t *s, wf_str_t metric, st_metadata_t *out)
     } else if (src == SQLITE_DONE) {
         rc = WF_E_NOTFOUND;
     } else {
-        rc = st__db_err(src);
+        rc = wf_sqlite_err(src);
     }
 out:
     sqlite3_finalize(st);
@@ -538,7 +538,7 @@ int st_metadata_metrics(st_store_t *s, st_strlist_t **out)
     size_t n = 0, cap = 0;
     int src = sqlite3_prepare_v2(c, "SELECT metric FROM metadata ORDER BY metric", -1, &st, NULL);
     if (src != SQLITE_OK) {
-        rc = st__db_err(src);
+        rc = wf_sqlite_err(src);
         goto out;
     }
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -552,7 +552,7 @@ int st_metadata_metrics(st_store_t *s, st_strlist_t **out)
         n++;
     }
     if (src != SQLITE_DONE) {
-        rc = st__db_err(src);
+        rc = wf_sqlite_err(src);
         for (size_t i = 0; i < n; i++) {
             wf_free(items[i]);
         }

@@ -197,7 +197,7 @@ static int prepare_on(sqlite3 *c, const char *sql, sqlite3_stmt **st)
     if (rc != SQLITE_OK) {
         WF_LOG(WF_ERROR, "store", "prepare failed", "sql=\"%.80s\" err=\"%s\"", sql,
                sqlite3_errmsg(c));
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -292,7 +292,7 @@ static int op_write(st__spans_t *sp, wf_str_t service, wf_str_t name, int kind, 
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : st__db_err(rc);
+    return rc == SQLITE_DONE ? 0 : wf_sqlite_err(rc);
 }
 
 /* Write last_seen values that moved since they were last written (inside a transaction). */
@@ -465,7 +465,7 @@ int st__spans_open(st_store_t *s)
     sp->last_block_id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (step != SQLITE_ROW) {
-        return st__db_err(step);
+        return wf_sqlite_err(step);
     }
     rc = st__db_prepare(&s->db, "SELECT service, name, kind, last_seen FROM span_operations", &st);
     if (rc != 0) {
@@ -480,7 +480,7 @@ int st__spans_open(st_store_t *s)
         op_add(sp, svc, name, sqlite3_column_int(st, 2), seen, seen);
     }
     sqlite3_finalize(st);
-    return step == SQLITE_DONE ? 0 : st__db_err(step);
+    return step == SQLITE_DONE ? 0 : wf_sqlite_err(step);
 }
 
 void st__spans_close(st_store_t *s)
@@ -661,7 +661,7 @@ static int insert_block(st_store_t *s, const sealed_t *b)
     sqlite3_bind_int64(st, 6, (int64_t)info->n_spans);
     sqlite3_bind_blob(st, 7, b->bloom.data, (int)b->bloom.len, SQLITE_STATIC);
     if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-        rc = st__db_err(rc);
+        rc = wf_sqlite_err(rc);
         goto out;
     }
     sp->last_block_id = id;
@@ -674,7 +674,7 @@ static int insert_block(st_store_t *s, const sealed_t *b)
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_blob(st, 2, b->block.data, (int)b->block.len, SQLITE_STATIC);
     if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-        rc = st__db_err(rc);
+        rc = wf_sqlite_err(rc);
         goto out;
     }
     sqlite3_finalize(st);
@@ -689,7 +689,7 @@ static int insert_block(st_store_t *s, const sealed_t *b)
         sqlite3_bind_int64(st, 1, trace_key(info->trace_ids[i]));
         sqlite3_bind_int64(st, 2, id);
         int step = sqlite3_step(st);
-        rc = step == SQLITE_DONE ? 0 : st__db_err(step);
+        rc = step == SQLITE_DONE ? 0 : wf_sqlite_err(step);
         sqlite3_reset(st);
     }
 out:
@@ -1055,7 +1055,7 @@ static int read_begin(st_store_t *s, sqlite3 **conn)
         sqlite3_exec(*conn, "ROLLBACK", NULL, NULL, NULL);
         st__db_reader_put(&s->db, *conn);
         *conn = NULL;
-        return st__db_err(rc);
+        return wf_sqlite_err(rc);
     }
     return 0;
 }
@@ -1086,7 +1086,7 @@ static int block_load(sqlite3 *conn, sqlite3_stmt **st, int64_t id, wf_arena_t *
             WF_LOG(WF_ERROR, "store", "corrupt span block", "id=%lld", (long long)id);
         }
     } else {
-        rc = step == SQLITE_DONE ? WF_E_NOTFOUND : st__db_err(step);
+        rc = step == SQLITE_DONE ? WF_E_NOTFOUND : wf_sqlite_err(step);
     }
     sqlite3_reset(*st);
     return rc;
@@ -1239,7 +1239,7 @@ int st_trace_get(st_store_t *s, const uint8_t trace_id[16], st_span_list_t **out
         blocks[n_blocks++] = sqlite3_column_int64(st, 0);
     }
     if (step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto fail;
     }
     for (size_t i = 0; i < n_blocks; i++) {
@@ -1538,7 +1538,7 @@ int st_trace_search(st_store_t *s, const st_trace_query_t *q, st_trace_ids_t **o
         }
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto out;
     }
     if (se.n_hits > 1) {
@@ -1593,7 +1593,7 @@ int st_services(st_store_t *s, st_strlist_t **out)
         n++;
     }
     if (step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto out;
     }
     *out = st__strlist_new(items, lens, n);
@@ -1655,7 +1655,7 @@ int st_operations(st_store_t *s, wf_str_t service, int kind, st_operation_list_t
         l->n++;
     }
     if (step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto out;
     }
     *out = l;
@@ -1796,7 +1796,7 @@ int st_dependencies(st_store_t *s, int64_t from_ns, int64_t to_ns, st_dependency
         }
     }
     if (step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto out;
     }
     size_t cap = 64;
@@ -1902,7 +1902,7 @@ int st__spans_retention(st_store_t *s, int64_t cutoff_ns)
         ids[n_ids++] = sqlite3_column_int64(sel, 0);
     }
     if (step != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto fail;
     }
     for (size_t i = 0; i < n_ids; i++) {
@@ -1915,7 +1915,7 @@ int st__spans_retention(st_store_t *s, int64_t cutoff_ns)
                 sqlite3_bind_int64(del_idx, 2, ids[i]);
                 step = sqlite3_step(del_idx);
                 sqlite3_reset(del_idx);
-                rc = step == SQLITE_DONE ? 0 : st__db_err(step);
+                rc = step == SQLITE_DONE ? 0 : wf_sqlite_err(step);
             }
         } else if (rc == WF_E_CORRUPT || rc == WF_E_NOTFOUND) {
             /* An unreadable block cannot name its traces; its index rows, if any, only cost a
@@ -1927,7 +1927,7 @@ int st__spans_retention(st_store_t *s, int64_t cutoff_ns)
             sqlite3_bind_int64(del, 1, ids[i]);
             step = sqlite3_step(del);
             sqlite3_reset(del);
-            rc = step == SQLITE_DONE ? 0 : st__db_err(step);
+            rc = step == SQLITE_DONE ? 0 : wf_sqlite_err(step);
         }
         if (rc != 0) {
             goto fail;
@@ -1944,7 +1944,7 @@ int st__spans_retention(st_store_t *s, int64_t cutoff_ns)
     }
     sqlite3_bind_int64(sel, 1, cutoff_ns);
     if ((step = sqlite3_step(sel)) != SQLITE_DONE) {
-        rc = st__db_err(step);
+        rc = wf_sqlite_err(step);
         goto fail;
     }
     if ((rc = st__db_commit(&s->db)) != 0) {
