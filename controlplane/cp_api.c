@@ -689,13 +689,13 @@ static json_t *workload_json(const cp_workload_t *w, int64_t now_ms)
         json_array_append_new(ports, json_integer(w->ports[i]));
     }
     int64_t left = w->expires_ms - now_ms;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:s, s:s, s:s, s:I}", "id",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:s, s:s, s:s, s:I, s:s}", "id",
                      w->id, "service", w->service, "namespace", w->ns, "version", w->version,
                      "address", w->address, "serviceAccount", w->service_account, "labels", labels,
                      "ports", ports, "adminPort", (int)w->admin_port, "identity", spiffe,
                      "canonicalService", cp_canonical_service(w), "canonicalRevision",
                      cp_canonical_revision(w), "leaseRemainingMs",
-                     (json_int_t)(left > 0 ? left : 0));
+                     (json_int_t)(left > 0 ? left : 0), "mode", w->gateway ? "gateway" : "sidecar");
 }
 
 static const char *opt_str(json_t *o, const char *key, bool *bad)
@@ -725,11 +725,17 @@ static void serve_register(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms,
     w.version = (char *)opt_str(o, "version", &bad);
     w.address = (char *)opt_str(o, "address", &bad);
     w.service_account = (char *)opt_str(o, "serviceAccount", &bad);
+    const char *mode = opt_str(o, "mode", &bad);
     if (bad) {
         resp_status(resp, 400, "BadRequest",
-                    "service, namespace, version, address, serviceAccount: must be strings");
+                    "service, namespace, version, address, serviceAccount, mode: must be strings");
         goto done;
     }
+    if (mode != NULL && strcmp(mode, "sidecar") != 0 && strcmp(mode, "gateway") != 0) {
+        resp_status(resp, 422, "Invalid", "mode: must be \"sidecar\" or \"gateway\"");
+        goto done;
+    }
+    w.gateway = mode != NULL && strcmp(mode, "gateway") == 0;
     if (w.ns == NULL) {
         w.ns = "default";
     }

@@ -59,7 +59,7 @@ static char *dup_or_empty(const char *s)
     return wf_strdup(s ? s : "");
 }
 
-static void workload_copy(cp_workload_t *dst, const cp_workload_t *src)
+void cp_workload_copy(cp_workload_t *dst, const cp_workload_t *src)
 {
     dst->id = dup_or_empty(src->id);
     dst->service = dup_or_empty(src->service);
@@ -80,6 +80,7 @@ static void workload_copy(cp_workload_t *dst, const cp_workload_t *src)
         memcpy(dst->ports, src->ports, src->nports * sizeof(*dst->ports));
     }
     dst->admin_port = src->admin_port;
+    dst->gateway = src->gateway;
     dst->registered_ms = src->registered_ms;
     dst->expires_ms = src->expires_ms;
 }
@@ -305,11 +306,11 @@ static char *encode(const cp_workload_t *w)
     for (size_t i = 0; i < w->nports; i++) {
         json_array_append_new(ports, json_integer(w->ports[i]));
     }
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I}", "service", w->service,
-                  "namespace", w->ns, "version", w->version, "address", w->address,
-                  "serviceAccount", w->service_account, "labels", labels, "ports", ports,
-                  "adminPort", (int)w->admin_port, "registeredMs", (json_int_t)w->registered_ms);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s:s}", "service",
+                          w->service, "namespace", w->ns, "version", w->version, "address",
+                          w->address, "serviceAccount", w->service_account, "labels", labels,
+                          "ports", ports, "adminPort", (int)w->admin_port, "registeredMs",
+                          (json_int_t)w->registered_ms, "mode", w->gateway ? "gateway" : "sidecar");
     WF_ASSERT(o != NULL);
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
@@ -323,17 +324,17 @@ static int decode(const char *id, const char *doc, int64_t expires_ms, cp_worklo
     json_error_t jerr;
     json_t *o = json_loads(doc, 0, &jerr);
     json_t *labels = NULL, *ports = NULL;
-    const char *service, *ns, *version, *address, *sa;
+    const char *service, *ns, *version, *address, *sa, *mode = "sidecar";
     int admin = 0;
     json_int_t reg = 0;
     int err = WF_E_CORRUPT;
 
     memset(w, 0, sizeof(*w));
     if (o == NULL ||
-        json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I}", "service", &service,
+        json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s?s}", "service", &service,
                     "namespace", &ns, "version", &version, "address", &address, "serviceAccount",
                     &sa, "labels", &labels, "ports", &ports, "adminPort", &admin, "registeredMs",
-                    &reg) != 0 ||
+                    &reg, "mode", &mode) != 0 ||
         !json_is_object(labels) || !json_is_array(ports)) {
         goto out;
     }
@@ -359,6 +360,7 @@ static int decode(const char *id, const char *doc, int64_t expires_ms, cp_worklo
         w->ports[w->nports++] = (uint16_t)json_integer_value(v);
     }
     w->admin_port = (uint16_t)admin;
+    w->gateway = strcmp(mode, "gateway") == 0;
     w->registered_ms = reg;
     w->expires_ms = expires_ms;
     err = 0;
@@ -435,7 +437,7 @@ int cp_registry_register(cp_registry_t *r, const cp_workload_t *w, int64_t now_m
         snprintf(id, sizeof(id), "%s.%s", w->service, w->ns);
     }
     cp_workload_t n = {0};
-    workload_copy(&n, w);
+    cp_workload_copy(&n, w);
     wf_free(n.id);
     n.id = wf_strdup(id);
     n.registered_ms = now_ms;
@@ -447,7 +449,7 @@ int cp_registry_register(cp_registry_t *r, const cp_workload_t *w, int64_t now_m
     e = cp_store_wl_put(r->store, n.id, doc, n.expires_ms);
     if (e == 0) {
         if (out != NULL) {
-            workload_copy(out, &n);
+            cp_workload_copy(out, &n);
         }
         insert_locked(r, &n);
         r->stats.registrations++;
@@ -539,7 +541,7 @@ int cp_registry_list(cp_registry_t *r, int64_t now_ms, cp_workload_t **out, size
     expire_locked(r, now_ms);
     cp_workload_t *list = wf_calloc(r->n ? r->n : 1, sizeof(*list));
     for (size_t i = 0; i < r->n; i++) {
-        workload_copy(&list[i], &r->wl[i]);
+        cp_workload_copy(&list[i], &r->wl[i]);
     }
     *n = r->n;
     pthread_mutex_unlock(&r->mu);

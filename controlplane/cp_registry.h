@@ -17,6 +17,7 @@
 
 #include "cp_store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,7 @@ typedef struct {
     uint16_t *ports;
     size_t nports;
     uint16_t admin_port; /* the proxy's admin listener (/stats/prometheus); 0 = none */
+    bool gateway;        /* registered with mode "gateway": an ingress/egress gateway proxy */
     int64_t registered_ms;
     int64_t expires_ms;
 } cp_workload_t;
@@ -90,6 +92,8 @@ int cp_registry_list(cp_registry_t *r, int64_t now_ms, cp_workload_t **out, size
 
 void cp_registry_stats(cp_registry_t *r, cp_registry_stats_t *out);
 
+/* Deep copy of src into dst (an empty service account becomes "default"). */
+void cp_workload_copy(cp_workload_t *dst, const cp_workload_t *src);
 void cp_workload_free(cp_workload_t *w);
 void cp_workload_list_free(cp_workload_t *list, size_t n);
 

@@ -249,11 +249,11 @@ static char *registration_json(const px_proxy_t *px, const struct sockaddr_stora
     if (w->version.len > 0) {
         json_object_set_new(labels, "version", json_stringn(w->version.p, w->version.len));
     }
-    json_t *j =
-        json_pack("{s:s%, s:s%, s:s%, s:s, s:[i], s:i, s:s, s:o}", "service", px->self_service.p,
-                  px->self_service.len, "namespace", w->namespace.p, w->namespace.len, "version",
-                  w->version.p, w->version.len, "address", ip, "ports", port, "adminPort",
-                  admin_port, "serviceAccount", sa, "labels", labels);
+    json_t *j = json_pack("{s:s%, s:s%, s:s%, s:s, s:[i], s:i, s:s, s:o, s:s}", "service",
+                          px->self_service.p, px->self_service.len, "namespace", w->namespace.p,
+                          w->namespace.len, "version", w->version.p, w->version.len, "address", ip,
+                          "ports", port, "adminPort", admin_port, "serviceAccount", sa, "labels",
+                          labels, "mode", px->gateway ? "gateway" : "sidecar");
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
