@@ -13,6 +13,7 @@
 #include "cp_analyze.h"
 #include "cp_config.h"
 #include "cp_istio.h"
+#include "cp_kinds.h"
 #include "cp_yaml.h"
 #include "cp_token.h"
 
@@ -73,41 +74,13 @@ struct cp_api {
     atomic_ulong requests[H_COUNT][6];
 };
 
-/* One Istio kind the API serves. */
-typedef struct {
-    const char *group;
-    const char *plural;
-    const char *kind;
-    const char *const *versions;
-} kind_t;
-
-static const char *const net_versions[] = {"v1", "v1beta1", "v1alpha3", NULL};
-static const char *const sec_versions[] = {"v1", "v1beta1", NULL};
-
-static const kind_t kinds[] = {
-    {"networking.istio.io", "virtualservices", "VirtualService", net_versions},
-    {"networking.istio.io", "destinationrules", "DestinationRule", net_versions},
-    {"networking.istio.io", "gateways", "Gateway", net_versions},
-    {"networking.istio.io", "serviceentries", "ServiceEntry", net_versions},
-    {"networking.istio.io", "sidecars", "Sidecar", net_versions},
-    {"security.istio.io", "peerauthentications", "PeerAuthentication", sec_versions},
-    {"security.istio.io", "authorizationpolicies", "AuthorizationPolicy", sec_versions},
-    {NULL, NULL, NULL, NULL},
-};
+/* The served kinds: cp_kinds.h's table, so the API and the CLI name a kind one way. */
+typedef cp_kind_info_t kind_t;
+static const kind_t *const kinds = cp_kinds;
 
 static const kind_t *find_kind(const char *group, const char *version, const char *plural)
 {
-    for (const kind_t *k = kinds; k->group; k++) {
-        if (strcmp(k->group, group) != 0 || strcmp(k->plural, plural) != 0) {
-            continue;
-        }
-        for (const char *const *v = k->versions; *v; v++) {
-            if (strcmp(*v, version) == 0) {
-                return k;
-            }
-        }
-    }
-    return NULL;
+    return cp_kinds_find(group, version, plural);
 }
 
 /* ---- responses ---- */
