@@ -509,6 +509,7 @@ static int conn_open(const cp_cli_args_t *a, conn_t *c)
     c->have_token = rc == 0;
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
+        explicit_bzero(token, sizeof(token));
         fprintf(stderr, "error: cannot initialise libcurl\n");
         return 1;
     }
