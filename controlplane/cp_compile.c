@@ -44,8 +44,22 @@ typedef struct {
     char *name; /* Kubernetes service name; NULL for a ServiceEntry host */
     int64_t *ports;
     size_t nports;
-    const cp_resource_t *se; /* NULL for a registry service */
+    const cp_resource_t *se;   /* NULL for a registry service */
+    const cp_workload_t **wls; /* a registry service's workloads, in id order */
+    size_t nwls;
 } svc_t;
+
+/* Rule hosts (FQDNs) to rule indexes: exact hosts sorted by (host, index), wildcards in index
+ * order, so a lookup visits only the rules that can match and in the order the scans did. */
+typedef struct {
+    const char *host;
+    uint32_t idx;
+} host_ref_t;
+
+typedef struct {
+    host_ref_t *exact, *wild;
+    size_t nexact, nwild;
+} host_index_t;
 
 /* The cached outbound part of one (namespace, Sidecar) group. */
 typedef struct {
@@ -61,8 +75,9 @@ struct cp_compiled {
     char *collector_url;
     svc_t *svcs; /* sorted by host */
     size_t nsvcs;
-    char **dr_hosts;    /* per DestinationRule of cfg: its host as an FQDN */
-    char ***vs_hosts;   /* per VirtualService of cfg: its hosts as FQDNs */
+    char **dr_hosts;  /* per DestinationRule of cfg: its host as an FQDN */
+    char ***vs_hosts; /* per VirtualService of cfg: its hosts as FQDNs */
+    host_index_t dr_ix, vs_ix;
     pthread_mutex_t mu; /* guards everything below */
     group_t **groups;   /* by pointer: handed out while the array grows */
     size_t ngroups;
@@ -411,6 +426,15 @@ static void build_services(ctx_t *x)
     if (c->nsvcs > 1) {
         qsort(c->svcs, c->nsvcs, sizeof(*c->svcs), svc_cmp);
     }
+    for (size_t i = 0; i < cfg->nworkloads; i++) {
+        const cp_workload_t *w = &cfg->workloads[i];
+        char *host = str_fmt("%s.%s.svc.cluster.local", w->service, w->ns);
+        svc_t *s = (svc_t *)svc_find(c->svcs, c->nsvcs, host);
+        wf_free(host);
+        WF_ASSERT(s != NULL && s->se == NULL);
+        s->wls = wf_realloc(s->wls, (s->nwls + 1) * sizeof(*s->wls));
+        s->wls[s->nwls++] = w;
+    }
 }
 
 /* Binary search of svcs[0..n), sorted by host. */
@@ -501,6 +525,57 @@ static bool svc_visible(const ctx_t *x, const svc_t *s)
     return sidecar_allows(x, s);
 }
 
+/* ---- rule host indexes ---- */
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const host_ref_t *x = a, *y = b;
+    int d = strcmp(x->host, y->host);
+    return d != 0 ? d : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static void ix_add(host_index_t *ix, const char *host, uint32_t idx)
+{
+    bool wild = host[0] == '*';
+    host_ref_t **v = wild ? &ix->wild : &ix->exact;
+    size_t *n = wild ? &ix->nwild : &ix->nexact;
+    *v = wf_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = (host_ref_t){host, idx};
+}
+
+static void ix_sort(host_index_t *ix)
+{
+    if (ix->nexact > 1) {
+        qsort(ix->exact, ix->nexact, sizeof(*ix->exact), ref_cmp);
+    }
+}
+
+/* The exact entries for host: *lo and the count. */
+static size_t ix_range(const host_index_t *ix, const char *host, size_t *lo)
+{
+    size_t a = 0, b = ix->nexact;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (strcmp(ix->exact[mid].host, host) < 0) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    size_t end = a;
+    while (end < ix->nexact && strcmp(ix->exact[end].host, host) == 0) {
+        end++;
+    }
+    *lo = a;
+    return end - a;
+}
+
+/* The k-th candidate: the n exact entries from lo, then every wildcard. */
+static size_t ix_at(const host_index_t *ix, size_t lo, size_t n, size_t k)
+{
+    return k < n ? ix->exact[lo + k].idx : ix->wild[k - n].idx;
+}
+
 /* ---- DestinationRule lookup and traffic policy ---- */
 
 /* Most specific host match among the DestinationRules of the proxy's namespace, then the
@@ -513,7 +588,9 @@ static const cp_resource_t *dr_for(ctx_t *x, const svc_t *s)
     for (int sc = 0; sc < 3; sc++) {
         const cp_resource_t *best = NULL;
         long best_score = -1;
-        for (size_t i = 0; i < cfg->n[CP_KIND_DESTINATION_RULE]; i++) {
+        size_t lo, n = ix_range(&x->c->dr_ix, s->host, &lo);
+        for (size_t k = 0; k < n + x->c->dr_ix.nwild; k++) {
+            size_t i = ix_at(&x->c->dr_ix, lo, n, k);
             const cp_resource_t *r = cfg->res[CP_KIND_DESTINATION_RULE][i];
             const cp_destination_rule_t *dr = r->spec.dr;
             if (!wf_str_eq_c(r->meta.namespace_, scopes[sc]) ||
@@ -762,10 +839,9 @@ static json_t *endpoints_json(ctx_t *x, const svc_t *s, int64_t port, const cp_l
     const cp_config_t *cfg = x->c->cfg;
     json_t *a = json_array();
     if (s->se == NULL) {
-        for (size_t i = 0; i < cfg->nworkloads; i++) {
-            const cp_workload_t *w = &cfg->workloads[i];
-            if (strcmp(w->service, s->name) == 0 && strcmp(w->ns, s->ns) == 0 &&
-                wl_has_port(w, port) && (sel == NULL || wl_selected(sel, w))) {
+        for (size_t i = 0; i < s->nwls; i++) {
+            const cp_workload_t *w = s->wls[i];
+            if (wl_has_port(w, port) && (sel == NULL || wl_selected(sel, w))) {
                 json_array_append_new(a, wl_endpoint(w, port));
             }
         }
@@ -1343,18 +1419,18 @@ static const cp_resource_t *vs_for(ctx_t *x, const char *host)
     const cp_config_t *cfg = x->c->cfg;
     const cp_resource_t *best = NULL;
     long best_score = -1;
-    for (size_t i = 0; i < cfg->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
-        const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][i];
+    size_t lo, n = ix_range(&x->c->vs_ix, host, &lo);
+    for (size_t k = 0; k < n + x->c->vs_ix.nwild; k++) {
+        const host_ref_t *ref = k < n ? &x->c->vs_ix.exact[lo + k] : &x->c->vs_ix.wild[k - n];
+        const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][ref->idx];
         const cp_virtual_service_t *v = r->spec.vs;
         if (!vs_for_mesh(v) || !exported(&v->export_to, r->meta.namespace_, x->ns)) {
             continue;
         }
-        for (uint32_t h = 0; h < v->hosts.n; h++) {
-            long score = host_score(x->c->vs_hosts[i][h], host);
-            if (score > best_score) {
-                best = r;
-                best_score = score;
-            }
+        long score = host_score(ref->host, host);
+        if (score > best_score) {
+            best = r;
+            best_score = score;
         }
     }
     return best;
@@ -1900,15 +1976,19 @@ int cp_compile_new(const cp_config_t *cfg, const cp_compile_opts_t *o, cp_compil
     for (size_t i = 0; i < ndr; i++) {
         const cp_resource_t *r = cfg->res[CP_KIND_DESTINATION_RULE][i];
         c->dr_hosts[i] = fqdn(r->spec.dr->host, r->meta.namespace_);
+        ix_add(&c->dr_ix, c->dr_hosts[i], (uint32_t)i);
     }
+    ix_sort(&c->dr_ix);
     c->vs_hosts = wf_calloc(nvs + 1, sizeof(*c->vs_hosts));
     for (size_t i = 0; i < nvs; i++) {
         const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][i];
         c->vs_hosts[i] = wf_calloc(r->spec.vs->hosts.n + 1, sizeof(char *));
         for (uint32_t h = 0; h < r->spec.vs->hosts.n; h++) {
             c->vs_hosts[i][h] = fqdn(r->spec.vs->hosts.items[h], r->meta.namespace_);
+            ix_add(&c->vs_ix, c->vs_hosts[i][h], (uint32_t)i);
         }
     }
+    ix_sort(&c->vs_ix);
     *out = c;
     return 0;
 }
@@ -1923,6 +2003,7 @@ void cp_compile_free(cp_compiled_t *c)
         wf_free(c->svcs[i].ns);
         wf_free(c->svcs[i].name);
         wf_free(c->svcs[i].ports);
+        wf_free(c->svcs[i].wls);
     }
     wf_free(c->svcs);
     for (size_t i = 0; i < c->cfg->n[CP_KIND_DESTINATION_RULE]; i++) {
@@ -1936,6 +2017,10 @@ void cp_compile_free(cp_compiled_t *c)
         wf_free(c->vs_hosts[i]);
     }
     wf_free(c->vs_hosts);
+    wf_free(c->dr_ix.exact);
+    wf_free(c->dr_ix.wild);
+    wf_free(c->vs_ix.exact);
+    wf_free(c->vs_ix.wild);
     for (size_t i = 0; i < c->ngroups; i++) {
         wf_free(c->groups[i]->ns);
         free(c->groups[i]->vhosts); /* from json_dumps */
