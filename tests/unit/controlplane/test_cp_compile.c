@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 
 #include "cp_compile.h"
 #include "px_snapshot.h"
@@ -676,7 +677,15 @@ static void test_service_entries(void **state)
                   "metadata: {name: static-api}\n"
                   "spec:\n"
                   "  host: api.example.com\n"
-                  "  subsets: [{name: b, labels: {tier: b}}]\n");
+                  "  subsets: [{name: b, labels: {tier: b}}]\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: ServiceEntry\n"
+                  "metadata: {name: wild}\n"
+                  "spec:\n"
+                  "  hosts: ['*.wild.example', '*.in*side.example']\n"
+                  "  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+                  "  resolution: NONE\n");
     bool google = add_ref(cfg, "egress-rule-google-apis.yaml");
     json_t *pp = compile1(cfg, "productpage-v1.default");
     json_t *v = vhost(pp, "api.example.com:8000");
@@ -693,6 +702,14 @@ static void test_service_entries(void **state)
     json_t *cb = cluster(pp, "outbound|8000|b|api.example.com");
     assert_int_equal(json_array_size(at(cb, "endpoints")), 1);
     assert_string_equal(at_s(cb, "endpoints/0/address"), "10.9.0.2");
+    /* A wildcard host: one wildcard per domain, so no `:port` form; no endpoints to list. */
+    assert_json_is(at(vhost(pp, "*.wild.example:80"), "domains"),
+                   json_pack("[s]", "*.wild.example"), "wildcard domains");
+    assert_int_equal(json_array_size(at(cluster(pp, "outbound|80||*.wild.example"), "endpoints")),
+                     0);
+    /* A second wildcard inside a host: no domain the proxy takes; left out and counted. */
+    assert_null(vhost(pp, "*.in*side.example:80"));
+    assert_null(cluster(pp, "outbound|80||*.in*side.example"));
     /* exportTo "." hides the other namespace's entry from default. */
     assert_null(vhost(pp, "private.example.com:80"));
     assert_null(cluster(pp, "outbound|80||private.example.com"));
@@ -1060,7 +1077,7 @@ static void test_gateway_hosts(void **state)
                   "  selector: {istio: ingressgateway}\n"
                   "  servers:\n"
                   "  - port: {number: 8080, name: http, protocol: HTTP}\n"
-                  "    hosts: ['*.example.com', 'shop.test']\n"
+                  "    hosts: ['*.example.com', 'default/shop.test', 'prod/shop.test']\n"
                   "  - port: {number: 8443, name: https, protocol: HTTPS}\n"
                   "    hosts: ['*']\n"
                   "    tls: {mode: SIMPLE, credentialName: cert}\n"
@@ -1096,6 +1113,9 @@ static void test_gateway_hosts(void **state)
     /* HTTP server only; the HTTPS one is left out. */
     assert_int_equal(json_array_size(at(gw, "gateway/servers")), 1);
     assert_int_equal(at_i(gw, "gateway/servers/0/port"), 8080);
+    /* `ns/host`: the host, admitting VirtualServices of ns only. */
+    assert_json_is(at(gw, "gateway/servers/0/hosts"),
+                   json_pack("[ss]", "*.example.com", "shop.test"), "server hosts");
     json_t *vhs = at(gw, "virtual_hosts");
     /* a: bookinfo.example.com (in *.example.com); other.org is not served. b: "*" meets both
      * server hosts. */
@@ -1118,6 +1138,69 @@ static void test_gateway_hosts(void **state)
     cp_config_free(cfg);
 }
 
+typedef struct {
+    cp_compiled_t *c;
+    const char *const *ids;
+    size_t n;
+    char **expected;
+    int mismatches;
+} thread_arg_t;
+
+static void *compile_many(void *p)
+{
+    thread_arg_t *a = p;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < a->n; i++) {
+            char *json;
+            size_t len;
+            if (cp_compile_proxy(a->c, a->ids[i], 5, &json, &len, NULL) != 0 ||
+                strcmp(json, a->expected[i]) != 0) {
+                a->mismatches++;
+            }
+            wf_free(json);
+        }
+    }
+    return NULL;
+}
+
+/* Several threads on one compiler (cold cache) produce what one thread does. */
+static void test_threads(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    add_bookinfo(cfg);
+    const char *ol[] = {"app", "billing", NULL};
+    add_wl(cfg, "billing", "other", "", "127.0.0.60", NULL, 7070, false, ol);
+    static const char *const ids[] = {"productpage-v1.default", "reviews-v1.default",
+                                      "reviews-v2.default", "ratings-v1.default", "billing.other"};
+    size_t n = sizeof(ids) / sizeof(ids[0]);
+    cp_compile_opts_t o = {.sampling = -1};
+    cp_compiled_t *c;
+    assert_int_equal(cp_compile_new(cfg, &o, &c), 0);
+    char *expected[5];
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        assert_int_equal(cp_compile_proxy(c, ids[i], 5, &expected[i], &len, NULL), 0);
+    }
+    cp_compile_free(c);
+    assert_int_equal(cp_compile_new(cfg, &o, &c), 0);
+    pthread_t th[4];
+    thread_arg_t args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (thread_arg_t){.c = c, .ids = ids, .n = n, .expected = expected};
+        assert_int_equal(pthread_create(&th[t], NULL, compile_many, &args[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].mismatches, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        wf_free(expected[i]);
+    }
+    cp_compile_free(c);
+    cp_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1135,6 +1218,7 @@ int main(void)
         cmocka_unit_test(test_content_hash),
         cmocka_unit_test(test_route_features),
         cmocka_unit_test(test_gateway_hosts),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
