@@ -20,6 +20,7 @@
 #include "wf_err.h"
 #include "wf_log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -648,8 +649,9 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
             gen_free(p, drop);
             pthread_mutex_lock(&p->mu);
         }
-        if (rc == WF_E_NOTFOUND) {
-            /* Not registered (yet): registering is a change, which brings a new version. */
+        if (rc == WF_E_NOTFOUND || rc == -EAGAIN) {
+            /* Not registered (yet), or a gateway with no server to serve: nothing to send until
+             * the configuration changes, which brings a new version. */
             px->absent_version = g->version;
             continue;
         }
