@@ -10,7 +10,10 @@
  */
 #include "cp_api.h"
 
+#include "cp_analyze.h"
+#include "cp_config.h"
 #include "cp_istio.h"
+#include "cp_kinds.h"
 #include "cp_yaml.h"
 #include "cp_token.h"
 
@@ -71,41 +74,13 @@ struct cp_api {
     atomic_ulong requests[H_COUNT][6];
 };
 
-/* One Istio kind the API serves. */
-typedef struct {
-    const char *group;
-    const char *plural;
-    const char *kind;
-    const char *const *versions;
-} kind_t;
-
-static const char *const net_versions[] = {"v1", "v1beta1", "v1alpha3", NULL};
-static const char *const sec_versions[] = {"v1", "v1beta1", NULL};
-
-static const kind_t kinds[] = {
-    {"networking.istio.io", "virtualservices", "VirtualService", net_versions},
-    {"networking.istio.io", "destinationrules", "DestinationRule", net_versions},
-    {"networking.istio.io", "gateways", "Gateway", net_versions},
-    {"networking.istio.io", "serviceentries", "ServiceEntry", net_versions},
-    {"networking.istio.io", "sidecars", "Sidecar", net_versions},
-    {"security.istio.io", "peerauthentications", "PeerAuthentication", sec_versions},
-    {"security.istio.io", "authorizationpolicies", "AuthorizationPolicy", sec_versions},
-    {NULL, NULL, NULL, NULL},
-};
+/* The served kinds: cp_kinds.h's table, so the API and the CLI name a kind one way. */
+typedef cp_kind_info_t kind_t;
+static const kind_t *const kinds = cp_kinds;
 
 static const kind_t *find_kind(const char *group, const char *version, const char *plural)
 {
-    for (const kind_t *k = kinds; k->group; k++) {
-        if (strcmp(k->group, group) != 0 || strcmp(k->plural, plural) != 0) {
-            continue;
-        }
-        for (const char *const *v = k->versions; *v; v++) {
-            if (strcmp(*v, version) == 0) {
-                return k;
-            }
-        }
-    }
-    return NULL;
+    return cp_kinds_find(group, version, plural);
 }
 
 /* ---- responses ---- */
@@ -1055,6 +1030,33 @@ static bool method_is(const cp_api_req_t *req, const char *m)
            (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
 }
 
+/* GET /v1/analyze[?namespace=NS]: the cross-resource findings over the stored configuration
+ * and the live workloads, as {"messages":[...]}. */
+static void serve_analyze(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp)
+{
+    if (!method_is(req, "GET")) {
+        resp_status(resp, 405, "MethodNotAllowed", "use GET");
+        return;
+    }
+    if (!may_read(a, req)) {
+        unauthorized(resp);
+        return;
+    }
+    cp_config_t *cfg = NULL;
+    int rc = cp_config_load(a->o.store, a->o.registry, now_ms, &cfg);
+    if (rc != 0) {
+        resp_status(resp, 500, "InternalError", "the store failed: %s", cp_strerror(rc));
+        return;
+    }
+    cp_finding_t *f = NULL;
+    size_t n = 0;
+    cp_analyze(cfg, &f, &n);
+    const char *ns = req->ns_filter != NULL && req->ns_filter[0] != '\0' ? req->ns_filter : NULL;
+    resp_json(resp, 200, cp_findings_json(f, n, ns));
+    cp_findings_free(f, n);
+    cp_config_free(cfg);
+}
+
 void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp)
 {
     int h = handler_of(req->path);
@@ -1115,6 +1117,10 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
         resp_text(resp, 200, "text/plain; charset=utf-8", "ok\n");
         break;
     default:
+        if (strcmp(req->path, "/v1/analyze") == 0) {
+            serve_analyze(a, req, now_ms, resp);
+            break;
+        }
         resp_status(resp, 404, "NotFound", "the server could not find the requested resource");
         break;
     }
@@ -1297,6 +1303,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .query_reason = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "reason"),
         .body = st->body,
         .body_len = st->len,
+        .ns_filter = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "namespace"),
     };
     if (handler_of(url) == H_SNAPSHOT && strcmp(method, "GET") == 0 && a->o.push != NULL) {
         return serve_poll(a, conn, st, &req);

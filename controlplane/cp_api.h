@@ -7,6 +7,7 @@
  *   GET  /v1/proxy-status                            admin token, or none with read_open
  *   POST /v1/apply {"items":[...]}                   admin token; one transaction
  *   GET  /v1/workloads, GET /v1/targets (http_sd)    admin token, or none with read_open
+ *   GET  /v1/analyze[?namespace=NS]                  the same; cp_analyze.h's findings
  *   /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]   Kubernetes-style resources:
  *        POST create, PUT update, DELETE, GET; writes need the admin token, reads too unless
  *        read_open; /apis/{group}/{version}/{plural} lists every namespace
@@ -60,6 +61,7 @@ typedef struct {
     const char *query_reason;
     const char *body; /* NUL-terminated, body_len bytes; NULL when none */
     size_t body_len;
+    const char *ns_filter; /* ?namespace= (GET /v1/analyze) or NULL */
 } cp_api_req_t;
 
 typedef struct {
