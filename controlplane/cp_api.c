@@ -1003,6 +1003,10 @@ static void serve_snapshot(cp_api_t *a, const cp_api_req_t *req, cp_api_resp_t *
         return;
     }
     int rc = cp_push_poll(a->o.push, &q, wf_mono_ns() / 1000000, NULL, &doc, &len);
+    if (rc == CP_PUSH_DOC) {
+        /* The caller sends it from its own memory, outside the engine's budget. */
+        cp_push_sent(a->o.push, len);
+    }
     snapshot_outcome(rc, doc, len, resp);
 }
 
@@ -1169,6 +1173,21 @@ static enum MHD_Result early(cp_api_t *a, struct MHD_Connection *conn, int h, cp
     return ret;
 }
 
+/* A document on its way out: freed, and its room in the push budget given back, once sent. */
+typedef struct {
+    cp_push_t *push;
+    char *doc;
+    size_t len;
+} sending_t;
+
+static void doc_sent(void *arg)
+{
+    sending_t *s = arg;
+    cp_push_sent(s->push, s->len);
+    free(s->doc);
+    wf_free(s);
+}
+
 static void poll_suspend(void *arg)
 {
     conn_state_t *st = arg;
@@ -1223,9 +1242,12 @@ static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn
         return early(a, conn, H_SNAPSHOT, &r);
     }
     atomic_fetch_add(&a->requests[H_SNAPSHOT][2], 1);
-    struct MHD_Response *mr = MHD_create_response_from_buffer_with_free_callback(len, doc, free);
+    sending_t *s = wf_malloc(sizeof(*s));
+    *s = (sending_t){.push = a->o.push, .doc = doc, .len = len};
+    struct MHD_Response *mr =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, doc, doc_sent, s);
     if (mr == NULL) {
-        free(doc);
+        doc_sent(s);
         return MHD_NO;
     }
     MHD_add_response_header(mr, "Content-Type", "application/json");
