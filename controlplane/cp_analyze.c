@@ -4,10 +4,12 @@
  * no_gateway,single_host}, destinationrules/{no_dest,multi_match,*_mtls}, peerauthentications/
  * {mesh,namespace}_mtls, gateways/selector and common/workload_selector.
  *
- * Configurations are small next to the work of a check (thousands of resources, not millions),
- * so the checks scan lists instead of building indexes: the group checks (two VirtualServices
- * for one host, two DestinationRules for one subset) compare pairs. Host names are expanded to
- * FQDNs once per resource into an arena that lives for one analysis.
+ * The API runs an analysis per request over meshes of thousands of services, so no check scans
+ * every workload or rule per item: host names are expanded to FQDNs once per resource, and
+ * workloads, DestinationRules and namespaces are indexed by name (hash tables in an arena that
+ * lives for one analysis); the group checks (two VirtualServices for one host, two
+ * DestinationRules for one subset) compare only the resources of one host, after sorting or
+ * through the index. Only wildcard DestinationRule hosts are compared with every rule.
  */
 #include "cp_analyze.h"
 
