@@ -47,6 +47,7 @@ enum {
     H_APPLY,
     H_SNAPSHOT,
     H_PROXY_STATUS,
+    H_ANALYZE,
     H_OTHER,
     H_COUNT
 };
@@ -62,6 +63,7 @@ static const char *const handler_names[H_COUNT] = {
     [H_OTHER] = "other",
     [H_SNAPSHOT] = "/v1/snapshot",
     [H_PROXY_STATUS] = "/v1/proxy-status",
+    [H_ANALYZE] = "/v1/analyze",
 };
 static const char *const class_names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
@@ -1120,11 +1122,10 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
     case H_HEALTHZ:
         resp_text(resp, 200, "text/plain; charset=utf-8", "ok\n");
         break;
+    case H_ANALYZE:
+        serve_analyze(a, req, now_ms, resp);
+        break;
     default:
-        if (strcmp(req->path, "/v1/analyze") == 0) {
-            serve_analyze(a, req, now_ms, resp);
-            break;
-        }
         resp_status(resp, 404, "NotFound", "the server could not find the requested resource");
         break;
     }
