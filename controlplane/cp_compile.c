@@ -211,14 +211,10 @@ static const char *wl_label(const cp_workload_t *w, const char *key)
 
 static bool wl_selected(const cp_labels_t *sel, const cp_workload_t *w)
 {
-    char key[256];
     for (uint32_t i = 0; i < sel->n; i++) {
-        if (sel->items[i].key.len >= sizeof(key)) {
-            return false;
-        }
-        memcpy(key, sel->items[i].key.p, sel->items[i].key.len);
-        key[sel->items[i].key.len] = '\0';
+        char *key = wf_strndup(sel->items[i].key.p, sel->items[i].key.len);
         const char *v = wl_label(w, key);
+        wf_free(key);
         if (v == NULL || !wf_str_eq_c(sel->items[i].value, v)) {
             return false;
         }
@@ -1823,8 +1819,9 @@ static gw_vh_t *gw_vh_get(gw_vhs_t *vs, int64_t port, const char *domain)
     return e;
 }
 
-/* Server host `ns/host` admits VirtualServices of ns (`*` any, `.` the Gateway's). */
-static const char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns, char *buf, size_t len)
+/* The host part of server host h (wf_free it), or NULL when h does not admit VirtualServices
+ * of vs_ns: `ns/host` admits those of ns (`*` any, `.` the Gateway's own). */
+static char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns)
 {
     const char *slash = memchr(h.p, '/', h.len);
     wf_str_t host = h;
@@ -1836,8 +1833,7 @@ static const char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns, char 
         }
         host = (wf_str_t){slash + 1, h.len - ns.len - 1};
     }
-    snprintf(buf, len, "%.*s", (int)host.len, host.p);
-    return buf;
+    return wf_strndup(host.p, host.len);
 }
 
 /* The routes of VirtualService vs bound to server sv of Gateway gw (named gwname). */
@@ -1849,10 +1845,9 @@ static void gw_bind(ctx_t *x, gw_vhs_t *vhs, const cp_resource_t *gw, const char
     for (uint32_t h = 0; h < v->hosts.n; h++) {
         char *vh_host = fqdn(v->hosts.items[h], vs->meta.namespace_);
         for (uint32_t k = 0; k < sv->hosts.n; k++) {
-            char buf[512];
-            const char *sh = server_host(sv->hosts.items[k], gw->meta.namespace_,
-                                         vs->meta.namespace_, buf, sizeof(buf));
+            char *sh = server_host(sv->hosts.items[k], gw->meta.namespace_, vs->meta.namespace_);
             char *d = sh != NULL ? host_intersect(sh, vh_host) : NULL;
+            wf_free(sh);
             if (d == NULL || !domain_ok(d)) {
                 wf_free(d);
                 continue;
