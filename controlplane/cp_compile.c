@@ -485,14 +485,18 @@ static bool port_is_http(const svc_t *s, int64_t port)
 }
 
 /* Sidecar egress hosts: `ns/host`, ns `*`, `.` (the proxy's namespace) or a name, `~` none;
- * host `*`, `*.suffix` or an FQDN. Egress ports are not narrowed (documented gap). */
-static bool sidecar_allows(const ctx_t *x, const svc_t *s)
+ * host `*`, `*.suffix` or an FQDN. An egress entry with a port imports its hosts on that port
+ * only; port 0 asks whether any entry imports the service (its clusters). */
+static bool sidecar_allows(const ctx_t *x, const svc_t *s, int64_t port)
 {
     if (x->sidecar == NULL) {
         return true;
     }
     const cp_sidecar_t *sc = x->sidecar->spec.sidecar;
     for (uint32_t e = 0; e < sc->n_egress; e++) {
+        if (port != 0 && sc->egress[e].port != NULL && sc->egress[e].port->number != port) {
+            continue;
+        }
         for (uint32_t h = 0; h < sc->egress[e].hosts.n; h++) {
             wf_str_t v = sc->egress[e].hosts.items[h];
             const char *slash = memchr(v.p, '/', v.len);
@@ -518,7 +522,7 @@ static bool svc_visible(const ctx_t *x, const svc_t *s)
     if (s->se != NULL && !exported(&s->se->spec.se->export_to, s->se->meta.namespace_, x->ns)) {
         return false;
     }
-    return sidecar_allows(x, s);
+    return sidecar_allows(x, s, 0);
 }
 
 /* ---- rule host indexes ---- */
@@ -1530,7 +1534,7 @@ static void sidecar_vhosts(ctx_t *x, json_t *out, domset_t *ds, const svc_t *s)
     const cp_resource_t *vs = vs_for(x, s->host);
     for (size_t p = 0; p < s->nports; p++) {
         int64_t port = s->ports[p];
-        if (!port_is_http(s, port)) {
+        if (!port_is_http(s, port) || !sidecar_allows(x, s, port)) {
             continue;
         }
         json_t *doms = sidecar_domains(x, ds, s, port);

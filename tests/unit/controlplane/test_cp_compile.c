@@ -773,6 +773,8 @@ static void test_sidecar_scoping(void **state)
                   "  workloadSelector: {labels: {app: reviews}}\n"
                   "  egress:\n"
                   "  - hosts: ['*/ratings.default.svc.cluster.local']\n"
+                  "  - port: {number: 7071, name: http, protocol: HTTP}\n"
+                  "    hosts: ['other/*']\n"
                   "---\n"
                   "apiVersion: networking.istio.io/v1\n"
                   "kind: Sidecar\n"
@@ -789,11 +791,15 @@ static void test_sidecar_scoping(void **state)
     assert_string_equal(at_s(vhs, "2/name"), RATINGS);
     assert_null(cluster(pp, "outbound|9080||reviews.default.svc.cluster.local"));
     assert_non_null(cluster(pp, "outbound|7070||billing.other.svc.cluster.local"));
-    /* reviews: the Sidecar selecting it. */
+    /* reviews: the Sidecar selecting it; its second egress entry imports namespace other on
+     * port 7071 only (billing listens on 7070: its cluster, no virtual host). */
     json_t *rv = compile1(cfg, "reviews-v1.default");
-    assert_int_equal(json_array_size(at(rv, "virtual_hosts")), 1);
-    assert_string_equal(at_s(rv, "virtual_hosts/0/name"), RATINGS);
-    assert_int_equal(json_array_size(at(rv, "clusters")), 1);
+    vhs = at(rv, "virtual_hosts");
+    assert_int_equal(json_array_size(vhs), 2);
+    assert_string_equal(at_s(vhs, "0/name"), "audit.other.svc.cluster.local:7071");
+    assert_string_equal(at_s(vhs, "1/name"), RATINGS);
+    assert_int_equal(json_array_size(at(rv, "clusters")), 3);
+    assert_non_null(cluster(rv, "outbound|7070||billing.other.svc.cluster.local"));
     /* billing (namespace other, no Sidecar of its own): the root default, its namespace. */
     json_t *bl = compile1(cfg, "billing.other");
     vhs = at(bl, "virtual_hosts");
