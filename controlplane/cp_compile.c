@@ -961,7 +961,10 @@ static void clusters_for(ctx_t *x, json_t *out, const svc_t *s)
             for (uint32_t j = 0; j < i && !dup; j++) {
                 dup = wf_str_eq(dr->spec.dr->subsets[j].name, sub->name);
             }
-            if (!dup) {
+            if (sub->name.len == 0) {
+                /* it would be the default cluster's name */
+                skip(x, dr, "DestinationRule subset without a name");
+            } else if (!dup) {
                 cluster_add(x, out, s, s->ports[p], dr, sub);
             }
         }
