@@ -211,14 +211,10 @@ static const char *wl_label(const cp_workload_t *w, const char *key)
 
 static bool wl_selected(const cp_labels_t *sel, const cp_workload_t *w)
 {
-    char key[256];
     for (uint32_t i = 0; i < sel->n; i++) {
-        if (sel->items[i].key.len >= sizeof(key)) {
-            return false;
-        }
-        memcpy(key, sel->items[i].key.p, sel->items[i].key.len);
-        key[sel->items[i].key.len] = '\0';
+        char *key = wf_strndup(sel->items[i].key.p, sel->items[i].key.len);
         const char *v = wl_label(w, key);
+        wf_free(key);
         if (v == NULL || !wf_str_eq_c(sel->items[i].value, v)) {
             return false;
         }
@@ -489,14 +485,18 @@ static bool port_is_http(const svc_t *s, int64_t port)
 }
 
 /* Sidecar egress hosts: `ns/host`, ns `*`, `.` (the proxy's namespace) or a name, `~` none;
- * host `*`, `*.suffix` or an FQDN. Egress ports are not narrowed (documented gap). */
-static bool sidecar_allows(const ctx_t *x, const svc_t *s)
+ * host `*`, `*.suffix` or an FQDN. An egress entry with a port imports its hosts on that port
+ * only; port 0 asks whether any entry imports the service (its clusters). */
+static bool sidecar_allows(const ctx_t *x, const svc_t *s, int64_t port)
 {
     if (x->sidecar == NULL) {
         return true;
     }
     const cp_sidecar_t *sc = x->sidecar->spec.sidecar;
     for (uint32_t e = 0; e < sc->n_egress; e++) {
+        if (port != 0 && sc->egress[e].port != NULL && sc->egress[e].port->number != port) {
+            continue;
+        }
         for (uint32_t h = 0; h < sc->egress[e].hosts.n; h++) {
             wf_str_t v = sc->egress[e].hosts.items[h];
             const char *slash = memchr(v.p, '/', v.len);
@@ -522,7 +522,7 @@ static bool svc_visible(const ctx_t *x, const svc_t *s)
     if (s->se != NULL && !exported(&s->se->spec.se->export_to, s->se->meta.namespace_, x->ns)) {
         return false;
     }
-    return sidecar_allows(x, s);
+    return sidecar_allows(x, s, 0);
 }
 
 /* ---- rule host indexes ---- */
@@ -961,7 +961,10 @@ static void clusters_for(ctx_t *x, json_t *out, const svc_t *s)
             for (uint32_t j = 0; j < i && !dup; j++) {
                 dup = wf_str_eq(dr->spec.dr->subsets[j].name, sub->name);
             }
-            if (!dup) {
+            if (sub->name.len == 0) {
+                /* it would be the default cluster's name */
+                skip(x, dr, "DestinationRule subset without a name");
+            } else if (!dup) {
                 cluster_add(x, out, s, s->ports[p], dr, sub);
             }
         }
@@ -1534,7 +1537,7 @@ static void sidecar_vhosts(ctx_t *x, json_t *out, domset_t *ds, const svc_t *s)
     const cp_resource_t *vs = vs_for(x, s->host);
     for (size_t p = 0; p < s->nports; p++) {
         int64_t port = s->ports[p];
-        if (!port_is_http(s, port)) {
+        if (!port_is_http(s, port) || !sidecar_allows(x, s, port)) {
             continue;
         }
         json_t *doms = sidecar_domains(x, ds, s, port);
@@ -1823,8 +1826,9 @@ static gw_vh_t *gw_vh_get(gw_vhs_t *vs, int64_t port, const char *domain)
     return e;
 }
 
-/* Server host `ns/host` admits VirtualServices of ns (`*` any, `.` the Gateway's). */
-static const char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns, char *buf, size_t len)
+/* The host part of server host h (wf_free it), or NULL when h does not admit VirtualServices
+ * of vs_ns: `ns/host` admits those of ns (`*` any, `.` the Gateway's own). */
+static char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns)
 {
     const char *slash = memchr(h.p, '/', h.len);
     wf_str_t host = h;
@@ -1836,8 +1840,7 @@ static const char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns, char 
         }
         host = (wf_str_t){slash + 1, h.len - ns.len - 1};
     }
-    snprintf(buf, len, "%.*s", (int)host.len, host.p);
-    return buf;
+    return wf_strndup(host.p, host.len);
 }
 
 /* The routes of VirtualService vs bound to server sv of Gateway gw (named gwname). */
@@ -1849,10 +1852,9 @@ static void gw_bind(ctx_t *x, gw_vhs_t *vhs, const cp_resource_t *gw, const char
     for (uint32_t h = 0; h < v->hosts.n; h++) {
         char *vh_host = fqdn(v->hosts.items[h], vs->meta.namespace_);
         for (uint32_t k = 0; k < sv->hosts.n; k++) {
-            char buf[512];
-            const char *sh = server_host(sv->hosts.items[k], gw->meta.namespace_,
-                                         vs->meta.namespace_, buf, sizeof(buf));
+            char *sh = server_host(sv->hosts.items[k], gw->meta.namespace_, vs->meta.namespace_);
             char *d = sh != NULL ? host_intersect(sh, vh_host) : NULL;
+            wf_free(sh);
             if (d == NULL || !domain_ok(d)) {
                 wf_free(d);
                 continue;

@@ -773,6 +773,8 @@ static void test_sidecar_scoping(void **state)
                   "  workloadSelector: {labels: {app: reviews}}\n"
                   "  egress:\n"
                   "  - hosts: ['*/ratings.default.svc.cluster.local']\n"
+                  "  - port: {number: 7071, name: http, protocol: HTTP}\n"
+                  "    hosts: ['other/*']\n"
                   "---\n"
                   "apiVersion: networking.istio.io/v1\n"
                   "kind: Sidecar\n"
@@ -789,11 +791,15 @@ static void test_sidecar_scoping(void **state)
     assert_string_equal(at_s(vhs, "2/name"), RATINGS);
     assert_null(cluster(pp, "outbound|9080||reviews.default.svc.cluster.local"));
     assert_non_null(cluster(pp, "outbound|7070||billing.other.svc.cluster.local"));
-    /* reviews: the Sidecar selecting it. */
+    /* reviews: the Sidecar selecting it; its second egress entry imports namespace other on
+     * port 7071 only (billing listens on 7070: its cluster, no virtual host). */
     json_t *rv = compile1(cfg, "reviews-v1.default");
-    assert_int_equal(json_array_size(at(rv, "virtual_hosts")), 1);
-    assert_string_equal(at_s(rv, "virtual_hosts/0/name"), RATINGS);
-    assert_int_equal(json_array_size(at(rv, "clusters")), 1);
+    vhs = at(rv, "virtual_hosts");
+    assert_int_equal(json_array_size(vhs), 2);
+    assert_string_equal(at_s(vhs, "0/name"), "audit.other.svc.cluster.local:7071");
+    assert_string_equal(at_s(vhs, "1/name"), RATINGS);
+    assert_int_equal(json_array_size(at(rv, "clusters")), 3);
+    assert_non_null(cluster(rv, "outbound|7070||billing.other.svc.cluster.local"));
     /* billing (namespace other, no Sidecar of its own): the root default, its namespace. */
     json_t *bl = compile1(cfg, "billing.other");
     vhs = at(bl, "virtual_hosts");
@@ -1138,6 +1144,74 @@ static void test_gateway_hosts(void **state)
     cp_config_free(cfg);
 }
 
+/* DestinationRule lookup: the proxy's namespace, then the service's, then the root namespace;
+ * VirtualService exportTo "." keeps a rule to its own namespace. */
+static void test_rule_precedence(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    add_bookinfo(cfg);
+    const char *ol[] = {"app", "client", NULL};
+    add_wl(cfg, "client", "other", "", "127.0.0.50", NULL, 8080, false, ol);
+    add_wl(cfg, "tool", "third", "", "127.0.0.51", NULL, 8081, false, NULL);
+    add_text(cfg, "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: ratings-root, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  host: ratings.default.svc.cluster.local\n"
+                  "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: ratings}\n"
+                  "spec:\n"
+                  "  host: ratings\n"
+                  "  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: ratings-client, namespace: other}\n"
+                  "spec:\n"
+                  "  host: '*.default.svc.cluster.local'\n"
+                  "  trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: details-root, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  host: details.default.svc.cluster.local\n"
+                  "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: VirtualService\n"
+                  "metadata: {name: private}\n"
+                  "spec:\n"
+                  "  hosts: [details]\n"
+                  "  exportTo: [.]\n"
+                  "  http: [{route: [{destination: {host: details}}], timeout: 2s}]\n");
+#define LB(doc, cl) at_s(cluster(doc, cl), "load_balancer/simple")
+    const char *rat = "outbound|9080||ratings.default.svc.cluster.local";
+    const char *det = "outbound|9080||details.default.svc.cluster.local";
+    json_t *pp = compile1(cfg, "productpage-v1.default");
+    assert_string_equal(LB(pp, rat), "ROUND_ROBIN"); /* the service's (= proxy's) namespace */
+    assert_string_equal(LB(pp, det), "RANDOM");      /* the root namespace */
+    assert_int_equal(at_i(vhost(pp, DETAILS), "routes/0/timeout_ms"), 2000);
+    json_t *cl = compile1(cfg, "client.other");
+    assert_string_equal(LB(cl, rat), "PASSTHROUGH"); /* the proxy's namespace, by wildcard */
+    assert_string_equal(LB(cl, det), "PASSTHROUGH");
+    assert_null(at(vhost(cl, DETAILS), "routes")); /* exportTo "." */
+    json_t *tl = compile1(cfg, "tool.third");
+    assert_string_equal(LB(tl, rat), "ROUND_ROBIN"); /* the service's namespace */
+    assert_string_equal(LB(tl, det), "RANDOM");
+    assert_string_equal(LB(tl, "outbound|9080||reviews.default.svc.cluster.local"),
+                        "LEAST_REQUEST");
+#undef LB
+    json_decref(pp);
+    json_decref(cl);
+    json_decref(tl);
+    cp_config_free(cfg);
+}
+
 typedef struct {
     cp_compiled_t *c;
     const char *const *ids;
@@ -1215,6 +1289,7 @@ int main(void)
         cmocka_unit_test(test_service_entries),
         cmocka_unit_test(test_sidecar_scoping),
         cmocka_unit_test(test_peer_authentication),
+        cmocka_unit_test(test_rule_precedence),
         cmocka_unit_test(test_content_hash),
         cmocka_unit_test(test_route_features),
         cmocka_unit_test(test_gateway_hosts),
