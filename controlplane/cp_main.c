@@ -234,7 +234,9 @@ int cp_main(int argc, char **argv)
     }
     WF_LOG(WF_INFO, "control", "serving", "listen=%s data_dir=%s lease_ttl_ms=%lld", cfg.listen,
            cfg.data_dir, (long long)cfg.lease_ttl_ms);
-    uint64_t expired = 0;
+    cp_registry_stats_t rs0;
+    cp_registry_stats(reg, &rs0);
+    uint64_t expired = rs0.leases_expired;
     for (;;) {
         struct timespec tick = {.tv_sec = 1};
         int sig = sigtimedwait(&stop, NULL, &tick);
