@@ -574,17 +574,25 @@ static void record_poll_locked(cp_push_t *p, proxy_t *px, const cp_push_query_t 
         px->nacking = false;
         return;
     }
-    const char *reason = q->reason != NULL ? q->reason : "";
-    if (!px->nacking || px->nack != q->nack || strncmp(px->reason, reason, REASON_MAX) != 0) {
+    /* The proxy's text goes into a log line and a JSON string: no control characters or
+     * quotes that would forge a field. */
+    char reason[REASON_MAX + 1];
+    size_t n = 0;
+    for (const char *c = q->reason != NULL ? q->reason : ""; *c != '\0' && n < REASON_MAX; c++) {
+        bool bad = (unsigned char)*c < 0x20 || *c == 0x7f || *c == '"';
+        reason[n++] = !bad ? *c : *c == '"' ? '\'' : ' ';
+    }
+    reason[n] = '\0';
+    if (!px->nacking || px->nack != q->nack || strcmp(px->reason, reason) != 0) {
         p->nacks++;
         px->nack = q->nack;
         wf_free(px->reason);
-        px->reason = wf_strndup(reason, strnlen(reason, REASON_MAX));
+        px->reason = wf_strdup(reason);
         int64_t refused = q->nack != 0 ? q->nack : px->sent;
         px->nack_known = refused != 0 && refused == px->sent;
         px->nack_hash = px->sent_hash;
-        WF_LOG(WF_WARN, "control", "a proxy refused its snapshot",
-               "proxy=%s version=%lld err=\"%s\"", px->id, (long long)q->nack, px->reason);
+        WF_LOG_RL(WF_WARN, 10, "control", "a proxy refused its snapshot",
+                  "proxy=%s version=%lld err=\"%s\"", px->id, (long long)q->nack, px->reason);
     }
     px->nacking = true;
 }

@@ -50,7 +50,7 @@
 /* At most this many proxies are tracked; a poll for one more is refused (WF_E_LIMIT). */
 #define CP_PUSH_MAX_PROXIES 100000
 /* Bytes of documents given out and not yet sent, past which polls wait for room. */
-#define CP_PUSH_DEFAULT_SEND_BUDGET ((size_t)32 << 20)
+#define CP_PUSH_DEFAULT_SEND_BUDGET ((size_t)16 << 20)
 /* A proxy that has not polled for this long and is not registered is forgotten. */
 #define CP_PUSH_FORGET_MS (10 * 60 * 1000)
 

@@ -16,6 +16,7 @@
 typedef struct {
     char *dir;
     char *data;
+    const char *lease; /* --lease-ttl; NULL: 120s */
     int port;
     pid_t pid;
     char admin[128];
@@ -39,8 +40,15 @@ static void cp_start(cp_t *c)
     c->port = wt_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
     snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", c->data,
-                    "--lease-ttl",         "120s",    NULL};
+    char *argv[] = {(char *)wt_weft_bin(),
+                    "control",
+                    "--listen",
+                    listen,
+                    "--data-dir",
+                    c->data,
+                    "--lease-ttl",
+                    (char *)(c->lease != NULL ? c->lease : "120s"),
+                    NULL};
     c->pid = wt_spawn(argv, log);
     assert_true(wt_wait_port(c->port, 20000));
     read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
@@ -403,6 +411,39 @@ static void test_push_flow(void **state)
     cp_free(&c);
 }
 
+/* A lease that runs out is a change: a new version, and the proxy is NOT_REGISTERED. */
+static void test_lease_expiry(void **state)
+{
+    (void)state;
+    cp_t c;
+    memset(&c, 0, sizeof(c));
+    c.dir = wt_tmpdir("cppush");
+    c.data = wf_malloc(strlen(c.dir) + 8);
+    sprintf(c.data, "%s/data", c.dir);
+    c.lease = "1s";
+    cp_start(&c);
+    long long v = 0, cur = 0;
+    reg(&c, "ratings", "v1", 9080);
+    assert_int_equal(poll_snapshot(&c, "ratings-v1.default", 0, NULL, 5000, &v), 200);
+    char state_now[32] = "";
+    for (int i = 0; i < 500; i++) {
+        json_t *e = status_entry(&c, "ratings-v1.default", &cur);
+        assert_non_null(e);
+        snprintf(state_now, sizeof(state_now), "%s",
+                 json_string_value(json_object_get(e, "state")));
+        json_decref(e);
+        if (strcmp(state_now, "NOT_REGISTERED") == 0) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    assert_string_equal(state_now, "NOT_REGISTERED");
+    assert_true(cur > v);
+    assert_true(metric(&c, "weft_control_leases_expired_total") >= 1);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
 #define NPOLLS 100
 
 /* A hundred polls held at once, for workloads not registered yet; their registrations
@@ -622,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_push_flow),
         cmocka_unit_test(test_many_held_polls),
+        cmocka_unit_test(test_lease_expiry),
         cmocka_unit_test(test_real_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

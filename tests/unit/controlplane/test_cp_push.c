@@ -352,6 +352,12 @@ static void test_nack(void **state)
     assert_string_equal(status_of(f, "reviews-v1.default", NULL, NULL, reason, NULL), "SYNCED");
     assert_string_equal(reason, "");
     assert_int_equal(metric(f, "weft_control_proxies{state=\"nack\"}"), 0);
+
+    /* The proxy's reason cannot forge log fields or break JSON. */
+    assert_int_equal(poll_once(f, "reviews-v1.default", v1, v4, "a\"b\nc=\"d", 110, &v),
+                     CP_PUSH_WAIT);
+    assert_string_equal(status_of(f, "reviews-v1.default", NULL, NULL, reason, NULL), "NACK");
+    assert_string_equal(reason, "a'b c='d");
 }
 
 /* A fake connection: counts suspends and resumes. */
