@@ -507,6 +507,7 @@ int main(int argc, char **argv)
         o.pollers = o.services * 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they come, also in a log file */
     long nofile = wt_raise_nofile();
     setenv("WEFT_BIN", weft_bin(), 0);
     printf("bench_control: %ld CPUs, shared with other work; weft %s; RLIMIT_NOFILE %ld\n",
