@@ -13,7 +13,15 @@
 #include "px_main.h"
 #endif
 #ifdef HAVE_WEFT_CONTROLPLANE
+#include "cp_cli.h"
 #include "cp_main.h"
+#endif
+
+/* The kubectl-like commands share one entry point, which reads argv[0]. */
+#ifdef HAVE_WEFT_CONTROLPLANE
+#define CP_CLI cp_cli_main
+#else
+#define CP_CLI NULL
 #endif
 
 typedef int (*cli_main_fn)(int argc, char **argv);
@@ -41,11 +49,13 @@ static const cli_command_t commands[] = {
 #else
     {"proxy", NULL, "5", "sidecar / gateway proxy with Istio routing and telemetry"},
 #endif
-    {"apply", NULL, "6", "apply Istio resources from a YAML or JSON file (-f FILE)"},
-    {"get", NULL, "6", "list resources (vs, dr, gw, se, pa, ap, sidecar)"},
-    {"delete", NULL, "6", "delete resources"},
-    {"analyze", NULL, "6", "print configuration validation messages"},
-    {"proxy-status", NULL, "6", "show each proxy's config sync state"},
+    {"apply", CP_CLI, "6", "apply Istio resources from a YAML or JSON file (-f FILE)"},
+    {"get", CP_CLI, "6", "list resources (vs, dr, gw, se, pa, ap, sidecar)"},
+    {"delete", CP_CLI, "6", "delete resources"},
+    {"describe", CP_CLI, "6", "show one resource and its validation messages"},
+    {"workloads", CP_CLI, "6", "list the registered workloads"},
+    {"analyze", CP_CLI, "6", "print configuration validation messages"},
+    {"proxy-status", CP_CLI, "6", "show each proxy's config sync state"},
     {"run", NULL, "9", "run a local program inside the mesh with a sidecar"},
     {"demo", NULL, "9", "a bookinfo-style mesh with traffic, on this machine"},
     {NULL, NULL, NULL, NULL},

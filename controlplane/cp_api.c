@@ -10,7 +10,10 @@
  */
 #include "cp_api.h"
 
+#include "cp_analyze.h"
+#include "cp_config.h"
 #include "cp_istio.h"
+#include "cp_kinds.h"
 #include "cp_yaml.h"
 #include "cp_token.h"
 
@@ -20,6 +23,7 @@
 #include "wf_log.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -41,13 +45,23 @@ enum {
     H_METRICS,
     H_HEALTHZ,
     H_APPLY,
+    H_SNAPSHOT,
+    H_PROXY_STATUS,
     H_OTHER,
     H_COUNT
 };
 static const char *const handler_names[H_COUNT] = {
-    [H_REGISTER] = "/v1/register", [H_HEARTBEAT] = "/v1/heartbeat", [H_WORKLOADS] = "/v1/workloads",
-    [H_TARGETS] = "/v1/targets",   [H_RESOURCES] = "/apis",         [H_METRICS] = "/metrics",
-    [H_HEALTHZ] = "/healthz",      [H_APPLY] = "/v1/apply",         [H_OTHER] = "other",
+    [H_REGISTER] = "/v1/register",
+    [H_HEARTBEAT] = "/v1/heartbeat",
+    [H_WORKLOADS] = "/v1/workloads",
+    [H_TARGETS] = "/v1/targets",
+    [H_RESOURCES] = "/apis",
+    [H_METRICS] = "/metrics",
+    [H_HEALTHZ] = "/healthz",
+    [H_APPLY] = "/v1/apply",
+    [H_OTHER] = "other",
+    [H_SNAPSHOT] = "/v1/snapshot",
+    [H_PROXY_STATUS] = "/v1/proxy-status",
 };
 static const char *const class_names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
@@ -60,41 +74,13 @@ struct cp_api {
     atomic_ulong requests[H_COUNT][6];
 };
 
-/* One Istio kind the API serves. */
-typedef struct {
-    const char *group;
-    const char *plural;
-    const char *kind;
-    const char *const *versions;
-} kind_t;
-
-static const char *const net_versions[] = {"v1", "v1beta1", "v1alpha3", NULL};
-static const char *const sec_versions[] = {"v1", "v1beta1", NULL};
-
-static const kind_t kinds[] = {
-    {"networking.istio.io", "virtualservices", "VirtualService", net_versions},
-    {"networking.istio.io", "destinationrules", "DestinationRule", net_versions},
-    {"networking.istio.io", "gateways", "Gateway", net_versions},
-    {"networking.istio.io", "serviceentries", "ServiceEntry", net_versions},
-    {"networking.istio.io", "sidecars", "Sidecar", net_versions},
-    {"security.istio.io", "peerauthentications", "PeerAuthentication", sec_versions},
-    {"security.istio.io", "authorizationpolicies", "AuthorizationPolicy", sec_versions},
-    {NULL, NULL, NULL, NULL},
-};
+/* The served kinds: cp_kinds.h's table, so the API and the CLI name a kind one way. */
+typedef cp_kind_info_t kind_t;
+static const kind_t *const kinds = cp_kinds;
 
 static const kind_t *find_kind(const char *group, const char *version, const char *plural)
 {
-    for (const kind_t *k = kinds; k->group; k++) {
-        if (strcmp(k->group, group) != 0 || strcmp(k->plural, plural) != 0) {
-            continue;
-        }
-        for (const char *const *v = k->versions; *v; v++) {
-            if (strcmp(*v, version) == 0) {
-                return k;
-            }
-        }
-    }
-    return NULL;
+    return cp_kinds_find(group, version, plural);
 }
 
 /* ---- responses ---- */
@@ -163,6 +149,14 @@ static bool is_proxy(const cp_api_t *a, const cp_api_req_t *req)
 static void unauthorized(cp_api_resp_t *resp)
 {
     resp_status(resp, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
+}
+
+/* Tell the push engine that the configuration changed. */
+static void changed(cp_api_t *a)
+{
+    if (a->o.push != NULL) {
+        cp_push_notify(a->o.push, wf_mono_ns() / 1000000);
+    }
 }
 
 /* ---- JSON bodies ---- */
@@ -443,6 +437,9 @@ static void res_write(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req,
         write_error(p, w.name, err, resp);
         goto done;
     }
+    if (out.change != CP_UNCHANGED) {
+        changed(a);
+    }
     resp_json(resp, create ? 201 : 200, resource_json(&out));
     cp_stored_free(&out);
 done:
@@ -474,6 +471,7 @@ static void res_delete(cp_api_t *a, const res_path_t *p, const cp_api_req_t *req
                            "apiVersion", "v1", "metadata", "status", "Success", "details", "name",
                            p->name, "group", p->k->group, "kind", p->k->plural, "code", 200);
     cp_stored_free(&out);
+    changed(a);
     resp_json(resp, 200, st);
 }
 
@@ -651,6 +649,13 @@ static void serve_apply(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp
         goto done;
     }
     json_t *res = json_array();
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        any = any || out[i].change != CP_UNCHANGED;
+    }
+    if (any) {
+        changed(a);
+    }
     for (size_t i = 0; i < n; i++) {
         char rv[24];
         snprintf(rv, sizeof(rv), "%lld", (long long)out[i].resource_version);
@@ -797,6 +802,7 @@ static void serve_register(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms,
     } else if (e < 0) {
         resp_status(resp, 500, "InternalError", "%s", err);
     } else {
+        changed(a);
         resp_json(resp, 200, workload_json(&out, now_ms));
         cp_workload_free(&out);
     }
@@ -911,10 +917,98 @@ static void serve_metrics(cp_api_t *a, cp_api_resp_t *resp)
             (unsigned long long)st.registered, (unsigned long long)st.registrations,
             (unsigned long long)st.heartbeats, (unsigned long long)st.leases_expired,
             (long long)cp_store_rv(a->o.store));
+    if (a->o.push != NULL) {
+        cp_push_metrics(a->o.push, wf_mono_ns() / 1000000, f);
+    }
     fclose(f);
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->body = out;
+}
+
+/* ---- push ---- */
+
+/* Most a poll may ask to be held (wait_ms); libmicrohttpd does not time out a held one. */
+#define MAX_WAIT_MS 300000
+
+/* A non-negative decimal integer, or absent (def). */
+static bool query_int(const char *s, int64_t def, int64_t *out)
+{
+    if (s == NULL) {
+        *out = def;
+        return true;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || v < 0 || errno != 0) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* The poll's query from req; false with a 400 in resp when it is malformed. */
+static bool snapshot_query(const cp_api_req_t *req, const char *wait, cp_push_query_t *q,
+                           int64_t *wait_ms, cp_api_resp_t *resp)
+{
+    memset(q, 0, sizeof(*q));
+    q->proxy_id = req->query_proxy;
+    q->reason = req->query_reason;
+    if (q->proxy_id == NULL || q->proxy_id[0] == '\0') {
+        resp_status(resp, 400, "BadRequest", "proxy: required (the proxy's id)");
+        return false;
+    }
+    if (!query_int(req->query_version, 0, &q->version) ||
+        !query_int(req->query_nack, 0, &q->nack)) {
+        resp_status(resp, 400, "BadRequest", "version, nack: must be non-negative integers");
+        return false;
+    }
+    if (!query_int(wait, CP_PUSH_DEFAULT_WAIT_MS, wait_ms) || *wait_ms > MAX_WAIT_MS) {
+        resp_status(resp, 400, "BadRequest", "wait_ms: must be an integer 0..%d", MAX_WAIT_MS);
+        return false;
+    }
+    return true;
+}
+
+/* What a poll that got no document is answered: 304, or the engine's refusal. */
+static void snapshot_outcome(int rc, char *doc, size_t len, cp_api_resp_t *resp)
+{
+    if (rc == CP_PUSH_DOC) {
+        resp->status = 200;
+        resp->content_type = "application/json";
+        resp->body = doc;
+        (void)len;
+    } else if (rc == CP_PUSH_WAIT) {
+        resp_text(resp, 304, "application/json", "");
+    } else if (rc == WF_E_INVAL) {
+        resp_status(resp, 400, "BadRequest",
+                    "proxy: must be 1 to 253 printable characters without spaces");
+    } else if (rc == WF_E_LIMIT) {
+        resp_status(resp, 503, "ServiceUnavailable", "too many proxies are tracked");
+    } else {
+        resp_status(resp, 500, "InternalError", "the snapshot could not be compiled: %s",
+                    cp_strerror(rc));
+    }
+}
+
+/* GET /v1/snapshot without waiting (cp_api_handle; the HTTP layer parks polls itself). */
+static void serve_snapshot(cp_api_t *a, const cp_api_req_t *req, cp_api_resp_t *resp)
+{
+    cp_push_query_t q;
+    int64_t wait_ms;
+    char *doc = NULL;
+    size_t len = 0;
+    if (!snapshot_query(req, NULL, &q, &wait_ms, resp)) {
+        return;
+    }
+    int rc = cp_push_poll(a->o.push, &q, wf_mono_ns() / 1000000, NULL, &doc, &len);
+    snapshot_outcome(rc, doc, len, resp);
+}
+
+static void serve_proxy_status(cp_api_t *a, cp_api_resp_t *resp)
+{
+    resp_json(resp, 200, cp_push_status(a->o.push, wf_mono_ns() / 1000000));
 }
 
 /* ---- dispatch ---- */
@@ -934,6 +1028,33 @@ static bool method_is(const cp_api_req_t *req, const char *m)
 {
     return strcmp(req->method, m) == 0 ||
            (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
+}
+
+/* GET /v1/analyze[?namespace=NS]: the cross-resource findings over the stored configuration
+ * and the live workloads, as {"messages":[...]}. */
+static void serve_analyze(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp)
+{
+    if (!method_is(req, "GET")) {
+        resp_status(resp, 405, "MethodNotAllowed", "use GET");
+        return;
+    }
+    if (!may_read(a, req)) {
+        unauthorized(resp);
+        return;
+    }
+    cp_config_t *cfg = NULL;
+    int rc = cp_config_load(a->o.store, a->o.registry, now_ms, &cfg);
+    if (rc != 0) {
+        resp_status(resp, 500, "InternalError", "the store failed: %s", cp_strerror(rc));
+        return;
+    }
+    cp_finding_t *f = NULL;
+    size_t n = 0;
+    cp_analyze(cfg, &f, &n);
+    const char *ns = req->ns_filter != NULL && req->ns_filter[0] != '\0' ? req->ns_filter : NULL;
+    resp_json(resp, 200, cp_findings_json(f, n, ns));
+    cp_findings_free(f, n);
+    cp_config_free(cfg);
 }
 
 void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp)
@@ -975,6 +1096,20 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
             serve_apply(a, req, now_ms, resp);
         }
         break;
+    case H_SNAPSHOT:
+    case H_PROXY_STATUS:
+        if (!method_is(req, "GET")) {
+            resp_status(resp, 405, "MethodNotAllowed", "use GET");
+        } else if (h == H_SNAPSHOT ? !is_proxy(a, req) : !may_read(a, req)) {
+            unauthorized(resp);
+        } else if (a->o.push == NULL) {
+            resp_status(resp, 404, "NotFound", "this server pushes no configuration");
+        } else if (h == H_SNAPSHOT) {
+            serve_snapshot(a, req, resp);
+        } else {
+            serve_proxy_status(a, resp);
+        }
+        break;
     case H_METRICS:
         serve_metrics(a, resp);
         break;
@@ -982,6 +1117,10 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
         resp_text(resp, 200, "text/plain; charset=utf-8", "ok\n");
         break;
     default:
+        if (strcmp(req->path, "/v1/analyze") == 0) {
+            serve_analyze(a, req, now_ms, resp);
+            break;
+        }
         resp_status(resp, 404, "NotFound", "the server could not find the requested resource");
         break;
     }
@@ -995,6 +1134,12 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool too_large;
+    /* a held /v1/snapshot poll */
+    bool polling;
+    struct MHD_Connection *conn;
+    cp_push_waiter_t waiter;
+    cp_push_query_t query;
+    char *proxy, *reason;
 } conn_state_t;
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, const cp_api_resp_t *r)
@@ -1024,6 +1169,71 @@ static enum MHD_Result early(cp_api_t *a, struct MHD_Connection *conn, int h, cp
     return ret;
 }
 
+static void poll_suspend(void *arg)
+{
+    conn_state_t *st = arg;
+    MHD_suspend_connection(st->conn);
+}
+
+static void poll_resume(void *arg)
+{
+    conn_state_t *st = arg;
+    MHD_resume_connection(st->conn);
+}
+
+/*
+ * GET /v1/snapshot over HTTP: the first call parses the query and polls; a poll that must wait
+ * is suspended by the push engine and this runs again when it is resumed (a newer version, or
+ * its wait ran out: 304).
+ */
+static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn_state_t *st,
+                                  const cp_api_req_t *req)
+{
+    cp_api_resp_t r = {0};
+    int64_t now = wf_mono_ns() / 1000000;
+    if (!st->polling) {
+        int64_t wait_ms;
+        const char *wait = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait_ms");
+        if (!snapshot_query(req, wait, &st->query, &wait_ms, &r)) {
+            return early(a, conn, H_SNAPSHOT, &r);
+        }
+        st->polling = true;
+        st->conn = conn;
+        st->proxy = wf_strdup(st->query.proxy_id);
+        st->reason = st->query.reason != NULL ? wf_strdup(st->query.reason) : NULL;
+        st->query.proxy_id = st->proxy;
+        st->query.reason = st->reason;
+        st->waiter.suspend = poll_suspend;
+        st->waiter.resume = poll_resume;
+        st->waiter.arg = st;
+        st->waiter.deadline_ms = now + wait_ms;
+    }
+    if (st->waiter.timed_out) {
+        snapshot_outcome(CP_PUSH_WAIT, NULL, 0, &r);
+        return early(a, conn, H_SNAPSHOT, &r);
+    }
+    char *doc = NULL;
+    size_t len = 0;
+    int rc = cp_push_poll(a->o.push, &st->query, now, &st->waiter, &doc, &len);
+    if (rc == CP_PUSH_WAIT && !st->waiter.timed_out) {
+        return MHD_YES; /* suspended */
+    }
+    if (rc != CP_PUSH_DOC) {
+        snapshot_outcome(rc, NULL, 0, &r);
+        return early(a, conn, H_SNAPSHOT, &r);
+    }
+    atomic_fetch_add(&a->requests[H_SNAPSHOT][2], 1);
+    struct MHD_Response *mr = MHD_create_response_from_buffer_with_free_callback(len, doc, free);
+    if (mr == NULL) {
+        free(doc);
+        return MHD_NO;
+    }
+    MHD_add_response_header(mr, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -1045,7 +1255,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * client waiting on 100-continue). */
         bool writing = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
         if ((((h == H_RESOURCES && writing) || h == H_APPLY) && !is_admin(a, &head)) ||
-            ((h == H_REGISTER || h == H_HEARTBEAT) && !is_proxy(a, &head))) {
+            ((h == H_REGISTER || h == H_HEARTBEAT || h == H_SNAPSHOT) && !is_proxy(a, &head))) {
             cp_api_resp_t r = {0};
             unauthorized(&r);
             return early(a, conn, h, &r);
@@ -1087,9 +1297,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
         .resource_version =
             MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "resourceVersion"),
+        .query_proxy = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "proxy"),
+        .query_version = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "version"),
+        .query_nack = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "nack"),
+        .query_reason = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "reason"),
         .body = st->body,
         .body_len = st->len,
+        .ns_filter = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "namespace"),
     };
+    if (handler_of(url) == H_SNAPSHOT && strcmp(method, "GET") == 0 && a->o.push != NULL) {
+        return serve_poll(a, conn, st, &req);
+    }
     cp_api_handle(a, &req, wf_wall_ms(), &r);
     enum MHD_Result ret = send_resp(conn, &r);
     free(r.body);
@@ -1101,6 +1319,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     conn_state_t *st = *con_cls;
     if (st != NULL) {
+        WF_ASSERT(st->waiter.proxy == NULL);
+        wf_free(st->proxy);
+        wf_free(st->reason);
         wf_free(st->body);
         wf_free(st);
         *con_cls = NULL;
@@ -1125,6 +1346,9 @@ int cp_api_new(const cp_api_options_t *o, cp_api_t **out)
     }
     if (a->o.threads == 0) {
         a->o.threads = 2;
+    }
+    if (a->o.max_connections == 0) {
+        a->o.max_connections = 1024;
     }
     *out = a;
     return 0;
@@ -1163,11 +1387,13 @@ int cp_api_listen(cp_api_t *a, const char *addr_s)
         return WF_E_INVAL;
     }
     errno = 0;
-    a->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        a->o.threads, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_CONNECTION_LIMIT, 1024u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
+    a->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
+                                 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+                                 a->o.threads, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                 MHD_OPTION_CONNECTION_LIMIT, a->o.max_connections,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
     if (a->daemon == NULL) {
         return errno ? -errno : WF_E_INTERNAL;
     }
@@ -1187,6 +1413,10 @@ void cp_api_free(cp_api_t *a)
         return;
     }
     if (a->daemon != NULL) {
+        /* libmicrohttpd cannot stop with suspended connections: answer the held polls. */
+        if (a->o.push != NULL) {
+            cp_push_close(a->o.push);
+        }
         MHD_stop_daemon(a->daemon);
     }
     wf_free(a->admin_token);

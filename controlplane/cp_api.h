@@ -2,8 +2,12 @@
  * cp_api.h - the control plane's HTTP API (libmicrohttpd):
  *
  *   POST /v1/register, POST /v1/heartbeat            bootstrap (or admin) token
+ *   GET  /v1/snapshot?proxy=ID&version=N[&nack=M&reason=R][&wait_ms=T]   bootstrap (or admin)
+ *        token; the long-poll of docs/snapshot.md "Delivery" (cp_push.h)
+ *   GET  /v1/proxy-status                            admin token, or none with read_open
  *   POST /v1/apply {"items":[...]}                   admin token; one transaction
  *   GET  /v1/workloads, GET /v1/targets (http_sd)    admin token, or none with read_open
+ *   GET  /v1/analyze[?namespace=NS]                  the same; cp_analyze.h's findings
  *   /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]   Kubernetes-style resources:
  *        POST create, PUT update, DELETE, GET; writes need the admin token, reads too unless
  *        read_open; /apis/{group}/{version}/{plural} lists every namespace
@@ -20,6 +24,7 @@
 #ifndef CP_API_H
 #define CP_API_H
 
+#include "cp_push.h"
 #include "cp_registry.h"
 #include "cp_store.h"
 
@@ -39,6 +44,8 @@ typedef struct {
     bool read_open;   /* reads without a token */
     size_t max_body;  /* largest request body; 0: CP_API_DEFAULT_MAX_BODY */
     unsigned threads; /* HTTP worker threads; 0: 2 */
+    cp_push_t *push;  /* the push engine (outlives the API); NULL: no /v1/snapshot, no notify */
+    unsigned max_connections; /* open connections (held polls included); 0: 1024 */
 } cp_api_options_t;
 
 typedef struct cp_api cp_api_t;
@@ -48,8 +55,13 @@ typedef struct {
     const char *path;             /* decoded, without the query string */
     const char *authorization;    /* header value or NULL */
     const char *resource_version; /* ?resourceVersion= (DELETE precondition) or NULL */
-    const char *body;             /* NUL-terminated, body_len bytes; NULL when none */
+    const char *query_proxy;      /* /v1/snapshot's ?proxy=, ?version=, ?nack=, ?reason= */
+    const char *query_version;
+    const char *query_nack;
+    const char *query_reason;
+    const char *body; /* NUL-terminated, body_len bytes; NULL when none */
     size_t body_len;
+    const char *ns_filter; /* ?namespace= (GET /v1/analyze) or NULL */
 } cp_api_req_t;
 
 typedef struct {
@@ -59,7 +71,8 @@ typedef struct {
 } cp_api_resp_t;
 
 int cp_api_new(const cp_api_options_t *o, cp_api_t **out);
-/* Serve req at wall time now_ms into resp (free resp->body with free()). */
+/* Serve req at wall time now_ms into resp (free resp->body with free()). A /v1/snapshot poll
+ * served here does not wait: 200 with a newer document, else 304 at once. */
 void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp);
 /* Listen on "ipv4:port" (port 0: any; cp_api_port tells which). errno-style code on failure. */
 int cp_api_listen(cp_api_t *a, const char *addr);

@@ -45,9 +45,18 @@ void cp_compile_free(cp_compiled_t *c);
  * proxy.id) with "version": version, as NUL-terminated JSON in *json (wf_free it), *len bytes.
  * *content_hash (when not NULL) is a hash of everything but the version, so a caller can tell
  * that a newer configuration changed nothing for this proxy. WF_E_NOTFOUND when proxy_id is
- * not a registered workload.
+ * not a registered workload; -EAGAIN for a gateway no Gateway resource gives an HTTP server
+ * (schema 1 requires at least one): there is nothing to send it until the configuration
+ * changes, as Istio sends such a gateway no listeners.
  */
 int cp_compile_proxy(cp_compiled_t *c, const char *proxy_id, int64_t version, char **json,
                      size_t *len, uint64_t *content_hash);
+
+/*
+ * How many things the compiler has left out so far because schema 1 cannot express them (a
+ * VirtualService's tcp routes, a delegate, uriRegexRewrite, ...), summed over every proxy and
+ * shared part compiled by c; each kind is also logged once. For tests and /metrics.
+ */
+uint64_t cp_compile_skipped(cp_compiled_t *c);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * cp_main.c - `weft control`: flags, the data directory and its tokens, the store, the
- * registry and the HTTP API; then a loop that sweeps expired leases until SIGINT/SIGTERM.
+ * registry, the push engine and the HTTP API; then a loop that sweeps expired leases until
+ * SIGINT/SIGTERM.
  *
  * The signals are blocked in every thread and taken with sigtimedwait by the main thread, so
  * no handler and no global flag are needed, and the once-a-second sweep rides on the wait.
@@ -8,6 +9,8 @@
 #include "cp_main.h"
 
 #include "cp_api.h"
+#include "cp_compile.h"
+#include "cp_push.h"
 #include "cp_registry.h"
 #include "cp_store.h"
 #include "cp_token.h"
@@ -25,6 +28,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -37,6 +42,9 @@ typedef struct {
     bool read_open;
     int64_t max_body;
     char *log_level;
+    char *collector;
+    char *sampling;
+    bool access_log;
 } cp_cfg_t;
 
 static const wf_flag_t cp_flags[] = {
@@ -55,6 +63,12 @@ static const wf_flag_t cp_flags[] = {
     {"max-body", WF_FLAG_SIZE, "1MiB", offsetof(cp_cfg_t, max_body),
      "largest request body accepted"},
     {"log-level", WF_FLAG_STR, "info", offsetof(cp_cfg_t, log_level), "error, warn, info or debug"},
+    {"collector", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, collector),
+     "collector URL the proxies send telemetry to (their snapshots' telemetry.collector_url)"},
+    {"sampling", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, sampling),
+     "trace sampling percentage for the proxies, 0..100 (default: Istio's 1)"},
+    {"access-log", WF_FLAG_BOOL, "false", offsetof(cp_cfg_t, access_log),
+     "proxies write access logs"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -72,12 +86,41 @@ static int load_token(const char *flag_path, const char *dir, const char *name,
     return cp_token_load(path, true, out);
 }
 
+/*
+ * Each held poll is an open socket: raise the soft descriptor limit to the hard one, and size
+ * the HTTP connection limit from it, keeping some for the database and the logs.
+ */
+static unsigned raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 0;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536 + 64) {
+        return 65536;
+    }
+    return rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur - 64) : 64;
+}
+
+static const cp_push_compiler_t compiler = {
+    .compile_new = cp_compile_new,
+    .compile_free = cp_compile_free,
+    .compile_proxy = cp_compile_proxy,
+};
+
 int cp_main(int argc, char **argv)
 {
     cp_cfg_t cfg = {0};
     cp_store_t *store = NULL;
     cp_registry_t *reg = NULL;
     cp_api_t *api = NULL;
+    cp_push_t *push = NULL;
     char err[256];
     char admin[CP_TOKEN_MAX_LEN + 1], boot[CP_TOKEN_MAX_LEN + 1];
     int argi = 0, status = 1, rc;
@@ -107,6 +150,16 @@ int cp_main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    double sampling = -1;
+    if (cfg.sampling != NULL) {
+        char *end = NULL;
+        sampling = strtod(cfg.sampling, &end);
+        if (end == cfg.sampling || *end != '\0' || !(sampling >= 0 && sampling <= 100)) {
+            fprintf(stderr, "weft control: --sampling must be a percentage 0..100\n");
+            status = 2;
+            goto out;
+        }
+    }
     if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "weft control: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
         goto out;
@@ -134,6 +187,20 @@ int cp_main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    unsigned max_conns = raise_nofile();
+
+    cp_push_opts_t po = {
+        .store = store,
+        .registry = reg,
+        .compiler = &compiler,
+        .compile = {.collector_url = cfg.collector,
+                    .sampling = sampling,
+                    .access_log = cfg.access_log},
+    };
+    if ((rc = cp_push_new(&po, &push)) < 0 || (rc = cp_push_start(push)) < 0) {
+        fprintf(stderr, "weft control: cannot build the configuration: %s\n", cp_strerror(rc));
+        goto out;
+    }
 
     cp_api_options_t ao = {
         .store = store,
@@ -142,6 +209,8 @@ int cp_main(int argc, char **argv)
         .bootstrap_token = boot,
         .read_open = cfg.read_open,
         .max_body = (size_t)cfg.max_body,
+        .push = push,
+        .max_connections = max_conns,
     };
     if ((rc = cp_api_new(&ao, &api)) < 0 || (rc = cp_api_listen(api, cfg.listen)) < 0) {
         fprintf(stderr, "weft control: cannot listen on %s: %s\n", cfg.listen, cp_strerror(rc));
@@ -149,18 +218,27 @@ int cp_main(int argc, char **argv)
     }
     WF_LOG(WF_INFO, "control", "serving", "listen=%s data_dir=%s lease_ttl_ms=%lld", cfg.listen,
            cfg.data_dir, (long long)cfg.lease_ttl_ms);
+    uint64_t expired = 0;
     for (;;) {
         struct timespec tick = {.tv_sec = 1};
         int sig = sigtimedwait(&stop, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
             break;
         }
+        /* Leases also run out when a list sweeps them: count them all, not only this sweep. */
+        cp_registry_stats_t rs;
         cp_registry_expire(reg, wf_wall_ms());
+        cp_registry_stats(reg, &rs);
+        if (rs.leases_expired != expired) {
+            expired = rs.leases_expired;
+            cp_push_notify(push, wf_mono_ns() / 1000000);
+        }
     }
     WF_LOG(WF_INFO, "control", "stopping", "");
     status = 0;
 out:
     cp_api_free(api);
+    cp_push_free(push);
     cp_registry_close(reg);
     cp_store_close(store);
     wf_flags_free(cp_flags, &cfg);

@@ -124,6 +124,9 @@ typedef struct {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint, sighup;
     px_control_t *control;
+    int started;           /* workers started */
+    int status;            /* px_main's exit status */
+    uv_timer_t first_wait; /* a gateway fed by --control: waiting for its first snapshot */
 } px_main_ctx_t;
 
 static void request_stop(px_main_ctx_t *m)
@@ -358,6 +361,49 @@ static void export_stop(px_proxy_t *px)
     px->span_queues = NULL;
 }
 
+/* Start the workers (their listeners open); 0, or an error already reported. */
+static int start_workers(px_main_ctx_t *m)
+{
+    px_proxy_t *px = &m->px;
+    for (int i = 0; i < px->n_workers; i++) {
+        px->workers[i].px = px;
+        px->workers[i].id = i;
+        px->workers[i].metrics = px_metrics_shard(px->metrics, (unsigned)i);
+        int rc = px_worker_start(&px->workers[i]);
+        if (rc != 0) {
+            fprintf(stderr, "weft proxy: %s listener: %s\n", px->gateway ? "gateway" : "inbound",
+                    uv_strerror(rc));
+            return rc;
+        }
+        m->started++;
+    }
+    return 0;
+}
+
+/*
+ * A gateway started with --control and no --config opens its servers' ports only once the
+ * control plane has sent its first snapshot (which names them); /ready says INITIALIZING
+ * meanwhile. Polled on the main loop: the control thread installs the snapshot.
+ */
+static void on_first_wait(uv_timer_t *t)
+{
+    px_main_ctx_t *m = t->data;
+    uv_mutex_lock(&m->px.snap_mu);
+    bool have = m->px.snapshot != NULL;
+    unsigned long long version = have ? m->px.snapshot->version : 0;
+    uv_mutex_unlock(&m->px.snap_mu);
+    if (!have) {
+        return;
+    }
+    uv_timer_stop(t);
+    if (start_workers(m) != 0) {
+        m->status = 1;
+        request_stop(m);
+        return;
+    }
+    WF_LOG(WF_INFO, "proxy", "gateway servers open", "snapshot_version=%llu", version);
+}
+
 int px_main(int argc, char **argv)
 {
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
@@ -366,7 +412,6 @@ int px_main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char err[600];
     int status = 1;
-    int started = 0;
     bool loop_ok = false;
     int rc = wf_flags_parse(px_flags, &px->cfg, argc, argv, NULL, err, sizeof(err));
     if (rc == 1) {
@@ -440,9 +485,9 @@ int px_main(int argc, char **argv)
             status = 2;
             goto out;
         }
-        if (px->snapshot == NULL) {
+        if (px->snapshot == NULL && cfg->control == NULL) {
             fprintf(stderr, "weft proxy: --mode gateway needs a --config snapshot whose "
-                            "proxy.mode is gateway\n");
+                            "proxy.mode is gateway, or --control\n");
             status = 2;
             goto out;
         }
@@ -486,17 +531,14 @@ int px_main(int argc, char **argv)
             goto out;
         }
     }
-    for (int i = 0; i < px->n_workers; i++) {
-        px->workers[i].px = px;
-        px->workers[i].id = i;
-        px->workers[i].metrics = px_metrics_shard(px->metrics, (unsigned)i);
-        rc = px_worker_start(&px->workers[i]);
-        if (rc != 0) {
-            fprintf(stderr, "weft proxy: %s listener: %s\n", px->gateway ? "gateway" : "inbound",
-                    uv_strerror(rc));
-            goto out;
-        }
-        started++;
+    bool defer = px->gateway && px->snapshot == NULL;
+    if (!defer && start_workers(m) != 0) {
+        goto out;
+    }
+    uv_timer_init(&m->loop, &m->first_wait);
+    m->first_wait.data = m;
+    if (defer) {
+        uv_timer_start(&m->first_wait, on_first_wait, 20, 20);
     }
     m->admin.quit_cb = on_quit;
     m->admin.quit_arg = m;
@@ -547,15 +589,16 @@ int px_main(int argc, char **argv)
            "service=%s inbound=%s outbound=%s app=%s admin=%s workers=%d snapshot_version=%llu",
            cfg->service, cfg->inbound, cfg->outbound, px->app_host, cfg->admin, px->n_workers,
            version);
+    m->status = 0;
     uv_run(&m->loop, UV_RUN_DEFAULT);
-    status = 0;
+    status = m->status;
 
 out:
     px_control_stop(m->control); /* no snapshot arrives while workers stop */
-    for (int i = 0; i < started; i++) {
+    for (int i = 0; i < m->started; i++) {
         px_worker_stop(&px->workers[i]);
     }
-    for (int i = 0; i < started; i++) {
+    for (int i = 0; i < m->started; i++) {
         px_worker_join(&px->workers[i]);
     }
     export_stop(px); /* after the workers: nothing pushes spans any more */
@@ -566,7 +609,7 @@ out:
         uv_run(&m->loop, UV_RUN_DEFAULT);
         uv_loop_close(&m->loop);
     }
-    if (status == 0 && started > 0) {
+    if (status == 0 && m->started > 0) {
         WF_LOG(WF_INFO, "proxy", "stopped");
     }
     wf_free(px->workers);

@@ -166,6 +166,9 @@ static void worker_finish(px_worker_t *w)
         wf_buf_free(&w->rbuf_cache[--w->n_rbuf_cache]);
     }
     gen_free_all(w);
+    uv_mutex_lock(&w->px->snap_mu); /* px_proxy_install sends to it no more */
+    w->config_async.data = NULL;
+    uv_mutex_unlock(&w->px->snap_mu);
     uv_close((uv_handle_t *)&w->config_async, NULL);
     uv_timer_stop(&w->drain_timer);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -435,16 +438,16 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
         px->identity = px_snapshot_ref(s);
     }
     px->nack[0] = '\0';
-    uv_mutex_unlock(&px->snap_mu);
-    atomic_fetch_add_explicit(&px->config_accepted, 1, memory_order_relaxed);
-    px_lb_shared_unref(old_lb);
-    px_snapshot_unref(old);
-    wf_free(old_json);
     for (int i = 0; i < px->n_workers; i++) {
         if (px->workers[i].config_async.data != NULL) {
             uv_async_send(&px->workers[i].config_async);
         }
     }
+    uv_mutex_unlock(&px->snap_mu);
+    atomic_fetch_add_explicit(&px->config_accepted, 1, memory_order_relaxed);
+    px_lb_shared_unref(old_lb);
+    px_snapshot_unref(old);
+    wf_free(old_json);
     return 0;
 }
 
@@ -532,7 +535,11 @@ static void worker_thread(void *arg)
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_async_init(&w->loop, &w->config_async, config_async_cb);
+    /* Under snap_mu: px_proxy_install (the control thread) sends to the workers whose handle
+     * is ready, and a gateway's workers may start while it runs. */
+    uv_mutex_lock(&w->px->snap_mu);
     w->config_async.data = w;
+    uv_mutex_unlock(&w->px->snap_mu);
     gen_update(w);
     rc = w->px->gateway ? open_gateway(w) : open_sidecar(w);
     w->start_rc = rc;

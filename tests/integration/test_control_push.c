@@ -1,0 +1,474 @@
+/*
+ * test_control_push.c - the config push of the real `weft control` (docs/snapshot.md
+ * "Delivery", docs/controlplane.md "Push"): long-polls held on /v1/snapshot and answered when a
+ * registration or an apply makes a newer version (200, version above the previous one) or when
+ * their wait runs out (304); a refused version is not sent again; /v1/proxy-status shows
+ * SYNCED, STALE, NACK (with the reason) and NOT_REGISTERED; tokens are required; a hundred
+ * polls held at once are all answered after their workloads register; versions keep growing
+ * across a restart; the push metrics.
+ */
+#include "wf_alloc.h"
+#include "wt_util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    char *dir;
+    char *data;
+    int port;
+    pid_t pid;
+    char admin[128];
+    char boot[128];
+} cp_t;
+
+static void read_token(const char *data, const char *name, char *out, size_t len)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", data, name);
+    char *t = wt_read_file(path, NULL);
+    assert_non_null(t);
+    t[strcspn(t, "\r\n")] = '\0';
+    snprintf(out, len, "%s", t);
+    wf_free(t);
+}
+
+static void cp_start(cp_t *c)
+{
+    char listen[64], log[600];
+    c->port = wt_free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
+    snprintf(log, sizeof(log), "%s/control.log", c->dir);
+    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", c->data,
+                    "--lease-ttl",         "120s",    NULL};
+    c->pid = wt_spawn(argv, log);
+    assert_true(wt_wait_port(c->port, 20000));
+    read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
+    read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot));
+}
+
+static void cp_new(cp_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->dir = wt_tmpdir("cppush");
+    c->data = wf_malloc(strlen(c->dir) + 8);
+    sprintf(c->data, "%s/data", c->dir);
+    cp_start(c);
+}
+
+static void cp_stop(cp_t *c)
+{
+    int st = wt_stop(c->pid, 10000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void cp_free(cp_t *c)
+{
+    wt_rm_rf(c->dir);
+    wf_free(c->dir);
+    wf_free(c->data);
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void send_req(int fd, const char *method, const char *path, const char *token,
+                     const char *body)
+{
+    char auth[256] = "", clen[64] = "";
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    }
+    if (body != NULL) {
+        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", strlen(body));
+    }
+    char head[2048];
+    int hl = snprintf(head, sizeof(head),
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n%s",
+                      method, path, auth, clen, body != NULL ? body : "");
+    assert_true(hl > 0 && hl < (int)sizeof(head));
+    assert_int_equal(write(fd, head, (size_t)hl), hl);
+}
+
+/* Read a Connection: close answer to its end; the status, *out the body (wf_free). */
+static int read_resp(int fd, char **out)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = wf_malloc(cap + 1);
+    ssize_t r;
+    while ((r = read(fd, buf + n, cap - n)) > 0) {
+        n += (size_t)r;
+        if (n == cap) {
+            cap *= 2;
+            buf = wf_realloc(buf, cap + 1);
+        }
+    }
+    close(fd);
+    buf[n] = '\0';
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
+        status = -1;
+    }
+    if (out != NULL) {
+        char *sep = strstr(buf, "\r\n\r\n");
+        *out = wf_strdup(sep ? sep + 4 : "");
+    }
+    wf_free(buf);
+    return status;
+}
+
+/* One request; the status, *out the body (wf_free) when out is not NULL. */
+static int req(int port, const char *method, const char *path, const char *token, const char *body,
+               char **out)
+{
+    int fd = connect_to(port);
+    struct timeval tv = {60, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    send_req(fd, method, path, token, body);
+    return read_resp(fd, out);
+}
+
+static json_t *parse(char *body)
+{
+    json_t *o = json_loads(body, 0, NULL);
+    if (o == NULL) {
+        fprintf(stderr, "not JSON: %s\n", body);
+    }
+    assert_non_null(o);
+    wf_free(body);
+    return o;
+}
+
+static void reg(cp_t *c, const char *service, const char *version, int port)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"service\":\"%s\",\"version\":\"%s\",\"address\":\"127.0.0.1\",\"ports\":[%d],"
+             "\"labels\":{\"app\":\"%s\",\"version\":\"%s\"}}",
+             service, version, port, service, version);
+    assert_int_equal(req(c->port, "POST", "/v1/register", c->boot, body, NULL), 200);
+}
+
+/* A poll (blocking); the status and, on 200, the document's version in *version. */
+static int poll_snapshot(cp_t *c, const char *id, long long version, const char *extra, int wait_ms,
+                         long long *doc_version)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/snapshot?proxy=%s&version=%lld%s&wait_ms=%d", id, version,
+             extra != NULL ? extra : "", wait_ms);
+    char *body = NULL;
+    int st = req(c->port, "GET", path, c->boot, NULL, &body);
+    if (st == 200) {
+        json_t *o = parse(body);
+        *doc_version = json_integer_value(json_object_get(o, "version"));
+        json_decref(o);
+    } else {
+        wf_free(body);
+    }
+    return st;
+}
+
+/* A poll on its own thread, to hold it while the test changes something. */
+typedef struct {
+    cp_t *c;
+    const char *id;
+    long long version;
+    const char *extra;
+    int wait_ms;
+    int status;
+    long long doc_version;
+    pthread_t t;
+} bg_poll_t;
+
+static void *bg_run(void *arg)
+{
+    bg_poll_t *b = arg;
+    b->status = poll_snapshot(b->c, b->id, b->version, b->extra, b->wait_ms, &b->doc_version);
+    return NULL;
+}
+
+/* Start a held poll and wait until the server shows it waiting. */
+static void bg_start(bg_poll_t *b);
+
+static int bg_join(bg_poll_t *b)
+{
+    pthread_join(b->t, NULL);
+    return b->status;
+}
+
+/* proxy-status's entry for id (a new reference), or NULL; *current the version. */
+static json_t *status_entry(cp_t *c, const char *id, long long *current)
+{
+    char *body = NULL;
+    assert_int_equal(req(c->port, "GET", "/v1/proxy-status", c->admin, NULL, &body), 200);
+    json_t *o = parse(body);
+    if (current != NULL) {
+        *current = json_integer_value(json_object_get(o, "version"));
+    }
+    json_t *list = json_object_get(o, "proxies");
+    json_t *found = NULL;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *e = json_array_get(list, i);
+        if (strcmp(json_string_value(json_object_get(e, "id")), id) == 0) {
+            found = json_incref(e);
+        }
+    }
+    json_decref(o);
+    return found;
+}
+
+static void bg_start(bg_poll_t *b)
+{
+    assert_int_equal(pthread_create(&b->t, NULL, bg_run, b), 0);
+    for (int i = 0; i < 2000; i++) {
+        json_t *e = status_entry(b->c, b->id, NULL);
+        bool waiting = e != NULL && json_is_true(json_object_get(e, "waiting"));
+        json_decref(e);
+        if (waiting) {
+            return;
+        }
+        usleep(5000);
+    }
+    fail_msg("the poll of %s never waited", b->id);
+}
+
+static const char *state_of(cp_t *c, const char *id, char reason[128])
+{
+    static char state[32];
+    json_t *e = status_entry(c, id, NULL);
+    assert_non_null(e);
+    snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(e, "state")));
+    if (reason != NULL) {
+        snprintf(reason, 128, "%s", json_string_value(json_object_get(e, "reason")));
+    }
+    json_decref(e);
+    return state;
+}
+
+/* The value of a metric line (exact name and labels) in /metrics, or -1. */
+static double metric(cp_t *c, const char *name)
+{
+    char *body = NULL;
+    assert_int_equal(req(c->port, "GET", "/metrics", NULL, NULL, &body), 200);
+    double v = -1;
+    size_t n = strlen(name);
+    for (char *line = body; line != NULL && *line; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+            v = strtod(line + n + 1, NULL);
+            break;
+        }
+    }
+    wf_free(body);
+    return v;
+}
+
+/* Tokens: the bootstrap (or admin) token polls, the admin token reads the status. */
+static void test_auth(void **state)
+{
+    (void)state;
+    cp_t c;
+    cp_new(&c);
+    char *body = NULL;
+    assert_int_equal(
+        req(c.port, "GET", "/v1/snapshot?proxy=a.default&version=0&wait_ms=0", NULL, NULL, NULL),
+        401);
+    assert_int_equal(
+        req(c.port, "GET", "/v1/snapshot?proxy=a.default&version=0&wait_ms=0", "wrong", NULL, NULL),
+        401);
+    assert_int_equal(
+        req(c.port, "GET", "/v1/snapshot?proxy=a.default&version=0&wait_ms=0", c.admin, NULL, NULL),
+        304);
+    assert_int_equal(req(c.port, "GET", "/v1/proxy-status", NULL, NULL, NULL), 401);
+    assert_int_equal(req(c.port, "GET", "/v1/proxy-status", c.boot, NULL, NULL), 401);
+    /* Malformed queries. */
+    assert_int_equal(req(c.port, "GET", "/v1/snapshot?version=0", c.boot, NULL, &body), 400);
+    wf_free(body);
+    assert_int_equal(
+        req(c.port, "GET", "/v1/snapshot?proxy=a.default&version=x", c.boot, NULL, NULL), 400);
+    assert_int_equal(
+        req(c.port, "GET", "/v1/snapshot?proxy=a.default&wait_ms=999999999", c.boot, NULL, NULL),
+        400);
+    assert_int_equal(req(c.port, "POST", "/v1/snapshot?proxy=a.default", c.boot, "{}", NULL), 405);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
+/* Polls answered by registrations and applies, 304 when nothing is newer, a refusal not resent,
+ * the states of proxy-status, the metrics; versions grow across a restart. */
+static void test_push_flow(void **state)
+{
+    (void)state;
+    cp_t c;
+    cp_new(&c);
+    long long v = 0, cur = 0;
+    const char *id = "reviews-v1.default";
+
+    /* Not registered: the poll waits, and is answered 304. */
+    assert_int_equal(poll_snapshot(&c, id, 0, NULL, 200, &v), 304);
+    assert_string_equal(state_of(&c, id, NULL), "NOT_REGISTERED");
+
+    /* Held while the workload registers: answered with a document. */
+    bg_poll_t b1 = {.c = &c, .id = id, .version = 0, .wait_ms = 20000};
+    bg_start(&b1);
+    reg(&c, "reviews", "v1", 9080);
+    assert_int_equal(bg_join(&b1), 200);
+    long long v1 = b1.doc_version;
+    assert_true(v1 > 0);
+    json_t *e = status_entry(&c, id, &cur);
+    assert_int_equal(cur, v1);
+    assert_string_equal(json_string_value(json_object_get(e, "state")), "STALE");
+    assert_int_equal(json_integer_value(json_object_get(e, "sent")), v1);
+    assert_string_equal(json_string_value(json_object_get(e, "namespace")), "default");
+    assert_string_equal(json_string_value(json_object_get(e, "service")), "reviews");
+    json_decref(e);
+
+    /* The proxy applied it: nothing newer, 304, SYNCED. */
+    assert_int_equal(poll_snapshot(&c, id, v1, NULL, 200, &v), 304);
+    assert_string_equal(state_of(&c, id, NULL), "SYNCED");
+
+    /* Another workload changes this proxy's view: a newer version. */
+    bg_poll_t b2 = {.c = &c, .id = id, .version = v1, .wait_ms = 20000};
+    bg_start(&b2);
+    reg(&c, "ratings", "v1", 9081);
+    assert_int_equal(bg_join(&b2), 200);
+    long long v2 = b2.doc_version;
+    assert_true(v2 > v1);
+
+    /* Refused: not sent again, NACK with the reason. */
+    assert_int_equal(poll_snapshot(&c, id, v1, "&nack=0&reason=cluster%20x%3A%20bad", 200, &v),
+                     304);
+    char reason[128];
+    assert_string_equal(state_of(&c, id, reason), "NACK");
+    assert_string_equal(reason, "cluster x: bad");
+    char nack[64];
+    snprintf(nack, sizeof(nack), "&nack=%lld&reason=bad", v2);
+    assert_int_equal(poll_snapshot(&c, id, v1, nack, 200, &v), 304);
+    assert_int_equal(metric(&c, "weft_control_push_nacks_total"), 2);
+
+    /* A resource applied through /v1/apply is a change: a newer version reaches the proxy. */
+    bg_poll_t b3 = {.c = &c, .id = id, .version = v1, .extra = nack, .wait_ms = 20000};
+    bg_start(&b3);
+    reg(&c, "details", "v1", 9082);
+    const char *apply =
+        "{\"items\":[{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"DestinationRule\","
+        "\"metadata\":{\"name\":\"ratings\"},\"spec\":{\"host\":\"ratings\",\"subsets\":[{"
+        "\"name\":\"v1\",\"labels\":{\"version\":\"v1\"}}]}}]}";
+    assert_int_equal(req(c.port, "POST", "/v1/apply", c.admin, apply, NULL), 200);
+    assert_int_equal(bg_join(&b3), 200);
+    long long v3 = b3.doc_version;
+    assert_true(v3 > v2);
+    /* The registration and the apply may have made two versions: take what is newer. */
+    for (int i = 0; i < 5 && poll_snapshot(&c, id, v3, NULL, 300, &v) == 200; i++) {
+        assert_true(v > v3);
+        v3 = v;
+    }
+    assert_int_equal(poll_snapshot(&c, id, v3, NULL, 100, &v), 304);
+    assert_string_equal(state_of(&c, id, reason), "SYNCED");
+    assert_string_equal(reason, "");
+
+    assert_int_equal(metric(&c, "weft_control_config_version"), (double)v3);
+    assert_true(metric(&c, "weft_control_pushes_total") >= 3);
+    assert_true(metric(&c, "weft_control_config_builds_total") >= 4);
+    assert_int_equal(metric(&c, "weft_control_proxies{state=\"synced\"}"), 1);
+    assert_int_equal(metric(&c, "weft_control_proxies_connected"), 0);
+    assert_true(metric(&c, "weft_control_push_convergence_seconds_count") >= 1);
+
+    /* A held poll does not stop the server from stopping; after a restart the version is still
+     * above every version handed out before. */
+    bg_poll_t b4 = {.c = &c, .id = id, .version = v3, .wait_ms = 20000};
+    bg_start(&b4);
+    cp_stop(&c);
+    bg_join(&b4);
+    cp_start(&c);
+    e = status_entry(&c, id, &cur);
+    json_decref(e);
+    assert_true(cur > v3);
+    assert_int_equal(poll_snapshot(&c, id, v3, NULL, 5000, &v), 200);
+    assert_int_equal(v, cur);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
+#define NPOLLS 100
+
+/* A hundred polls held at once, for workloads not registered yet; their registrations
+ * (coalesced into few versions) answer every one of them with its own document. */
+static void test_many_held_polls(void **state)
+{
+    (void)state;
+    cp_t c;
+    cp_new(&c);
+    int fds[NPOLLS];
+    char id[64], path[256];
+    for (int i = 0; i < NPOLLS; i++) {
+        fds[i] = connect_to(c.port);
+        snprintf(path, sizeof(path), "/v1/snapshot?proxy=svc%d-v1.default&version=0&wait_ms=30000",
+                 i);
+        send_req(fds[i], "GET", path, c.boot, NULL);
+    }
+    for (int i = 0; i < 2000 && metric(&c, "weft_control_proxies_connected") < NPOLLS; i++) {
+        usleep(5000);
+    }
+    assert_int_equal(metric(&c, "weft_control_proxies_connected"), NPOLLS);
+    double builds = metric(&c, "weft_control_config_builds_total");
+    for (int i = 0; i < NPOLLS; i++) {
+        char svc[32];
+        snprintf(svc, sizeof(svc), "svc%d", i);
+        reg(&c, svc, "v1", 10000 + i);
+    }
+    for (int i = 0; i < NPOLLS; i++) {
+        char *body = NULL;
+        assert_int_equal(read_resp(fds[i], &body), 200);
+        json_t *o = parse(body);
+        assert_true(json_integer_value(json_object_get(o, "version")) > 0);
+        json_t *px = json_object_get(o, "proxy");
+        snprintf(id, sizeof(id), "svc%d-v1.default", i);
+        if (px != NULL && json_object_get(px, "id") != NULL) {
+            assert_string_equal(json_string_value(json_object_get(px, "id")), id);
+        }
+        json_decref(o);
+    }
+    /* Debounced: far fewer versions than registrations. */
+    double built = metric(&c, "weft_control_config_builds_total") - builds;
+    assert_true(built >= 1 && built < NPOLLS / 4);
+    assert_int_equal(metric(&c, "weft_control_proxies{state=\"stale\"}"), NPOLLS);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_push_flow),
+        cmocka_unit_test(test_many_held_polls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
