@@ -666,7 +666,9 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
             waiter_park(p, w, px, true);
             break;
         }
-        /* Compile outside the lock: the generation and the proxy are pinned meanwhile. */
+        /* Compile outside the lock: the generation and the proxy are pinned meanwhile. A build
+         * may replace it then, and the unref below free it: keep what is needed after. */
+        const int64_t gv = g->version, gchange = g->change_ms;
         g->refs++;
         px->busy++;
         pthread_mutex_unlock(&p->mu);
@@ -686,7 +688,7 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
         if (rc == WF_E_NOTFOUND || rc == -EAGAIN) {
             /* Not registered (yet), or a gateway with no server to serve: nothing to send until
              * the configuration changes, which brings a new version. */
-            px->absent_version = g->version;
+            px->absent_version = gv;
             continue;
         }
         if (rc < 0) {
@@ -696,18 +698,18 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
             return rc;
         }
         if (px->have_known && hash == px->have_hash) {
-            px->same_version = g->version;
+            px->same_version = gv;
             wf_free(doc);
             continue;
         }
         if (px->nacking && px->nack_known && hash == px->nack_hash) {
-            px->refused_version = g->version;
+            px->refused_version = gv;
             wf_free(doc);
             continue;
         }
-        px->sent = g->version;
+        px->sent = gv;
         px->sent_hash = hash;
-        px->sent_change_ms = g->change_ms;
+        px->sent_change_ms = gchange;
         p->pushes++;
         p->inflight += doc_len;
         p->last_doc_len = doc_len;
