@@ -648,10 +648,8 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
     for (;;) {
         gen_t *g = p->cur;
         if (p->closed) {
-            if (w != NULL) {
-                w->timed_out = true;
-            }
-            break;
+            pthread_mutex_unlock(&p->mu);
+            return CP_PUSH_CLOSED;
         }
         if (g == NULL || g->version <= proxy_threshold(px) || px->same_version == g->version ||
             px->refused_version == g->version || px->absent_version == g->version) {
