@@ -981,7 +981,7 @@ static void snapshot_outcome(int rc, char *doc, size_t len, cp_api_resp_t *resp)
         resp->content_type = "application/json";
         resp->body = doc;
         (void)len;
-    } else if (rc == CP_PUSH_WAIT) {
+    } else if (rc == CP_PUSH_WAIT || rc == CP_PUSH_CLOSED) {
         resp_text(resp, 304, "application/json", "");
     } else if (rc == WF_E_INVAL) {
         resp_status(resp, 400, "BadRequest",
@@ -1235,8 +1235,8 @@ static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn
     char *doc = NULL;
     size_t len = 0;
     int rc = cp_push_poll(a->o.push, &st->query, now, &st->waiter, &doc, &len);
-    if (rc == CP_PUSH_WAIT && !st->waiter.timed_out) {
-        return MHD_YES; /* suspended */
+    if (rc == CP_PUSH_WAIT) {
+        return MHD_YES; /* suspended: the engine owns the waiter until it resumes it */
     }
     if (rc != CP_PUSH_DOC) {
         snapshot_outcome(rc, NULL, 0, &r);

@@ -648,10 +648,8 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
     for (;;) {
         gen_t *g = p->cur;
         if (p->closed) {
-            if (w != NULL) {
-                w->timed_out = true;
-            }
-            break;
+            pthread_mutex_unlock(&p->mu);
+            return CP_PUSH_CLOSED;
         }
         if (g == NULL || g->version <= proxy_threshold(px) || px->same_version == g->version ||
             px->refused_version == g->version || px->absent_version == g->version) {
@@ -666,29 +664,28 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
             waiter_park(p, w, px, true);
             break;
         }
-        /* Compile outside the lock: the generation and the proxy are pinned meanwhile. A build
-         * may replace it then, and the unref below free it: keep what is needed after. */
-        const int64_t gv = g->version, gchange = g->change_ms;
+        /* Compile outside the lock: the generation and the proxy are pinned meanwhile (the
+         * generation may be the last reference when this poll is done with it). */
+        int64_t version = g->version, change_ms = g->change_ms;
         g->refs++;
         px->busy++;
         pthread_mutex_unlock(&p->mu);
         char *doc = NULL;
         size_t doc_len = 0;
         uint64_t hash = 0;
-        int rc =
-            p->o.compiler->compile_proxy(g->compiled, px->id, g->version, &doc, &doc_len, &hash);
+        int rc = p->o.compiler->compile_proxy(g->compiled, px->id, version, &doc, &doc_len, &hash);
         pthread_mutex_lock(&p->mu);
-        px->busy--;
         gen_t *drop = gen_unref_locked(g);
         if (drop != NULL) {
             pthread_mutex_unlock(&p->mu);
             gen_free(p, drop);
             pthread_mutex_lock(&p->mu);
         }
+        px->busy--;
         if (rc == WF_E_NOTFOUND || rc == -EAGAIN) {
             /* Not registered (yet), or a gateway with no server to serve: nothing to send until
              * the configuration changes, which brings a new version. */
-            px->absent_version = gv;
+            px->absent_version = version;
             continue;
         }
         if (rc < 0) {
@@ -698,18 +695,18 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
             return rc;
         }
         if (px->have_known && hash == px->have_hash) {
-            px->same_version = gv;
+            px->same_version = version;
             wf_free(doc);
             continue;
         }
         if (px->nacking && px->nack_known && hash == px->nack_hash) {
-            px->refused_version = gv;
+            px->refused_version = version;
             wf_free(doc);
             continue;
         }
-        px->sent = gv;
+        px->sent = version;
         px->sent_hash = hash;
-        px->sent_change_ms = gchange;
+        px->sent_change_ms = change_ms;
         p->pushes++;
         p->inflight += doc_len;
         p->last_doc_len = doc_len;

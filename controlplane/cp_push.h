@@ -101,8 +101,9 @@ typedef struct {
 } cp_push_query_t;
 
 enum {
-    CP_PUSH_DOC = 0,  /* *json holds the document to answer 200 with */
-    CP_PUSH_WAIT = 1, /* the waiter is parked */
+    CP_PUSH_DOC = 0,    /* *json holds the document to answer 200 with */
+    CP_PUSH_WAIT = 1,   /* the waiter is parked */
+    CP_PUSH_CLOSED = 2, /* cp_push_close was called: answer now, as if the wait ran out */
 };
 
 /* An engine over o (copied). No configuration is built yet: cp_push_build or cp_push_start. */
@@ -140,8 +141,9 @@ size_t cp_push_expire(cp_push_t *p, int64_t now_ms);
  * CP_PUSH_DOC, when it is newer than max(version, nack) and its content differs from what the
  * proxy runs and from what it refused; or parks w and returns CP_PUSH_WAIT (also when the
  * documents on their way out fill the send budget: w is resumed when there is room). w may be NULL
- * to never park (CP_PUSH_WAIT is returned, nothing is held). After cp_push_close every would-be
- * park returns CP_PUSH_WAIT with w->timed_out set and w not parked. WF_E_INVAL for an id that is
+ * to never park (CP_PUSH_WAIT is returned, nothing is held). Once CP_PUSH_WAIT is returned the
+ * waiter belongs to the engine until resumed: its fields may change under the caller's feet.
+ * After cp_push_close a poll returns CP_PUSH_CLOSED and parks nothing. WF_E_INVAL for an id that is
  * empty, longer than 253 bytes or not printable ASCII; WF_E_LIMIT past CP_PUSH_MAX_PROXIES.
  */
 int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push_waiter_t *w,
