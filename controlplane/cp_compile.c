@@ -67,6 +67,8 @@ typedef struct {
     const cp_resource_t *sidecar;
     char *vhosts;   /* JSON array text */
     char *clusters; /* JSON array text */
+    size_t vhosts_len, clusters_len;
+    uint64_t hash; /* of vhosts and clusters: a proxy's content hash starts from it */
 } group_t;
 
 struct cp_compiled {
@@ -1617,6 +1619,9 @@ static const group_t *group_get(cp_compiled_t *c, const char *ns, const cp_resou
     ng->sidecar = sidecar;
     ng->vhosts = vh;
     ng->clusters = cl;
+    ng->vhosts_len = strlen(vh);
+    ng->clusters_len = strlen(cl);
+    ng->hash = wf_hash64(cl, ng->clusters_len, wf_hash64(vh, ng->vhosts_len, 0));
     c->groups = wf_realloc(c->groups, (c->ngroups + 1) * sizeof(*c->groups));
     c->groups[c->ngroups++] = ng;
     pthread_mutex_unlock(&c->mu);
@@ -2101,20 +2106,29 @@ int cp_compile_proxy(cp_compiled_t *c, const char *proxy_id, int64_t version, ch
     json_decref(head);
     WF_ASSERT(head_txt != NULL && head_txt[0] == '{');
 
-    /* The hash covers everything after "version", so equal content hashes equal. */
+    /*
+     * The hash covers everything after "version", so equal content hashes equal. A sidecar's
+     * is its own part's hash seeded with the group's (hashed once, not per proxy): with a
+     * thousand services the shared part is megabytes, and this runs for every proxy. The
+     * buffer is sized once for the same reason.
+     */
+    size_t hl = strlen(head_txt);
+    size_t vl = gw_vhosts != NULL ? strlen(gw_vhosts) : g->vhosts_len;
     wf_buf_t b;
     wf_buf_init(&b);
+    wf_buf_reserve(&b, 64 + hl + vl + g->clusters_len + 32);
     wf_buf_printf(&b, "{\"schema\":1,\"version\":%lld,", (long long)version);
     size_t body_at = b.len;
-    size_t hl = strlen(head_txt);
     wf_buf_append(&b, head_txt + 1, hl - 2);
     wf_buf_puts(&b, ",\"virtual_hosts\":");
-    wf_buf_puts(&b, gw_vhosts != NULL ? gw_vhosts : g->vhosts);
+    size_t own_end = b.len;
+    wf_buf_append(&b, gw_vhosts != NULL ? gw_vhosts : g->vhosts, vl);
     wf_buf_puts(&b, ",\"clusters\":");
-    wf_buf_puts(&b, g->clusters);
+    wf_buf_append(&b, g->clusters, g->clusters_len);
     wf_buf_putc(&b, '}');
     if (content_hash != NULL) {
-        *content_hash = wf_hash64(b.data + body_at, b.len - body_at, 0);
+        *content_hash = gw_vhosts != NULL ? wf_hash64(b.data + body_at, b.len - body_at, 0)
+                                          : wf_hash64(b.data + body_at, own_end - body_at, g->hash);
     }
     wf_buf_putc(&b, '\0');
     free(head_txt);
