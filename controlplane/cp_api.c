@@ -74,6 +74,7 @@ struct cp_api {
     struct MHD_Daemon *daemon;
     uint16_t port;
     atomic_ulong requests[H_COUNT][6];
+    atomic_ulong refused_invalid; /* resource writes answered 422 Invalid */
 };
 
 /* The served kinds: cp_kinds.h's table, so the API and the CLI name a kind one way. */
@@ -915,10 +916,14 @@ static void serve_metrics(cp_api_t *a, cp_api_resp_t *resp)
             "weft_control_leases_expired_total %llu\n"
             "# HELP weft_control_resource_version The store's resourceVersion.\n"
             "# TYPE weft_control_resource_version gauge\n"
-            "weft_control_resource_version %lld\n",
+            "weft_control_resource_version %lld\n"
+            "# HELP weft_control_validation_refusals_total Resource writes refused as invalid "
+            "(422: the field path is in the answer); nothing of them was stored.\n"
+            "# TYPE weft_control_validation_refusals_total counter\n"
+            "weft_control_validation_refusals_total %lu\n",
             (unsigned long long)st.registered, (unsigned long long)st.registrations,
             (unsigned long long)st.heartbeats, (unsigned long long)st.leases_expired,
-            (long long)cp_store_rv(a->o.store));
+            (long long)cp_store_rv(a->o.store), atomic_load(&a->refused_invalid));
     if (a->o.push != NULL) {
         cp_push_metrics(a->o.push, wf_mono_ns() / 1000000, f);
     }
@@ -1131,6 +1136,9 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
     }
     unsigned cls = resp->status / 100;
     atomic_fetch_add(&a->requests[h][cls <= 5 ? cls : 0], 1);
+    if (resp->status == 422 && (h == H_RESOURCES || h == H_APPLY)) {
+        atomic_fetch_add(&a->refused_invalid, 1);
+    }
 }
 
 /* ---- HTTP ---- */

@@ -595,6 +595,8 @@ static void test_istio_validation(void **state)
     wf_free(body);
     assert_int_equal(req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 404);
     wf_free(body);
+    assert_int_equal(metric(c.port, "weft_control_validation_refusals_total"), 2);
+    assert_int_equal(metric(c.port, "weft_control_validation_messages{level=\"error\"}"), 0);
     const char *ok = "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
                      "\"metadata\":{\"name\":\"reviews\"},\"spec\":{\"hosts\":[\"reviews\"],"
                      "\"http\":[{\"route\":[{\"destination\":{\"host\":\"reviews\",\"subset\":"
@@ -602,6 +604,15 @@ static void test_istio_validation(void **state)
                      "\"v2\"},\"weight\":20}]}]}}";
     assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, ok, &body), 201);
     wf_free(body);
+    assert_int_equal(metric(c.port, "weft_control_validation_refusals_total"), 2);
+    /* Valid alone, but its host names no service (KIA1101, an error) and its subsets no
+     * DestinationRule (KIA1107): counted once the configuration is rebuilt (debounced). */
+    long long errors = 0;
+    for (int i = 0; i < 100 && errors < 2; i++) {
+        usleep(50 * 1000);
+        errors = metric(c.port, "weft_control_validation_messages{level=\"error\"}");
+    }
+    assert_true(errors >= 2);
     cp_stop(&c);
     cp_free(&c);
 }
