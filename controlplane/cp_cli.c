@@ -1482,15 +1482,18 @@ static int cmd_proxy_status(const cp_cli_args_t *a, conn_t *c)
             const char *r = json_string_value(json_object_get(p, "reason"));
             reasons |= r != NULL && r[0] != '\0';
         }
-        static const char *const headers[] = {"NAME", "VERSION", "STATE", "REASON"};
-        cp_cli_table_t *t = cp_cli_table_new(reasons ? 4 : 3, headers);
+        /* ACKED: the version the proxy applied (it says so in its polls); SENT: the last one
+         * sent to it. */
+        static const char *const headers[] = {"NAME", "ACKED", "SENT", "STATE", "REASON"};
+        cp_cli_table_t *t = cp_cli_table_new(reasons ? 5 : 4, headers);
         json_array_foreach(proxies, i, p)
         {
-            char *cells[4] = {
-                cell_text(json_object_get(p, "id")), cell_text(json_object_get(p, "sent")),
-                cell_text(json_object_get(p, "state")), cell_text(json_object_get(p, "reason"))};
+            char *cells[5] = {
+                cell_text(json_object_get(p, "id")), cell_text(json_object_get(p, "version")),
+                cell_text(json_object_get(p, "sent")), cell_text(json_object_get(p, "state")),
+                cell_text(json_object_get(p, "reason"))};
             cp_cli_table_add(t, (const char *const *)cells);
-            for (size_t j = 0; j < 4; j++) {
+            for (size_t j = 0; j < 5; j++) {
                 wf_free(cells[j]);
             }
         }

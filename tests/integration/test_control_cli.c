@@ -955,8 +955,9 @@ static void test_analyze_and_proxy_status(void **state)
         size_t n = json_array_size(json_object_get(o, "proxies"));
         assert_int_equal(count_lines(r.out), n ? n + 1 : 0);
         if (n > 0) {
-            assert_true(lines_match(r.out, "^(NAME +VERSION +STATE( +REASON)?|[a-z0-9.-]+ +"
-                                           "[0-9]+ +(SYNCED|STALE|NACK).*)$"));
+            assert_true(lines_match(r.out,
+                                    "^(NAME +ACKED +SENT +STATE( +REASON)?|[a-z0-9.-]+ +"
+                                    "[0-9]+ +[0-9]+ +(SYNCED|STALE|NACK|NOT_REGISTERED).*)$"));
         }
         json_decref(o);
     }

@@ -263,6 +263,15 @@ static void test_bookinfo_gateway_and_restart(void **state)
         fprintf(stderr, "proxy-status:\n%s\n", out);
     }
     assert_true(synced);
+    /* NAME ACKED SENT STATE: the gateway applied what it was sent last */
+    char name[128], st_name[32];
+    long long acked = 0, sent = -1;
+    const char *line = strstr(out, "istio-ingressgateway");
+    assert_int_equal(sscanf(line, "%127s %lld %lld %31s", name, &acked, &sent, st_name), 4);
+    assert_string_equal(name, "istio-ingressgateway-unknown.istio-system"); /* --version unknown */
+    assert_true(acked > 0);
+    assert_int_equal(acked, sent);
+    assert_string_equal(st_name, "SYNCED");
 
     int st = wt_stop(gw, 20000);
     assert_true(WIFEXITED(st));
