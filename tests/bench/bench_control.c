@@ -274,7 +274,8 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* The figures of one convergence (times relative to t0, ns). */
-static void print_latencies(const char *what, wt_pollers_t *p, size_t n, int64_t t0, size_t reached)
+static void print_latencies(const char *what, wt_pollers_t *p, size_t n, int64_t t0,
+                            size_t affected)
 {
     int64_t *lat = wf_calloc(n, sizeof(int64_t));
     size_t k = 0;
@@ -289,7 +290,7 @@ static void print_latencies(const char *what, wt_pollers_t *p, size_t n, int64_t
         printf("  %-34s no poller reached the new version\n", what);
     } else {
         printf("  %-34s %zu/%zu pollers; first %.0f ms, p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
-               what, reached, n, (double)lat[0] / 1e6, (double)lat[k / 2] / 1e6,
+               what, k, affected, (double)lat[0] / 1e6, (double)lat[k / 2] / 1e6,
                (double)lat[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1] / 1e6,
                (double)lat[k - 1] / 1e6);
     }
@@ -380,7 +381,11 @@ static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opt
     double cpu1 = proc_cpu_s(c->pid), self1 = self_cpu_s();
     wt_pollers_stats(p, &s1);
     printf("  applied with %-20s %.0f ms\n", how, (double)(t_applied - t0) / 1e6);
-    print_latencies("converged:", p, n, t0, reached);
+    size_t affected = n;
+    for (size_t i = 0; which != NULL && i < n; i++) {
+        affected -= !which[i];
+    }
+    print_latencies("converged:", p, n, t0, affected);
     out->converge_s = reached == n ? (double)(t_end - t0) / 1e9 : -1;
     out->cpu_s = cpu1 - cpu0;
     out->rss_mb = proc_mb(c->pid, "VmRSS");
