@@ -4,10 +4,12 @@
  * no_gateway,single_host}, destinationrules/{no_dest,multi_match,*_mtls}, peerauthentications/
  * {mesh,namespace}_mtls, gateways/selector and common/workload_selector.
  *
- * Configurations are small next to the work of a check (thousands of resources, not millions),
- * so the checks scan lists instead of building indexes: the group checks (two VirtualServices
- * for one host, two DestinationRules for one subset) compare pairs. Host names are expanded to
- * FQDNs once per resource into an arena that lives for one analysis.
+ * The API runs an analysis per request over meshes of thousands of services, so no check scans
+ * every workload or rule per item: host names are expanded to FQDNs once per resource, and
+ * workloads, DestinationRules and namespaces are indexed by name (hash tables in an arena that
+ * lives for one analysis); the group checks (two VirtualServices for one host, two
+ * DestinationRules for one subset) compare only the resources of one host, after sorting or
+ * through the index. Only wildcard DestinationRule hosts are compared with every rule.
  */
 #include "cp_analyze.h"
 
@@ -89,12 +91,35 @@ static const struct {
                "Preferred nomenclature: <gateway namespace>/<gateway name>"},
 };
 
+#define NO_ITEM SIZE_MAX
+
+/* A hash index from names to items (open addressing); the items of one name are chained in
+ * next[], in item order. Lives in the analysis' arena. */
+typedef struct {
+    size_t mask;
+    wf_str_t *keys; /* per slot; p == NULL: free */
+    size_t *first;  /* per slot: its first item */
+    size_t *next;   /* per item: the next item of its name, or NO_ITEM */
+} idx_t;
+
 typedef struct {
     const cp_config_t *cfg;
     const char *root_ns;
     bool auto_mtls;
     wf_arena_t arena;
-    char **wl_fqdn; /* per workload: <service>.<namespace>.svc.cluster.local */
+    /* Host names as FQDNs, computed once, and indexed: a check looks a host up instead of
+     * scanning every workload or rule, so an analysis stays near-linear in the mesh size. */
+    const char **wl_fqdn;  /* per workload: <service>.<namespace>.svc.cluster.local */
+    const char **dr_fqdn;  /* per DestinationRule: spec.host */
+    const char ***vs_fqdn; /* per VirtualService: spec.hosts[] */
+    const char ***se_fqdn; /* per ServiceEntry: spec.hosts[] (wildcards as written) */
+    idx_t ns_idx;          /* every namespace of a workload or resource */
+    idx_t wl_idx;          /* workloads by wl_fqdn */
+    idx_t dr_idx;          /* DestinationRules by dr_fqdn */
+    size_t *dr_wild;       /* the DestinationRules whose host is a wildcard */
+    size_t n_dr_wild;
+    idx_t ref_idx; /* "<fqdn> <subset>" of every route destination, built on demand */
+    bool ref_built;
     cp_finding_t *f;
     size_t n, cap;
 } ax_t;
@@ -166,24 +191,57 @@ static void add(ax_t *ax, int code, int level, const cp_resource_t *r, const cha
     wf_free(detail);
 }
 
+/* ---- indexes ---- */
+
+/* Index items 0..n) by keys[i] (a key with p == NULL is left out). */
+static void idx_build(ax_t *ax, idx_t *x, const wf_str_t *keys, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n) {
+        cap <<= 1;
+    }
+    x->mask = cap - 1;
+    x->keys = wf_arena_alloc(&ax->arena, cap * sizeof(*x->keys));
+    memset(x->keys, 0, cap * sizeof(*x->keys));
+    x->first = wf_arena_alloc(&ax->arena, cap * sizeof(*x->first));
+    x->next = wf_arena_alloc(&ax->arena, (n ? n : 1) * sizeof(*x->next));
+    /* Backwards, each item in front of its chain: the chains come out in item order. */
+    for (size_t i = n; i-- > 0;) {
+        x->next[i] = NO_ITEM;
+        if (keys[i].p == NULL) {
+            continue;
+        }
+        size_t slot = wf_hash64(keys[i].p, keys[i].len, 0) & x->mask;
+        while (x->keys[slot].p != NULL && !wf_str_eq(x->keys[slot], keys[i])) {
+            slot = (slot + 1) & x->mask;
+        }
+        if (x->keys[slot].p == NULL) {
+            x->keys[slot] = keys[i];
+            x->first[slot] = NO_ITEM;
+        }
+        x->next[i] = x->first[slot];
+        x->first[slot] = i;
+    }
+}
+
+/* The first item of key, or NO_ITEM. */
+static size_t idx_first(const idx_t *x, wf_str_t key)
+{
+    size_t slot = wf_hash64(key.p, key.len, 0) & x->mask;
+    while (x->keys[slot].p != NULL) {
+        if (wf_str_eq(x->keys[slot], key)) {
+            return x->first[slot];
+        }
+        slot = (slot + 1) & x->mask;
+    }
+    return NO_ITEM;
+}
+
 /* ---- namespaces, hosts, workloads ---- */
 
 static bool ns_known(const ax_t *ax, wf_str_t ns)
 {
-    const cp_config_t *c = ax->cfg;
-    for (size_t i = 0; i < c->nworkloads; i++) {
-        if (str_is(ns, c->workloads[i].ns)) {
-            return true;
-        }
-    }
-    for (int k = CP_KIND_NONE + 1; k < CP_KIND_COUNT; k++) {
-        for (size_t i = 0; i < c->n[k]; i++) {
-            if (wf_str_eq(ns, c->res[k][i]->meta.namespace_)) {
-                return true;
-            }
-        }
-    }
-    return false;
+    return idx_first(&ax->ns_idx, ns) != NO_ITEM;
 }
 
 /*
@@ -233,20 +291,24 @@ static const char *se_host(ax_t *ax, wf_str_t host, wf_str_t ns)
     return fqdn(ax, host, ns);
 }
 
-/* True when a ServiceEntry declares fq (exactly or by a wildcard); its index in *se_at. */
-static bool se_declares(ax_t *ax, const char *fq, size_t *se_at)
+/* ServiceEntry i declares fq, exactly or by a wildcard. */
+static bool se_declares_at(const ax_t *ax, size_t i, const char *fq)
 {
-    const cp_config_t *c = ax->cfg;
-    for (size_t i = 0; i < c->n[CP_KIND_SERVICE_ENTRY]; i++) {
-        const cp_resource_t *r = c->res[CP_KIND_SERVICE_ENTRY][i];
-        for (uint32_t h = 0; h < r->spec.se->hosts.n; h++) {
-            const char *s = se_host(ax, r->spec.se->hosts.items[h], r->meta.namespace_);
-            if (strcmp(s, fq) == 0 || within_wildcard(fq, s)) {
-                if (se_at != NULL) {
-                    *se_at = i;
-                }
-                return true;
-            }
+    const cp_resource_t *r = ax->cfg->res[CP_KIND_SERVICE_ENTRY][i];
+    for (uint32_t h = 0; h < r->spec.se->hosts.n; h++) {
+        const char *s = ax->se_fqdn[i][h];
+        if (strcmp(s, fq) == 0 || within_wildcard(fq, s)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool se_declares(const ax_t *ax, const char *fq)
+{
+    for (size_t i = 0; i < ax->cfg->n[CP_KIND_SERVICE_ENTRY]; i++) {
+        if (se_declares_at(ax, i, fq)) {
+            return true;
         }
     }
     return false;
@@ -254,19 +316,14 @@ static bool se_declares(ax_t *ax, const char *fq, size_t *se_at)
 
 static bool served_by_workload(const ax_t *ax, const char *fq)
 {
-    for (size_t i = 0; i < ax->cfg->nworkloads; i++) {
-        if (strcmp(ax->wl_fqdn[i], fq) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return idx_first(&ax->wl_idx, wf_str(fq)) != NO_ITEM;
 }
 
 /* A host is a known service: a workload serves it, a ServiceEntry declares it, or it is a
  * wildcard (which Kiali does not try to resolve). */
 static bool host_known(ax_t *ax, const char *fq)
 {
-    return fq[0] == '*' || served_by_workload(ax, fq) || se_declares(ax, fq, NULL);
+    return fq[0] == '*' || served_by_workload(ax, fq) || se_declares(ax, fq);
 }
 
 /* A workload's label, with app and version implied by its service and version. */
@@ -369,22 +426,28 @@ static bool vs_each_dest(ax_t *ax, const cp_resource_t *r, vs_dest_cb cb, void *
     return false;
 }
 
+static bool dr_has_subset(const ax_t *ax, size_t i, wf_str_t subset)
+{
+    const cp_destination_rule_t *dr = ax->cfg->res[CP_KIND_DESTINATION_RULE][i]->spec.dr;
+    for (uint32_t s = 0; s < dr->n_subsets; s++) {
+        if (wf_str_eq(dr->subsets[s].name, subset)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* A DestinationRule defines subset for fq (its host, or a wildcard host holding fq). */
 static bool subset_defined(ax_t *ax, const char *fq, wf_str_t subset)
 {
-    const cp_config_t *c = ax->cfg;
-    for (size_t i = 0; i < c->n[CP_KIND_DESTINATION_RULE]; i++) {
-        const cp_resource_t *r = c->res[CP_KIND_DESTINATION_RULE][i];
-        const cp_destination_rule_t *dr = r->spec.dr;
-        bool has = false;
-        for (uint32_t s = 0; s < dr->n_subsets && !has; s++) {
-            has = wf_str_eq(dr->subsets[s].name, subset);
+    for (size_t i = idx_first(&ax->dr_idx, wf_str(fq)); i != NO_ITEM; i = ax->dr_idx.next[i]) {
+        if (dr_has_subset(ax, i, subset)) {
+            return true;
         }
-        if (!has) {
-            continue;
-        }
-        const char *h = fqdn(ax, dr->host, r->meta.namespace_);
-        if (strcmp(h, fq) == 0 || within_wildcard(fq, h)) {
+    }
+    for (size_t k = 0; k < ax->n_dr_wild; k++) {
+        size_t i = ax->dr_wild[k];
+        if (within_wildcard(fq, ax->dr_fqdn[i]) && dr_has_subset(ax, i, subset)) {
             return true;
         }
     }
@@ -424,14 +487,19 @@ static bool check_vs_dest(ax_t *ax, const cp_resource_t *r, const vs_dest_t *d, 
 static void check_vs_repeated(ax_t *ax, const cp_resource_t *r, const char *list, uint32_t route,
                               const cp_destination_t *const *dests, uint32_t n)
 {
+    wf_arena_mark_t mark = wf_arena_mark(&ax->arena);
+    const char **fq = wf_arena_alloc(&ax->arena, (n ? n : 1) * sizeof(*fq));
+    for (uint32_t i = 0; i < n; i++) {
+        fq[i] = dests[i] != NULL ? fqdn(ax, dests[i]->host, r->meta.namespace_) : NULL;
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (dests[i] == NULL) {
             continue;
         }
-        const char *fi = fqdn(ax, dests[i]->host, r->meta.namespace_);
+        const char *fi = fq[i];
         for (uint32_t j = 0; j < n; j++) {
             if (j == i || dests[j] == NULL || !wf_str_eq(dests[i]->subset, dests[j]->subset) ||
-                strcmp(fi, fqdn(ax, dests[j]->host, r->meta.namespace_)) != 0) {
+                strcmp(fi, fq[j]) != 0) {
                 continue;
             }
             char path[160];
@@ -441,6 +509,7 @@ static void check_vs_repeated(ax_t *ax, const cp_resource_t *r, const char *list
             break;
         }
     }
+    wf_arena_rewind(&ax->arena, mark);
 }
 
 static void check_vs_routes(ax_t *ax, const cp_resource_t *r)
@@ -560,19 +629,6 @@ static vhost_t vhost_of(const char *fq)
     return h;
 }
 
-/* Two hosts claim the same traffic: the same service, or a namespace's "*" and any service of
- * that namespace (Kiali's single_host_checker). */
-static bool vhosts_clash(vhost_t a, vhost_t b)
-{
-    if (!wf_str_eq(a.ns, b.ns)) {
-        return false;
-    }
-    if (wf_str_eq(a.service, b.service)) {
-        return true;
-    }
-    return a.ns.len > 0 && (str_is(a.service, "*") || str_is(b.service, "*"));
-}
-
 /* The gateway scope of a VirtualService: its gateways as ns/name, or "mesh" when none. */
 static bool share_gateway(const cp_resource_t *a, const cp_resource_t *b)
 {
@@ -596,41 +652,88 @@ static bool share_gateway(const cp_resource_t *a, const cp_resource_t *b)
     return false;
 }
 
-/* KIA1106: two VirtualServices of one gateway scope for one host; both are flagged. */
+/* One host of one VirtualService, for KIA1106. */
+typedef struct {
+    vhost_t h;
+    size_t vs;
+    uint32_t host;
+} vh_entry_t;
+
+static int vh_cmp(const void *pa, const void *pb)
+{
+    const vh_entry_t *x = pa, *y = pb;
+    int d = wf_str_cmp(x->h.ns, y->h.ns);
+    if (d == 0) {
+        d = wf_str_cmp(x->h.service, y->h.service);
+    }
+    if (d == 0) {
+        d = x->vs < y->vs ? -1 : x->vs > y->vs;
+    }
+    return d != 0 ? d : (x->host < y->host ? -1 : x->host > y->host);
+}
+
+/* Two hosts of two VirtualServices claim the same traffic: both are flagged when the two
+ * share a gateway scope. */
+static void vs_clash(ax_t *ax, const vh_entry_t *x, const vh_entry_t *y)
+{
+    cp_resource_t *const *v = ax->cfg->res[CP_KIND_VIRTUAL_SERVICE];
+    const cp_resource_t *a = v[x->vs], *b = v[y->vs];
+    if (x->vs == y->vs || !share_gateway(a, b)) {
+        return;
+    }
+    add(ax, K1106, -1, a, "spec.hosts", "%s is also claimed by %.*s/%.*s",
+        ax->vs_fqdn[x->vs][x->host], (int)b->meta.namespace_.len, b->meta.namespace_.p,
+        (int)b->meta.name.len, b->meta.name.p);
+    add(ax, K1106, -1, b, "spec.hosts", "%s is also claimed by %.*s/%.*s",
+        ax->vs_fqdn[y->vs][y->host], (int)a->meta.namespace_.len, a->meta.namespace_.p,
+        (int)a->meta.name.len, a->meta.name.p);
+}
+
+/*
+ * KIA1106: two VirtualServices of one gateway scope for one host (Kiali's single_host_checker),
+ * both flagged. The hosts are sorted by namespace and service, so only the hosts of one
+ * service, and a namespace's "*" with that namespace's others, are compared.
+ */
 static void check_vs_single_host(ax_t *ax)
 {
     const cp_config_t *c = ax->cfg;
-    size_t n = c->n[CP_KIND_VIRTUAL_SERVICE];
-    cp_resource_t *const *v = c->res[CP_KIND_VIRTUAL_SERVICE];
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = i + 1; j < n; j++) {
-            if (!share_gateway(v[i], v[j])) {
+    size_t total = 0, n = 0;
+    for (size_t i = 0; i < c->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
+        total += c->res[CP_KIND_VIRTUAL_SERVICE][i]->spec.vs->hosts.n;
+    }
+    vh_entry_t *e = wf_calloc(total ? total : 1, sizeof(*e));
+    for (size_t i = 0; i < c->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
+        for (uint32_t k = 0; k < c->res[CP_KIND_VIRTUAL_SERVICE][i]->spec.vs->hosts.n; k++) {
+            e[n++] = (vh_entry_t){vhost_of(ax->vs_fqdn[i][k]), i, k};
+        }
+    }
+    qsort(e, n, sizeof(*e), vh_cmp);
+    for (size_t ns_at = 0, ns_end; ns_at < n; ns_at = ns_end) {
+        for (ns_end = ns_at + 1; ns_end < n && wf_str_eq(e[ns_end].h.ns, e[ns_at].h.ns);) {
+            ns_end++;
+        }
+        for (size_t at = ns_at, end; at < ns_end; at = end) {
+            for (end = at + 1; end < ns_end && wf_str_eq(e[end].h.service, e[at].h.service);) {
+                end++;
+            }
+            for (size_t p = at; p < end; p++) {
+                for (size_t q = p + 1; q < end; q++) {
+                    vs_clash(ax, &e[p], &e[q]);
+                }
+            }
+        }
+        for (size_t p = ns_at; e[ns_at].h.ns.len > 0 && p < ns_end; p++) {
+            if (!str_is(e[p].h.service, "*")) {
                 continue;
             }
-            const cp_strs_t *hi = &v[i]->spec.vs->hosts, *hj = &v[j]->spec.vs->hosts;
-            for (uint32_t a = 0; a < hi->n; a++) {
-                const char *fa = fqdn(ax, hi->items[a], v[i]->meta.namespace_);
-                uint32_t b = 0;
-                const char *fb = NULL;
-                for (; b < hj->n; b++) {
-                    fb = fqdn(ax, hj->items[b], v[j]->meta.namespace_);
-                    if (vhosts_clash(vhost_of(fa), vhost_of(fb))) {
-                        break;
-                    }
+            for (size_t q = ns_at; q < ns_end; q++) {
+                if (!str_is(e[q].h.service, "*")) {
+                    vs_clash(ax, &e[p], &e[q]);
                 }
-                if (b == hj->n) {
-                    continue;
-                }
-                add(ax, K1106, -1, v[i], "spec.hosts", "%s is also claimed by %.*s/%.*s", fa,
-                    (int)v[j]->meta.namespace_.len, v[j]->meta.namespace_.p,
-                    (int)v[j]->meta.name.len, v[j]->meta.name.p);
-                add(ax, K1106, -1, v[j], "spec.hosts", "%s is also claimed by %.*s/%.*s", fb,
-                    (int)v[i]->meta.namespace_.len, v[i]->meta.namespace_.p,
-                    (int)v[i]->meta.name.len, v[i]->meta.name.p);
-                break;
             }
         }
     }
+    wf_free(e);
 }
 
 /* ---- DestinationRule ---- */
@@ -651,34 +754,57 @@ static int dr_mesh_tls(const cp_resource_t *r)
     return dr_tls_for_host(r, "*.local");
 }
 
-static int dr_ns_tls(ax_t *ax, const cp_resource_t *r, wf_str_t ns)
+/* The DR's client TLS mode when its host is *.<ns>.svc.cluster.local; CP_TLS_UNSET otherwise. */
+static int dr_ns_tls(const cp_resource_t *r, wf_str_t ns)
 {
-    return dr_tls_for_host(r, afmt(ax, "*.%.*s." DOMAIN_SUFFIX, (int)ns.len, ns.p));
+    const cp_destination_rule_t *dr = r->spec.dr;
+    wf_str_t h = dr->host;
+    size_t sl = strlen("." DOMAIN_SUFFIX);
+    if (h.len != 2 + ns.len + sl || memcmp(h.p, "*.", 2) != 0 ||
+        memcmp(h.p + 2, ns.p, ns.len) != 0 ||
+        memcmp(h.p + 2 + ns.len, "." DOMAIN_SUFFIX, sl) != 0 || dr->traffic_policy == NULL ||
+        dr->traffic_policy->tls == NULL) {
+        return CP_TLS_UNSET;
+    }
+    return dr->traffic_policy->tls->mode;
 }
 
-/* A VirtualService routes to host fq with subset (KIA0203's "referenced" test). */
+/* Collect "<fqdn> <subset>" of every route destination (KIA0203's "referenced" test). */
 typedef struct {
-    const char *fq;
-    wf_str_t subset;
-} ref_arg_t;
+    wf_str_t *keys;
+    size_t n, cap;
+} refs_t;
 
-static bool dest_refers(ax_t *ax, const cp_resource_t *r, const vs_dest_t *d, void *arg)
+static bool collect_ref(ax_t *ax, const cp_resource_t *r, const vs_dest_t *d, void *arg)
 {
-    const ref_arg_t *a = arg;
-    return wf_str_eq(d->d->subset, a->subset) &&
-           strcmp(fqdn(ax, d->d->host, r->meta.namespace_), a->fq) == 0;
+    refs_t *refs = arg;
+    if (refs->n == refs->cap) {
+        refs->cap = refs->cap ? refs->cap * 2 : 64;
+        refs->keys = wf_realloc(refs->keys, refs->cap * sizeof(*refs->keys));
+    }
+    /* A space cannot occur in a host name, so the key is unambiguous. */
+    refs->keys[refs->n++] = wf_str(afmt(ax, "%s %.*s", fqdn(ax, d->d->host, r->meta.namespace_),
+                                        (int)d->d->subset.len, d->d->subset.p));
+    return false;
 }
 
+/* A VirtualService routes to host fq with subset. */
 static bool subset_referenced(ax_t *ax, const char *fq, wf_str_t subset)
 {
-    ref_arg_t a = {fq, subset};
-    const cp_config_t *c = ax->cfg;
-    for (size_t i = 0; i < c->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
-        if (vs_each_dest(ax, c->res[CP_KIND_VIRTUAL_SERVICE][i], dest_refers, &a)) {
-            return true;
+    if (!ax->ref_built) {
+        refs_t refs = {0};
+        for (size_t i = 0; i < ax->cfg->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
+            vs_each_dest(ax, ax->cfg->res[CP_KIND_VIRTUAL_SERVICE][i], collect_ref, &refs);
         }
+        idx_build(ax, &ax->ref_idx, refs.keys, refs.n);
+        wf_free(refs.keys);
+        ax->ref_built = true;
     }
-    return false;
+    wf_arena_mark_t mark = wf_arena_mark(&ax->arena);
+    const char *key = afmt(ax, "%s %.*s", fq, (int)subset.len, subset.p);
+    bool found = idx_first(&ax->ref_idx, wf_str(key)) != NO_ITEM;
+    wf_arena_rewind(&ax->arena, mark);
+    return found;
 }
 
 /* Some endpoint of host fq carries labels sel (Kiali's hasMatchingWorkload): the workloads of
@@ -688,9 +814,10 @@ static bool subset_has_endpoint(ax_t *ax, const char *fq, const cp_labels_t *sel
     if (fq[0] == '*') {
         return true;
     }
-    if (served_by_workload(ax, fq)) {
-        for (size_t i = 0; i < ax->cfg->nworkloads; i++) {
-            if (strcmp(ax->wl_fqdn[i], fq) == 0 && wl_selected(&ax->cfg->workloads[i], sel)) {
+    size_t first = idx_first(&ax->wl_idx, wf_str(fq));
+    if (first != NO_ITEM) {
+        for (size_t i = first; i != NO_ITEM; i = ax->wl_idx.next[i]) {
+            if (wl_selected(&ax->cfg->workloads[i], sel)) {
                 return true;
             }
         }
@@ -699,11 +826,7 @@ static bool subset_has_endpoint(ax_t *ax, const char *fq, const cp_labels_t *sel
     const cp_config_t *c = ax->cfg;
     for (size_t i = 0; i < c->n[CP_KIND_SERVICE_ENTRY]; i++) {
         const cp_resource_t *r = c->res[CP_KIND_SERVICE_ENTRY][i];
-        bool declares = false;
-        for (uint32_t h = 0; h < r->spec.se->hosts.n && !declares; h++) {
-            const char *s = se_host(ax, r->spec.se->hosts.items[h], r->meta.namespace_);
-            declares = strcmp(s, fq) == 0 || within_wildcard(fq, s);
-        }
+        bool declares = se_declares_at(ax, i, fq);
         for (uint32_t e = 0; declares && e < r->spec.se->n_endpoints; e++) {
             if (labels_selected(&r->spec.se->endpoints[e].labels, sel)) {
                 return true;
@@ -714,10 +837,11 @@ static bool subset_has_endpoint(ax_t *ax, const char *fq, const cp_labels_t *sel
 }
 
 /* KIA0202 host unknown; else KIA0203 subset without endpoints, KIA0209 subset without labels. */
-static void check_dr_dest(ax_t *ax, const cp_resource_t *r)
+static void check_dr_dest(ax_t *ax, size_t at)
 {
+    const cp_resource_t *r = ax->cfg->res[CP_KIND_DESTINATION_RULE][at];
     const cp_destination_rule_t *dr = r->spec.dr;
-    const char *fq = fqdn(ax, dr->host, r->meta.namespace_);
+    const char *fq = ax->dr_fqdn[at];
     if (!host_known(ax, fq)) {
         add(ax, K0202, -1, r, "spec.host",
             "%s is not a registered service nor declared by a ServiceEntry", fq);
@@ -748,10 +872,10 @@ static void check_dr_dest(ax_t *ax, const cp_resource_t *r)
 }
 
 /* A mesh-wide or namespace-wide ISTIO_MUTUAL rule, which Kiali keeps out of KIA0201. */
-static bool dr_is_mtls_default(ax_t *ax, const cp_resource_t *r)
+static bool dr_is_mtls_default(const cp_resource_t *r)
 {
     return dr_mesh_tls(r) == CP_TLS_ISTIO_MUTUAL ||
-           dr_ns_tls(ax, r, r->meta.namespace_) == CP_TLS_ISTIO_MUTUAL;
+           dr_ns_tls(r, r->meta.namespace_) == CP_TLS_ISTIO_MUTUAL;
 }
 
 /* Kiali's hostsOverlap. */
@@ -780,32 +904,43 @@ static bool subsets_collide(const cp_destination_rule_t *a, const cp_destination
     return false;
 }
 
-/* KIA0201: two DestinationRules for one host and subset; both are flagged. */
+/* Rules i and j select the same host and subset: both are flagged. */
+static void dr_pair(ax_t *ax, size_t i, size_t j)
+{
+    cp_resource_t *const *v = ax->cfg->res[CP_KIND_DESTINATION_RULE];
+    const char *fi = ax->dr_fqdn[i], *fj = ax->dr_fqdn[j];
+    wf_str_t sub;
+    if (dr_is_mtls_default(v[i]) || dr_is_mtls_default(v[j]) || !hosts_overlap(fi, fj) ||
+        !subsets_collide(v[i]->spec.dr, v[j]->spec.dr, &sub)) {
+        return;
+    }
+    add(ax, K0201, -1, v[i], "spec.host", "%s subset %.*s is also defined by %.*s/%.*s", fi,
+        (int)sub.len, sub.p, (int)v[j]->meta.namespace_.len, v[j]->meta.namespace_.p,
+        (int)v[j]->meta.name.len, v[j]->meta.name.p);
+    add(ax, K0201, -1, v[j], "spec.host", "%s subset %.*s is also defined by %.*s/%.*s", fj,
+        (int)sub.len, sub.p, (int)v[i]->meta.namespace_.len, v[i]->meta.namespace_.p,
+        (int)v[i]->meta.name.len, v[i]->meta.name.p);
+}
+
+/* KIA0201: two DestinationRules for one host and subset (Kiali's multi_match_checker). Rules of
+ * one host are found through the index; only wildcard hosts are compared with every rule. */
 static void check_dr_multi_match(ax_t *ax)
 {
-    const cp_config_t *c = ax->cfg;
-    size_t n = c->n[CP_KIND_DESTINATION_RULE];
-    cp_resource_t *const *v = c->res[CP_KIND_DESTINATION_RULE];
+    size_t n = ax->cfg->n[CP_KIND_DESTINATION_RULE];
     for (size_t i = 0; i < n; i++) {
-        if (dr_is_mtls_default(ax, v[i])) {
-            continue;
+        for (size_t j = ax->dr_idx.next[i]; j != NO_ITEM; j = ax->dr_idx.next[j]) {
+            dr_pair(ax, i, j);
         }
-        const char *fi = fqdn(ax, v[i]->spec.dr->host, v[i]->meta.namespace_);
-        for (size_t j = i + 1; j < n; j++) {
-            if (dr_is_mtls_default(ax, v[j])) {
+    }
+    for (size_t k = 0; k < ax->n_dr_wild; k++) {
+        size_t w = ax->dr_wild[k];
+        for (size_t j = 0; j < n; j++) {
+            /* Same host: done above; two wildcards: once, from the first. */
+            if (strcmp(ax->dr_fqdn[j], ax->dr_fqdn[w]) == 0 ||
+                (ax->dr_fqdn[j][0] == '*' && j < w)) {
                 continue;
             }
-            const char *fj = fqdn(ax, v[j]->spec.dr->host, v[j]->meta.namespace_);
-            wf_str_t sub;
-            if (!hosts_overlap(fi, fj) || !subsets_collide(v[i]->spec.dr, v[j]->spec.dr, &sub)) {
-                continue;
-            }
-            add(ax, K0201, -1, v[i], "spec.host", "%s subset %.*s is also defined by %.*s/%.*s", fi,
-                (int)sub.len, sub.p, (int)v[j]->meta.namespace_.len, v[j]->meta.namespace_.p,
-                (int)v[j]->meta.name.len, v[j]->meta.name.p);
-            add(ax, K0201, -1, v[j], "spec.host", "%s subset %.*s is also defined by %.*s/%.*s", fj,
-                (int)sub.len, sub.p, (int)v[i]->meta.namespace_.len, v[i]->meta.namespace_.p,
-                (int)v[i]->meta.name.len, v[i]->meta.name.p);
+            dr_pair(ax, w, j);
         }
     }
 }
@@ -837,7 +972,7 @@ static bool mtls_dr_exists(ax_t *ax, wf_str_t ns)
     for (size_t i = 0; i < c->n[CP_KIND_DESTINATION_RULE]; i++) {
         const cp_resource_t *d = c->res[CP_KIND_DESTINATION_RULE][i];
         if (dr_mesh_tls(d) == CP_TLS_ISTIO_MUTUAL ||
-            (ns.p != NULL && dr_ns_tls(ax, d, ns) == CP_TLS_ISTIO_MUTUAL)) {
+            (ns.p != NULL && dr_ns_tls(d, ns) == CP_TLS_ISTIO_MUTUAL)) {
             return true;
         }
     }
@@ -900,7 +1035,7 @@ static void check_dr_mtls(ax_t *ax, const cp_resource_t *r)
 {
     const cp_config_t *c = ax->cfg;
     const char *path = "spec.trafficPolicy.tls.mode";
-    int ns_mode = dr_ns_tls(ax, r, r->meta.namespace_);
+    int ns_mode = dr_ns_tls(r, r->meta.namespace_);
     if (ns_mode == CP_TLS_DISABLE) {
         bool ns_disable = false;
         for (size_t i = 0; i < c->n[CP_KIND_PEER_AUTHENTICATION]; i++) {
@@ -1063,10 +1198,61 @@ int cp_analyze_opts(const cp_config_t *cfg, const cp_analyze_opts_t *o, cp_findi
                .root_ns = o->root_namespace ? o->root_namespace : DEFAULT_ROOT_NS,
                .auto_mtls = o->auto_mtls};
     wf_arena_init(&ax.arena, 16384, 0);
-    ax.wl_fqdn = wf_calloc(cfg->nworkloads ? cfg->nworkloads : 1, sizeof(char *));
-    for (size_t i = 0; i < cfg->nworkloads; i++) {
+    size_t nres = 0, nwl = cfg->nworkloads;
+    for (int k = CP_KIND_NONE + 1; k < CP_KIND_COUNT; k++) {
+        nres += cfg->n[k];
+    }
+    wf_str_t *keys = wf_calloc(nwl + nres + 1, sizeof(*keys));
+    size_t nk = 0;
+    for (size_t i = 0; i < nwl; i++) {
+        keys[nk++] = wf_str(cfg->workloads[i].ns);
+    }
+    for (int k = CP_KIND_NONE + 1; k < CP_KIND_COUNT; k++) {
+        for (size_t i = 0; i < cfg->n[k]; i++) {
+            keys[nk++] = cfg->res[k][i]->meta.namespace_;
+        }
+    }
+    idx_build(&ax, &ax.ns_idx, keys, nk);
+
+    ax.wl_fqdn = wf_arena_alloc(&ax.arena, (nwl + 1) * sizeof(*ax.wl_fqdn));
+    for (size_t i = 0; i < nwl; i++) {
         ax.wl_fqdn[i] =
             afmt(&ax, "%s.%s." DOMAIN_SUFFIX, cfg->workloads[i].service, cfg->workloads[i].ns);
+        keys[i] = wf_str(ax.wl_fqdn[i]);
+    }
+    idx_build(&ax, &ax.wl_idx, keys, nwl);
+
+    size_t ndr = cfg->n[CP_KIND_DESTINATION_RULE], nvs = cfg->n[CP_KIND_VIRTUAL_SERVICE];
+    size_t nse = cfg->n[CP_KIND_SERVICE_ENTRY];
+    ax.dr_fqdn = wf_arena_alloc(&ax.arena, (ndr + 1) * sizeof(*ax.dr_fqdn));
+    ax.dr_wild = wf_arena_alloc(&ax.arena, (ndr + 1) * sizeof(*ax.dr_wild));
+    for (size_t i = 0; i < ndr; i++) {
+        const cp_resource_t *r = cfg->res[CP_KIND_DESTINATION_RULE][i];
+        ax.dr_fqdn[i] = fqdn(&ax, r->spec.dr->host, r->meta.namespace_);
+        keys[i] = wf_str(ax.dr_fqdn[i]);
+        if (ax.dr_fqdn[i][0] == '*') {
+            ax.dr_wild[ax.n_dr_wild++] = i;
+        }
+    }
+    idx_build(&ax, &ax.dr_idx, keys, ndr);
+    wf_free(keys);
+    ax.vs_fqdn = wf_arena_alloc(&ax.arena, (nvs + 1) * sizeof(*ax.vs_fqdn));
+    for (size_t i = 0; i < nvs; i++) {
+        const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][i];
+        const cp_strs_t *h = &r->spec.vs->hosts;
+        ax.vs_fqdn[i] = wf_arena_alloc(&ax.arena, (h->n + 1) * sizeof(char *));
+        for (uint32_t k = 0; k < h->n; k++) {
+            ax.vs_fqdn[i][k] = fqdn(&ax, h->items[k], r->meta.namespace_);
+        }
+    }
+    ax.se_fqdn = wf_arena_alloc(&ax.arena, (nse + 1) * sizeof(*ax.se_fqdn));
+    for (size_t i = 0; i < nse; i++) {
+        const cp_resource_t *r = cfg->res[CP_KIND_SERVICE_ENTRY][i];
+        const cp_strs_t *h = &r->spec.se->hosts;
+        ax.se_fqdn[i] = wf_arena_alloc(&ax.arena, (h->n + 1) * sizeof(char *));
+        for (uint32_t k = 0; k < h->n; k++) {
+            ax.se_fqdn[i][k] = se_host(&ax, h->items[k], r->meta.namespace_);
+        }
     }
 
     for (size_t i = 0; i < cfg->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
@@ -1075,7 +1261,7 @@ int cp_analyze_opts(const cp_config_t *cfg, const cp_analyze_opts_t *o, cp_findi
     }
     check_vs_single_host(&ax);
     for (size_t i = 0; i < cfg->n[CP_KIND_DESTINATION_RULE]; i++) {
-        check_dr_dest(&ax, cfg->res[CP_KIND_DESTINATION_RULE][i]);
+        check_dr_dest(&ax, i);
         check_dr_mtls(&ax, cfg->res[CP_KIND_DESTINATION_RULE][i]);
     }
     check_dr_multi_match(&ax);
@@ -1112,7 +1298,6 @@ int cp_analyze_opts(const cp_config_t *cfg, const cp_analyze_opts_t *o, cp_findi
         wf_free(ax.f);
         ax.f = NULL;
     }
-    wf_free(ax.wl_fqdn);
     wf_arena_free(&ax.arena);
     *out = ax.f;
     *n = kept;

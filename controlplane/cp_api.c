@@ -47,6 +47,7 @@ enum {
     H_APPLY,
     H_SNAPSHOT,
     H_PROXY_STATUS,
+    H_ANALYZE,
     H_OTHER,
     H_COUNT
 };
@@ -62,6 +63,7 @@ static const char *const handler_names[H_COUNT] = {
     [H_OTHER] = "other",
     [H_SNAPSHOT] = "/v1/snapshot",
     [H_PROXY_STATUS] = "/v1/proxy-status",
+    [H_ANALYZE] = "/v1/analyze",
 };
 static const char *const class_names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
@@ -1003,6 +1005,10 @@ static void serve_snapshot(cp_api_t *a, const cp_api_req_t *req, cp_api_resp_t *
         return;
     }
     int rc = cp_push_poll(a->o.push, &q, wf_mono_ns() / 1000000, NULL, &doc, &len);
+    if (rc == CP_PUSH_DOC) {
+        /* The caller sends it from its own memory, outside the engine's budget. */
+        cp_push_sent(a->o.push, len);
+    }
     snapshot_outcome(rc, doc, len, resp);
 }
 
@@ -1116,11 +1122,10 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
     case H_HEALTHZ:
         resp_text(resp, 200, "text/plain; charset=utf-8", "ok\n");
         break;
+    case H_ANALYZE:
+        serve_analyze(a, req, now_ms, resp);
+        break;
     default:
-        if (strcmp(req->path, "/v1/analyze") == 0) {
-            serve_analyze(a, req, now_ms, resp);
-            break;
-        }
         resp_status(resp, 404, "NotFound", "the server could not find the requested resource");
         break;
     }
@@ -1167,6 +1172,21 @@ static enum MHD_Result early(cp_api_t *a, struct MHD_Connection *conn, int h, cp
     enum MHD_Result ret = send_resp(conn, r);
     free(r->body);
     return ret;
+}
+
+/* A document on its way out: freed, and its room in the push budget given back, once sent. */
+typedef struct {
+    cp_push_t *push;
+    char *doc;
+    size_t len;
+} sending_t;
+
+static void doc_sent(void *arg)
+{
+    sending_t *s = arg;
+    cp_push_sent(s->push, s->len);
+    free(s->doc);
+    wf_free(s);
 }
 
 static void poll_suspend(void *arg)
@@ -1223,9 +1243,12 @@ static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn
         return early(a, conn, H_SNAPSHOT, &r);
     }
     atomic_fetch_add(&a->requests[H_SNAPSHOT][2], 1);
-    struct MHD_Response *mr = MHD_create_response_from_buffer_with_free_callback(len, doc, free);
+    sending_t *s = wf_malloc(sizeof(*s));
+    *s = (sending_t){.push = a->o.push, .doc = doc, .len = len};
+    struct MHD_Response *mr =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, doc, doc_sent, s);
     if (mr == NULL) {
-        free(doc);
+        doc_sent(s);
         return MHD_NO;
     }
     MHD_add_response_header(mr, "Content-Type", "application/json");

@@ -60,15 +60,18 @@ typedef struct {
 static const cmd_t cmds[CMD_COUNT] = {
     [CMD_APPLY] = {"apply", F_CONN | F_FILE | F_NS, "", "weft apply -f FILE|DIR|- [-n NS]",
                    "Create or update Istio resources from YAML or JSON, all in one transaction."},
-    [CMD_GET] = {"get", F_CONN | F_NS | F_ALL | F_OUTPUT, "yaml json wide name",
-                 "weft get KIND [NAME...] [-n NS | -A] [-o yaml|json|wide|name]",
-                 "List resources. KIND: vs, dr, gw, se, sidecar, pa, ap (or their singular, "
-                 "plural or kind.group names)."},
+    [CMD_GET] =
+        {"get", F_CONN | F_NS | F_ALL | F_OUTPUT, "yaml json wide name",
+         "weft get KIND[,KIND...] [NAME...] | KIND/NAME... [-n NS | -A] [-o yaml|json|wide|name]",
+         "List resources. KIND: vs, dr, gw, se, sidecar, pa, ap (or their singular, "
+         "plural or kind.group names)."},
     [CMD_DELETE] = {"delete", F_CONN | F_FILE | F_NS | F_IGNORE, "",
-                    "weft delete -f FILE|DIR|- | KIND NAME... [-n NS] [--ignore-not-found]",
+                    "weft delete -f FILE|DIR|- | KIND[,KIND...] NAME... | KIND/NAME... [-n NS] "
+                    "[--ignore-not-found]",
                     "Delete resources named in files or on the command line."},
-    [CMD_DESCRIBE] = {"describe", F_CONN | F_NS, "", "weft describe KIND NAME [-n NS]",
-                      "Show one resource and the validation messages about it."},
+    [CMD_DESCRIBE] = {"describe", F_CONN | F_NS, "",
+                      "weft describe KIND NAME... | KIND/NAME... [-n NS]",
+                      "Show resources and the validation messages about them."},
     [CMD_WORKLOADS] = {"workloads", F_CONN | F_NS | F_ALL | F_OUTPUT, "yaml json wide",
                        "weft workloads [-n NS | -A] [-o yaml|json]",
                        "List the registered workloads and their leases."},
@@ -173,6 +176,95 @@ static int set_flag(const flag_t *f, const char *value, cp_cli_args_t *a, char *
         *(const char **)field = value;
     }
     return 0;
+}
+
+/* Resolve one kind word into a->targets' kind, or fail with kubectl's message. */
+static const cp_kind_info_t *target_kind(const char *word, size_t len, char *err, size_t errlen)
+{
+    char w[128];
+    const cp_kind_info_t *k = NULL;
+    if (len > 0 && len < sizeof(w)) {
+        memcpy(w, word, len);
+        w[len] = '\0';
+        k = cp_kinds_lookup(w);
+    }
+    if (k == NULL) {
+        snprintf(err, errlen,
+                 "the server doesn't have a resource type \"%.*s\" (vs, dr, gw, se, sidecar, "
+                 "pa, ap)",
+                 (int)(len < 100 ? len : 100), word);
+    }
+    return k;
+}
+
+static int add_target(cp_cli_args_t *a, const cp_kind_info_t *k, const char *name, size_t len,
+                      char *err, size_t errlen)
+{
+    if (a->ntargets == CP_CLI_MAX_ARGS) {
+        snprintf(err, errlen, "more than %d resources", CP_CLI_MAX_ARGS);
+        return WF_E_INVAL;
+    }
+    if (len >= sizeof(a->targets[0].name)) {
+        snprintf(err, errlen, "resource name \"%.40s...\" is longer than 253 characters", name);
+        return WF_E_INVAL;
+    }
+    cp_cli_target_t *t = &a->targets[a->ntargets++];
+    t->k = k;
+    memcpy(t->name, name, len);
+    t->name[len] = '\0';
+    return 0;
+}
+
+/* The positionals as targets: `KIND[,KIND...] [NAME...]` or `KIND/NAME...`, as kubectl. */
+static int parse_targets(cp_cli_args_t *a, char *err, size_t errlen)
+{
+    if (strchr(a->pos[0], '/') != NULL) {
+        for (size_t i = 0; i < a->npos; i++) {
+            const char *slash = strchr(a->pos[i], '/');
+            if (slash == NULL || slash[1] == '\0') {
+                snprintf(err, errlen,
+                         "there is no need to specify a resource type as a separate argument "
+                         "when passing arguments in resource/name form (\"%s\")",
+                         a->pos[i]);
+                return WF_E_INVAL;
+            }
+            const cp_kind_info_t *k =
+                target_kind(a->pos[i], (size_t)(slash - a->pos[i]), err, errlen);
+            if (k == NULL || add_target(a, k, slash + 1, strlen(slash + 1), err, errlen) < 0) {
+                return WF_E_INVAL;
+            }
+        }
+        return 0;
+    }
+    for (size_t i = 1; i < a->npos; i++) {
+        if (strchr(a->pos[i], '/') != NULL) {
+            snprintf(err, errlen,
+                     "there is no need to specify a resource type as a separate argument when "
+                     "passing arguments in resource/name form (\"%s\")",
+                     a->pos[i]);
+            return WF_E_INVAL;
+        }
+    }
+    for (const char *p = a->pos[0];;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const cp_kind_info_t *k = target_kind(p, len, err, errlen);
+        if (k == NULL) {
+            return WF_E_INVAL;
+        }
+        if (a->npos == 1 && add_target(a, k, "", 0, err, errlen) < 0) {
+            return WF_E_INVAL;
+        }
+        for (size_t i = 1; i < a->npos; i++) {
+            if (add_target(a, k, a->pos[i], strlen(a->pos[i]), err, errlen) < 0) {
+                return WF_E_INVAL;
+            }
+        }
+        if (comma == NULL) {
+            return 0;
+        }
+        p = comma + 1;
+    }
 }
 
 int cp_cli_parse_args(int argc, char **argv, cp_cli_args_t *a, char *err, size_t errlen)
@@ -297,16 +389,17 @@ int cp_cli_parse_args(int argc, char **argv, cp_cli_args_t *a, char *err, size_t
                                     : "unexpected argument after -f");
             return WF_E_INVAL;
         }
-        break;
+        return 0;
     case CMD_DELETE:
         if (a->nfiles > 0 && a->npos > 0) {
             snprintf(err, errlen, "give either -f FILE or KIND NAME..., not both");
             return WF_E_INVAL;
         }
-        if (a->nfiles == 0 && a->npos < 2) {
-            snprintf(err, errlen, "%s",
-                     a->npos == 0 ? "must specify -f FILE or KIND NAME..."
-                                  : "resource(s) were provided, but no name was specified");
+        if (a->nfiles > 0) {
+            return 0;
+        }
+        if (a->npos == 0) {
+            snprintf(err, errlen, "must specify -f FILE or KIND NAME...");
             return WF_E_INVAL;
         }
         break;
@@ -316,29 +409,24 @@ int cp_cli_parse_args(int argc, char **argv, cp_cli_args_t *a, char *err, size_t
             snprintf(err, errlen, "you must specify the type of resource to %s", cmd->name);
             return WF_E_INVAL;
         }
-        if (cmd == &cmds[CMD_DESCRIBE] && a->npos != 2) {
-            snprintf(err, errlen, "describe takes one KIND and one NAME");
-            return WF_E_INVAL;
-        }
-        if (a->all_ns && a->npos > 1) {
-            snprintf(err, errlen, "a resource cannot be retrieved by name across all namespaces");
-            return WF_E_INVAL;
-        }
         break;
     default:
         if (a->npos > 0) {
             snprintf(err, errlen, "weft %s takes no arguments (got \"%s\")", cmd->name, a->pos[0]);
             return WF_E_INVAL;
         }
-        break;
+        return 0;
     }
-    if ((cmd == &cmds[CMD_GET] || cmd == &cmds[CMD_DESCRIBE] ||
-         (cmd == &cmds[CMD_DELETE] && a->npos > 0)) &&
-        cp_kinds_lookup(a->pos[0]) == NULL) {
-        snprintf(err, errlen,
-                 "the server doesn't have a resource type \"%s\" (vs, dr, gw, se, sidecar, pa, "
-                 "ap)",
-                 a->pos[0]);
+    if (parse_targets(a, err, errlen) < 0) {
+        return WF_E_INVAL;
+    }
+    bool named = a->targets[0].name[0] != '\0';
+    if (!named && cmd != &cmds[CMD_GET]) {
+        snprintf(err, errlen, "resource(s) were provided, but no name was specified");
+        return WF_E_INVAL;
+    }
+    if (named && a->all_ns) {
+        snprintf(err, errlen, "a resource cannot be retrieved by name across all namespaces");
         return WF_E_INVAL;
     }
     return 0;
@@ -421,6 +509,7 @@ static int conn_open(const cp_cli_args_t *a, conn_t *c)
     c->have_token = rc == 0;
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
+        explicit_bzero(token, sizeof(token));
         fprintf(stderr, "error: cannot initialise libcurl\n");
         return 1;
     }
@@ -432,6 +521,10 @@ static int conn_open(const cp_cli_args_t *a, conn_t *c)
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
         c->headers = curl_slist_append(c->headers, auth);
     }
+    WF_ASSERT(c->headers != NULL);
+    /* The list holds its own copy; leave no secret behind on the stack. */
+    explicit_bzero(token, sizeof(token));
+    explicit_bzero(auth, sizeof(auth));
     return 0;
 }
 
@@ -841,13 +934,29 @@ out:
 
 /* ---- delete ---- */
 
+/*
+ * The API path of kind k: in namespace ns (NULL: all namespaces), of one name (NULL: the
+ * collection). Namespace and name are the user's words, so they are percent-escaped.
+ */
+static void res_path(conn_t *c, const cp_kind_info_t *k, const char *ns, const char *name,
+                     char *out, size_t len)
+{
+    char *ens = ns ? curl_easy_escape(c->curl, ns, 0) : NULL;
+    char *ename = name ? curl_easy_escape(c->curl, name, 0) : NULL;
+    WF_ASSERT((ns == NULL || ens != NULL) && (name == NULL || ename != NULL));
+    snprintf(out, len, "/apis/%s/%s%s%s/%s%s%s", k->group, k->versions[0],
+             ens ? "/namespaces/" : "", ens ? ens : "", k->plural, ename ? "/" : "",
+             ename ? ename : "");
+    curl_free(ens);
+    curl_free(ename);
+}
+
 static int delete_one(conn_t *c, const cp_kind_info_t *k, const char *ns, const char *name,
                       const char *source, bool ignore_not_found)
 {
     char path[1024], ctx[PATH_MAX + 40] = "";
     answer_t ans;
-    snprintf(path, sizeof(path), "/apis/%s/%s/namespaces/%s/%s/%s", k->group, k->versions[0], ns,
-             k->plural, name);
+    res_path(c, k, ns, name, path, sizeof(path));
     if (http(c, "DELETE", path, NULL, &ans) != 0) {
         return 1;
     }
@@ -870,9 +979,8 @@ static int cmd_delete(const cp_cli_args_t *a, conn_t *c)
     const char *ns = a->ns ? a->ns : "default";
     int rc = 0;
     if (a->nfiles == 0) {
-        const cp_kind_info_t *k = cp_kinds_lookup(a->pos[0]);
-        for (size_t i = 1; i < a->npos; i++) {
-            rc |= delete_one(c, k, ns, a->pos[i], NULL, a->ignore_not_found);
+        for (size_t i = 0; i < a->ntargets; i++) {
+            rc |= delete_one(c, a->targets[i].k, ns, a->targets[i].name, NULL, a->ignore_not_found);
         }
         return rc;
     }
@@ -975,7 +1083,12 @@ static void print_list_doc(const cp_cli_args_t *a, json_t *items, bool single)
     json_decref(doc);
 }
 
-static void print_resources(const cp_cli_args_t *a, const cp_kind_info_t *k, json_t *items)
+/*
+ * A table of items of kind k. with_kind names rows "virtualservice.networking.istio.io/x", as
+ * kubectl does when one command lists several kinds.
+ */
+static void print_resources(const cp_cli_args_t *a, const cp_kind_info_t *k, json_t *items,
+                            bool with_kind)
 {
     const column_t *cols = kind_columns(k->id);
     size_t nk = 0;
@@ -1006,6 +1119,13 @@ static void print_resources(const cp_cli_args_t *a, const cp_kind_info_t *k, jso
             cells[c++] = cell_text(json_object_get(md, "namespace"));
         }
         cells[c++] = cell_text(json_object_get(md, "name"));
+        if (with_kind) {
+            size_t len = strlen(k->singular) + strlen(k->group) + strlen(cells[c - 1]) + 3;
+            char *qualified = wf_malloc(len);
+            snprintf(qualified, len, "%s.%s/%s", k->singular, k->group, cells[c - 1]);
+            wf_free(cells[c - 1]);
+            cells[c - 1] = qualified;
+        }
         for (size_t j = 0; j < nk; j++) {
             cells[c++] = cell_text(json_path(o, cols[j].path));
         }
@@ -1020,50 +1140,49 @@ static void print_resources(const cp_cli_args_t *a, const cp_kind_info_t *k, jso
     cp_cli_table_free(t);
 }
 
+/* The kind of a listed object, from its "kind". */
+static const cp_kind_info_t *item_kind(const json_t *o)
+{
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    return kind ? cp_kinds_by_kind(kind) : NULL;
+}
+
 static int cmd_get(const cp_cli_args_t *a, conn_t *c)
 {
-    const cp_kind_info_t *k = cp_kinds_lookup(a->pos[0]);
     const char *ns = a->ns ? a->ns : "default";
+    bool named = a->targets[0].name[0] != '\0';
     char path[1024];
-    json_t *items = NULL;
+    json_t *items = json_array();
+    size_t kinds = 0;
     int rc = 0;
-    if (a->npos > 1) {
-        items = json_array();
-        for (size_t i = 1; i < a->npos; i++) {
-            snprintf(path, sizeof(path), "/apis/%s/%s/namespaces/%s/%s/%s", k->group,
-                     k->versions[0], ns, k->plural, a->pos[i]);
-            json_t *o = get_json(c, path, NULL);
-            if (o == NULL) {
-                rc = 1;
-                continue;
-            }
+    for (size_t i = 0; i < a->ntargets; i++) {
+        const cp_cli_target_t *t = &a->targets[i];
+        kinds += i == 0 || t->k != a->targets[i - 1].k;
+        res_path(c, t->k, a->all_ns ? NULL : ns, named ? t->name : NULL, path, sizeof(path));
+        json_t *o = get_json(c, path, NULL);
+        if (o == NULL) {
+            rc = 1;
+            continue;
+        }
+        if (named) {
             json_array_append_new(items, o);
+            continue;
         }
-    } else {
-        if (a->all_ns) {
-            snprintf(path, sizeof(path), "/apis/%s/%s/%s", k->group, k->versions[0], k->plural);
-        } else {
-            snprintf(path, sizeof(path), "/apis/%s/%s/namespaces/%s/%s", k->group, k->versions[0],
-                     ns, k->plural);
-        }
-        json_t *list = get_json(c, path, NULL);
-        if (list == NULL) {
-            return 1;
-        }
-        items = json_incref(json_object_get(list, "items"));
-        json_decref(list);
-        if (!json_is_array(items)) {
-            json_decref(items);
+        json_t *list = json_object_get(o, "items");
+        if (!json_is_array(list)) {
             fprintf(stderr, "error: %s: the answer has no items\n", path);
-            return 1;
+            rc = 1;
+        } else {
+            json_array_extend(items, list);
         }
+        json_decref(o);
     }
     bool doc_output =
         a->output != NULL && (strcmp(a->output, "json") == 0 || strcmp(a->output, "yaml") == 0);
-    if (doc_output && (a->npos == 1 || json_array_size(items) > 0)) {
-        print_list_doc(a, items, a->npos == 2);
+    if (doc_output && (!named || json_array_size(items) > 0)) {
+        print_list_doc(a, items, named && a->ntargets == 1);
     } else if (json_array_size(items) == 0) {
-        if (a->npos == 1) {
+        if (!named && rc == 0) {
             if (a->all_ns) {
                 fprintf(stderr, "No resources found\n");
             } else {
@@ -1075,11 +1194,29 @@ static int cmd_get(const cp_cli_args_t *a, conn_t *c)
         json_t *o;
         json_array_foreach(items, i, o)
         {
-            printf("%s.%s/%s\n", k->singular, k->group,
+            const cp_kind_info_t *k = item_kind(o);
+            printf("%s.%s/%s\n", k ? k->singular : "?", k ? k->group : "?",
                    json_string_value(json_object_get(json_object_get(o, "metadata"), "name")));
         }
     } else {
-        print_resources(a, k, items);
+        /* One table per run of objects of one kind, a blank line between, as kubectl. */
+        size_t n = json_array_size(items), start = 0;
+        for (size_t i = 1; i <= n; i++) {
+            const cp_kind_info_t *k = item_kind(json_array_get(items, start));
+            if (i < n && item_kind(json_array_get(items, i)) == k) {
+                continue;
+            }
+            json_t *run = json_array();
+            for (size_t j = start; j < i; j++) {
+                json_array_append(run, json_array_get(items, j));
+            }
+            if (k != NULL) {
+                printf("%s", start > 0 ? "\n" : "");
+                print_resources(a, k, run, kinds > 1);
+            }
+            json_decref(run);
+            start = i;
+        }
     }
     json_decref(items);
     return rc;
@@ -1172,19 +1309,16 @@ static void print_message(const json_t *m, bool with_object, FILE *out, const ch
             msg ? msg : "");
 }
 
-static int cmd_describe(const cp_cli_args_t *a, conn_t *c)
+static int describe_one(const cp_cli_args_t *a, conn_t *c, const cp_kind_info_t *k,
+                        const char *name, json_t *analysis, long analysis_status)
 {
-    const cp_kind_info_t *k = cp_kinds_lookup(a->pos[0]);
     const char *ns = a->ns ? a->ns : "default";
     char path[1024], label[64];
-    snprintf(path, sizeof(path), "/apis/%s/%s/namespaces/%s/%s/%s", k->group, k->versions[0], ns,
-             k->plural, a->pos[1]);
+    res_path(c, k, ns, name, path, sizeof(path));
     json_t *o = get_json(c, path, NULL);
     if (o == NULL) {
         return 1;
     }
-    long status = 0;
-    json_t *an = get_json(c, "/v1/analyze", &status);
     const json_t *md = json_object_get(o, "metadata");
     printf("%-14s%s\n", "Name:", json_string_value(json_object_get(md, "name")));
     printf("%-14s%s\n", "Namespace:", json_string_value(json_object_get(md, "namespace")));
@@ -1210,14 +1344,14 @@ static int cmd_describe(const cp_cli_args_t *a, conn_t *c)
         printf("  <empty>\n");
     }
     printf("Validation Messages:\n");
-    if (an == NULL) {
-        printf("  <unavailable: GET /v1/analyze answered %ld>\n", status);
+    if (analysis == NULL) {
+        printf("  <unavailable: GET /v1/analyze answered %ld>\n", analysis_status);
     } else {
         size_t i, shown = 0;
         json_t *m;
-        json_array_foreach(json_object_get(an, "messages"), i, m)
+        json_array_foreach(json_object_get(analysis, "messages"), i, m)
         {
-            if (message_about(m, k->kind, ns, a->pos[1])) {
+            if (message_about(m, k->kind, ns, name)) {
                 print_message(m, false, stdout, "  ");
                 shown++;
             }
@@ -1226,9 +1360,23 @@ static int cmd_describe(const cp_cli_args_t *a, conn_t *c)
             printf("  <none>\n");
         }
     }
-    json_decref(an);
     json_decref(o);
     return 0;
+}
+
+static int cmd_describe(const cp_cli_args_t *a, conn_t *c)
+{
+    long status = 0;
+    int rc = 0;
+    json_t *analysis = get_json(c, "/v1/analyze", &status);
+    for (size_t i = 0; i < a->ntargets; i++) {
+        if (i > 0) {
+            printf("\n\n");
+        }
+        rc |= describe_one(a, c, a->targets[i].k, a->targets[i].name, analysis, status);
+    }
+    json_decref(analysis);
+    return rc;
 }
 
 /* ---- workloads, proxy-status, analyze ---- */

@@ -20,12 +20,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cp_kinds.h"
+
 #define CP_CLI_DEFAULT_CONTROL "http://127.0.0.1:15010"
 #define CP_CLI_DEFAULT_TOKEN_FILE "weft-control/admin-token"
 #define CP_CLI_MAX_ARGS 64
 
 /* Run one command; argv[0] is its name ("apply", "get", ...). Returns the exit status. */
 int cp_cli_main(int argc, char **argv);
+
+/* What get, delete and describe act on: every object of a kind, or one by name. */
+typedef struct {
+    const cp_kind_info_t *k;
+    char name[254]; /* "" = every object of the kind (get only) */
+} cp_cli_target_t;
 
 /* The command line of one command; every string is borrowed from argv. */
 typedef struct {
@@ -41,13 +49,18 @@ typedef struct {
     size_t nfiles;
     const char *pos[CP_CLI_MAX_ARGS]; /* positional arguments */
     size_t npos;
+    /* get, delete, describe: the positionals resolved, `KIND[,KIND...] [NAME...]` (each kind
+     * with each name, kind by kind) or `KIND/NAME...` */
+    cp_cli_target_t targets[CP_CLI_MAX_ARGS];
+    size_t ntargets;
 } cp_cli_args_t;
 
 /*
  * Parse argv[1..argc) of command argv[0] into a. Flags may come before or after positional
  * arguments, as kubectl takes them; `--` ends the flags. Returns 0, or WF_E_INVAL with one
  * sentence in err (an unknown command or flag, with the nearest valid name; a flag the command
- * does not take; a missing value; a bad -o; -n with -A; wrong positional arguments).
+ * does not take; a missing value; a bad -o; -n with -A; an unknown kind; wrong positional
+ * arguments).
  */
 int cp_cli_parse_args(int argc, char **argv, cp_cli_args_t *a, char *err, size_t errlen);
 

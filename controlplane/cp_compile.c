@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ROOT_NS "istio-system"
 #define MESH_GATEWAY "mesh"
@@ -43,8 +44,22 @@ typedef struct {
     char *name; /* Kubernetes service name; NULL for a ServiceEntry host */
     int64_t *ports;
     size_t nports;
-    const cp_resource_t *se; /* NULL for a registry service */
+    const cp_resource_t *se;   /* NULL for a registry service */
+    const cp_workload_t **wls; /* a registry service's workloads, in id order */
+    size_t nwls;
 } svc_t;
+
+/* Rule hosts (FQDNs) to rule indexes: exact hosts sorted by (host, index), wildcards in index
+ * order, so a lookup visits only the rules that can match and in the order the scans did. */
+typedef struct {
+    const char *host;
+    uint32_t idx;
+} host_ref_t;
+
+typedef struct {
+    host_ref_t *exact, *wild;
+    size_t nexact, nwild;
+} host_index_t;
 
 /* The cached outbound part of one (namespace, Sidecar) group. */
 typedef struct {
@@ -60,6 +75,9 @@ struct cp_compiled {
     char *collector_url;
     svc_t *svcs; /* sorted by host */
     size_t nsvcs;
+    char **dr_hosts;  /* per DestinationRule of cfg: its host as an FQDN */
+    char ***vs_hosts; /* per VirtualService of cfg: its hosts as FQDNs */
+    host_index_t dr_ix, vs_ix;
     pthread_mutex_t mu; /* guards everything below */
     group_t **groups;   /* by pointer: handed out while the array grows */
     size_t ngroups;
@@ -193,14 +211,10 @@ static const char *wl_label(const cp_workload_t *w, const char *key)
 
 static bool wl_selected(const cp_labels_t *sel, const cp_workload_t *w)
 {
-    char key[256];
     for (uint32_t i = 0; i < sel->n; i++) {
-        if (sel->items[i].key.len >= sizeof(key)) {
-            return false;
-        }
-        memcpy(key, sel->items[i].key.p, sel->items[i].key.len);
-        key[sel->items[i].key.len] = '\0';
+        char *key = wf_strndup(sel->items[i].key.p, sel->items[i].key.len);
         const char *v = wl_label(w, key);
+        wf_free(key);
         if (v == NULL || !wf_str_eq_c(sel->items[i].value, v)) {
             return false;
         }
@@ -292,6 +306,17 @@ static bool wl_has_port(const cp_workload_t *w, int64_t port)
     return false;
 }
 
+/* A domain the proxy takes (Envoy's rule): non-empty, at most one `*`, first or last. */
+static bool domain_ok(const char *d)
+{
+    size_t n = strlen(d);
+    const char *star = strchr(d, '*');
+    if (n == 0 || star == NULL) {
+        return n > 0;
+    }
+    return strchr(star + 1, '*') == NULL && (star == d || star == d + n - 1);
+}
+
 /* ---- services ---- */
 
 static int svc_cmp(const void *a, const void *b)
@@ -326,40 +351,59 @@ static svc_t *svc_push(cp_compiled_t *c)
     return s;
 }
 
+static const svc_t *svc_find(const svc_t *svcs, size_t n, const char *host);
+
 /* Registry services (one per service and namespace), then every ServiceEntry host; a host
  * claimed twice keeps its first claimant (registry first, then namespace/name order), since
  * the proxy refuses two virtual hosts with one domain. */
-static void build_services(cp_compiled_t *c)
+static void build_services(ctx_t *x)
 {
+    cp_compiled_t *c = x->c;
     const cp_config_t *cfg = c->cfg;
     for (size_t i = 0; i < cfg->nworkloads; i++) {
         const cp_workload_t *w = &cfg->workloads[i];
-        char *host = str_fmt("%s.%s.svc.cluster.local", w->service, w->ns);
-        svc_t *s = NULL;
-        for (size_t j = 0; j < c->nsvcs && s == NULL; j++) {
-            if (strcmp(c->svcs[j].host, host) == 0) {
-                s = &c->svcs[j];
-            }
-        }
-        if (s == NULL) {
-            s = svc_push(c);
-            s->host = host;
-            s->ns = wf_strdup(w->ns);
-            s->name = wf_strdup(w->service);
-        } else {
-            wf_free(host);
-        }
+        svc_t *s = svc_push(c);
+        s->host = str_fmt("%s.%s.svc.cluster.local", w->service, w->ns);
+        s->ns = wf_strdup(w->ns);
+        s->name = wf_strdup(w->service);
         for (size_t p = 0; p < w->nports; p++) {
             svc_add_port(s, w->ports[p]);
         }
     }
+    /* One entry per host: merge the workloads' ports (sorting is stable enough here, as
+     * entries of one host differ only in their ports). */
+    if (c->nsvcs > 1) {
+        qsort(c->svcs, c->nsvcs, sizeof(*c->svcs), svc_cmp);
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < c->nsvcs; i++) {
+        if (out > 0 && strcmp(c->svcs[out - 1].host, c->svcs[i].host) == 0) {
+            for (size_t p = 0; p < c->svcs[i].nports; p++) {
+                svc_add_port(&c->svcs[out - 1], c->svcs[i].ports[p]);
+            }
+            wf_free(c->svcs[i].host);
+            wf_free(c->svcs[i].ns);
+            wf_free(c->svcs[i].name);
+            wf_free(c->svcs[i].ports);
+            continue;
+        }
+        c->svcs[out++] = c->svcs[i];
+    }
+    c->nsvcs = out;
+    size_t nreg = out;
     for (size_t i = 0; i < cfg->n[CP_KIND_SERVICE_ENTRY]; i++) {
         const cp_resource_t *r = cfg->res[CP_KIND_SERVICE_ENTRY][i];
         const cp_service_entry_t *se = r->spec.se;
         for (uint32_t h = 0; h < se->hosts.n; h++) {
             char *host = fqdn(se->hosts.items[h], r->meta.namespace_);
-            bool taken = false;
-            for (size_t j = 0; j < c->nsvcs && !taken; j++) {
+            if (!domain_ok(host)) {
+                skip(x, r, "ServiceEntry host the proxy cannot match (wildcard inside)");
+                wf_free(host);
+                continue;
+            }
+            /* the registry's part is sorted; the ServiceEntries' part is searched in full */
+            bool taken = svc_find(c->svcs, nreg, host) != NULL;
+            for (size_t j = nreg; j < c->nsvcs && !taken; j++) {
                 taken = strcmp(c->svcs[j].host, host) == 0;
             }
             if (taken) {
@@ -378,16 +422,26 @@ static void build_services(cp_compiled_t *c)
     if (c->nsvcs > 1) {
         qsort(c->svcs, c->nsvcs, sizeof(*c->svcs), svc_cmp);
     }
+    for (size_t i = 0; i < cfg->nworkloads; i++) {
+        const cp_workload_t *w = &cfg->workloads[i];
+        char *host = str_fmt("%s.%s.svc.cluster.local", w->service, w->ns);
+        svc_t *s = (svc_t *)svc_find(c->svcs, c->nsvcs, host);
+        wf_free(host);
+        WF_ASSERT(s != NULL && s->se == NULL);
+        s->wls = wf_realloc(s->wls, (s->nwls + 1) * sizeof(*s->wls));
+        s->wls[s->nwls++] = w;
+    }
 }
 
-static const svc_t *svc_find(const cp_compiled_t *c, const char *host)
+/* Binary search of svcs[0..n), sorted by host. */
+static const svc_t *svc_find(const svc_t *svcs, size_t n, const char *host)
 {
-    size_t lo = 0, hi = c->nsvcs;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(c->svcs[mid].host, host);
+        int d = strcmp(svcs[mid].host, host);
         if (d == 0) {
-            return &c->svcs[mid];
+            return &svcs[mid];
         }
         if (d < 0) {
             lo = mid + 1;
@@ -431,14 +485,18 @@ static bool port_is_http(const svc_t *s, int64_t port)
 }
 
 /* Sidecar egress hosts: `ns/host`, ns `*`, `.` (the proxy's namespace) or a name, `~` none;
- * host `*`, `*.suffix` or an FQDN. Egress ports are not narrowed (documented gap). */
-static bool sidecar_allows(const ctx_t *x, const svc_t *s)
+ * host `*`, `*.suffix` or an FQDN. An egress entry with a port imports its hosts on that port
+ * only; port 0 asks whether any entry imports the service (its clusters). */
+static bool sidecar_allows(const ctx_t *x, const svc_t *s, int64_t port)
 {
     if (x->sidecar == NULL) {
         return true;
     }
     const cp_sidecar_t *sc = x->sidecar->spec.sidecar;
     for (uint32_t e = 0; e < sc->n_egress; e++) {
+        if (port != 0 && sc->egress[e].port != NULL && sc->egress[e].port->number != port) {
+            continue;
+        }
         for (uint32_t h = 0; h < sc->egress[e].hosts.n; h++) {
             wf_str_t v = sc->egress[e].hosts.items[h];
             const char *slash = memchr(v.p, '/', v.len);
@@ -464,7 +522,58 @@ static bool svc_visible(const ctx_t *x, const svc_t *s)
     if (s->se != NULL && !exported(&s->se->spec.se->export_to, s->se->meta.namespace_, x->ns)) {
         return false;
     }
-    return sidecar_allows(x, s);
+    return sidecar_allows(x, s, 0);
+}
+
+/* ---- rule host indexes ---- */
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const host_ref_t *x = a, *y = b;
+    int d = strcmp(x->host, y->host);
+    return d != 0 ? d : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static void ix_add(host_index_t *ix, const char *host, uint32_t idx)
+{
+    bool wild = host[0] == '*';
+    host_ref_t **v = wild ? &ix->wild : &ix->exact;
+    size_t *n = wild ? &ix->nwild : &ix->nexact;
+    *v = wf_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = (host_ref_t){host, idx};
+}
+
+static void ix_sort(host_index_t *ix)
+{
+    if (ix->nexact > 1) {
+        qsort(ix->exact, ix->nexact, sizeof(*ix->exact), ref_cmp);
+    }
+}
+
+/* The exact entries for host: *lo and the count. */
+static size_t ix_range(const host_index_t *ix, const char *host, size_t *lo)
+{
+    size_t a = 0, b = ix->nexact;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (strcmp(ix->exact[mid].host, host) < 0) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    size_t end = a;
+    while (end < ix->nexact && strcmp(ix->exact[end].host, host) == 0) {
+        end++;
+    }
+    *lo = a;
+    return end - a;
+}
+
+/* The k-th candidate: the n exact entries from lo, then every wildcard. */
+static size_t ix_at(const host_index_t *ix, size_t lo, size_t n, size_t k)
+{
+    return k < n ? ix->exact[lo + k].idx : ix->wild[k - n].idx;
 }
 
 /* ---- DestinationRule lookup and traffic policy ---- */
@@ -479,16 +588,16 @@ static const cp_resource_t *dr_for(ctx_t *x, const svc_t *s)
     for (int sc = 0; sc < 3; sc++) {
         const cp_resource_t *best = NULL;
         long best_score = -1;
-        for (size_t i = 0; i < cfg->n[CP_KIND_DESTINATION_RULE]; i++) {
+        size_t lo, n = ix_range(&x->c->dr_ix, s->host, &lo);
+        for (size_t k = 0; k < n + x->c->dr_ix.nwild; k++) {
+            size_t i = ix_at(&x->c->dr_ix, lo, n, k);
             const cp_resource_t *r = cfg->res[CP_KIND_DESTINATION_RULE][i];
             const cp_destination_rule_t *dr = r->spec.dr;
             if (!wf_str_eq_c(r->meta.namespace_, scopes[sc]) ||
                 !exported(&dr->export_to, r->meta.namespace_, x->ns)) {
                 continue;
             }
-            char *h = fqdn(dr->host, r->meta.namespace_);
-            long score = host_score(h, s->host);
-            wf_free(h);
+            long score = host_score(x->c->dr_hosts[i], s->host);
             if (score > best_score) {
                 if (dr->workload_selector.n > 0) {
                     skip(x, r, "DestinationRule workloadSelector");
@@ -730,10 +839,9 @@ static json_t *endpoints_json(ctx_t *x, const svc_t *s, int64_t port, const cp_l
     const cp_config_t *cfg = x->c->cfg;
     json_t *a = json_array();
     if (s->se == NULL) {
-        for (size_t i = 0; i < cfg->nworkloads; i++) {
-            const cp_workload_t *w = &cfg->workloads[i];
-            if (strcmp(w->service, s->name) == 0 && strcmp(w->ns, s->ns) == 0 &&
-                wl_has_port(w, port) && (sel == NULL || wl_selected(sel, w))) {
+        for (size_t i = 0; i < s->nwls; i++) {
+            const cp_workload_t *w = s->wls[i];
+            if (wl_has_port(w, port) && (sel == NULL || wl_selected(sel, w))) {
                 json_array_append_new(a, wl_endpoint(w, port));
             }
         }
@@ -853,7 +961,10 @@ static void clusters_for(ctx_t *x, json_t *out, const svc_t *s)
             for (uint32_t j = 0; j < i && !dup; j++) {
                 dup = wf_str_eq(dr->spec.dr->subsets[j].name, sub->name);
             }
-            if (!dup) {
+            if (sub->name.len == 0) {
+                /* it would be the default cluster's name */
+                skip(x, dr, "DestinationRule subset without a name");
+            } else if (!dup) {
                 cluster_add(x, out, s, s->ports[p], dr, sub);
             }
         }
@@ -968,7 +1079,7 @@ static json_t *dest_json(ctx_t *x, const cp_resource_t *r, const cp_destination_
     char *host = fqdn(d->host, r->meta.namespace_);
     int64_t port = d->port > 0 ? d->port : 0;
     if (port == 0) {
-        const svc_t *s = svc_find(x->c, host);
+        const svc_t *s = svc_find(x->c->svcs, x->c->nsvcs, host);
         port = s != NULL && s->nports == 1 ? s->ports[0] : vh_port;
     }
     json_t *o = json_object();
@@ -1311,20 +1422,18 @@ static const cp_resource_t *vs_for(ctx_t *x, const char *host)
     const cp_config_t *cfg = x->c->cfg;
     const cp_resource_t *best = NULL;
     long best_score = -1;
-    for (size_t i = 0; i < cfg->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
-        const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][i];
+    size_t lo, n = ix_range(&x->c->vs_ix, host, &lo);
+    for (size_t k = 0; k < n + x->c->vs_ix.nwild; k++) {
+        const host_ref_t *ref = k < n ? &x->c->vs_ix.exact[lo + k] : &x->c->vs_ix.wild[k - n];
+        const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][ref->idx];
         const cp_virtual_service_t *v = r->spec.vs;
         if (!vs_for_mesh(v) || !exported(&v->export_to, r->meta.namespace_, x->ns)) {
             continue;
         }
-        for (uint32_t h = 0; h < v->hosts.n; h++) {
-            char *f = fqdn(v->hosts.items[h], r->meta.namespace_);
-            long score = host_score(f, host);
-            wf_free(f);
-            if (score > best_score) {
-                best = r;
-                best_score = score;
-            }
+        long score = host_score(ref->host, host);
+        if (score > best_score) {
+            best = r;
+            best_score = score;
         }
     }
     return best;
@@ -1332,32 +1441,62 @@ static const cp_resource_t *vs_for(ctx_t *x, const char *host)
 
 /* ---- virtual hosts ---- */
 
-/* A set of "port|domain" keys so no domain is claimed twice on one port. */
+/* A set of "port|domain" keys (open addressing), so no domain is claimed twice on one port:
+ * the proxy refuses that, as Envoy does. */
 typedef struct {
     char **keys;
-    size_t n;
+    uint64_t *hashes;
+    size_t n, cap;
 } domset_t;
 
 static bool domset_add(domset_t *d, int64_t port, const char *dom)
 {
+    if (2 * (d->n + 1) > d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        char **keys = wf_calloc(cap, sizeof(*keys));
+        uint64_t *hashes = wf_calloc(cap, sizeof(*hashes));
+        for (size_t i = 0; i < d->cap; i++) {
+            if (d->keys[i] != NULL) {
+                size_t j = d->hashes[i] & (cap - 1);
+                while (keys[j] != NULL) {
+                    j = (j + 1) & (cap - 1);
+                }
+                keys[j] = d->keys[i];
+                hashes[j] = d->hashes[i];
+            }
+        }
+        wf_free(d->keys);
+        wf_free(d->hashes);
+        d->keys = keys;
+        d->hashes = hashes;
+        d->cap = cap;
+    }
     char *k = str_fmt("%lld|%s", (long long)port, dom);
-    for (size_t i = 0; i < d->n; i++) {
-        if (strcmp(d->keys[i], k) == 0) {
+    for (char *p = k; *p != '\0'; p++) {
+        *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+    }
+    uint64_t h = wf_hash64(k, strlen(k), 0);
+    size_t j = h & (d->cap - 1);
+    while (d->keys[j] != NULL) {
+        if (d->hashes[j] == h && strcmp(d->keys[j], k) == 0) {
             wf_free(k);
             return false;
         }
+        j = (j + 1) & (d->cap - 1);
     }
-    d->keys = wf_realloc(d->keys, (d->n + 1) * sizeof(*d->keys));
-    d->keys[d->n++] = k;
+    d->keys[j] = k;
+    d->hashes[j] = h;
+    d->n++;
     return true;
 }
 
 static void domset_free(domset_t *d)
 {
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->cap; i++) {
         wf_free(d->keys[i]);
     }
     wf_free(d->keys);
+    wf_free(d->hashes);
 }
 
 static void add_domain(domset_t *ds, json_t *doms, int64_t port, const char *name, bool with_port)
@@ -1365,7 +1504,7 @@ static void add_domain(domset_t *ds, json_t *doms, int64_t port, const char *nam
     if (domset_add(ds, port, name)) {
         json_array_append_new(doms, json_string(name));
     }
-    if (with_port) {
+    if (with_port && strchr(name, '*') == NULL) {
         char *p = str_fmt("%s:%lld", name, (long long)port);
         if (domset_add(ds, port, p)) {
             json_array_append_new(doms, json_string(p));
@@ -1398,7 +1537,7 @@ static void sidecar_vhosts(ctx_t *x, json_t *out, domset_t *ds, const svc_t *s)
     const cp_resource_t *vs = vs_for(x, s->host);
     for (size_t p = 0; p < s->nports; p++) {
         int64_t port = s->ports[p];
-        if (!port_is_http(s, port)) {
+        if (!port_is_http(s, port) || !sidecar_allows(x, s, port)) {
             continue;
         }
         json_t *doms = sidecar_domains(x, ds, s, port);
@@ -1674,7 +1813,7 @@ typedef struct {
 static gw_vh_t *gw_vh_get(gw_vhs_t *vs, int64_t port, const char *domain)
 {
     for (size_t i = 0; i < vs->n; i++) {
-        if (vs->v[i].port == port && strcmp(vs->v[i].domain, domain) == 0) {
+        if (vs->v[i].port == port && strcasecmp(vs->v[i].domain, domain) == 0) {
             return &vs->v[i];
         }
     }
@@ -1687,8 +1826,9 @@ static gw_vh_t *gw_vh_get(gw_vhs_t *vs, int64_t port, const char *domain)
     return e;
 }
 
-/* Server host `ns/host` admits VirtualServices of ns (`*` any, `.` the Gateway's). */
-static const char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns, char *buf, size_t len)
+/* The host part of server host h (wf_free it), or NULL when h does not admit VirtualServices
+ * of vs_ns: `ns/host` admits those of ns (`*` any, `.` the Gateway's own). */
+static char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns)
 {
     const char *slash = memchr(h.p, '/', h.len);
     wf_str_t host = h;
@@ -1700,8 +1840,7 @@ static const char *server_host(wf_str_t h, wf_str_t gw_ns, wf_str_t vs_ns, char 
         }
         host = (wf_str_t){slash + 1, h.len - ns.len - 1};
     }
-    snprintf(buf, len, "%.*s", (int)host.len, host.p);
-    return buf;
+    return wf_strndup(host.p, host.len);
 }
 
 /* The routes of VirtualService vs bound to server sv of Gateway gw (named gwname). */
@@ -1713,11 +1852,11 @@ static void gw_bind(ctx_t *x, gw_vhs_t *vhs, const cp_resource_t *gw, const char
     for (uint32_t h = 0; h < v->hosts.n; h++) {
         char *vh_host = fqdn(v->hosts.items[h], vs->meta.namespace_);
         for (uint32_t k = 0; k < sv->hosts.n; k++) {
-            char buf[512];
-            const char *sh = server_host(sv->hosts.items[k], gw->meta.namespace_,
-                                         vs->meta.namespace_, buf, sizeof(buf));
+            char *sh = server_host(sv->hosts.items[k], gw->meta.namespace_, vs->meta.namespace_);
             char *d = sh != NULL ? host_intersect(sh, vh_host) : NULL;
-            if (d == NULL) {
+            wf_free(sh);
+            if (d == NULL || !domain_ok(d)) {
+                wf_free(d);
                 continue;
             }
             gw_vh_t *e = gw_vh_get(vhs, port, d);
@@ -1774,7 +1913,12 @@ static void gateway_part(ctx_t *x, const cp_workload_t *w, json_t *servers, json
             }
             json_t *hosts = json_object_get(so, "hosts");
             for (uint32_t h = 0; h < sv->hosts.n; h++) {
-                json_t *hv = jstr(sv->hosts.items[h]);
+                wf_str_t sh = sv->hosts.items[h];
+                const char *slash = memchr(sh.p, '/', sh.len);
+                if (slash != NULL) {
+                    sh = (wf_str_t){slash + 1, sh.len - (size_t)(slash + 1 - sh.p)};
+                }
+                json_t *hv = jstr(sh);
                 bool dup = false;
                 for (size_t j = 0; j < json_array_size(hosts) && !dup; j++) {
                     dup = json_equal(json_array_get(hosts, j), hv);
@@ -1826,7 +1970,27 @@ int cp_compile_new(const cp_config_t *cfg, const cp_compile_opts_t *o, cp_compil
     c->collector_url = wf_strdup(o->collector_url != NULL ? o->collector_url : "");
     c->opts.collector_url = c->collector_url;
     pthread_mutex_init(&c->mu, NULL);
-    build_services(c);
+    ctx_t x = {.c = c, .ns = ""};
+    build_services(&x);
+    c->skipped += x.skipped;
+    size_t ndr = cfg->n[CP_KIND_DESTINATION_RULE], nvs = cfg->n[CP_KIND_VIRTUAL_SERVICE];
+    c->dr_hosts = wf_calloc(ndr + 1, sizeof(*c->dr_hosts));
+    for (size_t i = 0; i < ndr; i++) {
+        const cp_resource_t *r = cfg->res[CP_KIND_DESTINATION_RULE][i];
+        c->dr_hosts[i] = fqdn(r->spec.dr->host, r->meta.namespace_);
+        ix_add(&c->dr_ix, c->dr_hosts[i], (uint32_t)i);
+    }
+    ix_sort(&c->dr_ix);
+    c->vs_hosts = wf_calloc(nvs + 1, sizeof(*c->vs_hosts));
+    for (size_t i = 0; i < nvs; i++) {
+        const cp_resource_t *r = cfg->res[CP_KIND_VIRTUAL_SERVICE][i];
+        c->vs_hosts[i] = wf_calloc(r->spec.vs->hosts.n + 1, sizeof(char *));
+        for (uint32_t h = 0; h < r->spec.vs->hosts.n; h++) {
+            c->vs_hosts[i][h] = fqdn(r->spec.vs->hosts.items[h], r->meta.namespace_);
+            ix_add(&c->vs_ix, c->vs_hosts[i][h], (uint32_t)i);
+        }
+    }
+    ix_sort(&c->vs_ix);
     *out = c;
     return 0;
 }
@@ -1841,8 +2005,24 @@ void cp_compile_free(cp_compiled_t *c)
         wf_free(c->svcs[i].ns);
         wf_free(c->svcs[i].name);
         wf_free(c->svcs[i].ports);
+        wf_free(c->svcs[i].wls);
     }
     wf_free(c->svcs);
+    for (size_t i = 0; i < c->cfg->n[CP_KIND_DESTINATION_RULE]; i++) {
+        wf_free(c->dr_hosts[i]);
+    }
+    wf_free(c->dr_hosts);
+    for (size_t i = 0; i < c->cfg->n[CP_KIND_VIRTUAL_SERVICE]; i++) {
+        for (size_t h = 0; c->vs_hosts[i][h] != NULL; h++) {
+            wf_free(c->vs_hosts[i][h]);
+        }
+        wf_free(c->vs_hosts[i]);
+    }
+    wf_free(c->vs_hosts);
+    wf_free(c->dr_ix.exact);
+    wf_free(c->dr_ix.wild);
+    wf_free(c->vs_ix.exact);
+    wf_free(c->vs_ix.wild);
     for (size_t i = 0; i < c->ngroups; i++) {
         wf_free(c->groups[i]->ns);
         free(c->groups[i]->vhosts); /* from json_dumps */

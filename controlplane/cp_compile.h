@@ -45,9 +45,9 @@ void cp_compile_free(cp_compiled_t *c);
  * proxy.id) with "version": version, as NUL-terminated JSON in *json (wf_free it), *len bytes.
  * *content_hash (when not NULL) is a hash of everything but the version, so a caller can tell
  * that a newer configuration changed nothing for this proxy. WF_E_NOTFOUND when proxy_id is
- * not a registered workload; -EAGAIN for a gateway no Gateway resource gives an HTTP server
- * (schema 1 requires at least one): there is nothing to send it until the configuration
- * changes, as Istio sends such a gateway no listeners.
+ * not a registered workload; WF_E_INVAL for a negative version; -EAGAIN for a gateway no Gateway
+ * resource gives an HTTP server (schema 1 requires at least one): there is nothing to send it until
+ * the configuration changes, as Istio sends such a gateway no listeners.
  */
 int cp_compile_proxy(cp_compiled_t *c, const char *proxy_id, int64_t version, char **json,
                      size_t *len, uint64_t *content_hash);

@@ -6,10 +6,13 @@
  * reference counted: a poll compiles its document outside the engine's lock from the generation
  * it took, while a rebuild may install the next one meanwhile.
  *
- * Documents are never cached: at 1,000 services a sidecar's document is hundreds of kB, and
- * 2,000 of them held at once would be most of a gigabyte. A parked poll is resumed when a newer
- * version exists and compiles its own document on the HTTP thread; only the content hash stays,
- * so the next poll at the same version knows without compiling that nothing changed for it.
+ * Documents are never cached: at 1,000 services a sidecar's document is megabytes, and 2,000
+ * of them held at once would be gigabytes. A parked poll is resumed when a newer version exists
+ * and compiles its own document on the HTTP thread; only the content hash stays, so the next
+ * poll at the same version knows without compiling that nothing changed for it. Documents on
+ * their way out count against a send budget: past it, a poll waits (first come, first served)
+ * until sent documents free room, so memory stays bounded however many proxies converge at once
+ * and however slowly they read.
  */
 #include "cp_push.h"
 
@@ -20,6 +23,7 @@
 #include "wf_err.h"
 #include "wf_log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +95,12 @@ struct cp_push {
 
     proxy_t **proxies; /* sorted by id */
     size_t nproxies, cap_proxies;
-    cp_push_waiter_t *waiters; /* parked polls, a doubly linked list */
+    cp_push_waiter_t *waiters, *waiters_tail; /* parked polls, oldest first */
     size_t nwaiters;
+    size_t budget;         /* bytes of documents that may be on their way out at once */
+    size_t inflight;       /* bytes given out and not yet cp_push_sent */
+    size_t last_doc_len;   /* the size of the last document, to wake as many as fit */
+    size_t budget_waiting; /* parked polls waiting for room in the budget */
 
     uint64_t pushes, nacks, builds, build_failures;
     histo_t convergence, build_time;
@@ -260,38 +268,50 @@ static void waiter_unlink(cp_push_t *p, cp_push_waiter_t *w)
     }
     if (w->next != NULL) {
         w->next->prev = w->prev;
+    } else {
+        p->waiters_tail = w->prev;
     }
     w->prev = w->next = NULL;
     w->proxy->nwaiting--;
     w->proxy = NULL;
     p->nwaiters--;
+    if (w->for_budget) {
+        w->for_budget = false;
+        p->budget_waiting--;
+    }
 }
 
-static void waiter_park(cp_push_t *p, cp_push_waiter_t *w, proxy_t *px)
+/* Park w at the tail (FIFO, so the budget's room goes to the oldest first). */
+static void waiter_park(cp_push_t *p, cp_push_waiter_t *w, proxy_t *px, bool for_budget)
 {
     w->timed_out = false;
     w->proxy = px;
-    w->prev = NULL;
-    w->next = p->waiters;
-    if (p->waiters != NULL) {
-        p->waiters->prev = w;
+    w->for_budget = for_budget;
+    w->next = NULL;
+    w->prev = p->waiters_tail;
+    if (p->waiters_tail != NULL) {
+        p->waiters_tail->next = w;
+    } else {
+        p->waiters = w;
     }
-    p->waiters = w;
+    p->waiters_tail = w;
     px->nwaiting++;
     p->nwaiters++;
+    p->budget_waiting += for_budget;
     w->suspend(w->arg);
     if (p->thread_wake_ms != 0 && w->deadline_ms < p->thread_wake_ms) {
         pthread_cond_signal(&p->cond);
     }
 }
 
-/* Resume the waiters that can now get something: those whose proxy is behind the version. */
+/* Resume the waiters that can now get something: those whose proxy is behind the version
+ * (those waiting for the budget already know, and keep their place). */
 static void wake_locked(cp_push_t *p)
 {
     cp_push_waiter_t *w = p->waiters, *next;
     for (; w != NULL; w = next) {
         next = w->next;
-        if (p->cur->version > proxy_threshold(w->proxy)) {
+        if (!w->for_budget && p->cur->version > proxy_threshold(w->proxy)) {
             waiter_unlink(p, w);
             w->resume(w->arg);
         }
@@ -307,6 +327,7 @@ int cp_push_new(const cp_push_opts_t *o, cp_push_t **out)
     }
     cp_push_t *p = wf_calloc(1, sizeof(*p));
     p->o = *o;
+    p->budget = o->send_budget != 0 ? o->send_budget : CP_PUSH_DEFAULT_SEND_BUDGET;
     if (o->compile.collector_url != NULL) {
         p->collector_url = wf_strdup(o->compile.collector_url);
         p->o.compile.collector_url = p->collector_url;
@@ -553,17 +574,25 @@ static void record_poll_locked(cp_push_t *p, proxy_t *px, const cp_push_query_t 
         px->nacking = false;
         return;
     }
-    const char *reason = q->reason != NULL ? q->reason : "";
-    if (!px->nacking || px->nack != q->nack || strncmp(px->reason, reason, REASON_MAX) != 0) {
+    /* The proxy's text goes into a log line and a JSON string: no control characters or
+     * quotes that would forge a field. */
+    char reason[REASON_MAX + 1];
+    size_t n = 0;
+    for (const char *c = q->reason != NULL ? q->reason : ""; *c != '\0' && n < REASON_MAX; c++) {
+        bool bad = (unsigned char)*c < 0x20 || *c == 0x7f || *c == '"';
+        reason[n++] = !bad ? *c : *c == '"' ? '\'' : ' ';
+    }
+    reason[n] = '\0';
+    if (!px->nacking || px->nack != q->nack || strcmp(px->reason, reason) != 0) {
         p->nacks++;
         px->nack = q->nack;
         wf_free(px->reason);
-        px->reason = wf_strndup(reason, strnlen(reason, REASON_MAX));
+        px->reason = wf_strdup(reason);
         int64_t refused = q->nack != 0 ? q->nack : px->sent;
         px->nack_known = refused != 0 && refused == px->sent;
         px->nack_hash = px->sent_hash;
-        WF_LOG(WF_WARN, "control", "a proxy refused its snapshot",
-               "proxy=%s version=%lld err=\"%s\"", px->id, (long long)q->nack, px->reason);
+        WF_LOG_RL(WF_WARN, 10, "control", "a proxy refused its snapshot",
+                  "proxy=%s version=%lld err=\"%s\"", px->id, (long long)q->nack, px->reason);
     }
     px->nacking = true;
 }
@@ -627,8 +656,14 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
         if (g == NULL || g->version <= proxy_threshold(px) || px->same_version == g->version ||
             px->refused_version == g->version || px->absent_version == g->version) {
             if (w != NULL) {
-                waiter_park(p, w, px);
+                waiter_park(p, w, px, false);
             }
+            break;
+        }
+        /* No room for one more document on its way out: wait for some to be sent. (A poll
+         * that cannot wait is served anyway: it is the caller's own memory.) */
+        if (w != NULL && p->inflight >= p->budget) {
+            waiter_park(p, w, px, true);
             break;
         }
         /* Compile outside the lock: the generation and the proxy are pinned meanwhile. A build
@@ -650,8 +685,9 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
             gen_free(p, drop);
             pthread_mutex_lock(&p->mu);
         }
-        if (rc == WF_E_NOTFOUND) {
-            /* Not registered (yet): registering is a change, which brings a new version. */
+        if (rc == WF_E_NOTFOUND || rc == -EAGAIN) {
+            /* Not registered (yet), or a gateway with no server to serve: nothing to send until
+             * the configuration changes, which brings a new version. */
             px->absent_version = gv;
             continue;
         }
@@ -675,6 +711,8 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
         px->sent_hash = hash;
         px->sent_change_ms = gchange;
         p->pushes++;
+        p->inflight += doc_len;
+        p->last_doc_len = doc_len;
         pthread_mutex_unlock(&p->mu);
         *json = doc;
         *len = doc_len;
@@ -682,6 +720,26 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
     }
     pthread_mutex_unlock(&p->mu);
     return CP_PUSH_WAIT;
+}
+
+void cp_push_sent(cp_push_t *p, size_t len)
+{
+    pthread_mutex_lock(&p->mu);
+    WF_ASSERT(p->inflight >= len);
+    p->inflight -= len;
+    /* Wake as many of the oldest budget waiters as the room fits documents like the last. */
+    size_t room = p->inflight < p->budget ? p->budget - p->inflight : 0;
+    size_t n = p->last_doc_len > 0 ? room / p->last_doc_len + 1 : p->budget_waiting;
+    cp_push_waiter_t *w = p->waiters, *next;
+    for (; w != NULL && n > 0 && p->budget_waiting > 0 && room > 0; w = next) {
+        next = w->next;
+        if (w->for_budget) {
+            waiter_unlink(p, w);
+            w->resume(w->arg);
+            n--;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- status ---- */
@@ -761,6 +819,9 @@ void cp_push_metrics(cp_push_t *p, int64_t now_ms, FILE *f)
             "# HELP weft_control_push_nacks_total Snapshots proxies refused.\n"
             "# TYPE weft_control_push_nacks_total counter\n"
             "weft_control_push_nacks_total %llu\n"
+            "# HELP weft_control_push_inflight_bytes Bytes of documents on their way out.\n"
+            "# TYPE weft_control_push_inflight_bytes gauge\n"
+            "weft_control_push_inflight_bytes %zu\n"
             "# HELP weft_control_proxies_connected Proxies with a poll waiting now.\n"
             "# TYPE weft_control_proxies_connected gauge\n"
             "weft_control_proxies_connected %zu\n"
@@ -768,7 +829,7 @@ void cp_push_metrics(cp_push_t *p, int64_t now_ms, FILE *f)
             "# TYPE weft_control_proxies gauge\n",
             (long long)(p->cur != NULL ? p->cur->version : 0), (unsigned long long)p->builds,
             (unsigned long long)p->build_failures, (unsigned long long)p->pushes,
-            (unsigned long long)p->nacks, p->nwaiters);
+            (unsigned long long)p->nacks, p->inflight, p->nwaiters);
     pthread_mutex_unlock(&p->mu);
     for (int s = 0; s < ST_COUNT; s++) {
         fprintf(f, "weft_control_proxies{state=\"%s\"} %llu\n", state_labels[s],

@@ -49,6 +49,8 @@
 #define CP_PUSH_DEFAULT_WAIT_MS 30000
 /* At most this many proxies are tracked; a poll for one more is refused (WF_E_LIMIT). */
 #define CP_PUSH_MAX_PROXIES 100000
+/* Bytes of documents given out and not yet sent, past which polls wait for room. */
+#define CP_PUSH_DEFAULT_SEND_BUDGET ((size_t)16 << 20)
 /* A proxy that has not polled for this long and is not registered is forgotten. */
 #define CP_PUSH_FORGET_MS (10 * 60 * 1000)
 
@@ -65,6 +67,7 @@ typedef struct {
     cp_registry_t *registry;            /* required; outlives the engine */
     const cp_push_compiler_t *compiler; /* required; outlives the engine */
     cp_compile_opts_t compile;          /* copied (collector_url too) */
+    size_t send_budget;                 /* 0: CP_PUSH_DEFAULT_SEND_BUDGET */
 } cp_push_opts_t;
 
 typedef struct cp_push cp_push_t;
@@ -86,6 +89,7 @@ typedef struct cp_push_waiter {
     /* engine-owned */
     struct cp_push_waiter *prev, *next;
     struct cp_push_proxy *proxy;
+    bool for_budget; /* waiting for room in the send budget, not for a version */
 } cp_push_waiter_t;
 
 /* One poll's query. */
@@ -132,15 +136,20 @@ size_t cp_push_expire(cp_push_t *p, int64_t now_ms);
 /*
  * A poll from proxy q->proxy_id. Records its acknowledgement (q->version) and refusal (q->nack,
  * q->reason), then either gives the compiled document of the current version in *json (wf_free
- * it; *len bytes) and returns CP_PUSH_DOC, when it is newer than max(version, nack) and its
- * content differs from what the proxy runs and from what it refused; or parks w and returns
- * CP_PUSH_WAIT. w may be NULL to never park (CP_PUSH_WAIT is returned, nothing is held).
- * After cp_push_close every would-be park returns CP_PUSH_WAIT with w->timed_out set and w not
- * parked. WF_E_INVAL for an id that is empty, longer than 253 bytes or not printable ASCII;
- * WF_E_LIMIT past CP_PUSH_MAX_PROXIES.
+ * it; *len bytes; call cp_push_sent(p, *len) once it is sent or dropped) and returns
+ * CP_PUSH_DOC, when it is newer than max(version, nack) and its content differs from what the
+ * proxy runs and from what it refused; or parks w and returns CP_PUSH_WAIT (also when the
+ * documents on their way out fill the send budget: w is resumed when there is room). w may be NULL
+ * to never park (CP_PUSH_WAIT is returned, nothing is held). After cp_push_close every would-be
+ * park returns CP_PUSH_WAIT with w->timed_out set and w not parked. WF_E_INVAL for an id that is
+ * empty, longer than 253 bytes or not printable ASCII; WF_E_LIMIT past CP_PUSH_MAX_PROXIES.
  */
 int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push_waiter_t *w,
                  char **json, size_t *len);
+
+/* A document of len bytes given by cp_push_poll is sent (or dropped): its room in the send
+ * budget is free again, and polls waiting for room are resumed. */
+void cp_push_sent(cp_push_t *p, size_t len);
 
 /* The current version (0 before the first build). */
 int64_t cp_push_version(cp_push_t *p);

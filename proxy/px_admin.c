@@ -199,7 +199,7 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
 static bool awaiting_config(px_proxy_t *px)
 {
     uv_mutex_lock(&px->snap_mu);
-    bool none = px->snapshot == NULL;
+    bool none = px->snapshot == NULL || (px->gateway && !px->gateway_open);
     uv_mutex_unlock(&px->snap_mu);
     return px->cfg.control != NULL && none;
 }

@@ -91,6 +91,13 @@ static const wf_flag_t px_flags[] = {
      "default: standard output when the snapshot sets telemetry.access_log, else none"},
     {"trace-queue", WF_FLAG_INT, "2048", offsetof(px_config_t, trace_queue),
      "spans waiting for export per worker at most; more are dropped and counted"},
+    {"labels", WF_FLAG_STR, NULL, offsetof(px_config_t, labels),
+     "more labels of the workload, registered with the control plane: k=v,k2=v2 (e.g. "
+     "istio=ingressgateway for a gateway that bookinfo's Gateway selects); app and version "
+     "come from --service and --version"},
+    {"service-account", WF_FLAG_STR, NULL, offsetof(px_config_t, service_account),
+     "service account registered with the control plane (the SPIFFE identity's sa); default: "
+     "the --config snapshot's, else \"default\""},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -226,6 +233,29 @@ static int read_token(const char *path, char **out)
     return text != NULL ? 0 : WF_E_INVAL;
 }
 
+/*
+ * Parse --labels "k=v,k2=v2" into obj (when not NULL): 0, or WF_E_INVAL for an entry without
+ * a name or "=". The control plane checks names and values as Kubernetes labels.
+ */
+static int add_flag_labels(json_t *obj, const char *spec)
+{
+    for (const char *p = spec; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        if (eq == NULL || eq == p) {
+            return WF_E_INVAL;
+        }
+        if (obj != NULL) {
+            char key[256];
+            snprintf(key, sizeof(key), "%.*s", (int)(eq - p), p);
+            json_object_set_new(obj, key, json_stringn(eq + 1, n - (size_t)(eq - p) - 1));
+        }
+        p = end != NULL ? end + 1 : p + n;
+    }
+    return 0;
+}
+
 /* The workload this proxy fronts, as the control plane's POST /v1/register takes it: where
  * peers reach it (the inbound listener), its admin port (for metrics discovery), its identity
  * and labels. A new string (free with free()). */
@@ -244,10 +274,12 @@ static char *registration_json(const px_proxy_t *px, const struct sockaddr_stora
         port = ntohs(a->sin_port);
     }
     int admin_port = ntohs(((const struct sockaddr_in *)admin)->sin_port);
-    const char *sa = px->identity != NULL && px->identity->proxy.service_account.len > 0
+    const char *sa = px->cfg.service_account != NULL ? px->cfg.service_account
+                     : px->identity != NULL && px->identity->proxy.service_account.len > 0
                          ? px->identity->proxy.service_account.p
                          : "default";
     json_t *labels = json_object();
+    add_flag_labels(labels, px->cfg.labels);
     json_object_set_new(labels, "app", json_stringn(w->app.p, w->app.len));
     if (w->version.len > 0) {
         json_object_set_new(labels, "version", json_stringn(w->version.p, w->version.len));
@@ -389,8 +421,11 @@ static void on_first_wait(uv_timer_t *t)
 {
     px_main_ctx_t *m = t->data;
     uv_mutex_lock(&m->px.snap_mu);
-    bool have = m->px.snapshot != NULL;
+    /* A snapshot without servers (no Gateway selects this workload yet) leaves nothing to
+     * open: keep waiting, and take the server set of the first snapshot that has one. */
+    bool have = m->px.snapshot != NULL && m->px.snapshot->gateway.n_servers > 0;
     unsigned long long version = have ? m->px.snapshot->version : 0;
+    m->px.gateway_open = have;
     uv_mutex_unlock(&m->px.snap_mu);
     if (!have) {
         return;
@@ -442,6 +477,11 @@ int px_main(int argc, char **argv)
         goto out;
     }
     px->gateway = strcmp(cfg->mode, "gateway") == 0;
+    if (add_flag_labels(NULL, cfg->labels) != 0) {
+        fprintf(stderr, "weft proxy: --labels takes name=value[,name=value...]\n");
+        status = 2;
+        goto out;
+    }
     if (cfg->service == NULL || cfg->service[0] == '\0' || cfg->app_port < 0 ||
         cfg->app_port > 65535 || (!px->gateway && cfg->app_port == 0)) {
         fprintf(stderr, "weft proxy: --service and --app-port (1..65535) are required (a gateway "
@@ -532,6 +572,7 @@ int px_main(int argc, char **argv)
         }
     }
     bool defer = px->gateway && px->snapshot == NULL;
+    px->gateway_open = px->gateway && !defer;
     if (!defer && start_workers(m) != 0) {
         goto out;
     }

@@ -413,7 +413,7 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
                           : "a gateway's snapshot (proxy.mode gateway): run with --mode gateway";
     } else if (px->snapshot != NULL && s->version <= px->snapshot->version) {
         why = "version is not newer than the one in use";
-    } else if (px->gateway && px->snapshot != NULL &&
+    } else if (px->gateway && px->gateway_open && px->snapshot != NULL &&
                !gateway_servers_equal(&px->snapshot->gateway, &s->gateway)) {
         why = "gateway servers (ports) changed: it takes a restart";
     } else if (px->snapshot != NULL && !px_tcp_ports_equal(&px->snapshot->inbound, &s->inbound)) {

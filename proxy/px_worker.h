@@ -54,6 +54,9 @@ typedef struct {
     int64_t trace_batch;        /* spans per batch at most */
     int64_t trace_queue;        /* spans queued per worker at most; more are dropped */
     char *access_log;           /* path or "-" (stdout); NULL: the snapshot's setting */
+    char *labels;               /* "k=v,k2=v2": more workload labels to register with */
+    char *service_account;      /* registered service account; NULL: the snapshot's, else
+                                 * "default" */
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is
@@ -207,6 +210,7 @@ struct px_proxy {
     px_lb_shared_t *lb;      /* its load-balancing state shared by workers (one reference) */
     char *snapshot_json;     /* its document as received, for /config_dump */
     px_snapshot_t *identity; /* the first snapshot, kept: self's strings point into it */
+    bool gateway_open;       /* a gateway's server ports are open (their set is fixed) */
     char nack[512];          /* why the last refused snapshot was refused, "" when none */
     uint64_t nack_version;   /* its version */
     _Atomic uint64_t config_accepted;

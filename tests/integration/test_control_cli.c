@@ -654,6 +654,60 @@ static void test_directory(void **state)
                                "destinationrule.networking.istio.io/dir-b created\n"
                                "gateway.networking.istio.io/dir-c created\n");
     res_free(&r);
+
+    /* Several kinds in one get: a table per kind, names qualified, a blank line between. */
+    r = CLI(c, "get", "vs,dr", "dir-a", "dir-b");
+    expect(&r, 1); /* no VirtualService dir-b, no DestinationRule dir-a */
+    assert_true(lines_match(r.out,
+                            "^(NAME +GATEWAYS +HOSTS +AGE|"
+                            "virtualservice\\.networking\\.istio\\.io/dir-a +"
+                            "\\[\"dir-a\"\\] +[0-9]+s|NAME +HOST +AGE|"
+                            "destinationrule\\.networking\\.istio\\.io/dir-b +dir-b +[0-9]+s)$"));
+    assert_int_equal(count_lines(r.out), 5);
+    assert_non_null(strstr(r.out, "s\n\nNAME "));
+    assert_string_equal(r.err, "Error from server (NotFound): virtualservices.networking.istio.io "
+                               "\"dir-b\" not found\n"
+                               "Error from server (NotFound): destinationrules.networking.istio.io "
+                               "\"dir-a\" not found\n");
+    res_free(&r);
+    /* What -o name prints is what get, describe and delete take. */
+    r = CLI(c, "get", "vs/dir-a", "dr/dir-b", "gateway/dir-c", "-o", "name");
+    expect(&r, 0);
+    assert_string_equal(r.out, "virtualservice.networking.istio.io/dir-a\n"
+                               "destinationrule.networking.istio.io/dir-b\n"
+                               "gateway.networking.istio.io/dir-c\n");
+    res_free(&r);
+    r = CLI(c, "describe", "virtualservice.networking.istio.io/dir-a",
+            "destinationrule.networking.istio.io/dir-b");
+    expect(&r, 0);
+    assert_non_null(strstr(r.out, "Name:         dir-a\n"));
+    assert_non_null(strstr(r.out, "\n\n\nName:         dir-b\n"));
+    res_free(&r);
+    r = CLI(c, "get", "vs,dr,gw", "-o", "json");
+    expect(&r, 0);
+    json_t *o = json_loads(r.out, 0, NULL);
+    assert_non_null(o);
+    size_t dir_objects = 0, i;
+    json_t *it;
+    json_array_foreach(json_object_get(o, "items"), i, it)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(it, "metadata"), "name"));
+        dir_objects += strncmp(name, "dir-", 4) == 0;
+    }
+    assert_int_equal(dir_objects, 3);
+    json_decref(o);
+    res_free(&r);
+    r = CLI(c, "delete", "virtualservice.networking.istio.io/dir-a",
+            "destinationrule.networking.istio.io/dir-b", "gateway.networking.istio.io/dir-c");
+    expect(&r, 0);
+    assert_string_equal(r.out, "virtualservice.networking.istio.io \"dir-a\" deleted\n"
+                               "destinationrule.networking.istio.io \"dir-b\" deleted\n"
+                               "gateway.networking.istio.io \"dir-c\" deleted\n");
+    res_free(&r);
+    r = CLI(c, "apply", "-f", sub);
+    expect(&r, 0);
+    res_free(&r);
     r = CLI(c, "delete", "-f", sub);
     expect(&r, 0);
     assert_int_equal(count_lines(r.out), 3);

@@ -5,35 +5,18 @@
  * their wait runs out (304); a refused version is not sent again; /v1/proxy-status shows
  * SYNCED, STALE, NACK (with the reason) and NOT_REGISTERED; tokens are required; a hundred
  * polls held at once are all answered after their workloads register; versions keep growing
- * across a restart; the push metrics.
+ * across a restart; the push metrics. And end to end: a real `weft proxy --control` receives
+ * its compiled snapshot and routes per the VirtualService applied, then per the next one.
  */
-#include "wf_alloc.h"
-#include "wt_util.h"
+#include "test_proxy_common.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cmocka.h>
 
 typedef struct {
     char *dir;
     char *data;
+    const char *lease; /* --lease-ttl; NULL: 120s */
     int port;
     pid_t pid;
     char admin[128];
@@ -57,8 +40,15 @@ static void cp_start(cp_t *c)
     c->port = wt_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
     snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", c->data,
-                    "--lease-ttl",         "120s",    NULL};
+    char *argv[] = {(char *)wt_weft_bin(),
+                    "control",
+                    "--listen",
+                    listen,
+                    "--data-dir",
+                    c->data,
+                    "--lease-ttl",
+                    (char *)(c->lease != NULL ? c->lease : "120s"),
+                    NULL};
     c->pid = wt_spawn(argv, log);
     assert_true(wt_wait_port(c->port, 20000));
     read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
@@ -165,14 +155,19 @@ static json_t *parse(char *body)
     return o;
 }
 
-static void reg(cp_t *c, const char *service, const char *version, int port)
+static void reg_at(cp_t *c, const char *service, const char *version, const char *address, int port)
 {
     char body[512];
     snprintf(body, sizeof(body),
-             "{\"service\":\"%s\",\"version\":\"%s\",\"address\":\"127.0.0.1\",\"ports\":[%d],"
+             "{\"service\":\"%s\",\"version\":\"%s\",\"address\":\"%s\",\"ports\":[%d],"
              "\"labels\":{\"app\":\"%s\",\"version\":\"%s\"}}",
-             service, version, port, service, version);
+             service, version, address, port, service, version);
     assert_int_equal(req(c->port, "POST", "/v1/register", c->boot, body, NULL), 200);
+}
+
+static void reg(cp_t *c, const char *service, const char *version, int port)
+{
+    reg_at(c, service, version, "127.0.0.1", port);
 }
 
 /* A poll (blocking); the status and, on 200, the document's version in *version. */
@@ -416,6 +411,39 @@ static void test_push_flow(void **state)
     cp_free(&c);
 }
 
+/* A lease that runs out is a change: a new version, and the proxy is NOT_REGISTERED. */
+static void test_lease_expiry(void **state)
+{
+    (void)state;
+    cp_t c;
+    memset(&c, 0, sizeof(c));
+    c.dir = wt_tmpdir("cppush");
+    c.data = wf_malloc(strlen(c.dir) + 8);
+    sprintf(c.data, "%s/data", c.dir);
+    c.lease = "1s";
+    cp_start(&c);
+    long long v = 0, cur = 0;
+    reg(&c, "ratings", "v1", 9080);
+    assert_int_equal(poll_snapshot(&c, "ratings-v1.default", 0, NULL, 5000, &v), 200);
+    char state_now[32] = "";
+    for (int i = 0; i < 500; i++) {
+        json_t *e = status_entry(&c, "ratings-v1.default", &cur);
+        assert_non_null(e);
+        snprintf(state_now, sizeof(state_now), "%s",
+                 json_string_value(json_object_get(e, "state")));
+        json_decref(e);
+        if (strcmp(state_now, "NOT_REGISTERED") == 0) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    assert_string_equal(state_now, "NOT_REGISTERED");
+    assert_true(cur > v);
+    assert_true(metric(&c, "weft_control_leases_expired_total") >= 1);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
 #define NPOLLS 100
 
 /* A hundred polls held at once, for workloads not registered yet; their registrations
@@ -463,12 +491,180 @@ static void test_many_held_polls(void **state)
     cp_free(&c);
 }
 
+/* An upstream that answers every request with its name, on a given address and port (two of
+ * them share a port on 127.0.0.1 and 127.0.0.2, as two pods share a service port). */
+typedef struct {
+    const char *name;
+    int fd;
+    atomic_bool stop;
+    pthread_t t;
+} named_t;
+
+static void *named_run(void *arg)
+{
+    named_t *n = arg;
+    while (!atomic_load(&n->stop)) {
+        struct pollfd p = {.fd = n->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0) {
+            continue;
+        }
+        int fd = accept(n->fd, NULL, NULL);
+        if (fd < 0) {
+            continue;
+        }
+        rd_t r;
+        rd_init(&r, fd);
+        char *head = rd_until(&r, "\r\n\r\n");
+        if (head != NULL) {
+            char msg[256];
+            int l =
+                snprintf(msg, sizeof(msg),
+                         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         strlen(n->name), n->name);
+            send_all(fd, msg, (size_t)l);
+        }
+        wf_free(head);
+        rd_free(&r);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void named_start(named_t *n, const char *name, const char *addr, int port)
+{
+    n->name = name;
+    atomic_store(&n->stop, false);
+    n->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(n->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, addr, &a.sin_addr), 1);
+    assert_int_equal(bind(n->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(n->fd, 64), 0);
+    assert_int_equal(pthread_create(&n->t, NULL, named_run, n), 0);
+}
+
+static void named_stop(named_t *n)
+{
+    atomic_store(&n->stop, true);
+    pthread_join(n->t, NULL);
+    close(n->fd);
+}
+
+static void apply_reviews_vs(cp_t *c, const char *subset)
+{
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"items\":[{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":"
+             "\"VirtualService\",\"metadata\":{\"name\":\"reviews\"},\"spec\":{\"hosts\":["
+             "\"reviews\"],\"http\":[{\"route\":[{\"destination\":{\"host\":\"reviews\","
+             "\"subset\":\"%s\"}}]}]}}]}",
+             subset);
+    assert_int_equal(req(c->port, "POST", "/v1/apply", c->admin, body, NULL), 200);
+}
+
+/* Which upstream a request for reviews through the proxy's outbound listener reaches. */
+static void reviews_via(const proxy_t *p, int port, char *out, size_t cap)
+{
+    char raw[256];
+    snprintf(raw, sizeof(raw), "GET /who HTTP/1.1\r\nHost: reviews:%d\r\nConnection: close\r\n\r\n",
+             port);
+    resp_t rs;
+    out[0] = '\0';
+    if (request(p->outbound, raw, NULL, 0, &rs) == 200) {
+        snprintf(out, cap, "%.*s", (int)rs.body.len, (const char *)rs.body.data);
+    }
+    resp_free(&rs);
+}
+
+/* Until requests reach the upstream named want (at most ~10 s); true when they do. */
+static bool routes_to(const proxy_t *p, int port, const char *want)
+{
+    char got[64] = "";
+    for (int i = 0; i < 1000; i++) {
+        reviews_via(p, port, got, sizeof(got));
+        if (strcmp(got, want) == 0) {
+            return true;
+        }
+        usleep(10 * 1000);
+    }
+    fprintf(stderr, "requests for reviews reach \"%s\", not \"%s\"\n", got, want);
+    return false;
+}
+
+/* A real proxy gets its compiled snapshot from `weft control` (it turns ready), routes per the
+ * applied VirtualService, and follows the next one; proxy-status shows it SYNCED. */
+static void test_real_proxy(void **state)
+{
+    (void)state;
+    cp_t c;
+    cp_new(&c);
+    int port = wt_free_port();
+    named_t v1, v2;
+    named_start(&v1, "reviews-v1", "127.0.0.1", port);
+    named_start(&v2, "reviews-v2", "127.0.0.2", port);
+    reg_at(&c, "reviews", "v1", "127.0.0.1", port);
+    reg_at(&c, "reviews", "v2", "127.0.0.2", port);
+    const char *dr =
+        "{\"items\":[{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"DestinationRule\","
+        "\"metadata\":{\"name\":\"reviews\"},\"spec\":{\"host\":\"reviews\",\"subsets\":["
+        "{\"name\":\"v1\",\"labels\":{\"version\":\"v1\"}},"
+        "{\"name\":\"v2\",\"labels\":{\"version\":\"v2\"}}]}}]}";
+    assert_int_equal(req(c.port, "POST", "/v1/apply", c.admin, dr, NULL), 200);
+    apply_reviews_vs(&c, "v2");
+
+    char url[64], token[700];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c.port);
+    snprintf(token, sizeof(token), "%s/bootstrap-token", c.data);
+    const char *extra[] = {"--control", url,         "--bootstrap-token-file",
+                           token,       "--service", "productpage",
+                           "--version", "v1",        NULL};
+    proxy_t p;
+    proxy_start_with(&p, wt_free_port(), NULL, "1", extra);
+    int ready = 0;
+    for (int i = 0; i < 1000 && ready != 200; i++) {
+        ready = wt_http(p.admin, "GET", "/ready", NULL, 0, NULL);
+        if (ready != 200) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_int_equal(ready, 200);
+    assert_true(routes_to(&p, port, "reviews-v2"));
+
+    apply_reviews_vs(&c, "v1");
+    assert_true(routes_to(&p, port, "reviews-v1"));
+    /* It acknowledged the version it runs. */
+    long long cur = 0;
+    bool synced = false;
+    for (int i = 0; i < 500 && !synced; i++) {
+        json_t *e = status_entry(&c, "productpage-v1.default", &cur);
+        synced = e != NULL &&
+                 strcmp(json_string_value(json_object_get(e, "state")), "SYNCED") == 0 &&
+                 json_integer_value(json_object_get(e, "version")) == cur;
+        json_decref(e);
+        if (!synced) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(synced);
+    assert_int_equal(stat_value(p.admin, "weft_proxy_config_version"), (double)cur);
+
+    proxy_stop(&p);
+    named_stop(&v1);
+    named_stop(&v2);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_push_flow),
         cmocka_unit_test(test_many_held_polls),
+        cmocka_unit_test(test_lease_expiry),
+        cmocka_unit_test(test_real_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

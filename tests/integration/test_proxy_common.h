@@ -499,7 +499,7 @@ static void up_serve(int fd, void *ctx)
             wf_buf_free(&body);
             break;
         }
-        if (strcmp(path, "/who") == 0) {
+        if (strcmp(path, "/who") == 0 || strcmp(path, "/productpage") == 0) {
             srv_reply(fd, 200, NULL, u->name, strlen(u->name));
         } else if (strcmp(path, "/hello") == 0) {
             /* A HEAD answer has the length of the GET's content and none of it. */

@@ -235,6 +235,16 @@ static void test_subset_not_found(void **state)
     expect_none(&r);
     done(c, &r);
 
+    /* So does a wildcard DestinationRule holding the host. */
+    c = reviews_world();
+    add_yaml(c, VS_REVIEWS("v2") "---\napiVersion: networking.istio.io/v1\n"
+                                 "kind: DestinationRule\nmetadata: {name: all, namespace: ops}\n"
+                                 "spec:\n  host: '*.svc.cluster.local'\n"
+                                 "  subsets: [{name: v2, labels: {version: v2}}]\n");
+    r = run(c);
+    expect_none(&r);
+    done(c, &r);
+
     /* ... and a subset of the same name for another host does not. */
     c = reviews_world();
     add_wl(c, "ratings", "default", "v2", NULL);
@@ -502,6 +512,33 @@ static void test_dr_multi_match(void **state)
                            "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n");
     r = run(c);
     expect_none(&r);
+    done(c, &r);
+
+    /* A wildcard host overlaps the hosts it holds; two identical wildcards overlap too. */
+    c = reviews_world();
+    add_yaml(c, DR_REVIEWS "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                           "metadata: {name: wild-a}\nspec:\n"
+                           "  host: '*.default.svc.cluster.local'\n"
+                           "  subsets: [{name: v2, labels: {version: v2}}]\n"
+                           "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                           "metadata: {name: wild-b, namespace: ops}\nspec:\n"
+                           "  host: '*.default.svc.cluster.local'\n"
+                           "  subsets: [{name: v9, labels: {version: v9}}]\n"
+                           "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                           "metadata: {name: wild-c, namespace: ops}\nspec:\n"
+                           "  host: '*.default.svc.cluster.local'\n"
+                           "  subsets: [{name: v9, labels: {version: v9}}]\n"
+                           "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                           "metadata: {name: other}\nspec:\n"
+                           "  host: '*.example.com'\n"
+                           "  subsets: [{name: v2, labels: {version: v2}}]\n");
+    r = run(c);
+    assert_int_equal(count(&r, "KIA0201"), 4);
+    one(&r, "KIA0201", "reviews");
+    one(&r, "KIA0201", "wild-a");
+    one(&r, "KIA0201", "wild-b");
+    one(&r, "KIA0201", "wild-c");
+    assert_int_equal(r.n, 4);
     done(c, &r);
 
     /* A rule without subsets covers them all. */

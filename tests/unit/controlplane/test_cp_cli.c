@@ -230,6 +230,34 @@ static void test_args(void **state)
     assert_int_equal(parse("delete -f x.yaml --ignore-not-found", &a, err, sizeof(err)), 0);
     assert_true(a.ignore_not_found);
     assert_int_equal(parse("describe ap deny-all", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.ntargets, 1);
+    assert_int_equal(a.targets[0].k->id, CP_KIND_AUTHORIZATION_POLICY);
+    assert_string_equal(a.targets[0].name, "deny-all");
+
+    /* Targets: every kind with every name, kind by kind; or KIND/NAME pairs. */
+    assert_int_equal(parse("get vs,dr a b", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.ntargets, 4);
+    assert_int_equal(a.targets[0].k->id, CP_KIND_VIRTUAL_SERVICE);
+    assert_string_equal(a.targets[0].name, "a");
+    assert_int_equal(a.targets[1].k->id, CP_KIND_VIRTUAL_SERVICE);
+    assert_string_equal(a.targets[1].name, "b");
+    assert_int_equal(a.targets[2].k->id, CP_KIND_DESTINATION_RULE);
+    assert_string_equal(a.targets[2].name, "a");
+    assert_int_equal(a.targets[3].k->id, CP_KIND_DESTINATION_RULE);
+    assert_int_equal(parse("get gw,se,sidecar -A", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.ntargets, 3);
+    assert_int_equal(a.targets[2].k->id, CP_KIND_SIDECAR);
+    assert_string_equal(a.targets[2].name, "");
+    assert_int_equal(parse("delete virtualservice.networking.istio.io/reviews dr/r.x -n b", &a, err,
+                           sizeof(err)),
+                     0);
+    assert_int_equal(a.ntargets, 2);
+    assert_int_equal(a.targets[0].k->id, CP_KIND_VIRTUAL_SERVICE);
+    assert_string_equal(a.targets[0].name, "reviews");
+    assert_int_equal(a.targets[1].k->id, CP_KIND_DESTINATION_RULE);
+    assert_string_equal(a.targets[1].name, "r.x");
+    assert_int_equal(parse("describe vs a b", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.ntargets, 2);
     assert_int_equal(parse("workloads -A -o json", &a, err, sizeof(err)), 0);
     assert_int_equal(parse("analyze -n bookinfo", &a, err, sizeof(err)), 0);
     assert_int_equal(parse("proxy-status", &a, err, sizeof(err)), 0);
@@ -265,8 +293,20 @@ static void test_args(void **state)
         {"delete vs a -f x.yaml", "give either -f FILE or KIND NAME..., not both"},
         {"delete pods a", "the server doesn't have a resource type \"pods\" (vs, dr, gw, se, "
                           "sidecar, pa, ap)"},
-        {"describe vs", "describe takes one KIND and one NAME"},
-        {"describe vs a b", "describe takes one KIND and one NAME"},
+        {"describe vs", "resource(s) were provided, but no name was specified"},
+        {"get vs/", "there is no need to specify a resource type as a separate argument when "
+                    "passing arguments in resource/name form (\"vs/\")"},
+        {"get vs/a b", "there is no need to specify a resource type as a separate argument when "
+                       "passing arguments in resource/name form (\"b\")"},
+        {"get vs vs/a", "there is no need to specify a resource type as a separate argument when "
+                        "passing arguments in resource/name form (\"vs/a\")"},
+        {"get vs,pods", "the server doesn't have a resource type \"pods\" (vs, dr, gw, se, "
+                        "sidecar, pa, ap)"},
+        {"get vs,,dr", "the server doesn't have a resource type \"\" (vs, dr, gw, se, sidecar, "
+                       "pa, ap)"},
+        {"delete pods/a", "the server doesn't have a resource type \"pods\" (vs, dr, gw, se, "
+                          "sidecar, pa, ap)"},
+        {"get vs/a -A", "a resource cannot be retrieved by name across all namespaces"},
         {"workloads extra", "weft workloads takes no arguments (got \"extra\")"},
         {"workloads -o name", "unable to match a printer for --output=\"name\" (allowed: yaml "
                               "json wide)"},

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 
 #include "cp_compile.h"
 #include "px_snapshot.h"
@@ -676,7 +677,15 @@ static void test_service_entries(void **state)
                   "metadata: {name: static-api}\n"
                   "spec:\n"
                   "  host: api.example.com\n"
-                  "  subsets: [{name: b, labels: {tier: b}}]\n");
+                  "  subsets: [{name: b, labels: {tier: b}}]\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: ServiceEntry\n"
+                  "metadata: {name: wild}\n"
+                  "spec:\n"
+                  "  hosts: ['*.wild.example', '*.in*side.example']\n"
+                  "  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+                  "  resolution: NONE\n");
     bool google = add_ref(cfg, "egress-rule-google-apis.yaml");
     json_t *pp = compile1(cfg, "productpage-v1.default");
     json_t *v = vhost(pp, "api.example.com:8000");
@@ -693,6 +702,14 @@ static void test_service_entries(void **state)
     json_t *cb = cluster(pp, "outbound|8000|b|api.example.com");
     assert_int_equal(json_array_size(at(cb, "endpoints")), 1);
     assert_string_equal(at_s(cb, "endpoints/0/address"), "10.9.0.2");
+    /* A wildcard host: one wildcard per domain, so no `:port` form; no endpoints to list. */
+    assert_json_is(at(vhost(pp, "*.wild.example:80"), "domains"),
+                   json_pack("[s]", "*.wild.example"), "wildcard domains");
+    assert_int_equal(json_array_size(at(cluster(pp, "outbound|80||*.wild.example"), "endpoints")),
+                     0);
+    /* A second wildcard inside a host: no domain the proxy takes; left out and counted. */
+    assert_null(vhost(pp, "*.in*side.example:80"));
+    assert_null(cluster(pp, "outbound|80||*.in*side.example"));
     /* exportTo "." hides the other namespace's entry from default. */
     assert_null(vhost(pp, "private.example.com:80"));
     assert_null(cluster(pp, "outbound|80||private.example.com"));
@@ -756,6 +773,8 @@ static void test_sidecar_scoping(void **state)
                   "  workloadSelector: {labels: {app: reviews}}\n"
                   "  egress:\n"
                   "  - hosts: ['*/ratings.default.svc.cluster.local']\n"
+                  "  - port: {number: 7071, name: http, protocol: HTTP}\n"
+                  "    hosts: ['other/*']\n"
                   "---\n"
                   "apiVersion: networking.istio.io/v1\n"
                   "kind: Sidecar\n"
@@ -772,11 +791,15 @@ static void test_sidecar_scoping(void **state)
     assert_string_equal(at_s(vhs, "2/name"), RATINGS);
     assert_null(cluster(pp, "outbound|9080||reviews.default.svc.cluster.local"));
     assert_non_null(cluster(pp, "outbound|7070||billing.other.svc.cluster.local"));
-    /* reviews: the Sidecar selecting it. */
+    /* reviews: the Sidecar selecting it; its second egress entry imports namespace other on
+     * port 7071 only (billing listens on 7070: its cluster, no virtual host). */
     json_t *rv = compile1(cfg, "reviews-v1.default");
-    assert_int_equal(json_array_size(at(rv, "virtual_hosts")), 1);
-    assert_string_equal(at_s(rv, "virtual_hosts/0/name"), RATINGS);
-    assert_int_equal(json_array_size(at(rv, "clusters")), 1);
+    vhs = at(rv, "virtual_hosts");
+    assert_int_equal(json_array_size(vhs), 2);
+    assert_string_equal(at_s(vhs, "0/name"), "audit.other.svc.cluster.local:7071");
+    assert_string_equal(at_s(vhs, "1/name"), RATINGS);
+    assert_int_equal(json_array_size(at(rv, "clusters")), 3);
+    assert_non_null(cluster(rv, "outbound|7070||billing.other.svc.cluster.local"));
     /* billing (namespace other, no Sidecar of its own): the root default, its namespace. */
     json_t *bl = compile1(cfg, "billing.other");
     vhs = at(bl, "virtual_hosts");
@@ -1060,7 +1083,7 @@ static void test_gateway_hosts(void **state)
                   "  selector: {istio: ingressgateway}\n"
                   "  servers:\n"
                   "  - port: {number: 8080, name: http, protocol: HTTP}\n"
-                  "    hosts: ['*.example.com', 'shop.test']\n"
+                  "    hosts: ['*.example.com', 'default/shop.test', 'prod/shop.test']\n"
                   "  - port: {number: 8443, name: https, protocol: HTTPS}\n"
                   "    hosts: ['*']\n"
                   "    tls: {mode: SIMPLE, credentialName: cert}\n"
@@ -1096,6 +1119,9 @@ static void test_gateway_hosts(void **state)
     /* HTTP server only; the HTTPS one is left out. */
     assert_int_equal(json_array_size(at(gw, "gateway/servers")), 1);
     assert_int_equal(at_i(gw, "gateway/servers/0/port"), 8080);
+    /* `ns/host`: the host, admitting VirtualServices of ns only. */
+    assert_json_is(at(gw, "gateway/servers/0/hosts"),
+                   json_pack("[ss]", "*.example.com", "shop.test"), "server hosts");
     json_t *vhs = at(gw, "virtual_hosts");
     /* a: bookinfo.example.com (in *.example.com); other.org is not served. b: "*" meets both
      * server hosts. */
@@ -1118,6 +1144,137 @@ static void test_gateway_hosts(void **state)
     cp_config_free(cfg);
 }
 
+/* DestinationRule lookup: the proxy's namespace, then the service's, then the root namespace;
+ * VirtualService exportTo "." keeps a rule to its own namespace. */
+static void test_rule_precedence(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    add_bookinfo(cfg);
+    const char *ol[] = {"app", "client", NULL};
+    add_wl(cfg, "client", "other", "", "127.0.0.50", NULL, 8080, false, ol);
+    add_wl(cfg, "tool", "third", "", "127.0.0.51", NULL, 8081, false, NULL);
+    add_text(cfg, "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: ratings-root, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  host: ratings.default.svc.cluster.local\n"
+                  "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: ratings}\n"
+                  "spec:\n"
+                  "  host: ratings\n"
+                  "  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: ratings-client, namespace: other}\n"
+                  "spec:\n"
+                  "  host: '*.default.svc.cluster.local'\n"
+                  "  trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: DestinationRule\n"
+                  "metadata: {name: details-root, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  host: details.default.svc.cluster.local\n"
+                  "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: VirtualService\n"
+                  "metadata: {name: private}\n"
+                  "spec:\n"
+                  "  hosts: [details]\n"
+                  "  exportTo: [.]\n"
+                  "  http: [{route: [{destination: {host: details}}], timeout: 2s}]\n");
+#define LB(doc, cl) at_s(cluster(doc, cl), "load_balancer/simple")
+    const char *rat = "outbound|9080||ratings.default.svc.cluster.local";
+    const char *det = "outbound|9080||details.default.svc.cluster.local";
+    json_t *pp = compile1(cfg, "productpage-v1.default");
+    assert_string_equal(LB(pp, rat), "ROUND_ROBIN"); /* the service's (= proxy's) namespace */
+    assert_string_equal(LB(pp, det), "RANDOM");      /* the root namespace */
+    assert_int_equal(at_i(vhost(pp, DETAILS), "routes/0/timeout_ms"), 2000);
+    json_t *cl = compile1(cfg, "client.other");
+    assert_string_equal(LB(cl, rat), "PASSTHROUGH"); /* the proxy's namespace, by wildcard */
+    assert_string_equal(LB(cl, det), "PASSTHROUGH");
+    assert_null(at(vhost(cl, DETAILS), "routes")); /* exportTo "." */
+    json_t *tl = compile1(cfg, "tool.third");
+    assert_string_equal(LB(tl, rat), "ROUND_ROBIN"); /* the service's namespace */
+    assert_string_equal(LB(tl, det), "RANDOM");
+    assert_string_equal(LB(tl, "outbound|9080||reviews.default.svc.cluster.local"),
+                        "LEAST_REQUEST");
+#undef LB
+    json_decref(pp);
+    json_decref(cl);
+    json_decref(tl);
+    cp_config_free(cfg);
+}
+
+typedef struct {
+    cp_compiled_t *c;
+    const char *const *ids;
+    size_t n;
+    char **expected;
+    int mismatches;
+} thread_arg_t;
+
+static void *compile_many(void *p)
+{
+    thread_arg_t *a = p;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < a->n; i++) {
+            char *json;
+            size_t len;
+            if (cp_compile_proxy(a->c, a->ids[i], 5, &json, &len, NULL) != 0 ||
+                strcmp(json, a->expected[i]) != 0) {
+                a->mismatches++;
+            }
+            wf_free(json);
+        }
+    }
+    return NULL;
+}
+
+/* Several threads on one compiler (cold cache) produce what one thread does. */
+static void test_threads(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    add_bookinfo(cfg);
+    const char *ol[] = {"app", "billing", NULL};
+    add_wl(cfg, "billing", "other", "", "127.0.0.60", NULL, 7070, false, ol);
+    static const char *const ids[] = {"productpage-v1.default", "reviews-v1.default",
+                                      "reviews-v2.default", "ratings-v1.default", "billing.other"};
+    size_t n = sizeof(ids) / sizeof(ids[0]);
+    cp_compile_opts_t o = {.sampling = -1};
+    cp_compiled_t *c;
+    assert_int_equal(cp_compile_new(cfg, &o, &c), 0);
+    char *expected[5];
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        assert_int_equal(cp_compile_proxy(c, ids[i], 5, &expected[i], &len, NULL), 0);
+    }
+    cp_compile_free(c);
+    assert_int_equal(cp_compile_new(cfg, &o, &c), 0);
+    pthread_t th[4];
+    thread_arg_t args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (thread_arg_t){.c = c, .ids = ids, .n = n, .expected = expected};
+        assert_int_equal(pthread_create(&th[t], NULL, compile_many, &args[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].mismatches, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        wf_free(expected[i]);
+    }
+    cp_compile_free(c);
+    cp_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1132,9 +1289,11 @@ int main(void)
         cmocka_unit_test(test_service_entries),
         cmocka_unit_test(test_sidecar_scoping),
         cmocka_unit_test(test_peer_authentication),
+        cmocka_unit_test(test_rule_precedence),
         cmocka_unit_test(test_content_hash),
         cmocka_unit_test(test_route_features),
         cmocka_unit_test(test_gateway_hosts),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * so a registration changes every proxy's content and a rebuild without a change does not:
  * debounce and coalescing, versions, ACK/NACK and the states of proxy-status, content hash
  * suppression, parked polls woken by a build or by their deadline, shutdown, the convergence
- * histogram, and the real thread.
+ * histogram, the send budget, and the real thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,6 +141,7 @@ static int poll_once(fx_t *f, const char *id, int64_t version, int64_t nack, con
         *doc_version = json_integer_value(json_object_get(j, "version"));
         json_decref(j);
         free(doc);
+        cp_push_sent(f->push, len);
     }
     return rc;
 }
@@ -351,6 +352,12 @@ static void test_nack(void **state)
     assert_string_equal(status_of(f, "reviews-v1.default", NULL, NULL, reason, NULL), "SYNCED");
     assert_string_equal(reason, "");
     assert_int_equal(metric(f, "weft_control_proxies{state=\"nack\"}"), 0);
+
+    /* The proxy's reason cannot forge log fields or break JSON. */
+    assert_int_equal(poll_once(f, "reviews-v1.default", v1, v4, "a\"b\nc=\"d", 110, &v),
+                     CP_PUSH_WAIT);
+    assert_string_equal(status_of(f, "reviews-v1.default", NULL, NULL, reason, NULL), "NACK");
+    assert_string_equal(reason, "a'b c='d");
 }
 
 /* A fake connection: counts suspends and resumes. */
@@ -410,8 +417,10 @@ static void test_parked_polls(void **state)
     assert_int_equal(cp_push_poll(f->push, &q2, 110, &w2, &doc, &len), CP_PUSH_DOC);
     assert_non_null(strstr(doc, "ratings-v1.default=10.0.0.2"));
     free(doc);
+    cp_push_sent(f->push, len);
     assert_int_equal(cp_push_poll(f->push, &q1, 110, &w1, &doc, &len), CP_PUSH_DOC);
     free(doc);
+    cp_push_sent(f->push, len);
     q1.version = v2;
     assert_int_equal(cp_push_poll(f->push, &q1, 120, &w1, &doc, &len), CP_PUSH_WAIT);
     assert_int_equal(c1.suspended, 2);
@@ -491,6 +500,53 @@ static void test_version_above_ours(void **state)
     assert_int_equal(cp_push_tick(f->push, 1000000, WALL + 2), 0);
 }
 
+/* Past the send budget a poll waits, first come first served, until documents are sent. */
+static void test_send_budget(void **state)
+{
+    fx_t *f = *state;
+    cp_push_free(f->push);
+    cp_push_opts_t o = {.store = f->store, .registry = f->reg, .compiler = &fake, .send_budget = 1};
+    assert_int_equal(cp_push_new(&o, &f->push), 0);
+    reg(f, "a", "10.0.0.1");
+    reg(f, "b", "10.0.0.2");
+    reg(f, "c", "10.0.0.3");
+    assert_int_equal(cp_push_build(f->push, 0, WALL), 0);
+    conn_t cb = {0}, cc = {0};
+    char *doc_a = NULL, *doc = NULL;
+    size_t len_a = 0, len = 0;
+    cp_push_waiter_t wa = {
+        .suspend = on_suspend, .resume = on_resume, .arg = &cb, .deadline_ms = 30000};
+    cp_push_waiter_t wb = wa, wc = wa;
+    wc.arg = &cc;
+    cp_push_query_t qa = {.proxy_id = "a-v1.default"};
+    cp_push_query_t qb = {.proxy_id = "b-v1.default"};
+    cp_push_query_t qc = {.proxy_id = "c-v1.default"};
+    assert_int_equal(cp_push_poll(f->push, &qa, 1, &wa, &doc_a, &len_a), CP_PUSH_DOC);
+    assert_int_equal(metric(f, "weft_control_push_inflight_bytes"), (double)len_a);
+    /* The budget is full: b, then c, wait for room without compiling. */
+    int before = compiles;
+    assert_int_equal(cp_push_poll(f->push, &qb, 2, &wb, &doc, &len), CP_PUSH_WAIT);
+    assert_int_equal(cp_push_poll(f->push, &qc, 3, &wc, &doc, &len), CP_PUSH_WAIT);
+    assert_int_equal(compiles, before);
+    assert_int_equal(cb.suspended, 1);
+    /* A new version does not take their place away. */
+    assert_int_equal(cp_push_build(f->push, 4, WALL + 1), 0);
+    assert_int_equal(cb.resumed, 0);
+    /* a's document is sent: room for one, the oldest (b) goes first. */
+    cp_push_sent(f->push, len_a);
+    free(doc_a);
+    assert_int_equal(cb.resumed, 1);
+    assert_int_equal(cc.resumed, 0);
+    assert_int_equal(cp_push_poll(f->push, &qb, 5, &wb, &doc, &len), CP_PUSH_DOC);
+    free(doc);
+    cp_push_sent(f->push, len);
+    assert_int_equal(cc.resumed, 1);
+    assert_int_equal(cp_push_poll(f->push, &qc, 6, &wc, &doc, &len), CP_PUSH_DOC);
+    free(doc);
+    cp_push_sent(f->push, len);
+    assert_int_equal(metric(f, "weft_control_push_inflight_bytes"), 0);
+}
+
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -544,6 +600,7 @@ static void test_thread(void **state)
     assert_int_equal(cp_push_poll(f->push, &q, wf_mono_ns() / 1000000, &w, &doc, &len),
                      CP_PUSH_DOC);
     free(doc);
+    cp_push_sent(f->push, len);
     /* Parked again with a deadline 50 ms away: the thread answers it. */
     q.version = cp_push_version(f->push);
     w.deadline_ms = wf_mono_ns() / 1000000 + 50;
@@ -569,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_convergence_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_above_ours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
