@@ -68,7 +68,9 @@ static void vscan_init(vscan_t *s)
 static void vscan_feed(vscan_t *s, const char *p, size_t n)
 {
     size_t i = 0;
-    while (i < n) {
+    /* Top-level keys are unique: once found, the rest of the document need not be read (the
+     * control plane writes "version" second, so a multi-megabyte body costs almost nothing). */
+    while (i < n && s->version < 0) {
         char c = p[i];
         if (s->in_str) {
             if (!s->collecting && !s->esc) {
