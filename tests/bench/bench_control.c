@@ -8,8 +8,10 @@
  * Run (after `ninja -C build`, WEFT_BENCH=ON):
  *   build/tests/bench_control                     # 1,000 services, 2,000 pollers
  *   build/tests/bench_control --services 200      # quicker
- *   flags: --services N (1000) --pollers N (2 x services, at most that) --api (apply with
- *          POST /v1/apply instead of the `weft apply` CLI) --keep (leave the data directory)
+ *   build/tests/bench_control --egress 5          # each service calls 5 others (Sidecars)
+ *   flags: --services N (1000) --pollers N (2 x services, at most that) --egress K (0: every
+ *          proxy sees every service) --api (apply with POST /v1/apply instead of the `weft
+ *          apply` CLI) --keep (leave the data directory)
  * The weft binary is $WEFT_BIN, else ../weft next to this program.
  *
  * Steps:
@@ -55,6 +57,7 @@ typedef struct {
     int pollers;
     bool api;
     bool keep;
+    int egress; /* > 0: a Sidecar per service limits its egress to the next `egress` services */
 } opts_t;
 
 typedef struct {
@@ -114,12 +117,13 @@ static double proc_mb(pid_t pid, const char *key)
     return v;
 }
 
-static double self_cpu_s(void)
+/* This process's CPU seconds (the pollers' thread is nearly all of it): user, or system. */
+static double self_cpu_s(bool sys)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    struct timeval tv = sys ? ru.ru_stime : ru.ru_utime;
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
 static const char *weft_bin(void)
@@ -197,7 +201,7 @@ static size_t batch(cp_t *c, const char *token, wt_req_t *r, size_t n)
 /* The VirtualServices of services [from, to) with weights w1/w2 (and with drs their
  * DestinationRules): as {"items":[...]} for the API, or as a multi-document YAML stream of
  * JSON documents (JSON is YAML) for `weft apply -f`. */
-static char *mesh_docs(int from, int to, int w1, int w2, bool drs, bool yaml)
+static char *mesh_docs(const opts_t *o, int from, int to, int w1, int w2, bool drs, bool yaml)
 {
     wf_buf_t b = WF_BUF_INIT;
     wf_buf_puts(&b, yaml ? "" : "{\"items\":[");
@@ -210,6 +214,11 @@ static char *mesh_docs(int from, int to, int w1, int w2, bool drs, bool yaml)
             wf_buf_printf(&b, "%s%s", yaml ? "\n---\n" : ",", dr);
             wf_free(dr);
         }
+        if (drs && o->egress > 0) {
+            char *sc = wt_mesh_sidecar(s, o->services, o->egress);
+            wf_buf_printf(&b, "%s%s", yaml ? "\n---\n" : ",", sc);
+            wf_free(sc);
+        }
         wf_buf_puts(&b, yaml ? "\n" : "");
     }
     wf_buf_puts(&b, yaml ? "" : "]}");
@@ -217,9 +226,9 @@ static char *mesh_docs(int from, int to, int w1, int w2, bool drs, bool yaml)
     return (char *)wf_buf_detach(&b, NULL);
 }
 
-static int apply_api(cp_t *c, int from, int to, int w1, int w2, bool drs)
+static int apply_api(cp_t *c, const opts_t *o, int from, int to, int w1, int w2, bool drs)
 {
-    char *body = mesh_docs(from, to, w1, w2, drs, false);
+    char *body = mesh_docs(o, from, to, w1, w2, drs, false);
     wt_req_t r = {"POST", "/v1/apply", body, 0, NULL};
     size_t ok = batch(c, c->admin, &r, 1);
     wf_free(body);
@@ -227,13 +236,13 @@ static int apply_api(cp_t *c, int from, int to, int w1, int w2, bool drs)
 }
 
 /* `weft apply -f FILE` with WEFT_CONTROL and WEFT_TOKEN_FILE; 0 when it exits 0. */
-static int apply_cli(cp_t *c, int from, int to, int w1, int w2)
+static int apply_cli(cp_t *c, const opts_t *o, int from, int to, int w1, int w2)
 {
     char file[700], log[700], url[64];
     snprintf(file, sizeof(file), "%s/change.yaml", c->dir);
     snprintf(log, sizeof(log), "%s/apply.log", c->dir);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", c->port);
-    char *text = mesh_docs(from, to, w1, w2, false, true);
+    char *text = mesh_docs(o, from, to, w1, w2, false, true);
     wt_write_file(file, text);
     wf_free(text);
     setenv("WEFT_CONTROL", url, 1);
@@ -266,7 +275,8 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* The figures of one convergence (times relative to t0, ns). */
-static void print_latencies(const char *what, wt_pollers_t *p, size_t n, int64_t t0, size_t reached)
+static void print_latencies(const char *what, wt_pollers_t *p, size_t n, int64_t t0,
+                            size_t affected)
 {
     int64_t *lat = wf_calloc(n, sizeof(int64_t));
     size_t k = 0;
@@ -281,18 +291,24 @@ static void print_latencies(const char *what, wt_pollers_t *p, size_t n, int64_t
         printf("  %-34s no poller reached the new version\n", what);
     } else {
         printf("  %-34s %zu/%zu pollers; first %.0f ms, p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
-               what, reached, n, (double)lat[0] / 1e6, (double)lat[k / 2] / 1e6,
+               what, k, affected, (double)lat[0] / 1e6, (double)lat[k / 2] / 1e6,
                (double)lat[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1] / 1e6,
                (double)lat[k - 1] / 1e6);
     }
     wf_free(lat);
 }
 
-/* The sampled pollers' last documents hold the change: nsvc v2 destinations weighing want. */
-static void check_docs(const seen_t *seen, size_t n, int64_t target, long want, int nsvc)
+/* The last documents of the sampled pollers (every `every`-th, of those `which` selects) hold
+ * the change: nsvc v2 destinations weighing want. */
+static void check_docs(const seen_t *seen, size_t n, size_t every, const bool *which,
+                       int64_t target, long want, int nsvc)
 {
     size_t good = 0, k = 0;
-    for (size_t i = 0; i < n; i += SAMPLE_EVERY, k++) {
+    for (size_t i = 0; i < n; i += every) {
+        if (which != NULL && !which[i]) {
+            continue;
+        }
+        k++;
         if (seen->version[i] >= target && seen->v2_dests[i] == nsvc && seen->v2_sum[i] == want) {
             good++;
         } else {
@@ -303,6 +319,12 @@ static void check_docs(const seen_t *seen, size_t n, int64_t target, long want, 
     }
     printf("  documents checked                   %zu of %zu sampled pollers hold the change%s\n",
            good, k, good == k ? "" : " (WRONG)");
+}
+
+/* Which pollers' documents are parsed: few of the large ones, every service's v1 of the small. */
+static size_t sample_every(const opts_t *o)
+{
+    return o->egress > 0 ? 2 : SAMPLE_EVERY;
 }
 
 typedef struct {
@@ -316,6 +338,21 @@ typedef struct {
 static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opts_t *o,
                  seen_t *seen, int from, int to, int w1, int w2, long want_v2, phase_t *out)
 {
+    /* With Sidecars, a proxy sees a change only to the services in its egress: the others get
+     * no new document. Poller i is service i / 2's. */
+    bool *which = NULL;
+    int nsvc = o->services;
+    if (o->egress > 0) {
+        which = wf_calloc(n, sizeof(bool));
+        for (size_t i = 0; i < n; i++) {
+            int svc = (int)(i / 2);
+            for (int t = from; t < to && !which[i]; t++) {
+                int d = (t - svc + o->services) % o->services;
+                which[i] = d >= 1 && d <= o->egress;
+            }
+        }
+        nsvc = o->egress;
+    }
     wt_pollers_stats_t s0, s1;
     /* No build pending (so the next version is the change's), and every poll held. */
     if (wt_pollers_settle(p, 1500, 120000) < 0) {
@@ -326,33 +363,39 @@ static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opt
     int64_t target = s0.max_version + 1;
     printf("%s (%zu of %zu polls held before the change, version %lld)\n", what, held, n,
            (long long)s0.max_version);
-    wt_pollers_target(p, target);
-    double cpu0 = proc_cpu_s(c->pid), self0 = self_cpu_s();
+    wt_pollers_target_some(p, target, which);
+    double cpu0 = proc_cpu_s(c->pid), user0 = self_cpu_s(false), sys0 = self_cpu_s(true);
     int64_t t0 = wf_mono_ns();
     const char *how = "weft apply -f";
-    if (o->api || c->cli_failed || apply_cli(c, from, to, w1, w2) != 0) {
+    if (o->api || c->cli_failed || apply_cli(c, o, from, to, w1, w2) != 0) {
         c->cli_failed = !o->api;
         how = "POST /v1/apply";
         t0 = wf_mono_ns();
-        if (apply_api(c, from, to, w1, w2, false) != 0) {
+        if (apply_api(c, o, from, to, w1, w2, false) != 0) {
+            wf_free(which);
             return -1;
         }
     }
     int64_t t_applied = wf_mono_ns();
     size_t reached = wt_pollers_wait(p, CONVERGE_WAIT_MS);
     int64_t t_end = wf_mono_ns();
-    double cpu1 = proc_cpu_s(c->pid), self1 = self_cpu_s();
+    double cpu1 = proc_cpu_s(c->pid), user1 = self_cpu_s(false), sys1 = self_cpu_s(true);
     wt_pollers_stats(p, &s1);
     printf("  applied with %-20s %.0f ms\n", how, (double)(t_applied - t0) / 1e6);
-    print_latencies("converged:", p, n, t0, reached);
+    size_t affected = n;
+    for (size_t i = 0; which != NULL && i < n; i++) {
+        affected -= !which[i];
+    }
+    print_latencies("converged:", p, n, t0, affected);
     out->converge_s = reached == n ? (double)(t_end - t0) / 1e9 : -1;
     out->cpu_s = cpu1 - cpu0;
     out->rss_mb = proc_mb(c->pid, "VmRSS");
     out->hwm_mb = proc_mb(c->pid, "VmHWM");
     out->mb_pushed = (double)(s1.body_bytes - s0.body_bytes) / 1e6;
     uint64_t docs = s1.docs - s0.docs;
-    printf("  control plane CPU over the window   %.2f s (pollers' own CPU %.2f s)\n", out->cpu_s,
-           self1 - self0);
+    printf("  control plane CPU over the window   %.2f s (pollers' own CPU %.2f s user + %.2f s "
+           "system)\n",
+           out->cpu_s, user1 - user0, sys1 - sys0);
     printf("  control plane RSS after / peak      %.1f MB / %.1f MB\n", out->rss_mb, out->hwm_mb);
     printf("  pushed                              %llu documents, %.1f MB (%.0f kB each)\n",
            (unsigned long long)docs, out->mb_pushed,
@@ -362,7 +405,8 @@ static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opt
                (unsigned long long)(s1.bad_status - s0.bad_status), s1.last_bad_status,
                (unsigned long long)(s1.conn_errors - s0.conn_errors));
     }
-    check_docs(seen, n, target, want_v2, o->services);
+    check_docs(seen, n, sample_every(o), which, target, want_v2, nsvc);
+    wf_free(which);
     return reached == n ? 0 : -1;
 }
 
@@ -396,17 +440,18 @@ static int run(const opts_t *o)
     printf("registered %zu/%zu workloads in %.0f ms (8 connections)\n", ok, nw,
            (double)(wf_mono_ns() - t) / 1e6);
     t = wf_mono_ns();
-    if (ok != nw || apply_api(&c, 0, o->services, 100, 0, true) != 0) {
+    if (ok != nw || apply_api(&c, o, 0, o->services, 100, 0, true) != 0) {
         goto out;
     }
-    printf("applied %d DestinationRules + %d VirtualServices in one POST /v1/apply: %.0f ms\n",
-           o->services, o->services, (double)(wf_mono_ns() - t) / 1e6);
+    printf("applied %d DestinationRules + %d VirtualServices%s in one POST /v1/apply: %.0f ms\n",
+           o->services, o->services, o->egress > 0 ? " + as many Sidecars" : "",
+           (double)(wf_mono_ns() - t) / 1e6);
     printf("control plane before the pollers: RSS %.1f MB, CPU %.2f s\n", proc_mb(c.pid, "VmRSS"),
            proc_cpu_s(c.pid));
 
     wt_pollers_opts_t po = {.port = c.port,
                             .token = c.boot,
-                            .keep_every = SAMPLE_EVERY,
+                            .keep_every = sample_every(o),
                             .on_doc = on_doc,
                             .user = &seen};
     if (wt_pollers_start(&po, (const char *const *)ids, np, &p) != 0) {
@@ -435,7 +480,7 @@ static int run(const opts_t *o)
                    50, 50, 50, &one);
     printf("\n");
     int r2 = phase("change 2: every VirtualService at once (20/80)", &c, p, np, o, &seen, 0,
-                   o->services, 20, 80, 80L * o->services, &all);
+                   o->services, 20, 80, 80L * (o->egress > 0 ? o->egress : o->services), &all);
 
     printf("\nsummary (%d services, %zu workloads, %zu pollers; 2 shared vCPUs):\n", o->services,
            nw, np);
@@ -495,15 +540,23 @@ int main(int argc, char **argv)
             o.pollers = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--api") == 0) {
             o.api = true;
+        } else if (strcmp(argv[i], "--egress") == 0 && i + 1 < argc) {
+            o.egress = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--keep") == 0) {
             o.keep = true;
         } else {
-            fprintf(stderr, "usage: bench_control [--services N] [--pollers N] [--api] [--keep]\n");
+            fprintf(stderr,
+                    "usage: bench_control [--services N] [--pollers N] [--egress K] [--api] "
+                    "[--keep]\n");
             return 2;
         }
     }
     if (o.services < 8 || o.services > 2500) {
         fprintf(stderr, "bench_control: --services must be 8..2500 (one apply holds 5,000)\n");
+        return 2;
+    }
+    if (o.egress < 0 || o.egress >= o.services) {
+        fprintf(stderr, "bench_control: --egress must be 0..services-1\n");
         return 2;
     }
     if (o.pollers < 0 || o.pollers > o.services * 2) {

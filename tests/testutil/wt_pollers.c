@@ -68,7 +68,9 @@ static void vscan_init(vscan_t *s)
 static void vscan_feed(vscan_t *s, const char *p, size_t n)
 {
     size_t i = 0;
-    while (i < n) {
+    /* Top-level keys are unique: once found, the rest of the document need not be read (the
+     * control plane writes "version" second, so a multi-megabyte body costs almost nothing). */
+    while (i < n && s->version < 0) {
         char c = p[i];
         if (s->in_str) {
             if (!s->collecting && !s->esc) {
@@ -776,6 +778,7 @@ typedef struct {
     char *id; /* percent-encoded */
     int64_t version;
     int64_t reached_ns;
+    bool excluded; /* not expected to reach the target: counted as reached */
     bool waiting;
 } poller_t;
 
@@ -847,7 +850,7 @@ static void poll_done(engine_t *e, hconn_t *c)
         p->st.docs++;
         p->st.body_bytes += c->body_len;
         if (v > pl->version) {
-            if (pl->version < p->target && v >= p->target) {
+            if (!pl->excluded && pl->version < p->target && v >= p->target) {
                 pl->reached_ns = now;
                 p->reached++;
             }
@@ -979,18 +982,25 @@ void wt_pollers_stop(wt_pollers_t *p)
     wf_free(p);
 }
 
-void wt_pollers_target(wt_pollers_t *p, int64_t v)
+void wt_pollers_target_some(wt_pollers_t *p, int64_t v, const bool *which)
 {
     int64_t now = wf_mono_ns();
     pthread_mutex_lock(&p->mu);
     p->target = v;
     p->reached = 0;
     for (size_t i = 0; i < p->n; i++) {
-        bool r = p->pl[i].version >= v;
-        p->pl[i].reached_ns = r ? now : -1;
-        p->reached += r;
+        poller_t *pl = &p->pl[i];
+        bool r = pl->version >= v;
+        pl->excluded = which != NULL && !which[i];
+        pl->reached_ns = r && !pl->excluded ? now : -1;
+        p->reached += r || pl->excluded;
     }
     pthread_mutex_unlock(&p->mu);
+}
+
+void wt_pollers_target(wt_pollers_t *p, int64_t v)
+{
+    wt_pollers_target_some(p, v, NULL);
 }
 
 /* Wait on the condition until ok(p) or the deadline; call with mu held. */
@@ -1046,7 +1056,7 @@ int64_t wt_pollers_settle(wt_pollers_t *p, int quiet_ms, int timeout_ms)
     while (wf_mono_ns() < deadline) {
         usleep((useconds_t)quiet_ms * 1000);
         wt_pollers_stats(p, &b);
-        if (b.docs == a.docs && b.min_version == b.max_version && b.min_version > 0) {
+        if (b.docs == a.docs && b.min_version > 0) {
             return b.max_version;
         }
         a = b;
@@ -1137,6 +1147,24 @@ char *wt_mesh_vs(int svc, int w1, int w2)
                   "{\"destination\":{\"host\":\"svc-%04d\",\"subset\":\"v2\"},\"weight\":%d}"
                   "]}]}}",
                   svc, svc, svc, w1, svc, w2);
+    wf_buf_cstr(&b);
+    return (char *)wf_buf_detach(&b, NULL);
+}
+
+char *wt_mesh_sidecar(int svc, int nsvc, int k)
+{
+    wf_buf_t b = WF_BUF_INIT;
+    wf_buf_printf(&b,
+                  "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"Sidecar\","
+                  "\"metadata\":{\"name\":\"svc-%04d\",\"namespace\":\"default\"},"
+                  "\"spec\":{\"workloadSelector\":{\"labels\":{\"app\":\"svc-%04d\"}},"
+                  "\"egress\":[{\"hosts\":[",
+                  svc, svc);
+    for (int i = 1; i <= k; i++) {
+        wf_buf_printf(&b, "%s\"./svc-%04d.default.svc.cluster.local\"", i > 1 ? "," : "",
+                      (svc + i) % nsvc);
+    }
+    wf_buf_puts(&b, "]}]}}");
     wf_buf_cstr(&b);
     return (char *)wf_buf_detach(&b, NULL);
 }

@@ -96,6 +96,11 @@ void wt_pollers_stop(wt_pollers_t *p);
  */
 void wt_pollers_target(wt_pollers_t *p, int64_t v);
 /*
+ * The same for the pollers i with which[i] only (a change that only some proxies see: the
+ * others get no new document); the rest count as reached, with no time.
+ */
+void wt_pollers_target_some(wt_pollers_t *p, int64_t v, const bool *which);
+/*
  * Wait until every poller holds a version >= the target or timeout_ms passes; returns how many
  * do.
  */
@@ -103,9 +108,10 @@ size_t wt_pollers_wait(wt_pollers_t *p, int timeout_ms);
 /* Wait until `want` pollers have a poll held by the server (or timeout_ms); returns how many. */
 size_t wt_pollers_wait_waiting(wt_pollers_t *p, size_t want, int timeout_ms);
 /*
- * Wait until every poller holds the same version and no poller's version has changed for
- * quiet_ms (longer than the control plane's debounce: no build is pending), or timeout_ms.
- * Returns that version, or -1 on timeout.
+ * Wait until every poller holds a version and no document has arrived for quiet_ms (longer
+ * than the control plane's debounce: no build is pending), or timeout_ms. Returns the highest
+ * version held, or -1 on timeout. (Pollers may hold different versions: a proxy whose
+ * document a build does not change gets none.)
  */
 int64_t wt_pollers_settle(wt_pollers_t *p, int quiet_ms, int timeout_ms);
 /* Poller i's version (0 = none yet) and the time it reached the target (-1: not yet). */
@@ -125,6 +131,9 @@ char *wt_mesh_register_body(int svc, int ver);
 /* The DestinationRule and the VirtualService (weights w1 to v1, w2 to v2), as JSON. */
 char *wt_mesh_dr(int svc);
 char *wt_mesh_vs(int svc, int w1, int w2);
+/* A Sidecar for service svc's workloads (of nsvc services) whose egress is the k services
+ * after it (svc+1 .. svc+k, wrapping), as a service calling a few others declares. */
+char *wt_mesh_sidecar(int svc, int nsvc, int k);
 /*
  * In a snapshot document: the sum of the weights of every route destination with subset "v2",
  * and the number of such destinations (*n). Returns the sum, or -1 when doc is not JSON.
