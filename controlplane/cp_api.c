@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -978,6 +979,32 @@ static bool snapshot_query(const cp_api_req_t *req, const char *wait, cp_push_qu
     return true;
 }
 
+/* Whether an Accept-Encoding value lists gzip (or x-gzip) with a non-zero q (RFC 9110 12.5.3;
+ * "*" is not taken as gzip: a proxy that wants it says so). */
+static bool accepts_gzip(const char *ae)
+{
+    for (const char *p = ae; p != NULL && *p != '\0';) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t;,");
+        bool gzip = (n == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+                    (n == 6 && strncasecmp(p, "x-gzip", 6) == 0);
+        p += n;
+        bool zero = false;
+        /* parameters up to the next coding: only q matters */
+        while (*p != '\0' && *p != ',') {
+            p += strspn(p, " \t;");
+            if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+                zero = strtod(p + 2, NULL) <= 0.0;
+            }
+            p += strcspn(p, ";,");
+        }
+        if (gzip && !zero) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* What a poll that got no document is answered: 304, or the engine's refusal. */
 static void snapshot_outcome(int rc, char *doc, size_t len, cp_api_resp_t *resp)
 {
@@ -1239,6 +1266,8 @@ static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn
         st->reason = st->query.reason != NULL ? wf_strdup(st->query.reason) : NULL;
         st->query.proxy_id = st->proxy;
         st->query.reason = st->reason;
+        st->query.gzip =
+            accepts_gzip(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
         st->waiter.suspend = poll_suspend;
         st->waiter.resume = poll_resume;
         st->waiter.arg = st;
@@ -1268,6 +1297,10 @@ static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn
         return MHD_NO;
     }
     MHD_add_response_header(mr, "Content-Type", "application/json");
+    if (st->query.gzip) {
+        MHD_add_response_header(mr, "Content-Encoding", "gzip");
+    }
+    MHD_add_response_header(mr, "Vary", "Accept-Encoding");
     enum MHD_Result ret = MHD_queue_response(conn, 200, mr);
     MHD_destroy_response(mr);
     return ret;

@@ -53,6 +53,19 @@ int cp_compile_proxy(cp_compiled_t *c, const char *proxy_id, int64_t version, ch
                      size_t *len, uint64_t *content_hash);
 
 /*
+ * The same document as cp_compile_proxy gives (same errors, same *content_hash, which is the
+ * plain content's), as one gzip member (RFC 1952) in *gz (wf_free it), *len bytes. For a
+ * sidecar the shared outbound part is deflated once per group and reused: only the proxy's own
+ * head is compressed per call.
+ */
+int cp_compile_proxy_gz(cp_compiled_t *c, const char *proxy_id, int64_t version, char **gz,
+                        size_t *len, uint64_t *content_hash);
+
+/* How many groups' shared parts cp_compile_proxy_gz has deflated so far (for tests: each
+ * group's once). */
+uint64_t cp_compile_gz_groups(cp_compiled_t *c);
+
+/*
  * How many things the compiler has left out so far because schema 1 cannot express them (a
  * VirtualService's tcp routes, a delegate, uriRegexRewrite, ...), summed over every proxy and
  * shared part compiled by c; each kind is also logged once. For tests and /metrics.

@@ -127,6 +127,7 @@ static const cp_push_compiler_t compiler = {
     .compile_new = cp_compile_new,
     .compile_free = cp_compile_free,
     .compile_proxy = cp_compile_proxy,
+    .compile_proxy_gz = cp_compile_proxy_gz,
 };
 
 int cp_main(int argc, char **argv)

@@ -687,7 +687,9 @@ int cp_push_poll(cp_push_t *p, const cp_push_query_t *q, int64_t now_ms, cp_push
         char *doc = NULL;
         size_t doc_len = 0;
         uint64_t hash = 0;
-        int rc = p->o.compiler->compile_proxy(g->compiled, px->id, version, &doc, &doc_len, &hash);
+        WF_ASSERT(!q->gzip || p->o.compiler->compile_proxy_gz != NULL);
+        int rc = (q->gzip ? p->o.compiler->compile_proxy_gz : p->o.compiler->compile_proxy)(
+            g->compiled, px->id, version, &doc, &doc_len, &hash);
         pthread_mutex_lock(&p->mu);
         gen_t *drop = gen_unref_locked(g);
         if (drop != NULL) {

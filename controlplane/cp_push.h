@@ -60,6 +60,10 @@ typedef struct {
     void (*compile_free)(cp_compiled_t *c);
     int (*compile_proxy)(cp_compiled_t *c, const char *proxy_id, int64_t version, char **json,
                          size_t *len, uint64_t *content_hash);
+    /* The same document gzip-encoded (cp_compile_proxy_gz); *content_hash still the plain
+     * content's. Required for polls that ask for gzip. */
+    int (*compile_proxy_gz)(cp_compiled_t *c, const char *proxy_id, int64_t version, char **gz,
+                            size_t *len, uint64_t *content_hash);
 } cp_push_compiler_t;
 
 typedef struct {
@@ -98,6 +102,7 @@ typedef struct {
     int64_t version;    /* the version the proxy runs (acknowledges); 0 = none */
     int64_t nack;       /* the version it refused (0: none, or one it could not read) */
     const char *reason; /* why it refused; NULL or "" with nack 0: no refusal */
+    bool gzip;          /* the proxy takes the document gzip-encoded (Accept-Encoding) */
 } cp_push_query_t;
 
 enum {
@@ -137,7 +142,8 @@ size_t cp_push_expire(cp_push_t *p, int64_t now_ms);
 /*
  * A poll from proxy q->proxy_id. Records its acknowledgement (q->version) and refusal (q->nack,
  * q->reason), then either gives the compiled document of the current version in *json (wf_free
- * it; *len bytes; call cp_push_sent(p, *len) once it is sent or dropped) and returns
+ * it; *len bytes, gzip-encoded when q->gzip, and not NUL-terminated then; call
+ * cp_push_sent(p, *len) once it is sent or dropped: the send budget counts these bytes) and returns
  * CP_PUSH_DOC, when it is newer than max(version, nack) and its content differs from what the
  * proxy runs and from what it refused; or parks w and returns CP_PUSH_WAIT (also when the
  * documents on their way out fill the send budget: w is resumed when there is room). w may be NULL

@@ -41,13 +41,17 @@ struct px_control {
 typedef struct {
     wf_buf_t *b;
     size_t max;
+    bool over; /* the body passed max */
 } sink_t;
 
+/* libcurl hands over the body after content decoding, so max bounds the inflated size of a gzip
+ * answer: a small compressed body that inflates past it is refused like a large plain one. */
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     sink_t *s = arg;
     size_t len = size * n;
     if (s->b->len + len > s->max) {
+        s->over = true;
         return 0; /* curl fails the transfer: a snapshot over the limit is refused */
     }
     wf_buf_append(s->b, p, len);
@@ -140,9 +144,11 @@ static void control_thread(void *arg)
     while (h != NULL && !atomic_load(&pc->stopping)) {
         poll_url(pc, h, &url);
         wf_buf_reset(&body);
-        sink_t sink = {&body, pc->max_bytes};
+        sink_t sink = {&body, pc->max_bytes, false};
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, (const char *)url.data);
+        /* The documents compress ~10x; libcurl inflates them before on_body sees them. */
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
@@ -162,6 +168,15 @@ static void control_thread(void *arg)
         long status = 0;
         if (rc == CURLE_OK) {
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        } else if (sink.over) {
+            /* Refused, not retried: the NACK (version unknown: the document was not read) keeps
+             * the control plane from sending the same content again. */
+            char why[128];
+            snprintf(why, sizeof(why), "snapshot larger than the %zu bytes limit", pc->max_bytes);
+            px_proxy_nack(pc->px, 0, why);
+            WF_LOG(WF_WARN, "proxy", "snapshot from the control plane refused", "err=\"%s\"", why);
+            backoff = BACKOFF_MIN_MS;
+            continue;
         }
         if (status == 200) {
             take_snapshot(pc, &body);
@@ -196,7 +211,7 @@ static long post_json(px_control_t *pc, CURL *h, const char *path, const char *b
     char url[1024];
     snprintf(url, sizeof(url), "%s%s", pc->url, path);
     wf_buf_reset(out);
-    sink_t sink = {out, 1 << 20};
+    sink_t sink = {out, 1 << 20, false};
     curl_easy_reset(h);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     if (pc->auth != NULL) {

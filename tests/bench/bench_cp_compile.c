@@ -4,7 +4,8 @@
  * VirtualService with a header match and an 80/20 split per service. Prints the time to build
  * the compiler, to compile the first proxy of a namespace (the shared outbound part), the
  * median of the following proxies of that namespace (spliced from the cache), and the size
- * of one snapshot; wall and CPU time. Figures only.
+ * of one snapshot; wall and CPU time; then the same for the gzip form (the first deflates the
+ * group's shared part, the next reuse it) and its size. Figures only.
  *
  * Run (after `cmake -DWEFT_BENCH=ON` and ninja): build/tests/bench_cp_compile [S] [N]
  */
@@ -132,6 +133,27 @@ int main(int argc, char **argv)
         wf_free(json);
     }
     qsort(lat, nlater, sizeof(int64_t), cmp_i64);
+    char *gz;
+    size_t gz_len = 0, ngz = 0;
+    int64_t g0 = wf_mono_ns(), gc0 = cpu_ns();
+    if (cp_compile_proxy_gz(c, ids[0], 1, &gz, &gz_len, NULL) != 0) {
+        return 1;
+    }
+    int64_t g1 = wf_mono_ns(), gc1 = cpu_ns();
+    wf_free(gz);
+    int64_t *glat = wf_calloc(nids, sizeof(int64_t));
+    for (size_t i = 1; i < nids; i++) {
+        if (strstr(ids[i], ".ns0") == NULL || strcmp(strstr(ids[i], ".ns0"), ".ns0") != 0) {
+            continue;
+        }
+        int64_t a = wf_mono_ns();
+        if (cp_compile_proxy_gz(c, ids[i], 1, &gz, &gz_len, NULL) != 0) {
+            return 1;
+        }
+        glat[ngz++] = wf_mono_ns() - a;
+        wf_free(gz);
+    }
+    qsort(glat, ngz, sizeof(int64_t), cmp_i64);
     printf("services %d, namespaces %d, workloads %zu\n", nsvc, nns, nids);
     printf("cp_compile_new:               %.1f ms (cpu %.1f ms)\n", (double)(t1 - t0) / 1e6,
            (double)(c1 - c0) / 1e6);
@@ -140,6 +162,13 @@ int main(int argc, char **argv)
     printf("next proxies of ns0 (median): %.3f ms over %zu\n",
            nlater ? (double)lat[nlater / 2] / 1e6 : 0.0, nlater);
     printf("snapshot size:                %zu bytes\n", len);
+    printf("gzip, first proxy (deflate):  %.1f ms (cpu %.1f ms)\n", (double)(g1 - g0) / 1e6,
+           (double)(gc1 - gc0) / 1e6);
+    printf("gzip, next proxies (median):  %.3f ms over %zu\n",
+           ngz ? (double)glat[ngz / 2] / 1e6 : 0.0, ngz);
+    printf("gzip snapshot size:           %zu bytes (%.1fx smaller)\n", gz_len,
+           gz_len ? (double)len / (double)gz_len : 0.0);
+    wf_free(glat);
     wf_free(lat);
     for (size_t i = 0; i < nids; i++) {
         wf_free(ids[i]);

@@ -5,13 +5,15 @@
  * their wait runs out (304); a refused version is not sent again; /v1/proxy-status shows
  * SYNCED, STALE, NACK (with the reason) and NOT_REGISTERED; tokens are required; a hundred
  * polls held at once are all answered after their workloads register; versions keep growing
- * across a restart; the push metrics. And end to end: a real `weft proxy --control` receives
- * its compiled snapshot and routes per the VirtualService applied, then per the next one.
+ * across a restart; the push metrics; gzip when the poll's Accept-Encoding asks. And end to end: a
+ * real `weft proxy --control` receives its compiled snapshot and routes per the VirtualService
+ * applied, then per the next one.
  */
 #include "test_proxy_common.h"
 
 #include <jansson.h>
 #include <stdint.h>
+#include <zlib.h>
 
 typedef struct {
     char *dir;
@@ -594,6 +596,120 @@ static bool routes_to(const proxy_t *p, int port, const char *want)
 
 /* A real proxy gets its compiled snapshot from `weft control` (it turns ready), routes per the
  * applied VirtualService, and follows the next one; proxy-status shows it SYNCED. */
+/* A snapshot poll that does not wait, with Accept-Encoding ae (NULL: none): the status; the
+ * answer's head in *head and its body, inflated when it came gzip-encoded, in *doc (wf_free
+ * both; *doc NULL when not 200). */
+static int poll_encoded(cp_t *c, const char *id, const char *ae, char **head, json_t **doc)
+{
+    int fd = connect_to(c->port);
+    char rq[1024];
+    int n = snprintf(rq, sizeof(rq),
+                     "GET /v1/snapshot?proxy=%s&version=0&wait_ms=0 HTTP/1.1\r\n"
+                     "Host: 127.0.0.1\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\n%s%s%s\r\n",
+                     id, c->boot, ae != NULL ? "Accept-Encoding: " : "", ae != NULL ? ae : "",
+                     ae != NULL ? "\r\n" : "");
+    assert_true(n > 0 && n < (int)sizeof(rq));
+    assert_int_equal(write(fd, rq, (size_t)n), n);
+    wf_buf_t in = WF_BUF_INIT;
+    ssize_t r;
+    do {
+        r = read(fd, wf_buf_reserve(&in, 65536), 65536);
+        in.len += r > 0 ? (size_t)r : 0;
+    } while (r > 0);
+    close(fd);
+    const char *text = wf_buf_cstr(&in);
+    const char *sep = strstr(text, "\r\n\r\n");
+    assert_non_null(sep);
+    *head = wf_strndup(text, (size_t)(sep - text));
+    int status = -1;
+    assert_int_equal(sscanf(text, "HTTP/1.%*d %d", &status), 1);
+    const unsigned char *body = (const unsigned char *)sep + 4;
+    size_t blen = in.len - (size_t)(body - in.data);
+    *doc = NULL;
+    if (status == 200) {
+        wf_buf_t plain = WF_BUF_INIT;
+        if (strcasestr(*head, "\r\nContent-Encoding: gzip") != NULL) {
+            z_stream z;
+            memset(&z, 0, sizeof(z));
+            assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+            z.next_in = (Bytef *)(uintptr_t)body;
+            z.avail_in = (uInt)blen;
+            int zr;
+            do {
+                z.next_out = wf_buf_reserve(&plain, 65536);
+                z.avail_out = 65536;
+                zr = inflate(&z, Z_NO_FLUSH);
+                plain.len += 65536 - z.avail_out;
+            } while (zr == Z_OK);
+            assert_int_equal(zr, Z_STREAM_END);
+            assert_int_equal(z.avail_in, 0);
+            inflateEnd(&z);
+        } else {
+            wf_buf_append(&plain, body, blen);
+        }
+        *doc = json_loadb((const char *)plain.data, plain.len, 0, NULL);
+        assert_non_null(*doc);
+        wf_buf_free(&plain);
+    }
+    wf_buf_free(&in);
+    return status;
+}
+
+/* /v1/snapshot is gzip-encoded when the poll's Accept-Encoding lists gzip (q > 0), plain
+ * otherwise; both say Vary: Accept-Encoding, and both carry the same document. */
+static void test_gzip(void **state)
+{
+    (void)state;
+    cp_t c;
+    cp_new(&c);
+    const char *id = "reviews-v1.default";
+    reg(&c, "reviews", "v1", 9080);
+    long long cur = 0, v = 0;
+    /* Held until the (debounced) version that has the workload. */
+    assert_int_equal(poll_snapshot(&c, id, 0, NULL, 20000, &v), 200);
+    static const struct {
+        const char *ae;
+        bool gzip;
+    } cases[] = {
+        {"gzip", true},
+        {"deflate, gzip;q=0.5", true},
+        {"GZIP", true},
+        {"x-gzip", true},
+        {NULL, false},
+        {"gzip;q=0", false},
+        {"gzip; q=0.000", false},
+        {"br, deflate", false},
+        {"gzipx", false},
+    };
+    json_t *plain = NULL;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *head = NULL;
+        json_t *doc = NULL;
+        assert_int_equal(poll_encoded(&c, id, cases[i].ae, &head, &doc), 200);
+        bool gz = strcasestr(head, "\r\nContent-Encoding: gzip") != NULL;
+        if (gz != cases[i].gzip) {
+            fail_msg("Accept-Encoding %s: answered %s", cases[i].ae ? cases[i].ae : "(none)", head);
+        }
+        assert_non_null(strcasestr(head, "\r\nVary: Accept-Encoding"));
+        json_decref(status_entry(&c, id, &cur));
+        assert_int_equal(cur, v);
+        assert_int_equal(json_integer_value(json_object_get(doc, "version")), cur);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "proxy"), "id")),
+                            id);
+        if (plain == NULL) {
+            plain = json_incref(doc);
+        } else {
+            assert_true(json_equal(plain, doc));
+        }
+        json_decref(doc);
+        wf_free(head);
+    }
+    json_decref(plain);
+    cp_stop(&c);
+    cp_free(&c);
+}
+
 static void test_real_proxy(void **state)
 {
     (void)state;
@@ -664,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_push_flow),
         cmocka_unit_test(test_many_held_polls),
         cmocka_unit_test(test_lease_expiry),
+        cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_real_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,9 +4,12 @@
  * until the first snapshot, long-polls with the version it applied (the ACK), reports a
  * snapshot it refuses with the next poll (nack + reason) while the last good one keeps
  * serving, takes the next good one, and NACKs a document that does not parse with the
- * version it claims.
+ * version it claims. Over gzip: the proxy asks for it, takes a gzip-encoded snapshot, and NACKs
+ * one whose inflated size passes its limit (a gzip bomb) without applying it.
  */
 #include "test_proxy_common.h"
+
+#include <zlib.h>
 
 #define MAX_POLLS 32
 
@@ -15,7 +18,9 @@ typedef struct {
     int up_a, up_b; /* the ports snapshots route reviews to */
     pthread_mutex_t mu;
     char queries[MAX_POLLS][1024];
+    bool asked_gzip[MAX_POLLS]; /* the poll's Accept-Encoding listed gzip */
     int n_polls;
+    bool gzip_script; /* answer per gzip_answer, not answer */
 } control_t;
 
 static void snapshot_json(char *out, size_t cap, int version, const char *service, int port)
@@ -73,6 +78,56 @@ static void answer(control_t *c, int fd, int n)
     send_all(fd, body, strlen(body));
 }
 
+/* n bytes of in as one gzip member appended to out. */
+static void gzip_into(const void *in, size_t n, wf_buf_t *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t room = deflateBound(&z, (uLong)n);
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = wf_buf_reserve(out, room);
+    z.avail_out = (uInt)room;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out->len += room - z.avail_out;
+    deflateEnd(&z);
+}
+
+/* The gzip script: version 1 gzip-encoded (taken), then a document that inflates past the
+ * proxy's 8 MiB limit from 9 KiB or so (refused), then nothing newer. */
+static void gzip_answer(control_t *c, int fd, int n)
+{
+    wf_buf_t plain = WF_BUF_INIT, gz = WF_BUF_INIT;
+    if (n == 0) {
+        char body[2048];
+        snapshot_json(body, sizeof(body), 1, "reviews", c->up_a);
+        wf_buf_puts(&plain, body);
+    } else if (n == 1) {
+        const size_t big = 9u << 20;
+        wf_buf_puts(&plain, "{\"schema\": 1, \"version\": 2,");
+        memset(wf_buf_reserve(&plain, big), ' ', big);
+        plain.len += big;
+        wf_buf_puts(&plain, "\"proxy\": {}}");
+    } else {
+        if (hold(c, 10000)) {
+            return;
+        }
+        send_str(fd, "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n");
+        return;
+    }
+    gzip_into(plain.data, plain.len, &gz);
+    char head[256];
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: "
+                      "gzip\r\nVary: Accept-Encoding\r\nContent-Length: %zu\r\n\r\n",
+                      gz.len);
+    send_all(fd, head, (size_t)hl);
+    send_all(fd, gz.data, gz.len);
+    wf_buf_free(&plain);
+    wf_buf_free(&gz);
+}
+
 /* The requests of one connection, in turn. */
 static void control_serve(int fd, void *ctx)
 {
@@ -86,20 +141,25 @@ static void control_serve(int fd, void *ctx)
         }
         char target[1024] = "";
         sscanf(head, "GET %1023s", target);
-        wf_free(head);
         pthread_mutex_lock(&c->mu);
         int n = c->n_polls;
         if (n < MAX_POLLS) {
             const char *q = strchr(target, '?');
             snprintf(c->queries[n], sizeof(c->queries[n]), "%s", q != NULL ? q + 1 : "");
+            c->asked_gzip[n] = strcasestr(head, "\r\nAccept-Encoding: gzip") != NULL;
             c->n_polls++;
         }
         pthread_mutex_unlock(&c->mu);
+        wf_free(head);
         if (strncmp(target, "/v1/snapshot?", 13) != 0) {
             send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
             continue;
         }
-        answer(c, fd, n);
+        if (c->gzip_script) {
+            gzip_answer(c, fd, n);
+        } else {
+            answer(c, fd, n);
+        }
         if (hold(c, 0)) {
             break;
         }
@@ -192,6 +252,40 @@ static void test_long_poll_ack_nack(void **state)
         request(f->px.outbound, "GET /who HTTP/1.1\r\nHost: reviews:9080\r\n\r\n", NULL, 0, &rs),
         200);
     assert_true(body_is(&rs, "B", 1));
+    resp_free(&rs);
+}
+
+static void test_gzip_and_bomb(void **state)
+{
+    cfx_t *f = *state;
+    f->ctl.gzip_script = true;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->ctl.srv.port);
+    const char *extra[] = {"--control", url, NULL};
+    proxy_start_with(&f->px, wt_free_port(), NULL, "2", extra);
+    /* Poll 0 answered (taken), 1 answered (refused), 2 held. */
+    for (int i = 0; i < 1500 && polls(&f->ctl) < 3; i++) {
+        usleep(10 * 1000);
+    }
+    assert_int_equal(polls(&f->ctl), 3);
+    pthread_mutex_lock(&f->ctl.mu);
+    char(*q)[1024] = f->ctl.queries;
+    assert_true(f->ctl.asked_gzip[0] && f->ctl.asked_gzip[1] && f->ctl.asked_gzip[2]);
+    assert_string_equal(q[0], "proxy=reviews-unknown.default&version=0");
+    assert_string_equal(q[1], "proxy=reviews-unknown.default&version=1");
+    /* The bomb's version was never read: NACK 0, with the reason. */
+    assert_int_equal(strncmp(q[2], "proxy=reviews-unknown.default&version=1&nack=0&reason=", 54),
+                     0);
+    assert_non_null(strstr(q[2], "larger%20than"));
+    pthread_mutex_unlock(&f->ctl.mu);
+    assert_int_equal(stat_value(f->px.admin, "weft_proxy_config_version"), 1);
+    assert_int_equal(
+        stat_value(f->px.admin, "weft_proxy_config_updates_total{result=\"rejected\"}"), 1);
+    resp_t rs;
+    assert_int_equal(
+        request(f->px.outbound, "GET /who HTTP/1.1\r\nHost: reviews:9080\r\n\r\n", NULL, 0, &rs),
+        200);
+    assert_true(body_is(&rs, "A", 1));
     resp_free(&rs);
 }
 
@@ -291,6 +385,10 @@ int main(void)
         cmocka_unit_test(test_long_poll_ack_nack),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest gzip[] = {
+        cmocka_unit_test(test_gzip_and_bomb),
+    };
+    failed += cmocka_run_group_tests(gzip, setup, teardown);
     const struct CMUnitTest real[] = {
         cmocka_unit_test(test_registers_with_the_control_plane),
     };

@@ -2,8 +2,8 @@
  * test_cp_compile.c - the snapshot compiler over the bookinfo reference resources and a
  * bookinfo registry: golden comparisons with the example snapshots of tests/proxy/snapshots/,
  * field-by-field checks for every reference VirtualService, Sidecar scoping, PeerAuthentication
- * precedence, ServiceEntries, gateways, content hashes, and the rule that every compiled
- * document passes the proxy's strict parser.
+ * precedence, ServiceEntries, gateways, content hashes, gzip-encoded documents, and the rule
+ * that every compiled document passes the proxy's strict parser.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <zlib.h>
 
 #include "cp_compile.h"
 #include "px_snapshot.h"
@@ -1212,6 +1213,115 @@ static void test_rule_precedence(void **state)
     cp_config_free(cfg);
 }
 
+/* One gzip member inflated (zlib's gzip decoder: header, CRC-32 and length checked); NULL when
+ * it is not exactly one valid member. */
+static char *gunzip(const char *gz, size_t len, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+    size_t cap = len * 4 + 1024, n = 0;
+    char *out = wf_malloc(cap);
+    z.next_in = (Bytef *)(uintptr_t)gz;
+    z.avail_in = (uInt)len;
+    int zr;
+    do {
+        if (cap - n < 4096) {
+            cap *= 2;
+            out = wf_realloc(out, cap);
+        }
+        z.next_out = (Bytef *)out + n;
+        z.avail_out = (uInt)(cap - n - 1);
+        uInt before = z.avail_out;
+        zr = inflate(&z, Z_NO_FLUSH);
+        n += before - z.avail_out;
+    } while (zr == Z_OK);
+    inflateEnd(&z);
+    if (zr != Z_STREAM_END || z.avail_in != 0) {
+        wf_free(out);
+        return NULL;
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+/* The gzip form of a proxy's document inflates to exactly the plain form, with its hash. */
+static void assert_gz_is_plain(cp_compiled_t *c, const char *id)
+{
+    char *plain = NULL, *gz = NULL;
+    size_t plain_len = 0, gz_len = 0, back_len = 0;
+    uint64_t h_plain = 0, h_gz = 1;
+    assert_int_equal(cp_compile_proxy(c, id, 42, &plain, &plain_len, &h_plain), 0);
+    assert_int_equal(cp_compile_proxy_gz(c, id, 42, &gz, &gz_len, &h_gz), 0);
+    assert_true(h_plain == h_gz);
+    assert_true(gz_len > 18);
+    char *back = gunzip(gz, gz_len, &back_len);
+    if (back == NULL) {
+        fail_msg("%s: the gzip form is not one valid gzip member", id);
+    }
+    assert_int_equal(back_len, plain_len);
+    assert_memory_equal(back, plain, plain_len);
+    wf_free(back);
+    wf_free(gz);
+    wf_free(plain);
+}
+
+/*
+ * cp_compile_proxy_gz: two sidecars of one namespace share one deflate of their group's part,
+ * a sidecar of another namespace gets its own, a gateway deflates its own document; each is
+ * one gzip member inflating to the plain document.
+ */
+static void test_gzip(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    add_bookinfo(cfg);
+    const char *ol[] = {"app", "billing", NULL};
+    add_wl(cfg, "billing", "other", "", "127.0.0.60", NULL, 7070, false, ol);
+    add_text(cfg, "apiVersion: networking.istio.io/v1\n"
+                  "kind: Gateway\n"
+                  "metadata: {name: gw, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  selector: {istio: ingressgateway}\n"
+                  "  servers: [{port: {number: 80, name: web, protocol: HTTP}, hosts: ['*']}]\n");
+    cp_compile_opts_t o = {.sampling = -1};
+    cp_compiled_t *c;
+    assert_int_equal(cp_compile_new(cfg, &o, &c), 0);
+    assert_int_equal(cp_compile_gz_groups(c), 0);
+    assert_gz_is_plain(c, "productpage-v1.default");
+    assert_int_equal(cp_compile_gz_groups(c), 1);
+    assert_gz_is_plain(c, "reviews-v2.default");
+    assert_int_equal(cp_compile_gz_groups(c), 1); /* the group's deflate, reused */
+    assert_gz_is_plain(c, "billing.other");
+    assert_int_equal(cp_compile_gz_groups(c), 2);
+    assert_gz_is_plain(c, "istio-ingressgateway.istio-system");
+    assert_int_equal(cp_compile_gz_groups(c), 2); /* a gateway's vhosts are its own */
+
+    /* The shared part is not compressed per proxy: two sidecars of a group end in the same
+     * bytes (the group's deflate stream) up to their trailers. */
+    char *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    assert_int_equal(cp_compile_proxy_gz(c, "details-v1.default", 1, &a, &la, NULL), 0);
+    assert_int_equal(cp_compile_proxy_gz(c, "ratings-v1.default", 1, &b, &lb, NULL), 0);
+    size_t same = 0;
+    while (same < la - 8 && same < lb - 8 && a[la - 9 - same] == b[lb - 9 - same]) {
+        same++;
+    }
+    assert_true(same > la / 2); /* the cluster list dominates these documents */
+    wf_free(a);
+    wf_free(b);
+
+    /* Errors as the plain form's. */
+    char *gz = NULL;
+    size_t len = 0;
+    assert_int_equal(cp_compile_proxy_gz(c, "nosuch.default", 1, &gz, &len, NULL), WF_E_NOTFOUND);
+    assert_int_equal(cp_compile_proxy_gz(c, "details-v1.default", -1, &gz, &len, NULL), WF_E_INVAL);
+    assert_null(gz);
+    cp_compile_free(c);
+    cp_config_free(cfg);
+}
+
 typedef struct {
     cp_compiled_t *c;
     const char *const *ids;
@@ -1225,12 +1335,20 @@ static void *compile_many(void *p)
     thread_arg_t *a = p;
     for (int round = 0; round < 20; round++) {
         for (size_t i = 0; i < a->n; i++) {
-            char *json;
-            size_t len;
+            char *json = NULL, *gz = NULL, *back = NULL;
+            size_t len, gz_len, back_len = 0;
             if (cp_compile_proxy(a->c, a->ids[i], 5, &json, &len, NULL) != 0 ||
                 strcmp(json, a->expected[i]) != 0) {
                 a->mismatches++;
             }
+            /* The gzip form too: its shared deflate is made lazily, racing as well. */
+            if (cp_compile_proxy_gz(a->c, a->ids[i], 5, &gz, &gz_len, NULL) != 0 ||
+                (back = gunzip(gz, gz_len, &back_len)) == NULL ||
+                strcmp(back, a->expected[i]) != 0) {
+                a->mismatches++;
+            }
+            wf_free(back);
+            wf_free(gz);
             wf_free(json);
         }
     }
@@ -1293,6 +1411,7 @@ int main(void)
         cmocka_unit_test(test_content_hash),
         cmocka_unit_test(test_route_features),
         cmocka_unit_test(test_gateway_hosts),
+        cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

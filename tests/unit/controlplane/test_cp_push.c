@@ -4,7 +4,7 @@
  * so a registration changes every proxy's content and a rebuild without a change does not:
  * debounce and coalescing, versions, ACK/NACK and the states of proxy-status, content hash
  * suppression, parked polls woken by a build or by their deadline, shutdown, the convergence
- * histogram, the send budget, and the real thread.
+ * histogram, the send budget, gzip-encoded documents, and the real thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -89,7 +89,27 @@ static int fake_proxy(cp_compiled_t *c, const char *id, int64_t version, char **
     return 0;
 }
 
-static const cp_push_compiler_t fake = {fake_new, fake_free, fake_proxy};
+/* The "encoded" form: the plain document behind a "gz:" mark, so a test can tell which form a
+ * poll got and the send budget sees a different length; the hash is the plain content's. */
+static int fake_proxy_gz(cp_compiled_t *c, const char *id, int64_t version, char **gz, size_t *len,
+                         uint64_t *hash)
+{
+    char *plain = NULL;
+    size_t n = 0;
+    int rc = fake_proxy(c, id, version, &plain, &n, hash);
+    if (rc != 0) {
+        return rc;
+    }
+    char *doc = wf_malloc(n + 3);
+    memcpy(doc, "gz:", 3);
+    memcpy(doc + 3, plain, n);
+    free(plain);
+    *gz = doc;
+    *len = n + 3;
+    return 0;
+}
+
+static const cp_push_compiler_t fake = {fake_new, fake_free, fake_proxy, fake_proxy_gz};
 
 /* ---- fixture ---- */
 
@@ -552,6 +572,45 @@ static void test_send_budget(void **state)
     assert_int_equal(metric(f, "weft_control_push_inflight_bytes"), 0);
 }
 
+/* A poll that asks for gzip gets the encoded form, the budget counts its bytes, and the content
+ * hash is the plain content's whichever form was sent or acknowledged. */
+static void test_gzip(void **state)
+{
+    fx_t *f = *state;
+    reg(f, "a", "10.0.0.1");
+    assert_int_equal(cp_push_build(f->push, 0, WALL), 0);
+    int64_t v1 = cp_push_version(f->push);
+    cp_push_query_t q = {.proxy_id = "a-v1.default", .gzip = true};
+    char *doc = NULL;
+    size_t len = 0;
+    assert_int_equal(cp_push_poll(f->push, &q, 1, NULL, &doc, &len), CP_PUSH_DOC);
+    assert_true(len > 3);
+    assert_memory_equal(doc, "gz:", 3);
+    json_t *j = json_loadb(doc + 3, len - 3, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), v1);
+    json_decref(j);
+    assert_int_equal(metric(f, "weft_control_push_inflight_bytes"), (double)len);
+    cp_push_sent(f->push, len);
+    wf_free(doc);
+    assert_int_equal(metric(f, "weft_control_push_inflight_bytes"), 0);
+
+    /* Acknowledged over gzip; a rebuild that changes nothing is not sent, in either form. */
+    int64_t v = 0;
+    assert_int_equal(cp_push_build(f->push, 10, WALL + 1), 0);
+    q.version = v1;
+    int before = compiles;
+    assert_int_equal(cp_push_poll(f->push, &q, 11, NULL, &doc, &len), CP_PUSH_WAIT);
+    assert_int_equal(compiles, before + 1);
+    assert_int_equal(poll_once(f, "a-v1.default", v1, 0, NULL, 12, &v), CP_PUSH_WAIT);
+
+    /* A change reaches it plain when it does not ask for gzip. */
+    reg(f, "b", "10.0.0.2");
+    assert_int_equal(cp_push_build(f->push, 20, WALL + 2), 0);
+    assert_int_equal(poll_once(f, "a-v1.default", v1, 0, NULL, 21, &v), CP_PUSH_DOC);
+    assert_int_equal(v, cp_push_version(f->push));
+}
+
 static fx_t *racing; /* the fixture a build during a compile works on */
 
 static void build_now(void)
@@ -659,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_convergence_histogram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_above_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_build_during_compile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread, setup, teardown),
     };
