@@ -11,7 +11,8 @@
  *   build/tests/bench_control --egress 5          # each service calls 5 others (Sidecars)
  *   flags: --services N (1000) --pollers N (2 x services, at most that) --egress K (0: every
  *          proxy sees every service) --api (apply with POST /v1/apply instead of the `weft
- *          apply` CLI) --keep (leave the data directory)
+ *          apply` CLI) --keep (leave the data directory) --plain (polls without
+ *          Accept-Encoding: gzip; the proxy asks for gzip)
  * The weft binary is $WEFT_BIN, else ../weft next to this program.
  *
  * Steps:
@@ -57,6 +58,7 @@ typedef struct {
     int pollers;
     bool api;
     bool keep;
+    bool plain; /* polls without Accept-Encoding: gzip (the proxy asks for gzip) */
     int egress; /* > 0: a Sidecar per service limits its egress to the next `egress` services */
 } opts_t;
 
@@ -453,7 +455,8 @@ static int run(const opts_t *o)
                             .token = c.boot,
                             .keep_every = sample_every(o),
                             .on_doc = on_doc,
-                            .user = &seen};
+                            .user = &seen,
+                            .gzip = !o->plain};
     if (wt_pollers_start(&po, (const char *const *)ids, np, &p) != 0) {
         goto out;
     }
@@ -544,10 +547,12 @@ int main(int argc, char **argv)
             o.egress = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--keep") == 0) {
             o.keep = true;
+        } else if (strcmp(argv[i], "--plain") == 0) {
+            o.plain = true;
         } else {
             fprintf(stderr,
                     "usage: bench_control [--services N] [--pollers N] [--egress K] [--api] "
-                    "[--keep]\n");
+                    "[--keep] [--plain]\n");
             return 2;
         }
     }

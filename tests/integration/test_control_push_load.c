@@ -233,8 +233,12 @@ static void test_push_load(void **state)
     }
     assert_int_equal(pr.status, 200);
 
-    wt_pollers_opts_t o = {
-        .port = c.port, .token = c.boot, .keep_every = 1, .on_doc = on_doc, .user = &seen};
+    wt_pollers_opts_t o = {.port = c.port,
+                           .token = c.boot,
+                           .keep_every = 1,
+                           .on_doc = on_doc,
+                           .user = &seen,
+                           .gzip = true};
     wt_pollers_t *p = NULL;
     assert_int_equal(wt_pollers_start(&o, (const char *const *)ids, NPOLL, &p), 0);
 

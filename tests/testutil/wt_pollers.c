@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define READ_CHUNK (256 * 1024)
 #define MAX_HEAD 16384
@@ -186,6 +187,11 @@ typedef struct {
     wf_buf_t body;
     vscan_t scan;
     uint64_t body_len;
+    /* Content-Encoding: gzip. Inflated only as far as the scan needs ("version" is in the
+     * first bytes), or whole for a body that is kept: a real proxy inflates it all, but that is
+     * the proxy's work, not the control plane's. */
+    bool gz, zs_on;
+    z_stream zs;
 } hconn_t;
 
 typedef struct engine engine_t;
@@ -216,8 +222,17 @@ struct engine {
     uint64_t wire_bytes, conn_errors, connects;
 };
 
+static void gz_end(hconn_t *c)
+{
+    if (c->zs_on) {
+        inflateEnd(&c->zs);
+        c->zs_on = false;
+    }
+}
+
 static void conn_free_bufs(hconn_t *c)
 {
+    gz_end(c);
     wf_buf_free(&c->out);
     wf_buf_free(&c->head);
     wf_buf_free(&c->body);
@@ -351,6 +366,8 @@ static bool parse_head(hconn_t *c, size_t end)
         return false;
     }
     c->close_after = h[7] == '0';
+    c->gz = false;
+    gz_end(c);
     c->bm = B_EOF;
     c->left = 0;
     bool has_len = false;
@@ -361,7 +378,10 @@ static bool parse_head(hconn_t *c, size_t end)
             break;
         }
         size_t ll = (size_t)(eol - p);
-        if (strncasecmp(p, "content-length:", 15) == 0) {
+        if (strncasecmp(p, "content-encoding:", 17) == 0 && ll > 17 &&
+            memmem(p + 17, ll - 17, "gzip", 4) != NULL) {
+            c->gz = true;
+        } else if (strncasecmp(p, "content-length:", 15) == 0) {
             c->left = strtoll(p + 15, NULL, 10);
             has_len = c->left >= 0;
         } else if (strncasecmp(p, "transfer-encoding:", 18) == 0 && ll > 18 &&
@@ -393,14 +413,56 @@ static bool parse_head(hconn_t *c, size_t end)
     return true;
 }
 
-static void body_data(hconn_t *c, const char *p, size_t n)
+static void body_plain(hconn_t *c, const char *p, size_t n)
 {
-    c->body_len += n;
     if (c->status == 200) {
         vscan_feed(&c->scan, p, n);
     }
     if (c->keep_body) {
         wf_buf_append(&c->body, p, n);
+    }
+}
+
+/* A piece of a gzip body: inflated while the scan or the kept body still needs it. A body that
+ * does not inflate leaves the scan without a version (the caller sees version -1). */
+static void body_gzip(hconn_t *c, const char *p, size_t n)
+{
+    if (c->status != 200 || (c->scan.version >= 0 && !c->keep_body)) {
+        return;
+    }
+    if (!c->zs_on) {
+        memset(&c->zs, 0, sizeof(c->zs));
+        if (inflateInit2(&c->zs, 16 + MAX_WBITS) != Z_OK) {
+            return;
+        }
+        c->zs_on = true;
+    }
+    char out[16384];
+    c->zs.next_in = (Bytef *)p;
+    c->zs.avail_in = (uInt)n;
+    int rc = Z_OK;
+    while (rc == Z_OK && (c->zs.avail_in > 0 || c->zs.avail_out == 0) &&
+           (c->scan.version < 0 || c->keep_body)) {
+        c->zs.next_out = (Bytef *)out;
+        c->zs.avail_out = sizeof(out);
+        rc = inflate(&c->zs, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END) {
+            break;
+        }
+        body_plain(c, out, sizeof(out) - c->zs.avail_out);
+    }
+    if (rc != Z_OK) {
+        gz_end(c);
+    }
+}
+
+static void body_data(hconn_t *c, const char *p, size_t n)
+{
+    c->body_len += n;
+    if (c->gz) {
+        body_gzip(c, p, n);
+    } else {
+        body_plain(c, p, n);
     }
 }
 
@@ -808,6 +870,9 @@ static bool poll_next(engine_t *e, hconn_t *c)
                   "GET /v1/snapshot?proxy=%s&version=%lld%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n",
                   pl->id, (long long)pl->version, p->query, e->port);
     put_auth(&c->out, p->token);
+    if (p->o.gzip) {
+        wf_buf_puts(&c->out, "Accept-Encoding: gzip\r\n");
+    }
     wf_buf_puts(&c->out, "\r\n");
     c->keep_body = p->o.keep_every > 0 && c->slot % p->o.keep_every == 0;
     return true;

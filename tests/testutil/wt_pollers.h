@@ -61,6 +61,7 @@ typedef struct {
     wt_pollers_doc_cb on_doc;
     void *user;
     int max_connecting; /* connections being opened at once; 0 = 64 */
+    bool gzip;          /* polls send Accept-Encoding: gzip, as `weft proxy` does */
 } wt_pollers_opts_t;
 
 /* Figures over the pollers' life (wt_pollers_stats). */
@@ -71,7 +72,7 @@ typedef struct {
     int last_bad_status;
     uint64_t conn_errors; /* refused, reset, closed mid-answer, malformed answers */
     uint64_t connects;    /* connections opened (successfully) */
-    uint64_t body_bytes;  /* bytes of 200 bodies */
+    uint64_t body_bytes;  /* bytes of 200 bodies (as sent: compressed when gzip) */
     uint64_t wire_bytes;  /* every byte read, heads included */
     size_t waiting;       /* pollers with a poll sent and no answer yet (held by the server) */
     size_t reached;       /* pollers holding a version >= the target */
