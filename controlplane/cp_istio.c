@@ -11,6 +11,8 @@
  */
 #include "cp_istio.h"
 
+#include "cp_kinds.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -1215,38 +1217,28 @@ SCHEMA(s_meta, cp_meta_t, NULL);
 
 /* ---- kinds ---- */
 
-static const struct {
-    const char *name;
-    const char *group;
-    const char *const *versions;
-    const schema_t *spec;
-} k_kinds[CP_KIND_COUNT] = {
-    [CP_KIND_VIRTUAL_SERVICE] = {"VirtualService", "networking.istio.io",
-                                 (const char *const[]){"v1", "v1beta1", "v1alpha3", NULL}, &s_vs},
-    [CP_KIND_DESTINATION_RULE] = {"DestinationRule", "networking.istio.io",
-                                  (const char *const[]){"v1", "v1beta1", "v1alpha3", NULL}, &s_dr},
-    [CP_KIND_GATEWAY] = {"Gateway", "networking.istio.io",
-                         (const char *const[]){"v1", "v1beta1", "v1alpha3", NULL}, &s_gw},
-    [CP_KIND_SERVICE_ENTRY] = {"ServiceEntry", "networking.istio.io",
-                               (const char *const[]){"v1", "v1beta1", "v1alpha3", NULL}, &s_se},
-    [CP_KIND_SIDECAR] = {"Sidecar", "networking.istio.io",
-                         (const char *const[]){"v1", "v1beta1", "v1alpha3", NULL}, &s_sidecar},
-    [CP_KIND_PEER_AUTHENTICATION] = {"PeerAuthentication", "security.istio.io",
-                                     (const char *const[]){"v1", "v1beta1", NULL}, &s_pa},
-    [CP_KIND_AUTHORIZATION_POLICY] = {"AuthorizationPolicy", "security.istio.io",
-                                      (const char *const[]){"v1", "v1beta1", NULL}, &s_ap},
+/* Names, groups and served versions are cp_kinds.c's (one table); here, each kind's schema. */
+static const schema_t *const k_spec[CP_KIND_COUNT] = {
+    [CP_KIND_VIRTUAL_SERVICE] = &s_vs,
+    [CP_KIND_DESTINATION_RULE] = &s_dr,
+    [CP_KIND_GATEWAY] = &s_gw,
+    [CP_KIND_SERVICE_ENTRY] = &s_se,
+    [CP_KIND_SIDECAR] = &s_sidecar,
+    [CP_KIND_PEER_AUTHENTICATION] = &s_pa,
+    [CP_KIND_AUTHORIZATION_POLICY] = &s_ap,
 };
 
 const char *cp_kind_name(cp_kind_t k)
 {
-    return k > CP_KIND_NONE && k < CP_KIND_COUNT ? k_kinds[k].name : "";
+    const cp_kind_info_t *ki = cp_kinds_by_id(k);
+    return ki != NULL ? ki->kind : "";
 }
 
 static cp_kind_t kind_by_name(wf_str_t kind)
 {
-    for (int k = 1; k < CP_KIND_COUNT; k++) {
-        if (wf_str_eq_c(kind, k_kinds[k].name)) {
-            return (cp_kind_t)k;
+    for (const cp_kind_info_t *k = cp_kinds; k->kind != NULL; k++) {
+        if (wf_str_eq_c(kind, k->kind)) {
+            return k->id;
         }
     }
     return CP_KIND_NONE;
@@ -1254,12 +1246,13 @@ static cp_kind_t kind_by_name(wf_str_t kind)
 
 static bool version_ok(cp_kind_t k, wf_str_t api)
 {
-    size_t gl = strlen(k_kinds[k].group);
-    if (api.len <= gl + 1 || memcmp(api.p, k_kinds[k].group, gl) != 0 || api.p[gl] != '/') {
+    const cp_kind_info_t *ki = cp_kinds_by_id(k);
+    size_t gl = strlen(ki->group);
+    if (api.len <= gl + 1 || memcmp(api.p, ki->group, gl) != 0 || api.p[gl] != '/') {
         return false;
     }
     wf_str_t v = {api.p + gl + 1, api.len - gl - 1};
-    for (const char *const *p = k_kinds[k].versions; *p != NULL; p++) {
+    for (const char *const *p = ki->versions; *p != NULL; p++) {
         if (wf_str_eq_c(v, *p)) {
             return true;
         }
@@ -1322,13 +1315,14 @@ int cp_istio_parse(const cp_yaml_node_t *doc, cp_resource_t **out, cp_err_t *err
     if (!version_ok(r->kind, r->api_version)) {
         char vers[80];
         size_t w = 0;
-        for (const char *const *p = k_kinds[r->kind].versions; *p != NULL; p++) {
+        const cp_kind_info_t *ki = cp_kinds_by_id(r->kind);
+        for (const char *const *p = ki->versions; *p != NULL; p++) {
             w += (size_t)snprintf(vers + w, sizeof(vers) - w, "%s%s", w ? ", " : "", *p);
         }
         size_t saved = path_key(&ps, "apiVersion", 10);
         rc = fail_code(&ps, CP_E_KIND, cp_yaml_get(doc, "apiVersion"),
-                       "%s is not served as \"%s\" (use %s/ with %s)", k_kinds[r->kind].name,
-                       r->api_version.p, k_kinds[r->kind].group, vers);
+                       "%s is not served as \"%s\" (use %s/ with %s)", ki->kind, r->api_version.p,
+                       ki->group, vers);
         path_restore(&ps, saved);
         goto fail;
     }
@@ -1357,7 +1351,7 @@ int cp_istio_parse(const cp_yaml_node_t *doc, cp_resource_t **out, cp_err_t *err
     if (r->meta.namespace_.p == NULL) {
         r->meta.namespace_ = WF_STR_LIT("default");
     }
-    const schema_t *sc = k_kinds[r->kind].spec;
+    const schema_t *sc = k_spec[r->kind];
     if ((rc = alloc(&ps, doc, sc->size, &r->spec.any)) < 0) {
         goto fail;
     }
@@ -1512,7 +1506,7 @@ char *cp_istio_to_json(const cp_resource_t *r)
     json_object_set_new(o, "apiVersion", str_json(r->api_version));
     json_object_set_new(o, "kind", json_string(cp_kind_name(r->kind)));
     json_object_set_new(o, "metadata", obj_json(&s_meta, &r->meta));
-    json_object_set_new(o, "spec", obj_json(k_kinds[r->kind].spec, r->spec.any));
+    json_object_set_new(o, "spec", obj_json(k_spec[r->kind], r->spec.any));
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(o);
     WF_ASSERT(s != NULL);

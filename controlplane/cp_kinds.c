@@ -41,6 +41,16 @@ const cp_kind_info_t *cp_kinds_find(const char *group, const char *version, cons
     return NULL;
 }
 
+const cp_kind_info_t *cp_kinds_by_id(cp_kind_t id)
+{
+    for (const cp_kind_info_t *k = cp_kinds; k->kind; k++) {
+        if (k->id == id) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
 const cp_kind_info_t *cp_kinds_by_kind(const char *kind)
 {
     for (const cp_kind_info_t *k = cp_kinds; k->kind; k++) {

@@ -29,6 +29,8 @@ extern const cp_kind_info_t cp_kinds[];
 
 /* The kind served at /apis/{group}/{version}/.../{plural}, or NULL. */
 const cp_kind_info_t *cp_kinds_find(const char *group, const char *version, const char *plural);
+/* The entry of kind id, or NULL for CP_KIND_NONE and out-of-range values. */
+const cp_kind_info_t *cp_kinds_by_id(cp_kind_t id);
 /* The kind named "VirtualService" (case-sensitive, as in documents), or NULL. */
 const cp_kind_info_t *cp_kinds_by_kind(const char *kind);
 /*
