@@ -128,6 +128,7 @@ static const cp_push_compiler_t compiler = {
     .compile_free = cp_compile_free,
     .compile_proxy = cp_compile_proxy,
     .compile_proxy_gz = cp_compile_proxy_gz,
+    .compile_skipped = cp_compile_skipped,
 };
 
 int cp_main(int argc, char **argv)

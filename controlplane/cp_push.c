@@ -817,6 +817,9 @@ void cp_push_metrics(cp_push_t *p, int64_t now_ms, FILE *f)
     histo_t conv = p->convergence, bt = p->build_time;
     uint64_t findings[3];
     memcpy(findings, p->findings, sizeof(findings));
+    uint64_t skipped = p->cur != NULL && p->o.compiler->compile_skipped != NULL
+                           ? p->o.compiler->compile_skipped(p->cur->compiled)
+                           : 0;
     fprintf(f,
             "# HELP weft_control_config_version The configuration version proxies are sent.\n"
             "# TYPE weft_control_config_version gauge\n"
@@ -850,6 +853,12 @@ void cp_push_metrics(cp_push_t *p, int64_t now_ms, FILE *f)
         fprintf(f, "weft_control_proxies{state=\"%s\"} %llu\n", state_labels[s],
                 (unsigned long long)states[s]);
     }
+    fprintf(f,
+            "# HELP weft_control_config_skipped Parts of the configuration being pushed that the "
+            "snapshot schema cannot express (left out, logged once each; docs/controlplane.md "
+            "\"Snapshot compiler\").\n# TYPE weft_control_config_skipped gauge\n"
+            "weft_control_config_skipped %llu\n",
+            (unsigned long long)skipped);
     fprintf(f, "# HELP weft_control_validation_messages Cross-resource findings (GET "
                "/v1/analyze) of the configuration proxies are sent, by level.\n"
                "# TYPE weft_control_validation_messages gauge\n");

@@ -64,6 +64,9 @@ typedef struct {
      * content's. Required for polls that ask for gzip. */
     int (*compile_proxy_gz)(cp_compiled_t *c, const char *proxy_id, int64_t version, char **gz,
                             size_t *len, uint64_t *content_hash);
+    /* Parts of the configuration the snapshot schema cannot express, left out so far
+     * (cp_compile_skipped); NULL: not reported. */
+    uint64_t (*compile_skipped)(cp_compiled_t *c);
 } cp_push_compiler_t;
 
 typedef struct {

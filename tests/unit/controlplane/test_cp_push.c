@@ -109,7 +109,7 @@ static int fake_proxy_gz(cp_compiled_t *c, const char *id, int64_t version, char
     return 0;
 }
 
-static const cp_push_compiler_t fake = {fake_new, fake_free, fake_proxy, fake_proxy_gz};
+static const cp_push_compiler_t fake = {fake_new, fake_free, fake_proxy, fake_proxy_gz, NULL};
 
 /* ---- fixture ---- */
 
