@@ -35,6 +35,7 @@
 #include "wf_buf.h"
 #include "wf_clock.h"
 #include "wt_pollers.h"
+#include "wt_control.h"
 #include "wt_util.h"
 
 #include <libgen.h>
@@ -63,13 +64,7 @@ typedef struct {
 } opts_t;
 
 typedef struct {
-    char *dir;
-    char *data;
-    int port;
-    pid_t pid;
-    char admin[128];
-    char boot[128];
-    char admin_file[600];
+    wt_control_t w;
     bool cli_failed; /* `weft apply` failed once: the API is used from then on */
 } cp_t;
 
@@ -145,47 +140,11 @@ static const char *weft_bin(void)
     return p;
 }
 
-static int read_token(const char *data, const char *name, char *out, size_t len)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", data, name);
-    char *t = wt_read_file(path, NULL);
-    if (t == NULL) {
-        return -1;
-    }
-    t[strcspn(t, "\r\n")] = '\0';
-    snprintf(out, len, "%s", t);
-    wf_free(t);
-    return 0;
-}
-
-static int cp_start(cp_t *c)
-{
-    char listen[64], log[700];
-    c->dir = wt_tmpdir("bench-control");
-    c->data = wf_malloc(strlen(c->dir) + 8);
-    sprintf(c->data, "%s/data", c->dir);
-    c->port = wt_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
-    snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    char *argv[] = {(char *)weft_bin(), "control", "--listen", listen, "--data-dir", c->data,
-                    "--lease-ttl",      "1h",      NULL};
-    c->pid = wt_spawn(argv, log);
-    if (!wt_wait_port(c->port, 20000) || read_token(c->data, "admin-token", c->admin, 128) != 0 ||
-        read_token(c->data, "bootstrap-token", c->boot, 128) != 0) {
-        fprintf(stderr, "bench_control: weft control did not start (log: %s)\n", log);
-        return -1;
-    }
-    snprintf(c->admin_file, sizeof(c->admin_file), "%s/admin-token", c->data);
-    return 0;
-}
-
-/* n requests over 8 connections; returns how many answered 200 (and prints the first other). */
 static size_t batch(cp_t *c, const char *token, wt_req_t *r, size_t n)
 {
     size_t ok = 0;
     bool shown = false;
-    wt_http_batch(c->port, token, r, n, 8, 120000, true);
+    wt_http_batch(c->w.port, token, r, n, 8, 120000, true);
     for (size_t i = 0; i < n; i++) {
         if (r[i].status == 200) {
             ok++;
@@ -232,7 +191,7 @@ static int apply_api(cp_t *c, const opts_t *o, int from, int to, int w1, int w2,
 {
     char *body = mesh_docs(o, from, to, w1, w2, drs, false);
     wt_req_t r = {"POST", "/v1/apply", body, 0, NULL};
-    size_t ok = batch(c, c->admin, &r, 1);
+    size_t ok = batch(c, c->w.admin, &r, 1);
     wf_free(body);
     return ok == 1 ? 0 : -1;
 }
@@ -241,14 +200,14 @@ static int apply_api(cp_t *c, const opts_t *o, int from, int to, int w1, int w2,
 static int apply_cli(cp_t *c, const opts_t *o, int from, int to, int w1, int w2)
 {
     char file[700], log[700], url[64];
-    snprintf(file, sizeof(file), "%s/change.yaml", c->dir);
-    snprintf(log, sizeof(log), "%s/apply.log", c->dir);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c->port);
+    snprintf(file, sizeof(file), "%s/change.yaml", c->w.dir);
+    snprintf(log, sizeof(log), "%s/apply.log", c->w.dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c->w.port);
     char *text = mesh_docs(o, from, to, w1, w2, false, true);
     wt_write_file(file, text);
     wf_free(text);
     setenv("WEFT_CONTROL", url, 1);
-    setenv("WEFT_TOKEN_FILE", c->admin_file, 1);
+    setenv("WEFT_TOKEN_FILE", c->w.admin_file, 1);
     char *argv[] = {(char *)weft_bin(), "apply", "-f", file, NULL};
     int st = wt_wait(wt_spawn(argv, log), 60000);
     if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -366,7 +325,7 @@ static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opt
     printf("%s (%zu of %zu polls held before the change, version %lld)\n", what, held, n,
            (long long)s0.max_version);
     wt_pollers_target_some(p, target, which);
-    double cpu0 = proc_cpu_s(c->pid), user0 = self_cpu_s(false), sys0 = self_cpu_s(true);
+    double cpu0 = proc_cpu_s(c->w.pid), user0 = self_cpu_s(false), sys0 = self_cpu_s(true);
     int64_t t0 = wf_mono_ns();
     const char *how = "weft apply -f";
     if (o->api || c->cli_failed || apply_cli(c, o, from, to, w1, w2) != 0) {
@@ -381,7 +340,7 @@ static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opt
     int64_t t_applied = wf_mono_ns();
     size_t reached = wt_pollers_wait(p, CONVERGE_WAIT_MS);
     int64_t t_end = wf_mono_ns();
-    double cpu1 = proc_cpu_s(c->pid), user1 = self_cpu_s(false), sys1 = self_cpu_s(true);
+    double cpu1 = proc_cpu_s(c->w.pid), user1 = self_cpu_s(false), sys1 = self_cpu_s(true);
     wt_pollers_stats(p, &s1);
     printf("  applied with %-20s %.0f ms\n", how, (double)(t_applied - t0) / 1e6);
     size_t affected = n;
@@ -391,8 +350,8 @@ static int phase(const char *what, cp_t *c, wt_pollers_t *p, size_t n, const opt
     print_latencies("converged:", p, n, t0, affected);
     out->converge_s = reached == n ? (double)(t_end - t0) / 1e9 : -1;
     out->cpu_s = cpu1 - cpu0;
-    out->rss_mb = proc_mb(c->pid, "VmRSS");
-    out->hwm_mb = proc_mb(c->pid, "VmHWM");
+    out->rss_mb = proc_mb(c->w.pid, "VmRSS");
+    out->hwm_mb = proc_mb(c->w.pid, "VmHWM");
     out->mb_pushed = (double)(s1.body_bytes - s0.body_bytes) / 1e6;
     uint64_t docs = s1.docs - s0.docs;
     printf("  control plane CPU over the window   %.2f s (pollers' own CPU %.2f s user + %.2f s "
@@ -425,10 +384,11 @@ static int run(const opts_t *o)
     wt_pollers_t *p = NULL;
     phase_t one = {0}, all = {0};
 
-    if (cp_start(&c) != 0) {
+    if (wt_control_new(&c.w, "bench-control", (const char *const[]){"--lease-ttl", "1h", NULL}) !=
+        0) {
         goto out;
     }
-    printf("weft control pid %d, data %s\n", (int)c.pid, c.data);
+    printf("weft control pid %d, data %s\n", (int)c.w.pid, c.w.data);
     for (int s = 0; s < o->services; s++) {
         for (int v = 1; v <= 2; v++) {
             size_t i = (size_t)s * 2 + (size_t)v - 1;
@@ -438,7 +398,7 @@ static int run(const opts_t *o)
         }
     }
     int64_t t = wf_mono_ns();
-    size_t ok = batch(&c, c.boot, regs, nw);
+    size_t ok = batch(&c, c.w.boot, regs, nw);
     printf("registered %zu/%zu workloads in %.0f ms (8 connections)\n", ok, nw,
            (double)(wf_mono_ns() - t) / 1e6);
     t = wf_mono_ns();
@@ -448,11 +408,11 @@ static int run(const opts_t *o)
     printf("applied %d DestinationRules + %d VirtualServices%s in one POST /v1/apply: %.0f ms\n",
            o->services, o->services, o->egress > 0 ? " + as many Sidecars" : "",
            (double)(wf_mono_ns() - t) / 1e6);
-    printf("control plane before the pollers: RSS %.1f MB, CPU %.2f s\n", proc_mb(c.pid, "VmRSS"),
-           proc_cpu_s(c.pid));
+    printf("control plane before the pollers: RSS %.1f MB, CPU %.2f s\n", proc_mb(c.w.pid, "VmRSS"),
+           proc_cpu_s(c.w.pid));
 
-    wt_pollers_opts_t po = {.port = c.port,
-                            .token = c.boot,
+    wt_pollers_opts_t po = {.port = c.w.port,
+                            .token = c.w.boot,
                             .keep_every = sample_every(o),
                             .on_doc = on_doc,
                             .user = &seen,
@@ -462,15 +422,15 @@ static int run(const opts_t *o)
     }
     wt_pollers_target(p, 1);
     t = wf_mono_ns();
-    double cpu0 = proc_cpu_s(c.pid);
+    double cpu0 = proc_cpu_s(c.w.pid);
     size_t reached = wt_pollers_wait(p, CONVERGE_WAIT_MS);
     wt_pollers_stats_t st;
     wt_pollers_stats(p, &st);
     printf("initial sync: %zu/%zu pollers hold a snapshot (version %lld) after %.0f ms; %.1f MB "
            "in %llu documents; control plane CPU %.2f s, RSS %.1f MB (peak %.1f MB)\n",
            reached, np, (long long)st.max_version, (double)(wf_mono_ns() - t) / 1e6,
-           (double)st.body_bytes / 1e6, (unsigned long long)st.docs, proc_cpu_s(c.pid) - cpu0,
-           proc_mb(c.pid, "VmRSS"), proc_mb(c.pid, "VmHWM"));
+           (double)st.body_bytes / 1e6, (unsigned long long)st.docs, proc_cpu_s(c.w.pid) - cpu0,
+           proc_mb(c.w.pid, "VmRSS"), proc_mb(c.w.pid, "VmHWM"));
     if (reached != np) {
         printf("  not every poller got a snapshot: %llu unexpected statuses (last %d), %llu "
                "connection errors\n",
@@ -508,16 +468,13 @@ static int run(const opts_t *o)
     rc = r1 == 0 && r2 == 0 ? 0 : 1;
 out:
     wt_pollers_stop(p);
-    if (c.pid > 0) {
-        wt_stop(c.pid, 20000);
+    wt_control_stop(&c.w);
+    if (o->keep && c.w.dir != NULL) {
+        printf("kept %s\n", c.w.dir);
+        wf_free(c.w.dir);
+        c.w.dir = NULL;
     }
-    if (c.dir != NULL) {
-        if (o->keep) {
-            printf("kept %s\n", c.dir);
-        } else {
-            wt_rm_rf(c.dir);
-        }
-    }
+    wt_control_free(&c.w);
     for (size_t i = 0; i < nw; i++) {
         wf_free(ids[i]);
         wf_free(bodies[i]);
@@ -528,8 +485,6 @@ out:
     wf_free(seen.version);
     wf_free(seen.v2_sum);
     wf_free(seen.v2_dests);
-    wf_free(c.dir);
-    wf_free(c.data);
     return rc;
 }
 

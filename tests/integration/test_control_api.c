@@ -6,20 +6,17 @@
  * resources and leases, --read-open, and hostile bodies refused with nothing stored.
  */
 #include "wf_alloc.h"
+#include "wt_control.h"
 #include "wt_util.h"
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,134 +24,6 @@
 #include <cmocka.h>
 
 #define VS_PATH "/apis/networking.istio.io/v1/namespaces/default/virtualservices"
-
-typedef struct {
-    char *dir;
-    char *data;
-    int port;
-    pid_t pid;
-    char admin[128];
-    char boot[128];
-} cp_t;
-
-static void read_token(const char *data, const char *name, char *out, size_t len)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", data, name);
-    char *t = wt_read_file(path, NULL);
-    assert_non_null(t);
-    t[strcspn(t, "\r\n")] = '\0';
-    snprintf(out, len, "%s", t);
-    wf_free(t);
-}
-
-static void cp_start(cp_t *c, const char *extra1, const char *extra2)
-{
-    char listen[64], log[600];
-    c->port = wt_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
-    snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    char *argv[] = {
-        (char *)wt_weft_bin(), "control",      "--listen", listen, "--data-dir", c->data,
-        (char *)extra1,        (char *)extra2, NULL};
-    c->pid = wt_spawn(argv, log);
-    assert_true(wt_wait_port(c->port, 20000));
-    read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
-    read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot));
-}
-
-static void cp_new(cp_t *c, const char *extra1, const char *extra2)
-{
-    memset(c, 0, sizeof(*c));
-    c->dir = wt_tmpdir("cpapi");
-    c->data = wf_malloc(strlen(c->dir) + 8);
-    sprintf(c->data, "%s/data", c->dir);
-    cp_start(c, extra1, extra2);
-}
-
-static void cp_stop(cp_t *c)
-{
-    int st = wt_stop(c->pid, 10000);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-static void cp_free(cp_t *c)
-{
-    wt_rm_rf(c->dir);
-    wf_free(c->dir);
-    wf_free(c->data);
-}
-
-/*
- * One request with an optional bearer token; a NULL body sends none. With chunked, the body
- * goes as one chunk without a Content-Length. Returns the status; *out the body (wf_free).
- */
-static int req_full(int port, const char *method, const char *path, const char *token,
-                    const char *body, size_t len, bool chunked, char **out)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char auth[256] = "", clen[128] = "";
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-    }
-    if (body != NULL && chunked) {
-        snprintf(clen, sizeof(clen), "Transfer-Encoding: chunked\r\n");
-    } else if (body != NULL) {
-        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\nContent-Type: application/json\r\n",
-                 len);
-    }
-    char head[1024];
-    int hl = snprintf(head, sizeof(head),
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n", method,
-                      path, auth, clen);
-    /* The server may answer and close before taking a body it refuses: ignore write errors. */
-    if (write(fd, head, (size_t)hl) == hl && body != NULL) {
-        if (chunked) {
-            char ch[32];
-            int cl = snprintf(ch, sizeof(ch), "%zx\r\n", len);
-            if (write(fd, ch, (size_t)cl) == cl && write(fd, body, len) == (ssize_t)len) {
-                (void)!write(fd, "\r\n0\r\n\r\n", 7);
-            }
-        } else {
-            (void)!write(fd, body, len);
-        }
-    }
-    size_t cap = 65536, n = 0;
-    char *buf = wf_malloc(cap + 1);
-    ssize_t r;
-    while ((r = read(fd, buf + n, cap - n)) > 0) {
-        n += (size_t)r;
-        if (n == cap) {
-            cap *= 2;
-            buf = wf_realloc(buf, cap + 1);
-        }
-    }
-    close(fd);
-    buf[n] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-        status = -1;
-    }
-    if (out != NULL) {
-        char *sep = strstr(buf, "\r\n\r\n");
-        *out = wf_strdup(sep ? sep + 4 : "");
-    }
-    wf_free(buf);
-    return status;
-}
-
-static int req(int port, const char *method, const char *path, const char *token, const char *body,
-               char **out)
-{
-    return req_full(port, method, path, token, body, body ? strlen(body) : 0, false, out);
-}
 
 /* Parse a JSON answer (the test fails when it is not JSON). */
 static json_t *parse(char *body)
@@ -197,22 +66,10 @@ static char *vs_body(const char *name, const char *rv, const char *host)
     return b;
 }
 
-/* The value of an unlabelled metric line in /metrics, or -1. */
-static long long metric(int port, const char *name)
-{
-    char *body = NULL, line[256];
-    assert_int_equal(req(port, "GET", "/metrics", NULL, NULL, &body), 200);
-    snprintf(line, sizeof(line), "\n%s ", name);
-    char *p = strstr(body, line);
-    long long v = p ? strtoll(p + strlen(line), NULL, 10) : -1;
-    wf_free(body);
-    return v;
-}
-
 static void test_tokens_and_access(void **state)
 {
-    cp_t c;
-    cp_new(&c, NULL, NULL);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", NULL), 0);
     const char *names[] = {"admin-token", "bootstrap-token"};
     for (size_t i = 0; i < 2; i++) {
         char path[600];
@@ -227,44 +84,45 @@ static void test_tokens_and_access(void **state)
 
     char *body = NULL;
     char *vs = vs_body("reviews", NULL, "reviews");
-    assert_int_equal(req(c.port, "GET", VS_PATH, NULL, NULL, &body), 401);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH, NULL, NULL, &body), 401);
     assert_status(body, 401, "Unauthorized");
-    assert_int_equal(req(c.port, "GET", VS_PATH, "wrong", NULL, &body), 401);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH, "wrong", NULL, &body), 401);
     assert_status(body, 401, "Unauthorized");
     /* The proxies' token does not open admin operations. */
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.boot, vs, &body), 401);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.boot, vs, &body), 401);
     assert_status(body, 401, "Unauthorized");
-    assert_int_equal(req(c.port, "GET", "/v1/workloads", c.boot, NULL, &body), 401);
+    assert_int_equal(wt_control_req(c.port, "GET", "/v1/workloads", c.boot, NULL, &body), 401);
     assert_status(body, 401, "Unauthorized");
     /* Refused for the token before the body is read: 401, not 413, for a body over the limit. */
     size_t big = 2u << 20;
     char *huge = wf_malloc(big);
     memset(huge, ' ', big);
-    assert_int_equal(req_full(c.port, "POST", VS_PATH, NULL, huge, big, false, &body), 401);
+    assert_int_equal(
+        wt_control_req_full(c.port, "POST", VS_PATH, NULL, huge, big, false, 10000, &body), 401);
     assert_status(body, 401, "Unauthorized");
     wf_free(huge);
-    assert_int_equal(req(c.port, "POST", "/v1/register", NULL, "{}", &body), 401);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/register", NULL, "{}", &body), 401);
     assert_status(body, 401, "Unauthorized");
-    assert_int_equal(req(c.port, "GET", "/healthz", NULL, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", "/healthz", NULL, NULL, &body), 200);
     assert_string_equal(body, "ok\n");
     wf_free(body);
-    assert_int_equal(req(c.port, "GET", VS_PATH, c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH, c.admin, NULL, &body), 200);
     wf_free(body);
-    assert_int_equal(req(c.port, "GET", "/nope", c.admin, NULL, &body), 404);
+    assert_int_equal(wt_control_req(c.port, "GET", "/nope", c.admin, NULL, &body), 404);
     assert_status(body, 404, "NotFound");
     wf_free(vs);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static void test_resource_round_trip(void **state)
 {
-    cp_t c;
-    cp_new(&c, NULL, NULL);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", NULL), 0);
     char *body = NULL;
     char *vs = vs_body("reviews", NULL, "reviews");
 
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, vs, &body), 201);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, vs, &body), 201);
     json_t *o = parse(body);
     assert_string_equal(md(o, "name"), "reviews");
     assert_string_equal(md(o, "namespace"), "default");
@@ -274,11 +132,11 @@ static void test_resource_round_trip(void **state)
     assert_int_equal(strlen(md(o, "creationTimestamp")), strlen("2026-01-02T03:04:05Z"));
     json_decref(o);
 
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, vs, &body), 409);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, vs, &body), 409);
     assert_status(body, 409, "AlreadyExists");
 
     /* The spec comes back as stored: canonical, keys sorted. */
-    assert_int_equal(req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 200);
     o = parse(body);
     char *spec = json_dumps(json_object_get(o, "spec"), JSON_COMPACT);
     assert_string_equal(spec, "{\"hosts\":[\"reviews\"],\"http\":[{\"route\":[{\"destination\":"
@@ -288,24 +146,24 @@ static void test_resource_round_trip(void **state)
     json_decref(o);
 
     /* Another namespace, then lists: one namespace, and all of them. */
-    assert_int_equal(req(c.port, "POST",
-                         "/apis/networking.istio.io/v1beta1/namespaces/prod/virtualservices",
-                         c.admin,
-                         "{\"apiVersion\":\"networking.istio.io/v1beta1\",\"kind\":"
-                         "\"VirtualService\",\"metadata\":{\"name\":\"ratings\",\"namespace\":"
-                         "\"prod\"},\"spec\":{\"hosts\":[\"h\"]}}",
-                         &body),
-                     201);
+    assert_int_equal(
+        wt_control_req(c.port, "POST",
+                       "/apis/networking.istio.io/v1beta1/namespaces/prod/virtualservices", c.admin,
+                       "{\"apiVersion\":\"networking.istio.io/v1beta1\",\"kind\":"
+                       "\"VirtualService\",\"metadata\":{\"name\":\"ratings\",\"namespace\":"
+                       "\"prod\"},\"spec\":{\"hosts\":[\"h\"]}}",
+                       &body),
+        201);
     wf_free(body);
-    assert_int_equal(req(c.port, "GET", VS_PATH, c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH, c.admin, NULL, &body), 200);
     o = parse(body);
     assert_string_equal(json_string_value(json_object_get(o, "kind")), "VirtualServiceList");
     assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
     assert_string_equal(md(o, "resourceVersion"), "2");
     json_decref(o);
-    assert_int_equal(
-        req(c.port, "GET", "/apis/networking.istio.io/v1/virtualservices", c.admin, NULL, &body),
-        200);
+    assert_int_equal(wt_control_req(c.port, "GET", "/apis/networking.istio.io/v1/virtualservices",
+                                    c.admin, NULL, &body),
+                     200);
     o = parse(body);
     json_t *items = json_object_get(o, "items");
     assert_int_equal(json_array_size(items), 2);
@@ -316,41 +174,44 @@ static void test_resource_round_trip(void **state)
 
     /* Update: a stale resourceVersion is a Conflict; the current one applies, generation 2. */
     char *stale = vs_body("reviews", "2", "reviews-v2");
-    assert_int_equal(req(c.port, "PUT", VS_PATH "/reviews", c.admin, stale, &body), 409);
+    assert_int_equal(wt_control_req(c.port, "PUT", VS_PATH "/reviews", c.admin, stale, &body), 409);
     assert_status(body, 409, "Conflict");
     char *fresh = vs_body("reviews", "1", "reviews-v2");
-    assert_int_equal(req(c.port, "PUT", VS_PATH "/reviews", c.admin, fresh, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "PUT", VS_PATH "/reviews", c.admin, fresh, &body), 200);
     o = parse(body);
     assert_string_equal(md(o, "resourceVersion"), "3");
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(o, "metadata"), "generation")), 2);
     json_decref(o);
-    assert_int_equal(req(c.port, "PUT", VS_PATH "/reviews", c.admin, fresh, &body), 409);
+    assert_int_equal(wt_control_req(c.port, "PUT", VS_PATH "/reviews", c.admin, fresh, &body), 409);
     assert_status(body, 409, "Conflict");
     char *other = vs_body("details", NULL, "details");
-    assert_int_equal(req(c.port, "PUT", VS_PATH "/details", c.admin, other, &body), 404);
+    assert_int_equal(wt_control_req(c.port, "PUT", VS_PATH "/details", c.admin, other, &body), 404);
     assert_status(body, 404, "NotFound");
 
     /* Delete: stale precondition refused, then gone. */
-    assert_int_equal(
-        req(c.port, "DELETE", VS_PATH "/reviews?resourceVersion=1", c.admin, NULL, &body), 409);
+    assert_int_equal(wt_control_req(c.port, "DELETE", VS_PATH "/reviews?resourceVersion=1", c.admin,
+                                    NULL, &body),
+                     409);
     assert_status(body, 409, "Conflict");
-    assert_int_equal(req(c.port, "DELETE", VS_PATH "/reviews", c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "DELETE", VS_PATH "/reviews", c.admin, NULL, &body),
+                     200);
     o = parse(body);
     assert_string_equal(json_string_value(json_object_get(o, "status")), "Success");
     json_decref(o);
-    assert_int_equal(req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 404);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 404);
     assert_status(body, 404, "NotFound");
-    assert_int_equal(req(c.port, "DELETE", VS_PATH "/reviews", c.admin, NULL, &body), 404);
+    assert_int_equal(wt_control_req(c.port, "DELETE", VS_PATH "/reviews", c.admin, NULL, &body),
+                     404);
     assert_status(body, 404, "NotFound");
-    assert_int_equal(metric(c.port, "weft_control_resource_version"), 4);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_resource_version"), 4);
 
     wf_free(vs);
     wf_free(stale);
     wf_free(fresh);
     wf_free(other);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static const char reg_body[] =
@@ -361,11 +222,12 @@ static const char reg_body[] =
 
 static void test_registry_and_targets(void **state)
 {
-    cp_t c;
-    cp_new(&c, "--lease-ttl", "3s");
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", (const char *const[]){"--lease-ttl", "3s", NULL}),
+                     0);
     char *body = NULL;
 
-    assert_int_equal(req(c.port, "POST", "/v1/register", c.boot, reg_body, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/register", c.boot, reg_body, &body), 200);
     json_t *o = parse(body);
     assert_string_equal(json_string_value(json_object_get(o, "id")), "reviews-v2.default");
     assert_string_equal(json_string_value(json_object_get(o, "identity")),
@@ -374,12 +236,12 @@ static void test_registry_and_targets(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "canonicalRevision")), "v2");
     json_decref(o);
     /* A workload without an admin port is registered but is no scrape target. */
-    assert_int_equal(req(c.port, "POST", "/v1/register", c.boot,
-                         "{\"service\":\"db\",\"address\":\"10.1.2.3\"}", &body),
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/register", c.boot,
+                                    "{\"service\":\"db\",\"address\":\"10.1.2.3\"}", &body),
                      200);
     wf_free(body);
 
-    assert_int_equal(req(c.port, "GET", "/v1/targets", c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", "/v1/targets", c.admin, NULL, &body), 200);
     assert_string_equal(body, "[{\"targets\":[\"127.0.0.1:15000\"],\"labels\":{"
                               "\"__metrics_path__\":\"/stats/prometheus\",\"namespace\":"
                               "\"default\",\"app\":\"reviews\",\"version\":\"v2\",\"workload\":"
@@ -389,11 +251,11 @@ static void test_registry_and_targets(void **state)
     /* Heartbeats keep reviews alive past its TTL; db, silent, goes. */
     bool db_gone = false;
     for (int i = 0; i < 200 && !db_gone; i++) {
-        assert_int_equal(
-            req(c.port, "POST", "/v1/heartbeat", c.boot, "{\"id\":\"reviews-v2.default\"}", &body),
-            200);
+        assert_int_equal(wt_control_req(c.port, "POST", "/v1/heartbeat", c.boot,
+                                        "{\"id\":\"reviews-v2.default\"}", &body),
+                         200);
         wf_free(body);
-        assert_int_equal(req(c.port, "GET", "/v1/workloads", c.admin, NULL, &body), 200);
+        assert_int_equal(wt_control_req(c.port, "GET", "/v1/workloads", c.admin, NULL, &body), 200);
         o = parse(body);
         json_t *items = json_object_get(o, "items");
         db_gone = json_array_size(items) == 1;
@@ -409,46 +271,48 @@ static void test_registry_and_targets(void **state)
     bool gone = false;
     for (int i = 0; i < 200 && !gone; i++) {
         usleep(100000);
-        assert_int_equal(req(c.port, "GET", "/v1/workloads", c.admin, NULL, &body), 200);
+        assert_int_equal(wt_control_req(c.port, "GET", "/v1/workloads", c.admin, NULL, &body), 200);
         o = parse(body);
         gone = json_array_size(json_object_get(o, "items")) == 0;
         json_decref(o);
     }
     assert_true(gone);
-    assert_int_equal(
-        req(c.port, "POST", "/v1/heartbeat", c.boot, "{\"id\":\"reviews-v2.default\"}", &body),
-        404);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/heartbeat", c.boot,
+                                    "{\"id\":\"reviews-v2.default\"}", &body),
+                     404);
     assert_status(body, 404, "NotFound");
-    assert_int_equal(req(c.port, "GET", "/v1/targets", c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", "/v1/targets", c.admin, NULL, &body), 200);
     assert_string_equal(body, "[]");
     wf_free(body);
-    assert_int_equal(metric(c.port, "weft_control_leases_expired_total"), 2);
-    assert_int_equal(metric(c.port, "weft_control_registered_workloads"), 0);
-    assert_int_equal(metric(c.port, "weft_control_registrations_total"), 2);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_leases_expired_total"), 2);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_registered_workloads"), 0);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_registrations_total"), 2);
 
     /* Invalid registrations. */
-    assert_int_equal(req(c.port, "POST", "/v1/register", c.boot,
-                         "{\"service\":\"Bad Name\",\"address\":\"x\"}", &body),
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/register", c.boot,
+                                    "{\"service\":\"Bad Name\",\"address\":\"x\"}", &body),
                      422);
     assert_status(body, 422, "Invalid");
-    assert_int_equal(req(c.port, "POST", "/v1/register", c.boot,
-                         "{\"service\":\"a\",\"address\":\"x\",\"ports\":[70000]}", &body),
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/register", c.boot,
+                                    "{\"service\":\"a\",\"address\":\"x\",\"ports\":[70000]}",
+                                    &body),
                      400);
     assert_status(body, 400, "BadRequest");
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static void test_restart_keeps_state(void **state)
 {
-    cp_t c;
-    cp_new(&c, "--lease-ttl", "60s");
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", (const char *const[]){"--lease-ttl", "60s", NULL}),
+                     0);
     char *body = NULL;
     char *vs = vs_body("reviews", NULL, "reviews");
     char admin[128];
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, vs, &body), 201);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, vs, &body), 201);
     wf_free(body);
-    assert_int_equal(req(c.port, "POST", "/v1/register", c.boot, reg_body, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/register", c.boot, reg_body, &body), 200);
     wf_free(body);
     snprintf(admin, sizeof(admin), "%s", c.admin);
     /* kill -9: what was acknowledged must be there without a clean shutdown. */
@@ -456,13 +320,13 @@ static void test_restart_keeps_state(void **state)
     int st = wt_wait(c.pid, 10000);
     assert_true(WIFSIGNALED(st));
 
-    cp_start(&c, "--lease-ttl", "60s");
+    assert_int_equal(wt_control_start(&c, (const char *const[]){"--lease-ttl", "60s", NULL}), 0);
     assert_string_equal(c.admin, admin); /* the token files are kept, not replaced */
-    assert_int_equal(req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 200);
     json_t *o = parse(body);
     assert_string_equal(md(o, "resourceVersion"), "1");
     json_decref(o);
-    assert_int_equal(req(c.port, "GET", "/v1/workloads", c.admin, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", "/v1/workloads", c.admin, NULL, &body), 200);
     o = parse(body);
     json_t *w = json_array_get(json_object_get(o, "items"), 0);
     assert_non_null(w);
@@ -470,26 +334,26 @@ static void test_restart_keeps_state(void **state)
     assert_string_equal(json_string_value(json_object_get(w, "serviceAccount")),
                         "bookinfo-reviews");
     json_decref(o);
-    assert_int_equal(
-        req(c.port, "POST", "/v1/heartbeat", c.boot, "{\"id\":\"reviews-v2.default\"}", &body),
-        200);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/heartbeat", c.boot,
+                                    "{\"id\":\"reviews-v2.default\"}", &body),
+                     200);
     wf_free(body);
     /* The next write continues the resourceVersion sequence. */
     char *vs2 = vs_body("ratings", NULL, "ratings");
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, vs2, &body), 201);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, vs2, &body), 201);
     o = parse(body);
     assert_string_equal(md(o, "resourceVersion"), "2");
     json_decref(o);
     wf_free(vs);
     wf_free(vs2);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static void test_batch_apply(void **state)
 {
-    cp_t c;
-    cp_new(&c, NULL, NULL);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", NULL), 0);
     char *body = NULL;
     const char *batch =
         "{\"kind\":\"List\",\"items\":["
@@ -510,13 +374,13 @@ static void test_batch_apply(void **state)
         "\"name\":\"default\",\"resourceVersion\":\"3\",\"generation\":1,\"result\":"
         "\"created\"}]}";
 
-    assert_int_equal(req(c.port, "POST", "/v1/apply", c.boot, batch, &body), 401);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/apply", c.boot, batch, &body), 401);
     assert_status(body, 401, "Unauthorized");
-    assert_int_equal(req(c.port, "POST", "/v1/apply", c.admin, batch, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/apply", c.admin, batch, &body), 200);
     assert_string_equal(body, want_created);
     wf_free(body);
     /* The same again: nothing changes, no resourceVersion is spent. */
-    assert_int_equal(req(c.port, "POST", "/v1/apply", c.admin, batch, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/apply", c.admin, batch, &body), 200);
     json_t *o = parse(body);
     json_t *items = json_object_get(o, "items");
     for (size_t i = 0; i < 3; i++) {
@@ -524,7 +388,7 @@ static void test_batch_apply(void **state)
         assert_string_equal(json_string_value(json_object_get(it, "result")), "unchanged");
     }
     json_decref(o);
-    assert_int_equal(metric(c.port, "weft_control_resource_version"), 3);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_resource_version"), 3);
 
     /* One bad document (the second) or one stale version (the third): nothing applied. */
     const char *bad =
@@ -533,7 +397,7 @@ static void test_batch_apply(void **state)
         "\"networking.istio.io/"
         "v1\",\"kind\":\"VirtualService\",\"metadata\":{\"name\":\"No_Good\"},\"spec\":{\"hosts\":["
         "\"h\"]}}]}";
-    assert_int_equal(req(c.port, "POST", "/v1/apply", c.admin, bad, &body), 422);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/apply", c.admin, bad, &body), 422);
     o = parse(body);
     assert_non_null(strstr(json_string_value(json_object_get(o, "message")), "items[1]: "));
     json_decref(o);
@@ -543,92 +407,97 @@ static void test_batch_apply(void **state)
         "\"networking.istio.io/"
         "v1\",\"kind\":\"VirtualService\",\"metadata\":{\"name\":\"reviews\","
         "\"resourceVersion\":\"9\"},\"spec\":{\"hosts\":[\"h\"]}}]}";
-    assert_int_equal(req(c.port, "POST", "/v1/apply", c.admin, stale, &body), 409);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/apply", c.admin, stale, &body), 409);
     assert_status(body, 409, "Conflict");
-    assert_int_equal(
-        req(c.port, "POST", "/v1/apply", c.admin, "{\"items\":[{\"kind\":\"Pod\"}]}", &body), 400);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/apply", c.admin,
+                                    "{\"items\":[{\"kind\":\"Pod\"}]}", &body),
+                     400);
     assert_status(body, 400, "BadRequest");
-    assert_int_equal(req(c.port, "GET", VS_PATH "/ratings", c.admin, NULL, &body), 404);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH "/ratings", c.admin, NULL, &body), 404);
     assert_status(body, 404, "NotFound");
-    assert_int_equal(metric(c.port, "weft_control_resource_version"), 3);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_resource_version"), 3);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static void test_read_open(void **state)
 {
-    cp_t c;
-    cp_new(&c, "--read-open", NULL);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", (const char *const[]){"--read-open", NULL}), 0);
     char *body = NULL;
-    assert_int_equal(req(c.port, "GET", VS_PATH, NULL, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH, NULL, NULL, &body), 200);
     wf_free(body);
-    assert_int_equal(req(c.port, "GET", "/v1/targets", NULL, NULL, &body), 200);
+    assert_int_equal(wt_control_req(c.port, "GET", "/v1/targets", NULL, NULL, &body), 200);
     assert_string_equal(body, "[]");
     wf_free(body);
     char *vs = vs_body("reviews", NULL, "reviews");
-    assert_int_equal(req(c.port, "POST", VS_PATH, NULL, vs, &body), 401);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, NULL, vs, &body), 401);
     assert_status(body, 401, "Unauthorized");
     wf_free(vs);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 /* Istio's own validation (cp_istio.h): a bad field is refused 422 with its path, nothing is
  * stored; bookinfo's reviews 80/20 as JSON is taken. */
 static void test_istio_validation(void **state)
 {
-    cp_t c;
-    cp_new(&c, NULL, NULL);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", NULL), 0);
     char *body = NULL;
     const char *neg = "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
                       "\"metadata\":{\"name\":\"reviews\"},\"spec\":{\"hosts\":[\"reviews\"],"
                       "\"http\":[{\"route\":[{\"destination\":{\"host\":\"reviews\"},"
                       "\"weight\":-5}]}]}}";
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, neg, &body), 422);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, neg, &body), 422);
     assert_non_null(strstr(body, "spec.http[0].route[0].weight"));
     assert_status(body, 422, "Invalid");
     const char *typo = "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
                        "\"metadata\":{\"name\":\"reviews\"},\"spec\":{\"hosts\":[\"reviews\"],"
                        "\"http\":[{\"timeout\":\"3 seconds\"}]}}";
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, typo, &body), 422);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, typo, &body), 422);
     assert_non_null(strstr(body, "spec.http[0].timeout"));
     wf_free(body);
-    assert_int_equal(req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 404);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH "/reviews", c.admin, NULL, &body), 404);
     wf_free(body);
-    assert_int_equal(metric(c.port, "weft_control_validation_refusals_total"), 2);
-    assert_int_equal(metric(c.port, "weft_control_validation_messages{level=\"error\"}"), 0);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_validation_refusals_total"), 2);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_validation_messages{level=\"error\"}"),
+                     0);
     const char *ok = "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
                      "\"metadata\":{\"name\":\"reviews\"},\"spec\":{\"hosts\":[\"reviews\"],"
                      "\"http\":[{\"route\":[{\"destination\":{\"host\":\"reviews\",\"subset\":"
                      "\"v1\"},\"weight\":80},{\"destination\":{\"host\":\"reviews\",\"subset\":"
                      "\"v2\"},\"weight\":20}]}]}}";
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, ok, &body), 201);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, ok, &body), 201);
     wf_free(body);
-    assert_int_equal(metric(c.port, "weft_control_validation_refusals_total"), 2);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_validation_refusals_total"), 2);
     /* Valid alone, but its host names no service (KIA1101, an error) and its subsets no
      * DestinationRule (KIA1107): counted once the configuration is rebuilt (debounced). */
     long long errors = 0;
     for (int i = 0; i < 100 && errors < 2; i++) {
         usleep(50 * 1000);
-        errors = metric(c.port, "weft_control_validation_messages{level=\"error\"}");
+        errors = wt_control_metric(c.port, "weft_control_validation_messages{level=\"error\"}");
     }
     assert_true(errors >= 2);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static void test_hostile_bodies(void **state)
 {
-    cp_t c;
-    cp_new(&c, "--max-body", "64KiB");
+    wt_control_t c;
+    assert_int_equal(
+        wt_control_new(&c, "cpapi", (const char *const[]){"--max-body", "64KiB", NULL}), 0);
     char *body = NULL;
 
     size_t big = 200 * 1024;
     char *huge = wf_malloc(big);
     memset(huge, ' ', big);
-    assert_int_equal(req_full(c.port, "POST", VS_PATH, c.admin, huge, big, false, &body), 413);
+    assert_int_equal(
+        wt_control_req_full(c.port, "POST", VS_PATH, c.admin, huge, big, false, 10000, &body), 413);
     assert_status(body, 413, "RequestEntityTooLarge");
-    assert_int_equal(req_full(c.port, "POST", VS_PATH, c.admin, huge, big, true, &body), 413);
+    assert_int_equal(
+        wt_control_req_full(c.port, "POST", VS_PATH, c.admin, huge, big, true, 10000, &body), 413);
     assert_status(body, 413, "RequestEntityTooLarge");
     wf_free(huge);
 
@@ -679,7 +548,7 @@ static void test_hostile_bodies(void **state)
          "BadRequest", 400},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int st = req(c.port, "POST", cases[i].path, c.admin, cases[i].body, &body);
+        int st = wt_control_req(c.port, "POST", cases[i].path, c.admin, cases[i].body, &body);
         if (st != cases[i].code) {
             fprintf(stderr, "case %zu: %d %s\n", i, st, body);
         }
@@ -692,20 +561,20 @@ static void test_hostile_bodies(void **state)
     memset(deep, '[', depth);
     memset(deep + depth, ']', depth);
     deep[2 * depth] = '\0';
-    assert_int_equal(req(c.port, "POST", VS_PATH, c.admin, deep, &body), 400);
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, deep, &body), 400);
     assert_status(body, 400, "BadRequest");
     wf_free(deep);
 
     /* Nothing was stored, and the server still serves. */
-    assert_int_equal(metric(c.port, "weft_control_resource_version"), 0);
-    assert_int_equal(
-        req(c.port, "GET", "/apis/networking.istio.io/v1/virtualservices", c.admin, NULL, &body),
-        200);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_resource_version"), 0);
+    assert_int_equal(wt_control_req(c.port, "GET", "/apis/networking.istio.io/v1/virtualservices",
+                                    c.admin, NULL, &body),
+                     200);
     json_t *o = parse(body);
     assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
     json_decref(o);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 int main(void)

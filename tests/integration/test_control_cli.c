@@ -12,13 +12,12 @@
 #include "cp_istio.h"
 #include "cp_yaml.h"
 #include "wf_alloc.h"
+#include "wt_control.h"
 #include "wt_util.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,23 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-
-typedef struct {
-    char *dir;  /* the CLI's working directory: no weft-control/ in it */
-    char *data; /* the control plane's data directory */
-    int port;
-    pid_t pid;
-    char admin[128];
-    char boot[128];
-    char token_path[600];
-} cp_t;
 
 typedef struct {
     int code; /* exit status; -1 when it did not exit normally */
@@ -56,22 +43,11 @@ static void res_free(res_t *r)
     wf_free(r->err);
 }
 
-static void read_token(const char *data, const char *name, char *out, size_t len)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", data, name);
-    char *t = wt_read_file(path, NULL);
-    assert_non_null(t);
-    t[strcspn(t, "\r\n")] = '\0';
-    snprintf(out, len, "%s", t);
-    wf_free(t);
-}
-
 /*
  * Run `weft args...` in c->dir with WEFT_CONTROL pointing at the control plane and, with
  * token, WEFT_TOKEN_FILE at its admin token; stdin from stdin_path (or /dev/null).
  */
-static res_t cli(cp_t *c, bool token, const char *stdin_path, const char *const *args)
+static res_t cli(wt_control_t *c, bool token, const char *stdin_path, const char *const *args)
 {
     char out_path[700], err_path[700], url[64];
     snprintf(out_path, sizeof(out_path), "%s/cli.out", c->dir);
@@ -98,7 +74,7 @@ static res_t cli(cp_t *c, bool token, const char *stdin_path, const char *const 
         dup2(e, 2);
         setenv("WEFT_CONTROL", url, 1);
         if (token) {
-            setenv("WEFT_TOKEN_FILE", c->token_path, 1);
+            setenv("WEFT_TOKEN_FILE", c->admin_file, 1);
         } else {
             unsetenv("WEFT_TOKEN_FILE");
         }
@@ -128,86 +104,25 @@ static void expect(const res_t *r, int code)
     assert_int_equal(r->code, code);
 }
 
-/* One HTTP request with an optional bearer token; returns the status, *out the body. */
-static int http(int port, const char *method, const char *path, const char *token, const char *body,
-                char **out)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char head[1024];
-    int hl = snprintf(head, sizeof(head),
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                      "Authorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n",
-                      method, path, token ? token : "none", body ? strlen(body) : 0);
-    assert_int_equal(write(fd, head, (size_t)hl), hl);
-    if (body != NULL) {
-        assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
-    }
-    size_t cap = 65536, n = 0;
-    char *buf = wf_malloc(cap + 1);
-    ssize_t r;
-    while ((r = read(fd, buf + n, cap - n)) > 0) {
-        n += (size_t)r;
-        if (n == cap) {
-            cap *= 2;
-            buf = wf_realloc(buf, cap + 1);
-        }
-    }
-    close(fd);
-    buf[n] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-        status = -1;
-    }
-    if (out != NULL) {
-        char *sep = strstr(buf, "\r\n\r\n");
-        *out = wf_strdup(sep ? sep + 4 : "");
-    }
-    wf_free(buf);
-    return status;
-}
-
+/* c->dir is also the CLI's working directory: it has no weft-control/ in it. */
 static int setup(void **state)
 {
-    cp_t *c = wf_calloc(1, sizeof(*c));
-    char listen[64], log[700];
-    c->dir = wt_tmpdir("cpcli");
-    c->data = wf_malloc(strlen(c->dir) + 8);
-    sprintf(c->data, "%s/data", c->dir);
-    c->port = wt_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
-    snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen,
-                    "--data-dir",          c->data,   NULL};
-    c->pid = wt_spawn(argv, log);
-    if (!wt_wait_port(c->port, 20000)) {
-        return -1;
-    }
-    read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
-    read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot));
-    snprintf(c->token_path, sizeof(c->token_path), "%s/admin-token", c->data);
+    wt_control_t *c = wf_calloc(1, sizeof(*c));
     *state = c;
-    return 0;
+    return wt_control_new(c, "cpcli", NULL);
 }
 
 static int teardown(void **state)
 {
-    cp_t *c = *state;
-    int st = wt_stop(c->pid, 10000);
-    wt_rm_rf(c->dir);
-    wf_free(c->dir);
-    wf_free(c->data);
+    wt_control_t *c = *state;
+    int st = wt_control_stop(c);
+    wt_control_free(c);
     wf_free(c);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    return st == 0 ? 0 : -1;
 }
 
 /* Write text to DIR/name; returns the path (wf_free). */
-static char *write_in(const cp_t *c, const char *name, const char *text)
+static char *write_in(const wt_control_t *c, const char *name, const char *text)
 {
     size_t len = strlen(c->dir) + strlen(name) + 2;
     char *path = wf_malloc(len);
@@ -282,7 +197,7 @@ static int cmp_str(const void *a, const void *b)
 
 static void test_ref_files(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     char *dir = wt_ref_path("istio");
     if (dir == NULL) {
         skip();
@@ -415,7 +330,7 @@ static const char sec_cli[] = "apiVersion: security.istio.io/v1\n"
 
 static void test_round_trip(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     char *f = write_in(c, "cli.yaml", vs_cli);
     char *sec = write_in(c, "sec.yaml", sec_cli);
 
@@ -633,7 +548,7 @@ static void test_round_trip(void **state)
 
 static void test_directory(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     char sub[700];
     snprintf(sub, sizeof(sub), "%s/conf", c->dir);
     assert_int_equal(mkdir(sub, 0700), 0);
@@ -720,7 +635,7 @@ static void test_directory(void **state)
 
 static void test_bad_input(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     /* Broken YAML in the second document: the first is not stored either. */
     char *f = write_in(c, "bad.yaml",
                        "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
@@ -790,7 +705,7 @@ static void test_bad_input(void **state)
 
 static void test_access_and_usage(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     char *f = write_in(c, "acc.yaml", vs_cli);
 
     /* No token anywhere: the server's refusal, and where the CLI looked. */
@@ -861,22 +776,24 @@ static void test_access_and_usage(void **state)
 
 static void test_workloads(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     res_t r = CLI(c, "workloads");
     expect(&r, 0);
     assert_string_equal(r.out, "");
     assert_string_equal(r.err, "No workloads registered.\n");
     res_free(&r);
     char *body = NULL;
-    assert_int_equal(http(c->port, "POST", "/v1/register", c->boot,
-                          "{\"service\":\"reviews\",\"version\":\"v2\",\"address\":\"10.0.0.7\","
-                          "\"ports\":[9080],\"serviceAccount\":\"bookinfo-reviews\"}",
-                          &body),
-                     200);
+    assert_int_equal(
+        wt_control_req(c->port, "POST", "/v1/register", c->boot,
+                       "{\"service\":\"reviews\",\"version\":\"v2\",\"address\":\"10.0.0.7\","
+                       "\"ports\":[9080],\"serviceAccount\":\"bookinfo-reviews\"}",
+                       &body),
+        200);
     wf_free(body);
     assert_int_equal(
-        http(c->port, "POST", "/v1/register", c->boot,
-             "{\"service\":\"ratings\",\"namespace\":\"shop\",\"address\":\"10.0.0.9\"}", &body),
+        wt_control_req(c->port, "POST", "/v1/register", c->boot,
+                       "{\"service\":\"ratings\",\"namespace\":\"shop\",\"address\":\"10.0.0.9\"}",
+                       &body),
         200);
     wf_free(body);
     r = CLI(c, "workloads");
@@ -907,9 +824,9 @@ static void test_workloads(void **state)
  */
 static void test_analyze_and_proxy_status(void **state)
 {
-    cp_t *c = *state;
+    wt_control_t *c = *state;
     char *body = NULL;
-    int st = http(c->port, "GET", "/v1/analyze", c->admin, NULL, &body);
+    int st = wt_control_req(c->port, "GET", "/v1/analyze", c->admin, NULL, &body);
     res_t r = CLI(c, "analyze", "-A");
     if (st == 404) {
         expect(&r, 1);
@@ -941,7 +858,7 @@ static void test_analyze_and_proxy_status(void **state)
     wf_free(body);
 
     body = NULL;
-    st = http(c->port, "GET", "/v1/proxy-status", c->admin, NULL, &body);
+    st = wt_control_req(c->port, "GET", "/v1/proxy-status", c->admin, NULL, &body);
     r = CLI(c, "proxy-status");
     if (st == 404) {
         expect(&r, 1);

@@ -9,42 +9,25 @@
  * restart reaches the gateway (a newer version, as versions grow across restarts).
  */
 #include "test_proxy_common.h"
+#include "wt_control.h"
 
 #include <jansson.h>
 
 typedef struct {
-    char *dir, *data;
-    int port;
-    pid_t pid;
+    wt_control_t w;
     char url[64];
-    char admin_file[600], boot_file[600];
+    char boot_file[600];
 } control_t;
 
-static void control_start(control_t *c)
-{
-    char listen[64], log[700];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
-    snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    /* a short lease: the proxies' heartbeats keep their workloads */
-    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", c->data,
-                    "--lease-ttl",         "3s",      NULL};
-    c->pid = wt_spawn(argv, log);
-    assert_true(wt_wait_port(c->port, 20000));
-}
-
-static void control_stop(control_t *c)
-{
-    int st = wt_stop(c->pid, 10000);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
+/* A short lease: the proxies' heartbeats keep their workloads. */
+static const char *const LEASE_SHORT[] = {"--lease-ttl", "3s", NULL};
 
 /* `weft <args>` against the control plane with the admin token; stdout into out. */
 static int cli(const control_t *c, const char *args, char *out, size_t cap)
 {
     char cmd[2048];
     snprintf(cmd, sizeof(cmd), "'%s' %s --control %s --token-file '%s' 2>&1", wt_weft_bin(), args,
-             c->url, c->admin_file);
+             c->url, c->w.admin_file);
     return run_cmd(cmd, out, cap);
 }
 
@@ -127,15 +110,10 @@ static void test_bookinfo_gateway_and_restart(void **state)
     if (gw_yaml == NULL) {
         skip(); /* skipped: reference data not present */
     }
-    control_t c = {0};
-    c.dir = wt_tmpdir("cpmesh");
-    c.data = wf_malloc(strlen(c.dir) + 8);
-    sprintf(c.data, "%s/data", c.dir);
-    c.port = wt_free_port();
-    snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d", c.port);
-    snprintf(c.admin_file, sizeof(c.admin_file), "%s/admin-token", c.data);
-    snprintf(c.boot_file, sizeof(c.boot_file), "%s/bootstrap-token", c.data);
-    control_start(&c);
+    control_t c;
+    assert_int_equal(wt_control_new(&c.w, "cpmesh", LEASE_SHORT), 0);
+    snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d", c.w.port);
+    snprintf(c.boot_file, sizeof(c.boot_file), "%s/bootstrap-token", c.w.data);
 
     /* productpage v1: the app and its sidecar, which registers productpage-v1.default */
     upstream_t app;
@@ -151,7 +129,7 @@ static void test_bookinfo_gateway_and_restart(void **state)
     char adm[32], in[32], log[700], out[8192];
     snprintf(adm, sizeof(adm), "127.0.0.1:%d", gw_admin);
     snprintf(in, sizeof(in), "127.0.0.1:%d", wt_free_port());
-    snprintf(log, sizeof(log), "%s/gateway.log", c.dir);
+    snprintf(log, sizeof(log), "%s/gateway.log", c.w.dir);
     char *gw_argv[] = {(char *)wt_weft_bin(),
                        "proxy",
                        "--mode",
@@ -188,7 +166,7 @@ static void test_bookinfo_gateway_and_restart(void **state)
     snprintf(gwp, sizeof(gwp), "number: %d", gw_port);
     snprintf(ppp, sizeof(ppp), "number: %d", side.inbound);
     const char *from[] = {"number: 8080", "number: 9080"}, *to[] = {gwp, ppp};
-    snprintf(path, sizeof(path), "%s/bookinfo-gateway.yaml", c.dir);
+    snprintf(path, sizeof(path), "%s/bookinfo-gateway.yaml", c.w.dir);
     write_subst(path, gw_yaml, from, to, 2);
     char args[800];
     snprintf(args, sizeof(args), "apply -f '%s'", path);
@@ -207,12 +185,12 @@ static void test_bookinfo_gateway_and_restart(void **state)
     assert_true(before >= 2);
 
     /* the control plane goes away: both proxies keep serving their last snapshot */
-    control_stop(&c);
+    assert_int_equal(wt_control_stop(&c.w), 0);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(via_gateway(gw_port, "/productpage", NULL, 0), 200);
     }
     assert_int_equal(atomic_load(&app.requests), before + 10);
-    control_start(&c);
+    assert_int_equal(wt_control_start(&c.w, LEASE_SHORT), 0);
 
     /* resources survive; the workloads are back (persisted, renewed by heartbeats) */
     assert_int_equal(cli(&c, "get vs -A", out, sizeof(out)), 0);
@@ -240,7 +218,7 @@ static void test_bookinfo_gateway_and_restart(void **state)
              "    route:\n    - destination:\n        host: productpage\n"
              "        port: {number: %d}\n",
              side.inbound);
-    snprintf(path, sizeof(path), "%s/fault.yaml", c.dir);
+    snprintf(path, sizeof(path), "%s/fault.yaml", c.w.dir);
     wt_write_file(path, fault);
     snprintf(args, sizeof(args), "apply -f '%s'", path);
     assert_int_equal(cli(&c, args, out, sizeof(out)), 0);
@@ -284,10 +262,8 @@ static void test_bookinfo_gateway_and_restart(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
     proxy_stop(&side);
     upstream_stop(&app);
-    control_stop(&c);
-    wt_rm_rf(c.dir);
-    wf_free(c.dir);
-    wf_free(c.data);
+    assert_int_equal(wt_control_stop(&c.w), 0);
+    wt_control_free(&c.w);
     wf_free(gw_yaml);
 }
 

@@ -10,140 +10,29 @@
  * applied, then per the next one.
  */
 #include "test_proxy_common.h"
+#include "wt_control.h"
 
 #include <jansson.h>
 #include <stdint.h>
 #include <zlib.h>
 
-typedef struct {
-    char *dir;
-    char *data;
-    const char *lease; /* --lease-ttl; NULL: 120s */
-    int port;
-    pid_t pid;
-    char admin[128];
-    char boot[128];
-} cp_t;
+/* The lease every test but the expiry one runs with: longer than any test. */
+static const char *const LEASE_LONG[] = {"--lease-ttl", "120s", NULL};
 
-static void read_token(const char *data, const char *name, char *out, size_t len)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", data, name);
-    char *t = wt_read_file(path, NULL);
-    assert_non_null(t);
-    t[strcspn(t, "\r\n")] = '\0';
-    snprintf(out, len, "%s", t);
-    wf_free(t);
-}
-
-static void cp_start(cp_t *c)
-{
-    char listen[64], log[600];
-    c->port = wt_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
-    snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    char *argv[] = {(char *)wt_weft_bin(),
-                    "control",
-                    "--listen",
-                    listen,
-                    "--data-dir",
-                    c->data,
-                    "--lease-ttl",
-                    (char *)(c->lease != NULL ? c->lease : "120s"),
-                    NULL};
-    c->pid = wt_spawn(argv, log);
-    assert_true(wt_wait_port(c->port, 20000));
-    read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
-    read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot));
-}
-
-static void cp_new(cp_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->dir = wt_tmpdir("cppush");
-    c->data = wf_malloc(strlen(c->dir) + 8);
-    sprintf(c->data, "%s/data", c->dir);
-    cp_start(c);
-}
-
-static void cp_stop(cp_t *c)
-{
-    int st = wt_stop(c->pid, 10000);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-static void cp_free(cp_t *c)
-{
-    wt_rm_rf(c->dir);
-    wf_free(c->dir);
-    wf_free(c->data);
-}
-
+/* A connection to the control plane for a request of our own making. */
 static int connect_to(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = wt_http_connect(port, 60000);
     assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
 }
 
-static void send_req(int fd, const char *method, const char *path, const char *token,
-                     const char *body)
-{
-    char auth[256] = "", clen[64] = "";
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-    }
-    if (body != NULL) {
-        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", strlen(body));
-    }
-    char head[2048];
-    int hl = snprintf(head, sizeof(head),
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n%s",
-                      method, path, auth, clen, body != NULL ? body : "");
-    assert_true(hl > 0 && hl < (int)sizeof(head));
-    assert_int_equal(write(fd, head, (size_t)hl), hl);
-}
-
-/* Read a Connection: close answer to its end; the status, *out the body (wf_free). */
-static int read_resp(int fd, char **out)
-{
-    size_t cap = 65536, n = 0;
-    char *buf = wf_malloc(cap + 1);
-    ssize_t r;
-    while ((r = read(fd, buf + n, cap - n)) > 0) {
-        n += (size_t)r;
-        if (n == cap) {
-            cap *= 2;
-            buf = wf_realloc(buf, cap + 1);
-        }
-    }
-    close(fd);
-    buf[n] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-        status = -1;
-    }
-    if (out != NULL) {
-        char *sep = strstr(buf, "\r\n\r\n");
-        *out = wf_strdup(sep ? sep + 4 : "");
-    }
-    wf_free(buf);
-    return status;
-}
-
-/* One request; the status, *out the body (wf_free) when out is not NULL. */
+/* One request (held polls wait up to 30 s); the status, *out the body (wf_free). */
 static int req(int port, const char *method, const char *path, const char *token, const char *body,
                char **out)
 {
-    int fd = connect_to(port);
-    struct timeval tv = {60, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    send_req(fd, method, path, token, body);
-    return read_resp(fd, out);
+    return wt_control_req_full(port, method, path, token, body, body ? strlen(body) : 0, false,
+                               60000, out);
 }
 
 static json_t *parse(char *body)
@@ -157,7 +46,8 @@ static json_t *parse(char *body)
     return o;
 }
 
-static void reg_at(cp_t *c, const char *service, const char *version, const char *address, int port)
+static void reg_at(wt_control_t *c, const char *service, const char *version, const char *address,
+                   int port)
 {
     char body[512];
     snprintf(body, sizeof(body),
@@ -167,14 +57,14 @@ static void reg_at(cp_t *c, const char *service, const char *version, const char
     assert_int_equal(req(c->port, "POST", "/v1/register", c->boot, body, NULL), 200);
 }
 
-static void reg(cp_t *c, const char *service, const char *version, int port)
+static void reg(wt_control_t *c, const char *service, const char *version, int port)
 {
     reg_at(c, service, version, "127.0.0.1", port);
 }
 
 /* A poll (blocking); the status and, on 200, the document's version in *version. */
-static int poll_snapshot(cp_t *c, const char *id, long long version, const char *extra, int wait_ms,
-                         long long *doc_version)
+static int poll_snapshot(wt_control_t *c, const char *id, long long version, const char *extra,
+                         int wait_ms, long long *doc_version)
 {
     char path[512];
     snprintf(path, sizeof(path), "/v1/snapshot?proxy=%s&version=%lld%s&wait_ms=%d", id, version,
@@ -193,7 +83,7 @@ static int poll_snapshot(cp_t *c, const char *id, long long version, const char 
 
 /* A poll on its own thread, to hold it while the test changes something. */
 typedef struct {
-    cp_t *c;
+    wt_control_t *c;
     const char *id;
     long long version;
     const char *extra;
@@ -220,7 +110,7 @@ static int bg_join(bg_poll_t *b)
 }
 
 /* proxy-status's entry for id (a new reference), or NULL; *current the version. */
-static json_t *status_entry(cp_t *c, const char *id, long long *current)
+static json_t *status_entry(wt_control_t *c, const char *id, long long *current)
 {
     char *body = NULL;
     assert_int_equal(req(c->port, "GET", "/v1/proxy-status", c->admin, NULL, &body), 200);
@@ -255,7 +145,7 @@ static void bg_start(bg_poll_t *b)
     fail_msg("the poll of %s never waited", b->id);
 }
 
-static const char *state_of(cp_t *c, const char *id, char reason[128])
+static const char *state_of(wt_control_t *c, const char *id, char reason[128])
 {
     static char state[32];
     json_t *e = status_entry(c, id, NULL);
@@ -268,30 +158,12 @@ static const char *state_of(cp_t *c, const char *id, char reason[128])
     return state;
 }
 
-/* The value of a metric line (exact name and labels) in /metrics, or -1. */
-static double metric(cp_t *c, const char *name)
-{
-    char *body = NULL;
-    assert_int_equal(req(c->port, "GET", "/metrics", NULL, NULL, &body), 200);
-    double v = -1;
-    size_t n = strlen(name);
-    for (char *line = body; line != NULL && *line; line = strchr(line, '\n')) {
-        line += *line == '\n';
-        if (strncmp(line, name, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-    }
-    wf_free(body);
-    return v;
-}
-
 /* Tokens: the bootstrap (or admin) token polls, the admin token reads the status. */
 static void test_auth(void **state)
 {
     (void)state;
-    cp_t c;
-    cp_new(&c);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cppush", LEASE_LONG), 0);
     char *body = NULL;
     assert_int_equal(
         req(c.port, "GET", "/v1/snapshot?proxy=a.default&version=0&wait_ms=0", NULL, NULL, NULL),
@@ -313,8 +185,8 @@ static void test_auth(void **state)
         req(c.port, "GET", "/v1/snapshot?proxy=a.default&wait_ms=999999999", c.boot, NULL, NULL),
         400);
     assert_int_equal(req(c.port, "POST", "/v1/snapshot?proxy=a.default", c.boot, "{}", NULL), 405);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 /* Polls answered by registrations and applies, 304 when nothing is newer, a refusal not resent,
@@ -322,8 +194,8 @@ static void test_auth(void **state)
 static void test_push_flow(void **state)
 {
     (void)state;
-    cp_t c;
-    cp_new(&c);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cppush", LEASE_LONG), 0);
     long long v = 0, cur = 0;
     const char *id = "reviews-v1.default";
 
@@ -367,7 +239,7 @@ static void test_push_flow(void **state)
     char nack[64];
     snprintf(nack, sizeof(nack), "&nack=%lld&reason=bad", v2);
     assert_int_equal(poll_snapshot(&c, id, v1, nack, 200, &v), 304);
-    assert_int_equal(metric(&c, "weft_control_push_nacks_total"), 2);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_push_nacks_total"), 2);
 
     /* A resource applied through /v1/apply is a change: a newer version reaches the proxy. */
     bg_poll_t b3 = {.c = &c, .id = id, .version = v1, .extra = nack, .wait_ms = 20000};
@@ -390,40 +262,36 @@ static void test_push_flow(void **state)
     assert_string_equal(state_of(&c, id, reason), "SYNCED");
     assert_string_equal(reason, "");
 
-    assert_int_equal(metric(&c, "weft_control_config_version"), (double)v3);
-    assert_true(metric(&c, "weft_control_pushes_total") >= 3);
-    assert_true(metric(&c, "weft_control_config_builds_total") >= 4);
-    assert_int_equal(metric(&c, "weft_control_proxies{state=\"synced\"}"), 1);
-    assert_int_equal(metric(&c, "weft_control_proxies_connected"), 0);
-    assert_true(metric(&c, "weft_control_push_convergence_seconds_count") >= 1);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_config_version"), (double)v3);
+    assert_true(wt_control_metric(c.port, "weft_control_pushes_total") >= 3);
+    assert_true(wt_control_metric(c.port, "weft_control_config_builds_total") >= 4);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_proxies{state=\"synced\"}"), 1);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_proxies_connected"), 0);
+    assert_true(wt_control_metric(c.port, "weft_control_push_convergence_seconds_count") >= 1);
 
     /* A held poll does not stop the server from stopping; after a restart the version is still
      * above every version handed out before. */
     bg_poll_t b4 = {.c = &c, .id = id, .version = v3, .wait_ms = 20000};
     bg_start(&b4);
-    cp_stop(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
     bg_join(&b4);
-    cp_start(&c);
+    assert_int_equal(wt_control_start(&c, LEASE_LONG), 0);
     e = status_entry(&c, id, &cur);
     json_decref(e);
     assert_true(cur > v3);
     assert_int_equal(poll_snapshot(&c, id, v3, NULL, 5000, &v), 200);
     assert_int_equal(v, cur);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 /* A lease that runs out is a change: a new version, and the proxy is NOT_REGISTERED. */
 static void test_lease_expiry(void **state)
 {
     (void)state;
-    cp_t c;
-    memset(&c, 0, sizeof(c));
-    c.dir = wt_tmpdir("cppush");
-    c.data = wf_malloc(strlen(c.dir) + 8);
-    sprintf(c.data, "%s/data", c.dir);
-    c.lease = "1s";
-    cp_start(&c);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cppush", (const char *const[]){"--lease-ttl", "1s", NULL}),
+                     0);
     long long v = 0, cur = 0;
     reg(&c, "ratings", "v1", 9080);
     assert_int_equal(poll_snapshot(&c, "ratings-v1.default", 0, NULL, 5000, &v), 200);
@@ -441,9 +309,9 @@ static void test_lease_expiry(void **state)
     }
     assert_string_equal(state_now, "NOT_REGISTERED");
     assert_true(cur > v);
-    assert_true(metric(&c, "weft_control_leases_expired_total") >= 1);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_true(wt_control_metric(c.port, "weft_control_leases_expired_total") >= 1);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 #define NPOLLS 100
@@ -453,21 +321,24 @@ static void test_lease_expiry(void **state)
 static void test_many_held_polls(void **state)
 {
     (void)state;
-    cp_t c;
-    cp_new(&c);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cppush", LEASE_LONG), 0);
     int fds[NPOLLS];
     char id[64], path[256];
     for (int i = 0; i < NPOLLS; i++) {
         fds[i] = connect_to(c.port);
         snprintf(path, sizeof(path), "/v1/snapshot?proxy=svc%d-v1.default&version=0&wait_ms=30000",
                  i);
-        send_req(fds[i], "GET", path, c.boot, NULL);
+        char auth[256];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", c.boot);
+        assert_int_equal(wt_http_send(fds[i], c.port, "GET", path, auth, NULL, 0), 0);
     }
-    for (int i = 0; i < 2000 && metric(&c, "weft_control_proxies_connected") < NPOLLS; i++) {
+    for (int i = 0;
+         i < 2000 && wt_control_metric(c.port, "weft_control_proxies_connected") < NPOLLS; i++) {
         usleep(5000);
     }
-    assert_int_equal(metric(&c, "weft_control_proxies_connected"), NPOLLS);
-    double builds = metric(&c, "weft_control_config_builds_total");
+    assert_int_equal(wt_control_metric(c.port, "weft_control_proxies_connected"), NPOLLS);
+    double builds = wt_control_metric(c.port, "weft_control_config_builds_total");
     for (int i = 0; i < NPOLLS; i++) {
         char svc[32];
         snprintf(svc, sizeof(svc), "svc%d", i);
@@ -475,7 +346,7 @@ static void test_many_held_polls(void **state)
     }
     for (int i = 0; i < NPOLLS; i++) {
         char *body = NULL;
-        assert_int_equal(read_resp(fds[i], &body), 200);
+        assert_int_equal(wt_http_read(fds[i], &body), 200);
         json_t *o = parse(body);
         assert_true(json_integer_value(json_object_get(o, "version")) > 0);
         json_t *px = json_object_get(o, "proxy");
@@ -486,11 +357,11 @@ static void test_many_held_polls(void **state)
         json_decref(o);
     }
     /* Debounced: far fewer versions than registrations. */
-    double built = metric(&c, "weft_control_config_builds_total") - builds;
+    double built = wt_control_metric(c.port, "weft_control_config_builds_total") - builds;
     assert_true(built >= 1 && built < NPOLLS / 4);
-    assert_int_equal(metric(&c, "weft_control_proxies{state=\"stale\"}"), NPOLLS);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_metric(c.port, "weft_control_proxies{state=\"stale\"}"), NPOLLS);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 /* An upstream that answers every request with its name, on a given address and port (two of
@@ -553,7 +424,7 @@ static void named_stop(named_t *n)
     close(n->fd);
 }
 
-static void apply_reviews_vs(cp_t *c, const char *subset)
+static void apply_reviews_vs(wt_control_t *c, const char *subset)
 {
     char body[1024];
     snprintf(body, sizeof(body),
@@ -599,7 +470,7 @@ static bool routes_to(const proxy_t *p, int port, const char *want)
 /* A snapshot poll that does not wait, with Accept-Encoding ae (NULL: none): the status; the
  * answer's head in *head and its body, inflated when it came gzip-encoded, in *doc (wf_free
  * both; *doc NULL when not 200). */
-static int poll_encoded(cp_t *c, const char *id, const char *ae, char **head, json_t **doc)
+static int poll_encoded(wt_control_t *c, const char *id, const char *ae, char **head, json_t **doc)
 {
     int fd = connect_to(c->port);
     char rq[1024];
@@ -661,8 +532,8 @@ static int poll_encoded(cp_t *c, const char *id, const char *ae, char **head, js
 static void test_gzip(void **state)
 {
     (void)state;
-    cp_t c;
-    cp_new(&c);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cppush", LEASE_LONG), 0);
     const char *id = "reviews-v1.default";
     reg(&c, "reviews", "v1", 9080);
     long long cur = 0, v = 0;
@@ -706,15 +577,15 @@ static void test_gzip(void **state)
         wf_free(head);
     }
     json_decref(plain);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 static void test_real_proxy(void **state)
 {
     (void)state;
-    cp_t c;
-    cp_new(&c);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cppush", LEASE_LONG), 0);
     int port = wt_free_port();
     named_t v1, v2;
     named_start(&v1, "reviews-v1", "127.0.0.1", port);
@@ -768,8 +639,8 @@ static void test_real_proxy(void **state)
     proxy_stop(&p);
     named_stop(&v1);
     named_stop(&v2);
-    cp_stop(&c);
-    cp_free(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 int main(void)

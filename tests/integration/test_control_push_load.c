@@ -12,6 +12,7 @@
 #include "wf_buf.h"
 #include "wf_clock.h"
 #include "wt_pollers.h"
+#include "wt_control.h"
 #include "wt_util.h"
 
 #include <setjmp.h>
@@ -31,15 +32,6 @@
 /* Set when the control plane has no snapshot endpoint: main exits 77 (ctest: skipped). */
 static bool skipped;
 
-typedef struct {
-    char *dir;
-    char *data;
-    int port;
-    pid_t pid;
-    char admin[128];
-    char boot[128];
-} cp_t;
-
 /* What each poller's documents said (written on the pollers' thread, read after a wait). */
 typedef struct {
     int64_t version[NPOLL];
@@ -48,48 +40,11 @@ typedef struct {
     int bad_docs;
 } seen_t;
 
-static void read_token(const char *data, const char *name, char *out, size_t len)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", data, name);
-    char *t = wt_read_file(path, NULL);
-    assert_non_null(t);
-    t[strcspn(t, "\r\n")] = '\0';
-    snprintf(out, len, "%s", t);
-    wf_free(t);
-}
-
-static void cp_start(cp_t *c)
-{
-    char listen[64], log[600];
-    memset(c, 0, sizeof(*c));
-    c->dir = wt_tmpdir("cppush");
-    c->data = wf_malloc(strlen(c->dir) + 8);
-    sprintf(c->data, "%s/data", c->dir);
-    c->port = wt_free_port();
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->port);
-    snprintf(log, sizeof(log), "%s/control.log", c->dir);
-    /* A lease longer than the test: no heartbeat is needed to keep the workloads. */
-    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", c->data,
-                    "--lease-ttl",         "1h",      NULL};
-    c->pid = wt_spawn(argv, log);
-    assert_true(wt_wait_port(c->port, 20000));
-    read_token(c->data, "admin-token", c->admin, sizeof(c->admin));
-    read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot));
-}
-
-static void cp_stop(cp_t *c)
-{
-    int st = wt_stop(c->pid, 10000);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    wt_rm_rf(c->dir);
-    wf_free(c->dir);
-    wf_free(c->data);
-}
+/* A lease longer than the test: no heartbeat is needed to keep the workloads. */
+static const char *const LEASE_LONG[] = {"--lease-ttl", "1h", NULL};
 
 /* Run n requests with token over 4 connections; every one must answer 200. */
-static void batch_ok(cp_t *c, const char *token, wt_req_t *r, size_t n)
+static void batch_ok(wt_control_t *c, const char *token, wt_req_t *r, size_t n)
 {
     assert_int_equal(wt_http_batch(c->port, token, r, n, 4, 30000, true), 0);
     for (size_t i = 0; i < n; i++) {
@@ -111,7 +66,7 @@ static void free_answers(wt_req_t *r, size_t n)
 
 /* POST /v1/apply of the VirtualServices of services [from, to) with weights w1/w2 (and, with
  * drs, their DestinationRules). */
-static void apply(cp_t *c, int from, int to, int w1, int w2, bool drs)
+static void apply(wt_control_t *c, int from, int to, int w1, int w2, bool drs)
 {
     wf_buf_t b = WF_BUF_INIT;
     wf_buf_puts(&b, "{\"items\":[");
@@ -147,8 +102,8 @@ static void on_doc(void *user, size_t idx, int64_t version, const char *body, si
 
 /* Set the target to one past the highest version held, run change(), wait for every poller
  * to hold the target, and print the convergence figures. Returns the target. */
-static int64_t converge(wt_pollers_t *p, cp_t *c, const char *what, int from, int to, int w1,
-                        int w2)
+static int64_t converge(wt_pollers_t *p, wt_control_t *c, const char *what, int from, int to,
+                        int w1, int w2)
 {
     wt_pollers_stats_t s0, s1;
     /* No build pending (so the next version is the apply's), and every poll held. */
@@ -191,14 +146,14 @@ static int64_t converge(wt_pollers_t *p, cp_t *c, const char *what, int from, in
 static void test_push_load(void **state)
 {
     (void)state;
-    cp_t c;
+    wt_control_t c;
     static seen_t seen;
     char *ids[NPOLL];
     wt_req_t regs[NPOLL];
     char *bodies[NPOLL];
 
     wt_raise_nofile();
-    cp_start(&c);
+    assert_int_equal(wt_control_new(&c, "cppush", LEASE_LONG), 0);
     for (int s = 0; s < NSVC; s++) {
         for (int v = 1; v <= 2; v++) {
             int i = s * 2 + v - 1;
@@ -228,7 +183,8 @@ static void test_push_load(void **state)
             wf_free(ids[i]);
             wf_free(bodies[i]);
         }
-        cp_stop(&c);
+        assert_int_equal(wt_control_stop(&c), 0);
+        wt_control_free(&c);
         return;
     }
     assert_int_equal(pr.status, 200);
@@ -295,7 +251,8 @@ static void test_push_load(void **state)
         wf_free(ids[i]);
         wf_free(bodies[i]);
     }
-    cp_stop(&c);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 int main(void)

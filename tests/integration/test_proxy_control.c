@@ -8,6 +8,7 @@
  * one whose inflated size passes its limit (a gzip bomb) without applying it.
  */
 #include "test_proxy_common.h"
+#include "wt_control.h"
 
 #include <zlib.h>
 
@@ -289,15 +290,13 @@ static void test_gzip_and_bomb(void **state)
     resp_free(&rs);
 }
 
-/* GET path from the control plane with the admin token; the body into out. */
-static void cp_get(int port, const char *dir, const char *path, char *out, size_t cap)
+/* GET path from the control plane with the admin token (200); the body into out. */
+static void cp_get(const wt_control_t *c, const char *path, char *out, size_t cap)
 {
-    char cmd[8800];
-    snprintf(cmd, sizeof(cmd),
-             "curl -s --max-time 5 -H \"Authorization: Bearer $(cat %s/admin-token)\" "
-             "http://127.0.0.1:%d%s",
-             dir, port, path);
-    assert_int_equal(run_cmd(cmd, out, cap), 0);
+    char *body = NULL;
+    assert_int_equal(wt_control_req(c->port, "GET", path, c->admin, NULL, &body), 200);
+    snprintf(out, cap, "%s", body);
+    wf_free(body);
 }
 
 /* With the real `weft control`: the proxy registers its workload with the bootstrap token and
@@ -306,18 +305,12 @@ static void cp_get(int port, const char *dir, const char *path, char *out, size_
 static void test_registers_with_the_control_plane(void **state)
 {
     (void)state;
-    char *dir = wt_tmpdir("pxcp");
-    int cport = wt_free_port();
-    char listen[32], data[4200], log[4300], url[64], token[4300], bad[4300];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", cport);
-    snprintf(data, sizeof(data), "%s/data", dir);
-    snprintf(log, sizeof(log), "%s/control.log", dir);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", cport);
-    char *argv[] = {(char *)wt_weft_bin(), "control", "--listen", listen, "--data-dir", data,
-                    "--lease-ttl",         "2s",      NULL};
-    pid_t cp = wt_spawn(argv, log);
-    assert_true(wt_wait_port(cport, 10000));
-    snprintf(token, sizeof(token), "%s/bootstrap-token", data);
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "pxcp", (const char *const[]){"--lease-ttl", "2s", NULL}),
+                     0);
+    char url[64], token[4300], bad[4300];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c.port);
+    snprintf(token, sizeof(token), "%s/bootstrap-token", c.data);
     const char *extra[] = {"--control", url, "--bootstrap-token-file", token, "--version",
                            "v1",        NULL};
     proxy_t p;
@@ -325,7 +318,7 @@ static void test_registers_with_the_control_plane(void **state)
     char body[8192], want[128];
     bool seen = false;
     for (int i = 0; i < 500 && !seen; i++) {
-        cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+        cp_get(&c, "/v1/workloads", body, sizeof(body));
         seen = strstr(body, "\"reviews-v1.default\"") != NULL;
         if (!seen) {
             usleep(10 * 1000);
@@ -336,15 +329,15 @@ static void test_registers_with_the_control_plane(void **state)
     assert_non_null(strstr(body, want));
     assert_non_null(strstr(body, "\"address\":\"127.0.0.1\""));
     snprintf(want, sizeof(want), "\"127.0.0.1:%d\"", p.admin);
-    cp_get(cport, data, "/v1/targets", body, sizeof(body));
+    cp_get(&c, "/v1/targets", body, sizeof(body));
     assert_non_null(strstr(body, want));
     /* Three seconds is past the 2 s lease: heartbeats kept it. */
     usleep(3000 * 1000);
-    cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+    cp_get(&c, "/v1/workloads", body, sizeof(body));
     assert_non_null(strstr(body, "\"reviews-v1.default\""));
     proxy_stop(&p);
     for (int i = 0; i < 600 && seen; i++) {
-        cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+        cp_get(&c, "/v1/workloads", body, sizeof(body));
         seen = strstr(body, "\"reviews-v1.default\"") != NULL;
         if (seen) {
             usleep(10 * 1000);
@@ -353,7 +346,7 @@ static void test_registers_with_the_control_plane(void **state)
     assert_false(seen);
 
     /* A wrong bootstrap token: refused, and the proxy says why. */
-    snprintf(bad, sizeof(bad), "%s/bad-token", dir);
+    snprintf(bad, sizeof(bad), "%s/bad-token", c.dir);
     wt_write_file(bad, "0123456789abcdef\n");
     const char *extra2[] = {"--control", url, "--bootstrap-token-file", bad, NULL};
     proxy_start_with(&p, wt_free_port(), NULL, "1", extra2);
@@ -369,13 +362,11 @@ static void test_registers_with_the_control_plane(void **state)
         }
     }
     assert_true(refused);
-    cp_get(cport, data, "/v1/workloads", body, sizeof(body));
+    cp_get(&c, "/v1/workloads", body, sizeof(body));
     assert_null(strstr(body, "reviews-unknown.default"));
     proxy_stop(&p);
-    int st = wt_stop(cp, 10000);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    wt_rm_rf(dir);
-    wf_free(dir);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
 }
 
 int main(void)

@@ -243,8 +243,7 @@ uint64_t wt_rand(uint64_t *state)
     return x * 0x2545f4914f6cdd1dULL;
 }
 
-int wt_http(int port, const char *method, const char *path, const char *req_body, size_t req_len,
-            char **body)
+int wt_http_connect(int port, int timeout_ms)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -255,18 +254,48 @@ int wt_http(int port, const char *method, const char *path, const char *req_body
         }
         return -1;
     }
-    struct timeval tv = {10, 0};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char head[1024];
+    return fd;
+}
+
+/* MSG_NOSIGNAL: a server that answers and closes before taking the body must not kill us. */
+static bool send_all(int fd, const void *p, size_t len)
+{
+    return len == 0 || send(fd, p, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+int wt_http_send(int fd, int port, const char *method, const char *path, const char *headers,
+                 const char *req_body, size_t req_len)
+{
+    bool chunked = headers != NULL && strstr(headers, "Transfer-Encoding: chunked\r\n") != NULL;
+    char clen[64] = "";
+    if (req_body != NULL && !chunked) {
+        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", req_len);
+    }
+    char head[4096];
     int hl = snprintf(head, sizeof(head),
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, port, req_body ? req_len : 0);
-    if (write(fd, head, (size_t)hl) != hl ||
-        (req_body && req_len && write(fd, req_body, req_len) != (ssize_t)req_len)) {
-        close(fd);
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s\r\n",
+                      method, path, port, headers != NULL ? headers : "", clen);
+    if (hl < 0 || hl >= (int)sizeof(head) || !send_all(fd, head, (size_t)hl)) {
         return -1;
     }
+    if (req_body == NULL) {
+        return 0;
+    }
+    if (chunked) {
+        char ch[32];
+        int cl = snprintf(ch, sizeof(ch), "%zx\r\n", req_len);
+        return send_all(fd, ch, (size_t)cl) && send_all(fd, req_body, req_len) &&
+                       send_all(fd, "\r\n0\r\n\r\n", 7)
+                   ? 0
+                   : -1;
+    }
+    return send_all(fd, req_body, req_len) ? 0 : -1;
+}
+
+int wt_http_read(int fd, char **body)
+{
     size_t cap = 65536, n = 0;
     char *buf = wf_malloc(cap + 1);
     ssize_t r;
@@ -281,14 +310,43 @@ int wt_http(int port, const char *method, const char *path, const char *req_body
     buf[n] = '\0';
     int status = -1;
     if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-        wf_free(buf);
-        return -1;
+        status = -1;
     }
     if (body != NULL) {
         char *sep = strstr(buf, "\r\n\r\n");
         *body = wf_strdup(sep ? sep + 4 : "");
     }
     wf_free(buf);
+    return status;
+}
+
+int wt_http_ex(int port, const char *method, const char *path, const char *headers,
+               const char *req_body, size_t req_len, int timeout_ms, char **body)
+{
+    int fd = wt_http_connect(port, timeout_ms);
+    if (fd < 0) {
+        if (body != NULL) {
+            *body = wf_strdup("");
+        }
+        return -1;
+    }
+    /* A server may refuse a body before reading it: its answer still counts, so a failed send
+     * is not an error by itself (no answer at all gives -1 below). */
+    (void)wt_http_send(fd, port, method, path, headers, req_body, req_len);
+    return wt_http_read(fd, body);
+}
+
+int wt_http(int port, const char *method, const char *path, const char *req_body, size_t req_len,
+            char **body)
+{
+    char *text = NULL;
+    int status = wt_http_ex(port, method, path, NULL, req_body ? req_body : "",
+                            req_body ? req_len : 0, 10000, &text);
+    if (status < 0 || body == NULL) {
+        wf_free(text);
+    } else {
+        *body = text;
+    }
     return status;
 }
 

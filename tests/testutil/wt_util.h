@@ -38,6 +38,23 @@ bool wt_wait_port(int port, int timeout_ms);
  */
 int wt_http(int port, const char *method, const char *path, const char *req_body, size_t req_len,
             char **body);
+/*
+ * The parts of wt_http for callers that need more: extra headers (each line ending "\r\n"; a
+ * "Transfer-Encoding: chunked\r\n" among them sends the body as one chunk instead of with a
+ * Content-Length), a read timeout, or several requests in flight at once.
+ * wt_http_connect: a connected socket with timeout_ms as its read timeout, or -1.
+ * wt_http_send: write one request (Connection: close) on fd; a NULL req_body sends no body and
+ * no Content-Length. 0, or -1 when a write failed.
+ * wt_http_read: read the answer to its end and close fd; the status or -1, and in *body (when
+ * not NULL, always set, wf_free it) the body.
+ * wt_http_ex: the three in a row; a failed send still reads whatever the server answered.
+ */
+int wt_http_connect(int port, int timeout_ms);
+int wt_http_send(int fd, int port, const char *method, const char *path, const char *headers,
+                 const char *req_body, size_t req_len);
+int wt_http_read(int fd, char **body);
+int wt_http_ex(int port, const char *method, const char *path, const char *headers,
+               const char *req_body, size_t req_len, int timeout_ms, char **body);
 /* Run fn in a forked child (stderr silenced); true when it died of SIGABRT (a WF_ASSERT). */
 bool wt_aborts(void (*fn)(void));
 /* Sum of the sizes of the regular files under path. */
