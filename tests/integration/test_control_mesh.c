@@ -252,7 +252,7 @@ static void test_bookinfo_gateway_and_restart(void **state)
     assert_string_equal(st_name, "SYNCED");
     /* everything in bookinfo's files is expressible in a snapshot: nothing left out */
     char *metrics = NULL;
-    assert_int_equal(wt_http(c.port, "GET", "/metrics", NULL, 0, &metrics), 200);
+    assert_int_equal(wt_http(c.w.port, "GET", "/metrics", NULL, 0, &metrics), 200);
     assert_non_null(strstr(metrics, "\nweft_control_config_skipped 0\n"));
     assert_non_null(strstr(metrics, "\nweft_control_proxies{state=\"synced\"} 2\n"));
     wf_free(metrics);
