@@ -68,6 +68,42 @@ void cp_config_add_workload(cp_config_t *c, const cp_workload_t *w)
     c->nworkloads = n + 1;
 }
 
+int cp_config_add_yaml(cp_config_t *c, const char *text, size_t len, const cp_yaml_limits_t *lim,
+                       bool skip_foreign, cp_err_t *err)
+{
+    cp_err_t local;
+    cp_err_t *e = err != NULL ? err : &local;
+    memset(e, 0, sizeof(*e));
+    cp_yaml_stream_t *s = NULL;
+    int rc = cp_yaml_parse(text, len, lim, &s, e);
+    if (rc != 0) {
+        return rc;
+    }
+    cp_resource_t **got = wf_calloc(s->n_docs ? s->n_docs : 1, sizeof(*got));
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n_docs && rc == 0; i++) {
+        if (cp_yaml_is_null(s->docs[i])) {
+            continue;
+        }
+        rc = cp_istio_parse(s->docs[i], &got[n], e);
+        if (rc == 0) {
+            n++;
+        } else if (rc == CP_E_KIND && skip_foreign) {
+            rc = 0;
+        }
+    }
+    cp_yaml_free(s);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            cp_config_add_resource(c, got[i]);
+        } else {
+            cp_resource_free(got[i]);
+        }
+    }
+    wf_free(got);
+    return rc;
+}
+
 /* Parse one stored document back into its typed form; NULL (logged) when it does not parse. */
 static cp_resource_t *parse_stored(const cp_stored_t *row)
 {

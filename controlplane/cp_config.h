@@ -15,6 +15,7 @@
 #include "cp_registry.h"
 #include "cp_store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,16 @@ int cp_config_load(cp_store_t *store, cp_registry_t *registry, int64_t now_ms, c
  */
 void cp_config_add_resource(cp_config_t *c, cp_resource_t *r);
 void cp_config_add_workload(cp_config_t *c, const cp_workload_t *w);
+
+/*
+ * Parse a YAML (or JSON) stream and add every Istio document of it to c: all or nothing. Empty
+ * documents are skipped, and so are documents of kinds weft does not serve (Kubernetes'
+ * Service, Deployment, ...: CP_E_KIND) when skip_foreign. lim may be NULL (the defaults).
+ * Returns 0, or the first error (err, when not NULL, says which document and why) with nothing
+ * added.
+ */
+int cp_config_add_yaml(cp_config_t *c, const char *text, size_t len, const cp_yaml_limits_t *lim,
+                       bool skip_foreign, cp_err_t *err);
 
 /* An empty configuration (for cp_config_add_*). */
 cp_config_t *cp_config_new(void);

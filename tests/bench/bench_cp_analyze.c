@@ -20,16 +20,11 @@
 
 static void add_doc(cp_config_t *c, const char *text)
 {
-    cp_yaml_stream_t *s;
     cp_err_t err;
-    cp_resource_t *r;
-    if (cp_yaml_parse(text, strlen(text), NULL, &s, &err) != 0 ||
-        cp_istio_parse(s->docs[0], &r, &err) != 0) {
+    if (cp_config_add_yaml(c, text, strlen(text), NULL, false, &err) != 0) {
         fprintf(stderr, "bench: %s\n%s\n", err.msg, text);
         exit(1);
     }
-    cp_yaml_free(s);
-    cp_config_add_resource(c, r);
 }
 
 static cp_config_t *mesh(int services)

@@ -60,21 +60,11 @@ int main(int argc, char **argv)
                       "    - {destination: {host: s%d, subset: v1}, weight: 80}\n"
                       "    - {destination: {host: s%d, subset: v2}, weight: 20}\n",
                       i, i % nns, i, i, i % nns, i, i, i, i);
-        cp_yaml_stream_t *s;
         cp_err_t err;
-        if (cp_yaml_parse((const char *)y.data, y.len, NULL, &s, &err) != 0) {
-            fprintf(stderr, "yaml: %s\n", err.msg);
+        if (cp_config_add_yaml(cfg, (const char *)y.data, y.len, NULL, false, &err) != 0) {
+            fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }
-        for (uint32_t d = 0; d < s->n_docs; d++) {
-            cp_resource_t *r;
-            if (cp_istio_parse(s->docs[d], &r, &err) != 0) {
-                fprintf(stderr, "istio: %s\n", err.msg);
-                return 1;
-            }
-            cp_config_add_resource(cfg, r);
-        }
-        cp_yaml_free(s);
     }
     wf_buf_free(&y);
     char **ids = wf_calloc((size_t)nsvc * 3, sizeof(char *));

@@ -52,19 +52,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cp_yaml_limits_t lim;
     cp_yaml_limits_default(&lim);
     lim.max_nodes = 20000;
-    cp_yaml_stream_t *s = NULL;
-    cp_err_t err;
-    if (cp_yaml_parse((const char *)data, size, &lim, &s, &err) < 0) {
+    cp_config_t *cfg = cp_config_new();
+    if (cp_config_add_yaml(cfg, (const char *)data, size, &lim, true, NULL) != 0) {
+        cp_config_free(cfg);
         return 0;
     }
-    cp_config_t *cfg = cp_config_new();
-    for (uint32_t i = 0; i < s->n_docs; i++) {
-        cp_resource_t *r = NULL;
-        if (cp_istio_parse(s->docs[i], &r, &err) == 0) {
-            cp_config_add_resource(cfg, r);
-        }
-    }
-    cp_yaml_free(s);
     add_wl(cfg, "productpage-v1.default", "productpage", "default", "v1", "10.0.0.1", 9080, false,
            "version", "v1");
     add_wl(cfg, "reviews-v1.default", "reviews", "default", "v1", "10.0.0.2", 9080, false,

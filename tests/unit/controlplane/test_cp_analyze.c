@@ -21,26 +21,10 @@
 /* Add every document of a YAML stream to c (Kubernetes kinds are skipped). */
 static void add_yaml(cp_config_t *c, const char *text)
 {
-    cp_yaml_stream_t *s;
     cp_err_t err;
-    if (cp_yaml_parse(text, strlen(text), NULL, &s, &err) != 0) {
-        fail_msg("yaml: %s", err.msg);
+    if (cp_config_add_yaml(c, text, strlen(text), NULL, true, &err) != 0) {
+        fail_msg("%s", err.msg);
     }
-    for (uint32_t i = 0; i < s->n_docs; i++) {
-        if (cp_yaml_is_null(s->docs[i])) {
-            continue;
-        }
-        cp_resource_t *r;
-        int rc = cp_istio_parse(s->docs[i], &r, &err);
-        if (rc == CP_E_KIND) {
-            continue;
-        }
-        if (rc != 0) {
-            fail_msg("document %u: %s", i, err.msg);
-        }
-        cp_config_add_resource(c, r);
-    }
-    cp_yaml_free(s);
 }
 
 /* Register a workload; labels is "k=v,k=v" or NULL. */

@@ -31,26 +31,10 @@
 /* Add every Istio document of text to cfg (Kubernetes kinds are skipped). */
 static void add_yaml(cp_config_t *cfg, const char *text, size_t len)
 {
-    cp_yaml_stream_t *s;
     cp_err_t err;
-    if (cp_yaml_parse(text, len, NULL, &s, &err) != 0) {
-        fail_msg("yaml: %s", err.msg);
+    if (cp_config_add_yaml(cfg, text, len, NULL, true, &err) != 0) {
+        fail_msg("%s", err.msg);
     }
-    for (uint32_t i = 0; i < s->n_docs; i++) {
-        if (cp_yaml_is_null(s->docs[i])) {
-            continue;
-        }
-        cp_resource_t *r;
-        int rc = cp_istio_parse(s->docs[i], &r, &err);
-        if (rc == CP_E_KIND) {
-            continue;
-        }
-        if (rc != 0) {
-            fail_msg("istio: %s", err.msg);
-        }
-        cp_config_add_resource(cfg, r);
-    }
-    cp_yaml_free(s);
 }
 
 static void add_text(cp_config_t *cfg, const char *text)

@@ -145,11 +145,40 @@ static void test_builders_keep_order(void **state)
     cp_config_free(NULL);
 }
 
+static void test_add_yaml_all_or_nothing(void **state)
+{
+    cp_config_t *c = cp_config_new();
+    cp_err_t err;
+    const char *k8s = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n";
+    const char *vs = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                     "metadata: {name: a}\nspec: {hosts: [a]}\n---\n";
+    char text[512];
+    /* a Kubernetes kind is skipped when asked, refused otherwise (nothing added) */
+    snprintf(text, sizeof(text), "%s%s", k8s, vs);
+    assert_int_equal(cp_config_add_yaml(c, text, strlen(text), NULL, false, &err), CP_E_KIND);
+    assert_int_equal(c->n[CP_KIND_VIRTUAL_SERVICE], 0);
+    assert_int_equal(cp_config_add_yaml(c, text, strlen(text), NULL, true, &err), 0);
+    assert_int_equal(c->n[CP_KIND_VIRTUAL_SERVICE], 1);
+    /* a valid document before an invalid one is not added either */
+    snprintf(text, sizeof(text),
+             "%s---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+             "metadata: {name: b}\nspec: {hosts: [b], http: [{timeout: soon}]}\n",
+             vs);
+    assert_int_equal(cp_config_add_yaml(c, text, strlen(text), NULL, true, &err), CP_E_INVALID);
+    assert_non_null(strstr(err.msg, "spec.http[0].timeout"));
+    assert_int_equal(c->n[CP_KIND_VIRTUAL_SERVICE], 1);
+    /* malformed YAML */
+    assert_int_not_equal(cp_config_add_yaml(c, "a: [", 4, NULL, true, &err), 0);
+    assert_int_equal(c->n[CP_KIND_VIRTUAL_SERVICE], 1);
+    cp_config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_builders_keep_order),
+        cmocka_unit_test(test_add_yaml_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
