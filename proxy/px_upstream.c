@@ -222,6 +222,10 @@ static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upcon
         return rc;
     }
     if (p->connect_timeout_ms > 0) {
+        /* libuv times from the loop's cached clock, read before this turn's callbacks: on a
+         * busy loop that is milliseconds old and the timeout would fire early. Once per new
+         * connection, a clock read is cheap. */
+        uv_update_time(p->loop);
         uv_timer_start(&u->timer, timer_cb, p->connect_timeout_ms, 0);
     }
     *out = u;
