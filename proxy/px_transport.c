@@ -34,6 +34,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void close_cb(uv_handle_t *h)
 {
     px_transport_t *t = h->data;
+    wf_free(t->peer_identity);
+    t->peer_identity = NULL;
     t->cbs->on_closed(t);
 }
 

@@ -45,6 +45,9 @@ struct px_transport {
     size_t queued; /* bytes handed to uv_write and not yet written */
     bool reading;
     bool closing;
+    /* The peer's verified SPIFFE URI (from its certificate's URI SAN) once an mTLS handshake
+     * completed; NULL on a plaintext connection. Owned by the transport. */
+    char *peer_identity;
 };
 
 /* Set up t on loop (no socket yet). Returns 0 or a negative uv error. */
