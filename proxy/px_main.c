@@ -444,6 +444,7 @@ int px_main(int argc, char **argv)
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
     px_proxy_t *px = &m->px;
     uv_mutex_init(&px->snap_mu);
+    px->creds = px_creds_create();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char err[600];
     int status = 1;
@@ -660,6 +661,7 @@ out:
     px_snapshot_unref(px->snapshot);
     px_snapshot_unref(px->identity);
     wf_free(px->snapshot_json);
+    px_creds_destroy(px->creds);
     uv_mutex_destroy(&px->snap_mu);
     curl_global_cleanup();
     wf_flags_free(px_flags, &px->cfg);

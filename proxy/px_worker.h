@@ -12,6 +12,7 @@
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
 
+#include "px_creds.h"
 #include "px_lb.h"
 #include "px_metrics.h"
 #include "px_otlp.h"
@@ -229,6 +230,7 @@ struct px_proxy {
     struct px_access_log *access_log; /* NULL: off */
     char node_id[320];                /* Istio's node id, for spans */
     px_trace_node_t trace_node;       /* what every span of this proxy shares */
+    px_creds_t *creds;                /* workload certificate and trust bundle (px_creds.h) */
 };
 
 /* Start worker w (zeroed except px, id, metrics and spans) on its own thread with its listeners
