@@ -1848,7 +1848,7 @@ static int parse_gateway(ps_t *ps, json_t *root)
 }
 
 static const char *const k_root[] = {"schema",        "version",  "proxy",   "telemetry", "inbound",
-                                     "virtual_hosts", "clusters", "gateway", NULL};
+                                     "virtual_hosts", "clusters", "gateway", "security",  NULL};
 
 static int parse_root(ps_t *ps, json_t *root)
 {
