@@ -839,3 +839,16 @@ px_tls_inbound_t px_tls_inbound_mode(const px_inbound_t *in, uint32_t app_port)
     }
     return in_mode(in->mtls_mode);
 }
+
+px_tls_inbound_t px_tls_port_mode(const px_inbound_t *in, uint32_t port)
+{
+    if (in == NULL) {
+        return PX_TLS_IN_PERMISSIVE;
+    }
+    for (uint32_t i = 0; i < in->n_ports; i++) {
+        if (in->ports[i].port == port && in->ports[i].mtls != PX_PEER_AUTH_UNSET) {
+            return in_mode(in->ports[i].mtls);
+        }
+    }
+    return in_mode(in->mtls_mode);
+}

@@ -106,6 +106,8 @@ void px_tls_pool_setup(struct px_pool *p, px_tls_ctx_t *x, const px_cluster_t *c
  * whose target_port is app_port), else the inbound PeerAuthentication; PERMISSIVE without
  * a snapshot (in NULL). */
 px_tls_inbound_t px_tls_inbound_mode(const px_inbound_t *in, uint32_t app_port);
+/* The same for an inbound TCP port (the inbound port whose port is port). */
+px_tls_inbound_t px_tls_port_mode(const px_inbound_t *in, uint32_t port);
 
 /* Internal to px_transport.c and px_tls.c. */
 struct px_tls_conn;

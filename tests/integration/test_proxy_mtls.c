@@ -160,16 +160,22 @@ static void reset_relay(fx_t *f)
     pthread_mutex_unlock(&f->relay.mu);
 }
 
-/* Start B (reviews) with PeerAuthentication mode and certificate name (NULL: none). */
-static void start_b(fx_t *f, const char *mode, const char *cert)
+/* Start B (reviews) with PeerAuthentication mode and certificate name (NULL: none), and an
+ * inbound TCP port tcp_port to the app when not 0. */
+static void start_b_tcp(fx_t *f, const char *mode, const char *cert, int tcp_port)
 {
-    char snap[1024], path[4200];
+    char snap[1024], path[4200], ports[256] = "";
+    if (tcp_port != 0) {
+        snprintf(ports, sizeof(ports),
+                 "\"ports\": [{\"port\": %d, \"target_port\": %d, \"protocol\": \"TCP\"}], ",
+                 tcp_port, f->app.port);
+    }
     snprintf(snap, sizeof(snap),
              "{\"schema\": 1, \"version\": 1,\n"
              " \"proxy\": {\"service\": \"reviews\", \"version\": \"v1\",\n"
              "           \"service_account\": \"bookinfo-reviews\"},\n"
-             " \"inbound\": {\"peer_authentication\": {\"mode\": \"%s\"}}}\n",
-             mode);
+             " \"inbound\": {%s\"peer_authentication\": {\"mode\": \"%s\"}}}\n",
+             ports, mode);
     snprintf(path, sizeof(path), "%s/b.json", f->dir);
     wt_write_file(path, snap);
     char chain[4200], key[4200], root[4200];
@@ -180,6 +186,11 @@ static void start_b(fx_t *f, const char *mode, const char *cert)
     proxy_start_with(&f->b, f->app.port, path, "1", cert != NULL ? extra : NULL);
     atomic_store(&f->relay.target, f->b.inbound);
     f->b_on = true;
+}
+
+static void start_b(fx_t *f, const char *mode, const char *cert)
+{
+    start_b_tcp(f, mode, cert, 0);
 }
 
 /* Start A (productpage) whose reviews cluster has tls (JSON member text, "" = absent) and goes
@@ -412,6 +423,36 @@ static void test_bad_server_certs(void **state)
     bad_b(f, "rv-self");
 }
 
+/* An inbound TCP port follows PeerAuthentication too: plaintext is closed before the app
+ * sees a byte, an mTLS client (ALPN istio) reaches the app. */
+static void test_tcp_port_strict(void **state)
+{
+    fx_t *f = *state;
+    int port = wt_free_port();
+    start_b_tcp(f, "STRICT", "rv", port);
+    assert_true(wt_wait_port(port, 10000));
+    int conns = atomic_load(&f->app.conns_total);
+    int fd = tcp_connect(port);
+    assert_true(fd >= 0);
+    assert_true(send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    char buf[64];
+    assert_true(recv(fd, buf, sizeof(buf), 0) <= 0);
+    close(fd);
+    assert_int_equal(atomic_load(&f->app.requests), 0);
+    assert_true(stat_value(f->b.admin, "weft_proxy_tls_plaintext_refused_total") == 1);
+    char cmd[4600], out[4096];
+    snprintf(cmd, sizeof(cmd),
+             "printf 'GET /who HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+             "timeout 20 openssl s_client -quiet -alpn istio -connect 127.0.0.1:%d "
+             "-cert %s/pp.crt -key %s/pp.key -CAfile %s/ca.crt -verify_return_error 2>/dev/null",
+             port, f->certs, f->certs, f->certs);
+    run_cmd(cmd, out, sizeof(out));
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "reviews-app"));
+    assert_int_equal(atomic_load(&f->app.requests), 1);
+    assert_true(atomic_load(&f->app.conns_total) > conns);
+}
+
 static void test_bad_cert_files(void **state)
 {
     fx_t *f = *state;
@@ -441,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permissive, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_disable_to_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_server_certs, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_port_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_cert_files, test_setup, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
