@@ -301,15 +301,19 @@ static void test_strict_mtls(void **state)
     wf_free(body);
     assert_int_equal(via_a(f, NULL), 200);
     assert_int_equal(atomic_load(&f->app.requests), 2);
+    char head[2048];
     pthread_mutex_lock(&f->app.mu);
-    assert_non_null(strstr(f->app.last_head, "GET /headers?token=hunter2 HTTP/1.1"));
-    assert_non_null(strstr(f->app.last_head, "X-Secret-Header: swordfish"));
+    snprintf(head, sizeof(head), "%s", f->app.last_head);
     pthread_mutex_unlock(&f->app.mu);
+    assert_non_null(strstr(head, "GET /headers?token=hunter2 HTTP/1.1"));
+    assert_non_null(strstr(head, "X-Secret-Header: swordfish"));
     /* The wire between the sidecars: a TLS handshake record first, and nothing readable. */
     pthread_mutex_lock(&f->relay.mu);
-    assert_int_equal(f->relay.first_byte, 0x16);
-    assert_true(f->relay.seen.len > 500);
+    int first = f->relay.first_byte;
+    size_t seen = f->relay.seen.len;
     pthread_mutex_unlock(&f->relay.mu);
+    assert_int_equal(first, 0x16);
+    assert_true(seen > 500);
     assert_false(seen_contains(f, "hunter2"));
     assert_false(seen_contains(f, "swordfish"));
     assert_false(seen_contains(f, "X-Secret-Header"));
@@ -366,8 +370,9 @@ static void test_permissive(void **state)
     assert_int_equal(plain_to_b(f), 200);
     assert_int_equal(atomic_load(&f->app.requests), 2);
     pthread_mutex_lock(&f->relay.mu);
-    assert_int_equal(f->relay.first_byte, 0x16);
+    int first = f->relay.first_byte;
     pthread_mutex_unlock(&f->relay.mu);
+    assert_int_equal(first, 0x16);
     const char *const m[] = {"reporter=\"destination\"",
                              "connection_security_policy=\"mutual_tls\"",
                              "source_principal=\"" ID_PP "\"", NULL};
