@@ -784,7 +784,12 @@ static json_t *tls_json(ctx_t *x, const cp_resource_t *r, const cp_client_tls_t 
                         const char *cluster_sni, json_t *endpoints)
 {
     json_t *o = json_object();
-    int mode = t != NULL ? t->mode : CP_TLS_UNSET;
+    if (t == NULL) {
+        /* No tls in the DestinationRule: no key, which the proxy reads as auto mTLS (mTLS to
+         * in-mesh endpoints once it has a certificate), as Istio does. */
+        return o;
+    }
+    int mode = t->mode;
     static const char *const names[] = {"DISABLE", "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"};
     if (mode == CP_TLS_MUTUAL && (t->client_certificate.len == 0 || t->private_key.len == 0)) {
         skip(x, r, "tls MUTUAL without clientCertificate/privateKey (cluster left out)");
@@ -792,7 +797,7 @@ static json_t *tls_json(ctx_t *x, const cp_resource_t *r, const cp_client_tls_t 
         return NULL;
     }
     set(o, "mode", json_string(names[mode]));
-    if (t == NULL || mode == CP_TLS_DISABLE || mode == CP_TLS_UNSET) {
+    if (mode == CP_TLS_DISABLE || mode == CP_TLS_UNSET) {
         return o;
     }
     if (t->credential_name.len > 0 || t->ca_crl.len > 0 || t->insecure_skip_verify == 1) {
@@ -967,7 +972,11 @@ static void cluster_add(ctx_t *x, json_t *out, const svc_t *s, int64_t port,
     if (pol.od != NULL) {
         set(c, "outlier_detection", outlier_json(x, dr, pol.od));
     }
-    set(c, "tls", tls);
+    if (json_object_size(tls) > 0) {
+        set(c, "tls", tls);
+    } else {
+        json_decref(tls);
+    }
     set(c, "endpoints", endpoints);
     json_array_append_new(out, c);
     wf_free(subset_buf);

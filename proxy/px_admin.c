@@ -164,6 +164,7 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
     }
     px_tracing_stats(px, out);
     px_access_log_stats(px->access_log, out);
+    px_tls_ctx_metrics(px->tls, out);
 }
 
 static void clusters(const px_proxy_t *px, wf_buf_t *out)

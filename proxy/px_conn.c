@@ -123,7 +123,9 @@ struct px_conn {
     bool upgrade;                /* the request asked for an Upgrade (forwarded with it) */
     /* C_TUNNEL: after a 101 or an answered CONNECT (px_tunnel.h) */
     px_tunnel_t *tunnel;
-    px_pool_t *own_pool; /* a passthrough CONNECT's own address */
+    px_pool_t *own_pool;    /* a passthrough CONNECT's own address */
+    bool up_mtls;           /* the request's upstream connection is mTLS ... */
+    char up_principal[256]; /* ... and its server proved this identity (telemetry) */
 };
 
 static void conn_process(px_conn_t *c);
@@ -274,6 +276,13 @@ static void report(px_conn_t *c)
         }
     }
     info.downstream_ip = wf_str(c->peer_ip);
+    if (c->outbound) {
+        info.mtls = c->up_mtls;
+        info.peer_principal = wf_str(c->up_principal);
+    } else {
+        info.mtls = px_transport_is_tls(&c->tp);
+        info.peer_principal = wf_str(c->tp.peer_identity != NULL ? c->tp.peer_identity : "");
+    }
     px_request_done(w, &info);
 }
 
@@ -293,6 +302,8 @@ static void reset_request(px_conn_t *c)
     wf_buf_reset(&c->mirror_head);
     px_gen_release(c->w, c->gen); /* after the upstream connection went back to its pool */
     c->gen = NULL;
+    c->up_mtls = false;
+    c->up_principal[0] = '\0';
     wf_buf_reset(&c->meta);
     wf_buf_reset(&c->replay);
     c->replay_body = c->replay_lost = false;
@@ -786,6 +797,10 @@ static void send_head_upstream(px_conn_t *c)
         conn_tunnel(c, ok, sizeof(ok) - 1);
         return;
     }
+    /* Kept now: the connection goes back to its pool before the request is reported. */
+    const char *id = c->up->tp.peer_identity;
+    c->up_mtls = id != NULL;
+    snprintf(c->up_principal, sizeof(c->up_principal), "%s", id != NULL ? id : "");
     uv_buf_t b = uv_buf_init((char *)c->replay.data, (unsigned)c->replay.len);
     px_up_write(c->up, &b, 1);
     if (c->replay_lost) {
@@ -1843,6 +1858,13 @@ void px_conn_accept(px_worker_t *w, uv_stream_t *server, bool outbound, uint32_t
         return;
     }
     px_transport_peer_ip(&c->tp, c->peer_ip, sizeof(c->peer_ip));
+    if (!outbound && w->px->tls != NULL) {
+        /* The sidecar's inbound listener: PeerAuthentication decides what the first bytes
+         * may be (px_tls.h); a refused connection ends in tp_read before any byte is read. */
+        px_transport_tls_accept(&c->tp, w->px->tls,
+                                px_tls_inbound_mode(w->gen != NULL ? &w->gen->snap->inbound : NULL,
+                                                    (uint32_t)w->px->cfg.app_port));
+    }
     conn_arm_timer(c);
     conn_update_reading(c);
 }

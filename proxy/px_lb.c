@@ -685,6 +685,7 @@ int px_lb_pick(px_worker_t *w, px_ob_cluster_t *oc, const px_lb_key_t *key, wf_s
             return PX_LB_E_UH; /* a host name: endpoints are not resolved */
         }
         pool_setup(w, oc, &oc->pools[e], &ss);
+        px_tls_pool_setup(&oc->pools[e], w->px->tls, c, ep);
         oc->pool_ready[e] = true;
     }
     out->pool = &oc->pools[e];

@@ -98,6 +98,14 @@ static const wf_flag_t px_flags[] = {
     {"service-account", WF_FLAG_STR, NULL, offsetof(px_config_t, service_account),
      "service account registered with the control plane (the SPIFFE identity's sa); default: "
      "the --config snapshot's, else \"default\""},
+    {"cert-chain", WF_FLAG_STR, NULL, offsetof(px_config_t, cert_chain),
+     "PEM file with this workload's certificate (a spiffe:// URI SAN) then its intermediates, "
+     "for mTLS between sidecars (Istio's /etc/certs/cert-chain.pem); with --private-key; "
+     "re-read on SIGHUP"},
+    {"private-key", WF_FLAG_STR, NULL, offsetof(px_config_t, private_key),
+     "PEM file with the --cert-chain certificate's private key"},
+    {"root-cert", WF_FLAG_STR, NULL, offsetof(px_config_t, root_cert),
+     "PEM file with the mesh's trust bundle: the roots peers' certificates must chain to"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -170,14 +178,43 @@ static int load_snapshot(px_proxy_t *px, char *err, size_t errlen)
     return px_proxy_install(px, s, json, err, errlen);
 }
 
-/* SIGHUP: read the --config file again and switch to it, or keep the current snapshot. */
+/* The --cert-chain, --private-key and --root-cert files into px->creds (those given). 0 or an
+ * error with its message in err. */
+static int load_cert_files(px_proxy_t *px, char *err, size_t errcap)
+{
+    const px_config_t *cfg = &px->cfg;
+    if ((cfg->cert_chain == NULL) != (cfg->private_key == NULL)) {
+        snprintf(err, errcap, "--cert-chain and --private-key go together");
+        return WF_E_INVAL;
+    }
+    if (cfg->cert_chain == NULL && cfg->root_cert == NULL) {
+        return 0;
+    }
+    return px_creds_load_files(px->creds, cfg->cert_chain, cfg->private_key, cfg->root_cert, err,
+                               errcap);
+}
+
+/* SIGHUP: read the certificate files and the --config file again and switch to them, or keep
+ * what is in use. */
 static void on_reload(uv_signal_t *s, int signum)
 {
     (void)signum;
     px_main_ctx_t *m = s->data;
     px_proxy_t *px = &m->px;
+    if (px->cfg.cert_chain != NULL || px->cfg.root_cert != NULL) {
+        char cerr[300];
+        if (load_cert_files(px, cerr, sizeof(cerr)) != 0) {
+            WF_LOG(WF_WARN, "proxy", "certificate files refused, the current ones stay",
+                   "err=\"%s\"", cerr);
+        } else {
+            WF_LOG(WF_INFO, "proxy", "certificate files reloaded", "generation=%llu",
+                   (unsigned long long)px_creds_generation(px->creds));
+        }
+    }
     if (px->cfg.config == NULL) {
-        WF_LOG(WF_WARN, "proxy", "SIGHUP ignored: no --config file to reload");
+        if (px->cfg.cert_chain == NULL && px->cfg.root_cert == NULL) {
+            WF_LOG(WF_WARN, "proxy", "SIGHUP ignored: no --config file to reload");
+        }
         return;
     }
     char err[600];
@@ -445,6 +482,7 @@ int px_main(int argc, char **argv)
     px_proxy_t *px = &m->px;
     uv_mutex_init(&px->snap_mu);
     px->creds = px_creds_create();
+    px->tls = px_tls_ctx_create(px->creds);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char err[600];
     int status = 1;
@@ -512,6 +550,11 @@ int px_main(int argc, char **argv)
     uv_ip4_addr("127.0.0.1", (int)cfg->app_port, (struct sockaddr_in *)&px->app_addr);
     snprintf(px->app_host, sizeof(px->app_host), "127.0.0.1:%d", (int)cfg->app_port);
     snprintf(px->inbound_cluster, sizeof(px->inbound_cluster), "inbound|%d||", (int)cfg->app_port);
+    if (load_cert_files(px, err, sizeof(err)) != 0) {
+        fprintf(stderr, "weft proxy: certificate files: %s\n", err);
+        status = 2;
+        goto out;
+    }
     if (cfg->config != NULL && load_snapshot(px, err, sizeof(err)) != 0) {
         fprintf(stderr, "weft proxy: --config %s: %s\n", cfg->config, err);
         status = 2;
@@ -661,6 +704,7 @@ out:
     px_snapshot_unref(px->snapshot);
     px_snapshot_unref(px->identity);
     wf_free(px->snapshot_json);
+    px_tls_ctx_destroy(px->tls);
     px_creds_destroy(px->creds);
     uv_mutex_destroy(&px->snap_mu);
     curl_global_cleanup();

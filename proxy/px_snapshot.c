@@ -1519,7 +1519,7 @@ static int parse_tls(ps_t *ps, json_t *obj, px_tls_t *t)
     }
     int m;
     TRY(get_enum(ps, o, "mode", tls_names, PX_TLS_DISABLE, &m));
-    t->mode = (px_tls_mode_t)m;
+    t->mode = o == NULL ? PX_TLS_AUTO : (px_tls_mode_t)m;
     TRY(get_str(ps, o, "sni", false, NULL, &t->sni));
     TRY(get_strs(ps, o, "subject_alt_names", &t->subject_alt_names, &t->n_subject_alt_names));
     TRY(get_str(ps, o, "client_certificate", false, NULL, &t->client_certificate));
@@ -2048,7 +2048,7 @@ const char *px_lb_name(px_lb_kind_t k)
 
 const char *px_tls_mode_name(px_tls_mode_t m)
 {
-    return (unsigned)m < 4 ? tls_names[m] : "?";
+    return m == PX_TLS_AUTO ? "AUTO" : (unsigned)m < 4 ? tls_names[m] : "?";
 }
 
 const char *px_peer_auth_name(px_peer_auth_t m)

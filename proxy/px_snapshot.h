@@ -287,6 +287,7 @@ typedef enum {
     PX_TLS_SIMPLE,
     PX_TLS_MUTUAL,
     PX_TLS_ISTIO_MUTUAL,
+    PX_TLS_AUTO, /* no `tls` key: mTLS to in-mesh endpoints once the proxy has a certificate */
 } px_tls_mode_t;
 
 typedef struct {

@@ -405,6 +405,19 @@ static void on_accept(uv_stream_t *server, int status)
     atomic_fetch_add_explicit(&w->ctr.downstream_cx_total, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->ctr.downstream_cx_active, 1, memory_order_relaxed);
     int rc = px_transport_accept(server, &c->down);
+    if (rc == 0 && w->px->tls != NULL) {
+        /* PeerAuthentication as on the HTTP inbound listener; the tunnel's first read sniffs. */
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        uint32_t port = 0;
+        if (uv_tcp_getsockname((uv_tcp_t *)server, (struct sockaddr *)&ss, &len) == 0) {
+            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+        }
+        px_transport_tls_accept(
+            &c->down, w->px->tls,
+            px_tls_port_mode(w->gen != NULL ? &w->gen->snap->inbound : NULL, port));
+    }
     if (rc == 0) {
         rc = px_transport_connect(&c->up, (const struct sockaddr *)&p->app);
     }

@@ -2,10 +2,11 @@
  * px_transport.h - the byte stream under the proxy's HTTP code: read, write, shut down and
  * close one connection, whatever carries it.
  *
- * Plain TCP over a libuv uv_tcp_t is the only kind today. The HTTP code (px_conn.c,
- * px_upstream.c) sees nothing but this interface, so a TLS transport (OpenSSL over memory BIOs,
- * encrypting in px_transport_write and decrypting before on_read) slots in later without
- * touching it: the owner supplies the read memory (on_alloc) and gets plaintext in on_read.
+ * TCP over a libuv uv_tcp_t, plain or with TLS inside (px_tls.h: OpenSSL over memory BIOs,
+ * encrypting in px_transport_write and decrypting before on_read). The HTTP code (px_conn.c,
+ * px_upstream.c) sees nothing but this interface: the owner supplies the read memory
+ * (on_alloc) and gets plaintext in on_read; px_transport_queued counts the bytes not yet
+ * handed to the kernel (ciphertext with TLS), so the owners' backpressure works either way.
  *
  * Ownership: the transport is embedded in its owner's struct (owner pointer in t->owner) and
  * lives until on_closed, which is where the owner may free itself. Writes copy whatever the
@@ -42,9 +43,12 @@ struct px_transport {
     uv_shutdown_t shutdown_req;
     const px_transport_cbs_t *cbs;
     void *owner;
-    size_t queued; /* bytes handed to uv_write and not yet written */
-    bool reading;
+    size_t queued;     /* bytes handed to uv_write and not yet written */
+    bool reading;      /* the owner wants bytes */
+    bool sock_reading; /* uv_read_start is on (TLS also reads for its handshake) */
     bool closing;
+    int open_handles;        /* libuv handles still to close: on_closed after the last */
+    struct px_tls_conn *tls; /* TLS state (px_tls.c); NULL on a plain connection */
     /* The peer's verified SPIFFE URI (from its certificate's URI SAN) once an mTLS handshake
      * completed; NULL on a plaintext connection. Owned by the transport. */
     char *peer_identity;
@@ -72,5 +76,12 @@ void px_transport_shutdown(px_transport_t *t);
 void px_transport_close(px_transport_t *t);
 /* The peer's address as "ip" into out (cap >= 46); "" when unknown. */
 void px_transport_peer_ip(px_transport_t *t, char *out, size_t cap);
+
+/* Internal to px_transport.c and px_tls.c: write bytes to the socket as they are (try, then
+ * copy and queue), and start or stop the socket's reading. */
+int px__transport_raw_write(px_transport_t *t, const uv_buf_t *bufs, unsigned nbufs);
+void px__transport_sock_read(px_transport_t *t, bool on);
+/* One of t's libuv handles closed: after the last one, on_closed. */
+void px__transport_handle_closed(px_transport_t *t);
 
 #endif

@@ -45,6 +45,20 @@ static void up_handle_closed(px_upconn_t *u)
     }
 }
 
+/* Keep the connection's newest session ticket for the pool's next connection. */
+static void keep_session(px_upconn_t *u)
+{
+    px_pool_t *p = u->pool;
+    if (p == NULL || p->closed || u->tp.tls == NULL) {
+        return;
+    }
+    SSL_SESSION *s = px_transport_tls_session(&u->tp);
+    if (s != NULL) {
+        SSL_SESSION_free(p->tls_session);
+        p->tls_session = s;
+    }
+}
+
 static void tp_closed(px_transport_t *t)
 {
     up_handle_closed(t->owner);
@@ -156,6 +170,7 @@ static void up_close(px_upconn_t *u)
     if (u->state == PX_UP_IDLE) {
         idle_unlink(u);
     }
+    keep_session(u);
     u->state = PX_UP_CLOSING;
     u->pool->n_open--;
     if (u->pool->lim != NULL) {
@@ -185,6 +200,29 @@ void px_pool_init(px_pool_t *p, uv_loop_t *loop, const struct sockaddr *addr,
     p->idle_timeout_ms = idle_timeout_ms;
 }
 
+void px_pool_set_tls(px_pool_t *p, const px_pool_tls_t *tls)
+{
+    p->tls = *tls;
+    if (p->tls.alpn == NULL) {
+        p->tls.alpn = PX_TLS_ALPN_HTTP;
+    }
+    if (p->tls.ctx == NULL) {
+        p->tls.mode = PX_POOL_PLAIN;
+    }
+}
+
+/* Make u's transport a TLS client when the pool's mode says so. 0, or WF_E_NOTFOUND when
+ * mTLS is required and the proxy has no certificate. */
+static int conn_tls(px_pool_t *p, px_upconn_t *u)
+{
+    if (p->tls.mode == PX_POOL_PLAIN ||
+        (p->tls.mode == PX_POOL_MTLS_AUTO && !px_tls_ctx_ready(p->tls.ctx))) {
+        return 0;
+    }
+    return px_transport_tls_connect(&u->tp, p->tls.ctx, p->tls.alpn, p->tls.expect, p->tls.n_expect,
+                                    p->tls_session);
+}
+
 /* Open a new connection for (h, arg), its max_connections slot already taken (may_open).
  * Returns 0 or a negative uv error. */
 static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upconn_t **out)
@@ -211,7 +249,12 @@ static int open_conn(px_pool_t *p, const px_up_handler_t *h, void *arg, px_upcon
         atomic_fetch_add_explicit(p->cx_total, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(p->cx_active, 1, memory_order_relaxed);
     }
-    rc = px_transport_connect(&u->tp, (const struct sockaddr *)&p->addr);
+    rc = conn_tls(p, u);
+    if (rc != 0) {
+        rc = UV_EPROTO; /* ISTIO_MUTUAL without a certificate: no connection can be had */
+    } else {
+        rc = px_transport_connect(&u->tp, (const struct sockaddr *)&p->addr);
+    }
     if (rc != 0) {
         /* Report it like a refused connect, asynchronously through the same path. */
         if (p->cx_connect_fail != NULL) {
@@ -391,6 +434,7 @@ void px_pool_release(px_upconn_t *u, bool reusable)
         up_close(u);
         return;
     }
+    keep_session(u);
     u->rpos = 0;
     wf_buf_free(&u->rbuf); /* an idle connection holds no read buffer */
     u->h = NULL;
@@ -424,6 +468,8 @@ void px_pool_close(px_pool_t *p)
     while (p->idle != NULL) {
         up_close(p->idle);
     }
+    SSL_SESSION_free(p->tls_session);
+    p->tls_session = NULL;
     px_pool_wait_t *wt;
     while ((wt = wait_pop(p)) != NULL) {
         wt->h->failed(wt->arg, NULL, UV_ECANCELED, true);

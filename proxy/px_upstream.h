@@ -12,6 +12,12 @@
  * Received bytes stay in u->rbuf[u->rpos..len) until the user advances u->rpos; the pool
  * compacts the buffer between reads. One pool and its connections belong to one loop thread.
  *
+ * mTLS (px_tls.h): a pool given px_pool_set_tls opens TLS connections to its address (the
+ * mesh's auto mTLS decides per connection: TLS when the proxy has a certificate); such a
+ * connection reports connected only after a verified handshake, and a failed handshake is a
+ * failed connect. The pool keeps the last session ticket one of its connections received and
+ * offers it to the next connection it opens (TLS 1.3 resumption).
+ *
  * Circuit breaking (Envoy's cluster circuit breakers): pools of one cluster share a
  * px_pool_limits_t (atomics, shared by every worker). When no idle connection is there and
  * max_connections are open cluster-wide, a request waits in its pool's FIFO (a px_pool_wait_t
@@ -24,6 +30,7 @@
 #ifndef PX_UPSTREAM_H
 #define PX_UPSTREAM_H
 
+#include "px_tls.h"
 #include "px_transport.h"
 #include "wf_buf.h"
 
@@ -47,6 +54,21 @@ typedef struct {
     _Atomic uint64_t cx_overflow;      /* a connection was wanted but max_connections were open */
     _Atomic uint64_t pending_overflow; /* a request refused because max_pending were waiting */
 } px_pool_limits_t;
+
+/* How a pool's connections are protected. */
+typedef enum {
+    PX_POOL_PLAIN = 0,
+    PX_POOL_MTLS_AUTO, /* mTLS when the proxy has a certificate, else plaintext */
+    PX_POOL_MTLS,      /* mTLS or no connection (ISTIO_MUTUAL) */
+} px_pool_tls_mode_t;
+
+typedef struct {
+    px_pool_tls_mode_t mode;
+    px_tls_ctx_t *ctx;      /* the proxy's contexts; NULL means PLAIN */
+    const char *alpn;       /* PX_TLS_ALPN_HTTP by default */
+    const wf_str_t *expect; /* identities the server may have (borrowed for the pool's life) */
+    uint32_t n_expect;
+} px_pool_tls_t;
 
 typedef struct {
     /* A new connection is up (a pooled one is handed out ready: no call). */
@@ -103,11 +125,16 @@ struct px_pool {
     _Atomic uint64_t *cx_total;
     _Atomic uint64_t *cx_active;
     _Atomic uint64_t *cx_connect_fail;
+    px_pool_tls_t tls;
+    SSL_SESSION *tls_session; /* the last ticket received, offered by the next connection */
 };
 
 /* Set up pool p for addr (copied). Counters may be NULL. Never fails. */
 void px_pool_init(px_pool_t *p, uv_loop_t *loop, const struct sockaddr *addr,
                   uint64_t connect_timeout_ms, uint64_t idle_timeout_ms);
+/* Protect the pool's connections opened from now on with tls (copied; see px_pool_tls_t). */
+void px_pool_set_tls(px_pool_t *p, const px_pool_tls_t *tls);
+
 /*
  * A connection for one request, owned by the caller until px_pool_release. *reused is set when
  * it is a pooled, connected one (usable at once); otherwise it is connecting and h->connected

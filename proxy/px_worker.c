@@ -46,6 +46,15 @@ static void record_metrics(px_worker_t *w, const px_request_info_t *info)
                                                 sizeof(peer_store)) == 0) {
             in.source = &peer;
         }
+        if (info->mtls) {
+            /* The header is trusted over mTLS; the principal is what the handshake proved. */
+            in.security = PX_SEC_MUTUAL_TLS;
+            if (in.source == NULL) {
+                memset(&peer, 0, sizeof(peer));
+                in.source = &peer;
+            }
+            peer.principal = info->peer_principal;
+        }
     } else {
         in.reporter = PX_REPORTER_SOURCE;
         in.security = PX_SEC_UNKNOWN;
@@ -67,6 +76,13 @@ static void record_metrics(px_worker_t *w, const px_request_info_t *info)
             px_peer_parse(info->upstream_peer.p, info->upstream_peer.len, &peer, peer_store,
                           sizeof(peer_store)) == 0) {
             in.destination = &peer;
+        }
+        if (info->mtls) {
+            if (in.destination == NULL) {
+                memset(&peer, 0, sizeof(peer));
+                in.destination = &peer;
+            }
+            peer.principal = info->peer_principal;
         }
     }
     px_labels_t l;
@@ -396,10 +412,26 @@ void px_proxy_nack(px_proxy_t *px, uint64_t version, const char *why)
     uv_mutex_unlock(&px->snap_mu);
 }
 
+/* TLS origination to external services (SIMPLE, MUTUAL with file certificates) is not built:
+ * a cluster asking for it would silently go out in plaintext, so the snapshot is refused. */
+static const char *tls_unsupported(const px_snapshot_t *s, char *buf, size_t cap)
+{
+    for (uint32_t i = 0; i < s->n_clusters; i++) {
+        const px_cluster_t *c = &s->clusters[i];
+        if (c->tls.mode == PX_TLS_SIMPLE || c->tls.mode == PX_TLS_MUTUAL) {
+            snprintf(buf, cap, "cluster %.*s: tls mode %s (TLS origination) is not supported",
+                     (int)c->name.len, c->name.p, px_tls_mode_name(c->tls.mode));
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, size_t errlen)
 {
     const px_proxy_info_t *pi = &s->proxy;
     const char *why = NULL;
+    char tls_why[300];
     uv_mutex_lock(&px->snap_mu);
     const px_proxy_info_t *now = px->identity != NULL ? &px->identity->proxy : NULL;
     if (now != NULL &&
@@ -418,6 +450,8 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
         why = "gateway servers (ports) changed: it takes a restart";
     } else if (px->snapshot != NULL && !px_tcp_ports_equal(&px->snapshot->inbound, &s->inbound)) {
         why = "inbound TCP ports changed: it takes a restart";
+    } else {
+        why = tls_unsupported(s, tls_why, sizeof(tls_why));
     }
     if (why != NULL) {
         snprintf(err, errlen, "version %llu refused: %s", (unsigned long long)s->version, why);

@@ -17,6 +17,7 @@
 #include "px_metrics.h"
 #include "px_otlp.h"
 #include "px_snapshot.h"
+#include "px_tls.h"
 #include "px_trace.h"
 #include "px_upstream.h"
 #include "wf_str.h"
@@ -58,6 +59,9 @@ typedef struct {
     char *labels;               /* "k=v,k2=v2": more workload labels to register with */
     char *service_account;      /* registered service account; NULL: the snapshot's, else
                                  * "default" */
+    char *cert_chain;           /* workload certificate files (Istio's /etc/certs); NULL: none */
+    char *private_key;
+    char *root_cert;
 } px_config_t;
 
 /* One finished request, as telemetry (metrics, spans, access log) needs it. Every slice is
@@ -84,6 +88,8 @@ typedef struct {
     const px_trace_ctx_t *trace;            /* this hop's trace context, NULL when none */
     wf_str_t user_agent;                    /* "" when absent */
     wf_str_t upstream_peer; /* outbound: the answering proxy's PX_PEER_HEADER, "" when absent */
+    bool mtls; /* inbound: the downstream connection, outbound: the upstream one was mTLS */
+    wf_str_t peer_principal; /* the SPIFFE URI that connection's peer proved, "" when none */
 } px_request_info_t;
 
 #define PX_RBUF_CACHE 16
@@ -231,6 +237,7 @@ struct px_proxy {
     char node_id[320];                /* Istio's node id, for spans */
     px_trace_node_t trace_node;       /* what every span of this proxy shares */
     px_creds_t *creds;                /* workload certificate and trust bundle (px_creds.h) */
+    px_tls_ctx_t *tls;                /* mTLS contexts over creds, shared by workers */
 };
 
 /* Start worker w (zeroed except px, id, metrics and spans) on its own thread with its listeners

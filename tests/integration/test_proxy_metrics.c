@@ -228,7 +228,7 @@ static void test_outbound_source_and_peer_exchange(void **state)
                                   "--outbound", "off", NULL};
     proxy_start_with(&dst, app.port, NULL, "1", dextra);
     /* The source: productpage, whose snapshot's details endpoint is the destination proxy. */
-    char *text = example_text("productpage-reviews-80-20.json");
+    char *text = example_text_plaintext("productpage-reviews-80-20.json");
     char to[64];
     snprintf(to, sizeof(to), "\"address\": \"127.0.0.1\",\n          \"port\": %d", dst.inbound);
     char *snap = replace_all(text, "\"address\": \"10.1.0.20\",\n          \"port\": 9080", to);
@@ -345,7 +345,7 @@ static void test_response_peer_metadata(void **state)
     assert_null(strstr(strstr(out, "x-weft-peer: ") + 1, "x-weft-peer"));
 
     /* The source knows the endpoint's address only: the answer says who it is. */
-    char *text = example_text("productpage-reviews-80-20.json");
+    char *text = example_text_plaintext("productpage-reviews-80-20.json");
     char to[64];
     snprintf(to, sizeof(to), "\"address\": \"127.0.0.1\",\n          \"port\": %d", dst.inbound);
     char *a = replace_all(text, "\"address\": \"10.1.0.20\",\n          \"port\": 9080", to);

@@ -60,7 +60,7 @@ static int setup(void **state)
 
     /* The source's snapshot: details' endpoint is the destination proxy, spans go to our
      * collector, every new trace is sampled. */
-    char *text = example_text("productpage-reviews-80-20.json");
+    char *text = example_text_plaintext("productpage-reviews-80-20.json");
     char to[64];
     snprintf(to, sizeof(to), "\"address\": \"127.0.0.1\",\n          \"port\": %d", dst.inbound);
     char *a = replace_once(text, "\"address\": \"10.1.0.20\",\n          \"port\": 9080", to);

@@ -358,7 +358,8 @@ static void test_productpage_80_20(void **state)
     cp_config_free(cfg);
 }
 
-static void test_no_mtls_rule_disables_tls(void **state)
+/* A DestinationRule without tls: no `tls` key, which the proxy reads as auto mTLS. */
+static void test_no_tls_rule_is_auto_mtls(void **state)
 {
     (void)state;
     cp_config_t *cfg = cp_config_new();
@@ -370,7 +371,7 @@ static void test_no_mtls_rule_disables_tls(void **state)
     json_t *doc = compile1(cfg, "productpage-v1.default");
     json_t *c = cluster(doc, "outbound|9080|v1|reviews.default.svc.cluster.local");
     assert_non_null(c);
-    assert_json_is(at(c, "tls"), json_pack("{s:s}", "mode", "DISABLE"), "tls");
+    assert_null(at(c, "tls"));
     assert_string_equal(at_s(c, "load_balancer/simple"), "LEAST_REQUEST");
     assert_int_equal(at_i(c, "connection_pool/tcp/connect_timeout_ms"), 10000);
     assert_null(at(c, "outlier_detection"));
@@ -713,7 +714,7 @@ static void test_service_entries(void **state)
         assert_string_equal(at_s(c443, "endpoints/0/address"), "www.googleapis.com");
         assert_int_equal(at_i(c443, "endpoints/0/port"), 443);
         json_t *c80 = cluster(pp, "outbound|80||www.googleapis.com");
-        assert_string_equal(at_s(c80, "tls/mode"), "DISABLE");
+        assert_null(at(c80, "tls")); /* auto: plaintext to an endpoint outside the mesh */
     }
     json_decref(pp);
 
@@ -1381,7 +1382,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_productpage_80_20),
-        cmocka_unit_test(test_no_mtls_rule_disables_tls),
+        cmocka_unit_test(test_no_tls_rule_is_auto_mtls),
         cmocka_unit_test(test_reviews_ratings_delay),
         cmocka_unit_test(test_gateway_bookinfo),
         cmocka_unit_test(test_reference_virtual_services),

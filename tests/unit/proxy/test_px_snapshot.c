@@ -364,7 +364,7 @@ static void test_hand_written_defaults(void **state)
     assert_int_equal(c->outlier.interval_ms, 10000);
     assert_int_equal(c->outlier.base_ejection_time_ms, 30000);
     assert_int_equal(c->outlier.max_ejection_percent, 10);
-    assert_int_equal(c->tls.mode, PX_TLS_DISABLE);
+    assert_int_equal(c->tls.mode, PX_TLS_AUTO);   /* no `tls` key: auto mTLS */
     assert_int_equal(c->endpoints[0].port, 9080); /* the cluster's port */
     assert_int_equal(c->endpoints[0].weight, 1);
     assert_false(c->endpoints[0].in_mesh);
