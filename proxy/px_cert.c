@@ -154,7 +154,6 @@ uint64_t px_cert_retry_ms(uint64_t backoff, int64_t now, int64_t not_after, uint
     backoff = backoff < PX_CERT_RETRY_MIN_MS   ? PX_CERT_RETRY_MIN_MS
               : backoff > PX_CERT_RETRY_MAX_MS ? PX_CERT_RETRY_MAX_MS
                                                : backoff;
-    *next = backoff * 2 > PX_CERT_RETRY_MAX_MS ? PX_CERT_RETRY_MAX_MS : backoff * 2;
     uint64_t wait = backoff;
     if (not_after > now) {
         /* Half the time left: the attempts come closer together as the expiry nears, and the
@@ -163,6 +162,12 @@ uint64_t px_cert_retry_ms(uint64_t backoff, int64_t now, int64_t not_after, uint
         half = half < MIN_RENEW_DELAY_MS ? MIN_RENEW_DELAY_MS : half;
         wait = half < wait ? half : wait;
     }
+    /* Doubled from the wait taken, not the nominal backoff: the short attempts before the
+     * expiry must not leave a 30 s wait for the first attempt after it. */
+    uint64_t n = wait * 2;
+    *next = n < PX_CERT_RETRY_MIN_MS   ? PX_CERT_RETRY_MIN_MS
+            : n > PX_CERT_RETRY_MAX_MS ? PX_CERT_RETRY_MAX_MS
+                                       : n;
     return wait;
 }
 

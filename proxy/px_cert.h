@@ -58,7 +58,7 @@ int64_t px_cert_renew_at(int64_t not_before, int64_t not_after);
  * (PX_CERT_RETRY_MIN_MS..MAX) and the current certificate's not_after (Unix ms, 0 = none): the
  * backoff, shortened so that the attempt comes before the expiry (half the time left, at least
  * 100 ms) while the certificate is still valid. *next receives the backoff for the following
- * failure (doubled, capped at PX_CERT_RETRY_MAX_MS).
+ * failure: the wait returned doubled, within PX_CERT_RETRY_MIN_MS..MAX.
  */
 uint64_t px_cert_retry_ms(uint64_t backoff, int64_t now, int64_t not_after, uint64_t *next);
 
