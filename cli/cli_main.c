@@ -56,6 +56,7 @@ static const cli_command_t commands[] = {
     {"workloads", CP_CLI, "6", "list the registered workloads"},
     {"analyze", CP_CLI, "6", "print configuration validation messages"},
     {"proxy-status", CP_CLI, "6", "show each proxy's config sync state"},
+    {"ca", CP_CLI, "7", "the mesh CA: roots and trust bundle (status), root rotation (rotate)"},
     {"run", NULL, "9", "run a local program inside the mesh with a sidecar"},
     {"demo", NULL, "9", "a bookinfo-style mesh with traffic, on this machine"},
     {NULL, NULL, NULL, NULL},

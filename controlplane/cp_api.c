@@ -11,6 +11,7 @@
 #include "cp_api.h"
 
 #include "cp_analyze.h"
+#include "cp_ca.h"
 #include "cp_config.h"
 #include "cp_istio.h"
 #include "cp_kinds.h"
@@ -49,6 +50,10 @@ enum {
     H_SNAPSHOT,
     H_PROXY_STATUS,
     H_ANALYZE,
+    H_CERTIFICATE,
+    H_TRUST_BUNDLE,
+    H_CA_ROTATE,
+    H_CA,
     H_OTHER,
     H_COUNT
 };
@@ -65,6 +70,10 @@ static const char *const handler_names[H_COUNT] = {
     [H_SNAPSHOT] = "/v1/snapshot",
     [H_PROXY_STATUS] = "/v1/proxy-status",
     [H_ANALYZE] = "/v1/analyze",
+    [H_CERTIFICATE] = "/v1/certificate",
+    [H_TRUST_BUNDLE] = "/v1/trust-bundle",
+    [H_CA_ROTATE] = "/v1/ca/rotate",
+    [H_CA] = "/v1/ca",
 };
 static const char *const class_names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
@@ -928,6 +937,9 @@ static void serve_metrics(cp_api_t *a, cp_api_resp_t *resp)
     if (a->o.push != NULL) {
         cp_push_metrics(a->o.push, wf_mono_ns() / 1000000, f);
     }
+    if (a->o.ca != NULL) {
+        cp_ca_metrics(a->o.ca, f);
+    }
     fclose(f);
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -1095,6 +1107,123 @@ static void serve_analyze(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, 
     cp_config_free(cfg);
 }
 
+/* ---- CA (cp_ca.h; errors are {"error": "..."} as docs/controlplane.md says) ---- */
+
+static void ca_error(cp_api_resp_t *resp, unsigned code, const char *msg)
+{
+    json_t *o = json_pack("{s:s}", "error", msg);
+    resp_json(resp, code, o != NULL ? o : json_pack("{s:s}", "error", "refused"));
+}
+
+/* Hand the CA's bundle to the push engine (it ignores a version it already has). */
+static void ca_sync(cp_api_t *a)
+{
+    char *pem = NULL;
+    int64_t v = 0;
+    if (a->o.push == NULL) {
+        return;
+    }
+    cp_ca_bundle(a->o.ca, &pem, &v);
+    cp_push_set_trust_bundle(a->o.push, pem, v, wf_mono_ns() / 1000000);
+    wf_free(pem);
+}
+
+/* The SPIFFE id of live workload id into out; false when it is not registered. */
+static bool registered_identity(cp_api_t *a, const char *id, int64_t now_ms, char *out, size_t len)
+{
+    cp_workload_t *list = NULL;
+    size_t n = 0;
+    bool found = false;
+    if (cp_registry_list(a->o.registry, now_ms, &list, &n) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n && !found; i++) {
+        if (strcmp(list[i].id, id) == 0) {
+            int need = cp_spiffe_id(&list[i], out, len);
+            found = need > 0 && (size_t)need < len;
+        }
+    }
+    cp_workload_list_free(list, n);
+    return found;
+}
+
+/* POST /v1/certificate?proxy=ID {"csr": PEM}: a workload certificate for ID's identity. */
+static void serve_certificate(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms,
+                              cp_api_resp_t *resp)
+{
+    char id[600], err[256] = "", msg[512];
+    json_error_t jerr;
+    if (req->query_proxy == NULL || req->query_proxy[0] == '\0') {
+        ca_error(resp, 400, "proxy: required (the id /v1/register returned)");
+        return;
+    }
+    json_t *o = req->body != NULL ? json_loadb(req->body, req->body_len, 0, &jerr) : NULL;
+    json_t *csr = json_object_get(o, "csr");
+    if (!json_is_string(csr)) {
+        cp_ca_count_refusal(a->o.ca, CP_CA_R_MALFORMED);
+        ca_error(resp, 400, "the body must be a JSON object {\"csr\": \"<PEM>\"}");
+        json_decref(o);
+        return;
+    }
+    if (!registered_identity(a, req->query_proxy, now_ms, id, sizeof(id))) {
+        cp_ca_count_refusal(a->o.ca, CP_CA_R_UNREGISTERED);
+        ca_error(resp, 404,
+                 "this proxy is not registered (or its lease ran out): register, then "
+                 "retry");
+        json_decref(o);
+        return;
+    }
+    cp_ca_issued_t out;
+    int rc = cp_ca_sign(a->o.ca, json_string_value(csr), json_string_length(csr), id, now_ms, &out,
+                        err, sizeof(err));
+    json_decref(o);
+    if (rc != 0) {
+        snprintf(msg, sizeof(msg), "%s", err);
+        ca_error(resp, rc == CP_CA_E_IDENTITY ? 403 : rc == WF_E_INTERNAL ? 500 : 400, msg);
+        return;
+    }
+    resp_json(resp, 200,
+              json_pack("{s:s, s:s, s:I, s:I}", "certificate_chain", out.chain_pem, "trust_bundle",
+                        out.bundle_pem, "trust_bundle_version", (json_int_t)out.bundle_version,
+                        "not_after", (json_int_t)out.not_after));
+    cp_ca_issued_free(&out);
+}
+
+static void serve_ca(cp_api_t *a, int h, const cp_api_req_t *req, int64_t now_ms,
+                     cp_api_resp_t *resp)
+{
+    bool post = h == H_CERTIFICATE || h == H_CA_ROTATE;
+    char err[256] = "";
+    if (!method_is(req, post ? "POST" : "GET")) {
+        ca_error(resp, 405, post ? "use POST" : "use GET");
+    } else if ((h == H_CERTIFICATE && !is_proxy(a, req)) ||
+               (h == H_CA_ROTATE && !is_admin(a, req)) || (h == H_CA && !may_read(a, req))) {
+        ca_error(resp, 401, "Unauthorized: a valid bearer token is required");
+    } else if (a->o.ca == NULL) {
+        ca_error(resp, 404, "this control plane has no CA");
+    } else if (h == H_CERTIFICATE) {
+        serve_certificate(a, req, now_ms, resp);
+    } else if (h == H_TRUST_BUNDLE) {
+        char *pem = NULL;
+        cp_ca_bundle(a->o.ca, &pem, &resp->bundle_version);
+        resp->status = 200;
+        resp->content_type = "application/x-pem-file";
+        resp->body = strdup(pem);
+        WF_ASSERT(resp->body != NULL);
+        wf_free(pem);
+    } else if (h == H_CA) {
+        resp_json(resp, 200, cp_ca_status(a->o.ca));
+    } else {
+        int rc = cp_ca_rotate(a->o.ca, now_ms, err, sizeof(err));
+        if (rc == 0) {
+            ca_sync(a);
+            resp_json(resp, 200, cp_ca_status(a->o.ca));
+        } else {
+            ca_error(resp, rc == CP_CA_E_EXTERNAL || rc == CP_CA_E_BUSY ? 409 : 500, err);
+        }
+    }
+}
+
 void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_resp_t *resp)
 {
     int h = handler_of(req->path);
@@ -1157,6 +1286,12 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
     case H_ANALYZE:
         serve_analyze(a, req, now_ms, resp);
         break;
+    case H_CERTIFICATE:
+    case H_TRUST_BUNDLE:
+    case H_CA_ROTATE:
+    case H_CA:
+        serve_ca(a, h, req, now_ms, resp);
+        break;
     default:
         resp_status(resp, 404, "NotFound", "the server could not find the requested resource");
         break;
@@ -1199,6 +1334,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, const cp_api_resp_
         return MHD_NO;
     }
     MHD_add_response_header(mr, "Content-Type", r->content_type);
+    if (r->bundle_version > 0) {
+        char v[24];
+        snprintf(v, sizeof(v), "%lld", (long long)r->bundle_version);
+        MHD_add_response_header(mr, "X-Weft-Trust-Bundle-Version", v);
+    }
     if (r->status == 401) {
         MHD_add_response_header(mr, "WWW-Authenticate", "Bearer");
     }
@@ -1306,6 +1446,28 @@ static enum MHD_Result serve_poll(cp_api_t *a, struct MHD_Connection *conn, conn
     return ret;
 }
 
+/* The largest body handler h takes: a CSR is small, and signing is the costly endpoint. */
+static size_t body_limit(const cp_api_t *a, int h)
+{
+    return h == H_CERTIFICATE && a->o.max_body > CP_CA_MAX_CSR_BODY ? CP_CA_MAX_CSR_BODY
+                                                                    : a->o.max_body;
+}
+
+static enum MHD_Result too_large(cp_api_t *a, struct MHD_Connection *conn, int h)
+{
+    cp_api_resp_t r = {0};
+    if (h == H_CERTIFICATE) {
+        if (a->o.ca != NULL) {
+            cp_ca_count_refusal(a->o.ca, CP_CA_R_TOO_LARGE);
+        }
+        ca_error(&r, 413, "the request body is larger than the limit of 65536 bytes");
+    } else {
+        resp_status(&r, 413, "RequestEntityTooLarge",
+                    "the request body is larger than the limit of %zu bytes", a->o.max_body);
+    }
+    return early(a, conn, h, &r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -1332,16 +1494,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             unauthorized(&r);
             return early(a, conn, h, &r);
         }
-        if (cl != NULL && strtoull(cl, NULL, 10) > a->o.max_body) {
+        if ((h == H_CERTIFICATE && !is_proxy(a, &head)) ||
+            (h == H_CA_ROTATE && !is_admin(a, &head))) {
             cp_api_resp_t r = {0};
-            resp_status(&r, 413, "RequestEntityTooLarge",
-                        "the request body is larger than the limit of %zu bytes", a->o.max_body);
+            ca_error(&r, 401, "Unauthorized: a valid bearer token is required");
             return early(a, conn, h, &r);
+        }
+        if (cl != NULL && strtoull(cl, NULL, 10) > body_limit(a, h)) {
+            return too_large(a, conn, h);
         }
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        if (!st->too_large && st->len + *upload_size > a->o.max_body) {
+        if (!st->too_large && st->len + *upload_size > body_limit(a, handler_of(url))) {
             st->too_large = true;
         }
         if (!st->too_large) {
@@ -1359,9 +1524,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     cp_api_resp_t r = {0};
     if (st->too_large) {
-        resp_status(&r, 413, "RequestEntityTooLarge",
-                    "the request body is larger than the limit of %zu bytes", a->o.max_body);
-        return early(a, conn, handler_of(url), &r);
+        return too_large(a, conn, handler_of(url));
     }
     cp_api_req_t req = {
         .method = method,

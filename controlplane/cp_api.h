@@ -11,6 +11,10 @@
  *   /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]   Kubernetes-style resources:
  *        POST create, PUT update, DELETE, GET; writes need the admin token, reads too unless
  *        read_open; /apis/{group}/{version}/{plural} lists every namespace
+ *   POST /v1/certificate?proxy=ID {"csr": PEM}       bootstrap (or admin) token; the CA
+ *        signs ID's SPIFFE identity (cp_ca.h); errors {"error": "..."}; body limit 64 KiB
+ *   GET  /v1/trust-bundle                            open (roots are public)
+ *   POST /v1/ca/rotate                               admin token; GET /v1/ca: as reads
  *   GET  /metrics, GET /healthz                      open
  *
  * Errors are Kubernetes Status objects ({"kind":"Status","status":"Failure","message",
@@ -24,6 +28,7 @@
 #ifndef CP_API_H
 #define CP_API_H
 
+#include "cp_ca.h"
 #include "cp_push.h"
 #include "cp_registry.h"
 #include "cp_store.h"
@@ -46,6 +51,7 @@ typedef struct {
     unsigned threads; /* HTTP worker threads; 0: 2 */
     cp_push_t *push;  /* the push engine (outlives the API); NULL: no /v1/snapshot, no notify */
     unsigned max_connections; /* open connections (held polls included); 0: 1024 */
+    cp_ca_t *ca;              /* the mesh CA (outlives the API); NULL: no CA endpoints (404) */
 } cp_api_options_t;
 
 typedef struct cp_api cp_api_t;
@@ -68,6 +74,7 @@ typedef struct {
     unsigned status;
     const char *content_type; /* static string */
     char *body;               /* malloc'ed (free()), NUL-terminated */
+    int64_t bundle_version;   /* > 0: sent as X-Weft-Trust-Bundle-Version */
 } cp_api_resp_t;
 
 int cp_api_new(const cp_api_options_t *o, cp_api_t **out);

@@ -1,5 +1,5 @@
 /*
- * cp_cli.c - `weft apply|get|delete|describe|workloads|proxy-status|analyze`: the command
+ * cp_cli.c - `weft apply|get|delete|describe|workloads|proxy-status|analyze|ca`: the command
  * line, the files given with -f (parsed and validated here, before anything is sent), the
  * HTTP exchanges with `weft control` (libcurl, one handle so requests share a connection) and
  * kubectl's wording of results and errors (see cp_cli.h).
@@ -46,6 +46,7 @@ typedef enum {
     CMD_WORKLOADS,
     CMD_PROXY_STATUS,
     CMD_ANALYZE,
+    CMD_CA,
     CMD_COUNT
 } cmd_id_t;
 
@@ -82,6 +83,8 @@ static const cmd_t cmds[CMD_COUNT] = {
                      "weft analyze [-n NS | -A] [-o yaml|json]",
                      "Print the cross-resource validation messages; exit 1 when one is an "
                      "error."},
+    [CMD_CA] = {"ca", F_CONN | F_OUTPUT, "yaml json", "weft ca status|rotate [-o yaml|json]",
+                "Show the mesh CA's roots and trust bundle, or start a root rotation."},
 };
 
 typedef struct {
@@ -410,6 +413,13 @@ int cp_cli_parse_args(int argc, char **argv, cp_cli_args_t *a, char *err, size_t
             return WF_E_INVAL;
         }
         break;
+    case CMD_CA:
+        if (a->npos != 1 ||
+            (strcmp(a->pos[0], "status") != 0 && strcmp(a->pos[0], "rotate") != 0)) {
+            snprintf(err, errlen, "weft ca takes one argument: status or rotate");
+            return WF_E_INVAL;
+        }
+        return 0;
     default:
         if (a->npos > 0) {
             snprintf(err, errlen, "weft %s takes no arguments (got \"%s\")", cmd->name, a->pos[0]);
@@ -1542,6 +1552,78 @@ static int cmd_analyze(const cp_cli_args_t *a, conn_t *c)
     return errors > 0 ? 1 : 0;
 }
 
+/* ---- ca ---- */
+
+/* weft ca status|rotate: the CA's roots as a table (or -o yaml|json); rotate starts a root
+ * rotation first and prints the roots it left. */
+static int cmd_ca(const cp_cli_args_t *a, conn_t *c)
+{
+    json_t *st = NULL;
+    if (strcmp(a->pos[0], "rotate") == 0) {
+        answer_t ans;
+        if (http(c, "POST", "/v1/ca/rotate", "", &ans) != 0) {
+            return 1;
+        }
+        json_t *o = json_loadb((const char *)ans.body.data, ans.body.len, 0, NULL);
+        if (ans.status != 200) {
+            const char *msg = json_string_value(json_object_get(o, "error"));
+            if (msg != NULL) {
+                fprintf(stderr, "Error from server: %s\n", msg);
+            } else {
+                server_error(c, &ans, NULL);
+            }
+            json_decref(o);
+            wf_buf_free(&ans.body);
+            return 1;
+        }
+        wf_buf_free(&ans.body);
+        if (o == NULL) {
+            fprintf(stderr, "error: the control plane answered malformed JSON\n");
+            return 1;
+        }
+        st = o;
+        if (!doc_output(a)) {
+            printf("root rotation started: trust bundle version %lld\n",
+                   (long long)json_integer_value(json_object_get(st, "bundle_version")));
+        }
+    } else if ((st = get_json(c, "/v1/ca", NULL)) == NULL) {
+        return 1;
+    }
+    if (doc_output(a)) {
+        print_doc(a->output, st);
+        json_decref(st);
+        return 0;
+    }
+    json_t *rot = json_object_get(st, "rotation");
+    printf("mode: %s   trust bundle version: %lld   certificate TTL: %llds%s\n",
+           json_string_value(json_object_get(st, "mode")),
+           (long long)json_integer_value(json_object_get(st, "bundle_version")),
+           (long long)json_integer_value(json_object_get(st, "cert_ttl_seconds")),
+           json_is_object(rot) ? "   rotation: propagating" : "");
+    static const char *const headers[] = {"SUBJECT", "SERIAL", "NOT AFTER", "STATE"};
+    cp_cli_table_t *t = cp_cli_table_new(4, headers);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(st, "roots"), i, r)
+    {
+        char when[32] = "";
+        time_t na = (time_t)json_integer_value(json_object_get(r, "not_after"));
+        struct tm tm;
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&na, &tm));
+        char *cells[4] = {cell_text(json_object_get(r, "subject")),
+                          cell_text(json_object_get(r, "serial")), wf_strdup(when),
+                          cell_text(json_object_get(r, "state"))};
+        cp_cli_table_add(t, (const char *const *)cells);
+        for (size_t j = 0; j < 4; j++) {
+            wf_free(cells[j]);
+        }
+    }
+    cp_cli_table_print(t, stdout);
+    cp_cli_table_free(t);
+    json_decref(st);
+    return 0;
+}
+
 /* ---- entry ---- */
 
 int cp_cli_main(int argc, char **argv)
@@ -1587,6 +1669,9 @@ int cp_cli_main(int argc, char **argv)
             break;
         case CMD_ANALYZE:
             rc = cmd_analyze(&a, &c);
+            break;
+        case CMD_CA:
+            rc = cmd_ca(&a, &c);
             break;
         case CMD_COUNT:
             WF_ASSERT(false);

@@ -94,6 +94,7 @@ struct cp_compiled {
     const cp_config_t *cfg;
     cp_compile_opts_t opts;
     char *collector_url;
+    char *trust_bundle;
     svc_t *svcs; /* sorted by host */
     size_t nsvcs;
     char **dr_hosts;  /* per DestinationRule of cfg: its host as an FQDN */
@@ -1994,6 +1995,8 @@ int cp_compile_new(const cp_config_t *cfg, const cp_compile_opts_t *o, cp_compil
     c->opts = *o;
     c->collector_url = wf_strdup(o->collector_url != NULL ? o->collector_url : "");
     c->opts.collector_url = c->collector_url;
+    c->trust_bundle = o->trust_bundle != NULL ? wf_strdup(o->trust_bundle) : NULL;
+    c->opts.trust_bundle = c->trust_bundle;
     pthread_mutex_init(&c->mu, NULL);
     ctx_t x = {.c = c, .ns = ""};
     build_services(&x);
@@ -2058,6 +2061,7 @@ void cp_compile_free(cp_compiled_t *c)
     wf_free(c->groups);
     pthread_mutex_destroy(&c->mu);
     wf_free(c->collector_url);
+    wf_free(c->trust_bundle);
     wf_free(c);
 }
 
@@ -2108,6 +2112,11 @@ static int compile_parts(cp_compiled_t *c, const char *proxy_id, int64_t version
     json_t *head = json_object();
     set(head, "proxy", proxy_json(w));
     set(head, "telemetry", telemetry_json(c));
+    if (c->trust_bundle != NULL) {
+        set(head, "security",
+            json_pack("{s:s, s:I}", "trust_bundle", c->trust_bundle, "trust_bundle_version",
+                      (json_int_t)c->opts.trust_bundle_version));
+    }
     set(head, "inbound", inbound_json(c->cfg, w));
     char *gw_vhosts = NULL;
     if (w->gateway) {

@@ -31,6 +31,9 @@ typedef struct {
     const char *collector_url; /* telemetry.collector_url for every proxy; NULL or "" = none */
     double sampling;           /* telemetry.sampling, percent; < 0 = Istio's default 1 % */
     bool access_log;           /* telemetry.access_log */
+    /* The CA's trust bundle (PEM roots) for every snapshot's "security"; NULL = no CA, no key */
+    const char *trust_bundle;
+    int64_t trust_bundle_version;
 } cp_compile_opts_t;
 
 typedef struct cp_compiled cp_compiled_t;

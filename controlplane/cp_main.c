@@ -1,7 +1,7 @@
 /*
  * cp_main.c - `weft control`: flags, the data directory and its tokens, the store, the
- * registry, the push engine and the HTTP API; then a loop that sweeps expired leases until
- * SIGINT/SIGTERM.
+ * registry, the mesh CA, the push engine and the HTTP API; then a loop that sweeps expired
+ * leases and advances a root rotation until SIGINT/SIGTERM.
  *
  * The signals are blocked in every thread and taken with sigtimedwait by the main thread, so
  * no handler and no global flag are needed, and the once-a-second sweep rides on the wait.
@@ -9,6 +9,7 @@
 #include "cp_main.h"
 
 #include "cp_api.h"
+#include "cp_ca.h"
 #include "cp_compile.h"
 #include "cp_push.h"
 #include "cp_registry.h"
@@ -46,6 +47,8 @@ typedef struct {
     char *collector;
     char *sampling;
     bool access_log;
+    char *ca_cert, *ca_key, *ca_chain;
+    int64_t cert_ttl_ms, ca_root_ttl_ms, ca_propagation_ms, ca_overlap_ms;
 } cp_cfg_t;
 
 static const wf_flag_t cp_flags[] = {
@@ -70,6 +73,19 @@ static const wf_flag_t cp_flags[] = {
      "trace sampling percentage for the proxies, 0..100 (default: Istio's 1)"},
     {"access-log", WF_FLAG_BOOL, "false", offsetof(cp_cfg_t, access_log),
      "proxies write access logs"},
+    {"ca-cert", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, ca_cert),
+     "the CA's signing certificate (PEM; default: a root created in DIR/ca)"},
+    {"ca-key", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, ca_key), "the key of --ca-cert (PEM)"},
+    {"ca-chain", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, ca_chain),
+     "with an intermediate --ca-cert: its chain up to the organisation's root (PEM)"},
+    {"cert-ttl", WF_FLAG_DURATION, "24h", offsetof(cp_cfg_t, cert_ttl_ms),
+     "lifetime of the workload certificates the CA signs (at least 1s)"},
+    {"ca-root-ttl", WF_FLAG_DURATION, "3650d", offsetof(cp_cfg_t, ca_root_ttl_ms),
+     "lifetime of a root the CA creates"},
+    {"ca-propagation-timeout", WF_FLAG_DURATION, "60s", offsetof(cp_cfg_t, ca_propagation_ms),
+     "in a root rotation, most the CA waits for every proxy to take the new bundle"},
+    {"ca-root-overlap", WF_FLAG_DURATION, NULL, offsetof(cp_cfg_t, ca_overlap_ms),
+     "how long a replaced root stays trusted (default: 2 x --cert-ttl)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -123,6 +139,24 @@ static void tune_malloc(void)
     mallopt(M_ARENA_MAX, 2);
 }
 
+/* cp_ca_tick's question, answered by the push engine: has every proxy the new bundle? */
+static bool bundle_propagated(void *arg, int64_t version, char *missing, size_t len)
+{
+    return cp_push_bundle_propagated(arg, version, missing, len);
+}
+
+/* Advance a root rotation and hand a changed bundle to the push engine. */
+static void ca_tick(cp_ca_t *ca, cp_push_t *push)
+{
+    if (cp_ca_tick(ca, wf_wall_ms(), bundle_propagated, push) > 0) {
+        char *pem = NULL;
+        int64_t v = 0;
+        cp_ca_bundle(ca, &pem, &v);
+        cp_push_set_trust_bundle(push, pem, v, wf_mono_ns() / 1000000);
+        wf_free(pem);
+    }
+}
+
 static const cp_push_compiler_t compiler = {
     .compile_new = cp_compile_new,
     .compile_free = cp_compile_free,
@@ -138,7 +172,10 @@ int cp_main(int argc, char **argv)
     cp_registry_t *reg = NULL;
     cp_api_t *api = NULL;
     cp_push_t *push = NULL;
-    char err[256];
+    cp_ca_t *ca = NULL;
+    char *bundle = NULL;
+    int64_t bundle_version = 0;
+    char err[512];
     char admin[CP_TOKEN_MAX_LEN + 1], boot[CP_TOKEN_MAX_LEN + 1];
     int argi = 0, status = 1, rc;
     wf_log_level_t level;
@@ -195,6 +232,34 @@ int cp_main(int argc, char **argv)
         fprintf(stderr, "weft control: cannot load the registry: %s\n", cp_strerror(rc));
         goto out;
     }
+    char ca_dir[PATH_MAX];
+    snprintf(ca_dir, sizeof(ca_dir), "%s/ca", cfg.data_dir);
+    cp_ca_opts_t cao = {
+        .dir = ca_dir,
+        .cert_file = cfg.ca_cert,
+        .key_file = cfg.ca_key,
+        .chain_file = cfg.ca_chain,
+        .root_ttl_ms = cfg.ca_root_ttl_ms,
+        .cert_ttl_ms = cfg.cert_ttl_ms,
+        .propagation_ms = cfg.ca_propagation_ms,
+        .overlap_ms = cfg.ca_overlap_ms,
+    };
+    if ((cfg.ca_key != NULL || cfg.ca_chain != NULL) && cfg.ca_cert == NULL) {
+        fprintf(stderr, "weft control: --ca-key and --ca-chain need --ca-cert\n");
+        status = 2;
+        goto out;
+    }
+    if (cfg.cert_ttl_ms < 1000 || cfg.ca_root_ttl_ms < 1000 || cfg.ca_propagation_ms < 0 ||
+        cfg.ca_overlap_ms < 0) {
+        fprintf(stderr, "weft control: --cert-ttl and --ca-root-ttl must be at least 1s\n");
+        status = 2;
+        goto out;
+    }
+    if ((rc = cp_ca_open(&cao, wf_wall_ms(), &ca, err, sizeof(err))) < 0) {
+        fprintf(stderr, "weft control: cannot start the CA: %s\n", err);
+        goto out;
+    }
+    cp_ca_bundle(ca, &bundle, &bundle_version);
 
     /* Block the stop signals before any thread exists, so every thread inherits the mask and
      * only sigtimedwait below takes them. */
@@ -213,7 +278,9 @@ int cp_main(int argc, char **argv)
         .compiler = &compiler,
         .compile = {.collector_url = cfg.collector,
                     .sampling = sampling,
-                    .access_log = cfg.access_log},
+                    .access_log = cfg.access_log,
+                    .trust_bundle = bundle,
+                    .trust_bundle_version = bundle_version},
     };
     if ((rc = cp_push_new(&po, &push)) < 0 || (rc = cp_push_start(push)) < 0) {
         fprintf(stderr, "weft control: cannot build the configuration: %s\n", cp_strerror(rc));
@@ -229,6 +296,7 @@ int cp_main(int argc, char **argv)
         .max_body = (size_t)cfg.max_body,
         .push = push,
         .max_connections = max_conns,
+        .ca = ca,
     };
     if ((rc = cp_api_new(&ao, &api)) < 0 || (rc = cp_api_listen(api, cfg.listen)) < 0) {
         fprintf(stderr, "weft control: cannot listen on %s: %s\n", cfg.listen, cp_strerror(rc));
@@ -248,6 +316,7 @@ int cp_main(int argc, char **argv)
         /* Leases also run out when a list sweeps them: count them all, not only this sweep. */
         cp_registry_stats_t rs;
         cp_registry_expire(reg, wf_wall_ms());
+        ca_tick(ca, push);
         cp_registry_stats(reg, &rs);
         if (rs.leases_expired != expired) {
             expired = rs.leases_expired;
@@ -259,6 +328,8 @@ int cp_main(int argc, char **argv)
 out:
     cp_api_free(api);
     cp_push_free(push);
+    cp_ca_close(ca);
+    wf_free(bundle);
     cp_registry_close(reg);
     cp_store_close(store);
     wf_flags_free(cp_flags, &cfg);

@@ -79,6 +79,10 @@ typedef struct {
 struct cp_push {
     cp_push_opts_t o;
     char *collector_url;
+    /* The CA's bundle (o.compile's copy is replaced under the lock), and the first version
+     * built with it: a proxy that acknowledged that one has it. */
+    char *trust_bundle;
+    int64_t bundle_first_version;
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -334,6 +338,10 @@ int cp_push_new(const cp_push_opts_t *o, cp_push_t **out)
         p->collector_url = wf_strdup(o->compile.collector_url);
         p->o.compile.collector_url = p->collector_url;
     }
+    if (o->compile.trust_bundle != NULL) {
+        p->trust_bundle = wf_strdup(o->compile.trust_bundle);
+        p->o.compile.trust_bundle = p->trust_bundle;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -380,6 +388,7 @@ void cp_push_free(cp_push_t *p)
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->mu);
     wf_free(p->collector_url);
+    wf_free(p->trust_bundle);
     wf_free(p);
 }
 
@@ -394,12 +403,17 @@ int cp_push_build(cp_push_t *p, int64_t now_ms, int64_t wall_ms)
     pthread_mutex_lock(&p->mu);
     int64_t change_ms = p->pending ? p->first_change_ms : 0;
     p->pending = false;
+    /* The bundle may be replaced while this builds: compile from a copy. */
+    cp_compile_opts_t co = p->o.compile;
+    char *bundle = co.trust_bundle != NULL ? wf_strdup(co.trust_bundle) : NULL;
+    co.trust_bundle = bundle;
     pthread_mutex_unlock(&p->mu);
 
     int rc = cp_config_load(p->o.store, p->o.registry, wall_ms, &cfg);
     if (rc == 0) {
-        rc = p->o.compiler->compile_new(cfg, &p->o.compile, &compiled);
+        rc = p->o.compiler->compile_new(cfg, &co, &compiled);
     }
+    wf_free(bundle);
     if (rc != 0) {
         WF_LOG(WF_ERROR, "control", "configuration build failed, the previous one serves",
                "err=\"%s\"", cp_strerror(rc));
@@ -442,6 +456,10 @@ int cp_push_build(cp_push_t *p, int64_t now_ms, int64_t wall_ms)
         v = p->max_seen + 1;
     }
     g->version = v;
+    if (p->bundle_first_version == 0 &&
+        co.trust_bundle_version == p->o.compile.trust_bundle_version) {
+        p->bundle_first_version = v;
+    }
     memcpy(p->findings, findings, sizeof(findings));
     gen_t *old = p->cur != NULL ? gen_unref_locked(p->cur) : NULL;
     p->cur = g;
@@ -481,6 +499,50 @@ void cp_push_notify(cp_push_t *p, int64_t now_ms)
     }
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->mu);
+}
+
+void cp_push_set_trust_bundle(cp_push_t *p, const char *pem, int64_t version, int64_t now_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    bool newer = p->o.compile.trust_bundle == NULL || version > p->o.compile.trust_bundle_version;
+    if (newer) {
+        wf_free(p->trust_bundle);
+        p->trust_bundle = wf_strdup(pem);
+        p->o.compile.trust_bundle = p->trust_bundle;
+        p->o.compile.trust_bundle_version = version;
+        p->bundle_first_version = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (newer) {
+        cp_push_notify(p, now_ms);
+    }
+}
+
+bool cp_push_bundle_propagated(cp_push_t *p, int64_t version, char *missing, size_t len)
+{
+    size_t used = 0, waiting = 0;
+    if (len > 0) {
+        missing[0] = '\0';
+    }
+    pthread_mutex_lock(&p->mu);
+    int64_t first = p->bundle_first_version;
+    bool known = version == p->o.compile.trust_bundle_version && first != 0 && p->cur != NULL;
+    for (size_t i = 0; known && i < p->cur->cfg->nworkloads; i++) {
+        const char *id = p->cur->cfg->workloads[i].id;
+        bool found;
+        size_t at = proxy_pos(p, id, &found);
+        const proxy_t *px = found ? p->proxies[at] : NULL;
+        if (px != NULL && (px->acked >= first || px->same_version >= first)) {
+            continue;
+        }
+        waiting++;
+        if (used < len) {
+            int n = snprintf(missing + used, len - used, "%s%s", used ? "," : "", id);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return known && waiting == 0;
 }
 
 int cp_push_tick(cp_push_t *p, int64_t now_ms, int64_t wall_ms)

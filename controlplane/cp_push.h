@@ -133,6 +133,20 @@ void cp_push_close(cp_push_t *p);
  * registered, deregistered or expired; not a heartbeat). */
 void cp_push_notify(cp_push_t *p, int64_t now_ms);
 
+/*
+ * Replace the trust bundle every document carries ("security", docs/snapshot.md) with pem
+ * (copied) at version, when version is newer than the one held; the proxies get it through
+ * the usual debounced rebuild.
+ */
+void cp_push_set_trust_bundle(cp_push_t *p, const char *pem, int64_t version, int64_t now_ms);
+
+/*
+ * Whether every workload of the current configuration has acknowledged a document carrying
+ * trust bundle version (false while that bundle is not built yet); the ids of some that have
+ * not go into missing (len bytes, comma-separated, truncated). For the CA's root rotation.
+ */
+bool cp_push_bundle_propagated(cp_push_t *p, int64_t version, char *missing, size_t len);
+
 /* Rebuild now: load the configuration, compile, take a new version, wake the parked polls. */
 int cp_push_build(cp_push_t *p, int64_t now_ms, int64_t wall_ms);
 
