@@ -602,6 +602,17 @@ void px_cert_dump(const px_proxy_t *px, int64_t now, wf_buf_t *out)
         json_object_set_new(j, "valid",
                             json_boolean(now >= s->not_before * 1000 && now < s->not_after * 1000));
         json_object_set_new(j, "issuer", name_json(X509_get_issuer_name(s->leaf)));
+        /* Certificates are public: the chain lets an operator check it with openssl. */
+        BIO *b = BIO_new(BIO_s_mem());
+        WF_ASSERT(b != NULL);
+        PEM_write_bio_X509(b, s->leaf);
+        for (int i = 0; i < sk_X509_num(s->intermediates); i++) {
+            PEM_write_bio_X509(b, sk_X509_value(s->intermediates, i));
+        }
+        char *p;
+        long n = BIO_get_mem_data(b, &p);
+        json_object_set_new(j, "certificate_chain", json_stringn(p, (size_t)n));
+        BIO_free(b);
     } else {
         json_object_set_new(j, "identity", json_null());
         json_object_set_new(j, "valid", json_false());

@@ -95,7 +95,8 @@ bool px_cert_expired(const px_proxy_t *px, int64_t now);
 /* The weft_proxy_cert_* and weft_proxy_trust_bundle_version families, Prometheus text. */
 void px_cert_stats(const px_proxy_t *px, int64_t now, wf_buf_t *out);
 
-/* The /certs document (JSON): identity, serial, validity, trust bundle version and roots. */
+/* The /certs document (JSON): identity, serial, validity, the chain (PEM), trust bundle version
+ * and roots. */
 void px_cert_dump(const px_proxy_t *px, int64_t now, wf_buf_t *out);
 
 #endif

@@ -416,6 +416,7 @@ static void test_stats_and_dump(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "not_after")), not_after);
     assert_true(json_is_true(json_object_get(j, "valid")));
     assert_string_equal(json_string_value(json_object_get(j, "issuer")), "CN=mesh root");
+    assert_string_equal(json_string_value(json_object_get(j, "certificate_chain")), chain);
     assert_int_equal(json_integer_value(json_object_get(j, "trust_bundle_version")), 2);
     json_t *r0 = json_array_get(json_object_get(j, "roots"), 0);
     assert_string_equal(json_string_value(json_object_get(r0, "subject")), "CN=mesh root");
