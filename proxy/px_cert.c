@@ -274,6 +274,35 @@ static bool wait_or_stop(px_cert_t *c, uint64_t ms)
     return stop;
 }
 
+/* Whether leaf chains through untrusted to one of roots. Time is not checked: expiry has its own
+ * handling, and a clock a little behind the CA's must not refuse a fresh certificate. */
+static bool chains_to(X509 *leaf, STACK_OF(X509) * untrusted, STACK_OF(X509) * roots, int *why)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    WF_ASSERT(store != NULL && ctx != NULL);
+    for (int i = 0; i < sk_X509_num(roots); i++) {
+        X509_STORE_add_cert(store, sk_X509_value(roots, i));
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME);
+    bool ok = X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1 && X509_verify_cert(ctx) == 1;
+    *why = X509_STORE_CTX_get_error(ctx);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Whether the installed certificate (if any) chains to the installed roots. */
+static bool leaf_trusted(px_proxy_t *px)
+{
+    px_creds_snap_t *s = px_creds_acquire(px->creds);
+    int why;
+    bool ok = s->leaf == NULL || chains_to(s->leaf, s->intermediates, s->roots, &why);
+    px_creds_release(s);
+    return ok;
+}
+
 /* The leaf of chain must chain to a root of bundle and name exactly identity. */
 static int check_issued(const char *chain_pem, size_t chain_len, const char *bundle,
                         size_t bundle_len, const char *identity, char *err, size_t errcap)
@@ -282,15 +311,9 @@ static int check_issued(const char *chain_pem, size_t chain_len, const char *bun
         parse_certs(chain_pem, chain_len, MAX_ANSWER, "certificate_chain", err, errcap);
     STACK_OF(X509) *roots =
         parse_certs(bundle, bundle_len, PX_CERT_MAX_BUNDLE, "trust_bundle", err, errcap);
-    X509_STORE *store = X509_STORE_new();
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    int rc = WF_E_INVAL;
-    WF_ASSERT(store != NULL && ctx != NULL);
+    int rc = WF_E_INVAL, why;
     if (chain == NULL || roots == NULL) {
         goto out;
-    }
-    for (int i = 0; i < sk_X509_num(roots); i++) {
-        X509_STORE_add_cert(store, sk_X509_value(roots, i));
     }
     X509 *leaf = sk_X509_value(chain, 0);
     char id[PX_CERT_MAX_ID];
@@ -298,15 +321,13 @@ static int check_issued(const char *chain_pem, size_t chain_len, const char *bun
         set_err(err, errcap, 0, "the certificate does not name %s", identity);
         goto out;
     }
-    if (X509_STORE_CTX_init(ctx, store, leaf, chain) != 1 || X509_verify_cert(ctx) != 1) {
+    if (!chains_to(leaf, chain, roots, &why)) {
         set_err(err, errcap, 0, "the certificate does not verify with the trust bundle: %s",
-                X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+                X509_verify_cert_error_string(why));
         goto out;
     }
     rc = 0;
 out:
-    X509_STORE_CTX_free(ctx);
-    X509_STORE_free(store);
     sk_X509_pop_free(chain, X509_free);
     sk_X509_pop_free(roots, X509_free);
     ERR_clear_error();
@@ -417,8 +438,31 @@ static void cert_thread(void *arg)
     CURL *h = curl_easy_init();
     uint64_t backoff = PX_CERT_RETRY_MIN_MS;
     int64_t renew_at = 0; /* Unix ms; 0: obtain one now */
+    uint64_t checked_gen = 0;
+    int64_t untrusted_next = 0; /* the earliest renewal for roots that left the certificate */
+    uint64_t untrusted_backoff = PX_CERT_RETRY_MIN_MS;
     while (h != NULL && !atomic_load(&c->stopping)) {
         int64_t now = wf_wall_ms();
+        uint64_t gen = px_creds_generation(px->creds);
+        if (renew_at > now && gen != checked_gen) {
+            checked_gen = gen;
+            /* New roots (the end of a root rotation, or an operator's bundle) that no longer
+             * cover the certificate: renew now rather than at half-life. Backed off, so a CA
+             * that keeps signing with a root outside the bundle is not asked in a loop. */
+            if (!leaf_trusted(px)) {
+                int64_t at = now >= untrusted_next ? now : untrusted_next;
+                renew_at = at < renew_at ? at : renew_at;
+                untrusted_next = at + (int64_t)untrusted_backoff;
+                untrusted_backoff = untrusted_backoff * 2 > PX_CERT_RETRY_MAX_MS
+                                        ? PX_CERT_RETRY_MAX_MS
+                                        : untrusted_backoff * 2;
+                WF_LOG(WF_INFO, "proxy",
+                       "the trust bundle no longer covers the workload certificate, renewing",
+                       "in_ms=%lld", (long long)(renew_at - now));
+                continue;
+            }
+            untrusted_backoff = PX_CERT_RETRY_MIN_MS;
+        }
         if (renew_at > now) {
             uint64_t left = (uint64_t)(renew_at - now);
             if (wait_or_stop(c, left < RENEW_SLICE_MS ? left : RENEW_SLICE_MS)) {

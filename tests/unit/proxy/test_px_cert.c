@@ -5,8 +5,8 @@
  * check and its version rule, the snapshot's "security" key, the metrics and /certs. Then the
  * thread against a CA made here (libmicrohttpd, the API of docs/controlplane.md): it waits for
  * the registration, obtains a certificate, renews it with a new key, registers again on a 404,
- * and through an outage keeps its certificate until it expires, then renews once the CA is
- * back.
+ * through an outage keeps its certificate until it expires, then renews once the CA is back,
+ * and renews early (backed off) when new roots no longer cover its certificate.
  */
 #include "px_cert.h"
 #include "px_creds.h"
@@ -775,6 +775,35 @@ static void test_thread_outage_until_expiry(void **state)
     rig_stop(&r);
 }
 
+static void test_thread_renews_when_roots_leave_it(void **state)
+{
+    (void)state;
+    rig_t r;
+    rig_start(&r, 3600); /* half-life is half an hour: only the new roots explain a renewal */
+    wait_atomic(&r.px->cert_renew_ok, 1, 20000);
+    long serial = leaf_serial(r.px, NULL);
+    /* A bundle of a higher version without the CA's root (as at the end of a root rotation). */
+    pki_t other = pki_ca("another root");
+    char *pem = pki_pem(other.cert), err[256];
+    assert_int_equal(px_cert_apply_bundle(r.px, pem, strlen(pem), 5, err, sizeof(err)), 0);
+    wait_atomic(&r.px->cert_renew_ok, 2, 20000);
+    assert_true(leaf_serial(r.px, NULL) > serial);
+    /* The CA answers with its bundle at version 1: kept out, so the new certificate is not
+     * covered either. The proxy asks again, backed off (1 s, 2 s, ...), not in a loop. */
+    assert_int_equal(atomic_load(&r.px->trust_bundle_version), 5);
+    usleep(2500 * 1000);
+    uint64_t n = atomic_load(&r.px->cert_renew_ok);
+    assert_true(n >= 2 && n <= 6);
+    assert_int_equal(atomic_load(&r.px->cert_renew_error), 0);
+    /* A bundle with both roots covers it again. */
+    char *both = pki_pem_append(pki_pem(other.cert), r.ca->ca.cert);
+    assert_int_equal(px_cert_apply_bundle(r.px, both, strlen(both), 6, err, sizeof(err)), 0);
+    wf_free(both);
+    wf_free(pem);
+    pki_free(&other);
+    rig_stop(&r);
+}
+
 static void test_thread_stops_before_registration(void **state)
 {
     (void)state;
@@ -805,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_thread_obtains_and_renews),
         cmocka_unit_test(test_thread_registers_again_on_404),
         cmocka_unit_test(test_thread_outage_until_expiry),
+        cmocka_unit_test(test_thread_renews_when_roots_leave_it),
         cmocka_unit_test(test_thread_stops_before_registration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
