@@ -6,7 +6,9 @@
  * requests through the proxy with zero failures; with the control plane stopped the proxy
  * keeps serving and keeps its certificate until it expires, then /ready answers 503
  * CERTIFICATE_EXPIRED and weft_proxy_cert_valid is 0; restarted, the proxy renews and /ready
- * is 200 again.
+ * is 200 again. A root rotation (`weft ca rotate`) reaches the proxy through its snapshots
+ * without a restart, and when the old root leaves the bundle the proxy renews under the new
+ * one at once.
  */
 #include "test_proxy_common.h"
 #include "wt_control.h"
@@ -222,10 +224,88 @@ static void test_certificate_lifecycle(void **state)
     wt_control_free(&c);
 }
 
+/* The number of roots /certs shows. */
+static size_t cert_roots(int admin)
+{
+    json_t *j = certs(admin);
+    size_t n = json_array_size(json_object_get(j, "roots"));
+    json_decref(j);
+    return n;
+}
+
+static void test_root_rotation(void **state)
+{
+    (void)state;
+    /* Certificates for an hour (half-life renewals out of the picture), a short overlap. */
+    static const char *const flags[] = {
+        "--cert-ttl", "1h", "--ca-root-overlap", "4s", "--ca-propagation-timeout", "60s", NULL};
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "pxrot", flags), 0);
+    char url[64], boot_file[700], path[800];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c.port);
+    snprintf(boot_file, sizeof(boot_file), "%s/bootstrap-token", c.data);
+    snprintf(path, sizeof(path), "%s/chain.pem", c.dir);
+    upstream_t app;
+    upstream_start(&app, "reviews-v1");
+    proxy_t px;
+    const char *extra[] = {"--namespace",
+                           "shop",
+                           "--version",
+                           "v1",
+                           "--control",
+                           url,
+                           "--service-account",
+                           "reviews-sa",
+                           "--bootstrap-token-file",
+                           boot_file,
+                           NULL};
+    proxy_start_with(&px, app.port, NULL, "2", extra);
+    assert_true(wait_stat(px.admin, "weft_proxy_cert_renewals_total{result=\"ok\"}", 1, 20000) >=
+                1);
+    assert_int_equal(cert_roots(px.admin), 1);
+    char serial1[128], serial2[128];
+    cert_serial(px.admin, serial1);
+    client_t cl = {.port = px.inbound};
+    assert_int_equal(pthread_create(&cl.thread, NULL, client_main, &cl), 0);
+
+    /* Rotation: the new bundle (both roots) reaches the proxy in a snapshot, no restart. */
+    assert_int_equal(sh(c.dir, "WEFT_CONTROL=%s WEFT_TOKEN_FILE=%s %s ca rotate", url, c.admin_file,
+                        wt_weft_bin()),
+                     0);
+    assert_true(wait_stat(px.admin, "weft_proxy_trust_bundle_version", 2, 20000) >= 2);
+    assert_int_equal(cert_roots(px.admin), 2);
+    assert_int_equal(stat_value(px.admin, "weft_proxy_cert_renewals_total{result=\"ok\"}"), 1);
+    /* The proxy took it, so the new root signs; after the overlap the old root leaves the
+     * bundle (version 3), and the proxy, whose certificate the old root signed, renews at once
+     * under the new one. */
+    assert_true(wait_stat(px.admin, "weft_proxy_trust_bundle_version", 3, 30000) >= 3);
+    assert_true(wait_stat(px.admin, "weft_proxy_cert_renewals_total{result=\"ok\"}", 2, 20000) >=
+                2);
+    assert_int_equal(cert_roots(px.admin), 1);
+    cert_serial(px.admin, serial2);
+    assert_string_not_equal(serial1, serial2);
+    json_t *j = certs(px.admin);
+    wt_write_file(path, json_string_value(json_object_get(j, "certificate_chain")));
+    json_decref(j);
+    assert_int_equal(
+        sh(c.dir, "curl -sf -o bundle.pem http://127.0.0.1:%d/v1/trust-bundle", c.port), 0);
+    assert_int_equal(sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
+    char txt[64];
+    assert_int_equal(ready(px.admin, txt, sizeof(txt)), 200);
+    atomic_store(&cl.stop, true);
+    pthread_join(cl.thread, NULL);
+    assert_true(atomic_load(&cl.ok) > 0);
+    assert_int_equal(atomic_load(&cl.failed), 0);
+    proxy_stop(&px);
+    upstream_stop(&app);
+    wt_control_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_certificate_lifecycle),
+        cmocka_unit_test(test_root_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
