@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define CONNECT_TIMEOUT_MS 5000
 #define REQUEST_TIMEOUT_MS 10000

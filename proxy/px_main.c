@@ -635,8 +635,13 @@ int px_main(int argc, char **argv)
                              : "default";
         char ns[256];
         snprintf(ns, sizeof(ns), "%.*s", (int)px->self.namespace.len, px->self.namespace.p);
-        if (token != NULL && !have_cert && px_cert_identity(ns, sa, ident, sizeof(ident)) == 0) {
-            m->cert = px_cert_start(px, m->control, cfg->control, token, ident);
+        if (token != NULL && !have_cert) {
+            if (px_cert_identity(ns, sa, ident, sizeof(ident)) == 0) {
+                m->cert = px_cert_start(px, m->control, cfg->control, token, ident);
+            } else {
+                WF_LOG(WF_WARN, "proxy", "no workload certificate: not a SPIFFE identity",
+                       "namespace=%s service_account=%s", ns, sa);
+            }
         }
         wf_free(token);
     }
