@@ -6,6 +6,7 @@
 #include "px_admin.h"
 
 #include "px_access_log.h"
+#include "px_cert.h"
 
 #include "px_http1.h"
 #include "px_tracing.h"
@@ -165,6 +166,7 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
     px_tracing_stats(px, out);
     px_access_log_stats(px->access_log, out);
     px_tls_ctx_metrics(px->tls, out);
+    px_cert_stats(px, wf_wall_ms(), out);
 }
 
 static void clusters(const px_proxy_t *px, wf_buf_t *out)
@@ -232,6 +234,8 @@ static void handle(px_admin_conn_t *ac, const px_http1_head_t *h)
             respond(ac, 503, "Service Unavailable", text, "DRAINING\n", 9);
         } else if (atomic_load(&px->ready) && awaiting_config(px)) {
             respond(ac, 503, "Service Unavailable", text, "INITIALIZING\n", 13);
+        } else if (atomic_load(&px->ready) && px_cert_expired(px, wf_wall_ms())) {
+            respond(ac, 503, "Service Unavailable", text, "CERTIFICATE_EXPIRED\n", 20);
         } else if (atomic_load(&px->ready)) {
             respond(ac, 200, "OK", text, "LIVE\n", 5);
         } else {
@@ -253,6 +257,11 @@ static void handle(px_admin_conn_t *ac, const px_http1_head_t *h)
         wf_buf_t b = WF_BUF_INIT;
         clusters(px, &b);
         respond(ac, 200, "OK", text, b.data, b.len);
+        wf_buf_free(&b);
+    } else if (wf_str_eq_c(path, "/certs") && get) {
+        wf_buf_t b = WF_BUF_INIT;
+        px_cert_dump(px, wf_wall_ms(), &b);
+        respond(ac, 200, "OK", "application/json", b.data, b.len);
         wf_buf_free(&b);
     } else if (wf_str_eq_c(path, "/stats/prometheus") && get) {
         wf_buf_t b = WF_BUF_INIT;

@@ -8,6 +8,8 @@
  */
 #include "px_control.h"
 
+#include "px_cert.h"
+
 #include "wf_alloc.h"
 #include "wf_buf.h"
 #include "wf_err.h"
@@ -34,6 +36,11 @@ struct px_control {
     uv_mutex_t mu;
     uv_cond_t cond;
     bool stop; /* under mu */
+    /* The registration as the control plane answered it, under mu (px_control_registered). */
+    bool reg_ok;
+    bool reg_lost; /* px_control_reregister asked for a new registration */
+    char reg_id[512];
+    char reg_identity[512];
     _Atomic bool stopping;
     size_t max_bytes;
 };
@@ -128,10 +135,20 @@ static void take_snapshot(px_control_t *pc, wf_buf_t *body)
     char *json = (char *)wf_buf_detach(body, NULL);
     json = wf_realloc(json, len + 1);
     json[len] = '\0';
+    px_snapshot_ref(s); /* for its trust bundle once installed */
     if (px_proxy_install(px, s, json, err, sizeof(err)) != 0) {
         WF_LOG(WF_WARN, "proxy", "snapshot from the control plane refused", "err=\"%s\"", err);
+        px_snapshot_unref(s);
         return;
     }
+    const px_snap_security_t *sec = &s->security;
+    if (sec->trust_bundle_version > 0 &&
+        px_cert_apply_bundle(px, sec->trust_bundle.p, sec->trust_bundle.len,
+                             sec->trust_bundle_version, err, sizeof(err)) == 0) {
+        WF_LOG(WF_INFO, "proxy", "trust bundle installed", "version=%llu",
+               (unsigned long long)sec->trust_bundle_version);
+    }
+    px_snapshot_unref(s);
     WF_LOG(WF_INFO, "proxy", "snapshot applied", "version=%llu", (unsigned long long)version);
 }
 
@@ -250,6 +267,10 @@ static void register_thread(void *arg)
     bool registered = false;
     uint64_t backoff = BACKOFF_MIN_MS, every = 10000;
     while (h != NULL && !atomic_load(&pc->stopping)) {
+        uv_mutex_lock(&pc->mu);
+        registered = registered && !pc->reg_lost;
+        pc->reg_lost = false;
+        uv_mutex_unlock(&pc->mu);
         CURLcode rc;
         const char *what = registered ? "heartbeat" : "registration";
         long st = registered ? post_json(pc, h, "/v1/heartbeat", hb, &out, &rc)
@@ -266,6 +287,16 @@ static void register_thread(void *arg)
                 every = every < 100 ? 100 : every;
             }
             json_t *id = json_is_object(j) ? json_object_get(j, "id") : NULL;
+            if (!registered) {
+                json_t *ident = json_is_object(j) ? json_object_get(j, "identity") : NULL;
+                uv_mutex_lock(&pc->mu);
+                snprintf(pc->reg_id, sizeof(pc->reg_id), "%s",
+                         json_is_string(id) ? json_string_value(id) : pc->id);
+                snprintf(pc->reg_identity, sizeof(pc->reg_identity), "%s",
+                         json_is_string(ident) ? json_string_value(ident) : "");
+                pc->reg_ok = true;
+                uv_mutex_unlock(&pc->mu);
+            }
             if (!registered && json_is_string(id)) {
                 json_t *o = json_pack("{s:O}", "id", id);
                 char *t = json_dumps(o, JSON_COMPACT);
@@ -282,6 +313,9 @@ static void register_thread(void *arg)
         } else if (registered && st == 404) {
             WF_LOG(WF_WARN, "proxy", "lease lost, registering again", "id=%s", pc->id);
             registered = false;
+            uv_mutex_lock(&pc->mu);
+            pc->reg_ok = false;
+            uv_mutex_unlock(&pc->mu);
             wait = 0;
         } else {
             WF_LOG_RL(WF_WARN, 10, "proxy", "control plane refused or unreachable",
@@ -343,6 +377,29 @@ px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id, 
         }
     }
     return pc;
+}
+
+int px_control_registered(px_control_t *pc, char *id, size_t idcap, char *identity, size_t identcap)
+{
+    uv_mutex_lock(&pc->mu);
+    bool ok = pc->reg_ok;
+    if (ok) {
+        snprintf(id, idcap, "%s", pc->reg_id);
+        snprintf(identity, identcap, "%s", pc->reg_identity);
+    }
+    uv_mutex_unlock(&pc->mu);
+    return ok ? 0 : WF_E_NOTFOUND;
+}
+
+void px_control_reregister(px_control_t *pc)
+{
+    uv_mutex_lock(&pc->mu);
+    pc->reg_ok = false;
+    pc->reg_lost = true;
+    /* Wakes the registration thread from its heartbeat wait (and the poll thread from a
+     * backoff, which then merely polls early). */
+    uv_cond_broadcast(&pc->cond);
+    uv_mutex_unlock(&pc->mu);
 }
 
 void px_control_stop(px_control_t *pc)

@@ -33,4 +33,16 @@ px_control_t *px_control_start(px_proxy_t *px, const char *url, const char *id, 
  * no-op. */
 void px_control_stop(px_control_t *pc);
 
+/*
+ * Whether the workload is registered now: 0 with the id and SPIFFE identity the control plane
+ * answered copied into id and identity (identity "" when the answer named none), or
+ * WF_E_NOTFOUND before the first registration and while registering again. Any thread.
+ */
+int px_control_registered(px_control_t *pc, char *id, size_t idcap, char *identity,
+                          size_t identcap);
+
+/* The control plane no longer knows the registration (it answered 404 to another request):
+ * register again now. Any thread. */
+void px_control_reregister(px_control_t *pc);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "px_access_log.h"
 #include "px_admin.h"
+#include "px_cert.h"
 #include "px_control.h"
 #include "px_export.h"
 #include "px_tcp.h"
@@ -139,6 +140,7 @@ typedef struct {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint, sighup;
     px_control_t *control;
+    px_cert_t *cert;       /* the workload certificate from the mesh CA; NULL when not used */
     int started;           /* workers started */
     int status;            /* px_main's exit status */
     uv_timer_t first_wait; /* a gateway fed by --control: waiting for its first snapshot */
@@ -175,7 +177,14 @@ static int load_snapshot(px_proxy_t *px, char *err, size_t errlen)
         px_proxy_nack(px, 0, err);
         return rc;
     }
-    return px_proxy_install(px, s, json, err, errlen);
+    px_snapshot_ref(s);
+    rc = px_proxy_install(px, s, json, err, errlen);
+    if (rc == 0 && s->security.trust_bundle_version > 0) {
+        (void)px_cert_apply_bundle(px, s->security.trust_bundle.p, s->security.trust_bundle.len,
+                                   s->security.trust_bundle_version, err, errlen);
+    }
+    px_snapshot_unref(s);
+    return rc;
 }
 
 /* The --cert-chain, --private-key and --root-cert files into px->creds (those given). 0 or an
@@ -481,6 +490,7 @@ int px_main(int argc, char **argv)
     px_main_ctx_t *m = wf_calloc(1, sizeof(*m));
     px_proxy_t *px = &m->px;
     uv_mutex_init(&px->snap_mu);
+    uv_mutex_init(&px->bundle_mu);
     px->creds = px_creds_create();
     px->tls = px_tls_ctx_create(px->creds);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -652,11 +662,31 @@ int px_main(int argc, char **argv)
             reg = registration_json(px, &admin_addr); /* registering takes the token */
         }
         m->control = px_control_start(px, cfg->control, id, token, reg);
-        wf_free(token);
         free(reg);
         if (m->control == NULL) {
+            wf_free(token);
             goto out;
         }
+        /* Certificate files, when given, were loaded before: the CA is not asked then. */
+        px_creds_snap_t *cs = px_creds_acquire(px->creds);
+        bool have_cert = cs->leaf != NULL;
+        px_creds_release(cs);
+        char ident[PX_CERT_MAX_ID];
+        const char *sa = cfg->service_account != NULL ? cfg->service_account
+                         : px->identity != NULL && px->identity->proxy.service_account.len > 0
+                             ? px->identity->proxy.service_account.p
+                             : "default";
+        char ns[256];
+        snprintf(ns, sizeof(ns), "%.*s", (int)px->self.namespace.len, px->self.namespace.p);
+        if (token != NULL && !have_cert) {
+            if (px_cert_identity(ns, sa, ident, sizeof(ident)) == 0) {
+                m->cert = px_cert_start(px, m->control, cfg->control, token, ident);
+            } else {
+                WF_LOG(WF_WARN, "proxy", "no workload certificate: not a SPIFFE identity",
+                       "namespace=%s service_account=%s", ns, sa);
+            }
+        }
+        wf_free(token);
     }
     uv_signal_init(&m->loop, &m->sigterm);
     uv_signal_init(&m->loop, &m->sigint);
@@ -679,6 +709,7 @@ int px_main(int argc, char **argv)
     status = m->status;
 
 out:
+    px_cert_stop(m->cert);       /* before the control client whose registration it reads */
     px_control_stop(m->control); /* no snapshot arrives while workers stop */
     for (int i = 0; i < m->started; i++) {
         px_worker_stop(&px->workers[i]);
@@ -706,6 +737,7 @@ out:
     wf_free(px->snapshot_json);
     px_tls_ctx_destroy(px->tls);
     px_creds_destroy(px->creds);
+    uv_mutex_destroy(&px->bundle_mu);
     uv_mutex_destroy(&px->snap_mu);
     curl_global_cleanup();
     wf_flags_free(px_flags, &px->cfg);

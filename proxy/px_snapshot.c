@@ -10,6 +10,8 @@
  */
 #include "px_snapshot.h"
 
+#include "px_cert.h"
+
 #include "wf_alloc.h"
 #include "wf_err.h"
 #include "wf_re2.h"
@@ -1847,6 +1849,43 @@ static int parse_gateway(ps_t *ps, json_t *root)
     return 0;
 }
 
+static const char *const k_security[] = {"trust_bundle", "trust_bundle_version", NULL};
+
+/* "security": the CA's trust bundle, bounded and checked to be PEM certificates here so that a
+ * bad one is refused with the snapshot (the NACK says why) rather than failing later. */
+static int parse_security(ps_t *ps, json_t *root)
+{
+    px_snap_security_t *sec = &ps->s->security;
+    json_t *o;
+    TRY(get_obj(ps, root, "security", false, &o));
+    if (o == NULL) {
+        return 0;
+    }
+    size_t saved = path_key(ps, "security");
+    TRY(check_keys(ps, o, k_security));
+    int64_t v;
+    TRY(get_int(ps, o, "trust_bundle_version", true, 0, 1, INT64_MAX, &v));
+    json_t *b = field(o, "trust_bundle");
+    if (b == NULL) {
+        return fail(ps, "trust_bundle", "required");
+    }
+    if (!json_is_string(b)) {
+        return fail(ps, "trust_bundle", "must be a string, not %s", type_name(b));
+    }
+    char why[256];
+    int rc = px_cert_bundle_check(json_string_value(b), json_string_length(b), why, sizeof(why));
+    if (rc == WF_E_LIMIT) {
+        return fail_limit(ps, "trust_bundle", "%s", why);
+    }
+    if (rc != 0) {
+        return fail(ps, "trust_bundle", "%s", why);
+    }
+    TRY(dup_str(ps, json_string_value(b), json_string_length(b), &sec->trust_bundle));
+    sec->trust_bundle_version = (uint64_t)v;
+    path_restore(ps, saved);
+    return 0;
+}
+
 static const char *const k_root[] = {"schema",        "version",  "proxy",   "telemetry", "inbound",
                                      "virtual_hosts", "clusters", "gateway", "security",  NULL};
 
@@ -1884,6 +1923,7 @@ static int parse_root(ps_t *ps, json_t *root)
     s->n_vhosts = (uint32_t)n;
     TRY(build_domain_index(ps));
     TRY(parse_gateway(ps, root));
+    TRY(parse_security(ps, root));
     return 0;
 }
 

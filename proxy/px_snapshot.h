@@ -387,6 +387,13 @@ typedef struct {
     uint32_t n_servers;
 } px_gateway_t;
 
+/* The mesh trust bundle from the control plane's CA (top-level "security"; px_cert.h applies
+ * it). trust_bundle_version 0: the key is absent (no CA, or certificates from files). */
+typedef struct {
+    wf_str_t trust_bundle; /* PEM roots, checked to parse */
+    uint64_t trust_bundle_version;
+} px_snap_security_t;
+
 /* Private to px_snapshot.c / px_route.c: the domain index px_route_select_vhost searches. */
 typedef struct px_dom_index {
     uint32_t port;
@@ -407,6 +414,7 @@ typedef struct px_snapshot {
     px_cluster_t *clusters; /* sorted by name */
     uint32_t n_clusters;
     px_gateway_t gateway; /* PX_MODE_GATEWAY only */
+    px_snap_security_t security;
     /* Private to px_snapshot.c / px_route.c. */
     wf_arena_t arena;
     struct pcre2_real_code_8 **regexes;

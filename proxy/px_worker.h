@@ -238,6 +238,12 @@ struct px_proxy {
     px_trace_node_t trace_node;       /* what every span of this proxy shares */
     px_creds_t *creds;                /* workload certificate and trust bundle (px_creds.h) */
     px_tls_ctx_t *tls;                /* mTLS contexts over creds, shared by workers */
+
+    /* The mesh CA's side of creds (px_cert.h). */
+    uv_mutex_t bundle_mu;                  /* orders trust bundle installs */
+    _Atomic uint64_t trust_bundle_version; /* of the bundle in creds; 0: none from the CA */
+    _Atomic uint64_t cert_renew_ok;        /* certificates obtained from the CA */
+    _Atomic uint64_t cert_renew_error;     /* CSR attempts that failed */
 };
 
 /* Start worker w (zeroed except px, id, metrics and spans) on its own thread with its listeners
