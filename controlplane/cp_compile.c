@@ -855,7 +855,10 @@ static json_t *wl_endpoint(const cp_workload_t *w, int64_t port)
     wf_free(name);
     set(e, "namespace", json_string(w->ns));
     set(e, "weight", json_integer(1));
-    set(e, "in_mesh", json_true());
+    /* A registration is a sidecar's, so its endpoints take mTLS and peer telemetry, unless it
+     * says it has none with Istio's label (as a WorkloadEntry without a sidecar does). */
+    const char *tls_mode = cp_workload_label(w, "security.istio.io/tlsMode");
+    set(e, "in_mesh", json_boolean(tls_mode == NULL || strcmp(tls_mode, "disabled") != 0));
     char *id = wl_identity(w);
     set(e, "identity", json_string(id));
     wf_free(id);

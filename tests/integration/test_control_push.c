@@ -46,13 +46,16 @@ static json_t *parse(char *body)
     return o;
 }
 
+/* Register a workload with no sidecar (plain test servers answer there: Istio's tlsMode label
+ * keeps callers' sidecars from using mTLS). */
 static void reg_at(wt_control_t *c, const char *service, const char *version, const char *address,
                    int port)
 {
     char body[512];
     snprintf(body, sizeof(body),
              "{\"service\":\"%s\",\"version\":\"%s\",\"address\":\"%s\",\"ports\":[%d],"
-             "\"labels\":{\"app\":\"%s\",\"version\":\"%s\"}}",
+             "\"labels\":{\"app\":\"%s\",\"version\":\"%s\","
+             "\"security.istio.io/tlsMode\":\"disabled\"}}",
              service, version, address, port, service, version);
     assert_int_equal(req(c->port, "POST", "/v1/register", c->boot, body, NULL), 200);
 }
