@@ -440,7 +440,7 @@ static int load_managed(cp_ca_t *ca, char *err, size_t errlen)
     ca->rotation_started_ms = started;
     size_t i;
     json_t *e;
-    int nactive = 0;
+    int nactive = 0, ntrusted = 0;
     json_array_foreach(roots, i, e)
     {
         json_int_t id = 0, retire = 0;
@@ -471,10 +471,13 @@ static int load_managed(cp_ca_t *ca, char *err, size_t errlen)
         }
         r->not_after_s = asn1_time_s(X509_get0_notAfter(r->cert));
         nactive += r->state == ROOT_ACTIVE;
+        ntrusted += r->state == ROOT_TRUSTED;
     }
     json_decref(st);
-    if (nactive != 1) {
-        errf(err, errlen, "%s/state.json names %d signing roots, not one", ca->dir, nactive);
+    /* A rotation in progress has exactly one new root waiting to sign; otherwise none. */
+    if (nactive != 1 || ntrusted != (ca->rotating ? 1 : 0)) {
+        errf(err, errlen, "%s/state.json names %d signing and %d waiting roots", ca->dir, nactive,
+             ntrusted);
         return WF_E_CORRUPT;
     }
     return 0;
