@@ -356,10 +356,23 @@ fail:
     return rc;
 }
 
+/*
+ * The PEM password callback: there is never a password. Without it OpenSSL's default would
+ * prompt on the terminal for a PEM block marked encrypted, which a CSR from the network can be.
+ */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 static X509 *read_cert(const char *path)
 {
     BIO *b = BIO_new_file(path, "r");
-    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, no_password, NULL) : NULL;
     BIO_free(b);
     return x;
 }
@@ -367,7 +380,7 @@ static X509 *read_cert(const char *path)
 static EVP_PKEY *read_key(const char *path)
 {
     BIO *b = BIO_new_file(path, "r");
-    EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
     BIO_free(b);
     return k;
 }
@@ -523,7 +536,7 @@ static STACK_OF(X509) * read_chain(const char *path)
     }
     STACK_OF(X509) *sk = sk_X509_new_null();
     X509 *x;
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(b, NULL, no_password, NULL)) != NULL) {
         sk_X509_push(sk, x);
     }
     /* The loop ends on the end of the file, which OpenSSL queues as an error. */
@@ -776,7 +789,7 @@ static int parse_csr(const char *pem, size_t len, const char *spiffe_id, X509_RE
     }
     BIO *b = BIO_new_mem_buf(pem, (int)len);
     WF_ASSERT(b != NULL);
-    X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+    X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, no_password, NULL);
     BIO_free(b);
     int rc;
     EVP_PKEY *pk;

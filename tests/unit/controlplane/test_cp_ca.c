@@ -408,6 +408,12 @@ static void test_refusals(void **state)
         {wf_strdup("-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n"
                    "-----END CERTIFICATE REQUEST-----\n"),
          CP_CA_E_MALFORMED},
+        /* marked encrypted: refused, never a password prompt on the control plane's tty */
+        {wf_strdup("-----BEGIN CERTIFICATE REQUEST-----\nProc-Type: 4,ENCRYPTED\n"
+                   "DEK-Info: AES-128-CBC,0123456789ABCDEF0123456789ABCDEF\n\n"
+                   "MIIBxTCCAWugAwIBAgIQXOSXFxoQMMEGAiIn6oyljjAKBggqhkjOPQQDAjAvMRYw\n"
+                   "-----END CERTIFICATE REQUEST-----\n"),
+         CP_CA_E_MALFORMED},
         {wf_strdup("garbage"), CP_CA_E_MALFORMED},
         {wf_strdup(""), CP_CA_E_MALFORMED},
     };
@@ -426,7 +432,7 @@ static void test_refusals(void **state)
     }
     cp_ca_count_refusal(ca, CP_CA_R_UNREGISTERED);
     assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"identity\"}"), 5);
-    assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"malformed\"}"), 4);
+    assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"malformed\"}"), 5);
     assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"key\"}"), 2);
     assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"unregistered\"}"), 1);
     assert_int_equal(metric(ca, "weft_control_ca_certificates_issued_total"), 0);
