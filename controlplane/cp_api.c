@@ -1,7 +1,7 @@
 /*
  * cp_api.c - the control plane's HTTP API: routing, access checks, Kubernetes-style resource
- * CRUD over cp_store, the registry endpoints, http_sd targets and the control plane's own
- * metrics (see cp_api.h).
+ * CRUD over cp_store, the registry endpoints, http_sd targets, the CA's endpoints (a small
+ * block over cp_ca) and the control plane's own metrics (see cp_api.h).
  *
  * The HTTP layer is libmicrohttpd with a thread pool, as the collector's col_http; it is
  * thinner here because the control plane needs no compression, no form parsing and no shared

@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -356,10 +357,23 @@ fail:
     return rc;
 }
 
+/*
+ * The PEM password callback: there is never a password. Without it OpenSSL's default would
+ * prompt on the terminal for a PEM block marked encrypted, which a CSR from the network can be.
+ */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 static X509 *read_cert(const char *path)
 {
     BIO *b = BIO_new_file(path, "r");
-    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, no_password, NULL) : NULL;
     BIO_free(b);
     return x;
 }
@@ -367,7 +381,7 @@ static X509 *read_cert(const char *path)
 static EVP_PKEY *read_key(const char *path)
 {
     BIO *b = BIO_new_file(path, "r");
-    EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
     BIO_free(b);
     return k;
 }
@@ -440,7 +454,7 @@ static int load_managed(cp_ca_t *ca, char *err, size_t errlen)
     ca->rotation_started_ms = started;
     size_t i;
     json_t *e;
-    int nactive = 0;
+    int nactive = 0, ntrusted = 0;
     json_array_foreach(roots, i, e)
     {
         json_int_t id = 0, retire = 0;
@@ -471,10 +485,13 @@ static int load_managed(cp_ca_t *ca, char *err, size_t errlen)
         }
         r->not_after_s = asn1_time_s(X509_get0_notAfter(r->cert));
         nactive += r->state == ROOT_ACTIVE;
+        ntrusted += r->state == ROOT_TRUSTED;
     }
     json_decref(st);
-    if (nactive != 1) {
-        errf(err, errlen, "%s/state.json names %d signing roots, not one", ca->dir, nactive);
+    /* A rotation in progress has exactly one new root waiting to sign; otherwise none. */
+    if (nactive != 1 || ntrusted != (ca->rotating ? 1 : 0)) {
+        errf(err, errlen, "%s/state.json names %d signing and %d waiting roots", ca->dir, nactive,
+             ntrusted);
         return WF_E_CORRUPT;
     }
     return 0;
@@ -520,7 +537,7 @@ static STACK_OF(X509) * read_chain(const char *path)
     }
     STACK_OF(X509) *sk = sk_X509_new_null();
     X509 *x;
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(b, NULL, no_password, NULL)) != NULL) {
         sk_X509_push(sk, x);
     }
     /* The loop ends on the end of the file, which OpenSSL queues as an error. */
@@ -649,6 +666,70 @@ fail:
     return rc;
 }
 
+/* The bundle version field of dir/name (a JSON object), or 0 when absent or unreadable; the
+ * given bundle's fingerprint into fp when asked. */
+static int64_t stored_version(const char *dir, const char *name, char *fp, size_t fplen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    json_t *o = json_load_file(path, 0, NULL);
+    json_int_t v = json_integer_value(json_object_get(o, "bundle_version"));
+    if (fp != NULL) {
+        const char *s = json_string_value(json_object_get(o, "bundle_sha256"));
+        snprintf(fp, fplen, "%s", s != NULL ? s : "");
+    }
+    json_decref(o);
+    return v > 0 ? v : 0;
+}
+
+/*
+ * Proxies keep the bundle with the highest version they have seen, so a bundle that changes
+ * with the mode (managed -> given signer, another organisation root, and back) must come with
+ * a higher version than any before, or they would keep trusting the old roots. A given
+ * signer's bundle keeps its version in <dir>/given.json with its fingerprint; a managed root
+ * continues above it. Without a directory (tests of a given signer) the version stays 1.
+ */
+static int version_across_modes(cp_ca_t *ca, char *err, size_t errlen)
+{
+    if (ca->dir == NULL) {
+        return 0;
+    }
+    char fp[80] = "", now_fp[80];
+    unsigned char md[32];
+    SHA256((const unsigned char *)ca->bundle_pem, strlen(ca->bundle_pem), md);
+    for (size_t i = 0; i < sizeof(md); i++) {
+        snprintf(now_fp + 2 * i, 3, "%02x", md[i]);
+    }
+    int64_t given = stored_version(ca->dir, "given.json", fp, sizeof(fp));
+    int rc = 0;
+    if (ca->external) {
+        int64_t managed = stored_version(ca->dir, "state.json", NULL, 0);
+        if (strcmp(fp, now_fp) == 0 && given > managed) {
+            ca->bundle_version = given;
+            return 0;
+        }
+        ca->bundle_version = (given > managed ? given : managed) + 1;
+        if (mkdir(ca->dir, 0700) != 0 && errno != EEXIST) {
+            rc = -errno;
+        } else {
+            json_t *o = json_pack("{s:s, s:I}", "bundle_sha256", now_fp, "bundle_version",
+                                  (json_int_t)ca->bundle_version);
+            char *txt = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+            json_decref(o);
+            rc = write_atomic(ca->dir, "given.json", txt, strlen(txt));
+            free(txt);
+        }
+    } else if (given >= ca->bundle_version) {
+        ca->bundle_version = given + 1;
+        rc = save_state(ca, 0);
+    }
+    if (rc != 0) {
+        errf(err, errlen, "cannot record the trust bundle's version in %s: %s", ca->dir,
+             strerror(-rc));
+    }
+    return rc;
+}
+
 int cp_ca_open(const cp_ca_opts_t *o, int64_t now_ms, cp_ca_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -671,11 +752,14 @@ int cp_ca_open(const cp_ca_opts_t *o, int64_t now_ms, cp_ca_t **out, char *err, 
     ca->external = o->cert_file != NULL;
     int rc = ca->external ? open_given(ca, o, now_ms, err, errlen)
                           : open_managed(ca, now_ms, err, errlen);
+    if (rc == 0) {
+        derive(ca);
+        rc = version_across_modes(ca, err, errlen);
+    }
     if (rc != 0) {
         cp_ca_close(ca);
         return rc;
     }
-    derive(ca);
     *out = ca;
     return 0;
 }
@@ -773,7 +857,7 @@ static int parse_csr(const char *pem, size_t len, const char *spiffe_id, X509_RE
     }
     BIO *b = BIO_new_mem_buf(pem, (int)len);
     WF_ASSERT(b != NULL);
-    X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+    X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, no_password, NULL);
     BIO_free(b);
     int rc;
     EVP_PKEY *pk;

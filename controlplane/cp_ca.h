@@ -10,6 +10,8 @@
  *   - given signer (cert_file + key_file [+ chain_file]): a self-signed CA certificate is the
  *     root; an intermediate needs chain_file up to an organisation's root, which becomes the
  *     trust bundle while workload chains are leaf + intermediates.
+ * The bundle version never goes back, across modes too (<dir>/given.json): proxies keep the
+ * bundle with the highest version they have seen.
  *
  * Rotation (managed only): cp_ca_rotate creates a new root and adds it to the bundle (its
  * version moves); the old root keeps signing until cp_ca_tick learns that every proxy runs a
@@ -57,7 +59,8 @@ typedef enum {
 #define CP_CA_MAX_CSR_BODY ((size_t)64 << 10)
 
 typedef struct {
-    const char *dir;        /* managed mode: where the roots live (created 0700) */
+    const char *dir;        /* where the roots live (created 0700); with a given signer it
+                               only records the bundle's version (NULL: version 1) */
     const char *cert_file;  /* given signer: its certificate (PEM); NULL = managed */
     const char *key_file;   /* given signer: its private key (PEM), required with cert_file */
     const char *chain_file; /* given intermediate: the chain up to a self-signed root */

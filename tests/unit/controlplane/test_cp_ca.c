@@ -408,6 +408,12 @@ static void test_refusals(void **state)
         {wf_strdup("-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n"
                    "-----END CERTIFICATE REQUEST-----\n"),
          CP_CA_E_MALFORMED},
+        /* marked encrypted: refused, never a password prompt on the control plane's tty */
+        {wf_strdup("-----BEGIN CERTIFICATE REQUEST-----\nProc-Type: 4,ENCRYPTED\n"
+                   "DEK-Info: AES-128-CBC,0123456789ABCDEF0123456789ABCDEF\n\n"
+                   "MIIBxTCCAWugAwIBAgIQXOSXFxoQMMEGAiIn6oyljjAKBggqhkjOPQQDAjAvMRYw\n"
+                   "-----END CERTIFICATE REQUEST-----\n"),
+         CP_CA_E_MALFORMED},
         {wf_strdup("garbage"), CP_CA_E_MALFORMED},
         {wf_strdup(""), CP_CA_E_MALFORMED},
     };
@@ -426,7 +432,7 @@ static void test_refusals(void **state)
     }
     cp_ca_count_refusal(ca, CP_CA_R_UNREGISTERED);
     assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"identity\"}"), 5);
-    assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"malformed\"}"), 4);
+    assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"malformed\"}"), 5);
     assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"key\"}"), 2);
     assert_int_equal(metric(ca, "weft_control_ca_csr_refusals_total{reason=\"unregistered\"}"), 1);
     assert_int_equal(metric(ca, "weft_control_ca_certificates_issued_total"), 0);
@@ -689,6 +695,58 @@ static void test_rotation(void **state)
     free(tmp);
 }
 
+/* Switching between a managed root and given signers always raises the bundle version, as
+ * proxies keep the highest one they have seen; reopening the same mode keeps it. */
+static void test_version_across_modes(void **state)
+{
+    (void)state;
+    char *tmp = wt_tmpdir("cpca"), dir[600], c1[600], k1[600], c2[600], k2[600];
+    snprintf(dir, sizeof(dir), "%s/ca", tmp);
+    snprintf(c1, sizeof(c1), "%s/org1.pem", tmp);
+    snprintf(k1, sizeof(k1), "%s/org1.key", tmp);
+    snprintf(c2, sizeof(c2), "%s/org2.pem", tmp);
+    snprintf(k2, sizeof(k2), "%s/org2.key", tmp);
+    time_t now_s = time(NULL);
+    int64_t now = (int64_t)now_s * 1000;
+    EVP_PKEY *a = key_ec("P-256"), *b = key_ec("P-256");
+    X509 *ra = make_cert(a, "org one", NULL, NULL, true, now_s - 60, now_s + 86400);
+    X509 *rb = make_cert(b, "org two", NULL, NULL, true, now_s - 60, now_s + 86400);
+    write_cert(c1, ra, false);
+    write_key(k1, a);
+    write_cert(c2, rb, false);
+    write_key(k2, b);
+    struct {
+        const char *cert, *key;
+        int64_t version;
+    } steps[] = {
+        {NULL, NULL, 1},              /* managed, first start */
+        {c1, k1, 2},                  /* given: a new bundle */
+        {c1, k1, 2},                  /* the same given signer again */
+        {NULL, NULL, 3},              /* back to the managed root */
+        {NULL, NULL, 3}, {c2, k2, 4}, /* another organisation */
+        {c1, k1, 5},                  /* the first one again: newer than 4 */
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        cp_ca_opts_t o = {.dir = dir, .cert_file = steps[i].cert, .key_file = steps[i].key};
+        cp_ca_t *ca = NULL;
+        char err[256] = "";
+        if (cp_ca_open(&o, now, &ca, err, sizeof(err)) != 0) {
+            fail_msg("step %zu: %s", i, err);
+        }
+        if (cp_ca_bundle_version(ca) != steps[i].version) {
+            fail_msg("step %zu: version %lld, want %lld", i, (long long)cp_ca_bundle_version(ca),
+                     (long long)steps[i].version);
+        }
+        cp_ca_close(ca);
+    }
+    X509_free(ra);
+    X509_free(rb);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
+    wt_rm_rf(tmp);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_intermediate),
         cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_version_across_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
