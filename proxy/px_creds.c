@@ -100,8 +100,8 @@ uint64_t px_creds_generation(px_creds_t *c)
     return atomic_load_explicit(&c->generation, memory_order_acquire);
 }
 
-/* Every certificate in pem, in order, into a new stack; NULL when none parses or any text
- * after the last one is not whitespace. */
+/* Every certificate in pem, in order, into a new stack; NULL when none parses or one of its
+ * PEM blocks is damaged (as OpenSSL's readers do, text between blocks is skipped). */
 static STACK_OF(X509) * parse_certs(const char *pem, size_t len)
 {
     if (len > PX_CREDS_MAX_FILE) {
