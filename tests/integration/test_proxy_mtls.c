@@ -458,6 +458,43 @@ static void test_tcp_port_strict(void **state)
     assert_true(atomic_load(&f->app.conns_total) > conns);
 }
 
+/* The certificate B presents to a TLS client on its inbound port (openssl s_client). */
+static void presented_subject(fx_t *f, char *out, size_t cap)
+{
+    char cmd[4600];
+    snprintf(cmd, sizeof(cmd),
+             "timeout 20 openssl s_client -alpn istio-http/1.1 -connect 127.0.0.1:%d "
+             "-cert %s/pp.crt -key %s/pp.key </dev/null 2>/dev/null | grep '^subject='",
+             f->b.inbound, f->certs, f->certs);
+    run_cmd(cmd, out, cap);
+}
+
+/* SIGHUP reads the certificate files again: new handshakes show the new certificate. */
+static void test_sighup_reloads_certs(void **state)
+{
+    fx_t *f = *state;
+    char cmd[4600], out[4096];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && cp rv.crt live.crt && cp rv.key live.key", f->certs);
+    assert_int_equal(system(cmd), 0);
+    start_b(f, "STRICT", "live");
+    presented_subject(f, out, sizeof(out));
+    assert_non_null(strstr(out, "CN = rv\n"));
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && cp rv-wrong-san.crt live.crt.new && cp rv-wrong-san.key live.key.new && "
+             "mv live.crt.new live.crt && mv live.key.new live.key",
+             f->certs);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kill(f->b.pid, SIGHUP), 0);
+    for (int i = 0; i < 100; i++) {
+        presented_subject(f, out, sizeof(out));
+        if (strstr(out, "CN = rv-wrong-san") != NULL) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    assert_non_null(strstr(out, "CN = rv-wrong-san"));
+}
+
 static void test_bad_cert_files(void **state)
 {
     fx_t *f = *state;
@@ -488,6 +525,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disable_to_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_server_certs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_port_strict, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_reloads_certs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_cert_files, test_setup, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
