@@ -682,6 +682,15 @@ static void sniff(px_transport_t *t, const char *p, size_t n)
     }
     s->state = S_PLAIN;
     wf_buf_append(&s->plain, p, n);
+    if (s->early.len > 0) {
+        /* Written before the client spoke (an early error answer): plaintext after all. */
+        uv_buf_t b = uv_buf_init((char *)s->early.data, (unsigned)s->early.len);
+        int rc = px__transport_raw_write(t, &b, 1);
+        wf_buf_free(&s->early);
+        if (rc != 0) {
+            fail(t, rc);
+        }
+    }
 }
 
 void px__tls_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)

@@ -194,8 +194,8 @@ static void start_b(fx_t *f, const char *mode, const char *cert)
 }
 
 /* Start A (productpage) whose reviews cluster has tls (JSON member text, "" = absent) and goes
- * to the relay. */
-static void start_a(fx_t *f, const char *tls)
+ * to the relay; with its certificate files when certs. */
+static void start_a_opts(fx_t *f, const char *tls, bool certs)
 {
     char snap[2048], path[4200];
     snprintf(snap, sizeof(snap),
@@ -215,9 +215,14 @@ static void start_a(fx_t *f, const char *tls)
     snprintf(key, sizeof(key), "%s/pp.key", f->certs);
     snprintf(root, sizeof(root), "%s/ca.crt", f->certs);
     const char *extra[] = {"--cert-chain", chain, "--private-key", key, "--root-cert", root, NULL};
-    proxy_start_with(&f->a, wt_free_port(), path, "1", extra);
+    proxy_start_with(&f->a, wt_free_port(), path, "1", certs ? extra : NULL);
     assert_true(wt_wait_port(f->a.outbound, 10000));
     f->a_on = true;
+}
+
+static void start_a(fx_t *f, const char *tls)
+{
+    start_a_opts(f, tls, true);
 }
 
 static int test_setup(void **state)
@@ -397,6 +402,34 @@ static void test_disable_to_strict(void **state)
     assert_true(stat_value(f->b.admin, "weft_proxy_tls_plaintext_refused_total") >= 1);
 }
 
+/* A without a certificate: auto mTLS falls back to plaintext (a PERMISSIVE B serves it), while
+ * ISTIO_MUTUAL cannot connect at all (503 UF). */
+static void test_outbound_without_cert(void **state)
+{
+    fx_t *f = *state;
+    start_b(f, "PERMISSIVE", "rv");
+    start_a_opts(f, "", false);
+    assert_int_equal(via_a(f, NULL), 200);
+    assert_int_equal(atomic_load(&f->app.requests), 1);
+    pthread_mutex_lock(&f->relay.mu);
+    int first = f->relay.first_byte;
+    pthread_mutex_unlock(&f->relay.mu);
+    assert_int_equal(first, 'G');
+    const char *const none[] = {"reporter=\"destination\"", "connection_security_policy=\"none\"",
+                                NULL};
+    assert_true(metric(f->b.admin, "istio_requests_total", none) == 1);
+    proxy_stop(&f->a);
+    f->a_on = false;
+    start_a_opts(f, "\"tls\": {\"mode\": \"ISTIO_MUTUAL\"},", false);
+    char *body = NULL;
+    assert_int_equal(via_a(f, &body), 503);
+    assert_non_null(strstr(body, "connection failure"));
+    wf_free(body);
+    assert_int_equal(atomic_load(&f->app.requests), 1);
+    const char *const uf[] = {"reporter=\"source\"", "response_code=\"503\"", NULL};
+    assert_true(metric(f->a.admin, "istio_requests_total", uf) == 1);
+}
+
 /* B with a bad certificate: A refuses it, answers 503 UF, and the app sees nothing. */
 static void bad_b(fx_t *f, const char *cert)
 {
@@ -524,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permissive, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_disable_to_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_server_certs, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_without_cert, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_port_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_sighup_reloads_certs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_cert_files, test_setup, test_teardown),
