@@ -754,20 +754,31 @@ static void test_no_cert(void **state)
                      WF_E_NOTFOUND);
     assert_null(c->t.tls);
     px_transport_close(&c->t);
-    /* A server without a certificate refuses TLS, and in PERMISSIVE still serves plaintext. */
+    /* A server without a certificate: STRICT refuses everything. */
     px_tls_ctx_destroy(f->sctx); /* no connection uses it yet */
     f->sctx = x;
-    f->mode = PX_TLS_IN_PERMISSIVE;
     conn_t *d = dial(f, NULL, NULL);
     RUN_UNTIL(f, d->connect != 1);
     assert_int_equal(d->connect, UV_EPROTO);
     assert_int_equal(ld(&px_tls_ctx_stats(x)->server_error), 1);
     raw_t r = {.garbage = true, .garbage_text = "plain"};
-    r.port = f->port;
-    raw_start(&r);
-    RUN_UNTIL(f, atomic_load(&r.done));
-    raw_join(&r);
-    assert_int_equal(r.read_n, 5);
+    bad_client(f, &r);
+    assert_int_equal(ld(&px_tls_ctx_stats(x)->plaintext_refused), 1);
+    /* PERMISSIVE serves plaintext only: a plain connection, which a TLS client cannot use. */
+    f->mode = PX_TLS_IN_PERMISSIVE;
+    raw_t p = {.garbage = true, .garbage_text = "plain"};
+    p.port = f->port;
+    raw_start(&p);
+    RUN_UNTIL(f, atomic_load(&p.done));
+    raw_join(&p);
+    assert_int_equal(p.read_n, 5);
+    assert_memory_equal(p.read_buf, "plain", 5);
+    conn_t *e = dial(f, NULL, NULL);
+    RUN_UNTIL(f, e->connect != 1);
+    assert_int_equal(e->connect, UV_EPROTO);
+    assert_null(e->t.peer_identity);
+    assert_int_equal(ld(&px_tls_ctx_stats(x)->server_error), 1);
+    assert_int_equal(ld(&px_tls_ctx_stats(x)->server_ok), 0);
     /* teardown frees x (as f->sctx), after every connection closed; empty must outlive it. */
     f->empty_creds = empty;
 }
