@@ -402,6 +402,28 @@ static void test_disable_to_strict(void **state)
     assert_true(stat_value(f->b.admin, "weft_proxy_tls_plaintext_refused_total") >= 1);
 }
 
+/* One request per upstream connection: every connection after the first resumes the session
+ * its pool kept, and the resumed sessions still prove both identities. */
+static void test_resumption(void **state)
+{
+    fx_t *f = *state;
+    start_b(f, "STRICT", "rv");
+    start_a(f, "\"connection_pool\": {\"http\": {\"max_requests_per_connection\": 1}},");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(via_a(f, NULL), 200);
+    }
+    assert_int_equal(atomic_load(&f->app.requests), 3);
+    const char *const ok_client[] = {"side=\"client\"", "result=\"ok\"", NULL};
+    assert_true(metric(f->a.admin, "weft_proxy_tls_handshakes_total", ok_client) == 3);
+    assert_true(stat_value(f->a.admin, "weft_proxy_tls_resumed_total") == 2);
+    const char *const dst[] = {"reporter=\"destination\"",
+                               "connection_security_policy=\"mutual_tls\"",
+                               "source_principal=\"" ID_PP "\"", NULL};
+    assert_true(metric(f->b.admin, "istio_requests_total", dst) == 3);
+    const char *const src[] = {"reporter=\"source\"", "destination_principal=\"" ID_RV "\"", NULL};
+    assert_true(metric(f->a.admin, "istio_requests_total", src) == 3);
+}
+
 /* A without a certificate: auto mTLS falls back to plaintext (a PERMISSIVE B serves it), while
  * ISTIO_MUTUAL cannot connect at all (503 UF). */
 static void test_outbound_without_cert(void **state)
@@ -558,6 +580,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disable_to_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_server_certs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_outbound_without_cert, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_resumption, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_port_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_sighup_reloads_certs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_cert_files, test_setup, test_teardown),
