@@ -345,7 +345,9 @@ static void ssl_attach(px_transport_t *t, SSL *ssl, bool server)
 
 int px_transport_tls_accept(px_transport_t *t, px_tls_ctx_t *x, px_tls_inbound_t mode)
 {
-    if (mode == PX_TLS_IN_DISABLE) {
+    if (mode == PX_TLS_IN_DISABLE || (mode == PX_TLS_IN_PERMISSIVE && !px_tls_ctx_ready(x))) {
+        /* Without a certificate PERMISSIVE can serve plaintext only: the connection stays a
+         * plain one, at no cost (a TLS hello then fails as the bad HTTP it is). */
         return 0;
     }
     px_tls_conn_t *s = conn_attach(t, x);
@@ -369,7 +371,8 @@ int px_transport_tls_connect(px_transport_t *t, px_tls_ctx_t *x, const char *alp
     WF_ASSERT(al > 0 && al < sizeof(wire));
     wire[0] = (unsigned char)al;
     memcpy(wire + 1, alpn, al);
-    WF_ASSERT(SSL_set_alpn_protos(ssl, wire, (unsigned)(al + 1)) == 0);
+    int arc = SSL_set_alpn_protos(ssl, wire, (unsigned)(al + 1)); /* fails only on OOM */
+    WF_ASSERT(arc == 0);
     if (n_expect > 0) {
         s->expect = wf_calloc(n_expect, sizeof(*s->expect));
         for (uint32_t i = 0; i < n_expect; i++) {
@@ -656,6 +659,14 @@ void px__tls_alloc(px_transport_t *t, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(s->cbuf, sizeof(s->cbuf));
 }
 
+/* Ciphertext from the socket into the SSL's read BIO (a memory BIO grows; it fails only when
+ * memory does, which wf_alloc's policy makes fatal too). */
+static void feed(px_tls_conn_t *s, const char *p, size_t n)
+{
+    int w = BIO_write(s->rbio, p, (int)n);
+    WF_ASSERT(w == (int)n);
+}
+
 /* The first bytes of an accepted connection: a TLS handshake record (22, version 3.x) or not.
  */
 static void sniff(px_transport_t *t, const char *p, size_t n)
@@ -672,7 +683,7 @@ static void sniff(px_transport_t *t, const char *p, size_t n)
         }
         ssl_attach(t, ssl, true);
         s->state = S_HANDSHAKE;
-        WF_ASSERT(BIO_write(s->rbio, p, (int)n) == (int)n);
+        feed(s, p, n);
         return;
     }
     if (s->mode == PX_TLS_IN_STRICT) {
@@ -682,6 +693,15 @@ static void sniff(px_transport_t *t, const char *p, size_t n)
     }
     s->state = S_PLAIN;
     wf_buf_append(&s->plain, p, n);
+    if (s->early.len > 0) {
+        /* Written before the client spoke (an early error answer): plaintext after all. */
+        uv_buf_t b = uv_buf_init((char *)s->early.data, (unsigned)s->early.len);
+        int rc = px__transport_raw_write(t, &b, 1);
+        wf_buf_free(&s->early);
+        if (rc != 0) {
+            fail(t, rc);
+        }
+    }
 }
 
 void px__tls_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
@@ -698,7 +718,7 @@ void px__tls_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
     } else if (s->state == S_SNIFF) {
         sniff(t, buf->base, (size_t)nread);
     } else if (s->state == S_HANDSHAKE || s->state == S_OPEN) {
-        WF_ASSERT(BIO_write(s->rbio, buf->base, (int)nread) == (int)nread);
+        feed(s, buf->base, (size_t)nread);
         s->need_more = false;
     }
     pump(t);

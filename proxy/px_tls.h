@@ -16,7 +16,8 @@
  *
  * The transport side: px_transport_tls_accept (after px_transport_accept) makes an accepted
  * connection sniff its first bytes (STRICT: a TLS ClientHello or the connection is refused
- * and counted; PERMISSIVE: TLS or plaintext; a TLS hello with no certificate in hand fails),
+ * and counted, and with no certificate in hand everything is refused; PERMISSIVE: TLS or
+ * plaintext, and plaintext only while there is no certificate),
  * px_transport_tls_connect (before px_transport_connect) makes the connection's on_connect
  * wait for a completed, verified handshake. Either way the owner keeps calling px_transport_*
  * and sees plaintext; a failed handshake is on_connect(UV_EPROTO) for a client and

@@ -194,8 +194,8 @@ static void start_b(fx_t *f, const char *mode, const char *cert)
 }
 
 /* Start A (productpage) whose reviews cluster has tls (JSON member text, "" = absent) and goes
- * to the relay. */
-static void start_a(fx_t *f, const char *tls)
+ * to the relay; with its certificate files when certs. */
+static void start_a_opts(fx_t *f, const char *tls, bool certs)
 {
     char snap[2048], path[4200];
     snprintf(snap, sizeof(snap),
@@ -215,9 +215,14 @@ static void start_a(fx_t *f, const char *tls)
     snprintf(key, sizeof(key), "%s/pp.key", f->certs);
     snprintf(root, sizeof(root), "%s/ca.crt", f->certs);
     const char *extra[] = {"--cert-chain", chain, "--private-key", key, "--root-cert", root, NULL};
-    proxy_start_with(&f->a, wt_free_port(), path, "1", extra);
+    proxy_start_with(&f->a, wt_free_port(), path, "1", certs ? extra : NULL);
     assert_true(wt_wait_port(f->a.outbound, 10000));
     f->a_on = true;
+}
+
+static void start_a(fx_t *f, const char *tls)
+{
+    start_a_opts(f, tls, true);
 }
 
 static int test_setup(void **state)
@@ -397,6 +402,56 @@ static void test_disable_to_strict(void **state)
     assert_true(stat_value(f->b.admin, "weft_proxy_tls_plaintext_refused_total") >= 1);
 }
 
+/* One request per upstream connection: every connection after the first resumes the session
+ * its pool kept, and the resumed sessions still prove both identities. */
+static void test_resumption(void **state)
+{
+    fx_t *f = *state;
+    start_b(f, "STRICT", "rv");
+    start_a(f, "\"connection_pool\": {\"http\": {\"max_requests_per_connection\": 1}},");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(via_a(f, NULL), 200);
+    }
+    assert_int_equal(atomic_load(&f->app.requests), 3);
+    const char *const ok_client[] = {"side=\"client\"", "result=\"ok\"", NULL};
+    assert_true(metric(f->a.admin, "weft_proxy_tls_handshakes_total", ok_client) == 3);
+    assert_true(stat_value(f->a.admin, "weft_proxy_tls_resumed_total") == 2);
+    const char *const dst[] = {"reporter=\"destination\"",
+                               "connection_security_policy=\"mutual_tls\"",
+                               "source_principal=\"" ID_PP "\"", NULL};
+    assert_true(metric(f->b.admin, "istio_requests_total", dst) == 3);
+    const char *const src[] = {"reporter=\"source\"", "destination_principal=\"" ID_RV "\"", NULL};
+    assert_true(metric(f->a.admin, "istio_requests_total", src) == 3);
+}
+
+/* A without a certificate: auto mTLS falls back to plaintext (a PERMISSIVE B serves it), while
+ * ISTIO_MUTUAL cannot connect at all (503 UF). */
+static void test_outbound_without_cert(void **state)
+{
+    fx_t *f = *state;
+    start_b(f, "PERMISSIVE", "rv");
+    start_a_opts(f, "", false);
+    assert_int_equal(via_a(f, NULL), 200);
+    assert_int_equal(atomic_load(&f->app.requests), 1);
+    pthread_mutex_lock(&f->relay.mu);
+    int first = f->relay.first_byte;
+    pthread_mutex_unlock(&f->relay.mu);
+    assert_int_equal(first, 'G');
+    const char *const none[] = {"reporter=\"destination\"", "connection_security_policy=\"none\"",
+                                NULL};
+    assert_true(metric(f->b.admin, "istio_requests_total", none) == 1);
+    proxy_stop(&f->a);
+    f->a_on = false;
+    start_a_opts(f, "\"tls\": {\"mode\": \"ISTIO_MUTUAL\"},", false);
+    char *body = NULL;
+    assert_int_equal(via_a(f, &body), 503);
+    assert_non_null(strstr(body, "connection failure"));
+    wf_free(body);
+    assert_int_equal(atomic_load(&f->app.requests), 1);
+    const char *const uf[] = {"reporter=\"source\"", "response_code=\"503\"", NULL};
+    assert_true(metric(f->a.admin, "istio_requests_total", uf) == 1);
+}
+
 /* B with a bad certificate: A refuses it, answers 503 UF, and the app sees nothing. */
 static void bad_b(fx_t *f, const char *cert)
 {
@@ -458,6 +513,43 @@ static void test_tcp_port_strict(void **state)
     assert_true(atomic_load(&f->app.conns_total) > conns);
 }
 
+/* The certificate B presents to a TLS client on its inbound port (openssl s_client). */
+static void presented_subject(fx_t *f, char *out, size_t cap)
+{
+    char cmd[4600];
+    snprintf(cmd, sizeof(cmd),
+             "timeout 20 openssl s_client -alpn istio-http/1.1 -connect 127.0.0.1:%d "
+             "-cert %s/pp.crt -key %s/pp.key </dev/null 2>/dev/null | grep '^subject='",
+             f->b.inbound, f->certs, f->certs);
+    run_cmd(cmd, out, cap);
+}
+
+/* SIGHUP reads the certificate files again: new handshakes show the new certificate. */
+static void test_sighup_reloads_certs(void **state)
+{
+    fx_t *f = *state;
+    char cmd[4600], out[4096];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && cp rv.crt live.crt && cp rv.key live.key", f->certs);
+    assert_int_equal(system(cmd), 0);
+    start_b(f, "STRICT", "live");
+    presented_subject(f, out, sizeof(out));
+    assert_non_null(strstr(out, "CN = rv\n"));
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && cp rv-wrong-san.crt live.crt.new && cp rv-wrong-san.key live.key.new && "
+             "mv live.crt.new live.crt && mv live.key.new live.key",
+             f->certs);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kill(f->b.pid, SIGHUP), 0);
+    for (int i = 0; i < 100; i++) {
+        presented_subject(f, out, sizeof(out));
+        if (strstr(out, "CN = rv-wrong-san") != NULL) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    assert_non_null(strstr(out, "CN = rv-wrong-san"));
+}
+
 static void test_bad_cert_files(void **state)
 {
     fx_t *f = *state;
@@ -487,7 +579,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permissive, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_disable_to_strict, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_server_certs, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_without_cert, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_resumption, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_port_strict, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_reloads_certs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_cert_files, test_setup, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

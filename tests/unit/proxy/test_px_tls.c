@@ -547,6 +547,11 @@ static void test_big_backpressure(void **state)
     RUN_UNTIL(f, server_conn(f, 0) != NULL && server_conn(f, 0)->t.peer_identity != NULL);
     conn_t *s = server_conn(f, 0);
     s->stop_after = 100000;
+    /* Small kernel buffers, so that a paused reader backs the writer up into its queue. */
+    int small = 32768;
+    uv_recv_buffer_size((uv_handle_t *)&s->t.tcp, &small);
+    small = 32768;
+    uv_send_buffer_size((uv_handle_t *)&c->t.tcp, &small);
     char *up = wf_malloc(BIG), *down = wf_malloc(BIG);
     fill(up, BIG, 7);
     fill(down, BIG, 99);
@@ -560,6 +565,8 @@ static void test_big_backpressure(void **state)
     assert_int_equal(s->reads_while_stopped, 0);
     assert_int_equal(s->in.len, at_stop);
     assert_true(at_stop < BIG);
+    /* What the kernel would not take waits in the client's queue: the owner sees it. */
+    assert_true(px_transport_queued(&c->t) > 0);
     /* The client's bytes wait somewhere between its queue and the server's buffers. */
     RUN_UNTIL(f, c->in.len == BIG);
     assert_memory_equal(c->in.data, down, BIG);
@@ -569,6 +576,7 @@ static void test_big_backpressure(void **state)
     RUN_UNTIL(f, s->in.len == BIG);
     assert_memory_equal(s->in.data, up, BIG);
     RUN_UNTIL(f, px_transport_queued(&c->t) == 0 && px_transport_queued(&s->t) == 0);
+    assert_true(c->written_events > 0); /* the queue drained through on_written */
     wf_free(up);
     wf_free(down);
 }
@@ -746,20 +754,31 @@ static void test_no_cert(void **state)
                      WF_E_NOTFOUND);
     assert_null(c->t.tls);
     px_transport_close(&c->t);
-    /* A server without a certificate refuses TLS, and in PERMISSIVE still serves plaintext. */
+    /* A server without a certificate: STRICT refuses everything. */
     px_tls_ctx_destroy(f->sctx); /* no connection uses it yet */
     f->sctx = x;
-    f->mode = PX_TLS_IN_PERMISSIVE;
     conn_t *d = dial(f, NULL, NULL);
     RUN_UNTIL(f, d->connect != 1);
     assert_int_equal(d->connect, UV_EPROTO);
     assert_int_equal(ld(&px_tls_ctx_stats(x)->server_error), 1);
     raw_t r = {.garbage = true, .garbage_text = "plain"};
-    r.port = f->port;
-    raw_start(&r);
-    RUN_UNTIL(f, atomic_load(&r.done));
-    raw_join(&r);
-    assert_int_equal(r.read_n, 5);
+    bad_client(f, &r);
+    assert_int_equal(ld(&px_tls_ctx_stats(x)->plaintext_refused), 1);
+    /* PERMISSIVE serves plaintext only: a plain connection, which a TLS client cannot use. */
+    f->mode = PX_TLS_IN_PERMISSIVE;
+    raw_t p = {.garbage = true, .garbage_text = "plain"};
+    p.port = f->port;
+    raw_start(&p);
+    RUN_UNTIL(f, atomic_load(&p.done));
+    raw_join(&p);
+    assert_int_equal(p.read_n, 5);
+    assert_memory_equal(p.read_buf, "plain", 5);
+    conn_t *e = dial(f, NULL, NULL);
+    RUN_UNTIL(f, e->connect != 1);
+    assert_int_equal(e->connect, UV_EPROTO);
+    assert_null(e->t.peer_identity);
+    assert_int_equal(ld(&px_tls_ctx_stats(x)->server_error), 1);
+    assert_int_equal(ld(&px_tls_ctx_stats(x)->server_ok), 0);
     /* teardown frees x (as f->sctx), after every connection closed; empty must outlive it. */
     f->empty_creds = empty;
 }
