@@ -349,8 +349,11 @@ static void self_init(px_proxy_t *px)
         px->self_service = px->identity->proxy.service;
     } else {
         wf_str_t none = WF_STR_LIT("");
+        /* The identity the registry gives these flags, which the CA puts in the certificate. */
+        snprintf(px->self_identity, sizeof(px->self_identity), "spiffe://cluster.local/ns/%s/sa/%s",
+                 cfg->namespace, cfg->service_account != NULL ? cfg->service_account : "default");
         px_workload_build(&px->self, NULL, 0, wf_str(cfg->service), wf_str(cfg->version), none,
-                          wf_str(cfg->namespace), none, none);
+                          wf_str(cfg->namespace), wf_str(px->self_identity), none);
         px->self_service = wf_str(cfg->service);
     }
     px_peer_format(&px->self, &px->self_peer);

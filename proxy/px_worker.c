@@ -28,7 +28,7 @@
 static void record_metrics(px_worker_t *w, const px_request_info_t *info)
 {
     const px_proxy_t *px = w->px;
-    px_workload_t peer;
+    px_workload_t peer, self;
     char peer_store[PX_PEER_MAX];
     px_labels_in_t in;
     memset(&in, 0, sizeof(in));
@@ -39,7 +39,13 @@ static void record_metrics(px_worker_t *w, const px_request_info_t *info)
     if (info->inbound) {
         in.reporter = PX_REPORTER_DESTINATION;
         in.security = PX_SEC_NONE;
-        in.destination = &px->self;
+        /* Istio's destination_principal is the local certificate's identity: unknown unless
+         * the connection was mTLS. */
+        self = px->self;
+        if (!info->mtls) {
+            self.principal = WF_STR_LIT("");
+        }
+        in.destination = &self;
         in.dest_service = px->self_service;
         in.dest_service_ns = px->self.namespace;
         if (info->peer.len > 0 && px_peer_parse(info->peer.p, info->peer.len, &peer, peer_store,

@@ -224,10 +224,11 @@ struct px_proxy {
     _Atomic uint64_t config_rejected;
     px_worker_t *workers;
     int n_workers;
-    px_metrics_t *metrics; /* Istio metrics, one shard per worker */
-    px_workload_t self;    /* this proxy's workload (snapshot identity, else the flags) */
-    wf_str_t self_service; /* the service this sidecar serves (destination_service inbound) */
-    wf_buf_t self_peer;    /* PX_PEER_HEADER value sent on outbound requests */
+    px_metrics_t *metrics;   /* Istio metrics, one shard per worker */
+    px_workload_t self;      /* this proxy's workload (snapshot identity, else the flags) */
+    wf_str_t self_service;   /* the service this sidecar serves (destination_service inbound) */
+    wf_buf_t self_peer;      /* PX_PEER_HEADER value sent on outbound requests */
+    char self_identity[320]; /* self.principal from the flags: the identity the CA issues */
     _Atomic bool ready;
     _Atomic bool draining;
     double sampling_pct;              /* percent of new traces sampled (px_trace_start) */
