@@ -15,6 +15,7 @@
  */
 #include "px_conn.h"
 
+#include "px_authz.h"
 #include "px_http1.h"
 #include "px_mirror.h"
 #include "px_route.h"
@@ -124,6 +125,9 @@ struct px_conn {
     /* C_TUNNEL: after a 101 or an answered CONNECT (px_tunnel.h) */
     px_tunnel_t *tunnel;
     px_pool_t *own_pool; /* a passthrough CONNECT's own address */
+    /* Authorization (px_authz.h): the address the connection came to, looked up once. */
+    char local_ip[64];
+    bool local_ip_set;
 };
 
 static void conn_process(px_conn_t *c);
@@ -1167,6 +1171,60 @@ static void start_delay(px_conn_t *c)
 }
 
 /* A request head was parsed (its bytes are consumed but still in rbuf): forward it. */
+/*
+ * AuthorizationPolicy for requests that enter the workload: the sidecar's inbound listener and
+ * a gateway's server ports (not the app's own outbound calls). Returns false when the request
+ * was denied and answered with Envoy's 403 `RBAC: access denied`; nothing of it is forwarded.
+ */
+static bool authorize(px_conn_t *c, const px_http1_head_t *h)
+{
+    if ((c->outbound && c->route_port == 0) || c->gen == NULL) {
+        return true;
+    }
+    const px_authz_set_t *set = &c->gen->snap->inbound.authz;
+    if (set->n_policies == 0) {
+        return true;
+    }
+    px_worker_t *w = c->w;
+    if (!c->local_ip_set) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        c->local_ip[0] = '\0';
+        if (uv_tcp_getsockname(&c->tp.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET) {
+                uv_ip4_name((struct sockaddr_in *)&ss, c->local_ip, sizeof(c->local_ip));
+            } else if (ss.ss_family == AF_INET6) {
+                uv_ip6_name((struct sockaddr_in6 *)&ss, c->local_ip, sizeof(c->local_ip));
+            }
+        }
+        c->local_ip_set = true;
+    }
+    px_authz_req_t r = {
+        .principal = c->tp.peer_identity,
+        .source_ip = wf_str(c->peer_ip),
+        .dest_ip = wf_str(c->local_ip),
+        /* Istio's destination port: the app's port, or the gateway server's. */
+        .dest_port = c->outbound ? c->route_port : (uint32_t)w->px->cfg.app_port,
+        .method = h->method_str,
+        .path = h->path.len > 0 ? h->path : h->target,
+        .host = h->host,
+        .headers = h->headers,
+        .n_headers = h->num_headers,
+    };
+    px_authz_result_t res;
+    px_authz_check(set, &r, &res);
+    if (res.allowed) {
+        atomic_fetch_add_explicit(&w->ctr.authz_allowed, 1, memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&w->ctr.authz_denied, 1, memory_order_relaxed);
+    WF_LOG_RL(WF_DEBUG, 10, "proxy", "request denied by authorization policy", "policy=%s peer=%s",
+              res.policy != NULL ? res.policy->name.p : "(no ALLOW policy matched)", c->peer_ip);
+    /* Envoy has no response flag for RBAC denials (its details say rbac_access_denied). */
+    local_reply(c, 403, "RBAC: access denied", 0, false);
+    return false;
+}
+
 static void start_request(px_conn_t *c, const px_http1_head_t *h)
 {
     px_worker_t *w = c->w;
@@ -1207,6 +1265,9 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
     c->traced = true;
     px_http1_body_init(&c->qbody, h, NULL);
     c->q_done = px_http1_body_done(&c->qbody);
+    if (!authorize(c, h)) {
+        return;
+    }
 
     if (h->flags & PX_HTTP1_F_CONNECT) {
         c->q_done = true;
