@@ -694,6 +694,12 @@ static int check_ap(ps_t *ps, const cp_yaml_node_t *n, void *obj)
         path_restore(ps, saved);
         return rc;
     }
+    if (ap->provider.len > 0) {
+        size_t saved = path_key(ps, "provider", 8);
+        int rc = fail(ps, cp_yaml_get(n, "provider"), "provider is only valid with action CUSTOM");
+        path_restore(ps, saved);
+        return rc;
+    }
     return 0;
 }
 
@@ -1194,8 +1200,11 @@ static const field_t s_rule_f[] = {FLIST("from", cp_ap_rule_t, from, n_from, s_f
 SCHEMA(s_rule, cp_ap_rule_t, NULL);
 static const field_t w_ap_sel_f[] = {FL("matchLabels", cp_authorization_policy_t, selector), END};
 WRAP(w_ap_sel);
+static const field_t w_ap_prov_f[] = {FS("name", cp_authorization_policy_t, provider, 0), END};
+WRAP(w_ap_prov);
 static const field_t s_ap_f[] = {
     FIN("selector", w_ap_sel), FE("action", cp_authorization_policy_t, action, k_action),
+    FIN("provider", w_ap_prov),
     FLIST("rules", cp_authorization_policy_t, rules, n_rules, s_rule, 0), END};
 SCHEMA(s_ap, cp_authorization_policy_t, check_ap);
 

@@ -567,8 +567,15 @@ static void test_bad_resources(void **state)
          "spec:\n  portLevelMtls: {http: {mode: STRICT}}\n",
          CP_E_INVALID, "spec.portLevelMtls.http: key must be a port number (1..65535)"},
         {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
-         "spec:\n  action: CUSTOM\n  provider: {name: ext}\n",
-         CP_E_INVALID, "spec.provider: unknown field"},
+         "spec:\n  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n",
+         CP_E_UNSUPPORTED,
+         "spec.action: CUSTOM is not supported: weft has no external authorizer (issue #7)"},
+        {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+         "spec:\n  provider: {name: ext}\n",
+         CP_E_INVALID, "spec.provider: provider is only valid with action CUSTOM"},
+        {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+         "spec:\n  action: CUSTOM\n  provider: {nam: ext}\n",
+         CP_E_INVALID, "spec.provider.nam: unknown field (did you mean name?)"},
         {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
          "spec:\n  action: CUSTOM\n",
          CP_E_UNSUPPORTED,
