@@ -262,6 +262,66 @@ int px_authz_compile_key(wf_str_t s, px_authz_key_t *out, wf_str_t *header, cons
     return WF_E_INVAL;
 }
 
+/* 1 for a `.` segment, 2 for `..`, 0 otherwise; `%2e` counts as a dot. */
+static int dot_segment(const char *p, size_t n)
+{
+    int dots = 0;
+    size_t i = 0;
+    while (i < n && dots < 3) {
+        if (p[i] == '.') {
+            i++;
+        } else if (n - i >= 3 && p[i] == '%' && p[i + 1] == '2' && (p[i + 2] | 0x20) == 'e') {
+            i += 3;
+        } else {
+            return 0;
+        }
+        dots++;
+    }
+    return i == n && dots <= 2 ? dots : 0;
+}
+
+size_t px_authz_normalize_path(wf_str_t in, char *out)
+{
+    const char *q = memchr(in.p, '?', in.len);
+    size_t plen = q != NULL ? (size_t)(q - in.p) : in.len;
+    for (size_t i = 0; i < plen; i++) {
+        out[i] = in.p[i] == '\\' ? '/' : in.p[i];
+    }
+    size_t o = 0;
+    if (plen > 0 && out[0] == '/') {
+        /* In place: what is written never gets ahead of what is read. */
+        size_t r = 0;
+        while (r < plen) {
+            size_t seg = r + 1, end = seg;
+            while (end < plen && out[end] != '/') {
+                end++;
+            }
+            bool last = end == plen;
+            int dots = dot_segment(out + seg, end - seg);
+            if (dots == 2) {
+                while (o > 0 && out[o - 1] != '/') {
+                    o--;
+                }
+                if (o > 0) {
+                    o--;
+                }
+            }
+            if (dots == 0) {
+                out[o++] = '/';
+                memmove(out + o, out + seg, end - seg);
+                o += end - seg;
+            } else if (last) {
+                out[o++] = '/';
+            }
+            r = end;
+        }
+    } else {
+        o = plen;
+    }
+    memcpy(out + o, in.p + plen, in.len - plen);
+    return o + in.len - plen;
+}
+
 const char *px_authz_action_name(px_authz_action_t a)
 {
     switch (a) {
@@ -450,7 +510,8 @@ static bool source_match(const px_authz_source_t *s, const attrs_t *a)
     /* No RequestAuthentication in weft: a request principal is never present. */
     wf_str_t none = {"", 0};
     return strs_ok(&s->principals, &s->not_principals, a->has_principal, a->principal, 0) &&
-           strs_ok(&s->request_principals, &s->not_request_principals, false, none, 0) &&
+           (a->r->tcp ||
+            strs_ok(&s->request_principals, &s->not_request_principals, false, none, 0)) &&
            strs_ok(&s->namespaces, &s->not_namespaces, a->has_ns, a->ns, 0) &&
            cidrs_ok(&s->ip_blocks, &s->not_ip_blocks, &a->src) &&
            cidrs_ok(&s->remote_ip_blocks, &s->not_remote_ip_blocks, &a->remote);
@@ -459,6 +520,9 @@ static bool source_match(const px_authz_source_t *s, const attrs_t *a)
 static bool op_match(const px_authz_op_t *o, const attrs_t *a)
 {
     const px_authz_req_t *r = a->r;
+    if (r->tcp) {
+        return ports_ok(&o->ports, &o->not_ports, r->dest_port);
+    }
     if ((o->hosts.n > 0 && !host_any(&o->hosts, a)) ||
         (o->not_hosts.n > 0 && host_any(&o->not_hosts, a))) {
         return false;
@@ -535,8 +599,41 @@ static bool cond_match(const px_authz_cond_t *c, const attrs_t *a)
     }
 }
 
-static bool rule_match(const px_authz_rule_t *rule, const attrs_t *a)
+/* Does rule use a field only HTTP requests have? */
+static bool rule_is_http(const px_authz_rule_t *rule)
 {
+    for (uint32_t i = 0; i < rule->n_from; i++) {
+        const px_authz_source_t *s = &rule->from[i];
+        if (s->request_principals.n + s->not_request_principals.n > 0) {
+            return true;
+        }
+    }
+    for (uint32_t i = 0; i < rule->n_to; i++) {
+        const px_authz_op_t *o = &rule->to[i];
+        if (o->hosts.n + o->not_hosts.n + o->methods.n + o->not_methods.n + o->paths.n +
+                o->not_paths.n >
+            0) {
+            return true;
+        }
+    }
+    for (uint32_t i = 0; i < rule->n_when; i++) {
+        if (rule->when[i].key == PX_AZ_KEY_HEADER || rule->when[i].key == PX_AZ_KEY_REQUEST_AUTH) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * On a TCP connection (Istio's "authorization for TCP traffic"), a rule with HTTP-only fields
+ * matches nothing in an ALLOW or AUDIT policy, and in a DENY policy is evaluated without them,
+ * so it denies more: both the conservative reading. deny says which kind of policy rule is in.
+ */
+static bool rule_match(const px_authz_rule_t *rule, const attrs_t *a, bool deny)
+{
+    if (a->r->tcp && !deny && rule_is_http(rule)) {
+        return false;
+    }
     bool ok = rule->n_from == 0;
     for (uint32_t i = 0; !ok && i < rule->n_from; i++) {
         ok = source_match(&rule->from[i], a);
@@ -552,7 +649,9 @@ static bool rule_match(const px_authz_rule_t *rule, const attrs_t *a)
         return false;
     }
     for (uint32_t i = 0; i < rule->n_when; i++) {
-        if (!cond_match(&rule->when[i], a)) {
+        const px_authz_cond_t *c = &rule->when[i];
+        bool http_only = c->key == PX_AZ_KEY_HEADER || c->key == PX_AZ_KEY_REQUEST_AUTH;
+        if (!(a->r->tcp && http_only) && !cond_match(c, a)) {
             return false;
         }
     }
@@ -562,7 +661,7 @@ static bool rule_match(const px_authz_rule_t *rule, const attrs_t *a)
 static bool policy_match(const px_authz_policy_t *p, const attrs_t *a)
 {
     for (uint32_t i = 0; i < p->n_rules; i++) {
-        if (rule_match(&p->rules[i], a)) {
+        if (rule_match(&p->rules[i], a, p->action == PX_AZ_DENY)) {
             return true;
         }
     }

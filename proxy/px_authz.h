@@ -170,11 +170,12 @@ typedef struct {
     wf_str_t dest_ip;      /* the address the request came to ("" = unknown) */
     uint32_t dest_port;    /* the port it came to: the app port, or a gateway server port */
     wf_str_t method;
-    wf_str_t path; /* the request path, query included or not (it is ignored) */
+    wf_str_t path; /* the request path, normalized (px_authz_normalize_path); a query is ignored */
     wf_str_t host; /* Host / :authority as sent */
     wf_str_t sni;  /* "" without TLS */
     const px_http1_header_t *headers;
     size_t n_headers;
+    bool tcp; /* a TCP connection, not an HTTP request: method, path, host, headers unused */
 } px_authz_req_t;
 
 typedef struct {
@@ -210,6 +211,14 @@ int px_authz_compile_port(wf_str_t s, uint16_t *out, const char **why);
 /* The kind of a `when` key; for request.headers[<name>] *header is the name (borrowed from s,
  * not yet lower-cased). Unknown keys are refused. */
 int px_authz_compile_key(wf_str_t s, px_authz_key_t *out, wf_str_t *header, const char **why);
+
+/*
+ * Istio's default path normalization (BASE: Envoy's normalize_path), applied before policies
+ * see a path: backslashes become `/` and dot segments (`.`, `..`, also spelled `%2e`) are
+ * removed as RFC 3986 section 5.2.4 says; the query is kept as it is. Writes the result to out,
+ * which must hold in.len bytes (the result is never longer), and returns its length.
+ */
+size_t px_authz_normalize_path(wf_str_t in, char *out);
 
 /* "ALLOW", "DENY", "AUDIT" for messages and /config_dump. */
 const char *px_authz_action_name(px_authz_action_t a);

@@ -1175,6 +1175,8 @@ static void start_delay(px_conn_t *c)
  * AuthorizationPolicy for requests that enter the workload: the sidecar's inbound listener and
  * a gateway's server ports (not the app's own outbound calls). Returns false when the request
  * was denied and answered with Envoy's 403 `RBAC: access denied`; nothing of it is forwarded.
+ * Policies see the path normalized as Istio's default (BASE) does; a sidecar forwards that
+ * normalized path to the app (in c->rw), so that what was checked is what the app serves.
  */
 static bool authorize(px_conn_t *c, const px_http1_head_t *h)
 {
@@ -1206,11 +1208,22 @@ static bool authorize(px_conn_t *c, const px_http1_head_t *h)
         /* Istio's destination port: the app's port, or the gateway server's. */
         .dest_port = c->outbound ? c->route_port : (uint32_t)w->px->cfg.app_port,
         .method = h->method_str,
-        .path = h->path.len > 0 ? h->path : h->target,
         .host = h->host,
         .headers = h->headers,
         .n_headers = h->num_headers,
     };
+    wf_str_t path = h->path.len > 0 ? h->path : h->target;
+    char norm[8192];
+    if (path.len > sizeof(norm)) {
+        /* Above the parser's default request-target limit; refused rather than unchecked. */
+        local_reply(c, 414, "request-target too long", 0, false);
+        return false;
+    }
+    r.path = (wf_str_t){norm, px_authz_normalize_path(path, norm)};
+    if (!c->outbound && !wf_str_eq(r.path, path)) {
+        wf_buf_reset(&c->rw);
+        wf_buf_append(&c->rw, r.path.p, r.path.len);
+    }
     px_authz_result_t res;
     px_authz_check(set, &r, &res);
     if (res.allowed) {
@@ -1290,6 +1303,11 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
             return;
         }
     } else {
+        if (c->rw.len > 0) {
+            /* authorize normalized the path: forward what the policies saw. */
+            fwd.form = PX_HTTP1_FORM_ORIGIN;
+            fwd.target = (wf_str_t){(const char *)c->rw.data, c->rw.len};
+        }
         c->pool = &w->app_pool;
         c->up_cluster = w->px->inbound_cluster;
         snprintf(c->up_host, sizeof(c->up_host), "%s", w->px->app_host);

@@ -7,6 +7,7 @@
  */
 #include "px_tcp.h"
 
+#include "px_authz.h"
 #include "px_tunnel.h"
 #include "wf_alloc.h"
 #include "wf_log.h"
@@ -377,6 +378,40 @@ static void conn_close(px_tcp_conn_t *c)
     px_transport_close(&c->up);
 }
 
+/* AuthorizationPolicy at accept, as Envoy's RBAC network filter does: a denied connection is
+ * closed before a byte reaches the app. Rules are read with Istio's TCP semantics (px_authz.h). */
+static bool tcp_authorized(px_worker_t *w, px_tcp_conn_t *c, const px_tcp_port_t *p)
+{
+    const px_authz_set_t *set = w->gen != NULL ? &w->gen->snap->inbound.authz : NULL;
+    if (set == NULL || set->n_policies == 0) {
+        return true;
+    }
+    char peer[64], local[64] = "";
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    px_transport_peer_ip(&c->down, peer, sizeof(peer));
+    if (uv_tcp_getsockname(&c->down.tcp, (struct sockaddr *)&ss, &len) == 0) {
+        sa_ip((const struct sockaddr *)&ss, local, sizeof(local));
+    }
+    px_authz_req_t r = {
+        .principal = c->down.peer_identity,
+        .source_ip = wf_str(peer),
+        .dest_ip = wf_str(local),
+        .dest_port = sa_port((const struct sockaddr *)&p->app),
+        .tcp = true,
+    };
+    px_authz_result_t res;
+    px_authz_check(set, &r, &res);
+    atomic_fetch_add_explicit(res.allowed ? &w->ctr.authz_allowed : &w->ctr.authz_denied, 1,
+                              memory_order_relaxed);
+    if (!res.allowed) {
+        WF_LOG_RL(WF_DEBUG, 10, "proxy", "tcp connection denied by authorization policy",
+                  "policy=%s peer=%s", res.policy != NULL ? res.policy->name.p : "(none matched)",
+                  peer);
+    }
+    return res.allowed;
+}
+
 static void on_accept(uv_stream_t *server, int status)
 {
     px_tcp_port_t *p = server->data;
@@ -405,6 +440,10 @@ static void on_accept(uv_stream_t *server, int status)
     atomic_fetch_add_explicit(&w->ctr.downstream_cx_total, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->ctr.downstream_cx_active, 1, memory_order_relaxed);
     int rc = px_transport_accept(server, &c->down);
+    if (rc == 0 && !tcp_authorized(w, c, p)) {
+        conn_close(c);
+        return;
+    }
     if (rc == 0) {
         rc = px_transport_connect(&c->up, (const struct sockaddr *)&p->app);
     }

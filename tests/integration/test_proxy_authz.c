@@ -136,6 +136,36 @@ static void test_matrix_from_config(void **state)
     assert_true(stat_value(px.admin, "weft_proxy_authz_denied_total") == denied);
     assert_true(stat_value(px.admin, "weft_proxy_authz_allowed_total") == allowed);
 
+    /* Policies see the path normalized (Istio's BASE), and the app gets that path: a dot
+     * segment neither hides /admin from the DENY nor reaches the app un-normalized. */
+    resp_t rn;
+    memset(&rn, 0, sizeof(rn));
+    int n0 = atomic_load(&app.requests);
+    assert_int_equal(
+        request(px.inbound, "GET /static/../hello HTTP/1.1\r\nHost: r\r\n\r\n", NULL, 0, &rn), 200);
+    assert_true(body_is(&rn, "hello world", 11)); /* the app answers this for /hello only */
+    resp_free(&rn);
+    static const char *const sneaky[] = {"/hello/../admin/x", "/hello/%2E%2e/admin/x",
+                                         "/hello\\..\\admin", "/./admin"};
+    for (size_t i = 0; i < sizeof(sneaky) / sizeof(sneaky[0]); i++) {
+        char raw[256];
+        snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\nHost: r\r\n\r\n", sneaky[i]);
+        memset(&rn, 0, sizeof(rn));
+        int code = request(px.inbound, raw, NULL, 0, &rn);
+        if (code != 403) {
+            fail_msg("%s: %d", sneaky[i], code);
+        }
+        resp_free(&rn);
+    }
+    assert_int_equal(atomic_load(&app.requests), n0 + 1);
+    denied += 4;
+    allowed += 1;
+    m = scrape(px.admin);
+    assert_true(series(m, "istio_requests_total", lab403) == denied);
+    wf_free(m);
+    assert_true(stat_value(px.admin, "weft_proxy_authz_denied_total") == denied);
+    assert_true(stat_value(px.admin, "weft_proxy_authz_allowed_total") == allowed);
+
     /* A denied request with a body does not reach the app either, and the connection is
      * usable for nothing more (the body was not read). */
     resp_t rs;
@@ -149,6 +179,56 @@ static void test_matrix_from_config(void **state)
     resp_free(&rs);
     assert_int_equal(atomic_load(&app.requests), before);
 
+    proxy_stop(&px);
+    upstream_stop(&app);
+    wt_rm_rf(dir);
+    wf_free(dir);
+}
+
+/* A TCP port (protocol TCP: bytes proxied, no HTTP parsing): the policies are read with
+ * Istio's TCP semantics and a denied connection is closed before the app sees a byte. */
+static void test_tcp_port(void **state)
+{
+    (void)state;
+    upstream_t app;
+    upstream_start(&app, "db");
+    char *dir = wt_tmpdir("pxauthz");
+    char snap[600], text[2048];
+    snprintf(snap, sizeof(snap), "%s/snapshot.json", dir);
+    int tport = wt_free_port();
+    snprintf(text, sizeof(text),
+             "{\"schema\": 1, \"version\": 1, \"proxy\": {\"service\": \"reviews\"},\n"
+             " \"inbound\": {\"ports\": [{\"port\": %d, \"target_port\": %d, \"protocol\": "
+             "\"TCP\"}],\n"
+             "  \"authorization\": {\"policies\": [\n"
+             "   {\"name\": \"default.deny-3\", \"action\": \"DENY\", \"rules\": [\n"
+             "     {\"from\": [{\"source\": {\"ip_blocks\": [\"127.0.0.3\"]}}]}]},\n"
+             "   {\"name\": \"default.allow-port\", \"rules\": [\n"
+             "     {\"to\": [{\"operation\": {\"paths\": [\"/who\"]}}]},\n"
+             "     {\"to\": [{\"operation\": {\"ports\": [\"%d\"]}}]}]}]}}}\n",
+             tport, app.port, app.port);
+    wt_write_file(snap, text);
+    proxy_t px;
+    proxy_start_with(&px, wt_free_port(), snap, "1", NULL);
+    assert_true(wt_wait_port(tport, 10000));
+    /* wt_wait_port's own probe is an allowed connection, counted once the proxy accepts it. */
+    double allowed0 = 0;
+    for (int i = 0; i < 200 && allowed0 < 1; i++) {
+        allowed0 = stat_value(px.admin, "weft_proxy_authz_allowed_total");
+        if (allowed0 < 1) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(allowed0 == 1);
+    char body[256];
+    assert_int_equal(curl_req("127.0.0.1", tport, "GET", "/hello", NULL, body, sizeof(body)), 200);
+    assert_string_equal(body, "hello world");
+    assert_int_equal(atomic_load(&app.requests), 1);
+    /* Denied: closed at once, nothing reached the app. */
+    assert_true(curl_req("127.0.0.3", tport, "GET", "/hello", NULL, body, sizeof(body)) <= 0);
+    assert_int_equal(atomic_load(&app.requests), 1);
+    assert_true(stat_value(px.admin, "weft_proxy_authz_allowed_total") == allowed0 + 1);
+    assert_true(stat_value(px.admin, "weft_proxy_authz_denied_total") == 1);
     proxy_stop(&px);
     upstream_stop(&app);
     wt_rm_rf(dir);
@@ -279,6 +359,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matrix_from_config),
+        cmocka_unit_test(test_tcp_port),
         cmocka_unit_test(test_applied_through_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

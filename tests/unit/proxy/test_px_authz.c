@@ -366,6 +366,103 @@ static void test_audit(void **state)
     assert_null(res.policy);
 }
 
+/* TCP connections (Istio's authorization for TCP traffic): HTTP-only fields make an ALLOW rule
+ * match nothing and are left out of a DENY rule, which then denies more. */
+static void test_tcp(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    px_snapshot_t *s =
+        parse_set("[{'name':'d.ip','action':'DENY','rules':[{'from':[{'source':{'ip_blocks':['10.9."
+                  "0.0/16']}}],"
+                  "   'to':[{'operation':{'paths':['/x'],'methods':['GET']}}]}]},"
+                  " {'name':'a.ports','rules':[{'to':[{'operation':{'paths':['/y']}}]},"
+                  "   {'to':[{'operation':{'ports':['3306']}}]},"
+                  "   {'from':[{'source':{'request_principals':['*']}}]},"
+                  "   {'when':[{'key':'request.headers[x]','values':['a']}]}]}]",
+                  err, sizeof(err), &rc);
+    assert_int_equal(rc, 0);
+    static const struct {
+        const char *ip;
+        uint32_t port;
+        bool tcp, allow;
+        const char *policy;
+    } rows[] = {
+        {"10.9.0.1", 3306, true, false, "d.ip"},   /* paths and methods left out of the DENY */
+        {"10.0.0.1", 3306, true, true, "a.ports"}, /* the ports rule */
+        {"10.0.0.1", 5432, true, false, NULL},     /* the paths / principals / header rules: none */
+        {"10.9.0.1", 3306, false, true, "a.ports"}, /* HTTP: the DENY needs GET /x */
+        {"10.0.0.1", 5432, false, true, "a.ports"}, /* HTTP: the header rule that TCP skips */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        px_http1_header_t h = {wf_str("x"), wf_str("a")};
+        px_authz_req_t r = {.source_ip = wf_str(rows[i].ip),
+                            .dest_port = rows[i].port,
+                            .tcp = rows[i].tcp,
+                            .method = wf_str(rows[i].tcp ? "" : "POST"),
+                            .path = wf_str(rows[i].tcp ? "" : "/z"),
+                            .headers = rows[i].tcp ? NULL : &h,
+                            .n_headers = rows[i].tcp ? 0 : 1};
+        px_authz_result_t res;
+        px_authz_check(&s->inbound.authz, &r, &res);
+        assert_int_equal(res.allowed, rows[i].allow);
+        if (rows[i].policy == NULL) {
+            assert_null(res.policy);
+        } else {
+            assert_non_null(res.policy);
+            assert_string_equal(res.policy->name.p, rows[i].policy);
+        }
+    }
+    px_snapshot_unref(s);
+    /* A DENY whose only condition is a header denies every TCP connection. */
+    s = parse_set("[{'name':'d.h','action':'DENY','rules':[{'when':[{'key':'request.headers[x]',"
+                  "'values':['a']}]}]}]",
+                  err, sizeof(err), &rc);
+    assert_int_equal(rc, 0);
+    px_authz_req_t r = {.source_ip = wf_str("10.0.0.1"), .dest_port = 1, .tcp = true};
+    px_authz_result_t res;
+    px_authz_check(&s->inbound.authz, &r, &res);
+    assert_false(res.allowed);
+    r.tcp = false;
+    r.method = wf_str("GET");
+    r.path = wf_str("/");
+    px_authz_check(&s->inbound.authz, &r, &res);
+    assert_true(res.allowed);
+    px_snapshot_unref(s);
+}
+
+static void test_normalize_path(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"/a/b/../c", "/a/c"},
+        {"/a/./b", "/a/b"},
+        {"/a/.", "/a/"},
+        {"/a/..", "/"},
+        {"/..", "/"},
+        {"/../../admin", "/admin"},
+        {"/public/%2e%2E/admin?x=/../y", "/admin?x=/../y"},
+        {"/public/.%2e/admin", "/admin"},
+        {"\\admin\\x", "/admin/x"},
+        {"/a//../b", "/a/b"},
+        {"/a//b/", "/a//b/"},
+        {"/...", "/..."},
+        {"/a/..b/.c", "/a/..b/.c"},
+        {"/", "/"},
+        {"*", "*"},
+        {"", ""},
+        {"/x?/../a", "/x?/../a"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[64];
+        size_t n = px_authz_normalize_path(wf_str(cases[i][0]), out);
+        if (n != strlen(cases[i][1]) || memcmp(out, cases[i][1], n) != 0) {
+            fail_msg("%s -> %.*s, want %s", cases[i][0], (int)n, out, cases[i][1]);
+        }
+    }
+}
+
 static void test_compile_helpers(void **state)
 {
     (void)state;
@@ -448,10 +545,9 @@ static void test_compile_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matrix),
-        cmocka_unit_test(test_no_mtls_no_principal),
-        cmocka_unit_test(test_audit),
-        cmocka_unit_test(test_compile_helpers),
+        cmocka_unit_test(test_matrix),         cmocka_unit_test(test_no_mtls_no_principal),
+        cmocka_unit_test(test_audit),          cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_normalize_path), cmocka_unit_test(test_compile_helpers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
