@@ -235,6 +235,99 @@ static void test_tcp_port(void **state)
     wf_free(dir);
 }
 
+/* A gateway's server ports: its own policies apply to what enters the mesh through it (ports
+ * are the server's, hosts compare with and without the port); reporter is the source. */
+static void test_gateway(void **state)
+{
+    (void)state;
+    upstream_t app;
+    upstream_start(&app, "shop");
+    char *dir = wt_tmpdir("pxauthzgw");
+    int gport = wt_free_port(), admin = wt_free_port();
+    char snap[600], text[4096];
+    snprintf(snap, sizeof(snap), "%s/gateway.json", dir);
+    snprintf(text, sizeof(text),
+             "{\"schema\": 1, \"version\": 1,\n"
+             " \"proxy\": {\"service\": \"istio-ingressgateway\", \"namespace\": "
+             "\"istio-system\", \"mode\": \"gateway\"},\n"
+             " \"inbound\": {\"authorization\": {\"policies\": [\n"
+             "  {\"name\": \"istio-system.deny-admin\", \"action\": \"DENY\", \"rules\": [\n"
+             "    {\"to\": [{\"operation\": {\"ports\": [\"%d\"], \"paths\": [\"/admin*\"]}}]}]},\n"
+             "  {\"name\": \"istio-system.shop-only\", \"rules\": [\n"
+             "    {\"to\": [{\"operation\": {\"hosts\": [\"shop.example.com\"]}}]}]}]}},\n"
+             " \"gateway\": {\"servers\": [{\"name\": \"http\", \"port\": %d, \"protocol\": "
+             "\"HTTP\", \"hosts\": [\"*\"]}]},\n"
+             " \"virtual_hosts\": [{\"name\": \"*:http\", \"port\": %d, \"domains\": [\"*\"],\n"
+             "   \"routes\": [{\"route\": [{\"destination\": {\"host\": "
+             "\"shop.default.svc.cluster.local\"}}]}]}],\n"
+             " \"clusters\": [{\"host\": \"shop.default.svc.cluster.local\", \"port\": 9080,\n"
+             "   \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": %d}]}]}\n",
+             gport, gport, gport, app.port);
+    wt_write_file(snap, text);
+    char adm[32], log[700];
+    snprintf(adm, sizeof(adm), "127.0.0.1:%d", admin);
+    snprintf(log, sizeof(log), "%s/gateway.log", dir);
+    char *argv[] = {(char *)wt_weft_bin(),
+                    "proxy",
+                    "--mode",
+                    "gateway",
+                    "--service",
+                    "istio-ingressgateway",
+                    "--namespace",
+                    "istio-system",
+                    "--gateway-bind",
+                    "127.0.0.1",
+                    "--admin",
+                    adm,
+                    "--config",
+                    snap,
+                    "--concurrency",
+                    "1",
+                    NULL};
+    pid_t pid = wt_spawn(argv, log);
+    assert_true(wt_wait_port(admin, 10000));
+    assert_true(wt_wait_port(gport, 10000));
+    static const struct {
+        const char *path, *host;
+        int status;
+    } rows[] = {
+        {"/hello", "shop.example.com", 200},      {"/hello", "SHOP.example.com:8080", 200},
+        {"/hello", "other.example.com", 403},     {"/admin/x", "shop.example.com", 403},
+        {"/x/../admin", "shop.example.com", 403},
+    };
+    int denied = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char raw[256];
+        snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", rows[i].path,
+                 rows[i].host);
+        resp_t rs;
+        memset(&rs, 0, sizeof(rs));
+        int before = atomic_load(&app.requests);
+        int st = request(gport, raw, NULL, 0, &rs);
+        if (st != rows[i].status) {
+            fail_msg("%s %s: %d, want %d", rows[i].host, rows[i].path, st, rows[i].status);
+        }
+        if (st == 403) {
+            assert_true(body_is(&rs, RBAC_BODY, strlen(RBAC_BODY)));
+            assert_int_equal(atomic_load(&app.requests), before);
+            denied++;
+        } else {
+            assert_int_equal(atomic_load(&app.requests), before + 1);
+        }
+        resp_free(&rs);
+    }
+    char *m = scrape(admin);
+    const char *lab403[] = {"reporter=\"source\"", "response_code=\"403\"", NULL};
+    assert_true(series(m, "istio_requests_total", lab403) == denied);
+    wf_free(m);
+    assert_true(stat_value(admin, "weft_proxy_authz_denied_total") == denied);
+    int st = wt_stop(pid, 20000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    upstream_stop(&app);
+    wt_rm_rf(dir);
+    wf_free(dir);
+}
+
 /* `weft <args>` against the control plane with the admin token; output into out. */
 static int cli(const wt_control_t *c, const char *args, char *out, size_t cap)
 {
@@ -360,6 +453,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matrix_from_config),
         cmocka_unit_test(test_tcp_port),
+        cmocka_unit_test(test_gateway),
         cmocka_unit_test(test_applied_through_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
