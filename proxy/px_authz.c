@@ -19,10 +19,6 @@
 #include <strings.h>
 
 #define SPIFFE_PREFIX "spiffe://"
-/* Joined values of a header sent several times (Envoy matches them joined with ","). Longer
- * joins are cut here: a request head is at most 64 KiB, but a header condition compares one
- * value, and a cut value can only fail an exact or suffix match it would otherwise pass. */
-#define HDR_JOIN_MAX 4096
 
 enum { M_NOCASE = 1, M_PRESENCE = 2 };
 
@@ -537,37 +533,79 @@ static bool op_match(const px_authz_op_t *o, const attrs_t *a)
                     paths_any(&o->not_paths, a->path));
 }
 
-/* The value of header name in r: every occurrence joined with "," into buf (cap bytes), as
- * Envoy's header matcher sees them; one occurrence is used in place. false when absent. */
-static bool header_value(const px_authz_req_t *r, wf_str_t name, char *buf, size_t cap,
-                         wf_str_t *out)
+/* A header as Envoy's header matcher sees it: every occurrence's value joined with ",", read
+ * in place (no copy, no length cap). */
+typedef struct {
+    const px_authz_req_t *r;
+    wf_str_t name; /* lower-case */
+    bool present;
+    size_t len; /* of the joined value */
+} hdr_t;
+
+static bool hdr_is(const px_http1_header_t *h, wf_str_t name)
 {
-    bool found = false, joined = false;
-    size_t len = 0;
+    return h->name.len == name.len && strncasecmp(h->name.p, name.p, name.len) == 0;
+}
+
+static void hdr_init(hdr_t *h, const px_authz_req_t *r, wf_str_t name)
+{
+    *h = (hdr_t){r, name, false, 0};
     for (size_t i = 0; i < r->n_headers; i++) {
-        const px_http1_header_t *h = &r->headers[i];
-        if (h->name.len != name.len || strncasecmp(h->name.p, name.p, name.len) != 0) {
-            continue;
+        if (hdr_is(&r->headers[i], name)) {
+            h->len += (h->present ? 1 : 0) + r->headers[i].value.len;
+            h->present = true;
         }
-        if (!found) {
-            *out = h->value;
-            found = true;
-            continue;
-        }
-        if (!joined) {
-            len = out->len < cap ? out->len : cap;
-            memcpy(buf, out->p, len);
-            joined = true;
-        }
-        if (len < cap) {
-            buf[len++] = ',';
-        }
-        size_t take = h->value.len < cap - len ? h->value.len : cap - len;
-        memcpy(buf + len, h->value.p, take);
-        len += take;
-        *out = (wf_str_t){buf, len};
     }
-    return found;
+}
+
+/* Are bytes [off, off + pat.len) of the joined value equal to pat? (off + pat.len <= len) */
+static bool hdr_range_eq(const hdr_t *h, size_t off, wf_str_t pat)
+{
+    size_t pos = 0, k = 0;
+    bool first = true;
+    for (size_t i = 0; i < h->r->n_headers && k < pat.len; i++) {
+        const px_http1_header_t *hd = &h->r->headers[i];
+        if (!hdr_is(hd, h->name)) {
+            continue;
+        }
+        if (!first) {
+            if (pos >= off && k < pat.len && pat.p[k++] != ',') {
+                return false;
+            }
+            pos++;
+        }
+        first = false;
+        for (size_t j = 0; j < hd->value.len && k < pat.len; j++, pos++) {
+            if (pos >= off && pat.p[k++] != hd->value.p[j]) {
+                return false;
+            }
+        }
+    }
+    return k == pat.len;
+}
+
+static bool hdr_match(const px_authz_str_t *m, const hdr_t *h)
+{
+    switch (m->kind) {
+    case PX_AZ_ANY:
+        return true; /* Istio's presence match: an empty value is present too */
+    case PX_AZ_PREFIX:
+        return h->len >= m->v.len && hdr_range_eq(h, 0, m->v);
+    case PX_AZ_SUFFIX:
+        return h->len >= m->v.len && hdr_range_eq(h, h->len - m->v.len, m->v);
+    default:
+        return h->len == m->v.len && hdr_range_eq(h, 0, m->v);
+    }
+}
+
+static bool hdr_any(const px_authz_strs_t *l, const hdr_t *h)
+{
+    for (uint32_t i = 0; h->present && i < l->n; i++) {
+        if (hdr_match(&l->v[i], h)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static bool cond_match(const px_authz_cond_t *c, const attrs_t *a)
@@ -589,10 +627,10 @@ static bool cond_match(const px_authz_cond_t *c, const attrs_t *a)
     case PX_AZ_KEY_SNI:
         return strs_ok(&c->strs, &c->not_strs, r->sni.len > 0, r->sni, 0);
     case PX_AZ_KEY_HEADER: {
-        char buf[HDR_JOIN_MAX];
-        wf_str_t v = {"", 0};
-        bool present = header_value(r, c->header, buf, sizeof(buf), &v);
-        return strs_ok(&c->strs, &c->not_strs, present, v, M_PRESENCE);
+        hdr_t h;
+        hdr_init(&h, r, c->header);
+        return field_ok(c->strs.n > 0, hdr_any(&c->strs, &h), c->not_strs.n > 0,
+                        hdr_any(&c->not_strs, &h));
     }
     default:
         return strs_ok(&c->strs, &c->not_strs, false, (wf_str_t){"", 0}, 0);

@@ -432,6 +432,51 @@ static void test_tcp(void **state)
     px_snapshot_unref(s);
 }
 
+/* A header sent several times is matched joined with "," (Envoy's view), at any length. */
+static void test_headers_joined(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    px_snapshot_t *s = parse_set("[{'name':'a.p','action':'DENY','rules':["
+                                 " {'when':[{'key':'request.headers[x-m]','values':['a,b*']}]},"
+                                 " {'when':[{'key':'request.headers[x-m]','values':['*,z']}]},"
+                                 " {'when':[{'key':'request.headers[x-m]','values':['p,q,r']}]}]}]",
+                                 err, sizeof(err), &rc);
+    assert_int_equal(rc, 0);
+    static char big[6000];
+    memset(big, 'q', sizeof(big) - 1);
+    static const struct {
+        const char *v[3];
+        bool denied;
+    } rows[] = {
+        {{"a", "b", NULL}, true},     {{"a", "bc", "d"}, true},    {{"ab", NULL, NULL}, false},
+        {{"x", "z", NULL}, true},     {{"x,z", NULL, NULL}, true}, {{"xz", NULL, NULL}, false},
+        {{"p", "q", "r"}, true},      {{"p", "q,r", NULL}, true},  {{"p", "q", "rr"}, false},
+        {{"p,q", NULL, NULL}, false}, {{big, "z", NULL}, true},    {{big, "zz", NULL}, false},
+        {{"", "", NULL}, false},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        px_http1_header_t hs[4];
+        size_t n = 0;
+        hs[n++] = (px_http1_header_t){wf_str("other"), wf_str("a,b")};
+        for (size_t k = 0; k < 3 && rows[i].v[k] != NULL; k++) {
+            hs[n++] = (px_http1_header_t){wf_str(k % 2 ? "X-M" : "x-m"), wf_str(rows[i].v[k])};
+        }
+        px_authz_req_t r = {.source_ip = wf_str("10.0.0.1"),
+                            .method = wf_str("GET"),
+                            .path = wf_str("/"),
+                            .headers = hs,
+                            .n_headers = n};
+        px_authz_result_t res;
+        px_authz_check(&s->inbound.authz, &r, &res);
+        if (res.allowed == rows[i].denied) {
+            fail_msg("row %zu: %s", i, res.allowed ? "allowed" : "denied");
+        }
+    }
+    px_snapshot_unref(s);
+}
+
 static void test_normalize_path(void **state)
 {
     (void)state;
@@ -545,9 +590,10 @@ static void test_compile_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matrix),         cmocka_unit_test(test_no_mtls_no_principal),
-        cmocka_unit_test(test_audit),          cmocka_unit_test(test_tcp),
-        cmocka_unit_test(test_normalize_path), cmocka_unit_test(test_compile_helpers),
+        cmocka_unit_test(test_matrix),          cmocka_unit_test(test_no_mtls_no_principal),
+        cmocka_unit_test(test_audit),           cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_headers_joined),  cmocka_unit_test(test_normalize_path),
+        cmocka_unit_test(test_compile_helpers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
