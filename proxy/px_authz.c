@@ -318,22 +318,11 @@ size_t px_authz_normalize_path(wf_str_t in, char *out)
     return o + in.len - plen;
 }
 
-const char *px_authz_action_name(px_authz_action_t a)
-{
-    switch (a) {
-    case PX_AZ_ALLOW:
-        return "ALLOW";
-    case PX_AZ_DENY:
-        return "DENY";
-    default:
-        return "AUDIT";
-    }
-}
-
 /* ---- matching ---- */
 
-/* nocase: ASCII case-insensitive (hosts). `*` is any non-empty value (Istio's `.+` regex)
- * except for headers, where Istio generates a presence match: an empty value passes too. */
+/* M_NOCASE: ASCII case-insensitive (hosts). `*` is any non-empty value (Istio's `.+` regex);
+ * with M_PRESENCE any present value, empty included (Istio's presence match on :authority and
+ * :method). */
 static bool str_match(const px_authz_str_t *m, wf_str_t v, int flags)
 {
     int (*cmp)(const char *, const char *, size_t) = (flags & M_NOCASE) ? strncasecmp : strncmp;

@@ -220,7 +220,4 @@ int px_authz_compile_key(wf_str_t s, px_authz_key_t *out, wf_str_t *header, cons
  */
 size_t px_authz_normalize_path(wf_str_t in, char *out);
 
-/* "ALLOW", "DENY", "AUDIT" for messages and /config_dump. */
-const char *px_authz_action_name(px_authz_action_t a);
-
 #endif
