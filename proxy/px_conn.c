@@ -1170,7 +1170,6 @@ static void start_delay(px_conn_t *c)
     uv_timer_start(&c->timer, delay_timer_cb, c->delay_ms, 0);
 }
 
-/* A request head was parsed (its bytes are consumed but still in rbuf): forward it. */
 /*
  * AuthorizationPolicy for requests that enter the workload: the sidecar's inbound listener and
  * a gateway's server ports (not the app's own outbound calls). Returns false when the request
@@ -1238,6 +1237,7 @@ static bool authorize(px_conn_t *c, const px_http1_head_t *h)
     return false;
 }
 
+/* A request head was parsed (its bytes are consumed but still in rbuf): forward it. */
 static void start_request(px_conn_t *c, const px_http1_head_t *h)
 {
     px_worker_t *w = c->w;
