@@ -952,17 +952,34 @@ static void test_authorization_policies(void **state)
                   "metadata: {name: deny-all, namespace: shop}\n"
                   "spec: {}\n"
                   "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: mesh-reviews, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  selector: {matchLabels: {app: reviews}}\n"
+                  "  action: DENY\n"
+                  "  rules: [{to: [{operation: {methods: [PATCH]}}]}]\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: other-ns-reviews, namespace: shop}\n"
+                  "spec:\n"
+                  "  selector: {matchLabels: {app: reviews}}\n"
+                  "  rules: [{}]\n"
+                  "---\n"
                   "apiVersion: networking.istio.io/v1\n"
                   "kind: Gateway\n"
                   "metadata: {name: gw, namespace: istio-system}\n"
                   "spec:\n"
                   "  selector: {istio: ingressgateway}\n"
                   "  servers: [{port: {number: 80, name: web, protocol: HTTP}, hosts: ['*']}]\n");
-    /* Selection. */
+    /* Selection: a root-namespace policy with a selector selects in every namespace; another
+     * namespace's policy never applies, whatever its selector says. */
     policy_names(cfg, "reviews-v1.default", names, sizeof(names));
-    assert_string_equal(names, "default.ns-allow,istio-system.mesh-deny");
+    assert_string_equal(names, "default.ns-allow,istio-system.mesh-deny,istio-system.mesh-reviews");
     policy_names(cfg, "reviews-v2.default", names, sizeof(names));
-    assert_string_equal(names, "default.ns-allow,default.reviews-v2-only,istio-system.mesh-deny");
+    assert_string_equal(names, "default.ns-allow,default.reviews-v2-only,istio-system.mesh-deny,"
+                               "istio-system.mesh-reviews");
     policy_names(cfg, "web.shop", names, sizeof(names));
     assert_string_equal(names, "istio-system.mesh-deny,shop.deny-all");
     policy_names(cfg, "istio-ingressgateway.istio-system", names, sizeof(names));
