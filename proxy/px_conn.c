@@ -125,9 +125,11 @@ struct px_conn {
     /* C_TUNNEL: after a 101 or an answered CONNECT (px_tunnel.h) */
     px_tunnel_t *tunnel;
     px_pool_t *own_pool; /* a passthrough CONNECT's own address */
-    /* Authorization (px_authz.h): the address the connection came to, looked up once. */
+    /* Authorization (px_authz.h): the address the connection came to, looked up once, and the
+     * request path as normalized for the policies when that changed it. */
     char local_ip[64];
     bool local_ip_set;
+    wf_buf_t npath;
 };
 
 static void conn_process(px_conn_t *c);
@@ -301,6 +303,7 @@ static void reset_request(px_conn_t *c)
     wf_buf_reset(&c->replay);
     c->replay_body = c->replay_lost = false;
     wf_buf_reset(&c->rw);
+    wf_buf_reset(&c->npath);
     c->pool = NULL;
     c->up_cluster = NULL;
     c->up_host[0] = '\0';
@@ -1174,8 +1177,9 @@ static void start_delay(px_conn_t *c)
  * AuthorizationPolicy for requests that enter the workload: the sidecar's inbound listener and
  * a gateway's server ports (not the app's own outbound calls). Returns false when the request
  * was denied and answered with Envoy's 403 `RBAC: access denied`; nothing of it is forwarded.
- * Policies see the path normalized as Istio's default (BASE) does; a sidecar forwards that
- * normalized path to the app (in c->rw), so that what was checked is what the app serves.
+ * Policies see the path normalized as Istio's default (BASE) does; when that changes it, the
+ * request goes on with the normalized path (c->npath): a sidecar forwards it to the app and a
+ * gateway routes and forwards it, so that what was checked is what is served.
  */
 static bool authorize(px_conn_t *c, const px_http1_head_t *h)
 {
@@ -1219,9 +1223,8 @@ static bool authorize(px_conn_t *c, const px_http1_head_t *h)
         return false;
     }
     r.path = (wf_str_t){norm, px_authz_normalize_path(path, norm)};
-    if (!c->outbound && !wf_str_eq(r.path, path)) {
-        wf_buf_reset(&c->rw);
-        wf_buf_append(&c->rw, r.path.p, r.path.len);
+    if (!wf_str_eq(r.path, path)) {
+        wf_buf_append(&c->npath, r.path.p, r.path.len);
     }
     px_authz_result_t res;
     px_authz_check(set, &r, &res);
@@ -1281,6 +1284,13 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
     if (!authorize(c, h)) {
         return;
     }
+    px_http1_head_t normalized;
+    if (c->npath.len > 0) {
+        normalized = *h;
+        normalized.form = PX_HTTP1_FORM_ORIGIN;
+        normalized.target = normalized.path = (wf_str_t){(const char *)c->npath.data, c->npath.len};
+        h = &normalized;
+    }
 
     if (h->flags & PX_HTTP1_F_CONNECT) {
         c->q_done = true;
@@ -1303,11 +1313,6 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
             return;
         }
     } else {
-        if (c->rw.len > 0) {
-            /* authorize normalized the path: forward what the policies saw. */
-            fwd.form = PX_HTTP1_FORM_ORIGIN;
-            fwd.target = (wf_str_t){(const char *)c->rw.data, c->rw.len};
-        }
         c->pool = &w->app_pool;
         c->up_cluster = w->px->inbound_cluster;
         snprintf(c->up_host, sizeof(c->up_host), "%s", w->px->app_host);
@@ -1821,6 +1826,7 @@ static void conn_handle_closed(px_conn_t *c)
     wf_buf_free(&c->replay);
     wf_buf_free(&c->mirror_head);
     wf_buf_free(&c->rw);
+    wf_buf_free(&c->npath);
     wf_free(c->own_pool);
     wf_free(c);
     px__worker_conn_gone(w);

@@ -291,9 +291,12 @@ static void test_gateway(void **state)
         const char *path, *host;
         int status;
     } rows[] = {
-        {"/hello", "shop.example.com", 200},      {"/hello", "SHOP.example.com:8080", 200},
-        {"/hello", "other.example.com", 403},     {"/admin/x", "shop.example.com", 403},
+        {"/hello", "shop.example.com", 200},
+        {"/hello", "SHOP.example.com:8080", 200},
+        {"/hello", "other.example.com", 403},
+        {"/admin/x", "shop.example.com", 403},
         {"/x/../admin", "shop.example.com", 403},
+        {"/static/../hello", "shop.example.com", 200}, /* routed and sent as /hello */
     };
     int denied = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
