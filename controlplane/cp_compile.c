@@ -1768,6 +1768,117 @@ static json_t *telemetry_json(const cp_compiled_t *c)
     return o;
 }
 
+/* ---- AuthorizationPolicy (docs/snapshot.md "authorization") ---- */
+
+/* Add the string list s at key, only when it has values: absent and empty both mean "no
+ * constraint" to Istio and to the proxy. */
+static void add_nonempty(json_t *o, const char *key, const cp_strs_t *s)
+{
+    if (s->n > 0) {
+        add_strs(o, key, s);
+    }
+}
+
+static json_t *ap_rule_json(const cp_ap_rule_t *ru)
+{
+    json_t *o = json_object();
+    if (ru->n_from > 0) {
+        json_t *from = json_array();
+        for (uint32_t i = 0; i < ru->n_from; i++) {
+            const cp_source_t *s = ru->from[i].source;
+            json_t *src = json_object();
+            if (s != NULL) {
+                add_nonempty(src, "principals", &s->principals);
+                add_nonempty(src, "not_principals", &s->not_principals);
+                add_nonempty(src, "request_principals", &s->request_principals);
+                add_nonempty(src, "not_request_principals", &s->not_request_principals);
+                add_nonempty(src, "namespaces", &s->namespaces);
+                add_nonempty(src, "not_namespaces", &s->not_namespaces);
+                add_nonempty(src, "ip_blocks", &s->ip_blocks);
+                add_nonempty(src, "not_ip_blocks", &s->not_ip_blocks);
+                add_nonempty(src, "remote_ip_blocks", &s->remote_ip_blocks);
+                add_nonempty(src, "not_remote_ip_blocks", &s->not_remote_ip_blocks);
+            }
+            json_t *e = json_object();
+            set(e, "source", src);
+            json_array_append_new(from, e);
+        }
+        set(o, "from", from);
+    }
+    if (ru->n_to > 0) {
+        json_t *to = json_array();
+        for (uint32_t i = 0; i < ru->n_to; i++) {
+            const cp_operation_t *op = ru->to[i].operation;
+            json_t *oo = json_object();
+            if (op != NULL) {
+                add_nonempty(oo, "hosts", &op->hosts);
+                add_nonempty(oo, "not_hosts", &op->not_hosts);
+                add_nonempty(oo, "ports", &op->ports);
+                add_nonempty(oo, "not_ports", &op->not_ports);
+                add_nonempty(oo, "methods", &op->methods);
+                add_nonempty(oo, "not_methods", &op->not_methods);
+                add_nonempty(oo, "paths", &op->paths);
+                add_nonempty(oo, "not_paths", &op->not_paths);
+            }
+            json_t *e = json_object();
+            set(e, "operation", oo);
+            json_array_append_new(to, e);
+        }
+        set(o, "to", to);
+    }
+    if (ru->n_when > 0) {
+        json_t *when = json_array();
+        for (uint32_t i = 0; i < ru->n_when; i++) {
+            const cp_condition_t *c = &ru->when[i];
+            json_t *e = json_object();
+            set(e, "key", jstr(c->key));
+            add_nonempty(e, "values", &c->values);
+            add_nonempty(e, "not_values", &c->not_values);
+            json_array_append_new(when, e);
+        }
+        set(o, "when", when);
+    }
+    return o;
+}
+
+/*
+ * The AuthorizationPolicies that apply to w, as Istio selects them: every policy of the root
+ * namespace (mesh-wide; one with a selector only for the workloads it selects, in any
+ * namespace) and the policies of w's namespace without a selector or whose
+ * selector.matchLabels match w's labels. A gateway gets its own the same way. CUSTOM never
+ * gets here: apply refuses it.
+ */
+static json_t *authz_policies_json(const cp_config_t *cfg, const cp_workload_t *w)
+{
+    json_t *pols = json_array();
+    for (size_t i = 0; i < cfg->n[CP_KIND_AUTHORIZATION_POLICY]; i++) {
+        const cp_resource_t *r = cfg->res[CP_KIND_AUTHORIZATION_POLICY][i];
+        const cp_authorization_policy_t *ap = r->spec.ap;
+        if (!wf_str_eq_c(r->meta.namespace_, ROOT_NS) && !wf_str_eq_c(r->meta.namespace_, w->ns)) {
+            continue;
+        }
+        if (ap->selector.n > 0 && !wl_selected(&ap->selector, w)) {
+            continue;
+        }
+        WF_ASSERT(ap->action != CP_AP_CUSTOM);
+        json_t *p = json_object();
+        set(p, "name",
+            json_sprintf("%.*s.%.*s", (int)r->meta.namespace_.len, r->meta.namespace_.p,
+                         (int)r->meta.name.len, r->meta.name.p));
+        set(p, "action",
+            json_string(ap->action == CP_AP_DENY    ? "DENY"
+                        : ap->action == CP_AP_AUDIT ? "AUDIT"
+                                                    : "ALLOW"));
+        json_t *rules = json_array();
+        for (uint32_t k = 0; k < ap->n_rules; k++) {
+            json_array_append_new(rules, ap_rule_json(&ap->rules[k]));
+        }
+        set(p, "rules", rules);
+        json_array_append_new(pols, p);
+    }
+    return pols;
+}
+
 static json_t *inbound_json(const cp_config_t *cfg, const cp_workload_t *w)
 {
     const cp_peer_authentication_t *sel = NULL;
@@ -1804,8 +1915,7 @@ static json_t *inbound_json(const cp_config_t *cfg, const cp_workload_t *w)
     set(pa, "mode", json_string(mtls_name(mode)));
     set(o, "peer_authentication", pa);
     json_t *az = json_object();
-    /* Schema 1 cannot carry policies (issue #7); the proxy refuses a non-empty list. */
-    set(az, "policies", json_array());
+    set(az, "policies", authz_policies_json(cfg, w));
     set(o, "authorization", az);
     return o;
 }

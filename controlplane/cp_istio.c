@@ -13,6 +13,8 @@
 
 #include "cp_kinds.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -684,6 +686,200 @@ static int check_port_mtls(ps_t *ps, const cp_yaml_node_t *n, void *obj)
     return 0;
 }
 
+/* ---- AuthorizationPolicy values: refused at apply what the proxy would refuse (px_authz.h
+ * holds the same rules; the proxy cannot be linked from here, hence these small copies). A
+ * policy the proxy refused would block every later snapshot of the workloads it selects. ---- */
+
+/* An IP address or CIDR, IPv4 or IPv6; NULL or why not. */
+static const char *ap_cidr_why(wf_str_t s)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    const char *slash = memchr(s.p, '/', s.len);
+    size_t alen = slash != NULL ? (size_t)(slash - s.p) : s.len;
+    uint8_t addr[16];
+    if (alen == 0 || alen >= INET6_ADDRSTRLEN) {
+        return "not an IP address or CIDR";
+    }
+    memcpy(buf, s.p, alen);
+    buf[alen] = '\0';
+    unsigned max = 32;
+    if (inet_pton(AF_INET, buf, addr) != 1) {
+        if (inet_pton(AF_INET6, buf, addr) != 1) {
+            return "not an IP address or CIDR";
+        }
+        max = 128;
+    }
+    if (slash == NULL) {
+        return NULL;
+    }
+    size_t dn = s.len - alen - 1;
+    unsigned bits = 0;
+    for (size_t i = 0; i < dn; i++) {
+        if (!isdigit((unsigned char)slash[1 + i])) {
+            return "bad CIDR prefix length";
+        }
+        bits = bits * 10 + (unsigned)(slash[1 + i] - '0');
+    }
+    if (dn == 0 || dn > 3) {
+        return "bad CIDR prefix length";
+    }
+    return bits > max ? "CIDR prefix length out of range" : NULL;
+}
+
+static const char *ap_port_why(wf_str_t s)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (!isdigit((unsigned char)s.p[i])) {
+            return "must be a port number 0..65535";
+        }
+        v = v * 10 + (uint32_t)(s.p[i] - '0');
+        if (v > 65535) {
+            break;
+        }
+    }
+    return s.len == 0 || v > 65535 ? "must be a port number 0..65535" : NULL;
+}
+
+/* Istio's path templates: `{*}` and `{**}` whole segments, `{**}` last, no other `*`. */
+static const char *ap_path_why(wf_str_t s)
+{
+    if (memchr(s.p, '{', s.len) == NULL && memchr(s.p, '}', s.len) == NULL) {
+        return NULL;
+    }
+    if (s.len == 0 || s.p[0] != '/') {
+        return "a path template must start with /";
+    }
+    bool many = false;
+    for (size_t i = 0; i < s.len;) {
+        if (s.p[i] == '{') {
+            size_t ol = s.len - i >= 4 && memcmp(s.p + i, "{**}", 4) == 0  ? 4
+                        : s.len - i >= 3 && memcmp(s.p + i, "{*}", 3) == 0 ? 3
+                                                                           : 0;
+            if (ol == 0) {
+                return "only {*} and {**} are path template operators";
+            }
+            if (many) {
+                return "{**} must be the last operator of a path template";
+            }
+            if (s.p[i - 1] != '/' || (i + ol < s.len && s.p[i + ol] != '/')) {
+                return "a path template operator must be a whole path segment";
+            }
+            many = ol == 4;
+            i += ol;
+        } else if (s.p[i] == '*' || s.p[i] == '}') {
+            return "a path template may hold * only inside {*} or {**}";
+        } else {
+            i++;
+        }
+    }
+    return NULL;
+}
+
+typedef const char *(*ap_why_fn)(wf_str_t);
+
+/* Check every value of l (the YAML list at key of n) with why. */
+static int ap_list(ps_t *ps, const cp_yaml_node_t *n, const char *key, const cp_strs_t *l,
+                   ap_why_fn why)
+{
+    const cp_yaml_node_t *seq = cp_yaml_get(n, key);
+    for (uint32_t i = 0; i < l->n; i++) {
+        const char *w = why(l->items[i]);
+        if (w != NULL) {
+            size_t s1 = path_key(ps, key, strlen(key));
+            path_idx(ps, i);
+            const cp_yaml_node_t *at = seq != NULL && i < seq->n ? seq->items[i] : n;
+            int rc = fail(ps, at, "%s: \"%s\"", w, l->items[i].p);
+            path_restore(ps, s1);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+#define AP_LIST(key, list, why)                                                                    \
+    do {                                                                                           \
+        int rc_ = ap_list(ps, n, key, list, why);                                                  \
+        if (rc_ != 0) {                                                                            \
+            return rc_;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static int check_source(ps_t *ps, const cp_yaml_node_t *n, void *obj)
+{
+    const cp_source_t *s = obj;
+    AP_LIST("ipBlocks", &s->ip_blocks, ap_cidr_why);
+    AP_LIST("notIpBlocks", &s->not_ip_blocks, ap_cidr_why);
+    AP_LIST("remoteIpBlocks", &s->remote_ip_blocks, ap_cidr_why);
+    AP_LIST("notRemoteIpBlocks", &s->not_remote_ip_blocks, ap_cidr_why);
+    return 0;
+}
+
+static int check_operation(ps_t *ps, const cp_yaml_node_t *n, void *obj)
+{
+    const cp_operation_t *o = obj;
+    AP_LIST("ports", &o->ports, ap_port_why);
+    AP_LIST("notPorts", &o->not_ports, ap_port_why);
+    AP_LIST("paths", &o->paths, ap_path_why);
+    AP_LIST("notPaths", &o->not_paths, ap_path_why);
+    return 0;
+}
+
+/* Istio's condition keys (https://istio.io/latest/docs/reference/config/security/conditions/)
+ * and the kind of value each takes. */
+static int check_cond(ps_t *ps, const cp_yaml_node_t *n, void *obj)
+{
+    const cp_condition_t *c = obj;
+    static const struct {
+        const char *key;
+        ap_why_fn why;
+    } keys[] = {
+        {"source.ip", ap_cidr_why},       {"remote.ip", ap_cidr_why},
+        {"destination.ip", ap_cidr_why},  {"destination.port", ap_port_why},
+        {"source.namespace", NULL},       {"source.principal", NULL},
+        {"connection.sni", NULL},         {"request.auth.principal", NULL},
+        {"request.auth.audiences", NULL}, {"request.auth.presenter", NULL},
+    };
+    bool known = false;
+    ap_why_fn why = NULL;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !known; i++) {
+        if (wf_str_eq_c(c->key, keys[i].key)) {
+            known = true;
+            why = keys[i].why;
+        }
+    }
+    static const char hdr[] = "request.headers[", claims[] = "request.auth.claims[";
+    wf_str_t k = c->key;
+    if (!known && k.len > sizeof(hdr) && memcmp(k.p, hdr, sizeof(hdr) - 1) == 0 &&
+        k.p[k.len - 1] == ']') {
+        known = true;
+        for (size_t i = sizeof(hdr) - 1; i + 1 < k.len; i++) {
+            unsigned char ch = (unsigned char)k.p[i];
+            if (ch <= ' ' || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch) != NULL) {
+                known = false;
+            }
+        }
+    }
+    if (!known && k.len > sizeof(claims) && memcmp(k.p, claims, sizeof(claims) - 1) == 0 &&
+        k.p[k.len - 1] == ']') {
+        known = true;
+    }
+    if (!known) {
+        size_t s1 = path_key(ps, "key", 3);
+        int rc = fail(ps, cp_yaml_get(n, "key"), "unknown condition key \"%s\"", c->key.p);
+        path_restore(ps, s1);
+        return rc;
+    }
+    if (c->values.n == 0 && c->not_values.n == 0) {
+        return fail(ps, n, "a condition needs values or notValues");
+    }
+    if (why != NULL) {
+        AP_LIST("values", &c->values, why);
+        AP_LIST("notValues", &c->not_values, why);
+    }
+    return 0;
+}
+
 static int check_ap(ps_t *ps, const cp_yaml_node_t *n, void *obj)
 {
     const cp_authorization_policy_t *ap = obj;
@@ -691,6 +887,12 @@ static int check_ap(ps_t *ps, const cp_yaml_node_t *n, void *obj)
         size_t saved = path_key(ps, "action", 6);
         int rc = fail_code(ps, CP_E_UNSUPPORTED, cp_yaml_get(n, "action"),
                            "CUSTOM is not supported: weft has no external authorizer (issue #7)");
+        path_restore(ps, saved);
+        return rc;
+    }
+    if (ap->provider.len > 0) {
+        size_t saved = path_key(ps, "provider", 8);
+        int rc = fail(ps, cp_yaml_get(n, "provider"), "provider is only valid with action CUSTOM");
         path_restore(ps, saved);
         return rc;
     }
@@ -1169,7 +1371,7 @@ static const field_t s_source_f[] = {
     FSS("remoteIpBlocks", cp_source_t, remote_ip_blocks, 0),
     FSS("notRemoteIpBlocks", cp_source_t, not_remote_ip_blocks, 0),
     END};
-SCHEMA(s_source, cp_source_t, NULL);
+SCHEMA(s_source, cp_source_t, check_source);
 static const field_t s_operation_f[] = {FSS("hosts", cp_operation_t, hosts, 0),
                                         FSS("notHosts", cp_operation_t, not_hosts, 0),
                                         FSS("ports", cp_operation_t, ports, 0),
@@ -1179,7 +1381,7 @@ static const field_t s_operation_f[] = {FSS("hosts", cp_operation_t, hosts, 0),
                                         FSS("paths", cp_operation_t, paths, 0),
                                         FSS("notPaths", cp_operation_t, not_paths, 0),
                                         END};
-SCHEMA(s_operation, cp_operation_t, NULL);
+SCHEMA(s_operation, cp_operation_t, check_operation);
 static const field_t s_from_f[] = {FO("source", cp_rule_from_t, source, s_source, 0), END};
 SCHEMA(s_from, cp_rule_from_t, NULL);
 static const field_t s_to_f[] = {FO("operation", cp_rule_to_t, operation, s_operation, 0), END};
@@ -1187,15 +1389,18 @@ SCHEMA(s_to, cp_rule_to_t, NULL);
 static const field_t s_cond_f[] = {FS("key", cp_condition_t, key, REQ),
                                    FSS("values", cp_condition_t, values, 0),
                                    FSS("notValues", cp_condition_t, not_values, 0), END};
-SCHEMA(s_cond, cp_condition_t, NULL);
+SCHEMA(s_cond, cp_condition_t, check_cond);
 static const field_t s_rule_f[] = {FLIST("from", cp_ap_rule_t, from, n_from, s_from, 0),
                                    FLIST("to", cp_ap_rule_t, to, n_to, s_to, 0),
                                    FLIST("when", cp_ap_rule_t, when, n_when, s_cond, 0), END};
 SCHEMA(s_rule, cp_ap_rule_t, NULL);
 static const field_t w_ap_sel_f[] = {FL("matchLabels", cp_authorization_policy_t, selector), END};
 WRAP(w_ap_sel);
+static const field_t w_ap_prov_f[] = {FS("name", cp_authorization_policy_t, provider, 0), END};
+WRAP(w_ap_prov);
 static const field_t s_ap_f[] = {
     FIN("selector", w_ap_sel), FE("action", cp_authorization_policy_t, action, k_action),
+    FIN("provider", w_ap_prov),
     FLIST("rules", cp_authorization_policy_t, rules, n_rules, s_rule, 0), END};
 SCHEMA(s_ap, cp_authorization_policy_t, check_ap);
 

@@ -483,6 +483,7 @@ typedef struct {
 typedef struct {
     cp_labels_t selector; /* selector.matchLabels */
     int action;           /* cp_ap_action_t */
+    wf_str_t provider;    /* provider.name (CUSTOM only; read so that apply can say why not) */
     cp_ap_rule_t *rules;
     uint32_t n_rules;
 } cp_authorization_policy_t;

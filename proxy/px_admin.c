@@ -127,6 +127,17 @@ void px_admin_stats(const px_proxy_t *px, wf_buf_t *out)
                   (unsigned long long)SUM(px, mirror_rq_done),
                   (unsigned long long)SUM(px, mirror_rq_failed),
                   (unsigned long long)SUM(px, mirror_rq_skipped));
+    wf_buf_printf(out,
+                  "# HELP weft_proxy_authz_allowed_total Inbound requests allowed by the "
+                  "workload's authorization policies (counted only when it has some).\n"
+                  "# TYPE weft_proxy_authz_allowed_total counter\n"
+                  "weft_proxy_authz_allowed_total %llu\n"
+                  "# HELP weft_proxy_authz_denied_total Inbound requests denied (403) by the "
+                  "workload's authorization policies.\n"
+                  "# TYPE weft_proxy_authz_denied_total counter\n"
+                  "weft_proxy_authz_denied_total %llu\n",
+                  (unsigned long long)SUM(px, authz_allowed),
+                  (unsigned long long)SUM(px, authz_denied));
     if (snap != NULL) {
         wf_buf_puts(out, "# HELP weft_proxy_upstream_rq_total Outbound requests finished, by "
                          "the cluster chosen.\n# TYPE weft_proxy_upstream_rq_total counter\n");

@@ -15,6 +15,7 @@
  */
 #include "px_conn.h"
 
+#include "px_authz.h"
 #include "px_http1.h"
 #include "px_mirror.h"
 #include "px_route.h"
@@ -126,6 +127,11 @@ struct px_conn {
     px_pool_t *own_pool;    /* a passthrough CONNECT's own address */
     bool up_mtls;           /* the request's upstream connection is mTLS ... */
     char up_principal[256]; /* ... and its server proved this identity (telemetry) */
+    /* Authorization (px_authz.h): the address the connection came to, looked up once, and the
+     * request path as normalized for the policies when that changed it. */
+    char local_ip[64];
+    bool local_ip_set;
+    wf_buf_t npath;
 };
 
 static void conn_process(px_conn_t *c);
@@ -308,6 +314,7 @@ static void reset_request(px_conn_t *c)
     wf_buf_reset(&c->replay);
     c->replay_body = c->replay_lost = false;
     wf_buf_reset(&c->rw);
+    wf_buf_reset(&c->npath);
     c->pool = NULL;
     c->up_cluster = NULL;
     c->up_host[0] = '\0';
@@ -1181,6 +1188,73 @@ static void start_delay(px_conn_t *c)
     uv_timer_start(&c->timer, delay_timer_cb, c->delay_ms, 0);
 }
 
+/*
+ * AuthorizationPolicy for requests that enter the workload: the sidecar's inbound listener and
+ * a gateway's server ports (not the app's own outbound calls). Returns false when the request
+ * was denied and answered with Envoy's 403 `RBAC: access denied`; nothing of it is forwarded.
+ * Policies see the path normalized as Istio's default (BASE) does; when that changes it, the
+ * request goes on with the normalized path (c->npath): a sidecar forwards it to the app and a
+ * gateway routes and forwards it, so that what was checked is what is served.
+ */
+static bool authorize(px_conn_t *c, const px_http1_head_t *h)
+{
+    if ((c->outbound && c->route_port == 0) || c->gen == NULL) {
+        return true;
+    }
+    const px_authz_set_t *set = &c->gen->snap->inbound.authz;
+    if (set->n_policies == 0) {
+        return true;
+    }
+    px_worker_t *w = c->w;
+    if (!c->local_ip_set) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        c->local_ip[0] = '\0';
+        if (uv_tcp_getsockname(&c->tp.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET) {
+                uv_ip4_name((struct sockaddr_in *)&ss, c->local_ip, sizeof(c->local_ip));
+            } else if (ss.ss_family == AF_INET6) {
+                uv_ip6_name((struct sockaddr_in6 *)&ss, c->local_ip, sizeof(c->local_ip));
+            }
+        }
+        c->local_ip_set = true;
+    }
+    px_authz_req_t r = {
+        .principal = c->tp.peer_identity,
+        .source_ip = wf_str(c->peer_ip),
+        .dest_ip = wf_str(c->local_ip),
+        /* Istio's destination port: the app's port, or the gateway server's. */
+        .dest_port = c->outbound ? c->route_port : (uint32_t)w->px->cfg.app_port,
+        .method = h->method_str,
+        .host = h->host,
+        .headers = h->headers,
+        .n_headers = h->num_headers,
+    };
+    wf_str_t path = h->path.len > 0 ? h->path : h->target;
+    char norm[8192];
+    if (path.len > sizeof(norm)) {
+        /* Above the parser's default request-target limit; refused rather than unchecked. */
+        local_reply(c, 414, "request-target too long", 0, false);
+        return false;
+    }
+    r.path = (wf_str_t){norm, px_authz_normalize_path(path, norm)};
+    if (!wf_str_eq(r.path, path)) {
+        wf_buf_append(&c->npath, r.path.p, r.path.len);
+    }
+    px_authz_result_t res;
+    px_authz_check(set, &r, &res);
+    if (res.allowed) {
+        atomic_fetch_add_explicit(&w->ctr.authz_allowed, 1, memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&w->ctr.authz_denied, 1, memory_order_relaxed);
+    WF_LOG_RL(WF_DEBUG, 10, "proxy", "request denied by authorization policy", "policy=%s peer=%s",
+              res.policy != NULL ? res.policy->name.p : "(no ALLOW policy matched)", c->peer_ip);
+    /* Envoy has no response flag for RBAC denials (its details say rbac_access_denied). */
+    local_reply(c, 403, "RBAC: access denied", 0, false);
+    return false;
+}
+
 /* A request head was parsed (its bytes are consumed but still in rbuf): forward it. */
 static void start_request(px_conn_t *c, const px_http1_head_t *h)
 {
@@ -1222,6 +1296,16 @@ static void start_request(px_conn_t *c, const px_http1_head_t *h)
     c->traced = true;
     px_http1_body_init(&c->qbody, h, NULL);
     c->q_done = px_http1_body_done(&c->qbody);
+    if (!authorize(c, h)) {
+        return;
+    }
+    px_http1_head_t normalized;
+    if (c->npath.len > 0) {
+        normalized = *h;
+        normalized.form = PX_HTTP1_FORM_ORIGIN;
+        normalized.target = normalized.path = (wf_str_t){(const char *)c->npath.data, c->npath.len};
+        h = &normalized;
+    }
 
     if (h->flags & PX_HTTP1_F_CONNECT) {
         c->q_done = true;
@@ -1757,6 +1841,7 @@ static void conn_handle_closed(px_conn_t *c)
     wf_buf_free(&c->replay);
     wf_buf_free(&c->mirror_head);
     wf_buf_free(&c->rw);
+    wf_buf_free(&c->npath);
     wf_free(c->own_pool);
     wf_free(c);
     px__worker_conn_gone(w);

@@ -232,12 +232,9 @@ static json_t *field(json_t *obj, const char *key)
     return json_is_null(v) ? NULL : v;
 }
 
-/* Strict mode: refuse keys not in known (a NULL-terminated list). */
-static int check_keys(ps_t *ps, json_t *obj, const char *const *known)
+/* Refuse keys not in known (a NULL-terminated list). */
+static int known_keys(ps_t *ps, json_t *obj, const char *const *known)
 {
-    if (!ps->o->strict) {
-        return 0;
-    }
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v)
@@ -255,6 +252,12 @@ static int check_keys(ps_t *ps, json_t *obj, const char *const *known)
         }
     }
     return 0;
+}
+
+/* Strict mode: refuse keys not in known. */
+static int check_keys(ps_t *ps, json_t *obj, const char *const *known)
+{
+    return ps->o->strict ? known_keys(ps, obj, known) : 0;
 }
 
 static int get_obj(ps_t *ps, json_t *obj, const char *key, bool required, json_t **out)
@@ -1714,6 +1717,215 @@ static int parse_telemetry(ps_t *ps, json_t *root)
     return 0;
 }
 
+/* ---- authorization policies (px_authz.h) ---- */
+
+/* Unknown keys inside a policy are refused even without the strict option: a constraint the
+ * proxy skipped would widen an ALLOW rule or narrow a DENY one. */
+static int az_keys(ps_t *ps, json_t *obj, const char *const *known)
+{
+    if (!json_is_object(obj)) {
+        return fail(ps, NULL, "must be an object, not %s", type_name(obj));
+    }
+    return known_keys(ps, obj, known);
+}
+
+typedef enum { AZ_STR, AZ_HOST, AZ_CIDR, AZ_PORT, AZ_PATH } az_kind_t;
+
+/* The string list at key, compiled as kind into *v / *n (the matching px_authz_*_t list). */
+static int az_list(ps_t *ps, json_t *obj, const char *key, az_kind_t kind, void **v, uint32_t *n)
+{
+    static const size_t sizes[] = {sizeof(px_authz_str_t), sizeof(px_authz_str_t),
+                                   sizeof(px_authz_cidr_t), sizeof(uint16_t),
+                                   sizeof(px_authz_path_t)};
+    wf_str_t *strs;
+    uint32_t cnt;
+    *v = NULL;
+    *n = 0;
+    TRY(get_strs(ps, obj, key, &strs, &cnt));
+    TRY(alloc_n(ps, cnt, sizes[kind], v));
+    size_t saved = path_key(ps, key);
+    for (uint32_t i = 0; i < cnt; i++) {
+        size_t s2 = path_idx(ps, i);
+        const char *why = NULL;
+        int rc = 0;
+        switch (kind) {
+        case AZ_HOST:
+            lower_in_place(strs[i]);
+            px_authz_compile_str(strs[i], &((px_authz_str_t *)*v)[i]);
+            break;
+        case AZ_STR:
+            px_authz_compile_str(strs[i], &((px_authz_str_t *)*v)[i]);
+            break;
+        case AZ_CIDR:
+            rc = px_authz_compile_cidr(strs[i], &((px_authz_cidr_t *)*v)[i], &why);
+            break;
+        case AZ_PORT:
+            rc = px_authz_compile_port(strs[i], &((uint16_t *)*v)[i], &why);
+            break;
+        case AZ_PATH:
+            rc = px_authz_compile_path(&ps->s->arena, strs[i], &((px_authz_path_t *)*v)[i], &why);
+            break;
+        }
+        if (rc == WF_E_LIMIT) {
+            return fail_limit(ps, NULL, "snapshot exceeds %zu bytes of parsed structures",
+                              ps->o->limits.max_arena);
+        }
+        if (rc != 0) {
+            return fail(ps, NULL, "%s: \"%s\"", why, strs[i].p);
+        }
+        path_restore(ps, s2);
+    }
+    path_restore(ps, saved);
+    *n = cnt;
+    return 0;
+}
+
+#define AZ_LIST(obj, key, kind, l) az_list(ps, obj, key, kind, (void **)&(l).v, &(l).n)
+
+static const char *const k_az_source[] = {"principals",
+                                          "not_principals",
+                                          "request_principals",
+                                          "not_request_principals",
+                                          "namespaces",
+                                          "not_namespaces",
+                                          "ip_blocks",
+                                          "not_ip_blocks",
+                                          "remote_ip_blocks",
+                                          "not_remote_ip_blocks",
+                                          NULL};
+static const char *const k_az_op[] = {"hosts",     "not_hosts", "ports",
+                                      "not_ports", "methods",   "not_methods",
+                                      "paths",     "not_paths", NULL};
+static const char *const k_az_from[] = {"source", NULL};
+static const char *const k_az_to[] = {"operation", NULL};
+static const char *const k_az_when[] = {"key", "values", "not_values", NULL};
+static const char *const k_az_rule[] = {"from", "to", "when", NULL};
+static const char *const k_az_policy[] = {"name", "action", "rules", NULL};
+static const char *const az_actions[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM", NULL};
+
+static int az_source(ps_t *ps, json_t *o, px_authz_source_t *s)
+{
+    TRY(az_keys(ps, o, k_az_from));
+    json_t *src;
+    TRY(get_obj(ps, o, "source", true, &src));
+    size_t saved = path_key(ps, "source");
+    TRY(az_keys(ps, src, k_az_source));
+    TRY(AZ_LIST(src, "principals", AZ_STR, s->principals));
+    TRY(AZ_LIST(src, "not_principals", AZ_STR, s->not_principals));
+    TRY(AZ_LIST(src, "request_principals", AZ_STR, s->request_principals));
+    TRY(AZ_LIST(src, "not_request_principals", AZ_STR, s->not_request_principals));
+    TRY(AZ_LIST(src, "namespaces", AZ_STR, s->namespaces));
+    TRY(AZ_LIST(src, "not_namespaces", AZ_STR, s->not_namespaces));
+    TRY(AZ_LIST(src, "ip_blocks", AZ_CIDR, s->ip_blocks));
+    TRY(AZ_LIST(src, "not_ip_blocks", AZ_CIDR, s->not_ip_blocks));
+    TRY(AZ_LIST(src, "remote_ip_blocks", AZ_CIDR, s->remote_ip_blocks));
+    TRY(AZ_LIST(src, "not_remote_ip_blocks", AZ_CIDR, s->not_remote_ip_blocks));
+    path_restore(ps, saved);
+    return 0;
+}
+
+static int az_operation(ps_t *ps, json_t *o, px_authz_op_t *op)
+{
+    TRY(az_keys(ps, o, k_az_to));
+    json_t *oo;
+    TRY(get_obj(ps, o, "operation", true, &oo));
+    size_t saved = path_key(ps, "operation");
+    TRY(az_keys(ps, oo, k_az_op));
+    TRY(AZ_LIST(oo, "hosts", AZ_HOST, op->hosts));
+    TRY(AZ_LIST(oo, "not_hosts", AZ_HOST, op->not_hosts));
+    TRY(AZ_LIST(oo, "ports", AZ_PORT, op->ports));
+    TRY(AZ_LIST(oo, "not_ports", AZ_PORT, op->not_ports));
+    TRY(AZ_LIST(oo, "methods", AZ_STR, op->methods));
+    TRY(AZ_LIST(oo, "not_methods", AZ_STR, op->not_methods));
+    TRY(AZ_LIST(oo, "paths", AZ_PATH, op->paths));
+    TRY(AZ_LIST(oo, "not_paths", AZ_PATH, op->not_paths));
+    path_restore(ps, saved);
+    return 0;
+}
+
+static int az_condition(ps_t *ps, json_t *o, px_authz_cond_t *c)
+{
+    TRY(az_keys(ps, o, k_az_when));
+    TRY(get_str(ps, o, "key", true, NULL, &c->name));
+    const char *why = NULL;
+    if (px_authz_compile_key(c->name, &c->key, &c->header, &why) != 0) {
+        return fail(ps, "key", "%s: \"%s\"", why, c->name.p);
+    }
+    TRY(dup_str(ps, c->header.p, c->header.len, &c->header)); /* c->name keeps its case */
+    lower_in_place(c->header);
+    switch (c->key) {
+    case PX_AZ_KEY_SOURCE_IP:
+    case PX_AZ_KEY_REMOTE_IP:
+    case PX_AZ_KEY_DEST_IP:
+        TRY(AZ_LIST(o, "values", AZ_CIDR, c->cidrs));
+        TRY(AZ_LIST(o, "not_values", AZ_CIDR, c->not_cidrs));
+        break;
+    case PX_AZ_KEY_DEST_PORT:
+        TRY(AZ_LIST(o, "values", AZ_PORT, c->ports));
+        TRY(AZ_LIST(o, "not_values", AZ_PORT, c->not_ports));
+        break;
+    default:
+        TRY(AZ_LIST(o, "values", AZ_STR, c->strs));
+        TRY(AZ_LIST(o, "not_values", AZ_STR, c->not_strs));
+        break;
+    }
+    if (c->strs.n + c->not_strs.n + c->cidrs.n + c->not_cidrs.n + c->ports.n + c->not_ports.n ==
+        0) {
+        return fail(ps, NULL, "a condition needs values or not_values");
+    }
+    return 0;
+}
+
+/* Parse the array at key of obj with one of the functions above into *out / *n. */
+#define AZ_ARRAY(obj, key, fn, out, n)                                                             \
+    do {                                                                                           \
+        json_t *a_;                                                                                \
+        size_t n_;                                                                                 \
+        TRY(get_arr(ps, obj, key, &a_, &n_));                                                      \
+        TRY(alloc_n(ps, n_, sizeof(*(out)), (void **)&(out)));                                     \
+        size_t s_ = path_key(ps, key);                                                             \
+        for (size_t i_ = 0; i_ < n_; i_++) {                                                       \
+            size_t s2_ = path_idx(ps, i_);                                                         \
+            TRY(fn(ps, json_array_get(a_, i_), &(out)[i_]));                                       \
+            path_restore(ps, s2_);                                                                 \
+        }                                                                                          \
+        path_restore(ps, s_);                                                                      \
+        (n) = (uint32_t)n_;                                                                        \
+    } while (0)
+
+static int az_rule(ps_t *ps, json_t *o, px_authz_rule_t *r)
+{
+    TRY(az_keys(ps, o, k_az_rule));
+    AZ_ARRAY(o, "from", az_source, r->from, r->n_from);
+    AZ_ARRAY(o, "to", az_operation, r->to, r->n_to);
+    AZ_ARRAY(o, "when", az_condition, r->when, r->n_when);
+    return 0;
+}
+
+static int az_policy(ps_t *ps, json_t *o, px_authz_policy_t *p)
+{
+    TRY(az_keys(ps, o, k_az_policy));
+    TRY(get_str(ps, o, "name", true, NULL, &p->name));
+    int a;
+    TRY(get_enum(ps, o, "action", az_actions, PX_AZ_ALLOW, &a));
+    if (a == 3) {
+        return fail(ps, "action", "CUSTOM needs an external authorizer, which weft does not have");
+    }
+    p->action = (px_authz_action_t)a;
+    AZ_ARRAY(o, "rules", az_rule, p->rules, p->n_rules);
+    return 0;
+}
+
+/* inbound.authorization: the policies of this workload, compiled for px_authz_check. */
+static int parse_authz(ps_t *ps, json_t *az, px_authz_set_t *set)
+{
+    AZ_ARRAY(az, "policies", az_policy, set->policies, set->n_policies);
+    for (uint32_t i = 0; i < set->n_policies; i++) {
+        set->n_allow += set->policies[i].action == PX_AZ_ALLOW;
+    }
+    return 0;
+}
+
 static const char *const peer_names[] = {"UNSET", "PERMISSIVE", "STRICT", "DISABLE", NULL};
 static const char *const k_inbound[] = {"app_address", "ports", "peer_authentication",
                                         "authorization", NULL};
@@ -1772,13 +1984,8 @@ static int parse_inbound(ps_t *ps, json_t *root)
     TRY(get_obj(ps, o, "authorization", false, &az));
     if (az != NULL) {
         s2 = path_key(ps, "authorization");
-        TRY(check_keys(ps, az, k_authz));
-        TRY(get_arr(ps, az, "policies", &a, &n));
-        /* Fail closed: ignoring an ALLOW or DENY policy would open the service. Issue #7 gives
-         * the policies their structure; until then only the empty list is valid. */
-        if (n > 0) {
-            return fail(ps, "policies", "authorization policies are not supported by this proxy");
-        }
+        TRY(az_keys(ps, az, k_authz));
+        TRY(parse_authz(ps, az, &in->authz));
         path_restore(ps, s2);
     }
     path_restore(ps, saved);

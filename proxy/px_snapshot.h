@@ -24,6 +24,7 @@
 #ifndef PX_SNAPSHOT_H
 #define PX_SNAPSHOT_H
 
+#include "px_authz.h"
 #include "wf_arena.h"
 #include "wf_str.h"
 
@@ -345,7 +346,7 @@ typedef struct {
     px_inbound_port_t *ports;
     uint32_t n_ports;
     px_peer_auth_t mtls_mode; /* PERMISSIVE by default */
-    uint32_t n_policies;      /* always 0 in schema 1: see docs/snapshot.md */
+    px_authz_set_t authz;     /* authorization.policies, compiled (px_authz.h) */
 } px_inbound_t;
 
 typedef enum {

@@ -35,6 +35,7 @@ struct px_tunnel {
     px_tunnel_stats_t st;
     void (*done)(void *arg, const px_tunnel_stats_t *st);
     void *arg;
+    bool (*admit)(void *arg); /* NULL once asked */
     bool ended;
     int start_err; /* a failure inside px_tunnel_start, reported from the loop */
     bool start_err_down;
@@ -117,6 +118,14 @@ static void on_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     tn->last_ms = uv_now(tn->timer.loop);
+    if (i == SIDE_DOWN && tn->admit != NULL) {
+        bool (*admit)(void *) = tn->admit;
+        tn->admit = NULL;
+        if (!admit(tn->arg)) {
+            tunnel_end(tn, PX_TUNNEL_RESET, UV_EACCES, true);
+            return;
+        }
+    }
     if (i == SIDE_DOWN) {
         tn->st.down_to_up += (uint64_t)nread;
     } else {
@@ -195,6 +204,7 @@ px_tunnel_t *px_tunnel_start(uv_loop_t *loop, px_transport_t *down, px_transport
     tn->idle_ms = o->idle_ms;
     tn->done = o->done;
     tn->arg = o->arg;
+    tn->admit = o->admit;
     uv_timer_init(loop, &tn->timer);
     tn->timer.data = tn;
     tn->last_ms = uv_now(loop);

@@ -58,6 +58,11 @@ typedef struct {
      * px_tunnel_start; the tunnel frees itself after the call. */
     void (*done)(void *arg, const px_tunnel_stats_t *st);
     void *arg;
+    /* May be NULL. Asked once, before the first downstream bytes go upstream (over TLS the
+     * handshake is done by then, so the peer's identity is known): false ends the tunnel as
+     * reset with UV_EACCES and nothing is forwarded, as Envoy's RBAC network filter checks the
+     * first data. */
+    bool (*admit)(void *arg);
 } px_tunnel_opts_t;
 
 /*

@@ -106,6 +106,8 @@ typedef struct {
     _Atomic uint64_t mirror_rq_done;     /* mirrored copies whose response came whole */
     _Atomic uint64_t mirror_rq_failed;   /* ... that failed or timed out (px_mirror.h) */
     _Atomic uint64_t mirror_rq_skipped;  /* requests not mirrored: body not there with the head */
+    _Atomic uint64_t authz_allowed;      /* requests AuthorizationPolicy let in (px_authz.h) */
+    _Atomic uint64_t authz_denied;       /* ... and those it answered 403 */
 } px_counters_t;
 
 typedef struct px_proxy px_proxy_t;

@@ -3,7 +3,9 @@
  * accepts. Checked beyond "no crash": a refusal comes with a message and leaves no snapshot;
  * an accepted snapshot's invariants hold (clusters sorted and unique, every routed route has
  * a positive total weight that its destinations add up to, every virtual host selects itself
- * by one of its exact domains), and the router's answers stay inside the snapshot.
+ * by one of its exact domains), and the router's answers stay inside the snapshot. Accepted
+ * authorization policies are evaluated for requests with and without a principal: the
+ * deciding policy, when there is one, belongs to the snapshot and agrees with the decision.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,6 +78,35 @@ static void exercise_routes(const px_snapshot_t *s)
     }
 }
 
+static void exercise_authz(const px_snapshot_t *s)
+{
+    const px_authz_set_t *az = &s->inbound.authz;
+    px_http1_header_t hs[] = {{WF_STR_LIT("x-forwarded-for"), WF_STR_LIT("203.0.113.7, ::1")},
+                              {WF_STR_LIT("x-token"), WF_STR_LIT("secret-1")},
+                              {WF_STR_LIT("X-Token"), WF_STR_LIT("b")}};
+    static const char *const principals[] = {NULL, "spiffe://cluster.local/ns/default/sa/sleep"};
+    static const char *const paths[] = {"/api/v1/items?x", "/static/a/b.css", "/", ""};
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t j = 0; j < sizeof(paths) / sizeof(paths[0]); j++) {
+            px_authz_req_t r = {.principal = principals[i],
+                                .source_ip = WF_STR_LIT("10.9.0.1"),
+                                .dest_ip = WF_STR_LIT("::ffff:127.0.0.1"),
+                                .dest_port = 9080,
+                                .method = WF_STR_LIT("GET"),
+                                .path = wf_str(paths[j]),
+                                .host = WF_STR_LIT("A.example.com:9080"),
+                                .headers = hs,
+                                .n_headers = j % 2 ? 3 : 0};
+            px_authz_result_t res;
+            px_authz_check(az, &r, &res);
+            const px_authz_policy_t *p = res.policy;
+            check(p == NULL || (p >= az->policies && p < az->policies + az->n_policies));
+            check(p == NULL || (p->action == PX_AZ_DENY) == !res.allowed);
+            check(res.allowed || p != NULL || az->n_allow > 0);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     px_snapshot_opts_t o;
@@ -96,6 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check(s != NULL && err[0] == '\0');
     exercise_routes(s);
+    exercise_authz(s);
     px_snapshot_unref(px_snapshot_ref(s));
     px_snapshot_unref(s);
     return 0;

@@ -872,6 +872,167 @@ static void test_peer_authentication(void **state)
     cp_config_free(cfg);
 }
 
+/* The names of the authorization policies compiled for proxy id, comma-separated. */
+static void policy_names(const cp_config_t *cfg, const char *id, char *out, size_t cap)
+{
+    json_t *d = compile1(cfg, id);
+    json_t *pols = at(d, "inbound/authorization/policies");
+    assert_true(json_is_array(pols));
+    size_t i, off = 0;
+    json_t *e;
+    out[0] = '\0';
+    json_array_foreach(pols, i, e)
+    {
+        off += (size_t)snprintf(out + off, cap - off, "%s%s", i ? "," : "",
+                                json_string_value(json_object_get(e, "name")));
+    }
+    json_decref(d);
+}
+
+/* AuthorizationPolicy: which policies a workload gets (root namespace mesh-wide, its own
+ * namespace's without selector, selector match and miss, another namespace's never), and the
+ * field mapping; every document passes the proxy's strict parser (compile1). */
+static void test_authorization_policies(void **state)
+{
+    (void)state;
+    cp_config_t *cfg = cp_config_new();
+    add_bookinfo(cfg);
+    const char *other_labels[] = {"app", "web", NULL};
+    add_wl(cfg, "web", "shop", "", "127.0.0.50", "web", 8080, false, other_labels);
+    char names[512];
+    policy_names(cfg, "reviews-v1.default", names, sizeof(names));
+    assert_string_equal(names, "");
+
+    add_text(cfg, "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: mesh-deny, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  action: DENY\n"
+                  "  rules:\n"
+                  "  - from:\n"
+                  "    - source: {notPrincipals: ['*'], ipBlocks: [10.0.0.0/8, '2001:db8::/32']}\n"
+                  "    - source: {namespaces: [evil], notRemoteIpBlocks: [1.2.3.4]}\n"
+                  "    to:\n"
+                  "    - operation: {paths: ['/admin/{**}'], notMethods: [GET], ports: ['9080']}\n"
+                  "    when:\n"
+                  "    - key: request.headers[x-user]\n"
+                  "      values: [mallory]\n"
+                  "      notValues: [alice]\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: ingress-only, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  selector: {matchLabels: {istio: ingressgateway}}\n"
+                  "  action: AUDIT\n"
+                  "  rules: [{}]\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1beta1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: ns-allow, namespace: default}\n"
+                  "spec:\n"
+                  "  rules:\n"
+                  "  - to:\n"
+                  "    - operation: {hosts: ['*.example.com'], notHosts: [x.example.com], "
+                  "notPorts: ['1'], methods: [GET], notPaths: ['/private*']}\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: reviews-v2-only, namespace: default}\n"
+                  "spec:\n"
+                  "  selector: {matchLabels: {app: reviews, version: v2}}\n"
+                  "  action: ALLOW\n"
+                  "  rules:\n"
+                  "  - from:\n"
+                  "    - source: {principals: [cluster.local/ns/default/sa/bookinfo-productpage],"
+                  " requestPrincipals: ['*'], notRequestPrincipals: [x], notNamespaces: [b],"
+                  " remoteIpBlocks: [5.6.7.0/24], notIpBlocks: ['::1']}\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: deny-all, namespace: shop}\n"
+                  "spec: {}\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: mesh-reviews, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  selector: {matchLabels: {app: reviews}}\n"
+                  "  action: DENY\n"
+                  "  rules: [{to: [{operation: {methods: [PATCH]}}]}]\n"
+                  "---\n"
+                  "apiVersion: security.istio.io/v1\n"
+                  "kind: AuthorizationPolicy\n"
+                  "metadata: {name: other-ns-reviews, namespace: shop}\n"
+                  "spec:\n"
+                  "  selector: {matchLabels: {app: reviews}}\n"
+                  "  rules: [{}]\n"
+                  "---\n"
+                  "apiVersion: networking.istio.io/v1\n"
+                  "kind: Gateway\n"
+                  "metadata: {name: gw, namespace: istio-system}\n"
+                  "spec:\n"
+                  "  selector: {istio: ingressgateway}\n"
+                  "  servers: [{port: {number: 80, name: web, protocol: HTTP}, hosts: ['*']}]\n");
+    /* Selection: a root-namespace policy with a selector selects in every namespace; another
+     * namespace's policy never applies, whatever its selector says. */
+    policy_names(cfg, "reviews-v1.default", names, sizeof(names));
+    assert_string_equal(names, "default.ns-allow,istio-system.mesh-deny,istio-system.mesh-reviews");
+    policy_names(cfg, "reviews-v2.default", names, sizeof(names));
+    assert_string_equal(names, "default.ns-allow,default.reviews-v2-only,istio-system.mesh-deny,"
+                               "istio-system.mesh-reviews");
+    policy_names(cfg, "web.shop", names, sizeof(names));
+    assert_string_equal(names, "istio-system.mesh-deny,shop.deny-all");
+    policy_names(cfg, "istio-ingressgateway.istio-system", names, sizeof(names));
+    assert_string_equal(names, "istio-system.ingress-only,istio-system.mesh-deny");
+
+    /* Field mapping. */
+    json_t *d = compile1(cfg, "reviews-v2.default");
+    json_t *p = at(d, "inbound/authorization/policies/2");
+    assert_string_equal(at_s(p, "action"), "DENY");
+    assert_int_equal(json_array_size(at(p, "rules")), 1);
+    assert_string_equal(at_s(p, "rules/0/from/0/source/not_principals/0"), "*");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/ip_blocks/1"), "2001:db8::/32");
+    assert_null(at(p, "rules/0/from/0/source/principals"));
+    assert_string_equal(at_s(p, "rules/0/from/1/source/namespaces/0"), "evil");
+    assert_string_equal(at_s(p, "rules/0/from/1/source/not_remote_ip_blocks/0"), "1.2.3.4");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/paths/0"), "/admin/{**}");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/not_methods/0"), "GET");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/ports/0"), "9080");
+    assert_string_equal(at_s(p, "rules/0/when/0/key"), "request.headers[x-user]");
+    assert_string_equal(at_s(p, "rules/0/when/0/values/0"), "mallory");
+    assert_string_equal(at_s(p, "rules/0/when/0/not_values/0"), "alice");
+    p = at(d, "inbound/authorization/policies/0");
+    assert_string_equal(at_s(p, "action"), "ALLOW"); /* Istio's default */
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/hosts/0"), "*.example.com");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/not_hosts/0"), "x.example.com");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/not_ports/0"), "1");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/methods/0"), "GET");
+    assert_string_equal(at_s(p, "rules/0/to/0/operation/not_paths/0"), "/private*");
+    assert_null(at(p, "rules/0/from"));
+    p = at(d, "inbound/authorization/policies/1");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/principals/0"),
+                        "cluster.local/ns/default/sa/bookinfo-productpage");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/request_principals/0"), "*");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/not_request_principals/0"), "x");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/not_namespaces/0"), "b");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/remote_ip_blocks/0"), "5.6.7.0/24");
+    assert_string_equal(at_s(p, "rules/0/from/0/source/not_ip_blocks/0"), "::1");
+    json_decref(d);
+    d = compile1(cfg, "web.shop");
+    p = at(d, "inbound/authorization/policies/1");
+    assert_string_equal(at_s(p, "action"), "ALLOW");
+    assert_int_equal(json_array_size(at(p, "rules")), 0); /* spec: {} denies everything */
+    json_decref(d);
+    d = compile1(cfg, "istio-ingressgateway.istio-system");
+    p = at(d, "inbound/authorization/policies/0");
+    assert_string_equal(at_s(p, "action"), "AUDIT");
+    assert_int_equal(json_array_size(at(p, "rules")), 1);
+    assert_int_equal(json_object_size(at(p, "rules/0")), 0); /* rules: [{}] */
+    json_decref(d);
+    cp_config_free(cfg);
+}
+
 static void test_content_hash(void **state)
 {
     (void)state;
@@ -1392,6 +1553,7 @@ int main(void)
         cmocka_unit_test(test_service_entries),
         cmocka_unit_test(test_sidecar_scoping),
         cmocka_unit_test(test_peer_authentication),
+        cmocka_unit_test(test_authorization_policies),
         cmocka_unit_test(test_rule_precedence),
         cmocka_unit_test(test_content_hash),
         cmocka_unit_test(test_route_features),

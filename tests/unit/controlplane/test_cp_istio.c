@@ -567,8 +567,15 @@ static void test_bad_resources(void **state)
          "spec:\n  portLevelMtls: {http: {mode: STRICT}}\n",
          CP_E_INVALID, "spec.portLevelMtls.http: key must be a port number (1..65535)"},
         {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
-         "spec:\n  action: CUSTOM\n  provider: {name: ext}\n",
-         CP_E_INVALID, "spec.provider: unknown field"},
+         "spec:\n  action: CUSTOM\n  provider: {name: ext}\n  rules: [{}]\n",
+         CP_E_UNSUPPORTED,
+         "spec.action: CUSTOM is not supported: weft has no external authorizer (issue #7)"},
+        {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+         "spec:\n  provider: {name: ext}\n",
+         CP_E_INVALID, "spec.provider: provider is only valid with action CUSTOM"},
+        {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+         "spec:\n  action: CUSTOM\n  provider: {nam: ext}\n",
+         CP_E_INVALID, "spec.provider.nam: unknown field (did you mean name?)"},
         {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
          "spec:\n  action: CUSTOM\n",
          CP_E_UNSUPPORTED,
@@ -576,6 +583,38 @@ static void test_bad_resources(void **state)
         {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
          "spec:\n  rules: [{when: [{values: [x]}]}]\n",
          CP_E_INVALID, "spec.rules[0].when[0].key: required"},
+#define AP_RULE(r)                                                                                 \
+    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec:\n  "  \
+    "rules: [" r "]\n"
+        {AP_RULE("{from: [{source: {ipBlocks: [10.0.0.0/8, 10.0.0.0/33]}}]}"), CP_E_INVALID,
+         "spec.rules[0].from[0].source.ipBlocks[1]: CIDR prefix length out of range: "
+         "\"10.0.0.0/33\""},
+        {AP_RULE("{}, {from: [{source: {notRemoteIpBlocks: [example.com]}}]}"), CP_E_INVALID,
+         "spec.rules[1].from[0].source.notRemoteIpBlocks[0]: not an IP address or CIDR: "
+         "\"example.com\""},
+        {AP_RULE("{to: [{operation: {ports: ['80', http]}}]}"), CP_E_INVALID,
+         "spec.rules[0].to[0].operation.ports[1]: must be a port number 0..65535: \"http\""},
+        {AP_RULE("{to: [{operation: {notPorts: ['65536']}}]}"), CP_E_INVALID,
+         "spec.rules[0].to[0].operation.notPorts[0]: must be a port number 0..65535: \"65536\""},
+        {AP_RULE("{to: [{operation: {paths: ['/a/{**}/b/{*}']}}]}"), CP_E_INVALID,
+         "spec.rules[0].to[0].operation.paths[0]: {**} must be the last operator of a path "
+         "template: \"/a/{**}/b/{*}\""},
+        {AP_RULE("{to: [{operation: {notPaths: ['/a/{id}']}}]}"), CP_E_INVALID,
+         "spec.rules[0].to[0].operation.notPaths[0]: only {*} and {**} are path template "
+         "operators: \"/a/{id}\""},
+        {AP_RULE("{to: [{operation: {paths: ['/a{*}']}}]}"), CP_E_INVALID,
+         "spec.rules[0].to[0].operation.paths[0]: a path template operator must be a whole "
+         "path segment: \"/a{*}\""},
+        {AP_RULE("{when: [{key: source.ipp, values: [x]}]}"), CP_E_INVALID,
+         "spec.rules[0].when[0].key: unknown condition key \"source.ipp\""},
+        {AP_RULE("{when: [{key: 'request.headers[]', values: [x]}]}"), CP_E_INVALID,
+         "spec.rules[0].when[0].key: unknown condition key \"request.headers[]\""},
+        {AP_RULE("{when: [{key: 'request.headers[x-a]'}]}"), CP_E_INVALID,
+         "spec.rules[0].when[0]: a condition needs values or notValues"},
+        {AP_RULE("{when: [{key: destination.port, notValues: ['8o']}]}"), CP_E_INVALID,
+         "spec.rules[0].when[0].notValues[0]: must be a port number 0..65535: \"8o\""},
+        {AP_RULE("{when: [{key: source.ip, values: ['::1/200']}]}"), CP_E_INVALID,
+         "spec.rules[0].when[0].values[0]: CIDR prefix length out of range: \"::1/200\""},
         {"apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: r}\n"
          "spec: {hosts: [r]}\n",
          CP_E_KIND,

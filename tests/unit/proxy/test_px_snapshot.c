@@ -114,7 +114,7 @@ static void test_productpage_80_20(void **state)
     assert_str(s->inbound.ports[0].protocol, "HTTP");
     assert_int_equal(s->inbound.ports[0].mtls, PX_PEER_AUTH_UNSET);
     assert_int_equal(s->inbound.mtls_mode, PX_PEER_AUTH_PERMISSIVE);
-    assert_int_equal(s->inbound.n_policies, 0);
+    assert_int_equal(s->inbound.authz.n_policies, 0);
 
     assert_int_equal(s->n_vhosts, 2);
     const px_vhost_t *vh = vhost_named(s, "reviews.default.svc.cluster.local:9080");
@@ -530,11 +530,6 @@ static void test_errors(void **state)
     expect_error(HEAD "\"clusters\":[{\"host\":\"a\",\"port\":1,\"endpoints\":[{\"port\":1}]}]}",
                  false, WF_E_INVAL, "clusters[0].endpoints[0].address: required");
 
-    /* Inbound: authorization policies are refused until the proxy enforces them. */
-    expect_error(HEAD "\"inbound\":{\"authorization\":{\"policies\":[{\"action\":\"DENY\"}]}}}",
-                 false, WF_E_INVAL,
-                 "inbound.authorization.policies: authorization policies are "
-                 "not supported");
     expect_error(HEAD "\"inbound\":{\"peer_authentication\":{\"mode\":\"LOOSE\"}}}", false,
                  WF_E_INVAL, "inbound.peer_authentication.mode: must be one of");
     expect_error(HEAD "\"inbound\":{\"ports\":[{\"port\":1},{\"port\":1}]}}", false, WF_E_INVAL,
@@ -561,6 +556,130 @@ static void test_errors(void **state)
     assert_int_equal(px_snapshot_parse(lenient, strlen(lenient), NULL, &s, err, sizeof(err)), 0);
     assert_true(s->telemetry.sampling == 1.0);
     px_snapshot_unref(s);
+}
+
+#define AZ(policies) HEAD "\"inbound\":{\"authorization\":{\"policies\":" policies "}}}"
+
+/* inbound.authorization.policies: the compiled structure, and every kind of bad value refused
+ * with its path, in lenient mode too (ignoring part of a policy would change its meaning). */
+static void test_authorization(void **state)
+{
+    (void)state;
+    const char *doc =
+        AZ("[{\"name\":\"default.a\",\"action\":\"DENY\",\"rules\":[{\"from\":[{\"source\":"
+           "{\"principals\":[\"cluster.local/ns/x/sa/y\"],\"not_ip_blocks\":[\"10.0.0.0/8\","
+           "\"::1\"]}}],\"to\":[{\"operation\":{\"hosts\":[\"*.Example.COM\"],\"ports\":[\"8080\"],"
+           "\"paths\":[\"/a/{*}\",\"/b*\"]}}],\"when\":[{\"key\":\"request.headers[X-A]\","
+           "\"values\":[\"v\"]},{\"key\":\"destination.port\",\"not_values\":[\"1\"]}]}]},"
+           "{\"name\":\"default.b\"},{\"name\":\"default.c\",\"action\":\"AUDIT\","
+           "\"rules\":[{}]}]");
+    px_snapshot_t *s = NULL;
+    char err[512];
+    int rc = px_snapshot_parse(doc, strlen(doc), NULL, &s, err, sizeof(err));
+    if (rc != 0) {
+        fail_msg("%s", err);
+    }
+    const px_authz_set_t *az = &s->inbound.authz;
+    assert_int_equal(az->n_policies, 3);
+    assert_int_equal(az->n_allow, 1);
+    const px_authz_policy_t *p = &az->policies[0];
+    assert_str(p->name, "default.a");
+    assert_int_equal(p->action, PX_AZ_DENY);
+    assert_int_equal(p->n_rules, 1);
+    const px_authz_rule_t *r = &p->rules[0];
+    assert_int_equal(r->n_from, 1);
+    assert_int_equal(r->from[0].principals.n, 1);
+    assert_int_equal(r->from[0].principals.v[0].kind, PX_AZ_EXACT);
+    assert_int_equal(r->from[0].not_ip_blocks.n, 2);
+    assert_int_equal(r->from[0].not_ip_blocks.v[0].bits, 8);
+    assert_int_equal(r->from[0].not_ip_blocks.v[1].family, 6);
+    assert_int_equal(r->n_to, 1);
+    assert_int_equal(r->to[0].hosts.v[0].kind, PX_AZ_SUFFIX);
+    assert_true(wf_str_eq_c(r->to[0].hosts.v[0].v, ".example.com")); /* lower-cased */
+    assert_int_equal(r->to[0].ports.v[0], 8080);
+    assert_int_equal(r->to[0].paths.n, 2);
+    assert_int_equal(r->to[0].paths.v[0].n_segs, 2);
+    assert_int_equal(r->to[0].paths.v[1].s.kind, PX_AZ_PREFIX);
+    assert_int_equal(r->n_when, 2);
+    assert_int_equal(r->when[0].key, PX_AZ_KEY_HEADER);
+    assert_str(r->when[0].header, "x-a");
+    assert_int_equal(r->when[1].key, PX_AZ_KEY_DEST_PORT);
+    assert_int_equal(r->when[1].not_ports.v[0], 1);
+    assert_int_equal(az->policies[1].action, PX_AZ_ALLOW); /* Istio's default action */
+    assert_int_equal(az->policies[1].n_rules, 0);
+    assert_int_equal(az->policies[2].action, PX_AZ_AUDIT);
+    assert_int_equal(az->policies[2].n_rules, 1);
+    px_snapshot_unref(s);
+
+#define RULE(x) "[{\"name\":\"n.p\",\"rules\":[" x "]}]"
+    const char *P = "inbound.authorization.policies[0]";
+    static const struct {
+        const char *doc, *want;
+    } bad[] = {
+        {AZ("{}"), "inbound.authorization.policies: must be an array"},
+        {AZ("[1]"), "policies[0]: must be an object"},
+        {AZ("[{}]"), "policies[0].name: required"},
+        {AZ("[{\"name\":\"n.p\",\"action\":\"CUSTOM\"}]"),
+         "policies[0].action: CUSTOM needs an external authorizer"},
+        {AZ("[{\"name\":\"n.p\",\"action\":\"allow\"}]"), "policies[0].action: must be one of"},
+        {AZ("[{\"name\":\"n.p\",\"provider\":{}}]"), "policies[0].provider: unknown field"},
+        {AZ(RULE("{\"from\":[{\"source\":{\"ip_blocks\":[\"10.0.0.0/33\"]}}]}")),
+         "rules[0].from[0].source.ip_blocks[0]: CIDR prefix length out of range: \"10.0.0.0/33\""},
+        {AZ(RULE("{\"from\":[{\"source\":{\"remote_ip_blocks\":[\"300.1.1.1\"]}}]}")),
+         "source.remote_ip_blocks[0]: not an IP address or CIDR"},
+        {AZ(RULE("{\"from\":[{\"source\":{\"principals\":\"a\"}}]}")),
+         "source.principals: must be an array, not a string"},
+        {AZ(RULE("{\"from\":[{\"source\":{\"principals\":[7]}}]}")),
+         "source.principals[0]: must be a string, not an integer"},
+        {AZ(RULE("{\"from\":[{\"source\":{\"principal\":[\"a\"]}}]}")),
+         "source.principal: unknown field"},
+        {AZ(RULE("{\"from\":[{}]}")), "rules[0].from[0].source: required"},
+        {AZ(RULE("{\"to\":[{\"operation\":{\"paths\":[\"/a/{**}/b/{*}\"]}}]}")),
+         "operation.paths[0]: {**} must be the last operator"},
+        {AZ(RULE("{\"to\":[{\"operation\":{\"not_paths\":[\"/a{*}\"]}}]}")),
+         "operation.not_paths[0]: a path template operator must be a whole path segment"},
+        {AZ(RULE("{\"to\":[{\"operation\":{\"paths\":[\"/{id}\"]}}]}")),
+         "only {*} and {**} are path template operators"},
+        {AZ(RULE("{\"to\":[{\"operation\":{\"ports\":[\"http\"]}}]}")),
+         "operation.ports[0]: must be a port number"},
+        {AZ(RULE("{\"to\":[{\"operation\":{\"ports\":[8080]}}]}")),
+         "operation.ports[0]: must be a string"},
+        {AZ(RULE("{\"when\":[{\"key\":\"source.ipp\",\"values\":[\"a\"]}]}")),
+         "rules[0].when[0].key: unknown condition key"},
+        {AZ(RULE("{\"when\":[{\"key\":\"source.ip\",\"values\":[\"a\"]}]}")),
+         "rules[0].when[0].values[0]: not an IP address"},
+        {AZ(RULE("{\"when\":[{\"key\":\"destination.port\",\"not_values\":[\"-1\"]}]}")),
+         "when[0].not_values[0]: must be a port number"},
+        {AZ(RULE("{\"when\":[{\"key\":\"request.headers[a]\"}]}")),
+         "when[0]: a condition needs values or not_values"},
+        {AZ(RULE("{\"when\":[{\"values\":[\"a\"]}]}")), "when[0].key: required"},
+        {AZ(RULE("{\"whenever\":[]}")), "rules[0].whenever: unknown field"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_error(bad[i].doc, false, WF_E_INVAL, bad[i].want);
+    }
+    expect_error(AZ(RULE("{\"from\":[{\"source\":{\"ip_blocks\":[\"::/129\"]}}]}")), false,
+                 WF_E_INVAL, P);
+
+    /* Huge lists hit the per-array limit with the path. */
+    px_snapshot_opts_t o;
+    px_snapshot_opts_default(&o);
+    o.limits.max_items = 4;
+    doc = AZ(RULE("{\"to\":[{\"operation\":{\"methods\":[\"A\",\"B\",\"C\",\"D\",\"E\"]}}]}"));
+    assert_int_equal(px_snapshot_parse(doc, strlen(doc), &o, &s, err, sizeof(err)), WF_E_LIMIT);
+    assert_non_null(
+        strstr(err, "policies[0].rules[0].to[0].operation.methods: more than 4 entries"));
+    size_t cap = 1 << 20, len = 0;
+    char *big = wf_malloc(cap);
+    len += (size_t)snprintf(big + len, cap - len, AZ("["));
+    len -= 3; /* drop the closing "}}}" of AZ: policies go on */
+    for (int i = 0; i < 10001; i++) {
+        len += (size_t)snprintf(big + len, cap - len, "%s{\"name\":\"n.p%d\"}", i ? "," : "", i);
+    }
+    len += (size_t)snprintf(big + len, cap - len, "]}}}");
+    assert_int_equal(px_snapshot_parse(big, len, NULL, &s, err, sizeof(err)), WF_E_LIMIT);
+    assert_non_null(strstr(err, "inbound.authorization.policies: more than 10000 entries"));
+    wf_free(big);
 }
 
 static void test_limits(void **state)
@@ -704,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_gateway),
         cmocka_unit_test(test_hand_written_defaults),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_authorization),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_refcount_threads),
