@@ -28,20 +28,6 @@
 
 #define ID "spiffe://cluster.local/ns/shop/sa/cart"
 
-/* Run a shell command line (stdout and stderr to dir/sh.log); its exit status, or -1. */
-static int sh(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sh(const char *dir, const char *fmt, ...)
-{
-    char cmd[4096], full[4800];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof(full), "cd '%s' && (%s) >sh.log 2>&1", dir, cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* dir/name's contents (wf_free it); fails the test when absent. */
 static char *slurp(const char *dir, const char *name)
 {
@@ -89,10 +75,10 @@ static char *csr_body(const char *dir, const char *name, const char *san)
     if (san != NULL) {
         snprintf(ext, sizeof(ext), "-addext 'subjectAltName=%s'", san);
     }
-    assert_int_equal(sh(dir,
-                        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                        "-subj / %s -keyout %s.key -out %s.csr",
-                        ext, name, name),
+    assert_int_equal(wt_sh(dir,
+                           "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                           "-subj / %s -keyout %s.key -out %s.csr",
+                           ext, name, name),
                      0);
     char file[64];
     snprintf(file, sizeof(file), "%s.csr", name);
@@ -165,8 +151,8 @@ static bool verifies(const char *dir, const char *name, const char *bundle_file)
     char *r = slurp(dir, rest);
     bool inter = count_certs(r) > 0;
     wf_free(r);
-    return sh(dir, "openssl verify -CAfile %s %s%s %s-leaf.pem", bundle_file,
-              inter ? "-untrusted " : "", inter ? rest : "", name) == 0;
+    return wt_sh(dir, "openssl verify -CAfile %s %s%s %s-leaf.pem", bundle_file,
+                 inter ? "-untrusted " : "", inter ? rest : "", name) == 0;
 }
 
 static double metric(wt_control_t *c, const char *reason)
@@ -179,9 +165,9 @@ static double metric(wt_control_t *c, const char *reason)
 /* GET /v1/trust-bundle with curl: the body into dir/file, the version header's value. */
 static long fetch_bundle(wt_control_t *c, const char *file)
 {
-    assert_int_equal(
-        sh(c->dir, "curl -sf -D hdr.txt -o %s http://127.0.0.1:%d/v1/trust-bundle", file, c->port),
-        0);
+    assert_int_equal(wt_sh(c->dir, "curl -sf -D hdr.txt -o %s http://127.0.0.1:%d/v1/trust-bundle",
+                           file, c->port),
+                     0);
     char *hdr = slurp(c->dir, "hdr.txt");
     char *v = strcasestr(hdr, "X-Weft-Trust-Bundle-Version: ");
     long n = v != NULL ? strtol(v + strlen("X-Weft-Trust-Bundle-Version: "), NULL, 10) : -1;
@@ -199,11 +185,11 @@ static void test_certificates(void **state)
     assert_int_equal(issue(&c, "a"), 1);
     assert_true(verifies(c.dir, "a", "a-bundle.pem"));
     /* Exactly the URI, critical, and nothing else. */
-    assert_int_equal(sh(c.dir, "openssl x509 -noout -ext subjectAltName -in a-leaf.pem"), 0);
+    assert_int_equal(wt_sh(c.dir, "openssl x509 -noout -ext subjectAltName -in a-leaf.pem"), 0);
     char *san = slurp(c.dir, "sh.log");
     assert_string_equal(san, "X509v3 Subject Alternative Name: critical\n    URI:" ID "\n");
     wf_free(san);
-    assert_int_equal(sh(c.dir, "openssl x509 -noout -ext extendedKeyUsage -in a-leaf.pem"), 0);
+    assert_int_equal(wt_sh(c.dir, "openssl x509 -noout -ext extendedKeyUsage -in a-leaf.pem"), 0);
     char *eku = slurp(c.dir, "sh.log");
     assert_non_null(strstr(eku, "TLS Web Server Authentication, TLS Web Client Authentication"));
     wf_free(eku);
@@ -302,21 +288,21 @@ static void test_intermediate(void **state)
     (void)state;
     char *dir = wt_tmpdir("ctlca-org");
     assert_int_equal(
-        sh(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "
-                "'/O=example org/CN=org root' -keyout root.key -out root.pem -days 30 "
-                "-addext basicConstraints=critical,CA:TRUE "
-                "-addext keyUsage=critical,keyCertSign,cRLSign"),
+        wt_sh(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "
+                   "'/O=example org/CN=org root' -keyout root.key -out root.pem -days 30 "
+                   "-addext basicConstraints=critical,CA:TRUE "
+                   "-addext keyUsage=critical,keyCertSign,cRLSign"),
         0);
-    assert_int_equal(sh(dir, "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-                             "-nodes -subj '/O=example org/CN=weft intermediate' -keyout "
-                             "int.key -out int.csr"),
+    assert_int_equal(wt_sh(dir, "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                                "-nodes -subj '/O=example org/CN=weft intermediate' -keyout "
+                                "int.key -out int.csr"),
                      0);
     put(dir, "ext.cnf",
         "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
         "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n");
-    assert_int_equal(sh(dir, "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key "
-                             "-CAcreateserial -days 7 -extfile ext.cnf -out int.pem && "
-                             "cat int.pem root.pem > chain.pem"),
+    assert_int_equal(wt_sh(dir, "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key "
+                                "-CAcreateserial -days 7 -extfile ext.cnf -out int.pem && "
+                                "cat int.pem root.pem > chain.pem"),
                      0);
     char cert[700], key[700], chain[700], rootkey[700];
     snprintf(cert, sizeof(cert), "%s/int.pem", dir);
@@ -336,13 +322,14 @@ static void test_intermediate(void **state)
     char cmd[1600];
     snprintf(cmd, sizeof(cmd),
              "openssl verify -CAfile %s/root.pem -untrusted i-rest.pem i-leaf.pem", dir);
-    assert_int_equal(sh(c.dir, "%s", cmd), 0);
+    assert_int_equal(wt_sh(c.dir, "%s", cmd), 0);
     /* Without the intermediate it does not chain. */
     snprintf(cmd, sizeof(cmd), "openssl verify -CAfile %s/root.pem i-leaf.pem", dir);
-    assert_int_not_equal(sh(c.dir, "%s", cmd), 0);
+    assert_int_not_equal(wt_sh(c.dir, "%s", cmd), 0);
     /* A given signer does not rotate. */
-    assert_int_equal(sh(c.dir, "WEFT_CONTROL=http://127.0.0.1:%d WEFT_TOKEN_FILE=%s %s ca rotate",
-                        c.port, c.admin_file, wt_weft_bin()),
+    assert_int_equal(wt_sh(c.dir,
+                           "WEFT_CONTROL=http://127.0.0.1:%d WEFT_TOKEN_FILE=%s %s ca rotate",
+                           c.port, c.admin_file, wt_weft_bin()),
                      1);
     char *log = slurp(c.dir, "sh.log");
     assert_non_null(strstr(log, "--ca-cert"));
@@ -351,11 +338,12 @@ static void test_intermediate(void **state)
 
     /* The root's key with the intermediate's certificate: refused at start (exit 1), and said
      * why. `timeout` only bounds a control plane that would wrongly keep running. */
-    assert_int_equal(sh(dir,
-                        "timeout 20 %s control --data-dir data --listen 127.0.0.1:0 --ca-cert %s "
-                        "--ca-key %s --ca-chain %s",
-                        wt_weft_bin(), cert, rootkey, chain),
-                     1);
+    assert_int_equal(
+        wt_sh(dir,
+              "timeout 20 %s control --data-dir data --listen 127.0.0.1:0 --ca-cert %s "
+              "--ca-key %s --ca-chain %s",
+              wt_weft_bin(), cert, rootkey, chain),
+        1);
     char *clog = slurp(dir, "sh.log");
     assert_non_null(strstr(clog, "cannot start the CA"));
     assert_non_null(strstr(clog, "does not match"));
@@ -410,8 +398,9 @@ static void test_rotation(void **state)
     assert_int_equal(issue(&c, "old"), 1);
     assert_int_equal(fetch_bundle(&c, "bundle1.pem"), 1);
 
-    assert_int_equal(sh(c.dir, "WEFT_CONTROL=http://127.0.0.1:%d WEFT_TOKEN_FILE=%s %s ca rotate",
-                        c.port, c.admin_file, wt_weft_bin()),
+    assert_int_equal(wt_sh(c.dir,
+                           "WEFT_CONTROL=http://127.0.0.1:%d WEFT_TOKEN_FILE=%s %s ca rotate",
+                           c.port, c.admin_file, wt_weft_bin()),
                      0);
     char *log = slurp(c.dir, "sh.log");
     assert_non_null(strstr(log, "trust bundle version 2"));

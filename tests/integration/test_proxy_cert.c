@@ -20,20 +20,6 @@
 
 static const char *const CONTROL_FLAGS[] = {"--cert-ttl", "6s", NULL};
 
-/* Run a shell command line in dir (output to dir/sh.log); its exit status, or -1. */
-static int sh(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sh(const char *dir, const char *fmt, ...)
-{
-    char cmd[4096], full[4800];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof(full), "cd '%s' && (%s) >sh.log 2>&1", dir, cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* GET /certs, parsed (json_decref it); NULL when the admin does not answer 200 JSON. */
 static json_t *certs(int admin)
 {
@@ -51,15 +37,6 @@ static void cert_serial(int admin, char *out)
     const char *s = json_string_value(json_object_get(j, "serial"));
     snprintf(out, 128, "%s", s != NULL ? s : "");
     json_decref(j);
-}
-
-static int ready(int admin, char *out, size_t cap)
-{
-    char *body = NULL;
-    int st = wt_http(admin, "GET", "/ready", NULL, 0, &body);
-    snprintf(out, cap, "%s", body != NULL ? body : "");
-    wf_free(body);
-    return st;
 }
 
 /* A client sending GET /who through the proxy's inbound listener, a new connection each time,
@@ -151,8 +128,8 @@ static void test_certificate_lifecycle(void **state)
     wt_write_file(path, json_string_value(json_object_get(j, "certificate_chain")));
     json_decref(j);
     assert_int_equal(
-        sh(c.dir, "curl -sf -o bundle.pem http://127.0.0.1:%d/v1/trust-bundle", c.port), 0);
-    assert_int_equal(sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
+        wt_sh(c.dir, "curl -sf -o bundle.pem http://127.0.0.1:%d/v1/trust-bundle", c.port), 0);
+    assert_int_equal(wt_sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
     /* Exactly the one URI as SAN. */
     char cmd[1200], out[4096];
     snprintf(cmd, sizeof(cmd), "openssl x509 -in '%s' -noout -ext subjectAltName", path);
@@ -214,7 +191,7 @@ static void test_certificate_lifecycle(void **state)
     j = certs(px.admin);
     wt_write_file(path, json_string_value(json_object_get(j, "certificate_chain")));
     json_decref(j);
-    assert_int_equal(sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
+    assert_int_equal(wt_sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
 
     atomic_store(&cl.stop, true);
     pthread_join(cl.thread, NULL);
@@ -269,8 +246,8 @@ static void test_root_rotation(void **state)
     assert_int_equal(pthread_create(&cl.thread, NULL, client_main, &cl), 0);
 
     /* Rotation: the new bundle (both roots) reaches the proxy in a snapshot, no restart. */
-    assert_int_equal(sh(c.dir, "WEFT_CONTROL=%s WEFT_TOKEN_FILE=%s %s ca rotate", url, c.admin_file,
-                        wt_weft_bin()),
+    assert_int_equal(wt_sh(c.dir, "WEFT_CONTROL=%s WEFT_TOKEN_FILE=%s %s ca rotate", url,
+                           c.admin_file, wt_weft_bin()),
                      0);
     assert_true(wait_stat(px.admin, "weft_proxy_trust_bundle_version", 2, 20000) >= 2);
     assert_int_equal(cert_roots(px.admin), 2);
@@ -288,8 +265,8 @@ static void test_root_rotation(void **state)
     wt_write_file(path, json_string_value(json_object_get(j, "certificate_chain")));
     json_decref(j);
     assert_int_equal(
-        sh(c.dir, "curl -sf -o bundle.pem http://127.0.0.1:%d/v1/trust-bundle", c.port), 0);
-    assert_int_equal(sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
+        wt_sh(c.dir, "curl -sf -o bundle.pem http://127.0.0.1:%d/v1/trust-bundle", c.port), 0);
+    assert_int_equal(wt_sh(c.dir, "openssl verify -CAfile bundle.pem chain.pem"), 0);
     char txt[64];
     assert_int_equal(ready(px.admin, txt, sizeof(txt)), 200);
     atomic_store(&cl.stop, true);

@@ -709,6 +709,16 @@ static double stat_value(int admin, const char *series)
     return v;
 }
 
+/* The admin's /ready: its status, and its body into out. */
+static int ready(int admin, char *out, size_t cap)
+{
+    char *body = NULL;
+    int st = wt_http(admin, "GET", "/ready", NULL, 0, &body);
+    snprintf(out, cap, "%s", body != NULL ? body : "");
+    wf_free(body);
+    return st;
+}
+
 /* Run a shell command; its stdout into out (NUL-terminated). Returns the exit status. */
 static int run_cmd(const char *cmd, char *out, size_t cap)
 {

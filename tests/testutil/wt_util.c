@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,4 +366,16 @@ bool wt_aborts(void (*fn)(void))
         return false;
     }
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+int wt_sh(const char *dir, const char *fmt, ...)
+{
+    char cmd[4096], full[4800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "cd '%s' && (%s) >sh.log 2>&1", dir, cmd);
+    int st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -55,6 +55,9 @@ int wt_http_send(int fd, int port, const char *method, const char *path, const c
 int wt_http_read(int fd, char **body);
 int wt_http_ex(int port, const char *method, const char *path, const char *headers,
                const char *req_body, size_t req_len, int timeout_ms, char **body);
+/* Run a shell command line (printf-style) in dir with its stdout and stderr in dir/sh.log; its
+ * exit status, or -1 when it did not exit. */
+int wt_sh(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run fn in a forked child (stderr silenced); true when it died of SIGABRT (a WF_ASSERT). */
 bool wt_aborts(void (*fn)(void));
 /* Sum of the sizes of the regular files under path. */
