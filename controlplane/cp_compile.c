@@ -791,8 +791,11 @@ static json_t *tls_json(ctx_t *x, const cp_resource_t *r, const cp_client_tls_t 
     }
     int mode = t->mode;
     static const char *const names[] = {"DISABLE", "DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"};
-    if (mode == CP_TLS_MUTUAL && (t->client_certificate.len == 0 || t->private_key.len == 0)) {
-        skip(x, r, "tls MUTUAL without clientCertificate/privateKey (cluster left out)");
+    if (mode == CP_TLS_SIMPLE || mode == CP_TLS_MUTUAL) {
+        /* The proxy cannot originate TLS yet: it would refuse the whole snapshot, and sending
+         * plaintext where the rule asks for TLS is no option; without the cluster its requests
+         * are answered 503 and the rest of the configuration applies. */
+        skip(x, r, "tls SIMPLE/MUTUAL: TLS origination is not supported (cluster left out)");
         json_decref(o);
         return NULL;
     }

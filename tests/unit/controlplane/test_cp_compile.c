@@ -700,19 +700,16 @@ static void test_service_entries(void **state)
     assert_null(vhost(pp, "private.example.com:80"));
     assert_null(cluster(pp, "outbound|80||private.example.com"));
     if (google) {
-        /* HTTP port: a virtual host; HTTPS port: a cluster only (TLS origination). */
+        /* HTTP port: a virtual host routing to the HTTPS port, whose cluster originates TLS
+         * (SIMPLE): the proxy cannot yet, so that cluster is left out (its requests get 503)
+         * rather than sent in plaintext or making the proxy refuse the whole snapshot. */
         json_t *g = vhost(pp, "www.googleapis.com:80");
         assert_non_null(g);
         assert_null(vhost(pp, "www.googleapis.com:443"));
         assert_int_equal(at_i(g, "routes/0/match/0/port"), 80);
         assert_string_equal(at_s(g, "routes/0/route/0/destination/cluster"),
                             "outbound|443||www.googleapis.com");
-        json_t *c443 = cluster(pp, "outbound|443||www.googleapis.com");
-        assert_string_equal(at_s(c443, "tls/mode"), "SIMPLE");
-        assert_string_equal(at_s(c443, "load_balancer/simple"), "ROUND_ROBIN");
-        /* DNS resolution without endpoints: the proxy resolves the host. */
-        assert_string_equal(at_s(c443, "endpoints/0/address"), "www.googleapis.com");
-        assert_int_equal(at_i(c443, "endpoints/0/port"), 443);
+        assert_null(cluster(pp, "outbound|443||www.googleapis.com"));
         json_t *c80 = cluster(pp, "outbound|80||www.googleapis.com");
         assert_null(at(c80, "tls")); /* auto: plaintext to an endpoint outside the mesh */
     }
