@@ -1,9 +1,9 @@
 /*
  * test_px_tls.c - mutual TLS inside px_transport_t: real transports on one libuv loop over
  * loopback sockets, with certificates made here (a CA, leaves with SPIFFE URI SANs, and the bad
- * ones: expired, from another CA, self-signed, without a SAN). Peers that must be refused are
- * plain OpenSSL on blocking sockets in a thread, so that they can be as wrong as needed (TLS 1.2
- * only, no or unknown ALPN, certificates px_creds would not even load).
+ * ones: expired, from another CA, self-signed, without a SAN, oversized). Peers that must be
+ * refused are plain OpenSSL on blocking sockets in a thread, so that they can be as wrong as needed
+ * (TLS 1.2 only, no or unknown ALPN, certificates px_creds would not even load).
  */
 #include "px_tls.h"
 
@@ -604,6 +604,21 @@ static int bad_server(fx_t *f, kc_t *id, const char *expect)
     return c->connect;
 }
 
+/* c grown past what a peer may send (OpenSSL's 100 KiB certificate list limit) by a 150 KiB
+ * comment extension, then signed again by issuer. */
+static void make_oversized(kc_t *c, const kc_t *issuer)
+{
+    size_t n = 150 * 1024;
+    char *big = wf_malloc(n);
+    memset(big, 'x', n);
+    ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+    assert_int_equal(ASN1_STRING_set(s, big, (int)n), 1);
+    assert_int_equal(X509_add1_ext_i2d(c->cert, NID_netscape_comment, s, 0, X509V3_ADD_DEFAULT), 1);
+    ASN1_IA5STRING_free(s);
+    wf_free(big);
+    assert_true(X509_sign(c->cert, issuer->key, EVP_sha256()) > 0);
+}
+
 static void test_bad_servers_refused(void **state)
 {
     fx_t *f = *state;
@@ -612,12 +627,15 @@ static void test_bad_servers_refused(void **state)
     kc_t self = mkcert("self", NULL, false, ID_SERVER, -60, 86400);
     kc_t nosan = mkcert("nosan", &f->ca, false, NULL, -60, 86400);
     kc_t other = mkcert("other", &f->ca, false, ID_CLIENT, -60, 86400);
+    kc_t big = mkcert("big", &f->ca, false, ID_SERVER, -60, 86400);
+    make_oversized(&big, &f->ca);
+    assert_int_equal(bad_server(f, &big, ID_SERVER), UV_EPROTO);
     assert_int_equal(bad_server(f, &expired, ID_SERVER), UV_EPROTO);
     assert_int_equal(bad_server(f, &foreign, ID_SERVER), UV_EPROTO);
     assert_int_equal(bad_server(f, &self, ID_SERVER), UV_EPROTO);
     assert_int_equal(bad_server(f, &nosan, NULL), UV_EPROTO);
     assert_int_equal(bad_server(f, &other, ID_SERVER), UV_EPROTO); /* wrong SAN */
-    assert_int_equal(ld(&px_tls_ctx_stats(f->cctx)->client_error), 5);
+    assert_int_equal(ld(&px_tls_ctx_stats(f->cctx)->client_error), 6);
     assert_int_equal(ld(&px_tls_ctx_stats(f->cctx)->client_ok), 0);
     /* The same server certificate is fine when the identity matches. */
     assert_int_equal(bad_server(f, &other, ID_CLIENT), 0);
@@ -626,6 +644,7 @@ static void test_bad_servers_refused(void **state)
     kc_free(&self);
     kc_free(&nosan);
     kc_free(&other);
+    kc_free(&big);
 }
 
 /* A client px's server must refuse: the server's owner never gets a byte. */
@@ -665,8 +684,10 @@ static void test_bad_clients_refused(void **state)
     kc_t foreign = mkcert("foreign", &f->other_ca, false, ID_CLIENT, -60, 86400);
     kc_t self = mkcert("self", NULL, false, ID_CLIENT, -60, 86400);
     kc_t nosan = mkcert("nosan", &f->ca, false, NULL, -60, 86400);
-    kc_t *bad[] = {&expired, &foreign, &self, &nosan, NULL};
-    for (int i = 0; i < 5; i++) {
+    kc_t big = mkcert("big", &f->ca, false, ID_CLIENT, -60, 86400);
+    make_oversized(&big, &f->ca);
+    kc_t *bad[] = {&expired, &foreign, &self, &nosan, &big, NULL}; /* NULL: no certificate */
+    for (int i = 0; i < 6; i++) {
         raw_t r = {.id = bad[i], .alpn = alpn_http, .alpn_len = sizeof(alpn_http) - 1};
         bad_client(f, &r);
     }
@@ -684,7 +705,7 @@ static void test_bad_clients_refused(void **state)
     raw_t rnone = {.id = &f->client};
     bad_client(f, &rnone);
     assert_false(rnone.hs_ok);
-    assert_int_equal(ld(&px_tls_ctx_stats(f->sctx)->server_error), 8);
+    assert_int_equal(ld(&px_tls_ctx_stats(f->sctx)->server_error), 9);
     assert_int_equal(ld(&px_tls_ctx_stats(f->sctx)->server_ok), 0);
     /* The raw client itself is fine: a good certificate and ALPN make it through. */
     raw_t good = {.id = &f->client, .alpn = alpn_http, .alpn_len = sizeof(alpn_http) - 1};
@@ -700,6 +721,7 @@ static void test_bad_clients_refused(void **state)
     kc_free(&foreign);
     kc_free(&self);
     kc_free(&nosan);
+    kc_free(&big);
 }
 
 static void test_strict_garbage(void **state)
