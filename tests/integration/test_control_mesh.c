@@ -110,10 +110,8 @@ static void test_bookinfo_gateway_and_restart(void **state)
     upstream_t app;
     upstream_start(&app, "productpage-v1");
     proxy_t side;
-    const char *side_extra[] = {
-        "--service", "productpage", "--version", "v1", "--control", c.url, "--bootstrap-token-file",
-        c.boot_file, NULL};
-    proxy_start_with(&side, app.port, NULL, "1", side_extra);
+    const char *side_extra[] = {"--service", "productpage", "--version", "v1", NULL};
+    proxy_start_meshed(&side, app.port, &c.w, side_extra);
 
     /* the ingress gateway: no --config, labels bookinfo's Gateway selects */
     int gw_admin = wt_free_port(), gw_port = wt_free_port();

@@ -30,7 +30,6 @@ static const char *const caller_sa[N_CALLERS] = {"bookinfo-reviews", "bookinfo-p
 typedef struct {
     wt_control_t c;
     char url[64];
-    char boot_file[600];
     upstream_t ratings_app;
     upstream_t caller_app; /* the callers' --app-port (never called: the test is their app) */
     proxy_t ratings;
@@ -74,20 +73,9 @@ static void delete_res(const mesh_t *m, const char *kind, const char *ns, const 
 static void sidecar_start(mesh_t *m, proxy_t *p, int app_port, const char *svc, const char *ns,
                           const char *sa)
 {
-    const char *extra[] = {"--service",
-                           svc,
-                           "--version",
-                           "v1",
-                           "--namespace",
-                           ns,
-                           "--service-account",
-                           sa,
-                           "--control",
-                           m->url,
-                           "--bootstrap-token-file",
-                           m->boot_file,
-                           NULL};
-    proxy_start_with(p, app_port, NULL, "2", extra);
+    const char *extra[] = {"--service",         svc, "--version", "v1", "--namespace", ns,
+                           "--service-account", sa,  NULL};
+    proxy_start_meshed(p, app_port, &m->c, extra);
 }
 
 /* Caller c's request for ratings through its sidecar; the status, -1 without an answer; the
@@ -164,7 +152,6 @@ static int mesh_setup(void **state)
         return -1;
     }
     snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->c.port);
-    snprintf(m->boot_file, sizeof(m->boot_file), "%s/bootstrap-token", m->c.data);
     upstream_start(&m->ratings_app, "ratings-v1");
     upstream_start(&m->caller_app, "caller");
     sidecar_start(m, &m->ratings, m->ratings_app.port, "ratings", "default", "bookinfo-ratings");

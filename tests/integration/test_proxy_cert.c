@@ -90,24 +90,12 @@ static void test_certificate_lifecycle(void **state)
     (void)state;
     wt_control_t c;
     assert_int_equal(wt_control_new(&c, "pxcert", CONTROL_FLAGS), 0);
-    char url[64], boot_file[700];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c.port);
-    snprintf(boot_file, sizeof(boot_file), "%s/bootstrap-token", c.data);
     upstream_t app;
     upstream_start(&app, "reviews-v1");
     proxy_t px;
-    const char *extra[] = {"--namespace",
-                           "shop",
-                           "--version",
-                           "v1",
-                           "--control",
-                           url,
-                           "--service-account",
-                           "reviews-sa",
-                           "--bootstrap-token-file",
-                           boot_file,
-                           NULL};
-    proxy_start_with(&px, app.port, NULL, "2", extra);
+    const char *extra[] = {"--namespace",       "shop",       "--version", "v1",
+                           "--service-account", "reviews-sa", NULL};
+    proxy_start_meshed(&px, app.port, &c, extra);
 
     /* The first certificate: the registry's identity, a chain the served bundle verifies. */
     assert_true(wait_stat(px.admin, "weft_proxy_cert_renewals_total{result=\"ok\"}", 1, 20000) >=
@@ -218,25 +206,15 @@ static void test_root_rotation(void **state)
         "--cert-ttl", "1h", "--ca-root-overlap", "4s", "--ca-propagation-timeout", "60s", NULL};
     wt_control_t c;
     assert_int_equal(wt_control_new(&c, "pxrot", flags), 0);
-    char url[64], boot_file[700], path[800];
+    char url[64], path[800];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", c.port);
-    snprintf(boot_file, sizeof(boot_file), "%s/bootstrap-token", c.data);
     snprintf(path, sizeof(path), "%s/chain.pem", c.dir);
     upstream_t app;
     upstream_start(&app, "reviews-v1");
     proxy_t px;
-    const char *extra[] = {"--namespace",
-                           "shop",
-                           "--version",
-                           "v1",
-                           "--control",
-                           url,
-                           "--service-account",
-                           "reviews-sa",
-                           "--bootstrap-token-file",
-                           boot_file,
-                           NULL};
-    proxy_start_with(&px, app.port, NULL, "2", extra);
+    const char *extra[] = {"--namespace",       "shop",       "--version", "v1",
+                           "--service-account", "reviews-sa", NULL};
+    proxy_start_meshed(&px, app.port, &c, extra);
     assert_true(wait_stat(px.admin, "weft_proxy_cert_renewals_total{result=\"ok\"}", 1, 20000) >=
                 1);
     assert_int_equal(cert_roots(px.admin), 1);

@@ -16,6 +16,7 @@
 
 #include "wf_alloc.h"
 #include "wf_buf.h"
+#include "wt_control.h"
 #include "wt_util.h"
 
 #include <arpa/inet.h>
@@ -633,6 +634,24 @@ static void proxy_start_with(proxy_t *p, int app_port, const char *config, const
     p->pid = wt_spawn(argv, log);
     assert_true(wt_wait_port(p->admin, 10000));
     assert_true(wt_wait_port(p->inbound, 10000));
+}
+
+/* A sidecar of the real control plane c: it registers with c's bootstrap token, polls its
+ * snapshots and gets its certificate from c's CA; extra as for proxy_start_with (--service,
+ * --namespace, ... ; NULL-terminated, at most 30). */
+static void proxy_start_meshed(proxy_t *p, int app_port, const wt_control_t *c,
+                               const char *const *extra)
+{
+    char url[64], boot[700];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c->port);
+    snprintf(boot, sizeof(boot), "%s/bootstrap-token", c->data);
+    const char *args[36] = {"--control", url, "--bootstrap-token-file", boot};
+    int n = 4;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 35; i++) {
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    proxy_start_with(p, app_port, NULL, "2", args);
 }
 
 static void proxy_start(proxy_t *p, int app_port)
