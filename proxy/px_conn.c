@@ -705,8 +705,8 @@ static void tunnel_report(px_conn_t *c, const px_tunnel_stats_t *st)
         c->rflags |= st->down_err ? PX_RF_DC : PX_RF_UC;
     }
     if (c->method == PX_HTTP1_M_CONNECT) {
-        px_tcp_record(c->w, false, c->oc != NULL ? c->oc->cluster : NULL, c->up_ep, 0,
-                      st->up_to_down, st->down_to_up, 0, 1);
+        px_tcp_record(c->w, false, c->oc != NULL ? c->oc->cluster : NULL, c->up_ep,
+                      c->up_mtls ? c->up_principal : NULL, 0, st->up_to_down, st->down_to_up, 0, 1);
     }
     report(c);
 }
@@ -748,7 +748,8 @@ static void conn_tunnel(px_conn_t *c, const char *head, size_t len)
     c->rpos = c->rbuf.len;
     u->rpos = u->rbuf.len;
     if (c->method == PX_HTTP1_M_CONNECT) {
-        px_tcp_record(c->w, false, c->oc != NULL ? c->oc->cluster : NULL, c->up_ep, 0, 0, 0, 1, 0);
+        px_tcp_record(c->w, false, c->oc != NULL ? c->oc->cluster : NULL, c->up_ep,
+                      c->up_mtls ? c->up_principal : NULL, 0, 0, 0, 1, 0);
     }
 }
 

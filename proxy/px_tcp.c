@@ -37,6 +37,7 @@ struct px_tcp_conn {
     px_tcp_conn_t *prev, *next;
     px_tunnel_t *tunnel;
     uint64_t rep_sent, rep_received; /* bytes already recorded */
+    bool open_pending;               /* connected; istio_tcp_connections_opened not recorded */
     bool connected;
     bool closing;
 };
@@ -200,21 +201,30 @@ int px_tcp_check(const px_snapshot_t *snap, const struct sockaddr *inbound,
 /* Metrics */
 
 void px_tcp_record(px_worker_t *w, bool inbound, const px_cluster_t *cluster,
-                   const px_endpoint_t *ep, uint32_t flags, uint64_t sent, uint64_t received,
-                   unsigned opened, unsigned closed)
+                   const px_endpoint_t *ep, const char *peer_id, uint32_t flags, uint64_t sent,
+                   uint64_t received, unsigned opened, unsigned closed)
 {
     const px_proxy_t *px = w->px;
-    px_workload_t peer;
+    px_workload_t peer, self;
     px_labels_in_t in;
     memset(&in, 0, sizeof(in));
     in.protocol = WF_STR_LIT("tcp");
     in.grpc_status = -1;
     in.flags = flags;
     if (inbound) {
-        /* Plaintext TCP carries no peer metadata: the source is unknown. */
+        /* TCP carries no peer metadata: the source is unknown but for the identity an mTLS
+         * handshake proved; the local identity counts only over mTLS (as for HTTP). */
         in.reporter = PX_REPORTER_DESTINATION;
-        in.security = PX_SEC_NONE;
-        in.destination = &px->self;
+        in.security = peer_id != NULL ? PX_SEC_MUTUAL_TLS : PX_SEC_NONE;
+        self = px->self;
+        if (peer_id == NULL) {
+            self.principal = WF_STR_LIT("");
+        } else {
+            memset(&peer, 0, sizeof(peer));
+            peer.principal = wf_str(peer_id);
+            in.source = &peer;
+        }
+        in.destination = &self;
         in.dest_service = px->self_service;
         in.dest_service_ns = px->self.namespace;
     } else {
@@ -230,6 +240,13 @@ void px_tcp_record(px_worker_t *w, bool inbound, const px_cluster_t *cluster,
             }
             px_workload_from_endpoint(&peer, ep, svc);
             in.destination = &peer;
+        }
+        if (peer_id != NULL) {
+            if (in.destination == NULL) {
+                memset(&peer, 0, sizeof(peer));
+                in.destination = &peer;
+            }
+            peer.principal = wf_str(peer_id);
         }
     }
     px_labels_t l;
@@ -279,16 +296,20 @@ static void tp_read(px_transport_t *t, ssize_t nread, const uv_buf_t *buf)
     conn_close(t->owner);
 }
 
-/* Record the bytes of c not recorded yet (closed: and the close). */
+/* Record the bytes of c not recorded yet (closed: and the close), and its opening if that is
+ * still pending (see tp_connect). */
 static void conn_report(px_tcp_conn_t *c, const px_tunnel_stats_t *st, unsigned closed)
 {
     uint64_t sent = st->up_to_down - c->rep_sent, received = st->down_to_up - c->rep_received;
-    if (sent == 0 && received == 0 && closed == 0) {
+    unsigned opened = c->open_pending ? 1 : 0;
+    if (sent == 0 && received == 0 && closed == 0 && opened == 0) {
         return;
     }
+    c->open_pending = false;
     c->rep_sent = st->up_to_down;
     c->rep_received = st->down_to_up;
-    px_tcp_record(c->owner->w, true, NULL, NULL, 0, sent, received, 0, closed);
+    px_tcp_record(c->owner->w, true, NULL, NULL, c->down.peer_identity, 0, sent, received, opened,
+                  closed);
 }
 
 static void report_timer_cb(uv_timer_t *tm)
@@ -320,6 +341,11 @@ static bool tcp_authorized(px_worker_t *w, px_tcp_conn_t *c, const px_tcp_port_t
 static bool tcp_admit(void *arg)
 {
     px_tcp_conn_t *c = arg;
+    if (c->open_pending) {
+        /* The client's first bytes: a TLS handshake is done, its identity labels the opening. */
+        c->open_pending = false;
+        px_tcp_record(c->owner->w, true, NULL, NULL, c->down.peer_identity, 0, 0, 0, 1, 0);
+    }
     return tcp_authorized(c->owner->w, c, c->port);
 }
 
@@ -330,13 +356,16 @@ static void tp_connect(px_transport_t *t, int status)
     uv_timer_stop(&c->timer);
     if (status != 0) {
         atomic_fetch_add_explicit(&w->ctr.upstream_cx_connect_fail, 1, memory_order_relaxed);
-        px_tcp_record(w, true, NULL, NULL, PX_RF_UF, 0, 0, 1, 1);
+        px_tcp_record(w, true, NULL, NULL, c->down.peer_identity, PX_RF_UF, 0, 0, 1, 1);
         conn_close(c);
         return;
     }
     c->connected = true;
     atomic_fetch_add_explicit(&w->ctr.upstream_cx_total, 1, memory_order_relaxed);
-    px_tcp_record(w, true, NULL, NULL, 0, 0, 0, 1, 0);
+    /* The opening is recorded on the client's first bytes (or with the close): over mTLS the
+     * handshake has proved the peer's identity by then, and every series of the connection
+     * carries the same labels. */
+    c->open_pending = true;
     px_tunnel_opts_t o = {
         .idle_ms = (uint64_t)w->px->cfg.idle_timeout_ms,
         .done = tunnel_done,

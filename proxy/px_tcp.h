@@ -78,11 +78,13 @@ void px_tcp_free(px_tcp_t *t);
 
 /*
  * Record istio_tcp_* for one connection: inbound (reporter=destination, this workload) or
- * outbound (reporter=source; cluster and endpoint may be NULL for a passthrough). sent: bytes
- * to the downstream, received: bytes from it.
+ * outbound (reporter=source; cluster and endpoint may be NULL for a passthrough). peer: the
+ * SPIFFE URI the connection's peer proved by mTLS (inbound: the caller, which makes
+ * connection_security_policy mutual_tls; outbound: the destination), NULL on plaintext. sent:
+ * bytes to the downstream, received: bytes from it.
  */
 void px_tcp_record(px_worker_t *w, bool inbound, const px_cluster_t *cluster,
-                   const px_endpoint_t *ep, uint32_t flags, uint64_t sent, uint64_t received,
-                   unsigned opened, unsigned closed);
+                   const px_endpoint_t *ep, const char *peer, uint32_t flags, uint64_t sent,
+                   uint64_t received, unsigned opened, unsigned closed);
 
 #endif

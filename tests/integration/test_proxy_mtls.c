@@ -511,6 +511,25 @@ static void test_tcp_port_strict(void **state)
     assert_non_null(strstr(out, "reviews-app"));
     assert_int_equal(atomic_load(&f->app.requests), 1);
     assert_true(atomic_load(&f->app.conns_total) > conns);
+    /* istio_tcp_* of the mTLS connection carry what its handshake proved (waiting for the close
+     * to be recorded) */
+    char *m = NULL;
+    for (int i = 0; i < 100; i++) {
+        wf_free(m);
+        m = scrape(f->b.admin);
+        const char *cl[] = {"reporter=\"destination\"", "connection_security_policy=\"mutual_tls\"",
+                            NULL};
+        if (series(m, "istio_tcp_connections_closed_total", cl) == 1) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    const char *ml[] = {"reporter=\"destination\"", "connection_security_policy=\"mutual_tls\"",
+                        "source_principal=\"" ID_PP "\"", NULL};
+    assert_true(series(m, "istio_tcp_connections_opened_total", ml) == 1);
+    assert_true(series(m, "istio_tcp_connections_closed_total", ml) == 1);
+    assert_true(series(m, "istio_tcp_received_bytes_total", ml) > 30);
+    wf_free(m);
 }
 
 /* The certificate B presents to a TLS client on its inbound port (openssl s_client). */
