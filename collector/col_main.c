@@ -11,6 +11,7 @@
 
 #include "col_api.h"
 #include "col_federate.h"
+#include "col_graph.h"
 #include "col_http.h"
 #include "col_import.h"
 #include "col_jaeger.h"
@@ -187,6 +188,7 @@ static void add_routes(col_ctx_t *ctx)
     col_http_route(ctx->http, "POST", "/api/v1/import/prometheus", false, (size_t)32 << 20,
                    col_import_handler, ctx->writer);
     col_api_register(ctx->http, &ctx->api);
+    col_http_route(ctx->http, "GET", "/api/graph", false, 0, col_graph_handler, ctx->engine);
     col_http_route(ctx->http, "GET", "/api/v1/targets", false, 0, col_scrape_targets_handler,
                    ctx->scrape);
     col_http_route(ctx->http, "GET POST", "/federate", false, 1 << 20, col_federate_handler,
