@@ -74,17 +74,17 @@ static const char *group_labels(graph_type_t gt)
 typedef enum { RT_AVG, RT_Q50, RT_Q95, RT_Q99 } rt_kind_t;
 
 typedef struct {
-    const char *code;
-    const char *flags;
+    wf_str_t code;
+    wf_str_t flags;
     double rate;
 } gr_resp_t;
 
 typedef struct {
-    const char *key; /* identity: type, namespace, workload, app, version, service */
+    wf_str_t key; /* identity: type, namespace, workload, app, version, service */
     uint64_t h;
     char id[17];
     const char *type; /* workload | app | service | unknown | box */
-    const char *ns, *workload, *app, *version, *service;
+    wf_str_t ns, workload, app, version, service;
     size_t parent; /* box node index + 1, 0 for none */
     double http_in, in4xx, in5xx, http_out, tcp_in, tcp_out;
     bool has_in;
@@ -266,7 +266,7 @@ static void ix_grow(gr_index_t *ix, size_t used, const uint64_t *hashes, size_t 
 
 static bool node_eq(const graph_t *g, size_t pos, const void *key)
 {
-    return strcmp(g->nodes[pos].key, key) == 0;
+    return wf_str_eq(g->nodes[pos].key, *(const wf_str_t *)key);
 }
 
 typedef struct {
@@ -281,18 +281,30 @@ static bool edge_eq(const graph_t *g, size_t pos, const void *key)
     return e->src == k->src && e->dst == k->dst && e->proto == k->proto;
 }
 
-static const char *dup_str(graph_t *g, const char *s)
+static wf_str_t dup_str(graph_t *g, wf_str_t s)
 {
-    return wf_arena_strndup(&g->arena, s, strlen(s));
+    return (wf_str_t){wf_arena_strndup(&g->arena, s.p, s.len), s.len};
+}
+
+/* One field of a node's identity key: length-prefixed, so no value can imitate a boundary. */
+static void key_put(wf_buf_t *key, wf_str_t v)
+{
+    wf_buf_printf(key, "%zu:", v.len);
+    wf_buf_append(key, v.p, v.len);
 }
 
 /* The node of this identity; created when create, else SIZE_MAX when absent. */
-static size_t node_get(graph_t *g, const char *type, const char *ns, const char *workload,
-                       const char *app, const char *version, const char *service, bool create)
+static size_t node_get(graph_t *g, const char *type, wf_str_t ns, wf_str_t workload, wf_str_t app,
+                       wf_str_t version, wf_str_t service, bool create)
 {
     wf_buf_t key = WF_BUF_INIT;
-    wf_buf_printf(&key, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", type, ns, workload, app, version,
-                  service);
+    key_put(&key, wf_str(type));
+    key_put(&key, ns);
+    key_put(&key, workload);
+    key_put(&key, app);
+    key_put(&key, version);
+    key_put(&key, service);
+    wf_str_t k = {(const char *)key.data, key.len};
     uint64_t h = wf_hash64(key.data, key.len, 0);
     size_t pos = SIZE_MAX;
     if (g->node_ix.cap == 0) {
@@ -301,7 +313,7 @@ static size_t node_get(graph_t *g, const char *type, const char *ns, const char 
         }
         ix_grow(&g->node_ix, 0, NULL, sizeof(gr_node_t));
     }
-    size_t *slot = ix_find(&g->node_ix, h, node_eq, g, wf_buf_cstr(&key));
+    size_t *slot = ix_find(&g->node_ix, h, node_eq, g, &k);
     if (*slot != 0) {
         pos = *slot - 1;
         goto done;
@@ -316,7 +328,7 @@ static size_t node_get(graph_t *g, const char *type, const char *ns, const char 
     pos = g->nnodes++;
     gr_node_t *n = &g->nodes[pos];
     memset(n, 0, sizeof(*n));
-    n->key = dup_str(g, wf_buf_cstr(&key));
+    n->key = dup_str(g, k);
     n->h = h;
     snprintf(n->id, sizeof(n->id), "%016" PRIx64, h);
     n->type = type;
@@ -381,70 +393,59 @@ static void graph_free(graph_t *g)
 
 /* ---- mapping series to nodes --------------------------------------------------------------- */
 
-/* A label of a result series, NUL-terminated in buf; "" when absent. */
-static const char *label(const pql_series_t *s, const char *name, char *buf, size_t cap)
+/* A label of a result series; empty when absent. */
+static wf_str_t label(const pql_series_t *s, const char *name)
 {
     for (size_t i = 0; i < s->nlabels; i++) {
         if (wf_str_eq_c(s->labels[i].name, name)) {
-            size_t n = s->labels[i].value.len < cap - 1 ? s->labels[i].value.len : cap - 1;
-            memcpy(buf, s->labels[i].value.p, n);
-            buf[n] = '\0';
-            return buf;
+            return s->labels[i].value;
         }
     }
-    buf[0] = '\0';
-    return buf;
+    return (wf_str_t){"", 0};
 }
-
-#define LBUF 512
 
 /* Source (dst false) or destination node of a series; SIZE_MAX when absent and !create. */
 static size_t series_node(graph_t *g, const pql_series_t *s, bool dst, bool create)
 {
-    char ns[LBUF], wl[LBUF], app[LBUF], ver[LBUF], svc_ns[LBUF], svc[LBUF];
-    const char *p = dst ? "destination_" : "source_";
-    char name[64];
-#define L(buf, suffix) (snprintf(name, sizeof(name), "%s%s", p, suffix), label(s, name, buf, LBUF))
-    L(ns, "workload_namespace");
-    L(wl, "workload");
-    L(app, "canonical_service");
-    L(ver, "canonical_revision");
-#undef L
+    const wf_str_t none = {"", 0};
+    wf_str_t ns = label(s, dst ? "destination_workload_namespace" : "source_workload_namespace");
+    wf_str_t wl = label(s, dst ? "destination_workload" : "source_workload");
+    wf_str_t app = label(s, dst ? "destination_canonical_service" : "source_canonical_service");
+    wf_str_t ver = label(s, dst ? "destination_canonical_revision" : "source_canonical_revision");
     /* Graph types that do not group by the workload tell an unknown peer by its canonical
      * service, which is "unknown" exactly when the workload is. */
-    bool unknown = strcmp(g->gt == GT_WORKLOAD ? wl : app, "unknown") == 0;
+    bool unknown = wf_str_eq_c(g->gt == GT_WORKLOAD ? wl : app, "unknown");
     if (dst) {
-        label(s, "destination_service_namespace", svc_ns, LBUF);
-        label(s, "destination_service_name", svc, LBUF);
         if (unknown || g->gt == GT_SERVICE) {
-            return node_get(g, "service", svc_ns, "", "", "", svc, create);
+            return node_get(g, "service", label(s, "destination_service_namespace"), none, none,
+                            none, label(s, "destination_service_name"), create);
         }
     } else if (unknown) {
-        return node_get(g, "unknown", "unknown", "", "", "", "", create);
+        return node_get(g, "unknown", wf_str("unknown"), none, none, none, none, create);
     }
     switch (g->gt) {
     case GT_WORKLOAD:
-        return node_get(g, "workload", ns, wl, app, ver, "", create);
+        return node_get(g, "workload", ns, wl, app, ver, none, create);
     case GT_APP:
-        return node_get(g, "app", ns, "", app, "", "", create);
+        return node_get(g, "app", ns, none, app, none, none, create);
     case GT_VERSIONED_APP: {
-        size_t n = node_get(g, "app", ns, "", app, ver, "", create);
+        size_t n = node_get(g, "app", ns, none, app, ver, none, create);
         if (n != SIZE_MAX && g->nodes[n].parent == 0) {
-            size_t box = node_get(g, "box", ns, "", app, "", "", true);
+            size_t box = node_get(g, "box", ns, none, app, none, none, true);
             g->nodes[n].parent = box + 1;
         }
         return n;
     }
     case GT_SERVICE:
-        return node_get(g, "service", ns, "", "", "", app, create);
+        return node_get(g, "service", ns, none, none, none, app, create);
     }
     return SIZE_MAX;
 }
 
-static void add_response(gr_edge_t *e, const char *code, const char *flags, double v, graph_t *g)
+static void add_response(gr_edge_t *e, wf_str_t code, wf_str_t flags, double v, graph_t *g)
 {
     for (size_t i = 0; i < e->nresp; i++) {
-        if (strcmp(e->resp[i].code, code) == 0 && strcmp(e->resp[i].flags, flags) == 0) {
+        if (wf_str_eq(e->resp[i].code, code) && wf_str_eq(e->resp[i].flags, flags)) {
             e->resp[i].rate += v;
             return;
         }
@@ -474,25 +475,25 @@ static void add_series(graph_t *g, query_kind_t kind, const pql_series_t *s)
     }
     gr_edge_t *e = &g->edges[ei];
     gr_node_t *ns = &g->nodes[src], *nd = &g->nodes[dst];
-    char code[LBUF], flags[LBUF];
+    wf_str_t code, flags;
     switch (kind) {
     case Q_HTTP:
-        label(s, "response_code", code, LBUF);
-        label(s, "response_flags", flags, LBUF);
+        code = label(s, "response_code");
+        flags = label(s, "response_flags");
         e->http += v;
         ns->http_out += v;
         nd->http_in += v;
         nd->has_in = true;
-        if (code[0] == '4' && code[1] != '\0') {
+        if (code.len == 3 && code.p[0] == '4') {
             nd->in4xx += v;
             e->err += v;
-        } else if (code[0] == '5' && code[1] != '\0') {
+        } else if (code.len == 3 && code.p[0] == '5') {
             nd->in5xx += v;
             e->err += v;
-        } else if (strcmp(code, "0") == 0) {
+        } else if (wf_str_eq_c(code, "0")) {
             e->err += v; /* no response at all */
         }
-        add_response(e, code[0] ? code : "-", flags[0] ? flags : "-", v, g);
+        add_response(e, code.len ? code : wf_str("-"), flags.len ? flags : wf_str("-"), v, g);
         break;
     case Q_TCP:
         e->tcp += v;
@@ -501,9 +502,8 @@ static void add_series(graph_t *g, query_kind_t kind, const pql_series_t *s)
         nd->has_in = true;
         break;
     case Q_MTLS:
-        label(s, "connection_security_policy", code, LBUF);
         e->sec_total += v;
-        if (strcmp(code, "mutual_tls") == 0) {
+        if (wf_str_eq_c(label(s, "connection_security_policy"), "mutual_tls")) {
             e->mtls += v;
         }
         break;
@@ -654,11 +654,11 @@ static void put_rate(wf_buf_t *out, double v, int min_prec)
     wf_buf_printf(out, "\"%.*f\"", prec, v);
 }
 
-static void put_field(wf_buf_t *out, const char *name, const char *v)
+static void put_field(wf_buf_t *out, const char *name, wf_str_t v)
 {
-    if (v[0] != '\0') {
+    if (v.len > 0) {
         wf_buf_printf(out, ",\"%s\":", name);
-        col_json_str(out, v, strlen(v));
+        col_json_str(out, v.p, v.len);
     }
 }
 
@@ -730,8 +730,8 @@ static void put_node(wf_buf_t *out, const graph_t *g, const gr_node_t *n)
 static int resp_cmp(const void *a, const void *b)
 {
     const gr_resp_t *x = a, *y = b;
-    int c = strcmp(x->code, y->code);
-    return c != 0 ? c : strcmp(x->flags, y->flags);
+    int c = wf_str_cmp(x->code, y->code);
+    return c != 0 ? c : wf_str_cmp(x->flags, y->flags);
 }
 
 static void put_edge(wf_buf_t *out, const graph_t *g, gr_edge_t *e, rt_kind_t rtk)
@@ -756,17 +756,17 @@ static void put_edge(wf_buf_t *out, const graph_t *g, gr_edge_t *e, rt_kind_t rt
     wf_buf_puts(out, "},\"responses\":{");
     qsort(e->resp, e->nresp, sizeof(*e->resp), resp_cmp);
     for (size_t i = 0; i < e->nresp; i++) {
-        bool same_code = i > 0 && strcmp(e->resp[i - 1].code, e->resp[i].code) == 0;
+        bool same_code = i > 0 && wf_str_eq(e->resp[i - 1].code, e->resp[i].code);
         if (!same_code) {
             if (i > 0) {
                 wf_buf_puts(out, "}},");
             }
-            col_json_str(out, e->resp[i].code, strlen(e->resp[i].code));
+            col_json_str(out, e->resp[i].code.p, e->resp[i].code.len);
             wf_buf_puts(out, ":{\"flags\":{");
         } else {
             wf_buf_putc(out, ',');
         }
-        col_json_str(out, e->resp[i].flags, strlen(e->resp[i].flags));
+        col_json_str(out, e->resp[i].flags.p, e->resp[i].flags.len);
         wf_buf_putc(out, ':');
         put_rate(out, e->resp[i].rate / e->http * 100, 1);
     }

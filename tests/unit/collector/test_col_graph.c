@@ -119,6 +119,34 @@ static void requests(st_batch_t *b, const peer_t *src, const peer_t *dst, const 
             rate);
 }
 
+/* Namespace "long": two workloads whose 601-byte names differ only in their last byte, both
+ * calling "sink" at 1 request/s. */
+static void long_names(st_batch_t *b)
+{
+    char name[2][602];
+    for (int k = 0; k < 2; k++) {
+        memset(name[k], 'w', 600);
+        name[k][600] = (char)('a' + k);
+        name[k][601] = '\0';
+        st_label_t l[] = {
+            {WF_STR_LIT("__name__"), WF_STR_LIT("istio_requests_total")},
+            {WF_STR_LIT("reporter"), WF_STR_LIT("source")},
+            {WF_STR_LIT("source_workload_namespace"), WF_STR_LIT("long")},
+            {WF_STR_LIT("source_workload"), wf_str(name[k])},
+            {WF_STR_LIT("source_canonical_service"), wf_str(name[k])},
+            {WF_STR_LIT("destination_workload_namespace"), WF_STR_LIT("long")},
+            {WF_STR_LIT("destination_workload"), WF_STR_LIT("sink")},
+            {WF_STR_LIT("destination_canonical_service"), WF_STR_LIT("sink")},
+            {WF_STR_LIT("destination_service_namespace"), WF_STR_LIT("long")},
+            {WF_STR_LIT("destination_service_name"), WF_STR_LIT("sink")},
+            {WF_STR_LIT("response_code"), WF_STR_LIT("200")},
+        };
+        size_t n = sizeof(l) / sizeof(l[0]);
+        assert_int_equal(st_batch_add(b, l, n, T1, 0), 0);
+        assert_int_equal(st_batch_add(b, l, n, T2, 60), 0);
+    }
+}
+
 static void load(fx_t *f)
 {
     st_batch_t *b = NULL;
@@ -150,6 +178,7 @@ static void load(fx_t *f)
             2048);
     counter(b, "istio_tcp_sent_bytes_total", "source", &R1, &MG, NULL, "-", "unknown", NULL, NULL,
             1024);
+    long_names(b);
     assert_int_equal(st_batch_commit(b), 0);
 }
 
@@ -499,6 +528,32 @@ static void test_empty(void **state)
     json_decref(g);
 }
 
+/* Long label values are identities in full: two workloads that differ in their 601st byte are
+ * two nodes. */
+static void test_long_names(void **state)
+{
+    fx_t *f = *state;
+    json_t *g;
+    assert_int_equal(get(f, "namespaces=long&duration=60s&queryTime=1700000000", &g), 200);
+    assert_int_equal(json_array_size(nodes(g)), 3);
+    assert_int_equal(json_array_size(edges(g)), 2);
+    json_t *sink = node(g, "workload", "sink", NULL);
+    assert_string_equal(node_rate(sink, "http", "httpIn"), "2.00");
+    assert_string_equal(sget(sink, "health"), "Healthy");
+    json_t *n;
+    size_t i, longs = 0;
+    json_array_foreach(nodes(g), i, n)
+    {
+        const char *w = sget(json_object_get(n, "data"), "workload");
+        if (strlen(w) == 601) {
+            longs++;
+            assert_string_equal(node_rate(json_object_get(n, "data"), "http", "httpOut"), "1.00");
+        }
+    }
+    assert_int_equal(longs, 2);
+    json_decref(g);
+}
+
 static void expect_400(fx_t *f, const char *query, const char *msg_part)
 {
     json_t *g;
@@ -563,7 +618,7 @@ int main(void)
         cmocka_unit_test(test_workload),   cmocka_unit_test(test_ids_stable),
         cmocka_unit_test(test_app),        cmocka_unit_test(test_versioned_app),
         cmocka_unit_test(test_service),    cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_long_names), cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
