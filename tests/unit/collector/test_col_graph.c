@@ -147,6 +147,28 @@ static void long_names(st_batch_t *b)
     }
 }
 
+/* Namespace "nr": "client" calls service "missing", which has no workload (503 NR, 0.5/s). */
+static void no_route(st_batch_t *b)
+{
+    st_label_t l[] = {
+        {WF_STR_LIT("__name__"), WF_STR_LIT("istio_requests_total")},
+        {WF_STR_LIT("reporter"), WF_STR_LIT("source")},
+        {WF_STR_LIT("source_workload_namespace"), WF_STR_LIT("nr")},
+        {WF_STR_LIT("source_workload"), WF_STR_LIT("client")},
+        {WF_STR_LIT("source_canonical_service"), WF_STR_LIT("client")},
+        {WF_STR_LIT("destination_workload_namespace"), WF_STR_LIT("unknown")},
+        {WF_STR_LIT("destination_workload"), WF_STR_LIT("unknown")},
+        {WF_STR_LIT("destination_canonical_service"), WF_STR_LIT("unknown")},
+        {WF_STR_LIT("destination_service_namespace"), WF_STR_LIT("nr")},
+        {WF_STR_LIT("destination_service_name"), WF_STR_LIT("missing")},
+        {WF_STR_LIT("response_code"), WF_STR_LIT("503")},
+        {WF_STR_LIT("response_flags"), WF_STR_LIT("NR")},
+    };
+    size_t n = sizeof(l) / sizeof(l[0]);
+    assert_int_equal(st_batch_add(b, l, n, T1, 0), 0);
+    assert_int_equal(st_batch_add(b, l, n, T2, 30), 0);
+}
+
 static void load(fx_t *f)
 {
     st_batch_t *b = NULL;
@@ -179,6 +201,7 @@ static void load(fx_t *f)
     counter(b, "istio_tcp_sent_bytes_total", "source", &R1, &MG, NULL, "-", "unknown", NULL, NULL,
             1024);
     long_names(b);
+    no_route(b);
     assert_int_equal(st_batch_commit(b), 0);
 }
 
@@ -554,6 +577,77 @@ static void test_long_names(void **state)
     json_decref(g);
 }
 
+/* The other quantiles of productpage -> reviews-v1: the 10th of 20 requests is at the top of
+ * the (0, 50] bucket, the 19.8th at 99 ms. */
+static void test_response_time(void **state)
+{
+    fx_t *f = *state;
+    static const struct {
+        const char *q, *want;
+    } c[] = {{"50", "50"}, {"95", "95"}, {"99", "99"}, {"avg", "60"}};
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        char q[160];
+        snprintf(q, sizeof(q),
+                 "namespaces=bookinfo&graphType=versionedApp&duration=60s&queryTime=1700000000&"
+                 "responseTime=%s",
+                 c[i].q);
+        json_t *g;
+        assert_int_equal(get(f, q, &g), 200);
+        json_t *e = edge(g, node(g, "app", "productpage", "v1"), node(g, "app", "reviews", "v1"));
+        assert_string_equal(sget(e, "responseTime"), c[i].want);
+        json_decref(g);
+    }
+}
+
+/* A request that reached no workload ends at the service it named, for every graph type. */
+static void test_no_route(void **state)
+{
+    fx_t *f = *state;
+    static const char *const types[] = {"workload", "app", "versionedApp", "service"};
+    for (size_t i = 0; i < 4; i++) {
+        char q[128];
+        snprintf(q, sizeof(q), "namespaces=nr&graphType=%s&duration=60s&queryTime=1700000000",
+                 types[i]);
+        json_t *g;
+        assert_int_equal(get(f, q, &g), 200);
+        /* versionedApp: the client's version node and its app box. */
+        assert_int_equal(json_array_size(nodes(g)), i == 2 ? 3 : 2);
+        assert_int_equal(json_array_size(edges(g)), 1);
+        json_t *svc = node(g, "service", "missing", NULL);
+        assert_string_equal(sget(svc, "nodeType"), "service");
+        assert_string_equal(sget(svc, "namespace"), "nr");
+        assert_string_equal(node_rate(svc, "http", "httpIn5xx"), "0.50");
+        assert_string_equal(sget(svc, "health"), "Failure");
+        json_t *e = json_object_get(json_array_get(edges(g), 0), "data");
+        assert_string_equal(edge_rate(e, "httpPercentErr"), "100.0");
+        json_t *resp = json_object_get(json_object_get(e, "traffic"), "responses");
+        assert_string_equal(sget(json_object_get(json_object_get(resp, "503"), "flags"), "NR"),
+                            "100.0");
+        json_decref(g);
+    }
+}
+
+/* An engine that may hold almost no samples fails the queries: 422 with the engine's
+ * message, as the Prometheus API answers it. */
+static void test_query_error(void **state)
+{
+    fx_t *f = *state;
+    pql_options_t po;
+    pql_options_default(&po);
+    po.max_samples = 1;
+    pql_engine_t *small = NULL;
+    assert_int_equal(pql_engine_new(f->s, &po, &small), 0);
+    pql_engine_t *saved = f->e;
+    f->e = small;
+    json_t *g;
+    assert_int_equal(get(f, "namespaces=bookinfo&duration=60s&queryTime=1700000000", &g), 422);
+    assert_string_equal(sget(g, "errorType"), "execution");
+    assert_non_null(strstr(sget(g, "error"), "too many samples"));
+    json_decref(g);
+    f->e = saved;
+    pql_engine_free(small);
+}
+
 static void expect_400(fx_t *f, const char *query, const char *msg_part)
 {
     json_t *g;
@@ -618,7 +712,9 @@ int main(void)
         cmocka_unit_test(test_workload),   cmocka_unit_test(test_ids_stable),
         cmocka_unit_test(test_app),        cmocka_unit_test(test_versioned_app),
         cmocka_unit_test(test_service),    cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_long_names), cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_long_names), cmocka_unit_test(test_response_time),
+        cmocka_unit_test(test_no_route),   cmocka_unit_test(test_query_error),
+        cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
