@@ -117,7 +117,16 @@ typedef struct {
     gr_index_t node_ix, edge_ix;
 } graph_t;
 
-typedef enum { Q_HTTP, Q_TCP, Q_MTLS, Q_RT_QUANTILE, Q_RT_SUM, Q_RT_COUNT, Q_BYTES } query_kind_t;
+typedef enum {
+    Q_HTTP,
+    Q_TCP,
+    Q_MTLS,
+    Q_TCP_MTLS,
+    Q_RT_QUANTILE,
+    Q_RT_SUM,
+    Q_RT_COUNT,
+    Q_BYTES
+} query_kind_t;
 
 /* ---- parameters ---------------------------------------------------------------------------- */
 
@@ -469,7 +478,7 @@ static void add_series(graph_t *g, query_kind_t kind, const pql_series_t *s)
     if (dst == SIZE_MAX) {
         return;
     }
-    size_t ei = edge_get(g, src, dst, kind == Q_TCP ? 1 : 0, create);
+    size_t ei = edge_get(g, src, dst, kind == Q_TCP || kind == Q_TCP_MTLS ? 1 : 0, create);
     if (ei == SIZE_MAX) {
         return;
     }
@@ -502,6 +511,7 @@ static void add_series(graph_t *g, query_kind_t kind, const pql_series_t *s)
         nd->has_in = true;
         break;
     case Q_MTLS:
+    case Q_TCP_MTLS:
         e->sec_total += v;
         if (wf_str_eq_c(label(s, "connection_security_policy"), "mutual_tls")) {
             e->mtls += v;
@@ -554,14 +564,17 @@ static void build_query(wf_buf_t *q, query_kind_t kind, graph_type_t gt, rt_kind
         selection(q, "istio_tcp_sent_bytes_total", nsre, dur_s);
         break;
     case Q_MTLS:
+    case Q_TCP_MTLS: {
+        const char *m = kind == Q_MTLS ? "istio_requests_total" : "istio_tcp_sent_bytes_total";
         wf_buf_printf(q,
                       "sum by (%s,connection_security_policy) ("
-                      "rate(istio_requests_total{reporter=\"destination\","
-                      "destination_service_namespace=~\"%s\"}[%llds]) or "
-                      "rate(istio_requests_total{reporter=\"destination\","
-                      "source_workload_namespace=~\"%s\"}[%llds])",
-                      g, nsre, dur_s, nsre, dur_s);
+                      "rate(%s{reporter=\"destination\",destination_service_namespace=~\"%s\"}"
+                      "[%llds]) or "
+                      "rate(%s{reporter=\"destination\",source_workload_namespace=~\"%s\"}"
+                      "[%llds])",
+                      g, m, nsre, dur_s, m, nsre, dur_s);
         break;
+    }
     case Q_RT_QUANTILE:
         wf_buf_printf(q, "histogram_quantile(%s, sum by (le,%s) (",
                       rtk == RT_Q50   ? "0.5"
@@ -741,7 +754,12 @@ static void put_edge(wf_buf_t *out, const graph_t *g, gr_edge_t *e, rt_kind_t rt
     if (e->proto == 1) {
         wf_buf_puts(out, ",\"traffic\":{\"protocol\":\"tcp\",\"rates\":{\"tcp\":");
         put_rate(out, e->tcp, 2);
-        wf_buf_puts(out, "}}}}");
+        wf_buf_puts(out, "}}");
+        if (e->sec_total > 0) {
+            wf_buf_puts(out, ",\"isMTLS\":");
+            put_rate(out, e->mtls / e->sec_total * 100, 1);
+        }
+        wf_buf_puts(out, "}}");
         return;
     }
     double out_total = g->nodes[e->src].http_out;
@@ -848,7 +866,7 @@ void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp)
 
     long long dur_s = (long long)(dur_ms / 1000);
     const char *re = wf_buf_cstr(&nsre);
-    static const query_kind_t kinds[] = {Q_HTTP, Q_TCP, Q_MTLS, Q_RT_QUANTILE, Q_BYTES};
+    static const query_kind_t kinds[] = {Q_HTTP, Q_TCP, Q_MTLS, Q_TCP_MTLS, Q_RT_QUANTILE, Q_BYTES};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         query_kind_t k = kinds[i];
         if (k == Q_RT_QUANTILE && rtk == RT_AVG) {

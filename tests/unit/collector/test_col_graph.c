@@ -200,6 +200,11 @@ static void load(fx_t *f)
             2048);
     counter(b, "istio_tcp_sent_bytes_total", "source", &R1, &MG, NULL, "-", "unknown", NULL, NULL,
             1024);
+    /* The destination's copy says how much of it was mutual TLS: a quarter. */
+    counter(b, "istio_tcp_sent_bytes_total", "destination", &R1, &MG, NULL, "-", "mutual_tls", NULL,
+            NULL, 256);
+    counter(b, "istio_tcp_sent_bytes_total", "destination", &R1, &MG, NULL, "-", "none", NULL, NULL,
+            768);
     long_names(b);
     no_route(b);
     assert_int_equal(st_batch_commit(b), 0);
@@ -431,6 +436,7 @@ static void test_workload(void **state)
     e = edge(g, r1, mg);
     assert_string_equal(sget(json_object_get(e, "traffic"), "protocol"), "tcp");
     assert_string_equal(edge_rate(e, "tcp"), "1024.00");
+    assert_string_equal(sget(e, "isMTLS"), "25.0");
     json_decref(g);
 }
 
