@@ -239,7 +239,8 @@ static void ix_free(gr_index_t *ix)
     ix->cap = 0;
 }
 
-/* Where h lives or would be inserted; eq tells whether position pos + 1 holds the key. */
+/* The slot holding key (slots hold a position + 1, 0 is free) or the free slot where it
+ * belongs; eq compares the entry at a position with key. */
 static size_t *ix_find(gr_index_t *ix, uint64_t h,
                        bool (*eq)(const graph_t *, size_t, const void *), const graph_t *g,
                        const void *key)
@@ -762,6 +763,8 @@ static void put_edge(wf_buf_t *out, const graph_t *g, gr_edge_t *e, rt_kind_t rt
         wf_buf_puts(out, "}}");
         return;
     }
+    /* HTTP edges exist only because requests were counted on them. */
+    WF_ASSERT(e->http > 0);
     double out_total = g->nodes[e->src].http_out;
     wf_buf_puts(out, ",\"traffic\":{\"protocol\":\"http\",\"rates\":{\"http\":");
     put_rate(out, e->http, 2);
