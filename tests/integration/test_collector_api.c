@@ -469,6 +469,60 @@ static void test_promtool_client(void **state)
     wf_free(out);
 }
 
+/* The graph API over HTTP, on Istio metrics sent by remote_write: productpage -> reviews at
+ * 1 request/s (one in ten a 503), as a source sidecar reports it; bad parameters are 400. */
+static void test_graph_api(void **state)
+{
+    (void)state;
+    wt_rw_t *rw = wt_rw_new();
+    static const char *const codes[] = {"200", "503"};
+    for (int k = 0; k < 2; k++) {
+        char series[1024];
+        snprintf(
+            series, sizeof(series),
+            "istio_requests_total{reporter=\"source\",source_workload=\"productpage-v1\","
+            "source_workload_namespace=\"default\",source_app=\"productpage\","
+            "source_version=\"v1\",source_canonical_service=\"productpage\","
+            "destination_workload=\"reviews-v1\",destination_workload_namespace=\"default\","
+            "destination_app=\"reviews\",destination_version=\"v1\","
+            "destination_service=\"reviews.default.svc.cluster.local\","
+            "destination_service_name=\"reviews\",destination_service_namespace=\"default\","
+            "destination_canonical_service=\"reviews\",request_protocol=\"http\","
+            "response_code=\"%s\",response_flags=\"-\",connection_security_policy=\"unknown\"}",
+            codes[k]);
+        wt_rw_series_s(rw, series);
+        for (int i = 0; i < N; i++) {
+            wt_rw_sample(rw, t_last - (N - 1 - i) * 15000, i * 15.0 * (k == 0 ? 0.9 : 0.1));
+        }
+    }
+    char *resp = NULL;
+    int st = wt_rw_send(rw, port, "/api/v1/write", &resp);
+    if (st != 204 && st != 200) {
+        fail_msg("remote_write: %d %s", st, resp ? resp : "");
+    }
+    wf_free(resp);
+    wt_rw_free(rw);
+
+    char path[256];
+    snprintf(path, sizeof(path), "/api/graph?namespaces=default&duration=5m&queryTime=%lld",
+             (long long)(t_last / 1000));
+    json_t *g;
+    assert_int_equal(get_json(path, &g), 200);
+    json_t *nodes = json_object_get(json_object_get(g, "elements"), "nodes");
+    json_t *edges = json_object_get(json_object_get(g, "elements"), "edges");
+    assert_int_equal(json_array_size(nodes), 2);
+    assert_int_equal(json_array_size(edges), 1);
+    json_t *e = json_object_get(json_array_get(edges, 0), "data");
+    json_t *rates = json_object_get(json_object_get(e, "traffic"), "rates");
+    assert_true(fabs(strtod(json_string_value(json_object_get(rates, "http")), NULL) - 1.0) < 0.01);
+    assert_true(fabs(strtod(json_string_value(json_object_get(rates, "httpPercentErr")), NULL) -
+                     10.0) < 0.2);
+    json_decref(g);
+    expect_error("GET", "/api/graph", NULL, 400, "bad_data");
+    expect_error("GET", "/api/graph?namespaces=default&graphType=nope", NULL, 400, "bad_data");
+    expect_error("GET", "/api/graph?namespaces=Bad_NS", NULL, 400, "bad_data");
+}
+
 static void test_self_metrics(void **state)
 {
     /* Ask a query first so that the query histogram has counts. */
@@ -505,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_instant_queries),    cmocka_unit_test(test_range_queries),
         cmocka_unit_test(test_metadata_endpoints), cmocka_unit_test(test_promtool_client),
         cmocka_unit_test(test_self_metrics),       cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_graph_api),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
