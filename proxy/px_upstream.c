@@ -36,6 +36,16 @@ static void up_handle_closed(px_upconn_t *u)
 {
     if (--u->open_handles == 0) {
         px_pool_t *p = u->pool;
+        if (p != NULL) {
+            if (u->prev != NULL) {
+                u->prev->next = u->next;
+            } else {
+                p->closing = u->next;
+            }
+            if (u->next != NULL) {
+                u->next->prev = u->prev;
+            }
+        }
         wf_buf_free(&u->rbuf);
         wf_free(u);
         if (p != NULL && p->wait_head != NULL) {
@@ -183,6 +193,15 @@ static void up_close(px_upconn_t *u)
         /* A closed pool may be freed before the close callbacks run; it has no waiters to
          * serve with the freed slot anyway. */
         u->pool = NULL;
+    } else {
+        /* Until its callbacks run: px_pool_close lets go of it too (the pool may be retired
+         * with its generation in the meantime). */
+        u->prev = NULL;
+        u->next = u->pool->closing;
+        if (u->next != NULL) {
+            u->next->prev = u;
+        }
+        u->pool->closing = u;
     }
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, timer_closed);
@@ -465,6 +484,12 @@ void px_pool_release(px_upconn_t *u, bool reusable)
 void px_pool_close(px_pool_t *p)
 {
     p->closed = true;
+    for (px_upconn_t *u = p->closing, *next; u != NULL; u = next) {
+        next = u->next;
+        u->pool = NULL;
+        u->prev = u->next = NULL;
+    }
+    p->closing = NULL;
     while (p->idle != NULL) {
         up_close(p->idle);
     }

@@ -115,6 +115,10 @@ struct px_pool {
     uint64_t connect_timeout_ms;
     uint64_t idle_timeout_ms;
     px_upconn_t *idle; /* most recently released first */
+    /* Connections closed while the pool was open whose close callbacks have not all run (linked
+     * through prev/next like idle): px_pool_close detaches them, since the pool may be freed
+     * before those callbacks. */
+    px_upconn_t *closing;
     uint32_t n_idle;
     uint32_t n_open;
     bool closed;
