@@ -12,6 +12,9 @@
 #ifdef HAVE_WEFT_PROXY
 #include "px_main.h"
 #endif
+#ifdef HAVE_WEFT_DEMO
+#include "demo_app.h"
+#endif
 #ifdef HAVE_WEFT_CONTROLPLANE
 #include "cp_cli.h"
 #include "cp_main.h"
@@ -59,6 +62,10 @@ static const cli_command_t commands[] = {
     {"ca", CP_CLI, "7", "the mesh CA: roots and trust bundle (status), root rotation (rotate)"},
     {"run", NULL, "9", "run a local program inside the mesh with a sidecar"},
     {"demo", NULL, "9", "a bookinfo-style mesh with traffic, on this machine"},
+#ifdef HAVE_WEFT_DEMO
+    {"demo-app", demo_app_main, "9",
+     "one service of the demo application (productpage, details, reviews, ratings)"},
+#endif
     {NULL, NULL, NULL, NULL},
 };
 
