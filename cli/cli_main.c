@@ -14,6 +14,7 @@
 #endif
 #ifdef HAVE_WEFT_DEMO
 #include "demo_app.h"
+#include "demo_main.h"
 #endif
 #ifdef HAVE_WEFT_CONTROLPLANE
 #include "cp_cli.h"
@@ -61,8 +62,8 @@ static const cli_command_t commands[] = {
     {"proxy-status", CP_CLI, "6", "show each proxy's config sync state"},
     {"ca", CP_CLI, "7", "the mesh CA: roots and trust bundle (status), root rotation (rotate)"},
     {"run", NULL, "9", "run a local program inside the mesh with a sidecar"},
-    {"demo", NULL, "9", "a bookinfo-style mesh with traffic, on this machine"},
 #ifdef HAVE_WEFT_DEMO
+    {"demo", demo_main, "9", "a bookinfo-style mesh with traffic, on this machine"},
     {"demo-app", demo_app_main, "9",
      "one service of the demo application (productpage, details, reviews, ratings)"},
 #endif
