@@ -527,8 +527,8 @@ static int start_mesh(demo_t *d)
     snprintf(gw_admin, sizeof(gw_admin), "%s.%d:15000", cfg->subnet, GATEWAY_OCTET);
     snprintf(gw_in, sizeof(gw_in), "%s.%d:15006", cfg->subnet, GATEWAY_OCTET);
     c = child_add(d, "istio-ingressgateway", "proxy", "--mode", "gateway", "--service",
-                  "istio-ingressgateway", "--namespace", "istio-system", "--labels",
-                  "istio=ingressgateway", "--service-account", "istio-ingressgateway",
+                  "istio-ingressgateway", "--version", "", "--namespace", "istio-system",
+                  "--labels", "istio=ingressgateway", "--service-account", "istio-ingressgateway",
                   "--gateway-bind", "127.0.0.1", "--admin", gw_admin, "--inbound", gw_in,
                   "--concurrency", "1", "--control", d->control_url, "--bootstrap-token-file", boot,
                   "--collector", d->collector_url, NULL);

@@ -269,7 +269,13 @@ static void report(px_conn_t *c)
     info.upstream_cluster = wf_str(c->up_cluster != NULL ? c->up_cluster : "");
     info.upstream_host = wf_str(c->up_used ? c->up_host : "");
     info.upstream_endpoint = c->up_ep;
-    info.upstream_service = c->oc != NULL ? c->oc->cluster->host : wf_str("");
+    /* A request answered before the router picked a cluster (a fault abort) still went to the
+     * route's service: Istio reports it as destination_service, the workload unknown. */
+    info.upstream_service =
+        c->oc != NULL ? c->oc->cluster->host
+        : c->route != NULL && c->route->action == PX_ACTION_ROUTE && c->route->n_route > 0
+            ? c->route->route[0].dest.host
+            : wf_str("");
     if (c->active_slot != NULL) {
         (*c->active_slot)--;
         c->active_slot = NULL;

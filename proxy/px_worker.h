@@ -84,9 +84,10 @@ typedef struct {
     wf_str_t downstream_ip;    /* the client's address */
     wf_str_t peer;             /* inbound: the caller's PX_PEER_HEADER value, "" when absent */
     const px_endpoint_t *upstream_endpoint; /* outbound: the endpoint chosen, NULL when none */
-    wf_str_t upstream_service;              /* outbound: the chosen cluster's host, "" when none */
-    const px_trace_ctx_t *trace;            /* this hop's trace context, NULL when none */
-    wf_str_t user_agent;                    /* "" when absent */
+    wf_str_t upstream_service;   /* outbound: the chosen cluster's host, else (a fault abort) the
+                                    route's first destination host; "" when none */
+    const px_trace_ctx_t *trace; /* this hop's trace context, NULL when none */
+    wf_str_t user_agent;         /* "" when absent */
     wf_str_t upstream_peer; /* outbound: the answering proxy's PX_PEER_HEADER, "" when absent */
     bool mtls; /* inbound: the downstream connection, outbound: the upstream one was mTLS */
     wf_str_t peer_principal; /* the SPIFFE URI that connection's peer proved, "" when none */

@@ -411,6 +411,13 @@ static void test_fault_delay_and_delayed_abort(void **state)
     assert_true(ms >= 200);
     assert_int_equal(atomic_load(&f->up.requests), before);
     assert_int_equal(flagged(f->px.admin, "418", "DI,FI"), 1);
+    /* Nothing went upstream, yet the request went to the route's service: Istio reports that
+     * service, with an unknown workload. */
+    char *m = scrape(f->px.admin);
+    const char *fi[] = {"response_flags=\"DI,FI\"", "destination_service_name=\"reviews\"",
+                        "destination_workload=\"unknown\"", NULL};
+    assert_true(series(m, "istio_requests_total", fi) == 1);
+    wf_free(m);
 }
 
 static void test_header_operations(void **state)
