@@ -437,6 +437,11 @@ static void check_hostile(const fx_t *f)
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(wf_buf_cstr(&r.body), "\"2\"]"));
     wf_buf_free(&r.body);
+    /* An encoded NUL in an argument stays encoded instead of cutting the value short. */
+    req(f->port, "GET", "/api/v1/query?query=%22a%00b%22", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(wf_buf_cstr(&r.body), "\"a%00b\"]"));
+    wf_buf_free(&r.body);
 }
 
 static void test_embedded(void **state)
