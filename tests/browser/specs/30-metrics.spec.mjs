@@ -21,7 +21,7 @@ async function options(page) {
 }
 
 export async function run(t) {
-    const {page, base, fixture} = t;
+    const {page, base, fixture, fed} = t;
     /* what the fixture says ratings-v1 receives per second, by code */
     const want = {};
     for (const e of fixture.EDGES.filter((x) => x.dst === 'ratings-v1')) {
@@ -32,7 +32,9 @@ export async function run(t) {
     assert.deepEqual(want, {200: 3, 500: 1});
 
     await t.step('an instant query in the table: 200 -> 3/s, 500 -> 1/s', async () => {
-        await page.goto(`${base}/#/metrics`);
+        /* at the fixture's last sample: later, rate() would extrapolate less than a full window */
+        const at = fed.nowMs / 1000;
+        await page.goto(`${base}/#/metrics?time=${at}`);
         await page.evaluate(() => localStorage.removeItem('weft.metrics.history'));
         await page.reload();
         await page.waitForSelector('[data-testid=expr]');
@@ -47,7 +49,10 @@ export async function run(t) {
         near(byCode['500'], want[500]);
         assert.equal(rows.find((r) => r.value === byCode['200']).series, '{response_code="200"}');
         assert.match(await page.textContent('[data-testid=query-stats]'), /Result series: 2/);
-        assert.equal(new URLSearchParams(page.url().split('?')[1]).get('expr'), QUERY);
+        const params = new URLSearchParams(page.url().split('?')[1]);
+        assert.equal(params.get('expr'), QUERY);
+        assert.equal(Number(params.get('time')), at);
+        assert.notEqual(await page.inputValue('[data-testid=eval-time]'), '');
         await t.screenshot('table');
     });
 
