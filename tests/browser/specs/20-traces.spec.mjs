@@ -66,11 +66,17 @@ export async function run(t) {
         await t.screenshot('search');
     });
 
-    await t.step('sort by longest: the failed traces are not longer, the order follows duration', async () => {
+    await t.step('most recent first; another sort is kept in the route', async () => {
+        /* the fixture starts trace i at now - 60 s + i * 5 s, the failed ones last */
+        const order = await page.locator('.trace-result').evaluateAll((els) => els.map((e) => e.dataset.traceId));
+        assert.deepEqual(order, [...fed.traceIds.ok, ...fed.traceIds.failed].reverse());
         await page.selectOption('[data-testid=sort]', 'longest');
-        const durations = await page.locator('.trace-result').evaluateAll((els) => els.length);
-        assert.equal(durations, 5);
+        const durations = await page.locator('.trace-result').evaluateAll((els) => els.map((e) => Number(e.dataset.duration)));
+        assert.equal(durations.length, 5);
+        assert.deepEqual(durations, [...durations].sort((a, b) => b - a));
         assert.match(page.url(), /sort=longest/);
+        await page.selectOption('[data-testid=sort]', 'recent');
+        assert.doesNotMatch(page.url(), /sort=/);
     });
 
     await t.step('search with tags error=true: only the failed traces', async () => {
