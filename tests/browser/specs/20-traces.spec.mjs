@@ -71,7 +71,8 @@ export async function run(t) {
         const order = await page.locator('.trace-result').evaluateAll((els) => els.map((e) => e.dataset.traceId));
         assert.deepEqual(order, [...fed.traceIds.ok, ...fed.traceIds.failed].reverse());
         await page.selectOption('[data-testid=sort]', 'longest');
-        const durations = await page.locator('.trace-result').evaluateAll((els) => els.map((e) => Number(e.dataset.duration)));
+        const durations = await page.locator('.trace-result').evaluateAll((els) =>
+            els.map((e) => Number(e.dataset.duration)));
         assert.equal(durations.length, 5);
         assert.deepEqual(durations, [...durations].sort((a, b) => b - a));
         assert.match(page.url(), /sort=longest/);

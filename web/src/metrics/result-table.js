@@ -22,9 +22,8 @@ export function resultTable(data) {
     } else if (t === 'vector') {
         rows = r.map((s) => row(seriesName(s.metric), s.value[1], {value: s.value[1]}));
     } else if (t === 'matrix') {
-        rows = r.map((s) => row(seriesName(s.metric), h('div', {class: 'matrix-values'},
-                                                         s.values.map(([ts, v]) => h('div', null, `${v} @${ts}`,
-                                                                                      h('span', {class: 'muted'}, ` ${fmtTime(ts)}`))))));
+        const point = ([ts, v]) => h('div', null, `${v} @${ts}`, h('span', {class: 'muted'}, ` ${fmtTime(ts)}`));
+        rows = r.map((s) => row(seriesName(s.metric), h('div', {class: 'matrix-values'}, s.values.map(point))));
     } else {
         return empty(`Unknown result type "${t}".`);
     }

@@ -48,7 +48,8 @@ export function resultList(traces) {
     const colors = serviceColors(traces.flatMap((t) => t.services.map((s) => s.name)));
     return h('ol', {class: 'trace-results', 'data-testid': 'trace-results'}, traces.map((t) => {
         const pct = (100 * t.duration) / longest;
-        return h('li', {class: 'trace-result' + (t.errorCount ? ' has-errors' : ''), dataset: {traceId: t.traceID, duration: t.duration}},
+        return h('li', {class: 'trace-result' + (t.errorCount ? ' has-errors' : ''),
+                        dataset: {traceId: t.traceID, duration: t.duration}},
                  h('a', {class: 'trace-result-head', href: routeHref(['traces', t.traceID])},
                    h('span', {class: 'trace-result-bar', style: `width:${pct.toFixed(2)}%`}),
                    h('span', {class: 'trace-result-name'}, t.name,

@@ -55,7 +55,6 @@ export function mountTrace(el, route) {
                          h('li', {class: 'crit-key'}, h('span', {class: 'crit-swatch'}), 'critical path'));
         replace(el, h('div', {class: 'trace-view'}, header(trace),
                       h('div', {class: 'toolbar'}, legend,
-                        h('span', {class: 'spacer'}),
                         h('button', {type: 'button', onclick: () => wf.expandAll()}, 'Expand all'),
                         h('button', {type: 'button', onclick: () => wf.collapseAll()}, 'Collapse all')),
                       h('div', {class: 'trace-body'}, h('div', {class: 'panel trace-main'}, wf.el), side)));

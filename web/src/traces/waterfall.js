@@ -56,13 +56,15 @@ export function waterfall(trace, colors, critical, onSelect) {
             role: 'treeitem', tabindex: -1, 'aria-level': sp.depth + 1, 'aria-expanded': hasKids ? 'true' : undefined,
             'aria-selected': 'false', dataset: {spanId: sp.id, critical: onPath ? 'true' : 'false'},
         },
-                     h('div', {class: 'wf-name', style: `padding-left:${6 + sp.depth * 14}px`}, toggle,
+                     h('div', {class: 'wf-name', style: `padding-left:${6 + sp.depth * 14}px`,
+                              title: `${sp.service}: ${sp.operation}`}, toggle,
                        h('span', {class: 'wf-swatch', style: `background:${colors.get(sp.service)}`}),
                        h('span', {class: 'wf-service'}, sp.service),
                        h('span', {class: 'wf-op'}, sp.operation),
                        sp.error ? h('span', {class: 'wf-error-mark', title: 'error', 'aria-label': 'error'}, '!') : null,
-                       sp.orphan ? h('span', {class: 'badge orphan', title: `parent ${sp.parentRef} is not in this trace`},
-                                     'orphan') : null),
+                       sp.orphan ? h('span', {class: 'badge orphan',
+                                              title: `parent ${sp.parentRef} is not in this trace`}, 'orphan')
+                                 : null),
                      h('div', {class: 'wf-timeline'}, bar, crit, label));
         return {sp, el, toggle: hasKids ? toggle : null, collapsed: false};
     });
