@@ -97,6 +97,22 @@ export async function run(t) {
         await page.waitForSelector('.form-error:has-text("not closed")');
     });
 
+    await t.step('durations: none of the 40 ms traces lasts 1s or more; a duration needs a unit', async () => {
+        await page.fill('[data-testid=tags]', '');
+        await page.fill('[data-testid=min-duration]', '1s');
+        await page.click('[data-testid=find-traces]');
+        await page.waitForSelector('.state.empty:has-text("No traces in this window")');
+        assert.equal(await page.locator('.trace-result').count(), 0);
+        assert.match(page.url(), /minDuration=1s/);
+        await page.fill('[data-testid=min-duration]', '30ms');
+        await page.fill('[data-testid=max-duration]', '50ms');
+        await page.click('[data-testid=find-traces]');
+        await page.waitForFunction(() => document.querySelectorAll('.trace-result').length === 5);
+        await page.fill('[data-testid=min-duration]', '10');
+        await page.click('[data-testid=find-traces]');
+        await page.waitForSelector('.form-error:has-text("is not a duration")');
+    });
+
     await t.step('clicking a point of the scatter opens its trace', async () => {
         await page.goto(`${base}/#/traces?service=ratings&tags=error%3Dtrue`);
         await page.waitForFunction(() => document.querySelectorAll('.trace-result').length === 2);
