@@ -10,9 +10,9 @@ import fs from 'node:fs';
 
 export const name = 'traces';
 
-/* critical-path.js has no imports: load the page's own module into node. */
-async function criticalPathModule() {
-    const src = fs.readFileSync(new URL('../../../web/src/traces/critical-path.js', import.meta.url), 'utf8');
+/* critical-path.js and query.js have no imports: load the page's own modules into node. */
+async function pageModule(file) {
+    const src = fs.readFileSync(new URL(`../../../web/src/traces/${file}`, import.meta.url), 'utf8');
     return import(`data:text/javascript;base64,${Buffer.from(src).toString('base64')}`);
 }
 
@@ -31,7 +31,25 @@ async function visibleRows(page) {
 
 export async function run(t) {
     const {page, base, fixture, fed} = t;
-    const cp = await criticalPathModule();
+    const cp = await pageModule('critical-path.js');
+    const query = await pageModule('query.js');
+
+    await t.step('search parameters: logfmt tags, durations, lookback windows', async () => {
+        assert.deepEqual(query.parseLogfmt('http.status_code=500  error=true msg="a \\"b\\" c" flag'),
+                         {'http.status_code': '500', error: 'true', msg: 'a "b" c', flag: 'true'});
+        assert.throws(() => query.parseLogfmt('msg="open'), /not closed/);
+        assert.throws(() => query.parseLogfmt('=x'), /without a key/);
+        assert.equal(query.parseDurationMs('1.2s', 'x'), 1200);
+        assert.equal(query.parseDurationMs('250us', 'x'), 0.25);
+        assert.throws(() => query.parseDurationMs('10', 'Min duration'), /Min duration: "10" is not a duration/);
+        const q = query.searchFromParams(new URLSearchParams('service=reviews&lookback=2d&tags=error%3Dtrue'));
+        const p = query.apiParams(q, 1700000000000);
+        assert.equal(p.end, '1700000000000000');
+        assert.equal(Number(p.end) - Number(p.start), 2 * 86400 * 1e6);
+        assert.equal(p.tags, '{"error":"true"}');
+        assert.equal(p.limit, '20');
+        assert.throws(() => query.apiParams({...q, minDuration: '2s', maxDuration: '1s'}, 0), /below/);
+    });
 
     await t.step('critical path: the algorithm on traces known by hand', async () => {
         /* overlapping children: only the last-finishing one and what it waited on */
