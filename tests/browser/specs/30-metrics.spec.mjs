@@ -87,6 +87,7 @@ export async function run(t) {
         }
         assert.equal(await page.textContent('[data-testid=expr-list] .expr-option.active .expr-option-text'),
                      'istio_requests_total');
+        await t.screenshot('completion');
         await page.keyboard.press('Enter');
         assert.equal(await page.inputValue('[data-testid=expr]'), 'istio_requests_total');
         assert.ok(await page.locator('[data-testid=expr-list]').isHidden());
