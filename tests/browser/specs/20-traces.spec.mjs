@@ -204,4 +204,32 @@ export async function run(t) {
         assert.equal(params.get('focus'), 'ratings');
         await t.screenshot('span-details');
     });
+
+    await t.step('an orphan span (its parent never arrived) is shown at the root, marked', async () => {
+        /* three hours back: outside the default lookback, so no other search sees it */
+        const traceId = 'ab'.repeat(16);
+        const t0 = BigInt(fed.nowMs - 3 * 3600 * 1000) * 1000000n;
+        const ms = (n) => String(t0 + BigInt(n) * 1000000n);
+        const sp = (spanId, parentSpanId, name, from, to) => ({traceId, spanId, parentSpanId, name, kind: 2,
+                                                                startTimeUnixNano: ms(from), endTimeUnixNano: ms(to)});
+        const spans = [sp('a1a1a1a1a1a1a1a1', '', 'root', 0, 30), sp('b2b2b2b2b2b2b2b2', 'a1a1a1a1a1a1a1a1', 'child', 5, 20),
+                       sp('c3c3c3c3c3c3c3c3', 'dddddddddddddddd', 'late', 10, 40)];
+        const body = {resourceSpans: [{resource: {attributes: [{key: 'service.name', value: {stringValue: 'productpage'}}]},
+                                       scopeSpans: [{spans}]}]};
+        const res = await fetch(`${base}/v1/traces`, {method: 'POST', body: JSON.stringify(body),
+                                                      headers: {'Content-Type': 'application/json'}});
+        assert.equal(res.status, 200);
+        await page.goto(`${base}/#/traces/${traceId}`);
+        await page.waitForSelector('.wf-row');
+        const rows = await page.locator('.wf-row').evaluateAll((els) => els.map((e) => ({
+            id: e.dataset.spanId, level: e.getAttribute('aria-level'), orphan: e.classList.contains('orphan'),
+            critical: e.dataset.critical === 'true'})));
+        assert.deepEqual(rows, [
+            {id: 'a1a1a1a1a1a1a1a1', level: '1', orphan: false, critical: true},
+            {id: 'b2b2b2b2b2b2b2b2', level: '2', orphan: false, critical: true},
+            {id: 'c3c3c3c3c3c3c3c3', level: '1', orphan: true, critical: false},
+        ]);
+        assert.equal(await page.locator('.wf-row.orphan .badge.orphan').count(), 1);
+        await t.screenshot('orphan');
+    });
 }
