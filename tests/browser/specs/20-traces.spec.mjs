@@ -190,6 +190,10 @@ export async function run(t) {
         assert.equal(await visibleRows(page), 2);
         await page.keyboard.press(' ');
         assert.equal(await visibleRows(page), 6);
+        /* Enter on the focused row (the second) opens its details */
+        const second = await page.getAttribute('.wf-row >> nth=1', 'data-span-id');
+        await page.keyboard.press('Enter');
+        await page.waitForSelector(`[data-testid=span-details][data-span-id="${second}"]`);
     });
 
     await t.step('span details: the ratings server span has http.status_code 500; link to the graph', async () => {

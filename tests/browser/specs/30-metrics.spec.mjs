@@ -11,6 +11,8 @@ export const name = 'metrics';
 const QUERY = 'sum by (response_code) (rate(istio_requests_total{reporter="destination",' +
     'destination_workload="ratings-v1"}[5m]))';
 
+const QUERY_MATRIX = 'istio_requests_total{reporter="source",source_workload="reviews-v3",response_code="500"}[1m]';
+
 /* rate() extrapolates to the window's edges: allow 1 %. */
 function near(got, want) {
     assert.ok(Math.abs(got - want) <= want * 0.01, `${got} is not within 1 % of ${want}`);
@@ -108,6 +110,24 @@ export async function run(t) {
         await page.keyboard.press('Escape');
     });
 
+    await t.step('a scalar is one row; a range selector shows each series\' values @ times', async () => {
+        await page.fill('[data-testid=expr]', '1 + 2');
+        await page.press('[data-testid=expr]', 'Enter');
+        await page.waitForSelector('[data-testid=metrics-table][data-result-type=scalar]');
+        assert.deepEqual(await page.locator('[data-testid=metrics-table] tbody tr').evaluateAll((trs) =>
+            trs.map((tr) => tr.dataset.value)), ['3']);
+        /* one series, sampled every 15 s: a 1m window ending on a sample holds 4 or 5 of them */
+        await page.fill('[data-testid=expr]', QUERY_MATRIX);
+        await page.press('[data-testid=expr]', 'Enter');
+        await page.waitForSelector('[data-testid=metrics-table][data-result-type=matrix]');
+        assert.equal(await page.locator('[data-testid=metrics-table] tbody tr').count(), 1);
+        const points = await page.locator('.matrix-values > div').allTextContents();
+        assert.ok(points.length >= 4 && points.length <= 5, `${points.length} points`);
+        for (const p of points) {
+            assert.match(p, /^\d+ @[\d.]+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+        }
+    });
+
     await t.step('a bad query shows the API\'s parse error inline', async () => {
         const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent('sum(')}`);
         const body = await res.json();
@@ -123,18 +143,18 @@ export async function run(t) {
     await t.step('history: the queries run, newest first, each once, chosen by keyboard', async () => {
         await page.click('[data-testid=history]');
         await page.waitForSelector('[data-testid=expr-list] .expr-option');
-        assert.deepEqual(await options(page), ['sum(', QUERY]);
-        await page.keyboard.press('ArrowDown');
+        assert.deepEqual(await options(page), ['sum(', QUERY_MATRIX, '1 + 2', QUERY]);
+        await page.keyboard.press('ArrowUp');
         await page.keyboard.press('Enter');
         assert.equal(await page.inputValue('[data-testid=expr]'), QUERY);
         await page.keyboard.press('Enter');
         await page.waitForSelector('[data-testid=metrics-table] tbody tr');
         const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('weft.metrics.history')));
-        assert.deepEqual(stored, [QUERY, 'sum(']);
+        assert.deepEqual(stored, [QUERY, 'sum(', QUERY_MATRIX, '1 + 2']);
         /* reachable from the keyboard alone: Alt+Down in the box */
         await page.focus('[data-testid=expr]');
         await page.keyboard.press('Alt+ArrowDown');
-        assert.deepEqual(await options(page), [QUERY, 'sum(']);
+        assert.deepEqual(await options(page), [QUERY, 'sum(', QUERY_MATRIX, '1 + 2']);
         await page.keyboard.press('Escape');
         assert.ok(await page.locator('[data-testid=expr-list]').isHidden());
     });
