@@ -56,6 +56,9 @@ export async function run(t) {
         assert.deepEqual(sections(cp, [span('r', 0, 100), span('a', 10, 40, 'r'), span('b', 20, 90, 'r'),
                                        span('c', 30, 50, 'b')]),
                          ['r:90-100', 'b:50-90', 'c:30-50', 'b:20-30', 'r:0-20']);
+        /* the child that finished last, not the one that started last, is what the parent waited on */
+        assert.deepEqual(sections(cp, [span('r', 0, 100), span('a', 5, 95, 'r'), span('b', 50, 60, 'r')]),
+                         ['r:95-100', 'a:5-95', 'r:0-5']);
         /* sequential children: both, and the gap between them is the parent's */
         assert.deepEqual(sections(cp, [span('r', 0, 100), span('a', 0, 30, 'r'), span('b', 40, 80, 'r')]),
                          ['r:80-100', 'b:40-80', 'r:30-40', 'a:0-30']);
