@@ -1,0 +1,1259 @@
+/*
+ * col_mesh.c - the control-plane client behind /api/mesh/... and the graph badges.
+ *
+ * One refresh reads every resource list of the admin API (all namespaces), /v1/analyze,
+ * /v1/workloads and /v1/proxy-status, one request after the other on one keep-alive connection,
+ * and turns them into an immutable view. Requests are answered from that view; nothing here
+ * writes to the control plane. The view keeps the control plane's JSON as jansson parsed it and
+ * is only ever read after it is built, so threads share it without locks (jansson's reference
+ * counts are not touched: a view has its own).
+ *
+ * Badges follow Kiali's graph appenders (istio_details.go, sidecars_check.go): VirtualService
+ * badges on service-level nodes (service nodes, app nodes, app boxes), circuit breakers on
+ * those and, subset by subset, on version-level nodes (workloads, versioned apps), a missing
+ * sidecar on workload-level nodes whose registered workloads are out of the mesh. Kiali reads
+ * the resources of the node's namespace; weft matches hosts by their fully qualified name in
+ * every namespace, as its snapshot compiler routes, and leaves out VirtualServices bound to
+ * gateways only, which do not route mesh traffic.
+ */
+#include "col_mesh.h"
+
+#include "wf_alloc.h"
+#include "wf_clock.h"
+#include "wf_err.h"
+#include "wf_log.h"
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_CACHE_MS 5000
+#define DEFAULT_TIMEOUT_MS 3000
+/* A failed read is kept this long at most: long enough to spare a control plane that is down
+ * from every UI request, short enough that its return shows at the next refresh. */
+#define ERROR_CACHE_MS 2000
+/* The largest answer read from the control plane (its own list limit is far below). */
+#define MAX_ANSWER_BYTES ((size_t)256 << 20)
+#define FQDN_MAX 512
+
+#define NOT_CONNECTED                                                                              \
+    "the collector is not connected to a control plane: start it with --control URL"
+
+struct col_mesh_view {
+    atomic_int refs;
+    json_t *resources; /* every stored object, sorted by namespace, kind, name */
+    json_t *messages;  /* /v1/analyze messages */
+    json_t *workloads; /* /v1/workloads items */
+    json_t *proxies;   /* /v1/proxy-status proxies */
+};
+
+struct col_mesh {
+    char *base;
+    CURL *curl; /* used by the refreshing thread only (one at a time: `fetching`) */
+    struct curl_slist *headers;
+    int64_t cache_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool fetching;
+    uint64_t generation; /* +1 at every refresh, so waiters know theirs is done */
+    bool have;           /* a refresh happened: view or err is its result */
+    int64_t until_ms;    /* the result is reused until then (monotonic clock) */
+    col_mesh_view_t *view;
+    char err[512];
+};
+
+/* The kinds read, each a list of every namespace. */
+static const char *const list_paths[] = {
+    "/apis/networking.istio.io/v1/virtualservices",
+    "/apis/networking.istio.io/v1/destinationrules",
+    "/apis/networking.istio.io/v1/gateways",
+    "/apis/networking.istio.io/v1/serviceentries",
+    "/apis/networking.istio.io/v1/sidecars",
+    "/apis/security.istio.io/v1/peerauthentications",
+    "/apis/security.istio.io/v1/authorizationpolicies",
+};
+#define NLISTS (sizeof(list_paths) / sizeof(list_paths[0]))
+
+/* ---- small JSON helpers -------------------------------------------------------------------- */
+
+/* The string member key of o, or "" (absent, not a string, o not an object). */
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
+
+static const char *meta_str(const json_t *res, const char *key)
+{
+    return jstr(json_object_get(res, "metadata"), key);
+}
+
+static bool slice_eq(wf_str_t a, const char *b)
+{
+    return wf_str_eq_c(a, b);
+}
+
+/* ---- views --------------------------------------------------------------------------------- */
+
+static int res_cmp(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = strcmp(meta_str(x, "namespace"), meta_str(y, "namespace"));
+    if (c == 0) {
+        c = strcmp(jstr(x, "kind"), jstr(y, "kind"));
+    }
+    return c != 0 ? c : strcmp(meta_str(x, "name"), meta_str(y, "name"));
+}
+
+/* Parse text and take its array member key (objects only kept); NULL text is an empty array. */
+static int load_array(const char *text, const char *key, const char *what, json_t **out, char *err,
+                      size_t errlen)
+{
+    *out = json_array();
+    if (text == NULL) {
+        return 0;
+    }
+    json_error_t je;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    json_t *arr = json_object_get(root, key);
+    if (!json_is_array(arr)) {
+        snprintf(err, errlen, "%s: %s", what,
+                 root == NULL ? je.text : "not an object with an array member");
+        json_decref(root);
+        return WF_E_INVAL;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(arr, i, item)
+    {
+        if (json_is_object(item)) {
+            json_array_append(*out, item);
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+int col_mesh_view_new(const col_mesh_src_t *src, col_mesh_view_t **out, char *err, size_t errlen)
+{
+    col_mesh_view_t *v = wf_calloc(1, sizeof(*v));
+    json_t **sorted = NULL;
+    atomic_init(&v->refs, 1);
+    int rc = 0;
+    v->resources = json_array();
+    for (size_t i = 0; i < src->nlists; i++) {
+        json_t *items = NULL;
+        rc = load_array(src->lists[i], "items", "resource list", &items, err, errlen);
+        if (rc != 0) {
+            json_decref(items);
+            goto fail;
+        }
+        json_array_extend(v->resources, items);
+        json_decref(items);
+    }
+    if ((rc = load_array(src->analyze, "messages", "/v1/analyze", &v->messages, err, errlen)) !=
+            0 ||
+        (rc = load_array(src->workloads, "items", "/v1/workloads", &v->workloads, err, errlen)) !=
+            0 ||
+        (rc = load_array(src->proxies, "proxies", "/v1/proxy-status", &v->proxies, err, errlen)) !=
+            0) {
+        goto fail;
+    }
+    size_t n = json_array_size(v->resources);
+    sorted = wf_malloc((n ? n : 1) * sizeof(*sorted));
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = json_incref(json_array_get(v->resources, i));
+    }
+    qsort(sorted, n, sizeof(*sorted), res_cmp);
+    json_array_clear(v->resources);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(v->resources, sorted[i]);
+    }
+    wf_free(sorted);
+    *out = v;
+    return 0;
+fail:
+    col_mesh_view_release(v);
+    *out = NULL;
+    return rc;
+}
+
+void col_mesh_view_release(col_mesh_view_t *v)
+{
+    if (v == NULL || atomic_fetch_sub(&v->refs, 1) != 1) {
+        return;
+    }
+    json_decref(v->resources);
+    json_decref(v->messages);
+    json_decref(v->workloads);
+    json_decref(v->proxies);
+    wf_free(v);
+}
+
+/* ---- hosts --------------------------------------------------------------------------------- */
+
+/* A resource's host written out as Kiali and Istio read it: a short name is in the resource's
+ * namespace, `name.ns` and `name.ns.svc` are cluster services, anything else (an FQDN, a
+ * wildcard) stays as written. */
+static void host_fqdn(const char *host, const char *res_ns, char *buf, size_t n)
+{
+    size_t len = strlen(host);
+    const char *dot = strchr(host, '.');
+    if (strchr(host, '*') != NULL) {
+        snprintf(buf, n, "%s", host);
+    } else if (dot == NULL) {
+        snprintf(buf, n, "%s.%s.svc.cluster.local", host, res_ns);
+    } else if (strchr(dot + 1, '.') == NULL) {
+        snprintf(buf, n, "%s.svc.cluster.local", host);
+    } else if (len > 4 && strcmp(host + len - 4, ".svc") == 0) {
+        snprintf(buf, n, "%s.cluster.local", host);
+    } else {
+        snprintf(buf, n, "%s", host);
+    }
+}
+
+/* Whether the host pattern (written out by host_fqdn) covers the service's FQDN. */
+static bool host_covers(const char *pattern, const char *fqdn)
+{
+    if (strcasecmp(pattern, fqdn) == 0 || strcmp(pattern, "*") == 0) {
+        return true;
+    }
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        size_t ps = strlen(pattern + 1), fs = strlen(fqdn);
+        return fs > ps && strcasecmp(fqdn + fs - ps, pattern + 1) == 0;
+    }
+    return false;
+}
+
+/* ---- registry ------------------------------------------------------------------------------ */
+
+static bool workload_in_mesh(const json_t *w)
+{
+    const char *mode = jstr(json_object_get(w, "labels"), "security.istio.io/tlsMode");
+    return strcmp(mode, "disabled") != 0;
+}
+
+/* The workload name the proxies report: <service>-<version>, or <service> without a version. */
+static void workload_name(const json_t *w, char *buf, size_t n)
+{
+    const char *ver = jstr(w, "version");
+    snprintf(buf, n, ver[0] ? "%s-%s" : "%s", jstr(w, "service"), ver);
+}
+
+/* Whether registry entry w is (one of) node n's workloads. */
+static bool workload_of_node(const json_t *w, const col_mesh_node_t *n, wf_str_t svc)
+{
+    if (!slice_eq(n->ns, jstr(w, "namespace"))) {
+        return false;
+    }
+    if (strcmp(n->type, "workload") == 0) {
+        char name[FQDN_MAX];
+        workload_name(w, name, sizeof(name));
+        return slice_eq(n->workload, name);
+    }
+    if (!slice_eq(svc, jstr(w, "service")) && !slice_eq(svc, jstr(w, "canonicalService"))) {
+        return false;
+    }
+    return n->version.len == 0 || slice_eq(n->version, jstr(w, "canonicalRevision")) ||
+           slice_eq(n->version, jstr(w, "version"));
+}
+
+/* ---- badges -------------------------------------------------------------------------------- */
+
+static bool policy_has_cb(const json_t *tp)
+{
+    if (!json_is_object(tp)) {
+        return false;
+    }
+    if (json_object_get(tp, "connectionPool") != NULL ||
+        json_object_get(tp, "outlierDetection") != NULL) {
+        return true;
+    }
+    size_t i;
+    json_t *pl;
+    json_array_foreach(json_object_get(tp, "portLevelSettings"), i, pl)
+    {
+        if (json_object_get(pl, "connectionPool") != NULL ||
+            json_object_get(pl, "outlierDetection") != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether a subset's labels select node n: version and app from the node, any other label
+ * from a registered workload of the node. */
+static bool subset_selects(const col_mesh_view_t *v, const json_t *labels, const col_mesh_node_t *n,
+                           wf_str_t svc)
+{
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)labels, k, val)
+    {
+        const char *want = json_string_value(val);
+        if (want == NULL) {
+            return false;
+        }
+        if (strcmp(k, "version") == 0) {
+            if (!slice_eq(n->version, want)) {
+                return false;
+            }
+            continue;
+        }
+        if (strcmp(k, "app") == 0 && slice_eq(svc, want)) {
+            continue;
+        }
+        bool found = false;
+        size_t i;
+        json_t *w;
+        json_array_foreach(v->workloads, i, w)
+        {
+            if (workload_of_node(w, n, svc) &&
+                strcmp(jstr(json_object_get(w, "labels"), k), want) == 0) {
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A route list (of an http, tcp or tls route) with more than one destination that gets
+ * traffic: weight absent (Istio shares it out) or above zero. */
+static bool route_shifts(const json_t *route)
+{
+    size_t i, weighted = 0;
+    json_t *d;
+    json_array_foreach(route, i, d)
+    {
+        json_t *w = json_object_get(d, "weight");
+        if (w == NULL || json_number_value(w) > 0) {
+            weighted++;
+        }
+    }
+    return weighted > 1;
+}
+
+static void add_hostname(col_mesh_badges_t *b, const char *host)
+{
+    for (size_t i = 0; i < b->nhostnames; i++) {
+        if (strcmp(b->hostnames[i], host) == 0) {
+            return;
+        }
+    }
+    if (b->nhostnames < COL_MESH_MAX_HOSTNAMES) {
+        b->hostnames[b->nhostnames++] = host;
+    }
+}
+
+/* A VirtualService that routes mesh traffic: no gateways, or "mesh" among them. */
+static bool vs_for_mesh(const json_t *spec)
+{
+    json_t *gws = json_object_get(spec, "gateways");
+    if (json_array_size(gws) == 0) {
+        return true;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(gws, i, g)
+    {
+        if (json_is_string(g) && strcmp(json_string_value(g), "mesh") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void vs_badges(const json_t *res, const char *fqdn, col_mesh_badges_t *b)
+{
+    const json_t *spec = json_object_get(res, "spec");
+    const char *ns = meta_str(res, "namespace");
+    if (!vs_for_mesh(spec)) {
+        return;
+    }
+    bool match = false;
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(spec, "hosts"), i, h)
+    {
+        const char *host = json_string_value(h);
+        char pat[FQDN_MAX];
+        if (host == NULL) {
+            continue;
+        }
+        host_fqdn(host, ns, pat, sizeof(pat));
+        if (host_covers(pat, fqdn)) {
+            match = true;
+            add_hostname(b, host);
+        }
+    }
+    if (!match) {
+        return;
+    }
+    b->vs = true;
+    json_t *r;
+    json_array_foreach(json_object_get(spec, "http"), i, r)
+    {
+        b->fault |= json_object_get(r, "fault") != NULL;
+        b->timeout |= json_object_get(r, "timeout") != NULL;
+        b->mirroring |=
+            json_object_get(r, "mirror") != NULL || json_array_size(json_object_get(r, "mirrors"));
+        b->shifting |= route_shifts(json_object_get(r, "route"));
+    }
+    static const char *const other[] = {"tcp", "tls"};
+    for (size_t k = 0; k < 2; k++) {
+        json_array_foreach(json_object_get(spec, other[k]), i, r)
+        {
+            b->shifting |= route_shifts(json_object_get(r, "route"));
+        }
+    }
+}
+
+static void dr_badges(const col_mesh_view_t *v, const json_t *res, const char *fqdn,
+                      const col_mesh_node_t *n, wf_str_t svc, bool versioned, col_mesh_badges_t *b)
+{
+    const json_t *spec = json_object_get(res, "spec");
+    char pat[FQDN_MAX];
+    host_fqdn(jstr(spec, "host"), meta_str(res, "namespace"), pat, sizeof(pat));
+    if (!host_covers(pat, fqdn)) {
+        return;
+    }
+    if (policy_has_cb(json_object_get(spec, "trafficPolicy"))) {
+        b->cb = true;
+        return;
+    }
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(spec, "subsets"), i, s)
+    {
+        if (!policy_has_cb(json_object_get(s, "trafficPolicy"))) {
+            continue;
+        }
+        if (!versioned || subset_selects(v, json_object_get(s, "labels"), n, svc)) {
+            b->cb = true;
+            return;
+        }
+    }
+}
+
+void col_mesh_badges(const col_mesh_view_t *v, const col_mesh_node_t *n, col_mesh_badges_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (v == NULL || n->type == NULL || n->ns.len == 0 || n->ns.len > 253) {
+        return;
+    }
+    bool service = strcmp(n->type, "service") == 0;
+    bool box = strcmp(n->type, "box") == 0;
+    bool app = strcmp(n->type, "app") == 0;
+    bool workload = strcmp(n->type, "workload") == 0;
+    if (!service && !box && !app && !workload) {
+        return;
+    }
+    wf_str_t svc = service || n->app.len == 0 ? n->service : n->app;
+    if (svc.len == 0 || svc.len > 253) {
+        return;
+    }
+    bool versioned = workload || (app && n->version.len > 0);
+    char fqdn[FQDN_MAX];
+    snprintf(fqdn, sizeof(fqdn), "%.*s.%.*s.svc.cluster.local", (int)svc.len, svc.p, (int)n->ns.len,
+             n->ns.p);
+    size_t i;
+    json_t *res;
+    json_array_foreach(v->resources, i, res)
+    {
+        const char *kind = jstr(res, "kind");
+        if (!versioned && strcmp(kind, "VirtualService") == 0) {
+            vs_badges(res, fqdn, out);
+        } else if (!out->cb && strcmp(kind, "DestinationRule") == 0) {
+            dr_badges(v, res, fqdn, n, svc, versioned, out);
+        }
+    }
+    if (service) {
+        return;
+    }
+    json_t *w;
+    json_array_foreach(v->workloads, i, w)
+    {
+        if (workload_of_node(w, n, svc) && !workload_in_mesh(w)) {
+            out->missing_sc = true;
+            break;
+        }
+    }
+}
+
+void col_mesh_badges_json(const col_mesh_badges_t *b, wf_buf_t *out)
+{
+    if (b->vs) {
+        wf_buf_puts(out, ",\"hasVS\":{\"hostnames\":[");
+        for (size_t i = 0; i < b->nhostnames; i++) {
+            if (i > 0) {
+                wf_buf_putc(out, ',');
+            }
+            col_json_str(out, b->hostnames[i], strlen(b->hostnames[i]));
+        }
+        wf_buf_puts(out, "]}");
+    }
+    const struct {
+        bool on;
+        const char *name;
+    } flags[] = {{b->cb, "hasCB"},
+                 {b->fault, "hasFaultInjection"},
+                 {b->shifting, "hasTrafficShifting"},
+                 {b->timeout, "hasRequestTimeout"},
+                 {b->mirroring, "hasMirroring"},
+                 {b->missing_sc, "hasMissingSC"}};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if (flags[i].on) {
+            wf_buf_printf(out, ",\"%s\":true", flags[i].name);
+        }
+    }
+}
+
+/* ---- YAML ---------------------------------------------------------------------------------- */
+
+/* Whether a string can be written as a plain YAML scalar that reads back as the same string
+ * (YAML 1.1 readers included: no yes/no/on/off, nothing number- or date-like). */
+static bool yaml_plain(const char *s)
+{
+    static const char *const words[] = {"true", "false", "yes", "no",  "on",
+                                        "off",  "y",     "n",   "null"};
+    size_t n = strlen(s);
+    if (n == 0 || n > 256 || !(isalpha((unsigned char)s[0]) || s[0] == '/')) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcasecmp(s, words[i]) == 0) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/') {
+            continue;
+        }
+        if (c == ':' && i + 1 < n && s[i + 1] != ' ') {
+            continue;
+        }
+        return false;
+    }
+    return true;
+}
+
+static void yaml_string(wf_buf_t *out, const char *s, size_t len)
+{
+    if (strlen(s) == len && yaml_plain(s)) {
+        wf_buf_append(out, s, len);
+    } else {
+        /* JSON's escapes are a subset of YAML's double-quoted ones */
+        col_json_str(out, s, len);
+    }
+}
+
+static void yaml_scalar(wf_buf_t *out, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        yaml_string(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        wf_buf_printf(out, "%lld", (long long)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        col_fmt_float(out, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        wf_buf_puts(out, "true");
+        break;
+    case JSON_FALSE:
+        wf_buf_puts(out, "false");
+        break;
+    case JSON_OBJECT:
+        wf_buf_puts(out, "{}");
+        break;
+    case JSON_ARRAY:
+        wf_buf_puts(out, "[]");
+        break;
+    case JSON_NULL:
+        wf_buf_puts(out, "null");
+        break;
+    }
+}
+
+static void yaml_pad(wf_buf_t *out, int indent)
+{
+    for (int i = 0; i < indent; i++) {
+        wf_buf_putc(out, ' ');
+    }
+}
+
+static void yaml_map(wf_buf_t *out, const json_t *o, int indent, bool first_inline);
+
+static void yaml_seq(wf_buf_t *out, const json_t *a, int indent)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(a, i, item)
+    {
+        yaml_pad(out, indent);
+        wf_buf_puts(out, "- ");
+        if (json_is_object(item) && json_object_size(item) > 0) {
+            yaml_map(out, item, indent + 2, true);
+        } else if (json_is_array(item) && json_array_size(item) > 0) {
+            /* a sequence of sequences (none in Istio's schema): JSON is YAML's flow form */
+            char *flow = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
+            wf_buf_puts(out, flow != NULL ? flow : "[]");
+            free(flow);
+            wf_buf_putc(out, '\n');
+        } else {
+            yaml_scalar(out, item);
+            wf_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* Kubernetes' layout: mappings indented by two, sequence items at their key's indentation. */
+static void yaml_map(wf_buf_t *out, const json_t *o, int indent, bool first_inline)
+{
+    const char *k;
+    json_t *v;
+    bool first = true;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        if (!(first && first_inline)) {
+            yaml_pad(out, indent);
+        }
+        first = false;
+        yaml_string(out, k, strlen(k));
+        wf_buf_putc(out, ':');
+        if (json_is_object(v) && json_object_size(v) > 0) {
+            wf_buf_putc(out, '\n');
+            yaml_map(out, v, indent + 2, false);
+        } else if (json_is_array(v) && json_array_size(v) > 0) {
+            wf_buf_putc(out, '\n');
+            yaml_seq(out, v, indent);
+        } else {
+            wf_buf_putc(out, ' ');
+            yaml_scalar(out, v);
+            wf_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* ---- the client ---------------------------------------------------------------------------- */
+
+int col_mesh_new(const col_mesh_options_t *o, col_mesh_t **out)
+{
+    *out = NULL;
+    if (o->url == NULL ||
+        (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)) {
+        return WF_E_INVAL;
+    }
+    col_mesh_t *m = wf_calloc(1, sizeof(*m));
+    size_t n = strlen(o->url);
+    while (n > 0 && o->url[n - 1] == '/') {
+        n--;
+    }
+    m->base = wf_malloc(n + 1);
+    memcpy(m->base, o->url, n);
+    m->base[n] = '\0';
+    m->cache_ms = o->cache_ms > 0 ? o->cache_ms : DEFAULT_CACHE_MS;
+    int64_t timeout = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    m->curl = curl_easy_init();
+    WF_ASSERT(m->curl != NULL);
+    m->headers = curl_slist_append(NULL, "Accept: application/json");
+    if (o->token != NULL && o->token[0] != '\0') {
+        wf_buf_t h = WF_BUF_INIT;
+        wf_buf_printf(&h, "Authorization: Bearer %s", o->token);
+        m->headers = curl_slist_append(m->headers, wf_buf_cstr(&h));
+        explicit_bzero(h.data, h.len);
+        wf_buf_free(&h);
+    }
+    curl_easy_setopt(m->curl, CURLOPT_HTTPHEADER, m->headers);
+    curl_easy_setopt(m->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(m->curl, CURLOPT_TIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(m->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(m->curl, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(m->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(m->curl, CURLOPT_USERAGENT, "weft-collector");
+    *out = m;
+    return 0;
+}
+
+void col_mesh_free(col_mesh_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    col_mesh_view_release(m->view);
+    curl_easy_cleanup(m->curl);
+    curl_slist_free_all(m->headers);
+    curl_global_cleanup();
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    wf_free(m->base);
+    wf_free(m);
+}
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+    wf_buf_t *b = arg;
+    size_t n = size * nmemb;
+    if (b->len + n > MAX_ANSWER_BYTES) {
+        return 0;
+    }
+    wf_buf_append(b, p, n);
+    return n;
+}
+
+/* GET base+path into body (NUL-terminated). 0, or -EIO with err naming what failed. */
+static int fetch_one(col_mesh_t *m, const char *path, wf_buf_t *body, char *err, size_t errlen)
+{
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", m->base, path);
+    wf_buf_reset(body);
+    curl_easy_setopt(m->curl, CURLOPT_URL, url);
+    curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, body);
+    CURLcode cc = curl_easy_perform(m->curl);
+    if (cc != CURLE_OK) {
+        snprintf(err, errlen, "the control plane at %s did not answer: %s", m->base,
+                 curl_easy_strerror(cc));
+        return -EIO;
+    }
+    long status = 0;
+    curl_easy_getinfo(m->curl, CURLINFO_RESPONSE_CODE, &status);
+    const char *text = wf_buf_cstr(body);
+    if (status != 200) {
+        json_t *j = json_loads(text, 0, NULL);
+        const char *msg = jstr(j, "message");
+        if (msg[0] == '\0') {
+            msg = jstr(j, "error");
+        }
+        snprintf(err, errlen, "the control plane at %s answered %ld to %s%s%s%s", m->base, status,
+                 path, msg[0] ? ": " : "", msg,
+                 status == 401 ? " (give the collector its admin token: --control-token-file)"
+                               : "");
+        json_decref(j);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* One refresh: every answer, then one view. */
+static col_mesh_view_t *fetch_view(col_mesh_t *m, char *err, size_t errlen)
+{
+    wf_buf_t bodies[NLISTS + 3];
+    const char *texts[NLISTS + 3];
+    static const char *const more[] = {"/v1/analyze", "/v1/workloads", "/v1/proxy-status"};
+    col_mesh_view_t *v = NULL;
+    size_t got = 0;
+    for (size_t i = 0; i < NLISTS + 3; i++) {
+        wf_buf_init(&bodies[i]);
+    }
+    for (; got < NLISTS + 3; got++) {
+        const char *path = got < NLISTS ? list_paths[got] : more[got - NLISTS];
+        if (fetch_one(m, path, &bodies[got], err, errlen) != 0) {
+            goto out;
+        }
+        texts[got] = wf_buf_cstr(&bodies[got]);
+    }
+    col_mesh_src_t src = {.lists = texts,
+                          .nlists = NLISTS,
+                          .analyze = texts[NLISTS],
+                          .workloads = texts[NLISTS + 1],
+                          .proxies = texts[NLISTS + 2]};
+    char perr[256];
+    if (col_mesh_view_new(&src, &v, perr, sizeof(perr)) != 0) {
+        snprintf(err, errlen, "the control plane at %s answered what the collector cannot read: %s",
+                 m->base, perr);
+    }
+out:
+    for (size_t i = 0; i < NLISTS + 3; i++) {
+        wf_buf_free(&bodies[i]);
+    }
+    return v;
+}
+
+static int64_t mono_ms(void)
+{
+    return wf_mono_ns() / 1000000;
+}
+
+int col_mesh_get(col_mesh_t *m, col_mesh_view_t **out, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t start_gen = m->generation;
+    while (!(m->have && mono_ms() < m->until_ms) && m->generation == start_gen) {
+        if (m->fetching) {
+            pthread_cond_wait(&m->cv, &m->mu);
+            continue;
+        }
+        m->fetching = true;
+        pthread_mutex_unlock(&m->mu);
+        char ferr[sizeof(m->err)] = "";
+        col_mesh_view_t *v = fetch_view(m, ferr, sizeof(ferr));
+        if (v == NULL) {
+            WF_LOG_RL(WF_WARN, 1, "collector", "control plane not read", "err=\"%s\"", ferr);
+        }
+        pthread_mutex_lock(&m->mu);
+        col_mesh_view_release(m->view);
+        m->view = v;
+        snprintf(m->err, sizeof(m->err), "%s", ferr);
+        m->have = true;
+        m->until_ms =
+            mono_ms() + (v != NULL ? m->cache_ms
+                                   : (m->cache_ms < ERROR_CACHE_MS ? m->cache_ms : ERROR_CACHE_MS));
+        m->generation++;
+        m->fetching = false;
+        pthread_cond_broadcast(&m->cv);
+    }
+    int rc = 0;
+    if (m->view != NULL) {
+        atomic_fetch_add(&m->view->refs, 1);
+        *out = m->view;
+    } else {
+        snprintf(err, errlen, "%s", m->err);
+        *out = NULL;
+        rc = -EIO;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+/* ---- /api/mesh/... -------------------------------------------------------------------------- */
+
+static void json_error(col_resp_t *resp, unsigned status, const char *msg)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    wf_buf_reset(&resp->body);
+    wf_buf_puts(&resp->body, "{\"error\":");
+    col_json_str(&resp->body, msg, strlen(msg));
+    wf_buf_putc(&resp->body, '}');
+}
+
+/* The view for a handler, or NULL with the error answered. */
+static col_mesh_view_t *handler_view(col_mesh_t *m, col_resp_t *resp)
+{
+    if (m == NULL) {
+        json_error(resp, 404, NOT_CONNECTED);
+        return NULL;
+    }
+    col_mesh_view_t *v = NULL;
+    char err[512];
+    if (col_mesh_get(m, &v, err, sizeof(err)) != 0) {
+        json_error(resp, 502, err);
+        return NULL;
+    }
+    return v;
+}
+
+static void put_str_member(wf_buf_t *o, const char *name, const char *v, bool comma)
+{
+    wf_buf_printf(o, "%s\"%s\":", comma ? "," : "", name);
+    col_json_str(o, v, strlen(v));
+}
+
+/* A JSON value as it came (compact). */
+static void put_raw(wf_buf_t *o, const json_t *v)
+{
+    char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    wf_buf_puts(o, s != NULL ? s : "null");
+    free(s);
+}
+
+typedef struct {
+    const char *ns, *svc;
+} svc_key_t;
+
+static int svc_cmp(const void *a, const void *b)
+{
+    const svc_key_t *x = a, *y = b;
+    int c = strcmp(x->ns, y->ns);
+    return c != 0 ? c : strcmp(x->svc, y->svc);
+}
+
+/* The names (namespace/name) of the resources of kind whose host covers fqdn. */
+static void put_matching(wf_buf_t *o, const col_mesh_view_t *v, const char *kind, const char *fqdn)
+{
+    size_t i, n = 0;
+    json_t *res;
+    wf_buf_putc(o, '[');
+    json_array_foreach(v->resources, i, res)
+    {
+        if (strcmp(jstr(res, "kind"), kind) != 0) {
+            continue;
+        }
+        const json_t *spec = json_object_get(res, "spec");
+        const char *ns = meta_str(res, "namespace");
+        bool match = false;
+        char pat[FQDN_MAX];
+        if (strcmp(kind, "DestinationRule") == 0) {
+            host_fqdn(jstr(spec, "host"), ns, pat, sizeof(pat));
+            match = host_covers(pat, fqdn);
+        } else {
+            size_t j;
+            json_t *h;
+            json_array_foreach(json_object_get(spec, "hosts"), j, h)
+            {
+                if (json_is_string(h)) {
+                    host_fqdn(json_string_value(h), ns, pat, sizeof(pat));
+                    match |= host_covers(pat, fqdn);
+                }
+            }
+        }
+        if (match) {
+            wf_buf_t name = WF_BUF_INIT;
+            wf_buf_printf(&name, "%s/%s", ns, meta_str(res, "name"));
+            if (n++ > 0) {
+                wf_buf_putc(o, ',');
+            }
+            col_json_str(o, (const char *)name.data, name.len);
+            wf_buf_free(&name);
+        }
+    }
+    wf_buf_putc(o, ']');
+}
+
+static void h_services(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    (void)req;
+    col_mesh_view_t *v = handler_view(arg, resp);
+    if (v == NULL) {
+        return;
+    }
+    size_t nw = json_array_size(v->workloads), n = 0;
+    svc_key_t *keys = wf_malloc((nw ? nw : 1) * sizeof(*keys));
+    size_t i;
+    json_t *w;
+    json_array_foreach(v->workloads, i, w)
+    {
+        keys[n++] = (svc_key_t){jstr(w, "namespace"), jstr(w, "service")};
+    }
+    qsort(keys, n, sizeof(*keys), svc_cmp);
+    wf_buf_t *o = &resp->body;
+    wf_buf_puts(o, "{\"services\":[");
+    size_t out = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && svc_cmp(&keys[k - 1], &keys[k]) == 0) {
+            continue;
+        }
+        const char *ns = keys[k].ns, *svc = keys[k].svc;
+        char fqdn[FQDN_MAX];
+        snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.cluster.local", svc, ns);
+        wf_buf_puts(o, out++ > 0 ? ",{" : "{");
+        put_str_member(o, "name", svc, false);
+        put_str_member(o, "namespace", ns, true);
+        put_str_member(o, "host", fqdn, true);
+        wf_buf_puts(o, ",\"versions\":[");
+        size_t nv = 0, nwl = 0, nout = 0;
+        const char *seen[64];
+        json_array_foreach(v->workloads, i, w)
+        {
+            if (strcmp(jstr(w, "namespace"), ns) != 0 || strcmp(jstr(w, "service"), svc) != 0) {
+                continue;
+            }
+            nwl++;
+            nout += !workload_in_mesh(w);
+            const char *ver = jstr(w, "canonicalRevision");
+            bool dup = false;
+            for (size_t s = 0; s < nv; s++) {
+                dup |= strcmp(seen[s], ver) == 0;
+            }
+            if (!dup && nv < 64) {
+                if (nv > 0) {
+                    wf_buf_putc(o, ',');
+                }
+                seen[nv++] = ver;
+                col_json_str(o, ver, strlen(ver));
+            }
+        }
+        wf_buf_printf(o, "],\"workloads\":%zu,\"inMesh\":%s,\"virtualServices\":", nwl,
+                      nout == 0 ? "true" : "false");
+        put_matching(o, v, "VirtualService", fqdn);
+        wf_buf_puts(o, ",\"destinationRules\":");
+        put_matching(o, v, "DestinationRule", fqdn);
+        col_mesh_node_t node = {.type = "service", .ns = wf_str(ns), .service = wf_str(svc)};
+        col_mesh_badges_t b;
+        col_mesh_badges(v, &node, &b);
+        wf_buf_t bj = WF_BUF_INIT;
+        col_mesh_badges_json(&b, &bj);
+        wf_buf_puts(o, ",\"badges\":{");
+        if (bj.len > 1) {
+            wf_buf_append(o, bj.data + 1, bj.len - 1);
+        }
+        wf_buf_puts(o, "}}");
+        wf_buf_free(&bj);
+    }
+    wf_buf_puts(o, "]}");
+    resp->status = 200;
+    resp->content_type = "application/json";
+    wf_free(keys);
+    col_mesh_view_release(v);
+}
+
+static const json_t *proxy_of(const col_mesh_view_t *v, const char *id)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(v->proxies, i, p)
+    {
+        if (strcmp(jstr(p, "id"), id) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void put_proxy(wf_buf_t *o, const json_t *p)
+{
+    if (p == NULL) {
+        wf_buf_puts(o, ",\"proxy\":null");
+        return;
+    }
+    wf_buf_puts(o, ",\"proxy\":{");
+    put_str_member(o, "state", jstr(p, "state"), false);
+    put_str_member(o, "reason", jstr(p, "reason"), true);
+    wf_buf_puts(o, ",\"acked\":");
+    put_raw(o, json_object_get(p, "version"));
+    wf_buf_puts(o, ",\"sent\":");
+    put_raw(o, json_object_get(p, "sent"));
+    wf_buf_puts(o, ",\"lastPollMs\":");
+    put_raw(o, json_object_get(p, "lastPollMs"));
+    wf_buf_puts(o, "}");
+}
+
+static void h_workloads(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    (void)req;
+    col_mesh_view_t *v = handler_view(arg, resp);
+    if (v == NULL) {
+        return;
+    }
+    wf_buf_t *o = &resp->body;
+    wf_buf_puts(o, "{\"workloads\":[");
+    size_t i, n = 0;
+    json_t *w;
+    json_array_foreach(v->workloads, i, w)
+    {
+        char name[FQDN_MAX];
+        workload_name(w, name, sizeof(name));
+        wf_buf_puts(o, n++ > 0 ? ",{" : "{");
+        put_str_member(o, "id", jstr(w, "id"), false);
+        put_str_member(o, "name", name, true);
+        put_str_member(o, "namespace", jstr(w, "namespace"), true);
+        put_str_member(o, "app", jstr(w, "canonicalService"), true);
+        put_str_member(o, "version", jstr(w, "canonicalRevision"), true);
+        put_str_member(o, "service", jstr(w, "service"), true);
+        put_str_member(o, "address", jstr(w, "address"), true);
+        put_str_member(o, "identity", jstr(w, "identity"), true);
+        put_str_member(o, "mode", jstr(w, "mode"), true);
+        wf_buf_puts(o, ",\"registered\":true,\"leaseRemainingMs\":");
+        put_raw(o, json_object_get(w, "leaseRemainingMs"));
+        wf_buf_printf(o, ",\"inMesh\":%s,\"labels\":", workload_in_mesh(w) ? "true" : "false");
+        put_raw(o, json_object_get(w, "labels"));
+        put_proxy(o, proxy_of(v, jstr(w, "id")));
+        wf_buf_putc(o, '}');
+    }
+    /* Proxies that poll without a live registration (NOT_REGISTERED): shown, not hidden. */
+    json_t *p;
+    json_array_foreach(v->proxies, i, p)
+    {
+        const char *id = jstr(p, "id");
+        bool registered = false;
+        size_t j;
+        json_array_foreach(v->workloads, j, w)
+        {
+            registered |= strcmp(jstr(w, "id"), id) == 0;
+        }
+        if (registered) {
+            continue;
+        }
+        wf_buf_puts(o, n++ > 0 ? ",{" : "{");
+        put_str_member(o, "id", id, false);
+        put_str_member(o, "name", id, true);
+        put_str_member(o, "namespace", jstr(p, "namespace"), true);
+        put_str_member(o, "service", jstr(p, "service"), true);
+        wf_buf_puts(o, ",\"registered\":false,\"inMesh\":true");
+        put_proxy(o, p);
+        wf_buf_putc(o, '}');
+    }
+    wf_buf_puts(o, "]}");
+    resp->status = 200;
+    resp->content_type = "application/json";
+    col_mesh_view_release(v);
+}
+
+static bool message_of(const json_t *msg, const json_t *res)
+{
+    return strcmp(jstr(msg, "kind"), jstr(res, "kind")) == 0 &&
+           strcmp(jstr(msg, "namespace"), meta_str(res, "namespace")) == 0 &&
+           strcmp(jstr(msg, "name"), meta_str(res, "name")) == 0;
+}
+
+static int level_rank(const char *level)
+{
+    return strcmp(level, "error") == 0 ? 3 : strcmp(level, "warning") == 0 ? 2 : 1;
+}
+
+/* ,"validation":"valid|info|warning|error","messages":[...] of one resource. */
+static void put_messages(wf_buf_t *o, const col_mesh_view_t *v, const json_t *res)
+{
+    size_t i, n = 0;
+    json_t *m;
+    int worst = 0;
+    wf_buf_t list = WF_BUF_INIT;
+    json_array_foreach(v->messages, i, m)
+    {
+        if (!message_of(m, res)) {
+            continue;
+        }
+        const char *level = jstr(m, "level");
+        worst = level_rank(level) > worst ? level_rank(level) : worst;
+        wf_buf_puts(&list, n++ > 0 ? ",{" : "{");
+        put_str_member(&list, "level", level, false);
+        put_str_member(&list, "code", jstr(m, "code"), true);
+        put_str_member(&list, "path", jstr(m, "path"), true);
+        put_str_member(&list, "message", jstr(m, "message"), true);
+        wf_buf_putc(&list, '}');
+    }
+    static const char *const names[] = {"valid", "info", "warning", "error"};
+    wf_buf_printf(o, ",\"validation\":\"%s\",\"messages\":[", names[worst]);
+    if (list.len > 0) {
+        wf_buf_append(o, list.data, list.len);
+    }
+    wf_buf_putc(o, ']');
+    wf_buf_free(&list);
+}
+
+static void put_resource_head(wf_buf_t *o, const json_t *res)
+{
+    put_str_member(o, "kind", jstr(res, "kind"), false);
+    put_str_member(o, "apiVersion", jstr(res, "apiVersion"), true);
+    put_str_member(o, "namespace", meta_str(res, "namespace"), true);
+    put_str_member(o, "name", meta_str(res, "name"), true);
+    put_str_member(o, "resourceVersion", meta_str(res, "resourceVersion"), true);
+    put_str_member(o, "creationTimestamp", meta_str(res, "creationTimestamp"), true);
+}
+
+static void h_config(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    (void)req;
+    col_mesh_view_t *v = handler_view(arg, resp);
+    if (v == NULL) {
+        return;
+    }
+    wf_buf_t *o = &resp->body;
+    wf_buf_puts(o, "{\"resources\":[");
+    size_t i;
+    json_t *res;
+    json_array_foreach(v->resources, i, res)
+    {
+        wf_buf_puts(o, i > 0 ? ",{" : "{");
+        put_resource_head(o, res);
+        put_messages(o, v, res);
+        wf_buf_putc(o, '}');
+    }
+    wf_buf_puts(o, "]}");
+    resp->status = 200;
+    resp->content_type = "application/json";
+    col_mesh_view_release(v);
+}
+
+/* Whether the path's kind names kind: its name or its plural, in any case. */
+static bool kind_matches(const char *want, size_t len, const char *kind)
+{
+    size_t kl = strlen(kind);
+    if (len == kl && strncasecmp(want, kind, len) == 0) {
+        return true;
+    }
+    char plural[64];
+    if (kl == 0 || kl + 3 > sizeof(plural)) {
+        return false;
+    }
+    if (kind[kl - 1] == 'y') {
+        snprintf(plural, sizeof(plural), "%.*sies", (int)(kl - 1), kind);
+    } else {
+        snprintf(plural, sizeof(plural), "%ss", kind);
+    }
+    return len == strlen(plural) && strncasecmp(want, plural, len) == 0;
+}
+
+static void h_config_one(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    static const char prefix[] = "/api/mesh/config/";
+    const char *rest = req->path + strlen(prefix);
+    const char *s1 = strchr(rest, '/');
+    const char *s2 = s1 != NULL ? strchr(s1 + 1, '/') : NULL;
+    if (strncmp(req->path, prefix, strlen(prefix)) != 0 || s1 == NULL || s2 == NULL ||
+        strchr(s2 + 1, '/') != NULL || s1 == rest || s2 == s1 + 1 || s2[1] == '\0') {
+        json_error(resp, 404, "not found: use /api/mesh/config/<kind>/<namespace>/<name>");
+        return;
+    }
+    col_mesh_view_t *v = handler_view(arg, resp);
+    if (v == NULL) {
+        return;
+    }
+    size_t i;
+    json_t *res, *found = NULL;
+    size_t nslen = (size_t)(s2 - s1 - 1);
+    json_array_foreach(v->resources, i, res)
+    {
+        const char *ns = meta_str(res, "namespace");
+        if (kind_matches(rest, (size_t)(s1 - rest), jstr(res, "kind")) && strlen(ns) == nslen &&
+            strncmp(ns, s1 + 1, nslen) == 0 && strcmp(meta_str(res, "name"), s2 + 1) == 0) {
+            found = res;
+            break;
+        }
+    }
+    if (found == NULL) {
+        wf_buf_t msg = WF_BUF_INIT;
+        wf_buf_printf(&msg, "the control plane has no %.*s %.*s/%s", (int)(s1 - rest), rest,
+                      (int)nslen, s1 + 1, s2 + 1);
+        json_error(resp, 404, wf_buf_cstr(&msg));
+        wf_buf_free(&msg);
+        col_mesh_view_release(v);
+        return;
+    }
+    wf_buf_t yaml = WF_BUF_INIT;
+    yaml_map(&yaml, found, 0, false);
+    wf_buf_t *o = &resp->body;
+    wf_buf_putc(o, '{');
+    put_resource_head(o, found);
+    put_messages(o, v, found);
+    wf_buf_puts(o, ",\"yaml\":");
+    col_json_str(o, (const char *)yaml.data, yaml.len);
+    wf_buf_putc(o, '}');
+    wf_buf_free(&yaml);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    col_mesh_view_release(v);
+}
+
+int col_mesh_register(col_http_t *h, col_mesh_t *m)
+{
+    int rc = col_http_route(h, "GET", "/api/mesh/services", false, 0, h_services, m);
+    if (rc == 0) {
+        rc = col_http_route(h, "GET", "/api/mesh/workloads", false, 0, h_workloads, m);
+    }
+    if (rc == 0) {
+        rc = col_http_route(h, "GET", "/api/mesh/config", false, 0, h_config, m);
+    }
+    if (rc == 0) {
+        rc = col_http_route(h, "GET", "/api/mesh/config/", true, 0, h_config_one, m);
+    }
+    return rc;
+}
