@@ -22,6 +22,7 @@
 #include "col_remote_write.h"
 #include "col_scrape.h"
 #include "col_selfmon.h"
+#include "col_ui.h"
 #include "pql.h"
 #include "col_writer.h"
 #include "col_zipkin.h"
@@ -72,6 +73,7 @@ typedef struct {
     char *control_token_file;
     int64_t control_cache_ms;
     int64_t control_timeout_ms;
+    char *ui_dir;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -137,6 +139,9 @@ static const wf_flag_t col_flags[] = {
      "how long one read of the control plane is reused by every request"},
     {"control-timeout", WF_FLAG_DURATION, "3s", offsetof(col_config_t, control_timeout_ms),
      "how long one request to the control plane may take"},
+    {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
+     "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
+     "of the copy built into the binary: for working on the UI"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -152,6 +157,7 @@ typedef struct {
     col_graph_ctx_t graph;
     col_api_t api;
     col_selfmon_t selfmon;
+    col_ui_t *ui;
     char *config_yaml;
     int64_t started_ms;
 } col_ctx_t;
@@ -221,6 +227,9 @@ static void add_routes(col_ctx_t *ctx)
     col_jaeger_register(ctx->http, ctx->store);
     col_jaeger_v3_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
+    /* The web UI takes every GET path no route above has (the longest route wins); what it
+     * does not have is the same 404 as before. */
+    col_http_route(ctx->http, "GET", "/", true, 0, col_ui_handler, ctx->ui);
 }
 
 /* What /api/v1/status/config shows: the configuration in Prometheus's YAML shape, so that
@@ -335,6 +344,12 @@ int col_main(int argc, char **argv)
         return 2;
     }
     wf_log_level_t level;
+    rc = col_ui_new(ctx.cfg.ui_dir, &ctx.ui);
+    if (rc != 0) {
+        fprintf(stderr, "weft collector: --ui-dir %s: %s\n", ctx.cfg.ui_dir, wf_strerror(rc));
+        status = 2;
+        goto out;
+    }
     st_options_t opt;
     st_options_default(&opt);
     if (wf_log_parse_level(ctx.cfg.log_level, &level) != 0) {
@@ -515,6 +530,7 @@ out:
     }
     col_zipkin_free(ctx.zipkin);
     col_mesh_free(ctx.mesh);
+    col_ui_free(ctx.ui);
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);
     st_store_close(ctx.store);
