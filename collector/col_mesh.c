@@ -528,6 +528,11 @@ static bool yaml_plain(const char *s)
     static const char *const words[] = {"true", "false", "yes", "no",  "on",
                                         "off",  "y",     "n",   "null"};
     size_t n = strlen(s);
+    if (n > 1 && n <= 32 && isdigit((unsigned char)s[0]) && strchr("smh", s[n - 1]) != NULL &&
+        strspn(s, "0123456789.smhnu") == n) {
+        /* a Go duration (3s, 250ms, 1h30m): no YAML number or date ends in s, m or h */
+        return true;
+    }
     if (n == 0 || n > 256 || !(isalpha((unsigned char)s[0]) || s[0] == '/')) {
         return false;
     }

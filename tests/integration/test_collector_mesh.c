@@ -327,6 +327,10 @@ static void test_mesh(void **state)
     assert_int_equal(get_json(col.port, "/api/mesh/config/VirtualService/bookinfo/legacy", &j),
                      200);
     assert_string_equal(str(j, "validation"), "warning");
+    /* durations stay plain, as kubectl prints them */
+    assert_non_null(strstr(str(j, "yaml"), "\n  http:\n  - route:\n    - destination:\n"
+                                           "        host: legacy\n        subset: v9\n"
+                                           "    timeout: 2s\n"));
     json_decref(j);
     assert_int_equal(get_json(col.port, "/api/mesh/config/VirtualService/bookinfo/nope", &j), 404);
     assert_string_equal(str(j, "error"), "the control plane has no VirtualService bookinfo/nope");
