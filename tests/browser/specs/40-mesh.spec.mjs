@@ -135,6 +135,24 @@ export async function run(t) {
         await page.waitForSelector('[data-testid="mesh-detail"]', {state: 'hidden'});
     });
 
+    await t.step('a collector without --control: the page says how to connect one', async () => {
+        /* the collector's own 404 (test_collector_mesh checks it), served for this step only */
+        const message = 'the collector is not connected to a control plane: start it with --control URL';
+        await page.route('**/api/mesh/**', (r) => r.fulfill({status: 404, contentType: 'application/json',
+                                                             body: JSON.stringify({error: message})}));
+        try {
+            await page.goto(`${base}/#/mesh?tab=config`);
+            await page.reload();
+            await page.waitForSelector('[data-testid="mesh-not-connected"]');
+            const text = await page.textContent('[data-testid="mesh-not-connected"]');
+            assert.equal(text, `Not connected to a control plane${message}`);
+            assert.equal(await page.$('[data-testid="mesh-config"]'), null);
+            await t.screenshot('not-connected');
+        } finally {
+            await page.unroute('**/api/mesh/**');
+        }
+    });
+
     await t.step('/api/graph carries the badges on the reviews, ratings and details nodes', async () => {
         const res = await page.request.get(`${base}/api/graph?namespaces=bookinfo&graphType=app&duration=10m`);
         assert.equal(res.status(), 200);
