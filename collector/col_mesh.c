@@ -554,13 +554,47 @@ static bool yaml_plain(const char *s)
     return true;
 }
 
+/* A double-quoted scalar. YAML allows only printable characters in a document and folds its
+ * line breaks, so besides JSON's escapes, DEL, the C1 controls (U+0080..U+009F, NEL among
+ * them), the line and paragraph separators U+2028/U+2029 and U+FFFE/U+FFFF are escaped; s is
+ * valid UTF-8 (jansson checked it). */
+static void yaml_quoted(wf_buf_t *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    wf_buf_putc(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            wf_buf_putc(out, '\\');
+            wf_buf_putc(out, c);
+        } else if (c == '\n') {
+            wf_buf_puts(out, "\\n");
+        } else if (c == '\t') {
+            wf_buf_puts(out, "\\t");
+        } else if (c < 0x20 || c == 0x7f) {
+            wf_buf_printf(out, "\\u%04x", c);
+        } else if (c == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+            wf_buf_printf(out, "\\u%04x", p[++i]);
+        } else if (c == 0xe2 && i + 2 < len && p[i + 1] == 0x80 &&
+                   (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)) {
+            wf_buf_printf(out, "\\u%04x", 0x2000u | (p[i + 2] - 0x80u));
+            i += 2;
+        } else if (c == 0xef && i + 2 < len && p[i + 1] == 0xbf && p[i + 2] >= 0xbe) {
+            wf_buf_printf(out, "\\u%04X", 0xff00u | (p[i + 2] + 0x40u));
+            i += 2;
+        } else {
+            wf_buf_putc(out, c);
+        }
+    }
+    wf_buf_putc(out, '"');
+}
+
 static void yaml_string(wf_buf_t *out, const char *s, size_t len)
 {
     if (strlen(s) == len && yaml_plain(s)) {
         wf_buf_append(out, s, len);
     } else {
-        /* JSON's escapes are a subset of YAML's double-quoted ones */
-        col_json_str(out, s, len);
+        yaml_quoted(out, s, len);
     }
 }
 
@@ -652,6 +686,22 @@ static void yaml_map(wf_buf_t *out, const json_t *o, int indent, bool first_inli
             wf_buf_putc(out, '\n');
         }
     }
+}
+
+int col_mesh_yaml(const char *json, size_t len, wf_buf_t *out)
+{
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return WF_E_INVAL;
+    }
+    if (json_object_size(root) == 0) {
+        wf_buf_puts(out, "{}\n");
+    } else {
+        yaml_map(out, root, 0, false);
+    }
+    json_decref(root);
+    return 0;
 }
 
 /* ---- the client ---------------------------------------------------------------------------- */

@@ -90,6 +90,12 @@ void col_mesh_badges(const col_mesh_view_t *v, const col_mesh_node_t *n, col_mes
  * (,"hasVS":{"hostnames":[...]},"hasCB":true,...), as Kiali's node data carries them. */
 void col_mesh_badges_json(const col_mesh_badges_t *b, wf_buf_t *out);
 
+/* A JSON object (text of len bytes) as block YAML, Kubernetes' layout: what
+ * /api/mesh/config/<kind>/<ns>/<name> shows. Strings that YAML would read as something else are
+ * double-quoted, so the YAML reads back as the same object. 0, or WF_E_INVAL when the text is
+ * not a JSON object. */
+int col_mesh_yaml(const char *json, size_t len, wf_buf_t *out);
+
 /*
  * Serve GET /api/mesh/services, /api/mesh/workloads, /api/mesh/config and
  * /api/mesh/config/<kind>/<namespace>/<name> from m (borrowed, outlives the server). With m
