@@ -46,12 +46,48 @@
 #define NOT_CONNECTED                                                                              \
     "the collector is not connected to a control plane: start it with --control URL"
 
+/* One host of a VirtualService (each of spec.hosts) or a DestinationRule (spec.host). */
+typedef struct {
+    char *pattern;    /* written out by host_fqdn (owned by the view) */
+    const char *host; /* as the resource wrote it (borrowed from the view's JSON) */
+    uint32_t res;     /* index in resources */
+    uint32_t pos;     /* index among the resource's hosts */
+} host_ref_t;
+
+/* What the badges need of one resource, worked out once per view. */
+typedef struct {
+    bool vs;                                  /* a VirtualService routing mesh traffic */
+    bool dr;                                  /* a DestinationRule */
+    bool fault, timeout, mirroring, shifting; /* VirtualService routes */
+    bool cb;                                  /* DestinationRule: top-level or port-level */
+} res_info_t;
+
+typedef struct {
+    const json_t *m;
+    size_t i; /* position in /v1/analyze's order, kept within one resource */
+} msg_ref_t;
+
+/*
+ * Indexes make every lookup a binary search, so a request costs O(n log n) in the size of the
+ * mesh whatever it asks (thousands of services, each matched against thousands of resources,
+ * would otherwise be quadratic).
+ */
 struct col_mesh_view {
     atomic_int refs;
     json_t *resources; /* every stored object, sorted by namespace, kind, name */
     json_t *messages;  /* /v1/analyze messages */
     json_t *workloads; /* /v1/workloads items */
     json_t *proxies;   /* /v1/proxy-status proxies */
+    res_info_t *info;  /* per resource */
+    host_ref_t *hosts; /* exact hosts sorted by pattern (case-insensitive), then wildcards */
+    size_t nhosts, nexact;
+    const json_t **wl_by_id;  /* workloads by id */
+    const json_t **wl_by_svc; /* workloads by namespace, service, id */
+    size_t nwl;
+    const json_t **px_by_id; /* proxies by id */
+    size_t npx;
+    msg_ref_t *msgs; /* messages by namespace, kind, name, then their order */
+    size_t nmsg;
 };
 
 struct col_mesh {
@@ -100,6 +136,56 @@ static bool slice_eq(wf_str_t a, const char *b)
     return wf_str_eq_c(a, b);
 }
 
+/* ---- hosts --------------------------------------------------------------------------------- */
+
+/* A resource's host written out as Kiali and Istio read it: a short name is in the resource's
+ * namespace, `name.ns` and `name.ns.svc` are cluster services, anything else (an FQDN, a
+ * wildcard) stays as written. */
+static void host_fqdn(const char *host, const char *res_ns, char *buf, size_t n)
+{
+    size_t len = strlen(host);
+    const char *dot = strchr(host, '.');
+    if (strchr(host, '*') != NULL) {
+        snprintf(buf, n, "%s", host);
+    } else if (dot == NULL) {
+        snprintf(buf, n, "%s.%s.svc.cluster.local", host, res_ns);
+    } else if (strchr(dot + 1, '.') == NULL) {
+        snprintf(buf, n, "%s.svc.cluster.local", host);
+    } else if (len > 4 && strcmp(host + len - 4, ".svc") == 0) {
+        snprintf(buf, n, "%s.cluster.local", host);
+    } else {
+        snprintf(buf, n, "%s", host);
+    }
+}
+
+/* Whether the wildcard pattern ("*" or "*.suffix") covers the service's FQDN. */
+static bool wildcard_covers(const char *pattern, const char *fqdn)
+{
+    if (strcmp(pattern, "*") == 0) {
+        return true;
+    }
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        size_t ps = strlen(pattern + 1), fs = strlen(fqdn);
+        return fs > ps && strcasecmp(fqdn + fs - ps, pattern + 1) == 0;
+    }
+    return false;
+}
+
+/* ---- registry ------------------------------------------------------------------------------ */
+
+static bool workload_in_mesh(const json_t *w)
+{
+    const char *mode = jstr(json_object_get(w, "labels"), "security.istio.io/tlsMode");
+    return strcmp(mode, "disabled") != 0;
+}
+
+/* The workload name the proxies report: <service>-<version>, or <service> without a version. */
+static void workload_name(const json_t *w, char *buf, size_t n)
+{
+    const char *ver = jstr(w, "version");
+    snprintf(buf, n, ver[0] ? "%s-%s" : "%s", jstr(w, "service"), ver);
+}
+
 /* ---- views --------------------------------------------------------------------------------- */
 
 static int res_cmp(const void *a, const void *b)
@@ -110,6 +196,47 @@ static int res_cmp(const void *a, const void *b)
         c = strcmp(jstr(x, "kind"), jstr(y, "kind"));
     }
     return c != 0 ? c : strcmp(meta_str(x, "name"), meta_str(y, "name"));
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(jstr(*(json_t *const *)a, "id"), jstr(*(json_t *const *)b, "id"));
+}
+
+static int svc_cmp(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = strcmp(jstr(x, "namespace"), jstr(y, "namespace"));
+    if (c == 0) {
+        c = strcmp(jstr(x, "service"), jstr(y, "service"));
+    }
+    return c != 0 ? c : strcmp(jstr(x, "id"), jstr(y, "id"));
+}
+
+static int msg_key_cmp(const json_t *m, const char *ns, const char *kind, const char *name)
+{
+    int c = strcmp(jstr(m, "namespace"), ns);
+    if (c == 0) {
+        c = strcmp(jstr(m, "kind"), kind);
+    }
+    return c != 0 ? c : strcmp(jstr(m, "name"), name);
+}
+
+static int msg_cmp(const void *a, const void *b)
+{
+    const msg_ref_t *x = a, *y = b;
+    int c = msg_key_cmp(x->m, jstr(y->m, "namespace"), jstr(y->m, "kind"), jstr(y->m, "name"));
+    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static int host_cmp(const void *a, const void *b)
+{
+    const host_ref_t *x = a, *y = b;
+    bool wx = strchr(x->pattern, '*') != NULL, wy = strchr(y->pattern, '*') != NULL;
+    if (wx != wy) {
+        return wx ? 1 : -1;
+    }
+    return wx ? 0 : strcasecmp(x->pattern, y->pattern);
 }
 
 /* Parse text and take its array member key (objects only kept); NULL text is an empty array. */
@@ -141,132 +268,6 @@ static int load_array(const char *text, const char *key, const char *what, json_
     return 0;
 }
 
-int col_mesh_view_new(const col_mesh_src_t *src, col_mesh_view_t **out, char *err, size_t errlen)
-{
-    col_mesh_view_t *v = wf_calloc(1, sizeof(*v));
-    json_t **sorted = NULL;
-    atomic_init(&v->refs, 1);
-    int rc = 0;
-    v->resources = json_array();
-    for (size_t i = 0; i < src->nlists; i++) {
-        json_t *items = NULL;
-        rc = load_array(src->lists[i], "items", "resource list", &items, err, errlen);
-        if (rc != 0) {
-            json_decref(items);
-            goto fail;
-        }
-        json_array_extend(v->resources, items);
-        json_decref(items);
-    }
-    if ((rc = load_array(src->analyze, "messages", "/v1/analyze", &v->messages, err, errlen)) !=
-            0 ||
-        (rc = load_array(src->workloads, "items", "/v1/workloads", &v->workloads, err, errlen)) !=
-            0 ||
-        (rc = load_array(src->proxies, "proxies", "/v1/proxy-status", &v->proxies, err, errlen)) !=
-            0) {
-        goto fail;
-    }
-    size_t n = json_array_size(v->resources);
-    sorted = wf_malloc((n ? n : 1) * sizeof(*sorted));
-    for (size_t i = 0; i < n; i++) {
-        sorted[i] = json_incref(json_array_get(v->resources, i));
-    }
-    qsort(sorted, n, sizeof(*sorted), res_cmp);
-    json_array_clear(v->resources);
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(v->resources, sorted[i]);
-    }
-    wf_free(sorted);
-    *out = v;
-    return 0;
-fail:
-    col_mesh_view_release(v);
-    *out = NULL;
-    return rc;
-}
-
-void col_mesh_view_release(col_mesh_view_t *v)
-{
-    if (v == NULL || atomic_fetch_sub(&v->refs, 1) != 1) {
-        return;
-    }
-    json_decref(v->resources);
-    json_decref(v->messages);
-    json_decref(v->workloads);
-    json_decref(v->proxies);
-    wf_free(v);
-}
-
-/* ---- hosts --------------------------------------------------------------------------------- */
-
-/* A resource's host written out as Kiali and Istio read it: a short name is in the resource's
- * namespace, `name.ns` and `name.ns.svc` are cluster services, anything else (an FQDN, a
- * wildcard) stays as written. */
-static void host_fqdn(const char *host, const char *res_ns, char *buf, size_t n)
-{
-    size_t len = strlen(host);
-    const char *dot = strchr(host, '.');
-    if (strchr(host, '*') != NULL) {
-        snprintf(buf, n, "%s", host);
-    } else if (dot == NULL) {
-        snprintf(buf, n, "%s.%s.svc.cluster.local", host, res_ns);
-    } else if (strchr(dot + 1, '.') == NULL) {
-        snprintf(buf, n, "%s.svc.cluster.local", host);
-    } else if (len > 4 && strcmp(host + len - 4, ".svc") == 0) {
-        snprintf(buf, n, "%s.cluster.local", host);
-    } else {
-        snprintf(buf, n, "%s", host);
-    }
-}
-
-/* Whether the host pattern (written out by host_fqdn) covers the service's FQDN. */
-static bool host_covers(const char *pattern, const char *fqdn)
-{
-    if (strcasecmp(pattern, fqdn) == 0 || strcmp(pattern, "*") == 0) {
-        return true;
-    }
-    if (pattern[0] == '*' && pattern[1] == '.') {
-        size_t ps = strlen(pattern + 1), fs = strlen(fqdn);
-        return fs > ps && strcasecmp(fqdn + fs - ps, pattern + 1) == 0;
-    }
-    return false;
-}
-
-/* ---- registry ------------------------------------------------------------------------------ */
-
-static bool workload_in_mesh(const json_t *w)
-{
-    const char *mode = jstr(json_object_get(w, "labels"), "security.istio.io/tlsMode");
-    return strcmp(mode, "disabled") != 0;
-}
-
-/* The workload name the proxies report: <service>-<version>, or <service> without a version. */
-static void workload_name(const json_t *w, char *buf, size_t n)
-{
-    const char *ver = jstr(w, "version");
-    snprintf(buf, n, ver[0] ? "%s-%s" : "%s", jstr(w, "service"), ver);
-}
-
-/* Whether registry entry w is (one of) node n's workloads. */
-static bool workload_of_node(const json_t *w, const col_mesh_node_t *n, wf_str_t svc)
-{
-    if (!slice_eq(n->ns, jstr(w, "namespace"))) {
-        return false;
-    }
-    if (strcmp(n->type, "workload") == 0) {
-        char name[FQDN_MAX];
-        workload_name(w, name, sizeof(name));
-        return slice_eq(n->workload, name);
-    }
-    if (!slice_eq(svc, jstr(w, "service")) && !slice_eq(svc, jstr(w, "canonicalService"))) {
-        return false;
-    }
-    return n->version.len == 0 || slice_eq(n->version, jstr(w, "canonicalRevision")) ||
-           slice_eq(n->version, jstr(w, "version"));
-}
-
-/* ---- badges -------------------------------------------------------------------------------- */
-
 static bool policy_has_cb(const json_t *tp)
 {
     if (!json_is_object(tp)) {
@@ -288,8 +289,304 @@ static bool policy_has_cb(const json_t *tp)
     return false;
 }
 
+/* A route list (of an http, tcp or tls route) with more than one destination that gets
+ * traffic: weight absent (Istio shares it out) or above zero. */
+static bool route_shifts(const json_t *route)
+{
+    size_t i, weighted = 0;
+    json_t *d;
+    json_array_foreach(route, i, d)
+    {
+        json_t *w = json_object_get(d, "weight");
+        if (w == NULL || json_number_value(w) > 0) {
+            weighted++;
+        }
+    }
+    return weighted > 1;
+}
+
+/* A VirtualService that routes mesh traffic: no gateways, or "mesh" among them. */
+static bool vs_for_mesh(const json_t *spec)
+{
+    json_t *gws = json_object_get(spec, "gateways");
+    if (json_array_size(gws) == 0) {
+        return true;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(gws, i, g)
+    {
+        if (json_is_string(g) && strcmp(json_string_value(g), "mesh") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void add_host(col_mesh_view_t *v, size_t *cap, const char *host, const char *ns, size_t res,
+                     size_t pos)
+{
+    char pat[FQDN_MAX];
+    host_fqdn(host, ns, pat, sizeof(pat));
+    if (v->nhosts == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        v->hosts = wf_realloc(v->hosts, *cap * sizeof(*v->hosts));
+    }
+    size_t n = strlen(pat);
+    char *copy = wf_malloc(n + 1);
+    memcpy(copy, pat, n + 1);
+    v->hosts[v->nhosts++] =
+        (host_ref_t){.pattern = copy, .host = host, .res = (uint32_t)res, .pos = (uint32_t)pos};
+}
+
+/* What one resource contributes to the badges, and its hosts. */
+static void index_resource(col_mesh_view_t *v, size_t r, size_t *cap)
+{
+    const json_t *res = json_array_get(v->resources, r);
+    const json_t *spec = json_object_get(res, "spec");
+    const char *kind = jstr(res, "kind"), *ns = meta_str(res, "namespace");
+    res_info_t *info = &v->info[r];
+    if (strcmp(kind, "DestinationRule") == 0) {
+        const char *host = json_string_value(json_object_get(spec, "host"));
+        if (host != NULL) {
+            info->dr = true;
+            info->cb = policy_has_cb(json_object_get(spec, "trafficPolicy"));
+            add_host(v, cap, host, ns, r, 0);
+        }
+        return;
+    }
+    if (strcmp(kind, "VirtualService") != 0 || !vs_for_mesh(spec)) {
+        return;
+    }
+    info->vs = true;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(spec, "http"), i, x)
+    {
+        info->fault |= json_object_get(x, "fault") != NULL;
+        info->timeout |= json_object_get(x, "timeout") != NULL;
+        info->mirroring |=
+            json_object_get(x, "mirror") != NULL || json_array_size(json_object_get(x, "mirrors"));
+        info->shifting |= route_shifts(json_object_get(x, "route"));
+    }
+    static const char *const other[] = {"tcp", "tls"};
+    for (size_t k = 0; k < 2; k++) {
+        json_array_foreach(json_object_get(spec, other[k]), i, x)
+        {
+            info->shifting |= route_shifts(json_object_get(x, "route"));
+        }
+    }
+    json_array_foreach(json_object_get(spec, "hosts"), i, x)
+    {
+        if (json_is_string(x)) {
+            add_host(v, cap, json_string_value(x), ns, r, i);
+        }
+    }
+}
+
+/* The objects of arr in a new array sorted by cmp (*n its length). */
+static const json_t **sorted_refs(const json_t *arr, int (*cmp)(const void *, const void *),
+                                  size_t *n)
+{
+    *n = json_array_size(arr);
+    const json_t **out = wf_malloc((*n ? *n : 1) * sizeof(*out));
+    for (size_t i = 0; i < *n; i++) {
+        out[i] = json_array_get(arr, i);
+    }
+    qsort(out, *n, sizeof(*out), cmp);
+    return out;
+}
+
+int col_mesh_view_new(const col_mesh_src_t *src, col_mesh_view_t **out, char *err, size_t errlen)
+{
+    col_mesh_view_t *v = wf_calloc(1, sizeof(*v));
+    atomic_init(&v->refs, 1);
+    int rc = 0;
+    v->resources = json_array();
+    for (size_t i = 0; i < src->nlists; i++) {
+        json_t *items = NULL;
+        rc = load_array(src->lists[i], "items", "resource list", &items, err, errlen);
+        if (rc != 0) {
+            json_decref(items);
+            goto fail;
+        }
+        json_array_extend(v->resources, items);
+        json_decref(items);
+    }
+    if ((rc = load_array(src->analyze, "messages", "/v1/analyze", &v->messages, err, errlen)) !=
+            0 ||
+        (rc = load_array(src->workloads, "items", "/v1/workloads", &v->workloads, err, errlen)) !=
+            0 ||
+        (rc = load_array(src->proxies, "proxies", "/v1/proxy-status", &v->proxies, err, errlen)) !=
+            0) {
+        goto fail;
+    }
+    size_t n;
+    const json_t **sorted = sorted_refs(v->resources, res_cmp, &n);
+    json_t *ordered = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(ordered, (json_t *)sorted[i]);
+    }
+    wf_free(sorted);
+    json_decref(v->resources);
+    v->resources = ordered;
+
+    v->info = wf_calloc(n ? n : 1, sizeof(*v->info));
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        index_resource(v, i, &cap);
+    }
+    qsort(v->hosts, v->nhosts, sizeof(*v->hosts), host_cmp);
+    while (v->nexact < v->nhosts && strchr(v->hosts[v->nexact].pattern, '*') == NULL) {
+        v->nexact++;
+    }
+    v->wl_by_id = sorted_refs(v->workloads, id_cmp, &v->nwl);
+    v->wl_by_svc = sorted_refs(v->workloads, svc_cmp, &v->nwl);
+    v->px_by_id = sorted_refs(v->proxies, id_cmp, &v->npx);
+    v->nmsg = json_array_size(v->messages);
+    v->msgs = wf_malloc((v->nmsg ? v->nmsg : 1) * sizeof(*v->msgs));
+    for (size_t i = 0; i < v->nmsg; i++) {
+        v->msgs[i] = (msg_ref_t){json_array_get(v->messages, i), i};
+    }
+    qsort(v->msgs, v->nmsg, sizeof(*v->msgs), msg_cmp);
+    *out = v;
+    return 0;
+fail:
+    col_mesh_view_release(v);
+    *out = NULL;
+    return rc;
+}
+
+void col_mesh_view_release(col_mesh_view_t *v)
+{
+    if (v == NULL || atomic_fetch_sub(&v->refs, 1) != 1) {
+        return;
+    }
+    for (size_t i = 0; i < v->nhosts; i++) {
+        wf_free(v->hosts[i].pattern);
+    }
+    wf_free(v->hosts);
+    wf_free(v->info);
+    wf_free(v->wl_by_id);
+    wf_free(v->wl_by_svc);
+    wf_free(v->px_by_id);
+    wf_free(v->msgs);
+    json_decref(v->resources);
+    json_decref(v->messages);
+    json_decref(v->workloads);
+    json_decref(v->proxies);
+    wf_free(v);
+}
+
+/* ---- lookups ------------------------------------------------------------------------------- */
+
+/* The element of refs[0..n) (sorted by id) whose id is id, or NULL. */
+static const json_t *find_id(const json_t *const *refs, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(jstr(refs[mid], "id"), id);
+        if (c == 0) {
+            return refs[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/* Compare the (namespace, service) of workload w with (ns, svc). */
+static int wl_svc_key_cmp(const json_t *w, wf_str_t ns, wf_str_t svc)
+{
+    int c = wf_str_cmp(wf_str(jstr(w, "namespace")), ns);
+    return c != 0 ? c : wf_str_cmp(wf_str(jstr(w, "service")), svc);
+}
+
+/* [*lo, *hi) of wl_by_svc: the workloads of service svc in namespace ns. */
+static void wl_range(const col_mesh_view_t *v, wf_str_t ns, wf_str_t svc, size_t *lo, size_t *hi)
+{
+    size_t a = 0, b = v->nwl;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (wl_svc_key_cmp(v->wl_by_svc[mid], ns, svc) < 0) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    size_t e = a;
+    while (e < v->nwl && wl_svc_key_cmp(v->wl_by_svc[e], ns, svc) == 0) {
+        e++;
+    }
+    *lo = a;
+    *hi = e;
+}
+
+/* The registry entry of a workload node, or NULL: its id is <workload>.<namespace>. */
+static const json_t *node_workload(const col_mesh_view_t *v, const col_mesh_node_t *n)
+{
+    char id[FQDN_MAX];
+    snprintf(id, sizeof(id), "%.*s.%.*s", (int)n->workload.len, n->workload.p, (int)n->ns.len,
+             n->ns.p);
+    return find_id(v->wl_by_id, v->nwl, id);
+}
+
+/* Whether w (of the node's service) is of the node's version, when the node has one. */
+static bool version_of(const json_t *w, wf_str_t version)
+{
+    return version.len == 0 || slice_eq(version, jstr(w, "canonicalRevision")) ||
+           slice_eq(version, jstr(w, "version"));
+}
+
+static int match_cmp(const void *a, const void *b)
+{
+    const host_ref_t *x = *(host_ref_t *const *)a, *y = *(host_ref_t *const *)b;
+    if (x->res != y->res) {
+        return x->res < y->res ? -1 : 1;
+    }
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Every host that covers fqdn, in resource order (namespace, kind, name), then host order.
+ * *out is wf_malloc'ed. */
+static size_t hosts_covering(const col_mesh_view_t *v, const char *fqdn, const host_ref_t ***out)
+{
+    size_t lo = 0, hi = v->nexact;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcasecmp(v->hosts[mid].pattern, fqdn) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    size_t end = lo;
+    while (end < v->nexact && strcasecmp(v->hosts[end].pattern, fqdn) == 0) {
+        end++;
+    }
+    size_t n = 0, cap = (end - lo) + (v->nhosts - v->nexact);
+    const host_ref_t **m = wf_malloc((cap ? cap : 1) * sizeof(*m));
+    for (size_t i = lo; i < end; i++) {
+        m[n++] = &v->hosts[i];
+    }
+    for (size_t i = v->nexact; i < v->nhosts; i++) {
+        if (wildcard_covers(v->hosts[i].pattern, fqdn)) {
+            m[n++] = &v->hosts[i];
+        }
+    }
+    qsort(m, n, sizeof(*m), match_cmp);
+    *out = m;
+    return n;
+}
+
+/* ---- badges -------------------------------------------------------------------------------- */
+
 /* Whether a subset's labels select node n: version and app from the node, any other label
- * from a registered workload of the node. */
+ * from the node's registered workloads (one of them carrying it is enough). */
 static bool subset_selects(const col_mesh_view_t *v, const json_t *labels, const col_mesh_node_t *n,
                            wf_str_t svc)
 {
@@ -311,14 +608,16 @@ static bool subset_selects(const col_mesh_view_t *v, const json_t *labels, const
             continue;
         }
         bool found = false;
-        size_t i;
-        json_t *w;
-        json_array_foreach(v->workloads, i, w)
-        {
-            if (workload_of_node(w, n, svc) &&
-                strcmp(jstr(json_object_get(w, "labels"), k), want) == 0) {
-                found = true;
-                break;
+        if (strcmp(n->type, "workload") == 0) {
+            const json_t *w = node_workload(v, n);
+            found = w != NULL && strcmp(jstr(json_object_get(w, "labels"), k), want) == 0;
+        } else {
+            size_t lo, hi;
+            wl_range(v, n->ns, svc, &lo, &hi);
+            for (size_t i = lo; i < hi && !found; i++) {
+                const json_t *w = v->wl_by_svc[i];
+                found = version_of(w, n->version) &&
+                        strcmp(jstr(json_object_get(w, "labels"), k), want) == 0;
             }
         }
         if (!found) {
@@ -328,20 +627,19 @@ static bool subset_selects(const col_mesh_view_t *v, const json_t *labels, const
     return true;
 }
 
-/* A route list (of an http, tcp or tls route) with more than one destination that gets
- * traffic: weight absent (Istio shares it out) or above zero. */
-static bool route_shifts(const json_t *route)
+static bool dr_subsets_cb(const col_mesh_view_t *v, const json_t *res, const col_mesh_node_t *n,
+                          wf_str_t svc, bool versioned)
 {
-    size_t i, weighted = 0;
-    json_t *d;
-    json_array_foreach(route, i, d)
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(json_object_get(res, "spec"), "subsets"), i, s)
     {
-        json_t *w = json_object_get(d, "weight");
-        if (w == NULL || json_number_value(w) > 0) {
-            weighted++;
+        if (policy_has_cb(json_object_get(s, "trafficPolicy")) &&
+            (!versioned || subset_selects(v, json_object_get(s, "labels"), n, svc))) {
+            return true;
         }
     }
-    return weighted > 1;
+    return false;
 }
 
 static void add_hostname(col_mesh_badges_t *b, const char *host)
@@ -353,96 +651,6 @@ static void add_hostname(col_mesh_badges_t *b, const char *host)
     }
     if (b->nhostnames < COL_MESH_MAX_HOSTNAMES) {
         b->hostnames[b->nhostnames++] = host;
-    }
-}
-
-/* A VirtualService that routes mesh traffic: no gateways, or "mesh" among them. */
-static bool vs_for_mesh(const json_t *spec)
-{
-    json_t *gws = json_object_get(spec, "gateways");
-    if (json_array_size(gws) == 0) {
-        return true;
-    }
-    size_t i;
-    json_t *g;
-    json_array_foreach(gws, i, g)
-    {
-        if (json_is_string(g) && strcmp(json_string_value(g), "mesh") == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void vs_badges(const json_t *res, const char *fqdn, col_mesh_badges_t *b)
-{
-    const json_t *spec = json_object_get(res, "spec");
-    const char *ns = meta_str(res, "namespace");
-    if (!vs_for_mesh(spec)) {
-        return;
-    }
-    bool match = false;
-    size_t i;
-    json_t *h;
-    json_array_foreach(json_object_get(spec, "hosts"), i, h)
-    {
-        const char *host = json_string_value(h);
-        char pat[FQDN_MAX];
-        if (host == NULL) {
-            continue;
-        }
-        host_fqdn(host, ns, pat, sizeof(pat));
-        if (host_covers(pat, fqdn)) {
-            match = true;
-            add_hostname(b, host);
-        }
-    }
-    if (!match) {
-        return;
-    }
-    b->vs = true;
-    json_t *r;
-    json_array_foreach(json_object_get(spec, "http"), i, r)
-    {
-        b->fault |= json_object_get(r, "fault") != NULL;
-        b->timeout |= json_object_get(r, "timeout") != NULL;
-        b->mirroring |=
-            json_object_get(r, "mirror") != NULL || json_array_size(json_object_get(r, "mirrors"));
-        b->shifting |= route_shifts(json_object_get(r, "route"));
-    }
-    static const char *const other[] = {"tcp", "tls"};
-    for (size_t k = 0; k < 2; k++) {
-        json_array_foreach(json_object_get(spec, other[k]), i, r)
-        {
-            b->shifting |= route_shifts(json_object_get(r, "route"));
-        }
-    }
-}
-
-static void dr_badges(const col_mesh_view_t *v, const json_t *res, const char *fqdn,
-                      const col_mesh_node_t *n, wf_str_t svc, bool versioned, col_mesh_badges_t *b)
-{
-    const json_t *spec = json_object_get(res, "spec");
-    char pat[FQDN_MAX];
-    host_fqdn(jstr(spec, "host"), meta_str(res, "namespace"), pat, sizeof(pat));
-    if (!host_covers(pat, fqdn)) {
-        return;
-    }
-    if (policy_has_cb(json_object_get(spec, "trafficPolicy"))) {
-        b->cb = true;
-        return;
-    }
-    size_t i;
-    json_t *s;
-    json_array_foreach(json_object_get(spec, "subsets"), i, s)
-    {
-        if (!policy_has_cb(json_object_get(s, "trafficPolicy"))) {
-            continue;
-        }
-        if (!versioned || subset_selects(v, json_object_get(s, "labels"), n, svc)) {
-            b->cb = true;
-            return;
-        }
     }
 }
 
@@ -467,27 +675,36 @@ void col_mesh_badges(const col_mesh_view_t *v, const col_mesh_node_t *n, col_mes
     char fqdn[FQDN_MAX];
     snprintf(fqdn, sizeof(fqdn), "%.*s.%.*s.svc.cluster.local", (int)svc.len, svc.p, (int)n->ns.len,
              n->ns.p);
-    size_t i;
-    json_t *res;
-    json_array_foreach(v->resources, i, res)
-    {
-        const char *kind = jstr(res, "kind");
-        if (!versioned && strcmp(kind, "VirtualService") == 0) {
-            vs_badges(res, fqdn, out);
-        } else if (!out->cb && strcmp(kind, "DestinationRule") == 0) {
-            dr_badges(v, res, fqdn, n, svc, versioned, out);
+    const host_ref_t **m = NULL;
+    size_t nm = hosts_covering(v, fqdn, &m);
+    for (size_t i = 0; i < nm; i++) {
+        const res_info_t *info = &v->info[m[i]->res];
+        if (info->vs && !versioned) {
+            out->vs = true;
+            add_hostname(out, m[i]->host);
+            out->fault |= info->fault;
+            out->timeout |= info->timeout;
+            out->mirroring |= info->mirroring;
+            out->shifting |= info->shifting;
+        } else if (info->dr && !out->cb) {
+            out->cb = info->cb ||
+                      dr_subsets_cb(v, json_array_get(v->resources, m[i]->res), n, svc, versioned);
         }
     }
+    wf_free(m);
     if (service) {
         return;
     }
-    json_t *w;
-    json_array_foreach(v->workloads, i, w)
-    {
-        if (workload_of_node(w, n, svc) && !workload_in_mesh(w)) {
-            out->missing_sc = true;
-            break;
-        }
+    if (workload) {
+        const json_t *w = node_workload(v, n);
+        out->missing_sc = w != NULL && !workload_in_mesh(w);
+        return;
+    }
+    size_t lo, hi;
+    wl_range(v, n->ns, svc, &lo, &hi);
+    for (size_t i = lo; i < hi && !out->missing_sc; i++) {
+        const json_t *w = v->wl_by_svc[i];
+        out->missing_sc = version_of(w, n->version) && !workload_in_mesh(w);
     }
 }
 
@@ -930,57 +1147,76 @@ static void put_raw(wf_buf_t *o, const json_t *v)
     free(s);
 }
 
-typedef struct {
-    const char *ns, *svc;
-} svc_key_t;
-
-static int svc_cmp(const void *a, const void *b)
+/* The names (namespace/name) of the resources of kind with a host covering fqdn, as a JSON
+ * array; a resource is named once however many of its hosts cover it. */
+static void put_matching(wf_buf_t *o, const col_mesh_view_t *v, const host_ref_t **m, size_t nm,
+                         bool vs)
 {
-    const svc_key_t *x = a, *y = b;
-    int c = strcmp(x->ns, y->ns);
-    return c != 0 ? c : strcmp(x->svc, y->svc);
-}
-
-/* The names (namespace/name) of the resources of kind whose host covers fqdn. */
-static void put_matching(wf_buf_t *o, const col_mesh_view_t *v, const char *kind, const char *fqdn)
-{
-    size_t i, n = 0;
-    json_t *res;
+    size_t n = 0;
     wf_buf_putc(o, '[');
-    json_array_foreach(v->resources, i, res)
-    {
-        if (strcmp(jstr(res, "kind"), kind) != 0) {
+    for (size_t i = 0; i < nm; i++) {
+        const res_info_t *info = &v->info[m[i]->res];
+        if ((vs ? !info->vs : !info->dr) || (i > 0 && m[i - 1]->res == m[i]->res)) {
             continue;
         }
-        const json_t *spec = json_object_get(res, "spec");
-        const char *ns = meta_str(res, "namespace");
-        bool match = false;
-        char pat[FQDN_MAX];
-        if (strcmp(kind, "DestinationRule") == 0) {
-            host_fqdn(jstr(spec, "host"), ns, pat, sizeof(pat));
-            match = host_covers(pat, fqdn);
-        } else {
-            size_t j;
-            json_t *h;
-            json_array_foreach(json_object_get(spec, "hosts"), j, h)
-            {
-                if (json_is_string(h)) {
-                    host_fqdn(json_string_value(h), ns, pat, sizeof(pat));
-                    match |= host_covers(pat, fqdn);
-                }
-            }
+        const json_t *res = json_array_get(v->resources, m[i]->res);
+        wf_buf_t name = WF_BUF_INIT;
+        wf_buf_printf(&name, "%s/%s", meta_str(res, "namespace"), meta_str(res, "name"));
+        if (n++ > 0) {
+            wf_buf_putc(o, ',');
         }
-        if (match) {
-            wf_buf_t name = WF_BUF_INIT;
-            wf_buf_printf(&name, "%s/%s", ns, meta_str(res, "name"));
-            if (n++ > 0) {
-                wf_buf_putc(o, ',');
-            }
-            col_json_str(o, (const char *)name.data, name.len);
-            wf_buf_free(&name);
-        }
+        col_json_str(o, (const char *)name.data, name.len);
+        wf_buf_free(&name);
     }
     wf_buf_putc(o, ']');
+}
+
+/* One service: the workloads wl_by_svc[lo, hi) share its namespace and name. */
+static void put_service(wf_buf_t *o, const col_mesh_view_t *v, size_t lo, size_t hi)
+{
+    const char *ns = jstr(v->wl_by_svc[lo], "namespace"), *svc = jstr(v->wl_by_svc[lo], "service");
+    char fqdn[FQDN_MAX];
+    snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.cluster.local", svc, ns);
+    wf_buf_putc(o, '{');
+    put_str_member(o, "name", svc, false);
+    put_str_member(o, "namespace", ns, true);
+    put_str_member(o, "host", fqdn, true);
+    wf_buf_puts(o, ",\"versions\":[");
+    /* versions in order of first appearance among the workloads (sorted by id) */
+    size_t nout = 0, nv = 0;
+    for (size_t i = lo; i < hi; i++) {
+        const char *ver = jstr(v->wl_by_svc[i], "canonicalRevision");
+        bool dup = false;
+        for (size_t k = lo; k < i && !dup; k++) {
+            dup = strcmp(jstr(v->wl_by_svc[k], "canonicalRevision"), ver) == 0;
+        }
+        nout += !workload_in_mesh(v->wl_by_svc[i]);
+        if (!dup) {
+            if (nv++ > 0) {
+                wf_buf_putc(o, ',');
+            }
+            col_json_str(o, ver, strlen(ver));
+        }
+    }
+    wf_buf_printf(o, "],\"workloads\":%zu,\"inMesh\":%s,\"virtualServices\":", hi - lo,
+                  nout == 0 ? "true" : "false");
+    const host_ref_t **m = NULL;
+    size_t nm = hosts_covering(v, fqdn, &m);
+    put_matching(o, v, m, nm, true);
+    wf_buf_puts(o, ",\"destinationRules\":");
+    put_matching(o, v, m, nm, false);
+    wf_free(m);
+    col_mesh_node_t node = {.type = "service", .ns = wf_str(ns), .service = wf_str(svc)};
+    col_mesh_badges_t b;
+    col_mesh_badges(v, &node, &b);
+    wf_buf_t bj = WF_BUF_INIT;
+    col_mesh_badges_json(&b, &bj);
+    wf_buf_puts(o, ",\"badges\":{");
+    if (bj.len > 1) {
+        wf_buf_append(o, bj.data + 1, bj.len - 1);
+    }
+    wf_buf_puts(o, "}}");
+    wf_buf_free(&bj);
 }
 
 static void h_services(void *arg, col_req_t *req, col_resp_t *resp)
@@ -990,87 +1226,24 @@ static void h_services(void *arg, col_req_t *req, col_resp_t *resp)
     if (v == NULL) {
         return;
     }
-    size_t nw = json_array_size(v->workloads), n = 0;
-    svc_key_t *keys = wf_malloc((nw ? nw : 1) * sizeof(*keys));
-    size_t i;
-    json_t *w;
-    json_array_foreach(v->workloads, i, w)
-    {
-        keys[n++] = (svc_key_t){jstr(w, "namespace"), jstr(w, "service")};
-    }
-    qsort(keys, n, sizeof(*keys), svc_cmp);
     wf_buf_t *o = &resp->body;
     wf_buf_puts(o, "{\"services\":[");
-    size_t out = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (k > 0 && svc_cmp(&keys[k - 1], &keys[k]) == 0) {
-            continue;
+    for (size_t lo = 0, hi; lo < v->nwl; lo = hi) {
+        const json_t *w = v->wl_by_svc[lo];
+        hi = lo + 1;
+        while (hi < v->nwl && wl_svc_key_cmp(v->wl_by_svc[hi], wf_str(jstr(w, "namespace")),
+                                             wf_str(jstr(w, "service"))) == 0) {
+            hi++;
         }
-        const char *ns = keys[k].ns, *svc = keys[k].svc;
-        char fqdn[FQDN_MAX];
-        snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.cluster.local", svc, ns);
-        wf_buf_puts(o, out++ > 0 ? ",{" : "{");
-        put_str_member(o, "name", svc, false);
-        put_str_member(o, "namespace", ns, true);
-        put_str_member(o, "host", fqdn, true);
-        wf_buf_puts(o, ",\"versions\":[");
-        size_t nv = 0, nwl = 0, nout = 0;
-        const char *seen[64];
-        json_array_foreach(v->workloads, i, w)
-        {
-            if (strcmp(jstr(w, "namespace"), ns) != 0 || strcmp(jstr(w, "service"), svc) != 0) {
-                continue;
-            }
-            nwl++;
-            nout += !workload_in_mesh(w);
-            const char *ver = jstr(w, "canonicalRevision");
-            bool dup = false;
-            for (size_t s = 0; s < nv; s++) {
-                dup |= strcmp(seen[s], ver) == 0;
-            }
-            if (!dup && nv < 64) {
-                if (nv > 0) {
-                    wf_buf_putc(o, ',');
-                }
-                seen[nv++] = ver;
-                col_json_str(o, ver, strlen(ver));
-            }
+        if (lo > 0) {
+            wf_buf_putc(o, ',');
         }
-        wf_buf_printf(o, "],\"workloads\":%zu,\"inMesh\":%s,\"virtualServices\":", nwl,
-                      nout == 0 ? "true" : "false");
-        put_matching(o, v, "VirtualService", fqdn);
-        wf_buf_puts(o, ",\"destinationRules\":");
-        put_matching(o, v, "DestinationRule", fqdn);
-        col_mesh_node_t node = {.type = "service", .ns = wf_str(ns), .service = wf_str(svc)};
-        col_mesh_badges_t b;
-        col_mesh_badges(v, &node, &b);
-        wf_buf_t bj = WF_BUF_INIT;
-        col_mesh_badges_json(&b, &bj);
-        wf_buf_puts(o, ",\"badges\":{");
-        if (bj.len > 1) {
-            wf_buf_append(o, bj.data + 1, bj.len - 1);
-        }
-        wf_buf_puts(o, "}}");
-        wf_buf_free(&bj);
+        put_service(o, v, lo, hi);
     }
     wf_buf_puts(o, "]}");
     resp->status = 200;
     resp->content_type = "application/json";
-    wf_free(keys);
     col_mesh_view_release(v);
-}
-
-static const json_t *proxy_of(const col_mesh_view_t *v, const char *id)
-{
-    size_t i;
-    json_t *p;
-    json_array_foreach(v->proxies, i, p)
-    {
-        if (strcmp(jstr(p, "id"), id) == 0) {
-            return p;
-        }
-    }
-    return NULL;
 }
 
 static void put_proxy(wf_buf_t *o, const json_t *p)
@@ -1100,10 +1273,9 @@ static void h_workloads(void *arg, col_req_t *req, col_resp_t *resp)
     }
     wf_buf_t *o = &resp->body;
     wf_buf_puts(o, "{\"workloads\":[");
-    size_t i, n = 0;
-    json_t *w;
-    json_array_foreach(v->workloads, i, w)
-    {
+    size_t n = 0;
+    for (size_t i = 0; i < v->nwl; i++) {
+        const json_t *w = v->wl_by_id[i];
         char name[FQDN_MAX];
         workload_name(w, name, sizeof(name));
         wf_buf_puts(o, n++ > 0 ? ",{" : "{");
@@ -1120,21 +1292,14 @@ static void h_workloads(void *arg, col_req_t *req, col_resp_t *resp)
         put_raw(o, json_object_get(w, "leaseRemainingMs"));
         wf_buf_printf(o, ",\"inMesh\":%s,\"labels\":", workload_in_mesh(w) ? "true" : "false");
         put_raw(o, json_object_get(w, "labels"));
-        put_proxy(o, proxy_of(v, jstr(w, "id")));
+        put_proxy(o, find_id(v->px_by_id, v->npx, jstr(w, "id")));
         wf_buf_putc(o, '}');
     }
     /* Proxies that poll without a live registration (NOT_REGISTERED): shown, not hidden. */
-    json_t *p;
-    json_array_foreach(v->proxies, i, p)
-    {
+    for (size_t i = 0; i < v->npx; i++) {
+        const json_t *p = v->px_by_id[i];
         const char *id = jstr(p, "id");
-        bool registered = false;
-        size_t j;
-        json_array_foreach(v->workloads, j, w)
-        {
-            registered |= strcmp(jstr(w, "id"), id) == 0;
-        }
-        if (registered) {
+        if (find_id(v->wl_by_id, v->nwl, id) != NULL) {
             continue;
         }
         wf_buf_puts(o, n++ > 0 ? ",{" : "{");
@@ -1152,13 +1317,6 @@ static void h_workloads(void *arg, col_req_t *req, col_resp_t *resp)
     col_mesh_view_release(v);
 }
 
-static bool message_of(const json_t *msg, const json_t *res)
-{
-    return strcmp(jstr(msg, "kind"), jstr(res, "kind")) == 0 &&
-           strcmp(jstr(msg, "namespace"), meta_str(res, "namespace")) == 0 &&
-           strcmp(jstr(msg, "name"), meta_str(res, "name")) == 0;
-}
-
 static int level_rank(const char *level)
 {
     return strcmp(level, "error") == 0 ? 3 : strcmp(level, "warning") == 0 ? 2 : 1;
@@ -1167,18 +1325,24 @@ static int level_rank(const char *level)
 /* ,"validation":"valid|info|warning|error","messages":[...] of one resource. */
 static void put_messages(wf_buf_t *o, const col_mesh_view_t *v, const json_t *res)
 {
-    size_t i, n = 0;
-    json_t *m;
+    const char *ns = meta_str(res, "namespace"), *kind = jstr(res, "kind"),
+               *name = meta_str(res, "name");
+    size_t lo = 0, hi = v->nmsg;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (msg_key_cmp(v->msgs[mid].m, ns, kind, name) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
     int worst = 0;
     wf_buf_t list = WF_BUF_INIT;
-    json_array_foreach(v->messages, i, m)
-    {
-        if (!message_of(m, res)) {
-            continue;
-        }
+    for (size_t i = lo; i < v->nmsg && msg_key_cmp(v->msgs[i].m, ns, kind, name) == 0; i++) {
+        const json_t *m = v->msgs[i].m;
         const char *level = jstr(m, "level");
         worst = level_rank(level) > worst ? level_rank(level) : worst;
-        wf_buf_puts(&list, n++ > 0 ? ",{" : "{");
+        wf_buf_puts(&list, i > lo ? ",{" : "{");
         put_str_member(&list, "level", level, false);
         put_str_member(&list, "code", jstr(m, "code"), true);
         put_str_member(&list, "path", jstr(m, "path"), true);
