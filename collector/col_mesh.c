@@ -42,6 +42,8 @@
 /* The largest answer read from the control plane (its own list limit is far below). */
 #define MAX_ANSWER_BYTES ((size_t)256 << 20)
 #define FQDN_MAX 512
+/* The longest key written as an implicit (simple) key: YAML allows 1024 characters. */
+#define YAML_SIMPLE_KEY_MAX 1000
 
 #define NOT_CONNECTED                                                                              \
     "the collector is not connected to a control plane: start it with --control URL"
@@ -889,7 +891,19 @@ static void yaml_map(wf_buf_t *out, const json_t *o, int indent, bool first_inli
             yaml_pad(out, indent);
         }
         first = false;
+        size_t at = out->len;
         yaml_string(out, k, strlen(k));
+        if (out->len - at > YAML_SIMPLE_KEY_MAX) {
+            /* YAML limits implicit keys to 1024 characters: longer ones are explicit ("? k") */
+            wf_buf_t key = WF_BUF_INIT;
+            wf_buf_append(&key, out->data + at, out->len - at);
+            out->len = at;
+            wf_buf_puts(out, "? ");
+            wf_buf_append(out, key.data, key.len);
+            wf_buf_putc(out, '\n');
+            yaml_pad(out, indent);
+            wf_buf_free(&key);
+        }
         wf_buf_putc(out, ':');
         if (json_is_object(v) && json_object_size(v) > 0) {
             wf_buf_putc(out, '\n');
