@@ -438,7 +438,9 @@ int col_mesh_view_new(const col_mesh_src_t *src, col_mesh_view_t **out, char *er
     for (size_t i = 0; i < n; i++) {
         index_resource(v, i, &cap);
     }
-    qsort(v->hosts, v->nhosts, sizeof(*v->hosts), host_cmp);
+    if (v->nhosts > 0) {
+        qsort(v->hosts, v->nhosts, sizeof(*v->hosts), host_cmp);
+    }
     while (v->nexact < v->nhosts && strchr(v->hosts[v->nexact].pattern, '*') == NULL) {
         v->nexact++;
     }

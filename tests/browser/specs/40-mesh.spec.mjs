@@ -126,6 +126,15 @@ export async function run(t) {
         assert.equal(msgs.length, 1);
         assert.match(msgs[0], /KIA1107 spec\.http\[0\]\.route\[0\]\.destination\.subset/);
         await t.screenshot('yaml');
+        /* a refresh that brings nothing new redraws nothing: the row and its panel stay */
+        await page.evaluate(() => {
+            document.querySelector('tr[data-key="VirtualService/bookinfo/details"]').mark = 1;
+        });
+        await Promise.all([page.waitForResponse((r) => r.url().endsWith('/api/mesh/config')),
+                           page.click('[data-testid="mesh-refresh"]')]);
+        await page.waitForFunction(() => !document.querySelector('[data-testid="mesh-refresh"]').disabled);
+        assert.equal(await page.evaluate(() => document.querySelector('tr[data-key="VirtualService/bookinfo/details"]').mark), 1);
+        assert.match(await page.textContent('[data-testid="mesh-yaml"]'), /name: details/);
         /* a valid one, opened from the keyboard */
         await page.focus('tr[data-key="DestinationRule/bookinfo/reviews"]');
         await page.keyboard.press('Enter');

@@ -32,6 +32,9 @@ const BADGES = [
     ['hasMissingSC', 'No sidecar', 'a workload runs without a sidecar'],
 ];
 
+/* Fields that change at every read without anything having changed. */
+const VOLATILE = new Set(['leaseRemainingMs', 'lastPollMs']);
+
 const LEVEL_ICON = {valid: '✔', info: 'ℹ', warning: '⚠', error: '✖'};
 
 function healthCell(health) {
@@ -87,7 +90,9 @@ export function mount(el, route) {
         ns: route.params.get('ns') || '',
         open: route.params.get('open') || '',
     };
-    let data = null; /* {services, workloads, config, svcHealth, wlHealth} */
+    let data = null; /* {services, workloads, config, namespaces, svcHealth, wlHealth} */
+    let dataKey = '';
+    let shownOpen = null; /* the resource the side panel shows */
     let timer = null;
     let seq = 0;
     let detailSeq = 0;
@@ -97,7 +102,8 @@ export function mount(el, route) {
     const nsSelect = h('select', {'aria-label': 'Namespace', 'data-testid': 'mesh-ns',
                                   onchange: () => setState({ns: nsSelect.value})});
     const updated = h('span', {class: 'muted mesh-updated'});
-    const refreshBtn = h('button', {type: 'button', onclick: () => load()}, 'Refresh');
+    const refreshBtn = h('button', {type: 'button', 'data-testid': 'mesh-refresh', onclick: () => load()},
+                             'Refresh');
     const body = h('div', {class: 'mesh-body'});
     const tableBox = h('div', {class: 'mesh-table'});
     const detail = h('aside', {class: 'mesh-detail panel', 'data-testid': 'mesh-detail', hidden: true});
@@ -136,9 +142,25 @@ export function mount(el, route) {
             if (gone || my !== seq) {
                 return;
             }
+            updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+            /* Unchanged data is not redrawn, so a refresh keeps focus, selection and scroll;
+             * leases only count down, in place. */
+            const key = JSON.stringify([services, workloads, config, [...svcHealth], [...wlHealth]],
+                                       (k, v) => (VOLATILE.has(k) ? undefined : v));
+            if (data && key === dataKey) {
+                data.workloads = workloads.workloads;
+                for (const w of state.tab === 'workloads' ? data.workloads : []) {
+                    const cell = tableBox.querySelector(`tr[data-name="${CSS.escape(w.name)}"] td.mesh-lease`);
+                    if (cell && w.registered) {
+                        cell.textContent = fmtLease(w.leaseRemainingMs);
+                    }
+                }
+                return;
+            }
+            dataKey = key;
             data = {services: services.services, workloads: workloads.workloads, config: config.resources,
                     namespaces, svcHealth, wlHealth};
-            updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+            shownOpen = null; /* the open resource may have changed too */
             render();
         } catch (e) {
             if (gone || my !== seq) {
@@ -209,7 +231,8 @@ export function mount(el, route) {
             h('td', null, w.app || '–'),
             h('td', null, w.version || '–'),
             h('td', null, syncChip(w.proxy)),
-            h('td', null, w.registered ? fmtLease(w.leaseRemainingMs) : h('span', {class: 'mesh-warn'}, 'not registered')),
+            h('td', {class: 'mesh-lease'},
+              w.registered ? fmtLease(w.leaseRemainingMs) : h('span', {class: 'mesh-warn'}, 'not registered')),
             h('td', null, w.inMesh ? 'yes' : h('span', {class: 'mesh-warn'}, 'missing sidecar'))));
         if (rows.length === 0) {
             return empty('No workloads registered', 'Start proxies with --control pointing at the control plane.');
@@ -292,8 +315,6 @@ export function mount(el, route) {
             }
         }
     }
-
-    let shownOpen = null;
 
     function render() {
         renderTabs();
