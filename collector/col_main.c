@@ -138,7 +138,7 @@ static const wf_flag_t col_flags[] = {
     {"control-cache", WF_FLAG_DURATION, "5s", offsetof(col_config_t, control_cache_ms),
      "how long one read of the control plane is reused by every request"},
     {"control-timeout", WF_FLAG_DURATION, "3s", offsetof(col_config_t, control_timeout_ms),
-     "how long one request to the control plane may take"},
+     "how long one read of the control plane (all its requests) may take"},
     {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
      "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
      "of the copy built into the binary: for working on the UI"},

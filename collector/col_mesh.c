@@ -97,6 +97,7 @@ struct col_mesh {
     CURL *curl; /* used by the refreshing thread only (one at a time: `fetching`) */
     struct curl_slist *headers;
     int64_t cache_ms;
+    int64_t timeout_ms; /* a whole refresh, all its requests together */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool fetching;
@@ -971,8 +972,7 @@ int col_mesh_new(const col_mesh_options_t *o, col_mesh_t **out)
     }
     curl_easy_setopt(m->curl, CURLOPT_HTTPHEADER, m->headers);
     curl_easy_setopt(m->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(m->curl, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(m->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
+    m->timeout_ms = timeout;
     curl_easy_setopt(m->curl, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(m->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(m->curl, CURLOPT_USERAGENT, "weft-collector");
@@ -1006,9 +1006,19 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* GET base+path into body (NUL-terminated). 0, or -EIO with err naming what failed. */
-static int fetch_one(col_mesh_t *m, const char *path, wf_buf_t *body, char *err, size_t errlen)
+/* GET base+path into body (NUL-terminated) before deadline_ms (monotonic). 0, or -EIO with err
+ * naming what failed. */
+static int fetch_one(col_mesh_t *m, const char *path, int64_t deadline_ms, wf_buf_t *body,
+                     char *err, size_t errlen)
 {
+    int64_t left = deadline_ms - wf_mono_ns() / 1000000;
+    if (left <= 0) {
+        snprintf(err, errlen, "the control plane at %s did not answer within %lld ms", m->base,
+                 (long long)m->timeout_ms);
+        return -EIO;
+    }
+    curl_easy_setopt(m->curl, CURLOPT_TIMEOUT_MS, (long)left);
+    curl_easy_setopt(m->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
     char url[2048];
     snprintf(url, sizeof(url), "%s%s", m->base, path);
     wf_buf_reset(body);
@@ -1048,12 +1058,13 @@ static col_mesh_view_t *fetch_view(col_mesh_t *m, char *err, size_t errlen)
     static const char *const more[] = {"/v1/analyze", "/v1/workloads", "/v1/proxy-status"};
     col_mesh_view_t *v = NULL;
     size_t got = 0;
+    int64_t deadline = wf_mono_ns() / 1000000 + m->timeout_ms;
     for (size_t i = 0; i < NLISTS + 3; i++) {
         wf_buf_init(&bodies[i]);
     }
     for (; got < NLISTS + 3; got++) {
         const char *path = got < NLISTS ? list_paths[got] : more[got - NLISTS];
-        if (fetch_one(m, path, &bodies[got], err, errlen) != 0) {
+        if (fetch_one(m, path, deadline, &bodies[got], err, errlen) != 0) {
             goto out;
         }
         texts[got] = wf_buf_cstr(&bodies[got]);
@@ -1086,6 +1097,11 @@ int col_mesh_get(col_mesh_t *m, col_mesh_view_t **out, char *err, size_t errlen)
     uint64_t start_gen = m->generation;
     while (!(m->have && mono_ms() < m->until_ms) && m->generation == start_gen) {
         if (m->fetching) {
+            if (m->view != NULL) {
+                /* the last good view serves while it is refreshed: no HTTP thread waits on a
+                 * slow control plane but the one refreshing */
+                break;
+            }
             pthread_cond_wait(&m->cv, &m->mu);
             continue;
         }

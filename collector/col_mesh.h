@@ -6,10 +6,11 @@
  *
  * A view (col_mesh_view_t) is one consistent read of the control plane: immutable, shared by
  * reference between the HTTP threads that use it. col_mesh_t keeps the last view for a short
- * time (--control-cache) and lets one thread at a time refresh it while the others wait for
- * that refresh, so however many UI users refresh at once, the control plane sees one read per
- * period. A failed read is kept too, for a shorter time, so that a control plane that is down
- * is not asked again by every request.
+ * time (--control-cache) and lets one thread at a time refresh it, so however many UI users
+ * refresh at once, the control plane sees one read per period: the others are answered from
+ * the previous view meanwhile, or wait for the refresh when there is none. A failed read is
+ * kept too, for a shorter time, so that a control plane that is down is not asked again by
+ * every request; a refresh is bounded by one timeout for all its requests.
  *
  * Threads: every function may be called from any thread, except col_mesh_free.
  */
@@ -31,7 +32,7 @@ typedef struct {
     const char *url;    /* base URL of `weft control`, e.g. http://127.0.0.1:15010 (copied) */
     const char *token;  /* admin token sent as a bearer token, NULL for none (copied) */
     int64_t cache_ms;   /* how long a read is reused; default 5000 */
-    int64_t timeout_ms; /* one request to the control plane; default 3000 */
+    int64_t timeout_ms; /* one refresh (all its requests); default 3000 */
 } col_mesh_options_t;
 
 /* A new client; nothing is read until a view is asked for. 0, or WF_E_INVAL for a URL that is

@@ -5,8 +5,8 @@
  * defines), Istio metrics sent by remote_write. Then /api/mesh/services, /workloads, /config
  * and one resource's YAML are checked field by field, /api/graph carries the badges, twenty
  * requests cost the control plane one read, and the failures are answered as documented: no
- * --control (404), a control plane that refuses the token or does not answer (502, and the
- * graph without badges but with "badgesError").
+ * --control (404), a control plane that refuses the token, is not there or never answers (502,
+ * and the graph without badges but with "badgesError").
  */
 #include "wf_alloc.h"
 #include "wf_buf.h"
@@ -15,13 +15,16 @@
 #include "wt_rw.h"
 #include "wt_util.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -419,6 +422,25 @@ static void test_unreachable_and_absent(void **state)
     assert_null(json_object_get(n, "hasVS"));
     json_decref(j);
     collector_stop(&col);
+
+    /* a control plane that accepts connections and never answers: the refresh times out */
+    int silent = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof(sa);
+    assert_int_equal(bind(silent, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(silent, 16), 0);
+    assert_int_equal(getsockname(silent, (struct sockaddr *)&sa, &salen), 0);
+    char silent_url[64];
+    snprintf(silent_url, sizeof(silent_url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    const char *const silent_args[] = {"--control", silent_url, "--control-timeout", "300ms", NULL};
+    collector_start(&col, dir, "silent", silent_args);
+    assert_int_equal(get_json(col.port, "/api/mesh/config", &j), 502);
+    snprintf(want, sizeof(want), "the control plane at %s did not answer: Timeout was reached",
+             silent_url);
+    assert_string_equal(str(j, "error"), want);
+    json_decref(j);
+    collector_stop(&col);
+    close(silent);
 
     /* no --control at all: the mesh API says how to connect one; the graph has no badge field */
     collector_start(&col, dir, "alone", NULL);
