@@ -700,7 +700,24 @@ static const char *health(const gr_node_t *n)
     return "Healthy";
 }
 
-static void put_node(wf_buf_t *out, const graph_t *g, const gr_node_t *n)
+/* The node's badges under the control plane's view mv (none when NULL). */
+static void put_badges(wf_buf_t *out, const gr_node_t *n, const col_mesh_view_t *mv)
+{
+    if (mv == NULL) {
+        return;
+    }
+    col_mesh_node_t mn = {.type = n->type,
+                          .ns = n->ns,
+                          .workload = n->workload,
+                          .app = n->app,
+                          .version = n->version,
+                          .service = n->service};
+    col_mesh_badges_t b;
+    col_mesh_badges(mv, &mn, &b);
+    col_mesh_badges_json(&b, out);
+}
+
+static void put_node(wf_buf_t *out, const graph_t *g, const gr_node_t *n, const col_mesh_view_t *mv)
 {
     bool box = strcmp(n->type, "box") == 0;
     wf_buf_printf(out, "{\"data\":{\"id\":\"%s\",\"nodeType\":\"%s\"", n->id, n->type);
@@ -712,6 +729,7 @@ static void put_node(wf_buf_t *out, const graph_t *g, const gr_node_t *n)
     put_field(out, "app", n->app);
     put_field(out, "version", n->version);
     put_field(out, "service", n->service);
+    put_badges(out, n, mv);
     if (box) {
         wf_buf_puts(out, ",\"isBox\":\"app\"}}");
         return;
@@ -827,10 +845,12 @@ static int order_cmp(const void *a, const void *b)
 
 /* ---- the handler --------------------------------------------------------------------------- */
 
-void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp)
+/* The graph from eng, with badges when mesh is not NULL. */
+static void graph_answer(pql_engine_t *eng, col_mesh_t *mesh, col_req_t *req, col_resp_t *resp)
 {
-    pql_engine_t *eng = arg;
     graph_t g;
+    col_mesh_view_t *mv = NULL;
+    char mesh_err[512] = "";
     memset(&g, 0, sizeof(g));
     wf_arena_init(&g.arena, 16384, 0);
     wf_buf_t nsre = WF_BUF_INIT;
@@ -884,9 +904,18 @@ void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp)
         }
     }
 
+    if (mesh != NULL && col_mesh_get(mesh, &mv, mesh_err, sizeof(mesh_err)) != 0) {
+        mv = NULL;
+    }
     wf_buf_t *o = &resp->body;
-    wf_buf_printf(o, "{\"timestamp\":%lld,\"duration\":%lld,\"graphType\":\"%s\",\"elements\":",
-                  (long long)qt_s, dur_s, graph_type_names[g.gt]);
+    wf_buf_printf(o, "{\"timestamp\":%lld,\"duration\":%lld,\"graphType\":\"%s\",", (long long)qt_s,
+                  dur_s, graph_type_names[g.gt]);
+    if (mesh != NULL && mv == NULL) {
+        wf_buf_puts(o, "\"badgesError\":");
+        col_json_str(o, mesh_err, strlen(mesh_err));
+        wf_buf_putc(o, ',');
+    }
+    wf_buf_puts(o, "\"elements\":");
     size_t nmax = g.nnodes > g.nedges ? g.nnodes : g.nedges;
     order = wf_malloc((nmax ? nmax : 1) * sizeof(*order));
     for (size_t i = 0; i < g.nnodes; i++) {
@@ -898,7 +927,7 @@ void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp)
         if (i > 0) {
             wf_buf_putc(o, ',');
         }
-        put_node(o, &g, &g.nodes[order[i].pos]);
+        put_node(o, &g, &g.nodes[order[i].pos], mv);
     }
     for (size_t i = 0; i < g.nedges; i++) {
         order[i] = (order_t){g.edges[i].id, i};
@@ -915,7 +944,19 @@ void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp)
     resp->status = 200;
     resp->content_type = "application/json";
 out:
+    col_mesh_view_release(mv);
     wf_free(order);
     wf_buf_free(&nsre);
     graph_free(&g);
+}
+
+void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    graph_answer(arg, NULL, req, resp);
+}
+
+void col_graph_badged_handler(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    const col_graph_ctx_t *c = arg;
+    graph_answer(c->engine, c->mesh, req, resp);
 }

@@ -14,6 +14,7 @@
 #define COL_GRAPH_H
 
 #include "col_http.h"
+#include "col_mesh.h"
 #include "pql.h"
 
 /* Longest accepted namespaces list and namespace count (400 beyond). */
@@ -28,5 +29,18 @@
  * failures are 422/503/500 as the Prometheus API answers them.
  */
 void col_graph_handler(void *arg, col_req_t *req, col_resp_t *resp);
+
+typedef struct {
+    pql_engine_t *engine; /* borrowed */
+    col_mesh_t *mesh;     /* borrowed; NULL: no control plane, no badges */
+} col_graph_ctx_t;
+
+/*
+ * GET /api/graph with Kiali's badges (hasVS, hasCB, hasFaultInjection, hasTrafficShifting,
+ * hasRequestTimeout, hasMirroring, hasMissingSC) on the nodes, from the control plane's
+ * configuration: arg is a col_graph_ctx_t * (borrowed, outlives the server). When the control
+ * plane cannot be read, the graph is answered without badges and "badgesError" says why.
+ */
+void col_graph_badged_handler(void *arg, col_req_t *req, col_resp_t *resp);
 
 #endif

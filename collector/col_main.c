@@ -16,6 +16,7 @@
 #include "col_import.h"
 #include "col_jaeger.h"
 #include "col_jaeger_v3.h"
+#include "col_mesh.h"
 #include "col_otlp_metrics.h"
 #include "col_otlp_traces.h"
 #include "col_remote_write.h"
@@ -68,6 +69,10 @@ typedef struct {
     int64_t ingest_max_wait_ms;
     int64_t http_body_bytes;
     int64_t retry_after_ms;
+    char *control;
+    char *control_token_file;
+    int64_t control_cache_ms;
+    int64_t control_timeout_ms;
     char *ui_dir;
 } col_config_t;
 
@@ -125,6 +130,15 @@ static const wf_flag_t col_flags[] = {
      "Retry-After (0 = no limit)"},
     {"retry-after", WF_FLAG_DURATION, "1s", offsetof(col_config_t, retry_after_ms),
      "the Retry-After a refused (shed) request is given"},
+    {"control", WF_FLAG_STR, NULL, offsetof(col_config_t, control),
+     "URL of `weft control`: the mesh page and the graph's badges read its configuration"},
+    {"control-token-file", WF_FLAG_STR, NULL, offsetof(col_config_t, control_token_file),
+     "file holding the control plane's admin token (default: $WEFT_TOKEN_FILE, else "
+     "weft-control/admin-token when it exists, as `weft get` finds it)"},
+    {"control-cache", WF_FLAG_DURATION, "5s", offsetof(col_config_t, control_cache_ms),
+     "how long one read of the control plane is reused by every request"},
+    {"control-timeout", WF_FLAG_DURATION, "3s", offsetof(col_config_t, control_timeout_ms),
+     "how long one read of the control plane (all its requests) may take"},
     {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
      "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
      "of the copy built into the binary: for working on the UI"},
@@ -139,6 +153,8 @@ typedef struct {
     pql_engine_t *engine;
     col_scrape_t *scrape;
     col_zipkin_t *zipkin;
+    col_mesh_t *mesh;
+    col_graph_ctx_t graph;
     col_api_t api;
     col_selfmon_t selfmon;
     col_ui_t *ui;
@@ -194,7 +210,9 @@ static void add_routes(col_ctx_t *ctx)
     col_http_route(ctx->http, "POST", "/api/v1/import/prometheus", false, (size_t)32 << 20,
                    col_import_handler, ctx->writer);
     col_api_register(ctx->http, &ctx->api);
-    col_http_route(ctx->http, "GET", "/api/graph", false, 0, col_graph_handler, ctx->engine);
+    ctx->graph = (col_graph_ctx_t){.engine = ctx->engine, .mesh = ctx->mesh};
+    col_http_route(ctx->http, "GET", "/api/graph", false, 0, col_graph_badged_handler, &ctx->graph);
+    col_mesh_register(ctx->http, ctx->mesh);
     col_http_route(ctx->http, "GET", "/api/v1/targets", false, 0, col_scrape_targets_handler,
                    ctx->scrape);
     col_http_route(ctx->http, "GET POST", "/federate", false, 1 << 20, col_federate_handler,
@@ -226,6 +244,44 @@ static char *config_yaml(const col_config_t *c)
                   c->data_dir);
     wf_buf_putc(&b, 0);
     return (char *)wf_buf_detach(&b, NULL);
+}
+
+/*
+ * The admin token for the control plane, found as `weft get` finds it: --control-token-file,
+ * else $WEFT_TOKEN_FILE, else weft-control/admin-token when it exists. 0 with *out (wf_free it;
+ * NULL when no token is to be sent), or -1 when a named file cannot be read (err says why).
+ */
+static int control_token(const char *flag, char **out, char *err, size_t errlen)
+{
+    const char *env = getenv("WEFT_TOKEN_FILE");
+    const char *path = flag != NULL && flag[0] ? flag : env != NULL && env[0] ? env : NULL;
+    bool named = path != NULL;
+    *out = NULL;
+    FILE *f = fopen(named ? path : "weft-control/admin-token", "re");
+    if (f == NULL) {
+        if (!named && errno == ENOENT) {
+            return 0;
+        }
+        snprintf(err, errlen, "cannot read the control plane's admin token from %s: %s",
+                 named ? path : "weft-control/admin-token", strerror(errno));
+        return -1;
+    }
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) {
+        buf[--n] = '\0';
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "the admin token file %s is empty",
+                 named ? path : "weft-control/admin-token");
+        return -1;
+    }
+    *out = wf_malloc(n + 1);
+    memcpy(*out, buf, n + 1);
+    explicit_bzero(buf, sizeof(buf));
+    return 0;
 }
 
 /* Run stop(arg) while a helper thread keeps serving the write queue: the HTTP server's
@@ -372,6 +428,30 @@ int col_main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (ctx.cfg.control != NULL && ctx.cfg.control[0] != '\0') {
+        char *token = NULL;
+        if (control_token(ctx.cfg.control_token_file, &token, err, sizeof(err)) != 0) {
+            fprintf(stderr, "weft collector: %s\n", err);
+            status = 2;
+            goto out;
+        }
+        col_mesh_options_t mo = {.url = ctx.cfg.control,
+                                 .token = token,
+                                 .cache_ms = ctx.cfg.control_cache_ms,
+                                 .timeout_ms = ctx.cfg.control_timeout_ms};
+        rc = col_mesh_new(&mo, &ctx.mesh);
+        if (token != NULL) {
+            explicit_bzero(token, strlen(token));
+            wf_free(token);
+        }
+        if (rc != 0) {
+            fprintf(stderr,
+                    "weft collector: invalid --control %s (want an http:// or https:// URL)\n",
+                    ctx.cfg.control);
+            status = 2;
+            goto out;
+        }
+    }
     ctx.config_yaml = config_yaml(&ctx.cfg);
     ctx.api.store = ctx.store;
     ctx.api.engine = ctx.engine;
@@ -449,6 +529,7 @@ out:
         stop_while_draining(ctx.writer, stop_scrape, ctx.scrape);
     }
     col_zipkin_free(ctx.zipkin);
+    col_mesh_free(ctx.mesh);
     col_ui_free(ctx.ui);
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);

@@ -1,6 +1,7 @@
 /*
- * run.mjs - the browser tests of weft's web UI: starts a real `weft collector` on a free
- * loopback port with a fresh data directory, feeds it fixture.mjs's mesh, drives Debian's
+ * run.mjs - the browser tests of weft's web UI: starts a real `weft control` set up by
+ * control.mjs, then a real `weft collector` on a free loopback port with a fresh data directory
+ * and --control pointing at it, feeds it fixture.mjs's mesh, drives Debian's
  * chromium (headless) with playwright-core through every spec in specs/ (in file-name order,
  * one browser page shared, so a spec may rely on the ones before it: the login spec runs
  * first), saves a screenshot of each step into the artifacts directory, and stops everything.
@@ -8,9 +9,10 @@
  *   WEFT_BIN=build/weft node tests/browser/run.mjs [--artifacts DIR] [spec-name-substring ...]
  *
  * A spec module exports `name` and `async run(t)`; t = {page, base, fixture, fed, artifacts,
- * tmp, weft, step(title, fn), screenshot(name), collectorArgs}. Any console error or uncaught
- * page error fails the spec it happened in. Exit 0 all passed, 1 a failure, 77 a
- * prerequisite (chromium, playwright-core, WEFT_BIN) is missing: ctest shows "skipped".
+ * tmp, weft, step(title, fn), screenshot(name), collectorArgs, control (control.mjs),
+ * controlUrl}. Any console error or uncaught page error fails the spec it happened in. Exit 0
+ * all passed, 1 a failure, 77 a prerequisite (chromium, playwright-core, WEFT_BIN) is missing:
+ * ctest shows "skipped".
  */
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 
+import * as control from './control.mjs';
 import * as fixture from './fixture.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -119,12 +122,21 @@ async function main() {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-browser-'));
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
+    /* The control plane first: the collector reads the mesh's configuration from it. */
+    const controlPort = await freePort();
+    const controlUrl = `http://127.0.0.1:${controlPort}`;
+    const controlDir = path.join(tmp, 'control');
+    const controlProc = startWeft('control', control.controlArgs(controlPort, controlDir), tmp);
     const collectorArgs = ['collector', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(tmp, 'data'),
-                           '--otlp-listen', 'off', '--zipkin-listen', 'off'];
-    const collector = startWeft('collector', collectorArgs, tmp);
+                           '--otlp-listen', 'off', '--zipkin-listen', 'off', '--control', controlUrl,
+                           '--control-token-file', path.join(controlDir, 'admin-token')];
+    let collector = null;
     let browser = null;
     let failed = 0;
     try {
+        await waitReady(`${controlUrl}/healthz`, controlProc, 20000);
+        await control.setup(weft, controlUrl, controlDir);
+        collector = startWeft('collector', collectorArgs, tmp);
         await waitReady(`${base}/-/ready`, collector, 20000);
         const fed = await fixture.feed(base);
         browser = await chromium.launch({executablePath: CHROMIUM, headless: true, args: ['--no-sandbox']});
@@ -159,7 +171,7 @@ async function main() {
             const name = spec.name || f;
             let shot = 0;
             const t = {
-                page, base, fixture, fed, artifacts, tmp, weft, collectorArgs,
+                page, base, fixture, fed, artifacts, tmp, weft, collectorArgs, control, controlUrl,
                 screenshot: async (what) => {
                     const file = path.join(artifacts, `${f.replace('.spec.mjs', '')}-${String(++shot).padStart(2, '0')}-${what}.png`);
                     await page.screenshot({path: file, fullPage: false});
