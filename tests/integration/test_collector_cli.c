@@ -45,8 +45,10 @@ static void test_dispatch(void **state)
     assert_int_equal(run_weft(out, sizeof(out), "no-such-command", NULL, NULL), 2);
     assert_non_null(strstr(out, "unknown command 'no-such-command'"));
     /* Components that do not exist yet say so and start nothing. */
-    assert_int_equal(run_weft(out, sizeof(out), "demo", "--help", NULL), 3);
+    assert_int_equal(run_weft(out, sizeof(out), "run", "--help", NULL), 3);
     assert_non_null(strstr(out, "not built yet"));
+    assert_int_equal(run_weft(out, sizeof(out), "demo", "--help", NULL), 0);
+    assert_non_null(strstr(out, "--gateway-port"));
 }
 
 static void test_collector_flags(void **state)

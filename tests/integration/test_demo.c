@@ -5,8 +5,9 @@
  * and every hop between proxies is mutual TLS; a trace runs gateway -> productpage -> reviews
  * -> ratings with each span's parent in the trace; `weft apply` of the reviews-v3 route moves
  * every reviews request to v3; the ratings abort fault shows as 500s with the FI flag on the
- * reviews -> ratings edge; the whole demo stays under 1 GiB of memory; SIGTERM stops it and no
- * process it started is left.
+ * reviews -> ratings edge, and the graph carries the VirtualService and fault badges the
+ * collector reads from the control plane; the whole demo stays under 1 GiB of memory; SIGTERM stops
+ * it and no process it started is left.
  */
 #include "wf_alloc.h"
 #include "wf_buf.h"
@@ -434,6 +435,31 @@ static void test_demo_end_to_end(void **state)
         }
     }
     assert_true(faulted);
+    /* The collector reads the configuration from the control plane: the graph's badges. */
+    bool badges = false;
+    for (int tries = 0; tries < 40 && !badges; tries++) {
+        json_t *gr = get_json("/api/graph?namespaces=default&graphType=app&duration=30s");
+        bool reviews_vs = false, ratings_fi = false;
+        size_t k;
+        json_t *node;
+        json_array_foreach(json_object_get(json_object_get(gr, "elements"), "nodes"), k, node)
+        {
+            json_t *nd = json_object_get(node, "data");
+            const char *app = json_string_value(json_object_get(nd, "app"));
+            if (app != NULL && strcmp(app, "reviews") == 0) {
+                reviews_vs = reviews_vs || json_object_get(nd, "hasVS") != NULL;
+            }
+            if (app != NULL && strcmp(app, "ratings") == 0) {
+                ratings_fi = ratings_fi || json_is_true(json_object_get(nd, "hasFaultInjection"));
+            }
+        }
+        json_decref(gr);
+        badges = reviews_vs && ratings_fi;
+        if (!badges) {
+            usleep(500 * 1000);
+        }
+    }
+    assert_true(badges);
 
     /* 7. Within its memory budget. */
     int nprocs = 0;
