@@ -15,6 +15,7 @@
 #ifdef HAVE_WEFT_DEMO
 #include "demo_app.h"
 #include "demo_main.h"
+#include "demo_run.h"
 #endif
 #ifdef HAVE_WEFT_CONTROLPLANE
 #include "cp_cli.h"
@@ -61,9 +62,9 @@ static const cli_command_t commands[] = {
     {"analyze", CP_CLI, "6", "print configuration validation messages"},
     {"proxy-status", CP_CLI, "6", "show each proxy's config sync state"},
     {"ca", CP_CLI, "7", "the mesh CA: roots and trust bundle (status), root rotation (rotate)"},
-    {"run", NULL, "9", "run a local program inside the mesh with a sidecar"},
 #ifdef HAVE_WEFT_DEMO
     {"demo", demo_main, "9", "a bookinfo-style mesh with traffic, on this machine"},
+    {"run", demo_run_main, "9", "run a local program inside the mesh with a sidecar"},
     {"demo-app", demo_app_main, "9",
      "one service of the demo application (productpage, details, reviews, ratings)"},
 #endif

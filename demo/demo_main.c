@@ -23,6 +23,8 @@
  */
 #include "demo_main.h"
 
+#include "demo_proc.h"
+
 #include "wf_alloc.h"
 #include "wf_buf.h"
 #include "wf_clock.h"
@@ -30,12 +32,9 @@
 #include "wf_flags.h"
 #include "wf_log.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -44,8 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -150,41 +147,6 @@ static void sleep_ms(int64_t ms)
     }
 }
 
-/* --- ports -------------------------------------------------------------------------------- */
-
-/* Whether ip:port can be bound now (nothing listens there). */
-static bool port_free(const char *ip, int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return false;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    bool ok =
-        inet_pton(AF_INET, ip, &a.sin_addr) == 1 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* A port of 127.0.0.1 the kernel says is free now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
 /* --- children ----------------------------------------------------------------------------- */
 
 /* Add a child: name, then the weft arguments (NULL-terminated). */
@@ -212,67 +174,19 @@ static child_t *child_add(demo_t *d, const char *name, ...)
 
 static int child_start(demo_t *d, child_t *c)
 {
-    int log = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) {
-        fprintf(stderr, "weft demo: cannot open %s: %s\n", c->log, strerror(errno));
-        return -1;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(log);
-        fprintf(stderr, "weft demo: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) {
-            _exit(1);
-        }
-        dup2(log, STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-        }
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
-        unsetenv("http_proxy");
-        unsetenv("HTTP_PROXY");
-        if (c->http_proxy[0] != '\0') {
-            setenv("http_proxy", c->http_proxy, 1);
-            setenv("no_proxy", "", 1);
-        }
-        execv(c->argv[0], c->argv);
-        dprintf(STDERR_FILENO, "weft demo: exec %s: %s\n", c->argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(log);
-    c->pid = pid;
-    c->started_ms = (wf_mono_ns() / 1000000);
-    return 0;
+    demo_spawn_t sp = {.argv = c->argv,
+                       .log = c->log,
+                       .http_proxy = c->http_proxy[0] != '\0' ? c->http_proxy : NULL,
+                       .own_group = true};
+    (void)d;
+    c->pid = demo_spawn("weft demo", &sp);
+    c->started_ms = wf_mono_ns() / 1000000;
+    return c->pid > 0 ? 0 : -1;
 }
 
-/* SIGTERM, up to timeout_ms for it to exit, then SIGKILL. */
 static void child_stop(child_t *c, int64_t timeout_ms)
 {
-    if (c->pid <= 0) {
-        return;
-    }
-    kill(c->pid, SIGTERM);
-    int64_t until = (wf_mono_ns() / 1000000) + timeout_ms;
-    int st;
-    while (waitpid(c->pid, &st, WNOHANG) == 0) {
-        if ((wf_mono_ns() / 1000000) > until) {
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &st, 0);
-            break;
-        }
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
+    demo_stop(c->pid, timeout_ms);
     c->pid = 0;
 }
 
@@ -321,32 +235,6 @@ static int supervise(demo_t *d)
 
 /* --- HTTP checks (libcurl) ---------------------------------------------------------------- */
 
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * n;
-}
-
-/* GET url: the status, or 0 when nothing answered. cookie may be NULL. */
-static long http_get(CURL *c, const char *url, const char *cookie, long timeout_ms)
-{
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    if (cookie != NULL) {
-        curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
-    }
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    return status;
-}
-
 /* Wait until url answers 200 (up to timeout_ms), supervising meanwhile. */
 static int wait_ok(demo_t *d, const char *what, const char *url, int64_t timeout_ms)
 {
@@ -354,7 +242,7 @@ static int wait_ok(demo_t *d, const char *what, const char *url, int64_t timeout
     int64_t until = (wf_mono_ns() / 1000000) + timeout_ms;
     int rc = -1;
     while (!stop_requested && (wf_mono_ns() / 1000000) < until) {
-        if (http_get(c, url, NULL, 2000) == 200) {
+        if (demo_http_get(c, url, NULL, 2000) == 200) {
             rc = 0;
             break;
         }
@@ -386,7 +274,7 @@ static void *load_main(void *arg)
         /* jason's share spread evenly over the requests: every k-th of each hundred */
         bool jason = (seq * (uint64_t)d->cfg.jason_percent) % 100 < (uint64_t)d->cfg.jason_percent;
         seq++;
-        long st = http_get(c, url, jason ? "session=jason" : NULL, 15000);
+        long st = demo_http_get(c, url, jason ? "session=jason" : NULL, 15000);
         atomic_fetch_add(&d->sent, 1);
         atomic_fetch_add(st >= 200 && st < 400 ? &d->ok : &d->failed, 1);
         next += period_ms;
@@ -501,7 +389,7 @@ static int start_mesh(demo_t *d)
         const char *svc = workloads[i].service, *ver = workloads[i].version;
         char ip[32], name[48], app_listen[32], in[48], out[48], admin[48], port[16], sa[48];
         snprintf(ip, sizeof(ip), "%s.%d", cfg->subnet, workloads[i].octet);
-        int app_port = free_port();
+        int app_port = demo_free_port();
         snprintf(app_listen, sizeof(app_listen), "127.0.0.1:%d", app_port);
         snprintf(port, sizeof(port), "%d", app_port);
         snprintf(in, sizeof(in), "%s:%d", ip, SERVICE_PORT);
@@ -603,7 +491,7 @@ static int check_config(demo_t *d)
         return 2;
     }
     for (int i = 0; i < 3; i++) {
-        if (!port_free("127.0.0.1", (int)ports[i])) {
+        if (!demo_port_free("127.0.0.1", (int)ports[i])) {
             fprintf(stderr,
                     "weft demo: 127.0.0.1:%lld is in use (another weft demo, or a server on "
                     "that port): stop it, or choose another port with %s\n",
@@ -613,7 +501,7 @@ static int check_config(demo_t *d)
     }
     char ip[32];
     snprintf(ip, sizeof(ip), "%s.1", c->subnet);
-    if (!port_free(ip, SERVICE_PORT)) {
+    if (!demo_port_free(ip, SERVICE_PORT)) {
         fprintf(stderr,
                 "weft demo: %s:%d is in use (another weft demo?): stop it, or give this one other "
                 "addresses with --subnet 127.0.11\n",
