@@ -22,6 +22,7 @@
 #include "col_remote_write.h"
 #include "col_scrape.h"
 #include "col_selfmon.h"
+#include "col_ui.h"
 #include "pql.h"
 #include "col_writer.h"
 #include "col_zipkin.h"
@@ -74,6 +75,7 @@ typedef struct {
     int64_t session_idle_ms;
     int64_t session_lifetime_ms;
     int64_t max_sessions;
+    char *ui_dir;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -143,6 +145,9 @@ static const wf_flag_t col_flags[] = {
      "a login session ends this long after login, used or not"},
     {"max-sessions", WF_FLAG_INT, "10000", offsetof(col_config_t, max_sessions),
      "login sessions kept at once; beyond it the oldest ends"},
+    {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
+     "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
+     "of the copy built into the binary: for working on the UI"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -157,6 +162,7 @@ typedef struct {
     col_auth_t *auth;
     col_api_t api;
     col_selfmon_t selfmon;
+    col_ui_t *ui;
     char *config_yaml;
     int64_t started_ms;
 } col_ctx_t;
@@ -303,6 +309,9 @@ static void add_routes(col_ctx_t *ctx)
     col_jaeger_v3_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
     col_auth_register(ctx->auth, ctx->http);
+    /* The web UI takes every GET path no route above has (the longest route wins); what it
+     * does not have is the same 404 as before. */
+    col_http_route(ctx->http, "GET", "/", true, 0, col_ui_handler, ctx->ui);
 }
 
 /* What /api/v1/status/config shows: the configuration in Prometheus's YAML shape, so that
@@ -379,6 +388,12 @@ int col_main(int argc, char **argv)
         return 2;
     }
     wf_log_level_t level;
+    rc = col_ui_new(ctx.cfg.ui_dir, &ctx.ui);
+    if (rc != 0) {
+        fprintf(stderr, "weft collector: --ui-dir %s: %s\n", ctx.cfg.ui_dir, wf_strerror(rc));
+        status = 2;
+        goto out;
+    }
     st_options_t opt;
     st_options_default(&opt);
     if (wf_log_parse_level(ctx.cfg.log_level, &level) != 0) {
@@ -540,6 +555,7 @@ out:
     }
     col_zipkin_free(ctx.zipkin);
     col_auth_free(ctx.auth);
+    col_ui_free(ctx.ui);
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);
     st_store_close(ctx.store);
