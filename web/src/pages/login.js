@@ -57,7 +57,8 @@ export function mount(el, route) {
             info = await apiPost('/api/login', {username: user.value, password: password.value});
         } catch (e) {
             setPending(false);
-            error.textContent = e.message || String(e);
+            const msg = e.message || String(e);
+            error.textContent = msg.charAt(0).toUpperCase() + msg.slice(1);
             password.value = '';
             password.focus();
             return;
