@@ -35,6 +35,7 @@
 #include "wf_flags.h"
 #include "wf_log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -208,18 +209,29 @@ static void extra_metrics(void *arg, wf_buf_t *out)
     col_auth_write_metrics(ctx->auth, out);
 }
 
-/* Is the host of "host:port" a loopback address (127.0.0.0/8, ::1, localhost)? */
-static bool loopback_addr(const char *addr)
+/* Is "host:port" an address other hosts may reach: an IP literal outside 127.0.0.0/8 and ::1?
+ * A host that is no IP literal is left to col_http_listen, which refuses it with its own
+ * message. */
+static bool reachable_addr(const char *addr)
 {
     const char *colon = strrchr(addr, ':');
     size_t hl = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
-    if (hl == 9 && strncmp(addr, "localhost", 9) == 0) {
-        return true;
+    char host[64];
+    if (hl >= sizeof(host)) {
+        return false;
     }
-    if ((hl == 3 && strncmp(addr, "::1", 3) == 0) || (hl == 5 && strncmp(addr, "[::1]", 5) == 0)) {
-        return true;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) != 127;
     }
-    return hl > 4 && strncmp(addr, "127.", 4) == 0;
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        memmove(host, host + 1, hl - 1);
+    }
+    return inet_pton(AF_INET6, host, &a6) == 1 && !IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* Decide how requests are authenticated: the users file, or anonymous on loopback or by
@@ -236,8 +248,7 @@ static int setup_auth(col_ctx_t *ctx)
     if (c->users == NULL && !c->anonymous) {
         const char *addrs[3] = {c->listen, c->otlp_listen, c->zipkin_listen};
         for (size_t i = 0; i < 3; i++) {
-            if (addrs[i] == NULL || *addrs[i] == '\0' || strcmp(addrs[i], "off") == 0 ||
-                loopback_addr(addrs[i])) {
+            if (addrs[i] == NULL || !reachable_addr(addrs[i])) {
                 continue;
             }
             fprintf(stderr,
