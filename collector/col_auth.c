@@ -493,10 +493,9 @@ int col_auth_cookie_session(const char *h, uint8_t id[32])
 /* Requests that need no credentials, by the route they matched. */
 static bool is_public(const col_auth_t *a, const char *method, const char *route)
 {
-    static const char *const open_routes[] = {
-        "/-/healthy", "/-/ready", "/api/auth/info", "/api/login",
-        /* the UI's static files: index.html at /, its bundled assets under the same route */
-        "/", "/favicon.svg", "/favicon.ico", NULL};
+    /* "/" is the UI's route (col_ui): index.html and every bundled file, by prefix. */
+    static const char *const open_routes[] = {"/-/healthy", "/-/ready", "/api/auth/info",
+                                              "/api/login", "/",        NULL};
     static const char *const ingest_routes[] = {"/api/v1/write", "/v1/metrics", "/v1/traces",
                                                 "/api/v1/import/prometheus", NULL};
     for (size_t i = 0; open_routes[i] != NULL; i++) {
