@@ -113,7 +113,8 @@ static void not_found(col_resp_t *resp, const char *path)
 /*
  * The file name a request path asks for ("/" is index.html): 0 and *name (pointing into
  * path), WF_E_INVAL for a path that tries to leave the directory or carries bytes no name has
- * (answer 400; a '%' left in a decoded path is an encoded NUL, which col_http keeps encoded),
+ * (answer 400; a '%' left in a decoded path is most likely a NUL, which col_http keeps
+ * encoded, and no bundled name has one),
  * WF_E_NOTFOUND for a path that cannot name one of our files (404).
  */
 static int path_to_name(const char *path, const char **name)
