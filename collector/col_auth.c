@@ -87,6 +87,7 @@ struct col_auth {
     limit_ent_t *limits; /* LIMITER_SIZE */
     atomic_ulong logins[LOGIN_RESULTS];
     atomic_ulong rejected[REJ_REASONS];
+    atomic_ulong basic_cache[2]; /* misses, hits */
 };
 
 static int64_t now_ms(void)
@@ -563,6 +564,7 @@ static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_re
         }
     }
     pthread_mutex_unlock(&a->mu);
+    atomic_fetch_add(&a->basic_cache[hit], 1);
     if (hit) {
         return true;
     }
@@ -806,6 +808,13 @@ void col_auth_write_metrics(col_auth_t *a, wf_buf_t *out)
         wf_buf_printf(out, "weft_collector_auth_rejected_total{reason=\"%s\"} %lu\n", reasons[i],
                       atomic_load(&a->rejected[i]));
     }
+    wf_buf_printf(out,
+                  "# HELP weft_collector_auth_basic_cache_total Basic credentials checked, by "
+                  "whether a recent successful check answered (hit) or a hash was computed "
+                  "(miss).\n# TYPE weft_collector_auth_basic_cache_total counter\n"
+                  "weft_collector_auth_basic_cache_total{result=\"hit\"} %lu\n"
+                  "weft_collector_auth_basic_cache_total{result=\"miss\"} %lu\n",
+                  atomic_load(&a->basic_cache[1]), atomic_load(&a->basic_cache[0]));
     pthread_mutex_lock(&a->mu);
     size_t n = a->nsess;
     pthread_mutex_unlock(&a->mu);

@@ -142,7 +142,8 @@ static int get_status(int port, const char *path, const char *hdr)
     return st;
 }
 
-static collector_t start(const char *label, const char *extra1, const char *extra2)
+static collector_t start(const char *label, const char *extra1, const char *extra2,
+                         const char *extra3)
 {
     collector_t c;
     c.port = wt_free_port();
@@ -159,6 +160,9 @@ static collector_t start(const char *label, const char *extra1, const char *extr
     }
     if (extra2 != NULL) {
         argv[n++] = (char *)extra2;
+    }
+    if (extra3 != NULL) {
+        argv[n++] = (char *)extra3;
     }
     argv[n] = NULL;
     c.pid = wt_spawn(argv, log);
@@ -180,7 +184,7 @@ static int setup(void **state)
         wt_sh(dir, "printf 'bobs password\\n' | '%s' users add --password-stdin --cost 4 '%s' bob",
               wt_weft_bin(), users);
     assert_int_equal(rc, 0);
-    main_col = start("main", NULL, NULL);
+    main_col = start("main", NULL, NULL, NULL);
     return 0;
 }
 
@@ -458,10 +462,11 @@ static void test_hostile(void **state)
     assert_int_equal(get_status(port, "/api/v1/labels", "Authorization: Basic " B_BOB "\r\n"), 200);
 }
 
-/* A second collector: the limiter, idle sessions and --auth-ingest. */
+/* A second collector: the limiter, the Basic cache, the session table's bound, idle sessions
+ * and --auth-ingest. */
 static void test_limits(void **state)
 {
-    collector_t c = start("limits", "--session-idle=1s", "--auth-ingest");
+    collector_t c = start("limits", "--session-idle=2s", "--auth-ingest", "--max-sessions=2");
     resp_t r;
     char cookie[128], csrf[128], v[64], h[256];
     for (int i = 0; i < 5; i++) {
@@ -491,6 +496,11 @@ static void test_limits(void **state)
     resp_free(&r);
     snprintf(h, sizeof(h), "Cookie: %s\r\n", cookie);
     assert_int_equal(get_status(c.port, "/api/v1/labels", h), 200);
+    /* The second Basic check of the same header is answered by the cache. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(get_status(c.port, "/api/v1/labels", "Authorization: Basic " B_BOB "\r\n"),
+                         200);
+    }
 
     assert_int_equal(
         req(c.port, "GET", "/metrics", "Authorization: Bearer weft_test_token\r\n", NULL, &r), 200);
@@ -500,7 +510,22 @@ static void test_limits(void **state)
     assert_non_null(
         strstr(r.body, "weft_collector_auth_rejected_total{reason=\"rate_limited\"} 1\n"));
     assert_non_null(strstr(r.body, "weft_collector_sessions 1\n"));
+    assert_non_null(strstr(r.body, "weft_collector_auth_basic_cache_total{result=\"hit\"} 1\n"));
+    /* bob's first Basic check, and alice's refused before any hash (locked out) */
+    assert_non_null(strstr(r.body, "weft_collector_auth_basic_cache_total{result=\"miss\"} 2\n"));
     resp_free(&r);
+
+    /* --max-sessions=2: a third login ends the oldest session. */
+    char cookie2[128], h2[256];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(login(c.port, "bob", "bobs password", NULL, cookie2, sizeof(cookie2), csrf,
+                               sizeof(csrf), &r),
+                         200);
+        resp_free(&r);
+    }
+    assert_int_equal(get_status(c.port, "/api/v1/labels", h), 401);
+    snprintf(h2, sizeof(h2), "Cookie: %s\r\n", cookie2);
+    assert_int_equal(get_status(c.port, "/api/v1/labels", h2), 200);
 
     /* --auth-ingest: ingest needs credentials too. */
     assert_int_equal(req(c.port, "POST", "/api/v1/import/prometheus", NULL, "up 1\n", &r), 401);
@@ -510,9 +535,9 @@ static void test_limits(void **state)
                      204);
     resp_free(&r);
 
-    /* An idle session ends (--session-idle=1s). */
-    usleep(1500 * 1000);
-    assert_int_equal(req(c.port, "GET", "/api/v1/labels", h, NULL, &r), 401);
+    /* An idle session ends (--session-idle=2s). */
+    usleep(3000 * 1000);
+    assert_int_equal(req(c.port, "GET", "/api/v1/labels", h2, NULL, &r), 401);
     assert_non_null(strstr(r.body, "session expired or unknown"));
     resp_free(&r);
     assert_int_equal(wt_stop(c.pid, 10000), 0);
