@@ -50,8 +50,9 @@ int col_auth_new(const col_auth_options_t *o, col_users_t *users, col_auth_t **o
 void col_auth_free(col_auth_t *a);
 /* Route /api/auth/info, /api/login and /api/logout on h, and install the hook (with users). */
 void col_auth_register(col_auth_t *a, col_http_t *h);
-/* Append weft_collector_logins_total, weft_collector_auth_rejected_total and
- * weft_collector_sessions in the Prometheus text format. */
+/* Append weft_collector_logins_total, weft_collector_auth_rejected_total,
+ * weft_collector_auth_basic_cache_total and weft_collector_sessions in the Prometheus text
+ * format. */
 void col_auth_write_metrics(col_auth_t *a, wf_buf_t *out);
 
 /* ---- header parsers (exposed for tests and fuzzing) ---- */
