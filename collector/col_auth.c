@@ -329,7 +329,10 @@ static int64_t limit_wait(col_auth_t *a, const uint64_t key[2], int64_t now)
 static void limit_fail(col_auth_t *a, const uint64_t key[2], unsigned limit, int64_t now)
 {
     limit_ent_t *e = limit_find(a, key, true, now);
-    if (now - e->last_ms >= LOCKOUT_FORGET_MS) {
+    /* The history of lockouts is forgotten an hour after the last failure or the end of the
+     * last lockout, whichever is later: a lockout longer than the hour still counts. */
+    int64_t quiet_since = e->blocked_until_ms > e->last_ms ? e->blocked_until_ms : e->last_ms;
+    if (now - quiet_since >= LOCKOUT_FORGET_MS) {
         e->lockouts = 0;
     }
     if (now - e->window_ms >= LIMIT_WINDOW_MS) {
@@ -354,16 +357,13 @@ static void limit_forget(col_auth_t *a, const uint64_t key[2], int64_t now)
     }
 }
 
-/* Check a name and password with the limiter: the user name on success; NULL and, when the
- * client or the name is locked out, *wait_ms > 0 (no hash computed then). */
-static const char *check_limited(col_auth_t *a, const char *addr, const char *user, size_t user_len,
-                                 const char *pw, size_t pw_len, int64_t *wait_ms)
+const char *col__auth_check(col_auth_t *a, const char *addr, const char *user, size_t user_len,
+                            const char *pw, size_t pw_len, int64_t now, int64_t *wait_ms)
 {
     uint64_t ka[2];
     uint64_t ku[2];
     limit_key("a:", addr, strlen(addr), ka);
     limit_key("u:", user, user_len, ku);
-    int64_t now = now_ms();
     pthread_mutex_lock(&a->mu);
     int64_t wa = limit_wait(a, ka, now);
     int64_t wu = limit_wait(a, ku, now);
@@ -373,7 +373,6 @@ static const char *check_limited(col_auth_t *a, const char *addr, const char *us
         return NULL;
     }
     const char *who = col_users_check_password(a->users, user, user_len, pw, pw_len);
-    now = now_ms();
     pthread_mutex_lock(&a->mu);
     if (who != NULL) {
         limit_forget(a, ku, now);
@@ -571,8 +570,8 @@ static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_re
     char addr[64];
     col_req_client_addr(req, addr, sizeof(addr));
     int64_t wait_ms = 0;
-    const char *who =
-        check_limited(a, addr, c->user, c->user_len, c->password, c->password_len, &wait_ms);
+    const char *who = col__auth_check(a, addr, c->user, c->user_len, c->password, c->password_len,
+                                      now_ms(), &wait_ms);
     if (wait_ms > 0) {
         atomic_fetch_add(&a->rejected[REJ_LIMITED], 1);
         col_resp_api_error(resp, 429, "rate_limited", "too many failed logins: retry in %lld s",
@@ -720,8 +719,8 @@ static void h_login(void *arg, col_req_t *req, col_resp_t *resp)
     const char *user = json_string_value(ju);
     size_t ul = json_string_length(ju);
     int64_t wait_ms = 0;
-    const char *who =
-        check_limited(a, addr, user, ul, json_string_value(jp), json_string_length(jp), &wait_ms);
+    const char *who = col__auth_check(a, addr, user, ul, json_string_value(jp),
+                                      json_string_length(jp), now_ms(), &wait_ms);
     json_decref(doc);
     if (wait_ms > 0) {
         atomic_fetch_add(&a->logins[LOGIN_LIMITED], 1);

@@ -17,7 +17,8 @@
  *
  * Failed password checks (login or Basic) are limited per client address (20 a minute) and per
  * user name (5 a minute); past the limit the key is locked out for 1 minute, doubling with each
- * further lockout within the hour (at most 64 minutes).
+ * further lockout (at most 64 minutes) until an hour passes without failures after the last
+ * lockout ends.
  *
  * Without a users file the collector is anonymous: the hook is not installed and
  * /api/auth/info says {"strategy":"anonymous"}.
@@ -80,5 +81,14 @@ int col_auth_parse_authorization(const char *value, col_cred_t *out);
 /* The weft_session cookie of a Cookie header: 0 and its 32 bytes in id, or WF_E_NOTFOUND (no
  * such cookie, or not 64 hex digits). */
 int col_auth_cookie_session(const char *cookie_header, uint8_t id[32]);
+
+/*
+ * Internal to the collector (and its tests): check a name and password as /api/login and Basic
+ * do, through the failed-login limiter, at time now (milliseconds of a monotonic clock). The
+ * user name on success; NULL and, when the client address or the name is locked out,
+ * *wait_ms > 0 (no hash is computed then).
+ */
+const char *col__auth_check(col_auth_t *a, const char *addr, const char *user, size_t user_len,
+                            const char *pw, size_t pw_len, int64_t now, int64_t *wait_ms);
 
 #endif
