@@ -1,7 +1,8 @@
 /*
  * 99-logout.spec.mjs - logging out ends the session on the server, not only in the page: the
  * UI goes back to the login page and the API answers 401 to the browser's cookie jar, and to
- * the old cookie sent by hand. Runs last.
+ * the old cookie sent by hand; a link followed while logged out leads through the login page
+ * to where it pointed. Runs last.
  */
 import assert from 'node:assert/strict';
 
@@ -36,5 +37,20 @@ export async function run(t) {
         assert.equal(again.headers()['www-authenticate'], undefined);
         const info = await (await page.request.get(`${base}/api/auth/info`)).json();
         assert.deepEqual(info, {strategy: 'login', user: null, csrfToken: null});
+    });
+    await t.step('a link followed while logged out survives the login', async () => {
+        await page.goto(`${base}/#/graph?namespaces=bookinfo`);
+        await page.waitForFunction(() => document.body.dataset.page === 'login');
+        const next = new URL(page.url()).hash;
+        assert.equal(next, `#/login?next=${encodeURIComponent('#/graph?namespaces=bookinfo')}`);
+        await page.fill('[data-testid=login-user]', credentials.user);
+        await page.fill('[data-testid=login-password]', credentials.password);
+        await page.click('[data-testid=login-submit]');
+        await page.waitForFunction(() => document.body.dataset.page === 'graph');
+        assert.match(new URL(page.url()).hash, /^#\/graph\?(.*&)?namespaces=bookinfo(&|$)/);
+        assert.equal(await page.textContent('[data-testid=session-user]'), credentials.user);
+        await page.click('[data-testid=logout]');
+        await page.waitForFunction(() => document.body.dataset.page === 'login');
+        assert.equal((await page.request.get(`${base}/api/v1/labels`)).status(), 401);
     });
 }
