@@ -642,28 +642,26 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     return send_resp(conn, &resp);
 }
 
-/* Ask the authentication hook about a request whose headers are in; false when it refused it
- * (its answer is queued). */
+/* Ask the authentication hook about a request whose headers are in: true to serve it; false
+ * when it refused it, with its answer in *resp (counted in the route's figures) to send. */
 static bool run_auth(col_http_t *h, struct MHD_Connection *conn, const route_t *route,
-                     const char *url, const char *method)
+                     const char *url, const char *method, col_resp_t *resp)
 {
     col_req_t req;
     memset(&req, 0, sizeof(req));
     req.method = method;
     req.path = url;
     req.conn_ = conn;
-    col_resp_t resp;
-    memset(&resp, 0, sizeof(resp));
-    resp.status = 200;
-    resp.content_type = "application/json";
-    resp.retry_after_s = h->opt.retry_after_s;
-    if (h->auth_cb(h->auth_arg, route->path, &req, &resp)) {
-        resp_free(&resp);
+    memset(resp, 0, sizeof(*resp));
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->retry_after_s = h->opt.retry_after_s;
+    if (h->auth_cb(h->auth_arg, route->path, &req, resp)) {
+        resp_free(resp);
         return true;
     }
-    unsigned cls = resp.status / 100;
+    unsigned cls = resp->status / 100;
     atomic_fetch_add(&((route_t *)route)->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
-    send_resp(conn, &resp);
     return false;
 }
 
@@ -688,8 +686,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                "method %s not allowed for %s", method, url);
             return send_resp(conn, &resp);
         }
-        if (h->auth_cb != NULL && !run_auth(h, conn, route, url, method)) {
-            return MHD_YES; /* answered */
+        col_resp_t refused;
+        if (h->auth_cb != NULL && !run_auth(h, conn, route, url, method, &refused)) {
+            return send_resp(conn, &refused);
         }
         /* A declared body above the limit is read and dropped, then answered 413, so that
          * the client (still sending) reads the answer instead of a reset connection; one
