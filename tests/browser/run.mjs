@@ -87,6 +87,7 @@ function addUser(file, {user, password}) {
         const child = spawn(weft, ['users', 'add', '--password-stdin', file, user], {stdio: ['pipe', 'ignore', 'pipe']});
         let err = '';
         child.stderr.on('data', (d) => { err += d; });
+        child.stdin.on('error', () => {}); /* a child that exits without reading: its exit code says why */
         child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`weft users add: exit ${code}: ${err}`))));
         child.stdin.end(`${password}\n`);
     });
@@ -135,7 +136,13 @@ async function main() {
     const base = `http://127.0.0.1:${port}`;
     const credentials = {user: 'admin', password: crypto.randomBytes(15).toString('base64url')};
     const usersFile = path.join(tmp, 'users');
-    await addUser(usersFile, credentials);
+    try {
+        await addUser(usersFile, credentials);
+    } catch (e) {
+        console.log(`FAIL setup: ${e.message}`);
+        fs.rmSync(tmp, {recursive: true, force: true});
+        return 1;
+    }
     const collectorArgs = ['collector', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(tmp, 'data'),
                            '--otlp-listen', 'off', '--zipkin-listen', 'off', '--users', usersFile];
     const collector = startWeft('collector', collectorArgs, tmp);
