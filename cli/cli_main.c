@@ -7,6 +7,7 @@
 #include <string.h>
 
 #ifdef HAVE_WEFT_COLLECTOR
+#include "cli_users.h"
 #include "col_main.h"
 #endif
 #ifdef HAVE_WEFT_PROXY
@@ -43,6 +44,9 @@ static const cli_command_t commands[] = {
     {"collector", col_main, "3", "telemetry backend: store, Prometheus and trace APIs, web UI"},
 #else
     {"collector", NULL, "3", "telemetry backend: store, Prometheus and trace APIs, web UI"},
+#endif
+#ifdef HAVE_WEFT_COLLECTOR
+    {"users", cli_users_main, "8", "the collector's users file: add, remove, token"},
 #endif
 #ifdef HAVE_WEFT_CONTROLPLANE
     {"control", cp_main, "6", "control plane: Istio config API, registry, CA, config push"},

@@ -73,6 +73,8 @@ struct col_http {
     size_t ndaemons;
     atomic_size_t body_bytes; /* reserved by request states; never above opt.max_body_bytes */
     atomic_ulong shed_memory;
+    col_auth_hook_cb auth_cb; /* NULL: every request reaches its handler */
+    void *auth_arg;
 };
 
 /* Per-request state between the access handler's calls. */
@@ -640,6 +642,29 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     return send_resp(conn, &resp);
 }
 
+/* Ask the authentication hook about a request whose headers are in: true to serve it; false
+ * when it refused it, with its answer in *resp (counted in the route's figures) to send. */
+static bool run_auth(col_http_t *h, struct MHD_Connection *conn, const route_t *route,
+                     const char *url, const char *method, col_resp_t *resp)
+{
+    col_req_t req;
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.path = url;
+    req.conn_ = conn;
+    memset(resp, 0, sizeof(*resp));
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->retry_after_s = h->opt.retry_after_s;
+    if (h->auth_cb(h->auth_arg, route->path, &req, resp)) {
+        resp_free(resp);
+        return true;
+    }
+    unsigned cls = resp->status / 100;
+    atomic_fetch_add(&((route_t *)route)->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
@@ -660,6 +685,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             col_resp_api_error(&resp, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_data",
                                "method %s not allowed for %s", method, url);
             return send_resp(conn, &resp);
+        }
+        col_resp_t refused;
+        if (h->auth_cb != NULL && !run_auth(h, conn, route, url, method, &refused)) {
+            return send_resp(conn, &refused);
         }
         /* A declared body above the limit is read and dropped, then answered 413, so that
          * the client (still sending) reads the answer instead of a reset connection; one
@@ -804,6 +833,28 @@ int col_http_listen(col_http_t *h, const char *addr_s)
     }
     h->daemons[h->ndaemons++] = d;
     return 0;
+}
+
+void col_http_set_auth(col_http_t *h, col_auth_hook_cb cb, void *arg)
+{
+    h->auth_cb = cb;
+    h->auth_arg = arg;
+}
+
+void col_req_client_addr(const col_req_t *r, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        (struct MHD_Connection *)r->conn_, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL) {
+        return;
+    }
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len);
+    }
 }
 
 void col_http_write_metrics(col_http_t *h, wf_buf_t *out)

@@ -115,6 +115,19 @@ int col_http_new(const col_http_options_t *o, col_http_t **out);
 int col_http_route(col_http_t *h, const char *methods, const char *path, bool prefix,
                    size_t max_body, col_handler_cb cb, void *arg);
 
+/*
+ * The authentication hook: when set, cb runs once a request's headers are in and its route and
+ * method are known, before its body is read or its handler runs. route_path is the matched
+ * route's registered path; req carries method, path and headers (no parameters, no body, no
+ * arena). cb returns true to let the request through, or false after filling resp with the
+ * answer (401, 403, 429, ...). Set before col_http_listen; cb runs on many threads at once.
+ */
+typedef bool (*col_auth_hook_cb)(void *arg, const char *route_path, col_req_t *req,
+                                 col_resp_t *resp);
+void col_http_set_auth(col_http_t *h, col_auth_hook_cb cb, void *arg);
+/* The client's address as text ("127.0.0.1", "::1") into buf; "" when unknown. */
+void col_req_client_addr(const col_req_t *r, char *buf, size_t len);
+
 /* Start serving on "ipv4:port" (may be called more than once for several ports). errno-style
  * negative code on failure. */
 int col_http_listen(col_http_t *h, const char *addr);

@@ -10,6 +10,7 @@
 #include "col_main.h"
 
 #include "col_api.h"
+#include "col_auth.h"
 #include "col_federate.h"
 #include "col_graph.h"
 #include "col_http.h"
@@ -35,6 +36,7 @@
 #include "wf_flags.h"
 #include "wf_log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -73,6 +75,12 @@ typedef struct {
     char *control_token_file;
     int64_t control_cache_ms;
     int64_t control_timeout_ms;
+    char *users;
+    bool anonymous;
+    bool auth_ingest;
+    int64_t session_idle_ms;
+    int64_t session_lifetime_ms;
+    int64_t max_sessions;
     char *ui_dir;
 } col_config_t;
 
@@ -139,6 +147,19 @@ static const wf_flag_t col_flags[] = {
      "how long one read of the control plane is reused by every request"},
     {"control-timeout", WF_FLAG_DURATION, "3s", offsetof(col_config_t, control_timeout_ms),
      "how long one read of the control plane (all its requests) may take"},
+    {"users", WF_FLAG_STR, NULL, offsetof(col_config_t, users),
+     "users file (htpasswd-style name:hash lines, see `weft users`): every request but health, "
+     "UI files, login and ingest then needs a session, Basic or Bearer credentials"},
+    {"anonymous", WF_FLAG_BOOL, "false", offsetof(col_config_t, anonymous),
+     "serve without authentication on a non-loopback address (without --users)"},
+    {"auth-ingest", WF_FLAG_BOOL, "false", offsetof(col_config_t, auth_ingest),
+     "with --users, ingest endpoints (remote_write, OTLP, Zipkin, import) need credentials too"},
+    {"session-idle", WF_FLAG_DURATION, "1h", offsetof(col_config_t, session_idle_ms),
+     "a login session unused this long ends"},
+    {"session-lifetime", WF_FLAG_DURATION, "24h", offsetof(col_config_t, session_lifetime_ms),
+     "a login session ends this long after login, used or not"},
+    {"max-sessions", WF_FLAG_INT, "10000", offsetof(col_config_t, max_sessions),
+     "login sessions kept at once; beyond it the oldest ends"},
     {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
      "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
      "of the copy built into the binary: for working on the UI"},
@@ -155,6 +176,7 @@ typedef struct {
     col_zipkin_t *zipkin;
     col_mesh_t *mesh;
     col_graph_ctx_t graph;
+    col_auth_t *auth;
     col_api_t api;
     col_selfmon_t selfmon;
     col_ui_t *ui;
@@ -195,6 +217,94 @@ static void h_store_status(void *arg, col_req_t *req, col_resp_t *resp)
                   (long long)st.db_bytes, (long long)ctx->started_ms);
 }
 
+/* /metrics' families beyond the core ones: the scrape manager's and authentication's. */
+static void extra_metrics(void *arg, wf_buf_t *out)
+{
+    col_ctx_t *ctx = arg;
+    col_scrape_write_metrics(ctx->scrape, out);
+    col_auth_write_metrics(ctx->auth, out);
+}
+
+/* Is "host:port" an address other hosts may reach: an IP literal outside 127.0.0.0/8 and ::1?
+ * A host that is no IP literal is left to col_http_listen, which refuses it with its own
+ * message. */
+static bool reachable_addr(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t hl = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+    char host[64];
+    if (hl >= sizeof(host)) {
+        return false;
+    }
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) != 127;
+    }
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        memmove(host, host + 1, hl - 1);
+    }
+    return inet_pton(AF_INET6, host, &a6) == 1 && !IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Decide how requests are authenticated: the users file, or anonymous on loopback or by
+ * --anonymous. 0, or 2 (the exit status) after saying why on stderr. */
+static int setup_auth(col_ctx_t *ctx)
+{
+    const col_config_t *c = &ctx->cfg;
+    col_users_t *users = NULL;
+    if (c->users != NULL && c->anonymous) {
+        fprintf(stderr, "weft collector: --users and --anonymous exclude each other: with a "
+                        "users file every API needs credentials\n");
+        return 2;
+    }
+    if (c->users == NULL && !c->anonymous) {
+        const char *addrs[3] = {c->listen, c->otlp_listen, c->zipkin_listen};
+        for (size_t i = 0; i < 3; i++) {
+            if (addrs[i] == NULL || !reachable_addr(addrs[i])) {
+                continue;
+            }
+            fprintf(stderr,
+                    "weft collector: refusing to serve without authentication on %s (not a "
+                    "loopback address): give --users FILE (create it with `weft users add FILE "
+                    "NAME`), or --anonymous to allow it\n",
+                    addrs[i]);
+            return 2;
+        }
+    }
+    if (c->session_idle_ms <= 0 || c->session_lifetime_ms <= 0 || c->max_sessions < 1) {
+        fprintf(stderr, "weft collector: --session-idle, --session-lifetime and --max-sessions "
+                        "must be > 0\n");
+        return 2;
+    }
+    if (c->users != NULL) {
+        char err[512];
+        if (col_users_load(c->users, &users, err, sizeof(err)) != 0) {
+            fprintf(stderr, "weft collector: --users: %s\n", err);
+            return 2;
+        }
+        if (col_users_password_count(users) + col_users_token_count(users) == 0) {
+            fprintf(stderr,
+                    "weft collector: --users: %s has no entries (add one with `weft users "
+                    "add %s NAME`)\n",
+                    c->users, c->users);
+            col_users_free(users);
+            return 2;
+        }
+        WF_LOG(WF_INFO, "collector", "authentication on", "users=%s passwords=%zu tokens=%zu",
+               c->users, col_users_password_count(users), col_users_token_count(users));
+    }
+    col_auth_options_t ao = {.auth_ingest = c->auth_ingest,
+                             .session_idle_ms = c->session_idle_ms,
+                             .session_lifetime_ms = c->session_lifetime_ms,
+                             .max_sessions = (size_t)c->max_sessions};
+    col_auth_new(&ao, users, &ctx->auth);
+    return 0;
+}
+
 /* Every endpoint of the collector. */
 static void add_routes(col_ctx_t *ctx)
 {
@@ -227,6 +337,7 @@ static void add_routes(col_ctx_t *ctx)
     col_jaeger_register(ctx->http, ctx->store);
     col_jaeger_v3_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
+    col_auth_register(ctx->auth, ctx->http);
     /* The web UI takes every GET path no route above has (the longest route wins); what it
      * does not have is the same 404 as before. */
     col_http_route(ctx->http, "GET", "/", true, 0, col_ui_handler, ctx->ui);
@@ -380,6 +491,11 @@ int col_main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    status = setup_auth(&ctx);
+    if (status != 0) {
+        goto out;
+    }
+    status = 1;
     opt.dir = ctx.cfg.data_dir;
     opt.metrics_retention_ms = ctx.cfg.retention_ms;
     opt.spans_retention_ms = ctx.cfg.trace_retention_ms;
@@ -473,8 +589,8 @@ int col_main(int argc, char **argv)
     ctx.selfmon.http = ctx.http;
     ctx.selfmon.api = &ctx.api;
     ctx.selfmon.started_ms = ctx.started_ms;
-    ctx.selfmon.extra = col_scrape_write_metrics;
-    ctx.selfmon.extra_arg = ctx.scrape;
+    ctx.selfmon.extra = extra_metrics;
+    ctx.selfmon.extra_arg = &ctx;
     add_routes(&ctx);
     rc = col_http_listen(ctx.http, ctx.cfg.listen);
     if (rc == WF_E_INVAL) {
@@ -530,6 +646,7 @@ out:
     }
     col_zipkin_free(ctx.zipkin);
     col_mesh_free(ctx.mesh);
+    col_auth_free(ctx.auth);
     col_ui_free(ctx.ui);
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);

@@ -10,11 +10,15 @@
  *
  * A spec module exports `name` and `async run(t)`; t = {page, base, fixture, fed, artifacts,
  * tmp, weft, step(title, fn), screenshot(name), collectorArgs, control (control.mjs),
- * controlUrl}. Any console error or uncaught page error fails the spec it happened in. Exit 0
- * all passed, 1 a failure, 77 a prerequisite (chromium, playwright-core, WEFT_BIN) is missing:
- * ctest shows "skipped".
+ * controlUrl, credentials}. The collector reads the mesh's configuration from a real `weft
+ * control` and runs with --users: a users file made by `weft users add` for credentials =
+ * {user: 'admin', password: <random>}, so every page goes through the login spec first. Any
+ * console error or uncaught page error fails the spec it happened in. Exit 0 all passed, 1 a
+ * failure, 77 a prerequisite (chromium, playwright-core, WEFT_BIN) is missing: ctest shows
+ * "skipped".
  */
 import {spawn} from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -81,6 +85,18 @@ function startWeft(label, args, tmp) {
     return child;
 }
 
+/* Create the users file with `weft users add --password-stdin`, as an operator would. */
+function addUser(file, {user, password}) {
+    return new Promise((resolve, reject) => {
+        const child = spawn(weft, ['users', 'add', '--password-stdin', file, user], {stdio: ['pipe', 'ignore', 'pipe']});
+        let err = '';
+        child.stderr.on('data', (d) => { err += d; });
+        child.stdin.on('error', () => {}); /* a child that exits without reading: its exit code says why */
+        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`weft users add: exit ${code}: ${err}`))));
+        child.stdin.end(`${password}\n`);
+    });
+}
+
 async function waitReady(url, child, ms) {
     const until = Date.now() + ms;
     for (;;) {
@@ -122,6 +138,15 @@ async function main() {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-browser-'));
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
+    const credentials = {user: 'admin', password: crypto.randomBytes(15).toString('base64url')};
+    const usersFile = path.join(tmp, 'users');
+    try {
+        await addUser(usersFile, credentials);
+    } catch (e) {
+        console.log(`FAIL setup: ${e.message}`);
+        fs.rmSync(tmp, {recursive: true, force: true});
+        return 1;
+    }
     /* The control plane first: the collector reads the mesh's configuration from it. */
     const controlPort = await freePort();
     const controlUrl = `http://127.0.0.1:${controlPort}`;
@@ -129,7 +154,7 @@ async function main() {
     const controlProc = startWeft('control', control.controlArgs(controlPort, controlDir), tmp);
     const collectorArgs = ['collector', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(tmp, 'data'),
                            '--otlp-listen', 'off', '--zipkin-listen', 'off', '--control', controlUrl,
-                           '--control-token-file', path.join(controlDir, 'admin-token')];
+                           '--control-token-file', path.join(controlDir, 'admin-token'), '--users', usersFile];
     let collector = null;
     let browser = null;
     let failed = 0;
@@ -171,7 +196,7 @@ async function main() {
             const name = spec.name || f;
             let shot = 0;
             const t = {
-                page, base, fixture, fed, artifacts, tmp, weft, collectorArgs, control, controlUrl,
+                page, base, fixture, fed, artifacts, tmp, weft, collectorArgs, control, controlUrl, credentials,
                 screenshot: async (what) => {
                     const file = path.join(artifacts, `${f.replace('.spec.mjs', '')}-${String(++shot).padStart(2, '0')}-${what}.png`);
                     await page.screenshot({path: file, fullPage: false});
