@@ -145,7 +145,8 @@ export async function run(t) {
     });
 
     const id = fed.traceIds.failed[0];
-    const res = await fetch(`${base}/api/traces/${id}`);
+    /* the API with the page's session (the collector runs with --users) */
+    const res = await page.request.get(`${base}/api/traces/${id}`);
     const raw = (await res.json()).data[0];
     const errorIds = raw.spans.filter((s) => s.tags.some((x) => x.key === 'error' && x.value === true))
         .map((s) => s.spanID).sort();

@@ -129,7 +129,7 @@ export async function run(t) {
     });
 
     await t.step('a bad query shows the API\'s parse error inline', async () => {
-        const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent('sum(')}`);
+        const res = await page.request.get(`${base}/api/v1/query?query=${encodeURIComponent('sum(')}`);
         const body = await res.json();
         assert.equal(body.status, 'error');
         await page.fill('[data-testid=expr]', 'sum(');
