@@ -66,7 +66,7 @@ export function createOverlay(cy, container) {
         const pan = cy.pan();
         const lockSize = Math.max(6, Math.min(12, 9 * zoom));
         cy.edges().forEach((e) => {
-            if (!e.visible()) {
+            if (e.source().hasClass('gone') || e.target().hasClass('gone')) {
                 return;
             }
             const a = e.sourceEndpoint();
@@ -77,7 +77,13 @@ export function createOverlay(cy, container) {
             const by = b.y * zoom + pan.y;
             const d = e.data();
             if (opts.mtls && num(d.isMTLS) >= MTLS_LOCK_PERCENT) {
-                drawLock(ctx, ax + (bx - ax) * 0.25, ay + (by - ay) * 0.25, lockSize);
+                /* Just before the label in the middle of the edge (its width estimated from
+                 * its length in characters of the 10 px label font). */
+                const len = Math.hypot(bx - ax, by - ay) || 1;
+                const label = String(d._label || '');
+                const back = label ? (label.length * 2.9 + 9) * zoom : 0;
+                const f = Math.max(0.08, 0.5 - back / len);
+                drawLock(ctx, ax + (bx - ax) * f, ay + (by - ay) * f, lockSize);
             }
             if (!opts.animation) {
                 return;

@@ -16,19 +16,23 @@ cytoscape.use(dagre);
 export const LAYOUT = {
     name: 'dagre',
     rankDir: 'LR',
-    nodeSep: 26,
-    rankSep: 90,
+    nodeSep: 36,
+    rankSep: 150,
     edgeSep: 12,
     animate: false,
 };
+
+/* Up to this many nodes dagre ranks with network simplex; above, with longest path. */
+export const RANKER_SIMPLEX_MAX_NODES = 60;
 
 /* Fitting never zooms past this: a small graph stays at a readable size instead of filling
  * the screen with giant nodes. */
 export const FIT_MAX_ZOOM = 1.25;
 
-/* Fit eles (default: everything visible) into the view, capped at FIT_MAX_ZOOM. */
+/* Fit eles (default: every node not hidden) into the view, capped at FIT_MAX_ZOOM. */
 export function fitView(cy, padding, eles) {
-    const what = eles || cy.elements(':visible');
+    /* Nodes bound the drawing; the class test is far cheaper than ':visible' on every element. */
+    const what = eles || cy.nodes().not('.gone');
     if (what.length === 0) {
         return;
     }
@@ -96,7 +100,11 @@ export function applyGraph(cy, graph, padding) {
                                                   : a.group === 'nodes' ? -1 : 1));
         cy.add(added);
     });
-    cy.layout({...LAYOUT, fit: false, padding}).run();
+    /* dagre's default ranker (network simplex) draws the shortest edges but takes seconds on
+     * hundreds of nodes; longest-path ranks in linear time and, on a mesh's mostly layered
+     * call graph, ranks the same way. */
+    const ranker = cy.nodes().length > RANKER_SIMPLEX_MAX_NODES ? 'longest-path' : 'network-simplex';
+    cy.layout({...LAYOUT, ranker, fit: false, padding}).run();
     if (shared) {
         cy.viewport(viewport);
         return 'relayout';

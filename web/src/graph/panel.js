@@ -69,14 +69,19 @@ export function selRate(metric, matchers, range) {
     return `(rate(${bySource}[${range}]) or rate(${fromOutside}[${range}]))`;
 }
 
+/* Short enough for the charts' value axis. */
+function perSecond(v) {
+    return `${Number(v.toPrecision(3))}/s`;
+}
+
 /* The three charts' queries for a set of matchers. */
 export function chartQueries(matchers, range) {
     return [
-        {title: 'Request rate', fmt: fmtRate,
+        {title: 'Request rate', fmt: perSecond,
          query: `sum(${selRate('istio_requests_total', matchers, range)})`},
-        {title: 'Error rate (4xx, 5xx, no response)', fmt: fmtRate,
+        {title: 'Error rate (4xx, 5xx, no response)', fmt: perSecond,
          query: `sum(${selRate('istio_requests_total', {...matchers, response_code: {re: '[45]..|0'}}, range)})`},
-        {title: 'Response time p95', fmt: fmtMs,
+        {title: 'Response time p95', fmt: (v) => `${Number(v.toPrecision(3))} ms`,
          query: `histogram_quantile(0.95, sum by (le) (${selRate('istio_request_duration_milliseconds_bucket', matchers, range)}))`},
     ];
 }
@@ -193,18 +198,37 @@ export function createPanel(el) {
                  erroring ? 'Traces with errors →' : 'Traces →');
     }
 
+    /* A box's numbers are its versions' together. */
+    function boxTraffic(node) {
+        const sum = {};
+        for (const c of node.children()) {
+            for (const t of c.data('traffic') || []) {
+                for (const [k, v] of Object.entries(t.rates || {})) {
+                    sum[k] = num(sum[k]) + num(v);
+                }
+            }
+        }
+        return {http: sum};
+    }
+
     function nodeBody(node, settings) {
         const d = node.data();
-        const traffic = Object.fromEntries((d.traffic || []).map((t) => [t.protocol, t.rates || {}]));
+        const isBox = node.isParent();
+        const traffic = isBox ? boxTraffic(node)
+                              : Object.fromEntries((d.traffic || []).map((t) => [t.protocol, t.rates || {}]));
         const http = traffic.http || {};
         const inHttp = num(http.httpIn);
         const inErr = inHttp > 0 ? (100 * (num(http.httpIn4xx) + num(http.httpIn5xx))) / inHttp : null;
-        const inEdges = node.incomers('edge').map((e) => e.data());
-        const outEdges = node.outgoers('edge').map((e) => e.data());
-        const health = nodeHealth(d);
+        const members = isBox ? node.children() : node;
+        const inEdges = members.incomers('edge').map((e) => e.data());
+        const outEdges = members.outgoers('edge').map((e) => e.data());
+        const worst = ['failure', 'degraded', 'healthy', 'na', 'idle'];
+        const health = isBox ? worst.find((w) => node.children().some((c) => nodeHealth(c.data()) === w)) || 'idle'
+                             : nodeHealth(d);
         const mtls = mtlsShare(inEdges);
         const rows = [
-            ...field('Type', d.nodeType === 'app' && d.parent ? 'app version' : d.nodeType, 'panel-type'),
+            ...field('Type', d.nodeType === 'app' && d.parent ? 'app version' : isBox ? 'app (all versions)' : d.nodeType,
+                     'panel-type'),
             ...field('Namespace', d.namespace || '–', 'panel-namespace'),
             d.version ? field('Version', d.version, 'panel-version') : null,
             d.workload && d.nodeType !== 'workload' ? field('Workload', d.workload, 'panel-workload') : null,

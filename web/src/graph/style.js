@@ -158,7 +158,7 @@ export function stylesheet() {
         {
             selector: 'node',
             style: {
-                'shape': (n) => SHAPES[n.data('nodeType')] || 'ellipse',
+                'shape': 'ellipse',
                 'width': 34,
                 'height': 34,
                 'background-color': '#ffffff',
@@ -177,6 +177,8 @@ export function stylesheet() {
                 'min-zoomed-font-size': 7,
             },
         },
+        /* Shapes by selector, not by a style function: cytoscape caches these. */
+        ...Object.entries(SHAPES).map(([type, shape]) => ({selector: `node[nodeType = "${type}"]`, style: {shape}})),
         {selector: 'node.h-degraded', style: {'border-color': COLORS.degraded}},
         {selector: 'node.h-failure', style: {'border-color': COLORS.failure, 'background-color': '#fdecea'}},
         {selector: 'node.h-na', style: {'border-color': COLORS.na}},
@@ -184,7 +186,7 @@ export function stylesheet() {
         {selector: 'node[nodeType = "unknown"]', style: {'border-style': 'dashed', 'border-color': COLORS.na}},
         {selector: 'node[nodeType = "service"]', style: {'width': 38, 'height': 34}},
         {
-            selector: ':parent',
+            selector: 'node[nodeType = "box"]',
             style: {
                 'shape': 'round-rectangle',
                 'background-color': COLORS.box,

@@ -9,7 +9,8 @@
  * Test and debug hooks: window.__weftGraph is the cytoscape instance while the page is
  * mounted; the graph container's data-loads counts the graphs applied and data-mode tells how
  * the last one was applied ('data', 'relayout', 'fit', 'empty': no traffic, 'none': no
- * namespace chosen).
+ * namespace chosen); data-fetch-ms and data-apply-ms time the last /api/graph request and
+ * putting its answer on screen (labels, layout when needed, filters).
  */
 import cytoscape from 'cytoscape';
 
@@ -46,7 +47,6 @@ function sameList(a, b) {
 export function mount(el, route) {
     let s = parseParams(route.params);
     let allNamespaces = [];
-    let namespacesKnown = false;
     let timer = 0;
     let fetchAbort = null;
     let seq = 0;
@@ -72,7 +72,17 @@ export function mount(el, route) {
     const overlay = createOverlay(cy, cyEl);
     /* The panel opening or the window resizing changes the canvas' size; cytoscape only
      * watches the window. */
-    const resizer = new ResizeObserver(() => cy.resize());
+    let size = {w: cyEl.clientWidth, h: cyEl.clientHeight};
+    const resizer = new ResizeObserver(() => {
+        /* Keep what was in the middle of the view in the middle. */
+        const w = cyEl.clientWidth;
+        const ht = cyEl.clientHeight;
+        cy.resize();
+        if (size.w > 0 && size.h > 0 && cy.elements().length > 0) {
+            cy.panBy({x: (w - size.w) / 2, y: (ht - size.h) / 2});
+        }
+        size = {w, h: ht};
+    });
     resizer.observe(cyEl);
     const panel = createPanel(panelEl);
 
@@ -166,8 +176,8 @@ export function mount(el, route) {
     }
 
     async function load() {
-        if (!namespacesKnown) {
-            return;
+        if (s.namespaces === null) {
+            return; /* the namespace list is on its way and brings the default */
         }
         const namespaces = s.namespaces || [];
         if (namespaces.length === 0) {
@@ -190,6 +200,7 @@ export function mount(el, route) {
             showState(loading('the graph'));
         }
         let graph;
+        const t0 = performance.now();
         try {
             graph = await apiGet('/api/graph', {namespaces: namespaces.join(','), graphType: s.graphType,
                                                 duration: s.duration, responseTime: responseTimeParam(s.edgeLabel),
@@ -207,6 +218,7 @@ export function mount(el, route) {
         if (mine !== seq) {
             return;
         }
+        const t1 = performance.now();
         decorate(graph);
         const nodes = (graph.elements && graph.elements.nodes) || [];
         let mode = 'empty';
@@ -228,6 +240,8 @@ export function mount(el, route) {
             selectFocus();
         }
         applied(mode);
+        cyEl.dataset.fetchMs = (t1 - t0).toFixed(1);
+        cyEl.dataset.applyMs = (performance.now() - t1).toFixed(1);
         const t = new Date();
         toolbar.setStatus(`Updated ${t.toLocaleTimeString([], {hour12: false})}`);
     }
@@ -311,7 +325,7 @@ export function mount(el, route) {
     });
 
     cyEl.addEventListener('keydown', (ev) => {
-        const nodes = cy.nodes().filter((n) => !n.isParent() && n.visible())
+        const nodes = cy.nodes().filter((n) => !n.isParent() && !n.hasClass('gone'))
             .sort((a, b) => a.position('x') - b.position('x') || a.position('y') - b.position('y'));
         if (ev.key === 'ArrowRight' || ev.key === 'ArrowDown' || ev.key === 'ArrowLeft' || ev.key === 'ArrowUp') {
             if (nodes.length === 0) {
@@ -340,31 +354,33 @@ export function mount(el, route) {
     overlay.setOptions({mtls: s.mtls, animation: s.animation});
     showState(loading('namespaces'));
     const nsAbort = new AbortController();
+    /* Namespaces named in the route need not wait for the list: both requests go at once. */
+    const waitForList = s.namespaces === null;
+    if (!waitForList) {
+        startTimer();
+        load();
+    }
     fetchNamespaces(nsAbort.signal).then((list) => {
         allNamespaces = list;
-        namespacesKnown = true;
         if (s.namespaces === null) {
             s = {...s, namespaces: list};
         }
         drawToolbar();
-        startTimer();
-        load();
+        if (waitForList || s.namespaces.length === 0) {
+            startTimer();
+            load();
+        }
     }, (e) => {
         if (e.name === 'AbortError') {
             return;
         }
         /* Without the list the page still works for the namespaces in the route. */
-        namespacesKnown = true;
         allNamespaces = [];
         if (s.namespaces === null) {
             showState(errorBox(e, 'Listing namespaces failed'));
             s = {...s, namespaces: []};
-            drawToolbar();
-            return;
         }
         drawToolbar();
-        startTimer();
-        load();
     });
 
     return {
