@@ -9,6 +9,7 @@ import {COLORS} from './style.js';
 
 /* The lock shows when at least this share of an edge's traffic was mutual TLS. */
 export const MTLS_LOCK_PERCENT = 95;
+export const LOCK_MIN_ZOOM = 0.45;
 
 function num(s) {
     const v = parseFloat(s);
@@ -65,8 +66,13 @@ export function createOverlay(cy, container) {
         const zoom = cy.zoom();
         const pan = cy.pan();
         const lockSize = Math.max(6, Math.min(12, 9 * zoom));
+        /* Locks smaller than this zoom would be specks: the edges are lines by then. */
+        const locks = opts.mtls && zoom >= LOCK_MIN_ZOOM;
         cy.edges().forEach((e) => {
-            if (e.source().hasClass('gone') || e.target().hasClass('gone')) {
+            const d = e.data();
+            const lock = locks && num(d.isMTLS) >= MTLS_LOCK_PERCENT;
+            /* Endpoints cost cytoscape a projection each: only for edges that get drawn on. */
+            if ((!lock && !opts.animation) || e.source().hasClass('gone') || e.target().hasClass('gone')) {
                 return;
             }
             const a = e.sourceEndpoint();
@@ -75,8 +81,7 @@ export function createOverlay(cy, container) {
             const ay = a.y * zoom + pan.y;
             const bx = b.x * zoom + pan.x;
             const by = b.y * zoom + pan.y;
-            const d = e.data();
-            if (opts.mtls && num(d.isMTLS) >= MTLS_LOCK_PERCENT) {
+            if (lock) {
                 /* Just before the label in the middle of the edge (its width estimated from
                  * its length in characters of the 10 px label font). */
                 const len = Math.hypot(bx - ax, by - ay) || 1;

@@ -80,7 +80,7 @@ export function chartQueries(matchers, range) {
         {title: 'Request rate', fmt: perSecond,
          query: `sum(${selRate('istio_requests_total', matchers, range)})`},
         {title: 'Error rate (4xx, 5xx, no response)', fmt: perSecond,
-         query: `sum(${selRate('istio_requests_total', {...matchers, response_code: {re: '[45]..|0'}}, range)})`},
+         query: `sum(${selRate('istio_requests_total', {...matchers, response_code: {re: '[45]..|0'}}, range)}) or vector(0)`},
         {title: 'Response time p95', fmt: (v) => `${Number(v.toPrecision(3))} ms`,
          query: `histogram_quantile(0.95, sum by (le) (${selRate('istio_request_duration_milliseconds_bucket', matchers, range)}))`},
     ];

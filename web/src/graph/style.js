@@ -6,6 +6,9 @@
  */
 import {fmtBytes, fmtMs, fmtPercent, fmtRate} from '../ui.js';
 
+/* Edges drawn straight above this many (see stylesheet: edge.dense). */
+export const DENSE_EDGES = 300;
+
 export const COLORS = {
     healthy: '#2e7d32',
     degraded: '#e39e00',
@@ -220,6 +223,10 @@ export function stylesheet() {
                 'min-zoomed-font-size': 7,
             },
         },
+        /* Hundreds of edges: straight lines cost a fraction of bezier control points to lay
+         * out and draw (edges both ways between two nodes then share one line, the arrowheads
+         * still tell them apart). */
+        {selector: 'edge.dense', style: {'curve-style': 'straight'}},
         {selector: 'edge.h-degraded', style: {'line-color': COLORS.degraded, 'target-arrow-color': COLORS.degraded}},
         {selector: 'edge.h-failure', style: {'line-color': COLORS.failure, 'target-arrow-color': COLORS.failure}},
         {selector: 'edge.h-tcp', style: {'line-color': COLORS.tcp, 'target-arrow-color': COLORS.tcp, 'line-style': 'dashed'}},

@@ -9,8 +9,9 @@
  * Test and debug hooks: window.__weftGraph is the cytoscape instance while the page is
  * mounted; the graph container's data-loads counts the graphs applied and data-mode tells how
  * the last one was applied ('data', 'relayout', 'fit', 'empty': no traffic, 'none': no
- * namespace chosen); data-fetch-ms and data-apply-ms time the last /api/graph request and
- * putting its answer on screen (labels, layout when needed, filters).
+ * namespace chosen); data-fetch-start (performance.now()), data-fetch-ms and data-apply-ms time
+ * the last /api/graph request and putting its answer on screen (labels, layout when needed,
+ * filters).
  */
 import cytoscape from 'cytoscape';
 
@@ -21,7 +22,7 @@ import {compileFind} from '../graph/find.js';
 import {applyGraph, fitView} from '../graph/layout.js';
 import {createPanel} from '../graph/panel.js';
 import {parseParams, responseTimeParam, toParams, windowLabel} from '../graph/params.js';
-import {edgeHealth, edgeLabel, nodeHealth, nodeLabel, nodeName, stylesheet} from '../graph/style.js';
+import {DENSE_EDGES, edgeHealth, edgeLabel, nodeHealth, nodeLabel, nodeName, stylesheet} from '../graph/style.js';
 import {legend, renderToolbar} from '../graph/toolbar.js';
 import {NO_DATA_HINT, empty, errorBox, h, loading, replace} from '../ui.js';
 
@@ -97,8 +98,9 @@ export function mount(el, route) {
             n.classes = `h-${nodeHealth(n.data)}`;
             n.data._label = nodeLabel(n.data, {badges: s.badges, namespaces: s.namespaces});
         }
+        const dense = (els.edges || []).length > DENSE_EDGES ? ' dense' : '';
         for (const e of els.edges || []) {
-            e.classes = `h-${edgeHealth(e.data)}`;
+            e.classes = `h-${edgeHealth(e.data)}${dense}`;
             e.data._label = edgeLabel(e.data, s.edgeLabel);
         }
     }
@@ -240,6 +242,7 @@ export function mount(el, route) {
             selectFocus();
         }
         applied(mode);
+        cyEl.dataset.fetchStart = t0.toFixed(1);
         cyEl.dataset.fetchMs = (t1 - t0).toFixed(1);
         cyEl.dataset.applyMs = (performance.now() - t1).toFixed(1);
         const t = new Date();
