@@ -761,6 +761,28 @@ static int parse_addr(const char *s, struct sockaddr_in *addr)
     return 0;
 }
 
+/*
+ * libmicrohttpd's percent-decoding of the path and the query arguments, except that "%00"
+ * stays as it is: a decoded NUL would end the C string the handlers get, and "/x%00/../y" or
+ * "/api/v1/query%00z" would silently be served as their prefix.
+ */
+static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r != '\0';) {
+        int hi = r[0] == '%' ? wf_hex_digit((unsigned char)r[1]) : -1;
+        int lo = hi >= 0 ? wf_hex_digit((unsigned char)r[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 int col_http_listen(col_http_t *h, const char *addr_s)
 {
     struct sockaddr_in addr;
@@ -775,7 +797,8 @@ int col_http_listen(col_http_t *h, const char *addr_s)
         on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         h->opt.threads, MHD_OPTION_CONNECTION_TIMEOUT, h->opt.conn_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, h->opt.conn_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, complete_cb, h, MHD_OPTION_END);
+        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, complete_cb, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
     if (d == NULL) {
         return errno ? -errno : WF_E_INTERNAL;
     }

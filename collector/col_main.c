@@ -21,6 +21,7 @@
 #include "col_remote_write.h"
 #include "col_scrape.h"
 #include "col_selfmon.h"
+#include "col_ui.h"
 #include "pql.h"
 #include "col_writer.h"
 #include "col_zipkin.h"
@@ -67,6 +68,7 @@ typedef struct {
     int64_t ingest_max_wait_ms;
     int64_t http_body_bytes;
     int64_t retry_after_ms;
+    char *ui_dir;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -123,6 +125,9 @@ static const wf_flag_t col_flags[] = {
      "Retry-After (0 = no limit)"},
     {"retry-after", WF_FLAG_DURATION, "1s", offsetof(col_config_t, retry_after_ms),
      "the Retry-After a refused (shed) request is given"},
+    {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
+     "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
+     "of the copy built into the binary: for working on the UI"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -136,6 +141,7 @@ typedef struct {
     col_zipkin_t *zipkin;
     col_api_t api;
     col_selfmon_t selfmon;
+    col_ui_t *ui;
     char *config_yaml;
     int64_t started_ms;
 } col_ctx_t;
@@ -203,6 +209,9 @@ static void add_routes(col_ctx_t *ctx)
     col_jaeger_register(ctx->http, ctx->store);
     col_jaeger_v3_register(ctx->http, ctx->store);
     col_http_route(ctx->http, "GET", "/metrics", false, 0, col_selfmon_handler, &ctx->selfmon);
+    /* The web UI takes every GET path no route above has (the longest route wins); what it
+     * does not have is the same 404 as before. */
+    col_http_route(ctx->http, "GET", "/", true, 0, col_ui_handler, ctx->ui);
 }
 
 /* What /api/v1/status/config shows: the configuration in Prometheus's YAML shape, so that
@@ -279,6 +288,12 @@ int col_main(int argc, char **argv)
         return 2;
     }
     wf_log_level_t level;
+    rc = col_ui_new(ctx.cfg.ui_dir, &ctx.ui);
+    if (rc != 0) {
+        fprintf(stderr, "weft collector: --ui-dir %s: %s\n", ctx.cfg.ui_dir, wf_strerror(rc));
+        status = 2;
+        goto out;
+    }
     st_options_t opt;
     st_options_default(&opt);
     if (wf_log_parse_level(ctx.cfg.log_level, &level) != 0) {
@@ -434,6 +449,7 @@ out:
         stop_while_draining(ctx.writer, stop_scrape, ctx.scrape);
     }
     col_zipkin_free(ctx.zipkin);
+    col_ui_free(ctx.ui);
     col_writer_free(ctx.writer);
     pql_engine_free(ctx.engine);
     st_store_close(ctx.store);

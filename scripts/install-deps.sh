@@ -11,12 +11,15 @@ packages=(
     libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev
     # tests: unit tests, format check, sanitizer and libFuzzer builds
     libcmocka-dev clang clang-format libclang-rt-14-dev curl
+    # the browser tests of the web UI (tests/browser: playwright-core drives it)
+    chromium
     # reference systems the tests and benchmarks run beside weft
     prometheus victoria-metrics
     wrk nginx-light
 )
 
-# Node.js and npm run the OpenTelemetry JS SDK in the tests (tests/otel-js). A node that did
+# Node.js and npm build the web UI (web/build.mjs, run by the CMake build) and run the
+# OpenTelemetry JS SDK (tests/otel-js) and the browser tests (tests/browser). A node that did
 # not come from Debian (e.g. NodeSource's, which bundles npm) is used as it is.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     packages+=(nodejs npm)

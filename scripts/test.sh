@@ -10,10 +10,14 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # The OpenTelemetry JS SDK the client tests run, exactly as tests/otel-js/package-lock.json pins
 # it (from the npm registry; skipped when that lock file's packages are already installed).
-if ! cmp -s tests/otel-js/package-lock.json tests/otel-js/node_modules/.package-lock.json.weft; then
-    (cd tests/otel-js && npm ci --no-audit --no-fund --loglevel=error &&
-        cp package-lock.json node_modules/.package-lock.json.weft)
-fi
+# The same for playwright-core, which drives chromium in the browser tests (tests/browser).
+# web/'s own packages (esbuild, the UI's libraries) are installed by the build itself.
+for d in tests/otel-js tests/browser; do
+    if ! cmp -s "$d/package-lock.json" "$d/node_modules/.package-lock.json.weft"; then
+        (cd "$d" && npm ci --no-audit --no-fund --loglevel=error &&
+            cp package-lock.json node_modules/.package-lock.json.weft)
+    fi
+done
 
 jobs=$(nproc)
 builds=${WEFT_TEST_BUILDS:-"normal sanitize"}
