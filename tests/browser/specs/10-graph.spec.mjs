@@ -213,6 +213,68 @@ export async function run(t) {
         assert.match(page.url(), /#\/traces\?service=reviews&/);
     });
 
+    await t.step('an edge\'s panel: the erroring edge\'s numbers and its traces with errors', async () => {
+        await openGraph(page, {...common, graphType: 'workload'});
+        await page.evaluate(({src, dst}) => {
+            const cy = window.__weftGraph;
+            const e = cy.edges().filter((x) => x.source().data('workload') === src && x.target().data('workload') === dst)[0];
+            e.select();
+        }, fixture.ERROR_EDGE);
+        await page.waitForFunction(() => document.querySelector('[data-testid="graph-panel"]').dataset.kind === 'edge');
+        const fx = fixture.EDGES.find((e) => e.src === fixture.ERROR_EDGE.src && e.dst === fixture.ERROR_EDGE.dst);
+        assert.equal(await page.textContent('[data-testid="panel-title"]'), `${fx.src} → ${fx.dst}`);
+        assert.equal(parseFloat(await page.textContent('[data-testid="panel-rate"]')), fixture.edgeRate(fx));
+        assert.equal(await page.textContent('[data-testid="panel-errors"]'), `${Math.round(fixture.edgeErrorPercent(fx))}%`);
+        assert.equal(await page.textContent('[data-testid="panel-health"]'), 'Failure');
+        const q = new URLSearchParams((await page.getAttribute('[data-testid="panel-traces"]', 'href')).split('?')[1]);
+        assert.equal(q.get('service'), W[fx.dst].app);
+        assert.equal(q.get('tags'), 'error=true');
+        await page.waitForFunction(() => document.querySelectorAll('[data-testid="panel-chart"] canvas').length === 3);
+        await t.screenshot('panel-edge');
+    });
+
+    await t.step('keyboard: arrows select nodes in the focused graph, Escape closes the panel', async () => {
+        await page.evaluate(() => window.__weftGraph.elements().unselect());
+        await page.waitForSelector('[data-testid="graph-panel"]', {state: 'hidden'});
+        await page.focus('[data-testid="graph-canvas"]');
+        await page.keyboard.press('ArrowRight');
+        await page.waitForSelector('[data-testid="graph-panel"]:not([hidden])');
+        /* the leftmost node first: the gateway, the only root */
+        assert.equal(await page.textContent('[data-testid="panel-title"]'),
+                     Object.keys(W).find((w) => !fixture.EDGES.some((e) => e.dst === w)));
+        const first = await page.textContent('[data-testid="panel-title"]');
+        await page.keyboard.press('ArrowRight');
+        await page.waitForFunction((f) => document.querySelector('[data-testid="panel-title"]').textContent !== f, first);
+        await page.keyboard.press('Escape');
+        await page.waitForSelector('[data-testid="graph-panel"]', {state: 'hidden'});
+        const names = await page.$$eval('[data-testid="graph-nodelist"] button', (bs) => bs.length);
+        assert.equal(names, Object.keys(W).length);
+    });
+
+    await t.step('traffic animation draws moving dots, red ones on the erroring edge', async () => {
+        await page.check('[data-testid="graph-animation"]');
+        assert.match(page.url(), /animation=1/);
+        const colours = await page.evaluate(async () => {
+            await new Promise((r) => setTimeout(r, 300));
+            const c = document.querySelector('.graph-overlay');
+            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let red = 0;
+            let green = 0;
+            for (let i = 0; i < px.length; i += 4) {
+                if (px[i + 3] > 200 && px[i] > 150 && px[i + 1] < 80) {
+                    red++;
+                } else if (px[i + 3] > 200 && px[i + 1] > 90 && px[i] < 80) {
+                    green++;
+                }
+            }
+            return {red, green};
+        });
+        assert.ok(colours.red > 0, 'red dots drawn');
+        assert.ok(colours.green > 0, 'green dots drawn');
+        await t.screenshot('animation');
+        await page.uncheck('[data-testid="graph-animation"]');
+    });
+
     await t.step('a refresh with the same data moves no node', async () => {
         await openGraph(page, {...common, graphType: 'versionedApp'});
         const before = await snapshot(page);

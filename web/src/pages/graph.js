@@ -328,14 +328,14 @@ export function mount(el, route) {
     });
 
     cyEl.addEventListener('keydown', (ev) => {
-        const nodes = cy.nodes().filter((n) => !n.isParent() && !n.hasClass('gone'))
+        const nodes = cy.nodes().filter((n) => !n.isParent() && !n.hasClass('gone')).toArray()
             .sort((a, b) => a.position('x') - b.position('x') || a.position('y') - b.position('y'));
         if (ev.key === 'ArrowRight' || ev.key === 'ArrowDown' || ev.key === 'ArrowLeft' || ev.key === 'ArrowUp') {
             if (nodes.length === 0) {
                 return;
             }
             const cur = selected();
-            const i = cur ? nodes.indexOf(cur) : -1;
+            const i = cur ? nodes.findIndex((n) => n.id() === cur.id()) : -1;
             const fwd = ev.key === 'ArrowRight' || ev.key === 'ArrowDown';
             const j = i < 0 ? (fwd ? 0 : nodes.length - 1) : (i + (fwd ? 1 : nodes.length - 1)) % nodes.length;
             selectNode(nodes[j]);
