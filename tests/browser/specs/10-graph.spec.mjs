@@ -294,6 +294,15 @@ export async function run(t) {
         await openGraph(page, {...common, graphType: 'workload', focus: 'ratings-v1'});
         await page.waitForSelector('[data-testid="graph-panel"]:not([hidden])');
         assert.equal(await page.textContent('[data-testid="panel-title"]'), 'ratings-v1');
+        /* the traces page links with a span's service, an app: its box in a versioned-app graph */
+        await openGraph(page, {...common, focus: W[fixture.ERROR_EDGE.src].app});
+        await page.waitForFunction(() => document.querySelector('[data-testid="graph-panel"]').dataset.id);
+        assert.equal(await page.textContent('[data-testid="panel-title"]'), W[fixture.ERROR_EDGE.src].app);
+        assert.equal(await page.textContent('[data-testid="panel-type"]'), 'app (all versions)');
+        const reviewsIn = fixture.EDGES.filter((e) => W[e.dst].app === W[fixture.ERROR_EDGE.src].app)
+            .reduce((a, e) => a + fixture.edgeRate(e), 0);
+        assert.equal(parseFloat(await page.textContent('[data-testid="panel-in"]')), reviewsIn);
+        await openGraph(page, {...common, graphType: 'workload'});
         await page.fill('[data-testid="graph-find"]', 'version=v2');
         await page.press('[data-testid="graph-find"]', 'Enter');
         await page.waitForFunction(() => window.__weftGraph.nodes('.found').length > 0);

@@ -136,11 +136,7 @@ function healthWord(cls) {
             idle: 'Idle', tcp: 'TCP'}[cls] || cls;
 }
 
-function lookback(duration) {
-    return windowLabel(duration);
-}
-
-/* The panel: el is its container; ctx = {cy, settings()}. */
+/* The panel in its container el -> {show(ele, settings), close(), destroy(), shownId()}. */
 export function createPanel(el) {
     let charts = [];
     let abort = null;
@@ -190,7 +186,7 @@ export function createPanel(el) {
     }
 
     function tracesLink(service, settings, erroring) {
-        const params = {service, lookback: lookback(settings.duration)};
+        const params = {service, lookback: windowLabel(settings.duration)};
         if (erroring) {
             params.tags = 'error=true';
         }

@@ -49,8 +49,8 @@ export const DEFAULTS = {
 };
 
 function oneOf(v, choices, dflt) {
-    return choices.some((c) => String(c[0]) === v) ? choices.find((c) => String(c[0]) === v)[0]
-                                                     : dflt;
+    const c = choices.find((x) => String(x[0]) === v);
+    return c ? c[0] : dflt;
 }
 
 function flag(v, dflt) {

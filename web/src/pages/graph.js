@@ -148,9 +148,7 @@ export function mount(el, route) {
     function selectNode(n) {
         cy.elements().unselect();
         n.select();
-        if (!n.renderedBoundingBox || !cy.extent) {
-            return;
-        }
+        /* Bring it into view only when it is outside: the view does not jump around. */
         const bb = n.boundingBox();
         const ext = cy.extent();
         if (bb.x1 < ext.x1 || bb.x2 > ext.x2 || bb.y1 < ext.y1 || bb.y2 > ext.y2) {
@@ -164,7 +162,9 @@ export function mount(el, route) {
         }
         const want = focusPending;
         focusPending = '';
-        const nodes = cy.nodes().filter((n) => !n.isParent());
+        /* The traces page links with a span's service (an app): in a versioned-app graph that
+         * is the app's box. */
+        const nodes = cy.nodes();
         const match = nodes.filter((n) => nodeName(n.data()) === want)[0] ||
                       nodes.filter((n) => [n.data('app'), n.data('service'), n.data('workload')].includes(want))[0];
         if (match) {
