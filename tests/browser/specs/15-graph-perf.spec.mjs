@@ -142,4 +142,30 @@ export async function run(t) {
         console.log(`  figure: refresh of the same data ${r.total.toFixed(0)} ms (GET /api/graph ${r.fetchMs.toFixed(0)} ms, ` +
                     `data update ${r.applyMs.toFixed(0)} ms)`);
     });
+
+    await t.step('nodes added: laid out again, the viewport kept', async () => {
+        const r = await page.evaluate(async (h) => {
+            const frame = () => new Promise((res) => requestAnimationFrame(() => res()));
+            const el = document.querySelector('.graph-cy');
+            const cy = window.__weftGraph;
+            cy.zoom(0.7);
+            cy.pan({x: 40, y: -25});
+            const view = {zoom: cy.zoom(), pan: {...cy.pan()}};
+            const before = cy.nodes().length;
+            const loads = el.dataset.loads;
+            const t0 = performance.now();
+            location.hash = h;
+            while (el.dataset.loads === loads) {
+                await frame();
+            }
+            await frame();
+            return {total: performance.now() - t0, mode: el.dataset.mode, before, after: cy.nodes().length,
+                    view, now: {zoom: cy.zoom(), pan: {...cy.pan()}}, applyMs: Number(el.dataset.applyMs)};
+        }, hash.replace(`namespaces=${NS}`, `namespaces=${NS},${t.fixture.NAMESPACE}`));
+        assert.equal(r.mode, 'relayout');
+        assert.equal(r.after, r.before + Object.keys(t.fixture.WORKLOADS).length);
+        assert.deepEqual(r.now, r.view);
+        console.log(`  figure: ${r.after - r.before} nodes added to ${r.before}: re-layout ${r.applyMs.toFixed(0)} ms, ` +
+                    `navigation to painted ${r.total.toFixed(0)} ms`);
+    });
 }
