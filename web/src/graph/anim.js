@@ -106,7 +106,8 @@ export function createOverlay(cy, container) {
                 const f = (phase + i / n) % 1;
                 ctx.beginPath();
                 ctx.fillStyle = i < red ? COLORS.failure : tcp ? COLORS.tcp : '#2f6f3a';
-                ctx.arc(ax + (bx - ax) * f, ay + (by - ay) * f, Math.max(1.5, 2.6 * Math.min(zoom, 1.5)), 0, 2 * Math.PI);
+                const radius = Math.max(1.5, 2.6 * Math.min(zoom, 1.5));
+                ctx.arc(ax + (bx - ax) * f, ay + (by - ay) * f, radius, 0, 2 * Math.PI);
                 ctx.fill();
             }
         });

@@ -32,12 +32,14 @@ export function compileFind(expr) {
             const key = term.slice(0, eq).toLowerCase();
             const value = term.slice(eq + 1);
             if (!FIELDS[key]) {
-                return {error: `unknown field "${key}" (name, ns, version, app, workload, service, type)`};
+                return {error: `unknown field "${key}" ` +
+                               '(name, ns, version, app, workload, service, type)'};
             }
             tests.push((d) => FIELDS[key](d).some((v) => v !== undefined && String(v) === value));
         } else {
             const needle = term.toLowerCase();
-            tests.push((d) => FIELDS.name(d).some((v) => v !== undefined && String(v).toLowerCase().includes(needle)));
+            tests.push((d) => FIELDS.name(d).some((v) => v !== undefined &&
+                                                         String(v).toLowerCase().includes(needle)));
         }
     }
     return {match: (d) => tests.every((t) => t(d))};

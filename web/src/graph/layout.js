@@ -52,7 +52,8 @@ function runLayout(cy, padding) {
     const n = cy.nodes().length;
     if (n > RANKER_SIMPLEX_MAX_NODES && cy.nodes('[nodeType = "box"]').length === 0) {
         const pos = layered(cy);
-        cy.layout({name: 'preset', positions: (node) => pos.get(node.id()), fit: false, animate: false}).run();
+        cy.layout({name: 'preset', positions: (node) => pos.get(node.id()), fit: false,
+                   animate: false}).run();
         return;
     }
     const ranker = n > RANKER_SIMPLEX_MAX_NODES ? 'longest-path' : 'network-simplex';
@@ -129,7 +130,8 @@ export function layered(cy) {
             }
             const bary = new Map(r.map((v) => {
                 const ns = neighbours[v];
-                return [v, ns.length > 0 ? ns.reduce((a, u) => a + order[u], 0) / ns.length : order[v]];
+                const sum = ns.reduce((a, u) => a + order[u], 0);
+                return [v, ns.length > 0 ? sum / ns.length : order[v]];
             }));
             r.sort((a, b) => bary.get(a) - bary.get(b));
             r.forEach((v, i) => (order[v] = i));
@@ -142,7 +144,8 @@ export function layered(cy) {
     const pos = new Map();
     const dx = LAYOUT.rankSep + 40;
     const dy = LAYOUT.nodeSep + 40;
-    ranks.forEach((r, x) => r && r.forEach((v, i) => pos.set(ids[v], {x: x * dx, y: (i - (r.length - 1) / 2) * dy})));
+    ranks.forEach((r, x) => r && r.forEach((v, i) => pos.set(ids[v], {x: x * dx,
+                                                                      y: (i - (r.length - 1) / 2) * dy})));
     return pos;
 }
 
@@ -160,7 +163,8 @@ function elementsOf(graph) {
 /* Replace an element's data with d (ids and ends are equal by construction) and its classes. */
 function setData(ele, el) {
     const cur = ele.data();
-    const gone = Object.keys(cur).filter((k) => !(k in el.data) && !['id', 'source', 'target', 'parent'].includes(k));
+    const fixed = ['id', 'source', 'target', 'parent'];
+    const gone = Object.keys(cur).filter((k) => !(k in el.data) && !fixed.includes(k));
     if (gone.length > 0) {
         ele.removeData(gone.join(' '));
     }

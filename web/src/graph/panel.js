@@ -80,9 +80,11 @@ export function chartQueries(matchers, range) {
         {title: 'Request rate', fmt: perSecond,
          query: `sum(${selRate('istio_requests_total', matchers, range)})`},
         {title: 'Error rate (4xx, 5xx, no response)', fmt: perSecond,
-         query: `sum(${selRate('istio_requests_total', {...matchers, response_code: {re: '[45]..|0'}}, range)}) or vector(0)`},
+         query: `sum(${selRate('istio_requests_total', {...matchers, response_code: {re: '[45]..|0'}},
+                               range)}) or vector(0)`},
         {title: 'Response time p95', fmt: (v) => `${Number(v.toPrecision(3))} ms`,
-         query: `histogram_quantile(0.95, sum by (le) (${selRate('istio_request_duration_milliseconds_bucket', matchers, range)}))`},
+         query: 'histogram_quantile(0.95, sum by (le) ' +
+                `(${selRate('istio_request_duration_milliseconds_bucket', matchers, range)}))`},
     ];
 }
 
@@ -112,10 +114,11 @@ function responsesTable(rows) {
         return h('p', {class: 'muted'}, 'No HTTP responses.');
     }
     return h('table', {class: 'data compact', 'data-testid': 'panel-responses'},
-             h('thead', null, h('tr', null, h('th', null, 'Code'), h('th', null, 'Flags'), h('th', {class: 'num'}, 'Share'))),
-             h('tbody', null, rows.map(([code, flags, pct]) => h('tr', {class: /^[45]|^0$/.test(code) ? 'bad' : null},
-                                                                 h('td', null, code), h('td', {class: 'mono'}, flags),
-                                                                 h('td', {class: 'num'}, fmtPercent(pct))))));
+             h('thead', null, h('tr', null, h('th', null, 'Code'), h('th', null, 'Flags'),
+                                h('th', {class: 'num'}, 'Share'))),
+             h('tbody', null, rows.map(([code, flags, pct]) => h(
+                 'tr', {class: /^[45]|^0$/.test(code) ? 'bad' : null}, h('td', null, code),
+                 h('td', {class: 'mono'}, flags), h('td', {class: 'num'}, fmtPercent(pct))))));
 }
 
 /* Share of the edges' requests over mutual TLS, weighted by rate (null when no traffic). */
@@ -190,7 +193,8 @@ export function createPanel(el) {
         if (erroring) {
             params.tags = 'error=true';
         }
-        return h('a', {href: routeHref('traces', params), 'data-testid': 'panel-traces', class: 'graph-traces'},
+        return h('a', {href: routeHref('traces', params), 'data-testid': 'panel-traces',
+                       class: 'graph-traces'},
                  erroring ? 'Traces with errors →' : 'Traces →');
     }
 
@@ -219,12 +223,12 @@ export function createPanel(el) {
         const inEdges = members.incomers('edge').map((e) => e.data());
         const outEdges = members.outgoers('edge').map((e) => e.data());
         const worst = ['failure', 'degraded', 'healthy', 'na', 'idle'];
-        const health = isBox ? worst.find((w) => node.children().some((c) => nodeHealth(c.data()) === w)) || 'idle'
-                             : nodeHealth(d);
+        const childHas = (w) => node.children().some((c) => nodeHealth(c.data()) === w);
+        const health = isBox ? worst.find(childHas) || 'idle' : nodeHealth(d);
         const mtls = mtlsShare(inEdges);
         const rows = [
-            ...field('Type', d.nodeType === 'app' && d.parent ? 'app version' : isBox ? 'app (all versions)' : d.nodeType,
-                     'panel-type'),
+            ...field('Type', d.nodeType === 'app' && d.parent ? 'app version'
+                             : isBox ? 'app (all versions)' : d.nodeType, 'panel-type'),
             ...field('Namespace', d.namespace || '–', 'panel-namespace'),
             d.version ? field('Version', d.version, 'panel-version') : null,
             d.workload && d.nodeType !== 'workload' ? field('Workload', d.workload, 'panel-workload') : null,
@@ -232,7 +236,8 @@ export function createPanel(el) {
             ...field('Inbound', inHttp > 0 ? fmtRate(inHttp) : '–', 'panel-in'),
             ...field('Outbound', num(http.httpOut) > 0 ? fmtRate(num(http.httpOut)) : '–', 'panel-out'),
             ...field('Inbound errors', inErr === null ? '–' : fmtPercent(inErr), 'panel-errors'),
-            traffic.tcp ? field('TCP in / out', `${fmtBytes(num(traffic.tcp.tcpIn))}/s / ${fmtBytes(num(traffic.tcp.tcpOut))}/s`, 'panel-tcp') : null,
+            traffic.tcp ? field('TCP in / out', `${fmtBytes(num(traffic.tcp.tcpIn))}/s / ` +
+                                `${fmtBytes(num(traffic.tcp.tcpOut))}/s`, 'panel-tcp') : null,
             ...field('mTLS (inbound)', mtls === null ? '–' : fmtPercent(mtls), 'panel-mtls'),
         ];
         const service = d.nodeType === 'service' ? d.service : d.app || d.service;
@@ -242,9 +247,10 @@ export function createPanel(el) {
             rows,
             responses: mergeResponses(inEdges.length > 0 ? inEdges : []),
             responsesTitle: 'Inbound responses',
-            matchers: inHttp > 0 || outEdges.length === 0 ? nodeMatchers(d, 'destination') : nodeMatchers(d, 'source'),
+            matchers: nodeMatchers(d, inHttp > 0 || outEdges.length === 0 ? 'destination' : 'source'),
             chartsOf: inHttp > 0 || outEdges.length === 0 ? 'inbound' : 'outbound',
-            traces: service && d.nodeType !== 'unknown' ? tracesLink(service, settings, inErr !== null && inErr > 0) : null,
+            traces: service && d.nodeType !== 'unknown'
+                ? tracesLink(service, settings, inErr !== null && inErr > 0) : null,
         };
     }
 
@@ -262,12 +268,14 @@ export function createPanel(el) {
             ...field('To', `${nodeName(t)}${t.namespace ? ` (${t.namespace})` : ''}`, 'panel-target'),
             ...field('Protocol', traffic.protocol || '–', 'panel-protocol'),
             ...field('Health', healthWord(health), 'panel-health', `health-${health}`),
-            ...field(tcp ? 'Bytes' : 'Requests', tcp ? `${fmtBytes(num(r.tcp))}/s` : fmtRate(num(r.http)), 'panel-rate'),
+            ...field(tcp ? 'Bytes' : 'Requests', tcp ? `${fmtBytes(num(r.tcp))}/s` : fmtRate(num(r.http)),
+                     'panel-rate'),
             tcp ? null : field('Share of source', fmtPercent(num(r.httpPercentReq)), 'panel-share'),
             tcp ? null : field('Errors', fmtPercent(num(r.httpPercentErr)), 'panel-errors'),
             tcp ? null : field(`Response time (${rt === 'avg' ? 'avg' : `p${rt}`})`,
                                d.responseTime === undefined ? '–' : fmtMs(num(d.responseTime)), 'panel-rt'),
-            tcp ? null : field('Throughput', d.throughput ? `${fmtBytes(num(d.throughput))}/s` : '–', 'panel-throughput'),
+            tcp ? null : field('Throughput', d.throughput ? `${fmtBytes(num(d.throughput))}/s` : '–',
+                               'panel-throughput'),
             ...field('mTLS', d.isMTLS === undefined ? '–' : fmtPercent(num(d.isMTLS)), 'panel-mtls'),
         ];
         const dstService = t.nodeType === 'service' ? t.service : t.app || t.service;
@@ -291,7 +299,8 @@ export function createPanel(el) {
             return;
         }
         const body = ele.isNode() ? nodeBody(ele, settings) : edgeBody(ele, settings);
-        const chartsKey = `${ele.id()}|${settings.duration}|${settings.queryTime}|${JSON.stringify(body.matchers)}`;
+        const chartsKey = [ele.id(), settings.duration, settings.queryTime,
+                           JSON.stringify(body.matchers)].join('|');
         const keepCharts = shown && shown.chartsKey === chartsKey && el.querySelector('.graph-charts');
         const chartBox = keepCharts ? el.querySelector('.graph-charts') : h('div', {class: 'graph-charts'});
         if (!keepCharts) {
@@ -301,7 +310,8 @@ export function createPanel(el) {
         replace(el,
                 h('div', {class: 'graph-panel-head'},
                   h('h3', {'data-testid': 'panel-title'}, body.title),
-                  h('button', {type: 'button', class: 'link', 'aria-label': 'Close panel', 'data-testid': 'panel-close',
+                  h('button', {type: 'button', class: 'link', 'aria-label': 'Close panel',
+                               'data-testid': 'panel-close',
                                onclick: () => ele.cy() && ele.cy().elements().unselect()}, '✕')),
                 h('dl', {class: 'graph-fields'}, body.rows),
                 body.traces,

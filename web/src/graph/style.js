@@ -181,12 +181,15 @@ export function stylesheet() {
             },
         },
         /* Shapes by selector, not by a style function: cytoscape caches these. */
-        ...Object.entries(SHAPES).map(([type, shape]) => ({selector: `node[nodeType = "${type}"]`, style: {shape}})),
+        ...Object.entries(SHAPES).map(([type, shape]) => ({selector: `node[nodeType = "${type}"]`,
+                                                           style: {shape}})),
         {selector: 'node.h-degraded', style: {'border-color': COLORS.degraded}},
-        {selector: 'node.h-failure', style: {'border-color': COLORS.failure, 'background-color': '#fdecea'}},
+        {selector: 'node.h-failure',
+         style: {'border-color': COLORS.failure, 'background-color': '#fdecea'}},
         {selector: 'node.h-na', style: {'border-color': COLORS.na}},
         {selector: 'node.h-idle', style: {'border-color': COLORS.idle, 'color': COLORS.idle}},
-        {selector: 'node[nodeType = "unknown"]', style: {'border-style': 'dashed', 'border-color': COLORS.na}},
+        {selector: 'node[nodeType = "unknown"]',
+         style: {'border-style': 'dashed', 'border-color': COLORS.na}},
         {selector: 'node[nodeType = "service"]', style: {'width': 38, 'height': 34}},
         {
             selector: 'node[nodeType = "box"]',
@@ -227,9 +230,12 @@ export function stylesheet() {
          * out and draw (edges both ways between two nodes then share one line, the arrowheads
          * still tell them apart). */
         {selector: 'edge.dense', style: {'curve-style': 'straight'}},
-        {selector: 'edge.h-degraded', style: {'line-color': COLORS.degraded, 'target-arrow-color': COLORS.degraded}},
-        {selector: 'edge.h-failure', style: {'line-color': COLORS.failure, 'target-arrow-color': COLORS.failure}},
-        {selector: 'edge.h-tcp', style: {'line-color': COLORS.tcp, 'target-arrow-color': COLORS.tcp, 'line-style': 'dashed'}},
+        {selector: 'edge.h-degraded',
+         style: {'line-color': COLORS.degraded, 'target-arrow-color': COLORS.degraded}},
+        {selector: 'edge.h-failure',
+         style: {'line-color': COLORS.failure, 'target-arrow-color': COLORS.failure}},
+        {selector: 'edge.h-tcp',
+         style: {'line-color': COLORS.tcp, 'target-arrow-color': COLORS.tcp, 'line-style': 'dashed'}},
         {
             selector: 'node:selected',
             style: {'underlay-color': COLORS.accent, 'underlay-opacity': 0.3, 'underlay-padding': 7,
@@ -237,7 +243,8 @@ export function stylesheet() {
         },
         {selector: 'edge:selected', style: {'width': 4, 'underlay-color': COLORS.accent, 'underlay-opacity': 0.25,
                                             'underlay-padding': 4}},
-        {selector: '.found', style: {'overlay-color': '#f5b700', 'overlay-opacity': 0.35, 'overlay-padding': 6}},
+        {selector: '.found',
+         style: {'overlay-color': '#f5b700', 'overlay-opacity': 0.35, 'overlay-padding': 6}},
         {selector: '.gone', style: {'display': 'none'}},
     ];
 }

@@ -11,12 +11,15 @@ import {BADGES, COLORS} from './style.js';
 function select(testid, label, choices, value, onchange) {
     return h('label', null, label,
              h('select', {'data-testid': testid, onchange: (ev) => onchange(ev.target.value)},
-               choices.map(([v, text]) => h('option', {value: String(v), selected: String(v) === String(value)}, text))));
+               choices.map(([v, text]) => h('option', {value: String(v),
+                                                       selected: String(v) === String(value)},
+                                            text))));
 }
 
 function toggle(testid, label, checked, onchange) {
     return h('label', {class: 'graph-toggle'},
-             h('input', {type: 'checkbox', 'data-testid': testid, checked, onchange: (ev) => onchange(ev.target.checked)}),
+             h('input', {type: 'checkbox', 'data-testid': testid, checked,
+                         onchange: (ev) => onchange(ev.target.checked)}),
              label);
 }
 
@@ -40,7 +43,8 @@ function textFilter(testid, label, placeholder, value, onchange) {
 /* The namespace multi-select: a disclosure with one checkbox per namespace. */
 function namespacePicker(all, chosen, onchange) {
     const set = new Set(chosen);
-    const text = (list) => (list.length === 0 ? 'none' : list.length <= 2 ? list.join(', ') : `${list.length} namespaces`);
+    const text = (list) => (list.length === 0 ? 'none'
+                            : list.length <= 2 ? list.join(', ') : `${list.length} namespaces`);
     const summary = h('strong', null, text(chosen));
     const boxes = all.map((ns) => h('label', {class: 'graph-ns-option'},
                                     h('input', {type: 'checkbox', value: ns, checked: set.has(ns),
@@ -59,7 +63,8 @@ function namespacePicker(all, chosen, onchange) {
     return h('details', {class: 'graph-ns', 'data-testid': 'graph-namespaces'},
              h('summary', {'data-testid': 'graph-namespaces-summary'}, 'Namespaces: ', summary),
              h('div', {class: 'graph-ns-menu'},
-               all.length === 0 ? h('p', {class: 'muted'}, 'No namespace has Istio request metrics yet.') : boxes));
+               all.length === 0 ? h('p', {class: 'muted'}, 'No namespace has Istio request metrics yet.')
+                                : boxes));
 }
 
 function legendItem(swatch, text) {
@@ -68,7 +73,8 @@ function legendItem(swatch, text) {
 
 export function legend() {
     const shape = (cls, color) => h('span', {class: `lg-shape lg-${cls}`, style: `border-color: ${color}`});
-    const line = (color, dashed) => h('span', {class: `lg-line${dashed ? ' dashed' : ''}`, style: `border-color: ${color}`});
+    const line = (color, dashed) => h('span', {class: `lg-line${dashed ? ' dashed' : ''}`,
+                                               style: `border-color: ${color}`});
     return h('div', {class: 'graph-legend panel', 'data-testid': 'graph-legend-box'},
              h('h4', null, 'Nodes'),
              h('ul', null,
@@ -94,17 +100,20 @@ export function legend() {
 export function renderToolbar(el, s, namespaces, {onChange, onFit, onRefresh}) {
     const status = h('span', {class: 'graph-status', 'data-testid': 'graph-status', role: 'status'});
     const findError = h('span', {class: 'graph-find-error', 'data-testid': 'graph-find-error', role: 'alert'});
-    const legendBtn = h('button', {type: 'button', 'data-testid': 'graph-legend', 'aria-expanded': 'false'}, 'Legend');
+    const legendBtn = h('button', {type: 'button', 'data-testid': 'graph-legend', 'aria-expanded': 'false'},
+                        'Legend');
     replace(el,
             h('div', {class: 'toolbar graph-toolbar'},
               namespacePicker(namespaces, s.namespaces || [], (ns) => onChange({namespaces: ns})),
               select('graph-type', 'Graph', GRAPH_TYPES, s.graphType, (v) => onChange({graphType: v})),
               select('graph-duration', 'Last', WINDOWS, s.duration, (v) => onChange({duration: Number(v)})),
               select('graph-refresh', 'Refresh', REFRESHES, s.refresh, (v) => onChange({refresh: Number(v)})),
-              h('button', {type: 'button', 'data-testid': 'graph-refresh-now', onclick: onRefresh, title: 'Refresh now'}, '↻'),
+              h('button', {type: 'button', 'data-testid': 'graph-refresh-now', onclick: onRefresh,
+                           title: 'Refresh now'}, '↻'),
               status),
             h('div', {class: 'toolbar graph-toolbar'},
-              select('graph-edge-labels', 'Edge labels', EDGE_LABELS, s.edgeLabel, (v) => onChange({edgeLabel: v})),
+              select('graph-edge-labels', 'Edge labels', EDGE_LABELS, s.edgeLabel,
+                     (v) => onChange({edgeLabel: v})),
               toggle('graph-mtls', 'mTLS', s.mtls, (v) => onChange({mtls: v})),
               toggle('graph-animation', 'Traffic animation', s.animation, (v) => onChange({animation: v})),
               toggle('graph-badges', 'Badges', s.badges, (v) => onChange({badges: v})),
@@ -112,7 +121,8 @@ export function renderToolbar(el, s, namespaces, {onChange, onFit, onRefresh}) {
               textFilter('graph-hide', 'Hide', 'name, ns=, version=', s.hide, (v) => onChange({hide: v})),
               findError,
               h('span', {class: 'graph-spacer'}),
-              h('button', {type: 'button', 'data-testid': 'graph-fit', onclick: onFit, title: 'Fit the graph to the view'}, 'Fit'),
+              h('button', {type: 'button', 'data-testid': 'graph-fit', onclick: onFit,
+                           title: 'Fit the graph to the view'}, 'Fit'),
               legendBtn));
     return {
         setStatus: (...nodes) => replace(status, ...nodes),

@@ -22,7 +22,8 @@ import {compileFind} from '../graph/find.js';
 import {applyGraph, fitView} from '../graph/layout.js';
 import {createPanel} from '../graph/panel.js';
 import {parseParams, responseTimeParam, toParams, windowLabel} from '../graph/params.js';
-import {DENSE_EDGES, edgeHealth, edgeLabel, nodeHealth, nodeLabel, nodeName, stylesheet} from '../graph/style.js';
+import {DENSE_EDGES, edgeHealth, edgeLabel, nodeHealth, nodeLabel, nodeName,
+        stylesheet} from '../graph/style.js';
 import {legend, renderToolbar} from '../graph/toolbar.js';
 import {NO_DATA_HINT, empty, errorBox, h, loading, replace} from '../ui.js';
 
@@ -41,6 +42,12 @@ async function fetchNamespaces(signal) {
     return [...all].sort();
 }
 
+/* A node's line in the keyboard / screen-reader list. */
+function nodeListText(d) {
+    const version = d.version ? ` ${d.version}` : '';
+    return `${nodeName(d)}${version} (${d.nodeType}, ${d.namespace || 'no namespace'})`;
+}
+
 function sameList(a, b) {
     return (a || []).join(',') === (b || []).join(',');
 }
@@ -56,11 +63,14 @@ export function mount(el, route) {
     let toolbar = null;
 
     const toolbarEl = h('div', {class: 'graph-toolbars'});
-    const cyEl = h('div', {class: 'graph-cy', 'data-testid': 'graph-canvas', tabindex: '0', role: 'application',
-                           'aria-label': 'Service graph. Arrow keys move between nodes, Escape clears the selection, + and - zoom, 0 fits.'});
+    const cyEl = h('div', {class: 'graph-cy', 'data-testid': 'graph-canvas', tabindex: '0',
+                           role: 'application',
+                           'aria-label': 'Service graph. Arrow keys move between nodes, Escape ' +
+                                         'clears the selection, + and - zoom, 0 fits.'});
     const stateEl = h('div', {class: 'graph-state', 'data-testid': 'graph-state'});
     const legendEl = h('div', {class: 'graph-legend-wrap', hidden: true});
-    const nodeList = h('ul', {class: 'graph-nodelist', 'data-testid': 'graph-nodelist', 'aria-label': 'Nodes of the graph'});
+    const nodeList = h('ul', {class: 'graph-nodelist', 'data-testid': 'graph-nodelist',
+                              'aria-label': 'Nodes of the graph'});
     const panelEl = h('aside', {class: 'graph-panel panel', 'data-testid': 'graph-panel', hidden: true,
                                 'aria-label': 'Selected node or edge', 'aria-live': 'polite'});
     el.append(h('div', {class: 'graph-page'}, toolbarEl,
@@ -107,7 +117,8 @@ export function mount(el, route) {
 
     function relabel() {
         cy.batch(() => {
-            cy.nodes().forEach((n) => n.data('_label', nodeLabel(n.data(), {badges: s.badges, namespaces: s.namespaces})));
+            const opts = {badges: s.badges, namespaces: s.namespaces};
+            cy.nodes().forEach((n) => n.data('_label', nodeLabel(n.data(), opts)));
             cy.edges().forEach((e) => e.data('_label', edgeLabel(e.data(), s.edgeLabel)));
         });
     }
@@ -141,8 +152,7 @@ export function mount(el, route) {
         const nodes = cy.nodes().filter((n) => !n.isParent() && !n.hasClass('gone'));
         replace(nodeList, nodes.map((n) => h('li', null,
                                              h('button', {type: 'button', onclick: () => selectNode(n)},
-                                               `${nodeName(n.data())}${n.data('version') ? ` ${n.data('version')}` : ''}`
-                                               + ` (${n.data('nodeType')}, ${n.data('namespace') || 'no namespace'})`))));
+                                               nodeListText(n.data())))));
     }
 
     function selectNode(n) {
@@ -166,7 +176,8 @@ export function mount(el, route) {
          * is the app's box. */
         const nodes = cy.nodes();
         const match = nodes.filter((n) => nodeName(n.data()) === want)[0] ||
-                      nodes.filter((n) => [n.data('app'), n.data('service'), n.data('workload')].includes(want))[0];
+                      nodes.filter((n) => [n.data('app'), n.data('service'),
+                                           n.data('workload')].includes(want))[0];
         if (match) {
             selectNode(match);
         }
@@ -186,7 +197,8 @@ export function mount(el, route) {
             cy.elements().remove();
             panel.close();
             showState(allNamespaces.length === 0 ? empty('No traffic yet.', NO_DATA_HINT)
-                                                 : empty('No namespace chosen.', 'Pick one or more namespaces in the toolbar.'));
+                                                 : empty('No namespace chosen.',
+                                                         'Pick one or more namespaces in the toolbar.'));
             renderNodeList();
             applied('none');
             return;
@@ -204,17 +216,18 @@ export function mount(el, route) {
         let graph;
         const t0 = performance.now();
         try {
-            graph = await apiGet('/api/graph', {namespaces: namespaces.join(','), graphType: s.graphType,
-                                                duration: s.duration, responseTime: responseTimeParam(s.edgeLabel),
-                                                queryTime: s.queryTime || undefined},
-                                 fetchAbort.signal);
+            const params = {namespaces: namespaces.join(','), graphType: s.graphType,
+                            duration: s.duration, responseTime: responseTimeParam(s.edgeLabel),
+                            queryTime: s.queryTime || undefined};
+            graph = await apiGet('/api/graph', params, fetchAbort.signal);
         } catch (e) {
             if (e.name === 'AbortError' || mine !== seq) {
                 return;
             }
             toolbar.setStatus('');
             /* The graph on screen (if any) stays: the error says it is not current. */
-            showState(errorBox(e, cy.elements().length > 0 ? 'Refresh failed, the graph shown is older' : 'Graph failed'));
+            showState(errorBox(e, cy.elements().length > 0 ? 'Refresh failed, the graph shown is older'
+                                                            : 'Graph failed'));
             return;
         }
         if (mine !== seq) {
@@ -227,7 +240,8 @@ export function mount(el, route) {
         if (nodes.length === 0) {
             cy.elements().remove();
             panel.close();
-            showState(empty(`No traffic in ${namespaces.join(', ')} over the last ${windowLabel(s.duration)}.`, NO_DATA_HINT));
+            showState(empty(`No traffic in ${namespaces.join(', ')} over the last ` +
+                            `${windowLabel(s.duration)}.`, NO_DATA_HINT));
         } else {
             const keep = selected();
             mode = applyGraph(cy, graph, PADDING);
@@ -304,7 +318,8 @@ export function mount(el, route) {
             focusPending = s.focus;
         }
         if (!sameList(prev.namespaces, s.namespaces) || prev.graphType !== s.graphType ||
-            prev.duration !== s.duration || prev.queryTime !== s.queryTime || responseTimeParam(prev.edgeLabel) !== responseTimeParam(s.edgeLabel)) {
+            prev.duration !== s.duration || prev.queryTime !== s.queryTime ||
+            responseTimeParam(prev.edgeLabel) !== responseTimeParam(s.edgeLabel)) {
             load();
             return;
         }
@@ -330,21 +345,23 @@ export function mount(el, route) {
     cyEl.addEventListener('keydown', (ev) => {
         const nodes = cy.nodes().filter((n) => !n.isParent() && !n.hasClass('gone')).toArray()
             .sort((a, b) => a.position('x') - b.position('x') || a.position('y') - b.position('y'));
-        if (ev.key === 'ArrowRight' || ev.key === 'ArrowDown' || ev.key === 'ArrowLeft' || ev.key === 'ArrowUp') {
+        const middle = {x: cyEl.clientWidth / 2, y: cyEl.clientHeight / 2};
+        if (['ArrowRight', 'ArrowDown', 'ArrowLeft', 'ArrowUp'].includes(ev.key)) {
             if (nodes.length === 0) {
                 return;
             }
             const cur = selected();
             const i = cur ? nodes.findIndex((n) => n.id() === cur.id()) : -1;
             const fwd = ev.key === 'ArrowRight' || ev.key === 'ArrowDown';
-            const j = i < 0 ? (fwd ? 0 : nodes.length - 1) : (i + (fwd ? 1 : nodes.length - 1)) % nodes.length;
+            const j = i < 0 ? (fwd ? 0 : nodes.length - 1)
+                            : (i + (fwd ? 1 : nodes.length - 1)) % nodes.length;
             selectNode(nodes[j]);
         } else if (ev.key === 'Escape') {
             cy.elements().unselect();
         } else if (ev.key === '+' || ev.key === '=') {
-            cy.zoom({level: cy.zoom() * 1.2, renderedPosition: {x: cyEl.clientWidth / 2, y: cyEl.clientHeight / 2}});
+            cy.zoom({level: cy.zoom() * 1.2, renderedPosition: middle});
         } else if (ev.key === '-') {
-            cy.zoom({level: cy.zoom() / 1.2, renderedPosition: {x: cyEl.clientWidth / 2, y: cyEl.clientHeight / 2}});
+            cy.zoom({level: cy.zoom() / 1.2, renderedPosition: middle});
         } else if (ev.key === '0') {
             fitView(cy, PADDING);
         } else {
