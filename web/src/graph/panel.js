@@ -171,6 +171,9 @@ export function createPanel(el) {
         await Promise.all(slots.map(async ({q, slot}) => {
             try {
                 const res = await apiGet('/api/v1/query_range', {query: q.query, start, end, step}, signal);
+                if (signal.aborted) {
+                    return; /* the panel moved on while the answer came */
+                }
                 const r = (res && res.data && res.data.result) || [];
                 const points = r.length > 0 ? r[0].values.map(([t, v]) => [t, parseFloat(v)]) : [];
                 if (points.length === 0) {

@@ -221,7 +221,7 @@ export function mount(el, route) {
                             queryTime: s.queryTime || undefined};
             graph = await apiGet('/api/graph', params, fetchAbort.signal);
         } catch (e) {
-            if (e.name === 'AbortError' || mine !== seq) {
+            if (e.name === 'AbortError' || mine !== seq || cy.destroyed()) {
                 return;
             }
             toolbar.setStatus('');
@@ -230,7 +230,7 @@ export function mount(el, route) {
                                                             : 'Graph failed'));
             return;
         }
-        if (mine !== seq) {
+        if (mine !== seq || cy.destroyed()) {
             return;
         }
         const t1 = performance.now();
