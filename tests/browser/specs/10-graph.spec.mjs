@@ -275,6 +275,35 @@ export async function run(t) {
         await page.uncheck('[data-testid="graph-animation"]');
     });
 
+    await t.step('badges from the API\'s flags are drawn under the name; the toggle hides them', async () => {
+        /* The control plane's flags are not in the fixture: put two on a node as the API would. */
+        await page.evaluate(() => {
+            const n = window.__weftGraph.nodes().filter((x) => x.data('workload') === 'reviews-v3')[0];
+            n.data({hasCB: true, hasMissingSC: true});
+        });
+        await page.uncheck('[data-testid="graph-badges"]');
+        const off = await page.evaluate(() => window.__weftGraph.nodes().filter((x) => x.data('workload') === 'reviews-v3')[0].data('_label'));
+        assert.equal(off, 'reviews-v3');
+        await page.check('[data-testid="graph-badges"]');
+        const on = await page.evaluate(() => window.__weftGraph.nodes().filter((x) => x.data('workload') === 'reviews-v3')[0].data('_label'));
+        assert.equal(on, 'reviews-v3\n⚡ ⚠');
+    });
+
+    await t.step('Fit brings a zoomed-in graph back, capped at a readable zoom', async () => {
+        await page.evaluate(() => {
+            window.__weftGraph.zoom(3.5);
+            window.__weftGraph.pan({x: -2000, y: -2000});
+        });
+        await page.click('[data-testid="graph-fit"]');
+        const r = await page.evaluate(() => {
+            const cy = window.__weftGraph;
+            const bb = cy.nodes().renderedBoundingBox();
+            return {zoom: cy.zoom(), bb, w: cy.width(), h: cy.height()};
+        });
+        assert.ok(r.zoom <= 1.25, `zoom ${r.zoom}`);
+        assert.ok(r.bb.x1 >= 0 && r.bb.y1 >= 0 && r.bb.x2 <= r.w && r.bb.y2 <= r.h, JSON.stringify(r));
+    });
+
     await t.step('a refresh with the same data moves no node', async () => {
         await openGraph(page, {...common, graphType: 'versionedApp'});
         const before = await snapshot(page);
