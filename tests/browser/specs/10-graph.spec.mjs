@@ -68,9 +68,10 @@ function snapshot(page) {
     });
 }
 
-async function apiGraph(base, q) {
-    const res = await fetch(`${base}/api/graph?${new URLSearchParams(q)}`);
-    assert.equal(res.status, 200);
+/* The API with the page's session (the collector runs with --users). */
+async function apiGraph(page, base, q) {
+    const res = await page.request.get(`${base}/api/graph?${new URLSearchParams(q)}`);
+    assert.equal(res.status(), 200);
     return res.json();
 }
 
@@ -106,7 +107,7 @@ export async function run(t) {
         await t.step(`${graphType} graph: node and edge counts are the API's and the fixture's`, async () => {
             await openGraph(page, {...common, graphType});
             const snap = await snapshot(page);
-            const api = await apiGraph(base, {namespaces: fixture.NAMESPACE, graphType, duration: '600', queryTime});
+            const api = await apiGraph(page, base, {namespaces: fixture.NAMESPACE, graphType, duration: '600', queryTime});
             assert.equal(snap.nodes.length, api.elements.nodes.length);
             assert.equal(snap.edges.length, api.elements.edges.length);
             assert.deepEqual(snap.nodes.map((n) => n.id).sort(), api.elements.nodes.map((n) => n.data.id).sort());
