@@ -30,13 +30,25 @@ export function alignSeries(series) {
     return [xs, ...cols];
 }
 
+/* [low, high] of the y axis for data between min and max (null when there is none). */
+export function yRange(min, max) {
+    const lo = Math.min(0, Number.isFinite(min) ? min : 0);
+    const hi = Math.max(0, Number.isFinite(max) ? max : 0);
+    if (hi === lo) {
+        return [lo, lo + 1];
+    }
+    return [lo < 0 ? lo * 1.1 : 0, hi > 0 ? hi * 1.1 : 0];
+}
+
 export function timeChart(el, {series, height = 180, fmt = (v) => String(v), width}) {
     const opts = {
         width: width || Math.max(200, el.clientWidth || 400),
         height,
         legend: {show: series.length > 1},
         cursor: {drag: {x: true, y: false}},
-        scales: {x: {time: true}},
+        /* y from 0 (or below, for negative data) to a little above the top: a flat series is a
+         * line inside the chart with labelled ticks, not on its edge with one label. */
+        scales: {x: {time: true}, y: {range: (u, min, max) => yRange(min, max)}},
         axes: [{}, {values: (u, vals) => vals.map((v) => (v === null ? '' : fmt(v))), size: 60}],
         series: [{}, ...series.map((s, i) => ({
             label: s.label,
