@@ -10,7 +10,7 @@
  *
  * A spec module exports `name` and `async run(t)`; t = {page, base, fixture, fed, artifacts,
  * tmp, weft, step(title, fn), screenshot(name), collectorArgs, control (control.mjs),
- * controlUrl, credentials}. The collector reads the mesh's configuration from a real `weft
+ * controlUrl, credentials, freePort}. The collector reads the mesh's configuration from a real `weft
  * control` and runs with --users: a users file made by `weft users add` for credentials =
  * {user: 'admin', password: <random>}, so every page goes through the login spec first. Any
  * console error or uncaught page error fails the spec it happened in. Exit 0 all passed, 1 a
@@ -30,7 +30,7 @@ import * as fixture from './fixture.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.WEFT_CHROMIUM || '/usr/bin/chromium';
-const OVERALL_TIMEOUT_MS = 270000;
+const OVERALL_TIMEOUT_MS = 560000;
 
 function skip(why) {
     console.log(`skipped: ${why}`);
@@ -197,6 +197,7 @@ async function main() {
             let shot = 0;
             const t = {
                 page, base, fixture, fed, artifacts, tmp, weft, collectorArgs, control, controlUrl, credentials,
+                freePort,
                 screenshot: async (what) => {
                     const file = path.join(artifacts, `${f.replace('.spec.mjs', '')}-${String(++shot).padStart(2, '0')}-${what}.png`);
                     await page.screenshot({path: file, fullPage: false});

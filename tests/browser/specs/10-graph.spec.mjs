@@ -228,7 +228,7 @@ export async function run(t) {
         assert.equal(await page.textContent('[data-testid="panel-errors"]'), `${Math.round(fixture.edgeErrorPercent(fx))}%`);
         assert.equal(await page.textContent('[data-testid="panel-health"]'), 'Failure');
         const q = new URLSearchParams((await page.getAttribute('[data-testid="panel-traces"]', 'href')).split('?')[1]);
-        assert.equal(q.get('service'), W[fx.dst].app);
+        assert.equal(q.get('service'), W[fx.src].app); /* the caller's spans: every request of the edge */
         assert.equal(q.get('tags'), 'error=true');
         await page.waitForFunction(() => document.querySelectorAll('[data-testid="panel-chart"] canvas').length === 3);
         await t.screenshot('panel-edge');

@@ -281,7 +281,11 @@ export function createPanel(el) {
                                'panel-throughput'),
             ...field('mTLS', d.isMTLS === undefined ? '–' : fmtPercent(num(d.isMTLS)), 'panel-mtls'),
         ];
-        const dstService = t.nodeType === 'service' ? t.service : t.app || t.service;
+        /* The caller's proxy records a span for every request on the edge, also those it
+         * answered itself (a fault abort, no healthy upstream, a timeout), which the destination
+         * never saw: an edge's traces are the caller's, unless the caller has no proxy. */
+        const serviceOf = (x) => (x.nodeType === 'service' ? x.service : x.app || x.service);
+        const traceService = s.nodeType !== 'unknown' && serviceOf(s) ? serviceOf(s) : serviceOf(t);
         return {
             title: `${nodeName(s)} → ${nodeName(t)}`,
             kind: 'edge',
@@ -290,7 +294,7 @@ export function createPanel(el) {
             responsesTitle: 'Responses',
             matchers: {...nodeMatchers(s, 'source'), ...nodeMatchers(t, 'destination')},
             chartsOf: 'edge',
-            traces: dstService ? tracesLink(dstService, settings, num(r.httpPercentErr) > 0) : null,
+            traces: traceService ? tracesLink(traceService, settings, num(r.httpPercentErr) > 0) : null,
         };
     }
 

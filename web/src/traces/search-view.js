@@ -70,6 +70,10 @@ export function mountSearch(el, route) {
 
     function fillForm() {
         tagsIn.value = q.tags;
+        /* a window the list does not offer (the graph links with its own, e.g. 1m) is added */
+        if (/^\d+[mhd]$/.test(q.lookback) && !LOOKBACKS.some(([v]) => v === q.lookback)) {
+            lookbackSel.prepend(option(q.lookback, `Last ${q.lookback}`, q.lookback));
+        }
         lookbackSel.value = q.lookback;
         customBox.hidden = q.lookback !== 'custom';
         startIn.value = q.start;
