@@ -50,14 +50,24 @@ export function fitView(cy, padding, eles) {
  * in linear time and ranks a mesh's layered call graph the same way. */
 function runLayout(cy, padding) {
     const n = cy.nodes().length;
-    if (n > RANKER_SIMPLEX_MAX_NODES && cy.nodes('[nodeType = "box"]').length === 0) {
+    const preset = () => {
         const pos = layered(cy);
         cy.layout({name: 'preset', positions: (node) => pos.get(node.id()), fit: false,
                    animate: false}).run();
+    };
+    if (n > RANKER_SIMPLEX_MAX_NODES && cy.nodes('[nodeType = "box"]').length === 0) {
+        preset();
         return;
     }
     const ranker = n > RANKER_SIMPLEX_MAX_NODES ? 'longest-path' : 'network-simplex';
-    cy.layout({...LAYOUT, ranker, fit: false, padding}).run();
+    try {
+        cy.layout({...LAYOUT, ranker, fit: false, padding}).run();
+    } catch (e) {
+        /* dagre gives up on some compound graphs ("Not possible to find intersection inside of
+         * the rectangle": an edge whose ends it placed on one point); the graph is still drawn,
+         * by the layered layout. */
+        preset();
+    }
 }
 
 /* A Sugiyama-style layout in linear passes: ranks by longest path from the roots (edges that
