@@ -448,13 +448,16 @@ static void print_banner(const demo_t *d)
            "  weft apply -f %s/virtual-service-reviews-80-20.yaml     # traffic shifting\n"
            "  weft apply -f %s/virtual-service-reviews-jason-v2-v3.yaml  # route by user\n"
            "  weft apply -f %s/virtual-service-ratings-test-abort.yaml   # 500s for jason\n"
-           "  weft apply -f %s/virtual-service-ratings-test-delay.yaml   # trips the 3 s "
-           "timeout\n"
+           "  weft apply -f %s/virtual-service-ratings-test-delay.yaml   # 7 s for jason: trips "
+           "productpage's 3 s timeout\n"
+           "  weft apply -f %s/virtual-service-reviews-timeout.yaml    # ... or a 0.5 s route "
+           "timeout (504 UT)\n"
            "  weft proxy-status; weft get vs\n\n"
            "Logs: %s/logs/. Ctrl-C stops everything.\n",
            (long long)d->cfg.rate, d->collector_url, d->collector_url, d->collector_url,
            d->gateway_url, d->control_url, d->control_url, d->dir, d->cfg.config_dir,
-           d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir, d->dir);
+           d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir,
+           d->cfg.config_dir, d->dir);
     fflush(stdout);
 }
 

@@ -6,7 +6,8 @@
  * -> ratings with each span's parent in the trace; `weft apply` of the reviews-v3 route moves
  * every reviews request to v3; the ratings abort fault shows as 500s with the FI flag on the
  * reviews -> ratings edge, and the graph carries the VirtualService and fault badges the
- * collector reads from the control plane; the whole demo stays under 1 GiB of memory; SIGTERM stops
+ * collector reads from the control plane; the ratings delay under a 0.5 s route timeout shows
+ * as 504 UT on productpage -> reviews; the whole demo stays under 1 GiB of memory; SIGTERM stops
  * it and no process it started is left.
  */
 #include "wf_alloc.h"
@@ -461,7 +462,30 @@ static void test_demo_end_to_end(void **state)
     }
     assert_true(badges);
 
-    /* 7. Within its memory budget. */
+    /* 7. The delay fault (7 s for jason's ratings calls) under a 0.5 s route timeout on
+     * reviews (now v2, which waits for ratings): productpage's sidecar gives up, 504 with the
+     * UT flag on the productpage -> reviews-v2 edge. */
+    snprintf(args, sizeof(args), "apply -f '%s/virtual-service-ratings-test-delay.yaml'",
+             g.config_dir);
+    assert_int_equal(weft_cli(args), 0);
+    snprintf(args, sizeof(args), "apply -f '%s/virtual-service-reviews-timeout.yaml'",
+             g.config_dir);
+    assert_int_equal(weft_cli(args), 0);
+    bool timed_out = false;
+    for (int tries = 0; tries < 120 && !timed_out; tries++) {
+        n = graph_edges("workload", e, 32);
+        const edge_t *x = find_edge(e, n, "productpage-v1>reviews-v2");
+        timed_out = x != NULL &&
+                    json_object_get(json_object_get(json_object_get(x->responses, "504"), "flags"),
+                                    "UT") != NULL;
+        edges_free(e, n);
+        if (!timed_out) {
+            usleep(500 * 1000);
+        }
+    }
+    assert_true(timed_out);
+
+    /* 8. Within its memory budget. */
     int nprocs = 0;
     long kib = demo_rss_kib(&nprocs);
     fprintf(stderr, "weft demo: %d processes, %ld MiB resident in all\n", nprocs, kib / 1024);
