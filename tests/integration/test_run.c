@@ -10,6 +10,7 @@
 #include "wt_control.h"
 #include "wt_util.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,13 +47,33 @@ static void print_file(const char *path)
     wf_free(text);
 }
 
-/* Whether some process's command line contains s (its first character in brackets, so that
- * the shell running pgrep does not match itself). */
+/* Whether some other process's command line (arguments joined by spaces) contains s. */
 static bool process_with(const char *s)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "pgrep -f -- '[%c]%s' > /dev/null", s[0], s + 1);
-    return system(cmd) == 0;
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    bool found = false;
+    while (proc != NULL && !found && (e = readdir(proc)) != NULL) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == getpid()) {
+            continue;
+        }
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        size_t len = 0;
+        char *cmd = wt_read_file(path, &len);
+        for (size_t i = 0; cmd != NULL && i + 1 < len; i++) {
+            if (cmd[i] == '\0') {
+                cmd[i] = ' ';
+            }
+        }
+        found = cmd != NULL && strstr(cmd, s) != NULL;
+        wf_free(cmd);
+    }
+    if (proc != NULL) {
+        closedir(proc);
+    }
+    return found;
 }
 
 static void test_program_in_the_mesh(void **state)
