@@ -385,11 +385,16 @@ static int start_mesh(demo_t *d)
     /* the application: each instance and its sidecar at its own address */
     char boot[PATH_MAX + 32];
     snprintf(boot, sizeof(boot), "%s/control/bootstrap-token", d->dir);
+    int app_ports[NWORKLOADS];
+    if (demo_free_ports(app_ports, NWORKLOADS) != 0) {
+        fprintf(stderr, "weft demo: no free port on 127.0.0.1 for the applications\n");
+        return -1;
+    }
     for (size_t i = 0; i < NWORKLOADS; i++) {
         const char *svc = workloads[i].service, *ver = workloads[i].version;
         char ip[32], name[48], app_listen[32], in[48], out[48], admin[48], port[16], sa[48];
         snprintf(ip, sizeof(ip), "%s.%d", cfg->subnet, workloads[i].octet);
-        int app_port = demo_free_port();
+        int app_port = app_ports[i];
         snprintf(app_listen, sizeof(app_listen), "127.0.0.1:%d", app_port);
         snprintf(port, sizeof(port), "%d", app_port);
         snprintf(in, sizeof(in), "%s:%d", ip, SERVICE_PORT);

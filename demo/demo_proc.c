@@ -115,20 +115,30 @@ bool demo_port_free(const char *ip, int port)
     return ok;
 }
 
-int demo_free_port(void)
+int demo_free_ports(int *ports, size_t n)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
+    int fds[64];
+    int rc = 0;
+    size_t opened = 0;
+    if (n > sizeof(fds) / sizeof(fds[0])) {
+        return -1;
     }
-    if (fd >= 0) {
-        close(fd);
+    for (; opened < n && rc == 0; opened++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        fds[opened] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&a, sizeof(a)) != 0 ||
+            getsockname(fds[opened], (struct sockaddr *)&a, &len) != 0) {
+            rc = -1;
+        }
+        ports[opened] = ntohs(a.sin_port);
     }
-    return port;
+    for (size_t i = 0; i < opened; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+    return rc;
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *arg)

@@ -31,8 +31,9 @@ int demo_stop(pid_t pid, int64_t timeout_ms);
 /* Whether ip:port (IPv4) can be bound now: nothing listens there. */
 bool demo_port_free(const char *ip, int port);
 
-/* A port of 127.0.0.1 the kernel says is free now, or -1. */
-int demo_free_port(void);
+/* n distinct ports of 127.0.0.1 the kernel says are free now (all held open while they are
+ * chosen, so no two are the same); 0, or -1 when the kernel gave none. */
+int demo_free_ports(int *ports, size_t n);
 
 /* GET url with handle c (reset first; no proxy; body discarded): the status, or 0 when
  * nothing answered. cookie may be NULL. */

@@ -147,12 +147,17 @@ int demo_run_main(int argc, char **argv)
         goto out;
     }
     exe[n] = '\0';
-    int out_port = demo_free_port(), admin_port = demo_free_port();
+    int ports[3]; /* outbound, admin, inbound */
+    if (demo_free_ports(ports, 3) != 0) {
+        fprintf(stderr, "weft run: no free port on 127.0.0.1\n");
+        goto out;
+    }
+    int out_port = ports[0], admin_port = ports[1];
     char inbound[64], outbound[64], admin[64], app_port[16];
     if (cfg.inbound != NULL) {
         snprintf(inbound, sizeof(inbound), "%s", cfg.inbound);
     } else {
-        snprintf(inbound, sizeof(inbound), "127.0.0.1:%d", demo_free_port());
+        snprintf(inbound, sizeof(inbound), "127.0.0.1:%d", ports[2]);
     }
     snprintf(outbound, sizeof(outbound), "127.0.0.1:%d", out_port);
     snprintf(admin, sizeof(admin), "127.0.0.1:%d", admin_port);

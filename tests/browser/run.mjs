@@ -62,7 +62,10 @@ try {
     skip('playwright-core not installed (cd tests/browser && npm ci)');
 }
 
-function freePort() {
+/* A free port of 127.0.0.1 never handed out before in this run (two probes in a row may be
+ * given the same one). */
+const portsGiven = new Set();
+function probePort() {
     return new Promise((resolve, reject) => {
         const srv = net.createServer();
         srv.on('error', reject);
@@ -71,6 +74,15 @@ function freePort() {
             srv.close(() => resolve(port));
         });
     });
+}
+async function freePort() {
+    for (;;) {
+        const port = await probePort();
+        if (!portsGiven.has(port)) {
+            portsGiven.add(port);
+            return port;
+        }
+    }
 }
 
 const children = [];

@@ -507,9 +507,13 @@ static int setup(void **state)
     snprintf(g.log, sizeof(g.log), "%s/demo.out", g.dir);
     uint64_t seed = (uint64_t)getpid() * 2654435761u;
     snprintf(g.subnet, sizeof(g.subnet), "127.0.%d", 100 + (int)(wt_rand(&seed) % 150));
-    g.port = wt_free_port();
-    g.gateway_port = wt_free_port();
-    g.control_port = wt_free_port();
+    /* three different ports (two probes in a row may be given the same one) */
+    do {
+        g.port = wt_free_port();
+        g.gateway_port = wt_free_port();
+        g.control_port = wt_free_port();
+    } while (g.port == g.gateway_port || g.port == g.control_port ||
+             g.gateway_port == g.control_port);
     char p1[16], p2[16], p3[16], data[4200];
     snprintf(p1, sizeof(p1), "%d", g.port);
     snprintf(p2, sizeof(p2), "%d", g.gateway_port);

@@ -81,7 +81,11 @@ static void test_program_in_the_mesh(void **state)
     char url[64], boot[700], app_listen[32], app_port[16], inbound[32], log1[700], log2[700];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", g_cp.port);
     snprintf(boot, sizeof(boot), "%s/bootstrap-token", g_cp.data);
-    int ap = wt_free_port(), in = wt_free_port();
+    int ap, in;
+    do { /* two different ports (two probes in a row may be given the same one) */
+        ap = wt_free_port();
+        in = wt_free_port();
+    } while (ap == in || ap == g_cp.port || in == g_cp.port);
     snprintf(app_listen, sizeof(app_listen), "127.0.0.1:%d", ap);
     snprintf(app_port, sizeof(app_port), "%d", ap);
     snprintf(inbound, sizeof(inbound), "127.0.0.1:%d", in);
@@ -133,7 +137,11 @@ static void test_program_in_the_mesh(void **state)
              "'%s'; exit 7",
              out_file, in, out_file);
     char cport[16];
-    snprintf(cport, sizeof(cport), "%d", wt_free_port());
+    int cp;
+    do {
+        cp = wt_free_port();
+    } while (cp == ap || cp == in || cp == g_cp.port);
+    snprintf(cport, sizeof(cport), "%d", cp);
     char *client_argv[] = {
         (char *)wt_weft_bin(),    "run", "--service", "client", "--port", cport,  "--control", url,
         "--bootstrap-token-file", boot,  "--",        "sh",     "-c",     script, NULL};
