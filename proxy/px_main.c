@@ -79,7 +79,8 @@ static const wf_flag_t px_flags[] = {
      "gateway mode: the address the gateway servers' ports are opened on"},
     {"collector", WF_FLAG_STR, NULL, offsetof(px_config_t, collector),
      "collector URL spans are sent to by OTLP/HTTP protobuf (http://HOST:PORT, /v1/traces is "
-     "added); default: the snapshot's telemetry.collector_url, else no span export"},
+     "added); default: telemetry.collector_url of the first snapshot that sets it, else no span "
+     "export"},
     {"sampling", WF_FLAG_STR, "1", offsetof(px_config_t, sampling),
      "percent of new traces sampled (0..100) when no snapshot sets telemetry.sampling; an "
      "incoming sampling decision always wins"},
@@ -140,10 +141,11 @@ typedef struct {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint, sighup;
     px_control_t *control;
-    px_cert_t *cert;       /* the workload certificate from the mesh CA; NULL when not used */
-    int started;           /* workers started */
-    int status;            /* px_main's exit status */
-    uv_timer_t first_wait; /* a gateway fed by --control: waiting for its first snapshot */
+    px_cert_t *cert;         /* the workload certificate from the mesh CA; NULL when not used */
+    int started;             /* workers started */
+    int status;              /* px_main's exit status */
+    uv_timer_t first_wait;   /* a gateway fed by --control: waiting for its first snapshot */
+    uv_async_t export_async; /* a snapshot was installed: it may name the span collector */
 } px_main_ctx_t;
 
 static void request_stop(px_main_ctx_t *m)
@@ -393,14 +395,30 @@ static int tracing_init(px_proxy_t *px)
     return 0;
 }
 
-/* Start the span exporter when a collector is configured: one queue per worker first. */
+/*
+ * Start the span exporter when a collector is configured: --collector, else the current
+ * snapshot's telemetry.collector_url. Main thread only; workers may already run (a sidecar
+ * under --control learns the URL from its first snapshot): each worker's queue pointer is
+ * published only once its queue exists and the exporter drains it. Returns 0 (also when there
+ * is no collector, or the exporter already runs), 2 for a bad URL (message printed), 1.
+ */
 static int export_start(px_proxy_t *px)
 {
-    const char *base = px->cfg.collector;
-    if (base == NULL && px->snapshot != NULL && px->snapshot->telemetry.collector_url.len > 0) {
-        base = px->snapshot->telemetry.collector_url.p;
+    if (px->exporter != NULL) {
+        return 0;
     }
-    if (base == NULL || base[0] == '\0') {
+    char base[2048] = "";
+    if (px->cfg.collector != NULL) {
+        snprintf(base, sizeof(base), "%s", px->cfg.collector);
+    } else {
+        uv_mutex_lock(&px->snap_mu);
+        if (px->snapshot != NULL && px->snapshot->telemetry.collector_url.len > 0) {
+            snprintf(base, sizeof(base), "%.*s", (int)px->snapshot->telemetry.collector_url.len,
+                     px->snapshot->telemetry.collector_url.p);
+        }
+        uv_mutex_unlock(&px->snap_mu);
+    }
+    if (base[0] == '\0') {
         return 0;
     }
     char url[2048];
@@ -411,7 +429,6 @@ static int export_start(px_proxy_t *px)
     px_span_queue_t **queues = wf_calloc((size_t)px->n_workers, sizeof(*queues));
     for (int i = 0; i < px->n_workers; i++) {
         queues[i] = px_span_queue_new((size_t)px->cfg.trace_queue);
-        px->workers[i].spans = queues[i];
     }
     px->span_queues = queues;
     px_export_cfg_t ec = {
@@ -425,7 +442,15 @@ static int export_start(px_proxy_t *px)
     };
     if (px_export_start(&px->exporter, &ec) != 0) {
         fprintf(stderr, "weft proxy: cannot start the span exporter\n");
+        for (int i = 0; i < px->n_workers; i++) {
+            px_span_queue_free(queues[i]);
+        }
+        wf_free(queues);
+        px->span_queues = NULL;
         return 1;
+    }
+    for (int i = 0; i < px->n_workers; i++) {
+        atomic_store_explicit(&px->workers[i].spans, queues[i], memory_order_release);
     }
     WF_LOG(WF_INFO, "proxy", "exporting spans", "url=%s sampling_pct=%g", url, px->sampling_pct);
     return 0;
@@ -436,10 +461,21 @@ static void export_stop(px_proxy_t *px)
     px_export_stop(px->exporter, px->cfg.drain_ms);
     px->exporter = NULL;
     for (int i = 0; px->span_queues != NULL && i < px->n_workers; i++) {
+        atomic_store_explicit(&px->workers[i].spans, NULL, memory_order_relaxed);
         px_span_queue_free(px->span_queues[i]);
     }
     wf_free(px->span_queues);
     px->span_queues = NULL;
+}
+
+/* A snapshot was installed: when no --collector was given and no exporter runs yet, the
+ * snapshot's telemetry.collector_url starts one. A later change of that URL takes a restart. */
+static void on_export_async(uv_async_t *a)
+{
+    px_main_ctx_t *m = a->data;
+    if (export_start(&m->px) != 0) {
+        WF_LOG(WF_WARN, "proxy", "spans not exported: the snapshot's collector_url is unusable");
+    }
 }
 
 /* Start the workers (their listeners open); 0, or an error already reported. */
@@ -635,6 +671,13 @@ int px_main(int argc, char **argv)
     }
     uv_timer_init(&m->loop, &m->first_wait);
     m->first_wait.data = m;
+    if (cfg->control != NULL && cfg->collector == NULL) {
+        uv_async_init(&m->loop, &m->export_async, on_export_async);
+        m->export_async.data = m;
+        uv_mutex_lock(&px->snap_mu);
+        px->export_async = &m->export_async;
+        uv_mutex_unlock(&px->snap_mu);
+    }
     if (defer) {
         uv_timer_start(&m->first_wait, on_first_wait, 20, 20);
     }

@@ -51,7 +51,8 @@ void px_tracing_op_name(char *out, size_t cap, wf_str_t service, wf_str_t ns, ui
 void px_tracing_record(px_worker_t *w, const px_request_info_t *info)
 {
     const px_trace_ctx_t *ctx = info->trace;
-    if (ctx == NULL || !ctx->sampled || w->spans == NULL) {
+    px_span_queue_t *q = atomic_load_explicit(&w->spans, memory_order_acquire);
+    if (ctx == NULL || !ctx->sampled || q == NULL) {
         return;
     }
     const px_proxy_t *px = w->px;
@@ -99,7 +100,7 @@ void px_tracing_record(px_worker_t *w, const px_request_info_t *info)
         .request_size = info->bytes_in,
         .response_size = info->bytes_out,
     };
-    px_span_queue_push(w->spans, px_span_new(&in));
+    px_span_queue_push(q, px_span_new(&in));
 }
 
 void px_tracing_stats(const px_proxy_t *px, wf_buf_t *out)
@@ -108,8 +109,9 @@ void px_tracing_stats(const px_proxy_t *px, wf_buf_t *out)
     px_export_counters(px->exporter, &ec);
     uint64_t full = 0;
     for (int i = 0; i < px->n_workers; i++) {
-        if (px->workers[i].spans != NULL) {
-            full += px_span_queue_dropped(px->workers[i].spans);
+        px_span_queue_t *q = atomic_load_explicit(&px->workers[i].spans, memory_order_acquire);
+        if (q != NULL) {
+            full += px_span_queue_dropped(q);
         }
     }
     wf_buf_printf(out,

@@ -478,6 +478,9 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
         px->identity = px_snapshot_ref(s);
     }
     px->nack[0] = '\0';
+    if (px->export_async != NULL) {
+        uv_async_send(px->export_async);
+    }
     for (int i = 0; i < px->n_workers; i++) {
         if (px->workers[i].config_async.data != NULL) {
             uv_async_send(&px->workers[i].config_async);

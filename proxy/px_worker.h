@@ -197,7 +197,9 @@ struct px_worker {
     wf_buf_t rbuf_cache[PX_RBUF_CACHE];
     uint32_t n_rbuf_cache;
     px_metrics_shard_t *metrics; /* this worker's shard of px->metrics */
-    px_span_queue_t *spans;      /* to the span exporter; NULL when no exporter runs */
+    /* To the span exporter; NULL while none runs. Set once by the main thread (an exporter
+     * can start with the first snapshot naming a collector), read by this worker: atomic. */
+    _Atomic(px_span_queue_t *) spans;
     px_counters_t ctr;
     int start_rc; /* listener setup result, read by the main thread after start */
     uv_sem_t started;
@@ -235,7 +237,8 @@ struct px_proxy {
     _Atomic bool ready;
     _Atomic bool draining;
     double sampling_pct;              /* percent of new traces sampled (px_trace_start) */
-    struct px_export *exporter;       /* NULL when spans are not exported */
+    struct px_export *exporter;       /* NULL when spans are not exported; main thread only */
+    uv_async_t *export_async;         /* main loop: a snapshot was installed (may start it) */
     px_span_queue_t **span_queues;    /* one per worker while the exporter runs */
     struct px_access_log *access_log; /* NULL: off */
     char node_id[320];                /* Istio's node id, for spans */

@@ -455,6 +455,62 @@ static void test_unsampled_and_new_traces(void **state)
     assert_true(trace_absent(quiet));
 }
 
+/* A sidecar under a control plane, started without --collector: its span exporter starts
+ * with the first snapshot, which names the control plane's --collector (concurrency 2: both
+ * workers' queues are picked up while they run). Requests then leave server spans. */
+static void test_collector_from_control(void **state)
+{
+    (void)state;
+    char col_url[64];
+    snprintf(col_url, sizeof(col_url), "http://127.0.0.1:%d", col_port);
+    wt_control_t c;
+    assert_int_equal(
+        wt_control_new(&c, "pxtrctl",
+                       (const char *const[]){"--collector", col_url, "--sampling", "100", NULL}),
+        0);
+    proxy_t p;
+    const char *const extra[] = {"--service",  "stars", "--version",        "v7",
+                                 "--outbound", "off",   "--trace-flush-ms", "50",
+                                 NULL};
+    proxy_start_meshed(&p, app.port, &c, extra);
+    double version = 0;
+    for (int i = 0; i < 500 && version <= 0; i++) {
+        version = stat_value(p.admin, "weft_proxy_config_version");
+        if (version <= 0) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(version > 0);
+    /* Each request is a new trace; once one is stored the exporter runs. Both workers take
+     * requests (new connections are spread), so a few requests reach both. */
+    bool found = false;
+    for (int i = 0; i < 100 && !found; i++) {
+        assert_int_equal(wt_http(p.inbound, "GET", "/headers", NULL, 0, NULL), 200);
+        char *body = NULL;
+        int st = wt_http(col_port, "GET", "/api/traces?service=stars&limit=5", NULL, 0, &body);
+        if (st == 200 && body != NULL) {
+            json_t *j = json_loads(body, 0, NULL);
+            json_t *t = json_array_get(json_object_get(j, "data"), 0);
+            json_t *s = t != NULL ? json_array_get(json_object_get(t, "spans"), 0) : NULL;
+            if (s != NULL) {
+                assert_string_equal(tag(s, "span.kind"), "server");
+                assert_string_equal(tag(s, "istio.canonical_revision"), "v7");
+                found = true;
+            }
+            json_decref(j);
+        }
+        wf_free(body);
+        if (!found) {
+            usleep(100 * 1000);
+        }
+    }
+    assert_true(found);
+    assert_true(stat_value(p.admin, "weft_proxy_spans_sent_total") >= 1);
+    proxy_stop(&p);
+    assert_int_equal(wt_control_stop(&c), 0);
+    wt_control_free(&c);
+}
+
 static void test_collector_down(void **state)
 {
     (void)state;
@@ -656,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_unsampled_and_new_traces),
         cmocka_unit_test(test_access_log),
         cmocka_unit_test(test_collector_down),
+        cmocka_unit_test(test_collector_from_control),
         cmocka_unit_test(test_reset_mid_body_two_hops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
