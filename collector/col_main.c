@@ -60,6 +60,7 @@ typedef struct {
     int64_t query_max_samples;
     char *scrape_config;
     char *scrape_sd;
+    int64_t scrape_sd_refresh_ms;
     int64_t scrape_interval_ms;
     int64_t scrape_timeout_ms;
     char *scrape_job;
@@ -111,6 +112,8 @@ static const wf_flag_t col_flags[] = {
     {"scrape-sd", WF_FLAG_STR, NULL, offsetof(col_config_t, scrape_sd),
      "targets to scrape from Prometheus http_sd URLs (comma-separated), e.g. the control "
      "plane's /v1/targets"},
+    {"scrape-sd-refresh", WF_FLAG_DURATION, "30s", offsetof(col_config_t, scrape_sd_refresh_ms),
+     "how often the --scrape-sd URLs are read again (Prometheus's http_sd refresh_interval)"},
     {"scrape-interval", WF_FLAG_DURATION, "15s", offsetof(col_config_t, scrape_interval_ms),
      "how often each target is scraped"},
     {"scrape-timeout", WF_FLAG_DURATION, "10s", offsetof(col_config_t, scrape_timeout_ms),
@@ -535,6 +538,13 @@ int col_main(int argc, char **argv)
     sopt.sd_file = ctx.cfg.scrape_config;
     sopt.sd_url_list = ctx.cfg.scrape_sd;
     sopt.interval_ms = ctx.cfg.scrape_interval_ms;
+    sopt.sd_refresh_ms = ctx.cfg.scrape_sd_refresh_ms;
+    if (sopt.sd_refresh_ms <= 0 || sopt.interval_ms <= 0 || sopt.timeout_ms <= 0) {
+        fprintf(stderr, "weft collector: --scrape-sd-refresh, --scrape-interval and "
+                        "--scrape-timeout must be longer than 0\n");
+        status = 2;
+        goto out;
+    }
     sopt.timeout_ms = ctx.cfg.scrape_timeout_ms;
     sopt.job = ctx.cfg.scrape_job;
     sopt.honor_labels = ctx.cfg.honor_labels;

@@ -363,7 +363,8 @@ static int start_mesh(demo_t *d)
     if (wait_ok(d, "the control plane", buf[3], 20000) != 0) {
         return -1;
     }
-    /* collector: scrapes every proxy the control plane knows, every 5 s, and reads the mesh's
+    /* collector: scrapes every proxy the control plane knows (its list re-read every 2 s, so a
+     * new sidecar is scraped soon), every 5 s, and reads the mesh's
      * configuration from it (the Mesh page, the graph's badges) */
     char token[PATH_MAX + 32];
     snprintf(token, sizeof(token), "%s/control/admin-token", d->dir);
@@ -371,9 +372,9 @@ static int start_mesh(demo_t *d)
     snprintf(buf[1], sizeof(buf[1]), "%s/collector", d->dir);
     snprintf(buf[2], sizeof(buf[2]), "%s/v1/targets", d->control_url);
     c = child_add(d, "collector", "collector", "--listen", buf[0], "--data-dir", buf[1],
-                  "--scrape-sd", buf[2], "--scrape-interval", "5s", "--scrape-timeout", "4s",
-                  "--otlp-listen", "off", "--zipkin-listen", "off", "--control", d->control_url,
-                  "--control-token-file", token, NULL);
+                  "--scrape-sd", buf[2], "--scrape-sd-refresh", "2s", "--scrape-interval", "5s",
+                  "--scrape-timeout", "4s", "--otlp-listen", "off", "--zipkin-listen", "off",
+                  "--control", d->control_url, "--control-token-file", token, NULL);
     if (child_start(d, c) != 0) {
         return -1;
     }
