@@ -516,6 +516,9 @@ int col_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Nothing is re-read on SIGHUP (a closed terminal, `systemctl reload`): it must not stop
+     * the collector, as its default action would. */
+    signal(SIGHUP, SIG_IGN);
 
     /* 0 on the command line means no limit; in the options it means the default */
     col_writer_options_t wopt = {

@@ -269,6 +269,9 @@ int cp_main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Nothing is re-read on SIGHUP (a closed terminal, `systemctl reload`): it must not stop
+     * the control plane, as its default action would. */
+    signal(SIGHUP, SIG_IGN);
     unsigned max_conns = raise_nofile();
     tune_malloc();
 

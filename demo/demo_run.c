@@ -3,7 +3,9 @@
  * Kubernetes. It starts a sidecar (`weft proxy`) for the program's service, waits until the
  * sidecar has its configuration from the control plane, runs the program with `http_proxy` /
  * `HTTP_PROXY` naming the sidecar's outbound port (and `NO_PROXY` keeping loopback direct), and
- * stops the sidecar when the program exits, exiting with the program's status.
+ * stops the sidecar when the program exits, exiting with the program's status. Without
+ * `--port` the program only calls others (a client, a batch job): its sidecar has no inbound
+ * listener and registers no port, so nothing routes requests to it.
  *
  * The program stays in the terminal's process group (it may be interactive; a Ctrl-C reaches
  * it directly); `weft run` ignores that Ctrl-C itself and waits for the program, and passes on
@@ -50,8 +52,8 @@ static const wf_flag_t run_flags[] = {
     {"namespace", WF_FLAG_STR, "default", offsetof(run_cfg_t, namespace),
      "namespace of the workload"},
     {"port", WF_FLAG_INT, "0", offsetof(run_cfg_t, port),
-     "port the program serves on 127.0.0.1 (required: the sidecar forwards peers' requests "
-     "there)"},
+     "port the program serves on 127.0.0.1: the sidecar forwards peers' requests there (none: "
+     "the program only calls others; peers cannot reach it)"},
     {"inbound", WF_FLAG_STR, NULL, offsetof(run_cfg_t, inbound),
      "address:port peers reach the program at, through its sidecar (default: a free port of "
      "127.0.0.1)"},
@@ -123,7 +125,7 @@ int demo_run_main(int argc, char **argv)
     pid_t sidecar = -1;
     int rc = wf_flags_parse(run_flags, &cfg, argc, argv, &argi, err, sizeof(err));
     if (rc == 1) {
-        printf("Usage: weft run --service NAME --port APP_PORT [flags] -- COMMAND [ARG...]\n\n"
+        printf("Usage: weft run --service NAME [--port APP_PORT] [flags] -- COMMAND [ARG...]\n\n"
                "Runs COMMAND inside the mesh: its sidecar registers the workload, forwards "
                "peers'\nrequests to APP_PORT, and carries COMMAND's outgoing HTTP requests "
                "(http_proxy).\n\nFlags:\n");
@@ -135,9 +137,14 @@ int demo_run_main(int argc, char **argv)
         fprintf(stderr, "weft run: %s\n", err);
         goto out;
     }
-    if (cfg.service == NULL || cfg.port < 1 || cfg.port > 65535 || argi >= argc) {
-        fprintf(stderr, "weft run: --service, --port (1..65535) and a command after -- are "
-                        "required (weft run --help)\n");
+    if (cfg.service == NULL || cfg.port < 0 || cfg.port > 65535 || argi >= argc) {
+        fprintf(stderr, "weft run: --service and a command after -- are required, --port is "
+                        "1..65535 (weft run --help)\n");
+        goto out;
+    }
+    if (cfg.port == 0 && cfg.inbound != NULL) {
+        fprintf(stderr, "weft run: --inbound needs --port (peers' requests go to the program's "
+                        "port)\n");
         goto out;
     }
     char exe[4096];
@@ -156,6 +163,8 @@ int demo_run_main(int argc, char **argv)
     char inbound[64], outbound[64], admin[64], app_port[16];
     if (cfg.inbound != NULL) {
         snprintf(inbound, sizeof(inbound), "%s", cfg.inbound);
+    } else if (cfg.port == 0) {
+        snprintf(inbound, sizeof(inbound), "off");
     } else {
         snprintf(inbound, sizeof(inbound), "127.0.0.1:%d", ports[2]);
     }
@@ -223,10 +232,17 @@ int demo_run_main(int argc, char **argv)
         }
         goto out_curl;
     }
-    fprintf(stderr,
-            "weft run: %s is in the mesh: peers reach it at %s, its requests go through %s, "
-            "sidecar admin (metrics) at %s\n",
-            cfg.service, inbound, outbound, admin);
+    if (cfg.port == 0) {
+        fprintf(stderr,
+                "weft run: %s is in the mesh (no --port: peers cannot reach it), its requests go "
+                "through %s, sidecar admin (metrics) at %s\n",
+                cfg.service, outbound, admin);
+    } else {
+        fprintf(stderr,
+                "weft run: %s is in the mesh: peers reach it at %s, its requests go through %s, "
+                "sidecar admin (metrics) at %s\n",
+                cfg.service, inbound, outbound, admin);
+    }
     char proxy_url[80];
     snprintf(proxy_url, sizeof(proxy_url), "http://%s", outbound);
     demo_spawn_t prog = {.argv = argv + argi,

@@ -40,7 +40,8 @@ static const wf_flag_t px_flags[] = {
     {"app-port", WF_FLAG_INT, "0", offsetof(px_config_t, app_port),
      "port the local app listens on, on 127.0.0.1 (required)"},
     {"inbound", WF_FLAG_STR, "127.0.0.1:15006", offsetof(px_config_t, inbound),
-     "address:port peers send requests for the app to"},
+     "address:port peers send requests for the app to (off = no inbound listener: a sidecar of "
+     "a program that only calls others; no --app-port then, and it registers no port)"},
     {"outbound", WF_FLAG_STR, "127.0.0.1:15001", offsetof(px_config_t, outbound),
      "address:port the app sends its outgoing requests to: an HTTP forward proxy (http_proxy=) "
      "routed by the --config snapshot (off = no outbound listener)"},
@@ -332,10 +333,12 @@ static char *registration_json(const px_proxy_t *px, const struct sockaddr_stora
     if (w->version.len > 0) {
         json_object_set_new(labels, "version", json_stringn(w->version.p, w->version.len));
     }
-    json_t *j = json_pack("{s:s%, s:s%, s:s%, s:s, s:[i], s:i, s:s, s:o, s:s}", "service",
+    /* Without an inbound listener peers cannot reach it: no port, no endpoint of its service. */
+    json_t *ports = px->inbound_on ? json_pack("[i]", port) : json_array();
+    json_t *j = json_pack("{s:s%, s:s%, s:s%, s:s, s:o, s:i, s:s, s:o, s:s}", "service",
                           px->self_service.p, px->self_service.len, "namespace", w->namespace.p,
                           w->namespace.len, "version", w->version.p, w->version.len, "address", ip,
-                          "ports", port, "adminPort", admin_port, "serviceAccount", sa, "labels",
+                          "ports", ports, "adminPort", admin_port, "serviceAccount", sa, "labels",
                           labels, "mode", px->gateway ? "gateway" : "sidecar");
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -570,10 +573,16 @@ int px_main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    px->inbound_on = strcmp(cfg->inbound, "off") != 0;
+    if (!px->inbound_on && (px->gateway || strcmp(cfg->outbound, "off") == 0)) {
+        fprintf(stderr, "weft proxy: --inbound off is for a sidecar with an --outbound listener\n");
+        status = 2;
+        goto out;
+    }
     if (cfg->service == NULL || cfg->service[0] == '\0' || cfg->app_port < 0 ||
-        cfg->app_port > 65535 || (!px->gateway && cfg->app_port == 0)) {
-        fprintf(stderr, "weft proxy: --service and --app-port (1..65535) are required (a gateway "
-                        "has no app port)\n");
+        cfg->app_port > 65535 || (!px->gateway && px->inbound_on && cfg->app_port == 0)) {
+        fprintf(stderr, "weft proxy: --service and --app-port (1..65535) are required (a gateway, "
+                        "or a sidecar with --inbound off, has no app port)\n");
         status = 2;
         goto out;
     }
@@ -584,9 +593,9 @@ int px_main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (parse_addr(cfg->inbound, &px->inbound_addr) != 0 ||
+    if (parse_addr(px->inbound_on ? cfg->inbound : "127.0.0.1:0", &px->inbound_addr) != 0 ||
         parse_addr(cfg->admin, &admin_addr) != 0) {
-        fprintf(stderr, "weft proxy: --inbound and --admin take ADDRESS:PORT\n");
+        fprintf(stderr, "weft proxy: --inbound (or off) and --admin take ADDRESS:PORT\n");
         status = 2;
         goto out;
     }

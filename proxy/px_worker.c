@@ -497,28 +497,33 @@ int px_proxy_install(px_proxy_t *px, px_snapshot_t *s, char *json, char *err, si
 /* A sidecar's listeners: inbound, outbound unless it is off, and the snapshot's TCP ports. */
 static int open_sidecar(px_worker_t *w)
 {
-    int rc = px__worker_listen(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr,
+    int rc = 0;
+    if (w->px->inbound_on) {
+        rc = px__worker_listen(&w->loop, &w->inbound, (const struct sockaddr *)&w->px->inbound_addr,
                                on_inbound);
-    w->inbound.data = w;
-    w->inbound_open = rc == 0;
+        w->inbound.data = w;
+        w->inbound_open = rc == 0;
+    }
     if (rc == 0 && w->px->outbound_on) {
         const struct sockaddr *oa = (const struct sockaddr *)&w->px->outbound_addr;
         rc = px__worker_listen(&w->loop, &w->outbound, oa, on_inbound);
         w->outbound.data = w;
         w->outbound_open = rc == 0;
         w->outbound_port = ntohs(((const struct sockaddr_in *)oa)->sin_port);
-        if (rc != 0) {
+        if (rc != 0 && w->inbound_open) {
             uv_close((uv_handle_t *)&w->inbound, NULL);
             w->inbound_open = false;
         }
     }
     const px_snapshot_t *snap = w->gen != NULL ? w->gen->snap : NULL;
-    if (rc == 0 && snap != NULL) {
+    if (rc == 0 && snap != NULL && w->px->inbound_on) {
         rc = px_tcp_start(w, snap->inbound.ports, snap->inbound.n_ports, snap->inbound.app_address,
                           &w->tcp);
         if (rc != 0) {
-            uv_close((uv_handle_t *)&w->inbound, NULL);
-            w->inbound_open = false;
+            if (w->inbound_open) {
+                uv_close((uv_handle_t *)&w->inbound, NULL);
+                w->inbound_open = false;
+            }
             if (w->outbound_open) {
                 uv_close((uv_handle_t *)&w->outbound, NULL);
                 w->outbound_open = false;

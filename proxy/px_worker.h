@@ -211,6 +211,7 @@ struct px_proxy {
     px_config_t cfg;
     struct sockaddr_storage inbound_addr;
     struct sockaddr_storage outbound_addr;
+    bool inbound_on;  /* --inbound is not "off" (always on for a gateway) */
     bool outbound_on; /* --outbound is not "off" */
     struct sockaddr_storage app_addr;
     bool gateway;                         /* --mode gateway: gateway servers, no app */

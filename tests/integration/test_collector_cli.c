@@ -7,6 +7,7 @@
 #include "wt_util.h"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -102,6 +103,10 @@ static void test_collector_http_and_shutdown(void **state)
     memset(junk, 'x', sizeof(junk));
     assert_int_equal(wt_http(port, "POST", "/-/healthy", junk, sizeof(junk), &body), 405);
     wf_free(body);
+    assert_int_equal(wt_http(port, "GET", "/-/healthy", NULL, 0, NULL), 200);
+    /* SIGHUP (a closed terminal, `systemctl reload`) does not stop it. */
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    usleep(200 * 1000);
     assert_int_equal(wt_http(port, "GET", "/-/healthy", NULL, 0, NULL), 200);
 
     int st = wt_stop(pid, 15000);

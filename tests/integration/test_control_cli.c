@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <regex.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -115,6 +116,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     wt_control_t *c = *state;
+    /* SIGHUP (a closed terminal, `systemctl reload`) does not stop it: it still answers, and
+     * SIGTERM below still ends it with status 0. */
+    kill(c->pid, SIGHUP);
+    usleep(200 * 1000);
+    if (wt_control_req(c->port, "GET", "/v1/workloads", c->admin, NULL, NULL) != 200) {
+        fprintf(stderr, "weft control stopped answering after SIGHUP\n");
+        return -1;
+    }
     int st = wt_control_stop(c);
     wt_control_free(c);
     wf_free(c);

@@ -545,6 +545,27 @@ static void test_cli_flags(void **state)
              "%s proxy --service x --app-port 1 --config /nonexistent/s.json 2>&1", wt_weft_bin());
     assert_int_equal(run_cmd(cmd, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "No such file"));
+    /* --inbound off: a sidecar with only an outbound listener (no --app-port needed), never a
+     * proxy with no listener at all nor a gateway. */
+    snprintf(cmd, sizeof(cmd), "%s proxy --service x --inbound off --outbound off 2>&1",
+             wt_weft_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--inbound off is for a sidecar with an --outbound listener"));
+    snprintf(cmd, sizeof(cmd), "%s proxy --service x --mode gateway --inbound off 2>&1",
+             wt_weft_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--inbound off is for a sidecar"));
+    int op = wt_free_port(), ap = wt_free_port();
+    snprintf(cmd, sizeof(cmd),
+             "%s proxy --service x --inbound off --outbound 127.0.0.1:%d --admin 127.0.0.1:%d "
+             "> /dev/null 2>&1 & echo $!",
+             wt_weft_bin(), op, ap);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    pid_t only_out = (pid_t)atoi(out);
+    assert_true(only_out > 0);
+    assert_true(wt_wait_port(op, 10000));
+    assert_int_equal(wt_http(ap, "GET", "/ready", NULL, 0, NULL), 200);
+    kill(only_out, SIGTERM);
     /* A listener that cannot be bound: exit 1, nothing left running. */
     int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};

@@ -11,6 +11,7 @@
 #include "wt_util.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -127,24 +128,30 @@ static void test_program_in_the_mesh(void **state)
     assert_non_null(strstr(body, "\"ratings-v1.default\""));
     wf_free(body);
 
-    /* 2. A client program under weft run: its environment points at its sidecar, and a request
-     * by service name goes through the mesh to ratings. */
-    char script[2048], out_file[700];
+    /* 2. A client program under weft run, without --port (it serves nothing): its environment
+     * points at its sidecar, a request by service name goes through the mesh to ratings, and
+     * its workload is registered with no port (nothing routes to it). */
+    char script[4096], out_file[700], wl_file[700];
     snprintf(out_file, sizeof(out_file), "%s/client.out", g_cp.dir);
+    snprintf(wl_file, sizeof(wl_file), "%s/client.workloads", g_cp.dir);
     snprintf(script, sizeof(script),
              "printf '%%s|%%s|%%s|%%s\\n' \"$http_proxy\" \"$HTTP_PROXY\" \"$no_proxy\" "
              "\"$NO_PROXY\" > '%s'; curl -s -w ' %%{http_code}' http://ratings:%d/ratings/0 >> "
-             "'%s'; exit 7",
-             out_file, in, out_file);
-    char cport[16];
-    int cp;
-    do {
-        cp = wt_free_port();
-    } while (cp == ap || cp == in || cp == g_cp.port);
-    snprintf(cport, sizeof(cport), "%d", cp);
-    char *client_argv[] = {
-        (char *)wt_weft_bin(),    "run", "--service", "client", "--port", cport,  "--control", url,
-        "--bootstrap-token-file", boot,  "--",        "sh",     "-c",     script, NULL};
+             "'%s'; curl -s -H 'Authorization: Bearer %s' %s/v1/workloads > '%s'; exit 7",
+             out_file, in, out_file, g_cp.admin, url, wl_file);
+    char *client_argv[] = {(char *)wt_weft_bin(),
+                           "run",
+                           "--service",
+                           "client",
+                           "--control",
+                           url,
+                           "--bootstrap-token-file",
+                           boot,
+                           "--",
+                           "sh",
+                           "-c",
+                           script,
+                           NULL};
     pid_t client = wt_spawn(client_argv, log2);
     int st = wt_wait(client, 60000);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 7) {
@@ -163,6 +170,24 @@ static void test_program_in_the_mesh(void **state)
     assert_non_null(strstr(out, "|localhost,127.0.0.1,::1|localhost,127.0.0.1,::1\n"));
     assert_non_null(strstr(out, "{\"id\":0,\"ratings\":{\"Reviewer1\":5,\"Reviewer2\":4}} 200"));
     wf_free(out);
+    json_t *wls = json_load_file(wl_file, 0, NULL);
+    json_t *items = json_object_get(wls, "items");
+    assert_non_null(items);
+    int seen = 0;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *w = json_array_get(items, i);
+        const char *svc = json_string_value(json_object_get(w, "service"));
+        size_t np = json_array_size(json_object_get(w, "ports"));
+        if (svc != NULL && strcmp(svc, "client") == 0) {
+            assert_int_equal(np, 0);
+            seen++;
+        } else if (svc != NULL && strcmp(svc, "ratings") == 0) {
+            assert_int_equal(np, 1);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 2);
+    json_decref(wls);
     /* the client's sidecar is gone with it */
     char side_admin[64];
     snprintf(side_admin, sizeof(side_admin), "--service client --namespace default");
@@ -209,6 +234,12 @@ static void test_errors(void **state)
     int st = wt_wait(wt_spawn(a1, log), 10000);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     assert_true(file_has(log, "a command after -- are required", 0));
+    /* --inbound without --port: there would be nothing to forward to */
+    char *a0[] = {(char *)wt_weft_bin(), "run", "--service", "x", "--inbound",
+                  "127.0.0.1:1",         "--",  "true",      NULL};
+    st = wt_wait(wt_spawn(a0, log), 10000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    assert_true(file_has(log, "--inbound needs --port", 0));
     /* no control plane there: the program never runs */
     char port[16], dead[64], marker[700], script[800];
     snprintf(port, sizeof(port), "%d", wt_free_port());
