@@ -13,6 +13,9 @@
  * section followed by a character that cannot continue a flag name (`--remote-write` is not
  * `--remote-write-url`).
  *
+ * A row whose default is one code span (`| `--retention` | `15d` |`) must agree with the
+ * "(default: 15d)" of the flag's help line.
+ *
  * The last test removes one flag's row from a copy of the document and checks that the
  * checker names that flag, so that a checker which never fails is caught.
  */
@@ -32,7 +35,8 @@
 #include <cmocka.h>
 
 #define MAX_COMMANDS 64
-#define MAX_FLAGS 128
+#define MAX_FLAGS 96
+#define DEFAULT_LEN 96
 #define MAX_SECTIONS 64
 #define MAX_NAMES 16
 #define NAME_LEN 64
@@ -40,7 +44,8 @@
 typedef struct {
     char name[NAME_LEN];
     int n_flags;
-    char flags[MAX_FLAGS][NAME_LEN]; /* without the leading dashes */
+    char flags[MAX_FLAGS][NAME_LEN];       /* without the leading dashes */
+    char defaults[MAX_FLAGS][DEFAULT_LEN]; /* the help line's "(default: X)" at its end, or "" */
 } cmd_t;
 
 typedef struct {
@@ -111,6 +116,26 @@ static void read_commands(docs_fx_t *fx)
     assert_true(fx->n_cmds >= 10);
 }
 
+/* The "(default: X)" that ends a wf_flags help line, into out ("" when there is none). */
+static void read_default(const char *line, const char *eol, char out[DEFAULT_LEN])
+{
+    static const char tag[] = "(default: ";
+    out[0] = '\0';
+    if (eol <= line || eol[-1] != ')') {
+        return;
+    }
+    const char *d = NULL;
+    for (const char *p = line; p + sizeof(tag) - 1 < eol; p++) {
+        if (memcmp(p, tag, sizeof(tag) - 1) == 0) {
+            d = p + sizeof(tag) - 1;
+        }
+    }
+    if (d != NULL && (size_t)(eol - 1 - d) < DEFAULT_LEN) {
+        memcpy(out, d, (size_t)(eol - 1 - d));
+        out[eol - 1 - d] = '\0';
+    }
+}
+
 /* The flags `weft <cmd> --help` defines: lines whose first word is `--name` or `-x, --name`. */
 static void read_flags(docs_fx_t *fx, cmd_t *c)
 {
@@ -134,7 +159,9 @@ static void read_flags(docs_fx_t *fx, cmd_t *c)
                 if (n < NAME_LEN && !(n == 4 && memcmp(p + 2, "help", 4) == 0)) {
                     assert_true(c->n_flags < MAX_FLAGS);
                     memcpy(c->flags[c->n_flags], p + 2, n);
-                    c->flags[c->n_flags++][n] = '\0';
+                    c->flags[c->n_flags][n] = '\0';
+                    read_default(line, eol != NULL ? eol : next, c->defaults[c->n_flags]);
+                    c->n_flags++;
                 }
             }
         }
@@ -358,6 +385,55 @@ static int check_documented_flags_exist(const docs_fx_t *fx, const char *doc, wf
     return problems;
 }
 
+/*
+ * A table row written `| `--name` | `value` | ...` (one flag, one code span as its default)
+ * agrees with the default `weft <cmd> --help` prints for that flag, when it prints one. Rows
+ * whose default is prose ("required", "`$WEFT_CONTROL`, else ...") are not compared. Each
+ * problem is one line in out; returns how many.
+ */
+static int check_defaults(const docs_fx_t *fx, const char *doc, wf_buf_t *out)
+{
+    section_t secs[MAX_SECTIONS];
+    int n_secs = find_sections(doc, secs, MAX_SECTIONS), problems = 0;
+    for (int s = 0; s < n_secs; s++) {
+        const section_t *sec = &secs[s];
+        for (const char *line = sec->start; line < sec->end;) {
+            const char *eol = memchr(line, '\n', (size_t)(sec->end - line));
+            eol = eol != NULL ? eol : sec->end;
+            char flag[NAME_LEN], value[DEFAULT_LEN];
+            int fn = 0, vn = 0;
+            /* "| `--" flag "` | `" value "` |" */
+            if (sscanf(line, "| `--%63[a-z0-9-]` | `%n", flag, &fn) == 1 && fn > 0 &&
+                line + fn < eol) {
+                const char *v = line + fn;
+                const char *tick = memchr(v, '`', (size_t)(eol - v));
+                if (tick != NULL && tick + 3 < eol && memcmp(tick, "` |", 3) == 0 &&
+                    (size_t)(tick - v) < DEFAULT_LEN &&
+                    memchr(v, '|', (size_t)(tick - v)) == NULL) {
+                    vn = (int)(tick - v);
+                    memcpy(value, v, (size_t)vn);
+                    value[vn] = '\0';
+                }
+            }
+            for (int k = 0; vn > 0 && k < sec->n_names; k++) {
+                const cmd_t *c = find_cmd(fx, sec->names[k]);
+                for (int f = 0; c != NULL && f < c->n_flags; f++) {
+                    if (strcmp(c->flags[f], flag) == 0 && c->defaults[f][0] != '\0' &&
+                        strcmp(c->defaults[f], value) != 0) {
+                        wf_buf_printf(out,
+                                      "weft %s --%s: docs/operations.md says the default is "
+                                      "\"%s\", --help says \"%s\"\n",
+                                      c->name, flag, value, c->defaults[f]);
+                        problems++;
+                    }
+                }
+            }
+            line = eol < sec->end ? eol + 1 : sec->end;
+        }
+    }
+    return problems;
+}
+
 static int setup(void **state)
 {
     static docs_fx_t fx;
@@ -431,6 +507,26 @@ static void test_documented_flags_exist(void **state)
     assert_int_equal(problems, 0);
 }
 
+static void test_defaults_agree(void **state)
+{
+    docs_fx_t *fx = *state;
+    load_commands(fx);
+    const cmd_t *col = find_cmd(fx, "collector");
+    for (int f = 0; f < col->n_flags; f++) {
+        if (strcmp(col->flags[f], "retention") == 0) {
+            assert_string_equal(col->defaults[f], "15d");
+        }
+    }
+    wf_buf_t out;
+    wf_buf_init(&out);
+    int problems = check_defaults(fx, fx->doc, &out);
+    if (problems > 0) {
+        fprintf(stderr, "%s", wf_buf_cstr(&out));
+    }
+    wf_buf_free(&out);
+    assert_int_equal(problems, 0);
+}
+
 /*
  * The checks fail on a document that lost a row, a section, or gained a stale flag: each change
  * adds its own problem to those the real document has (none, when the tests above pass), so
@@ -489,6 +585,23 @@ static void test_checks_can_fail(void **state)
                                               "\"## weft collector\", but no command of that "
                                               "section has it\n"));
     wf_free(doc);
+
+    /* a default written wrong */
+    wf_buf_reset(&out);
+    int base_defaults = check_defaults(fx, fx->doc, &out);
+    wf_buf_reset(&out);
+    const char *def = strstr(fx->doc, "\n| `--retention` | `15d` |");
+    assert_non_null(def);
+    wf_buf_append(&out, fx->doc, (size_t)(def - fx->doc));
+    wf_buf_puts(&out, "\n| `--retention` | `30d` |");
+    wf_buf_puts(&out, def + strlen("\n| `--retention` | `15d` |"));
+    doc = (char *)wf_buf_detach(&out, NULL);
+    wf_buf_init(&out);
+    assert_int_equal(check_defaults(fx, doc, &out), base_defaults + 1);
+    assert_non_null(strstr(wf_buf_cstr(&out), "weft collector --retention: docs/operations.md "
+                                              "says the default is \"30d\", --help says "
+                                              "\"15d\"\n"));
+    wf_free(doc);
     wf_buf_free(&out);
 }
 
@@ -497,6 +610,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_flag_is_documented),
         cmocka_unit_test(test_documented_flags_exist),
+        cmocka_unit_test(test_defaults_agree),
         cmocka_unit_test(test_checks_can_fail),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
