@@ -15,10 +15,11 @@
  *   ${var}; a multi-value selection as an escaped `(a|b)` regex; "All" as the variable's
  *   allValue `.*`), as a range query over the dashboard's hour at the $__interval step, or an
  *   instant query when the target says so. Twice: all multi-value variables on "All" and the
- *   reporter on "destination", then on their first two values and the reporter on "source". Every
- * query must answer "success"; every variable must have values; the main panels (request volume,
- * success rate, durations, requests by peer) must return data. A table of queries run / succeeded /
- * returned data is printed.
+ *   reporter on "destination", then on their first two values and the reporter on "source".
+ *   Every query must answer "success"; every variable must have values; the main panels
+ *   (request volume, success rate, durations, requests by peer) must return data; every
+ *   {{label}} of a legend must be a label of the series it names. A table of queries run /
+ *   succeeded / returned data is printed.
  * - The Jaeger data source's requests (services, operations, trace search, trace by id,
  *   dependencies) answer a trace posted to the same collector.
  */
@@ -594,6 +595,31 @@ static bool is_main(const char *title)
     return false;
 }
 
+/* Every {{label}} of a target's legend names a label of each series the query returned (a
+ * legend naming a label that is not there prints empty in Grafana). 1 when one does not. */
+static size_t check_legend(json_t *answer, const char *legend, const char *uid, const char *title)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(json_object_get(answer, "data"), "result"), i, r)
+    {
+        json_t *m = json_object_get(r, "metric");
+        for (const char *p = legend != NULL ? strstr(legend, "{{") : NULL; p != NULL;
+             p = strstr(p + 2, "{{")) {
+            const char *end = strstr(p, "}}");
+            assert_non_null(end);
+            char name[128];
+            snprintf(name, sizeof(name), "%.*s", (int)(end - p - 2), p + 2);
+            if (json_object_get(m, name) == NULL) {
+                printf("%s: \"%s\": legend %s names label %s, absent from the series\n", uid, title,
+                       legend, name);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* One dashboard, one pass. Counts into vt (variables) and pt (panel queries); the number of
  * failures (failed queries, variables without values, main panels without data). */
 static size_t run_dashboard(json_t *d, bool all, tally_t *vt, tally_t *pt)
@@ -659,6 +685,8 @@ static size_t run_dashboard(json_t *d, bool all, tally_t *vt, tally_t *pt)
             if (result_size(a) > 0) {
                 pt->data++;
                 with_data++;
+                failures += check_legend(a, json_string_value(json_object_get(t, "legendFormat")),
+                                         uid, title);
             }
             json_decref(a);
         }
