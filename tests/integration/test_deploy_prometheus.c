@@ -51,6 +51,13 @@ typedef struct {
 
 static fixture_t g;
 
+/* True when a process exited with status 0 (weft run: the demo app's status after the SIGTERM it
+ * passed on). */
+static bool clean_exit(int st)
+{
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 static void print_file(const char *path)
 {
     char *text = wt_read_file(path, NULL);
@@ -377,7 +384,7 @@ static void test_real_prometheus(void **state)
     prom_stop(&tok);
 
     /* 2. The control plane with --read-open: the form without a token discovers the sidecar. */
-    assert_int_equal(WEXITSTATUS(wt_control_stop(&g.cp)), 0);
+    assert_true(clean_exit(wt_control_stop(&g.cp)));
     const char *read_open[] = {"--read-open", NULL};
     assert_int_equal(wt_control_start(&g.cp, read_open), 0);
     assert_true(wt_wait_port(g.cp.port, 10000));
@@ -468,18 +475,46 @@ static int setup(void **state)
     return 0;
 }
 
+/* Whether the log at dir/name holds a sanitizer report (printing it when it does). */
+static bool sanitizer_report(const char *name)
+{
+    char path[800];
+    snprintf(path, sizeof(path), "%s/%s", g.cp.dir, name);
+    char *text = wt_read_file(path, NULL);
+    bool bad = text != NULL && (strstr(text, "ERROR: AddressSanitizer") != NULL ||
+                                strstr(text, "runtime error:") != NULL ||
+                                strstr(text, "ERROR: LeakSanitizer") != NULL);
+    wf_free(text);
+    if (bad) {
+        print_file(path);
+    }
+    return bad;
+}
+
 static int teardown(void **state)
 {
     (void)state;
-    if (g.run_pid > 0) {
-        wt_stop(g.run_pid, 15000);
+    int rc = 0;
+    if (g.run_pid > 0 && !clean_exit(wt_stop(g.run_pid, 15000))) {
+        fprintf(stderr, "weft run did not exit cleanly\n");
+        rc = -1;
     }
-    if (g.col_pid > 0) {
-        wt_stop(g.col_pid, 15000);
+    if (g.col_pid > 0 && !clean_exit(wt_stop(g.col_pid, 15000))) {
+        fprintf(stderr, "the collector did not exit cleanly\n");
+        rc = -1;
     }
-    wt_control_stop(&g.cp);
+    if (!clean_exit(wt_control_stop(&g.cp))) {
+        fprintf(stderr, "the control plane did not exit cleanly\n");
+        rc = -1;
+    }
+    const char *logs[] = {"control.log", "collector.log", "run-ratings.log"};
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        if (sanitizer_report(logs[i])) {
+            rc = -1;
+        }
+    }
     wt_control_free(&g.cp);
-    return 0;
+    return rc;
 }
 
 int main(void)
