@@ -100,7 +100,8 @@ static int write_config(const char *dir, const char *name, const char *token_fil
                  g.cp.port, g.col_port, g.shipped, name);
 }
 
-/* Start Prometheus on dir/cfg_name; false (with its log printed) when it does not get ready. */
+/* Start Prometheus on g.cp.dir/cfg_name with its data in a new temporary directory; false
+ * (with its log printed) when it does not get ready. */
 static bool prom_start(prom_t *p, const char *prefix, const char *cfg_name)
 {
     char *tmp = wt_tmpdir(prefix);
@@ -112,7 +113,8 @@ static bool prom_start(prom_t *p, const char *prefix, const char *cfg_name)
     snprintf(log, sizeof(log), "%s/prometheus.log", p->dir);
     do {
         p->port = wt_free_port();
-    } while (p->port == g.cp.port || p->port == g.col_port || p->port == g.admin_port);
+    } while (p->port == g.cp.port || p->port == g.col_port || p->port == g.admin_port ||
+             p->port == g.app_port || p->port == g.in_port);
     snprintf(a_addr, sizeof(a_addr), "--web.listen-address=127.0.0.1:%d", p->port);
     char *argv[] = {
         (char *)wt_pd_prometheus_bin(), a_cfg, a_data, a_addr, "--log.level=warn", NULL};
@@ -192,8 +194,8 @@ static json_t *wait_up(const prom_t *p, const char *job, const char *instance, i
     return NULL;
 }
 
-/* The value of a Prometheus text-format metric line starting with name on port's /metrics,
- * or -1. */
+/* The sum of the values of the lines of port's /metrics named name (with any labels), or -1
+ * when there is none. */
 static double prom_metric(int port, const char *name)
 {
     char *body = NULL;
@@ -203,9 +205,14 @@ static double prom_metric(int port, const char *name)
              l = strchr(l, '\n'), l = l ? l + 1 : l) {
             size_t n = strlen(name);
             if (strncmp(l, name, n) == 0 && (l[n] == ' ' || l[n] == '{')) {
-                const char *sp = strchr(l, ' ');
+                /* the value is the line's last field (label values may hold spaces) */
+                const char *eol = strchr(l, '\n');
+                const char *sp = eol != NULL ? eol : l + strlen(l);
+                while (sp > l && sp[-1] != ' ') {
+                    sp--;
+                }
                 v = v < 0 ? 0 : v;
-                v += sp != NULL ? strtod(sp + 1, NULL) : 0;
+                v += strtod(sp, NULL);
             }
         }
     }
