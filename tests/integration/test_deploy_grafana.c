@@ -117,6 +117,7 @@ static const char *const preferred[][2] = {
 
 /* ---- YAML provisioning ---- */
 
+/* deploy/grafana/rel parsed (one document), failing the test when it does not parse. */
 static cp_yaml_stream_t *load_yaml(const char *rel)
 {
     char path[800];
@@ -135,6 +136,7 @@ static cp_yaml_stream_t *load_yaml(const char *rel)
     return s;
 }
 
+/* The text of the scalar under key in map, or NULL. */
 static const char *scalar(const cp_yaml_node_t *map, const char *key)
 {
     const cp_yaml_node_t *n = cp_yaml_get(map, key);
@@ -215,6 +217,7 @@ static bool is_jaeger(json_t *t)
     return type != NULL && strcmp(type, "jaeger") == 0;
 }
 
+/* Fail unless ds names a provisioned data source by uid, with its type. */
 static void check_ds(json_t *ds, const char *where)
 {
     const char *uid = json_string_value(json_object_get(ds, "uid"));
@@ -355,6 +358,7 @@ static void test_dashboards_well_formed(void **state)
 
 /* ---- running the queries as Grafana would ---- */
 
+/* GET path on the collector as JSON; NULL (with the answer printed) unless a 200 with JSON. */
 static json_t *jaeger_get(const char *path)
 {
     char *body = NULL;
@@ -367,6 +371,7 @@ static json_t *jaeger_get(const char *path)
     return j;
 }
 
+/* Append s[0..n) to the growing string *o (NUL-terminated). */
 static void put(char **o, size_t *len, size_t *cap, const char *s, size_t n)
 {
     if (*len + n + 1 > *cap) {
@@ -444,6 +449,7 @@ static void regex_escape(char *out, size_t cap, const char *v)
     out[k] = '\0';
 }
 
+/* s percent-encoded for an application/x-www-form-urlencoded body (wf_free it). */
 static char *form_escape(const char *s)
 {
     size_t len = strlen(s);
@@ -493,6 +499,7 @@ static json_t *run_query(const char *q, bool instant)
     return j;
 }
 
+/* The number of series (or samples) in a query answer. */
 static size_t result_size(json_t *j)
 {
     return json_array_size(json_object_get(json_object_get(j, "data"), "result"));
@@ -586,6 +593,8 @@ static bool variable_values(var_t *v, const char *def, const char *regex, const 
     return true;
 }
 
+/* Set what $name becomes in this pass: a single-value variable its preferred value (else its
+ * first); a multi-value one `.*` (All) or its first two values escaped as `(a|b)`. */
 static void select_value(var_t *v, bool all)
 {
     if (!v->multi) {
@@ -616,6 +625,7 @@ static void select_value(var_t *v, bool all)
     }
 }
 
+/* Whether a panel of this title must return data. */
 static bool is_main(const char *title)
 {
     for (size_t i = 0; i < sizeof(main_panels) / sizeof(main_panels[0]); i++) {
