@@ -444,28 +444,32 @@ static void print_banner(const demo_t *d)
     /* The CLI commands below are this same binary: its directory goes first in PATH. */
     const char *slash = strrchr(d->exe, '/');
     int exe_dir_len = slash != NULL ? (int)(slash - d->exe) : 1;
-    printf("\nweft demo is running: bookinfo behind an ingress gateway, %lld requests/s.\n\n"
-           "  Web UI (graph, traces, metrics)   %s/\n"
-           "  Grafana Prometheus data source    %s\n"
-           "  Jaeger / Zipkin trace API          %s  (Grafana's Jaeger data source)\n"
-           "  The application                   %s/productpage\n"
-           "  Control plane                     %s\n\n"
-           "Try next (in another terminal, from weft's source tree):\n"
-           "  export PATH=\"%.*s:$PATH\" WEFT_CONTROL=%s WEFT_TOKEN_FILE=%s/control/admin-token\n"
-           "  weft apply -f %s/virtual-service-all-v1.yaml            # every service to v1\n"
-           "  weft apply -f %s/virtual-service-reviews-80-20.yaml     # traffic shifting\n"
-           "  weft apply -f %s/virtual-service-reviews-jason-v2-v3.yaml  # route by user\n"
-           "  weft apply -f %s/virtual-service-ratings-test-abort.yaml   # 500s for jason\n"
-           "  weft apply -f %s/virtual-service-ratings-test-delay.yaml   # 7 s for jason: trips "
-           "productpage's 3 s timeout\n"
-           "  weft apply -f %s/virtual-service-reviews-timeout.yaml    # ... or a 0.5 s route "
-           "timeout (504 UT)\n"
-           "  weft proxy-status; weft get vs\n\n"
-           "Logs: %s/logs/. Ctrl-C stops everything.\n",
-           (long long)d->cfg.rate, d->collector_url, d->collector_url, d->collector_url,
-           d->gateway_url, d->control_url, exe_dir_len, d->exe, d->control_url, d->dir,
-           d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir,
-           d->cfg.config_dir, d->cfg.config_dir, d->dir);
+    printf(
+        "\nweft demo is running: bookinfo behind an ingress gateway, %lld requests/s.\n\n"
+        "  Web UI (graph, traces, metrics)   %s/\n"
+        "  Grafana Prometheus data source    %s\n"
+        "  Jaeger / Zipkin trace API          %s  (Grafana's Jaeger data source)\n"
+        "  The application                   %s/productpage\n"
+        "  Control plane                     %s\n\n"
+        "Try next (in another terminal, from weft's source tree):\n"
+        "  export PATH=\"%.*s:$PATH\" WEFT_CONTROL=%s WEFT_TOKEN_FILE=%s/control/admin-token \\\n"
+        "         WEFT_BOOTSTRAP_TOKEN_FILE=%s/control/bootstrap-token\n"
+        "  weft apply -f %s/virtual-service-all-v1.yaml            # every service to v1\n"
+        "  weft apply -f %s/virtual-service-reviews-80-20.yaml     # traffic shifting\n"
+        "  weft apply -f %s/virtual-service-reviews-jason-v2-v3.yaml  # route by user\n"
+        "  weft apply -f %s/virtual-service-ratings-test-abort.yaml   # 500s for jason\n"
+        "  weft apply -f %s/virtual-service-ratings-test-delay.yaml   # 7 s for jason: trips "
+        "productpage's 3 s timeout\n"
+        "  weft apply -f %s/virtual-service-reviews-timeout.yaml    # ... or a 0.5 s route "
+        "timeout (504 UT)\n"
+        "  weft proxy-status; weft get vs\n"
+        "  weft run --service client -- curl -s http://productpage:9080/health   # your program "
+        "in the mesh\n\n"
+        "Logs: %s/logs/. Ctrl-C stops everything.\n",
+        (long long)d->cfg.rate, d->collector_url, d->collector_url, d->collector_url,
+        d->gateway_url, d->control_url, exe_dir_len, d->exe, d->control_url, d->dir, d->dir,
+        d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir, d->cfg.config_dir,
+        d->cfg.config_dir, d->cfg.config_dir, d->dir);
     fflush(stdout);
 }
 
