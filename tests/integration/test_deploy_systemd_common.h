@@ -108,11 +108,11 @@ static inline char *su_replace(const char *text, const char *from, const char *t
         o += p - s;
         if (isdigit((unsigned char)p[fl])) {
             memcpy(o, p, fl);
+            o += fl;
         } else {
             memcpy(o, to, tl);
-            o += tl - fl;
+            o += tl;
         }
-        o += fl;
         s = p + fl;
     }
     strcpy(o, s);
