@@ -399,10 +399,11 @@ static void write_token(const fx_t *fx, const char *name, char *hex)
     chmod(path, 0600);
 }
 
-static void test_units_run(void **state)
+/* A temporary root with distinct free ports and the two tokens in etc/weft. */
+static void fx_init(fx_t *fx)
 {
-    (void)state;
-    fx_t fx = {.dir = wt_tmpdir("weft-systemd-run")};
+    memset(fx, 0, sizeof(*fx));
+    fx->dir = wt_tmpdir("weft-systemd-run");
     /* distinct free ports (two probes in a row can be given the same one) */
     for (size_t i = 0; i <= NPORTS; i++) {
         int p;
@@ -411,20 +412,27 @@ static void test_units_run(void **state)
             p = wt_free_port();
             again = false;
             for (size_t j = 0; j < i; j++) {
-                again = again || fx.port[j] == p;
+                again = again || fx->port[j] == p;
             }
         } while (again);
         if (i < NPORTS) {
-            fx.port[i] = p;
+            fx->port[i] = p;
         } else {
-            fx.gw_port = p;
+            fx->gw_port = p;
         }
     }
     char etc[700], boot[65];
-    snprintf(etc, sizeof(etc), "%s/etc/weft", fx.dir);
+    snprintf(etc, sizeof(etc), "%s/etc/weft", fx->dir);
     mkdir_p(etc);
-    write_token(&fx, "admin-token", fx.admin_token);
-    write_token(&fx, "bootstrap-token", boot);
+    write_token(fx, "admin-token", fx->admin_token);
+    write_token(fx, "bootstrap-token", boot);
+}
+
+static void test_units_run(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx);
 
     /* The shipped env files, as README.md installs them; the collector scrapes every second so
      * that the test need not wait 15 s, and the gateway stays on loopback. */
@@ -577,6 +585,37 @@ static void test_units_run(void **state)
     wf_free(fx.dir);
 }
 
+/*
+ * A setting weft refuses (here a misspelt flag in WEFT_ARGS) makes it exit 2, which every unit
+ * lists in RestartPreventExitStatus=: systemd then marks the unit failed at once instead of
+ * restarting it into the same error.
+ */
+static void test_refused_setting_exits_2(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx);
+    install_env(&fx, "control.env", "/etc/weft/control.env", "WEFT_ARGS=--lease-tt 30s\n");
+    pid_t control = start_unit(&fx, "weft-control.service", "", "weft-control.service");
+    int st = wt_wait(control, 20000);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/weft-control.service.log", fx.dir);
+    char *log = wt_read_file(path, NULL);
+    assert_non_null(strstr(log, "--lease-tt"));
+    wf_free(log);
+    for (size_t i = 0; i < SU_NUNITS; i++) {
+        char *src = su_path(su_units[i].file);
+        char *text = wt_read_file(src, NULL);
+        assert_non_null(strstr(text, "\nRestartPreventExitStatus=2\n"));
+        wf_free(text);
+        wf_free(src);
+    }
+    wt_rm_rf(fx.dir);
+    wf_free(fx.dir);
+}
+
 /* The reader refuses what it does not implement instead of guessing. */
 static void test_reader_refuses_unknown_syntax(void **state)
 {
@@ -618,6 +657,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reader_refuses_unknown_syntax),
         cmocka_unit_test(test_units_run),
+        cmocka_unit_test(test_refused_setting_exits_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
