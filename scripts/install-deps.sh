@@ -11,6 +11,8 @@ packages=(
     libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev
     # tests: unit tests, format check, sanitizer and libFuzzer builds
     libcmocka-dev clang clang-format libclang-rt-14-dev curl
+    # systemd-analyze checks the units of deploy/systemd (test_deploy_systemd)
+    systemd
     # the browser tests of the web UI (tests/browser: playwright-core drives it)
     chromium
     # reference systems the tests and benchmarks run beside weft
