@@ -8,6 +8,7 @@
  * _samples_pending move; Prometheus restarted on the same port and data directory then
  * receives the queued samples, and every counter balances (sent = pushed, nothing dropped).
  * The collector's /metrics passes `promtool check metrics`, and SIGTERM stops it cleanly.
+ * Scraped samples take the same way: a collector scraping itself shows up in Prometheus.
  *
  * VictoriaMetrics (when installed) as a second receiver: its /api/v1/export must hold the
  * pushed samples with their exact timestamps.
@@ -88,16 +89,41 @@ static pid_t start_prometheus(fx_t *f)
     return pid;
 }
 
-static pid_t start_weft(const char *dir, int port, int rw_port, const char *log)
+/* The collector, sending to rw_port; scrape_file (may be NULL): file_sd targets scraped every
+ * second. */
+static pid_t start_weft(const char *dir, int port, int rw_port, const char *log,
+                        const char *scrape_file)
 {
     char addr[64], data[512], url[128];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     snprintf(data, sizeof(data), "%s/weft-%d", dir, port);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/write", rw_port);
-    char *argv[] = {
-        (char *)wt_weft_bin(),  "collector", "--listen",   addr, "--otlp-listen",  "off",
-        "--zipkin-listen",      "off",       "--data-dir", data, "--remote-write", url,
-        "--remote-write-flush", "200ms",     NULL};
+    /* the last four slots: the scrape flags, when asked for */
+    char *argv[] = {(char *)wt_weft_bin(),
+                    "collector",
+                    "--listen",
+                    addr,
+                    "--otlp-listen",
+                    "off",
+                    "--zipkin-listen",
+                    "off",
+                    "--data-dir",
+                    data,
+                    "--remote-write",
+                    url,
+                    "--remote-write-flush",
+                    "200ms",
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL};
+    if (scrape_file != NULL) {
+        argv[14] = "--scrape-config";
+        argv[15] = (char *)scrape_file;
+        argv[16] = "--scrape-interval";
+        argv[17] = "1s";
+    }
     pid_t pid = wt_spawn(argv, log);
     if (!wait_ready(pid, port, "/-/ready")) {
         print_file(log);
@@ -258,7 +284,7 @@ static void test_prometheus(void **state)
     snprintf(f.prom_log, sizeof(f.prom_log), "%s/prometheus.log", f.dir);
     snprintf(f.weft_log, sizeof(f.weft_log), "%s/weft.log", f.dir);
     f.prom = start_prometheus(&f);
-    f.weft = start_weft(f.dir, f.weft_port, f.prom_port, f.weft_log);
+    f.weft = start_weft(f.dir, f.weft_port, f.prom_port, f.weft_log, NULL);
 
     /* Phase 1: Prometheus up. Timestamps a minute ago, well inside its head block. */
     int64_t t0 = (wf_wall_ms() / 1000) * 1000 - 60000;
@@ -346,6 +372,73 @@ static void test_prometheus(void **state)
     wf_free(f.dir);
 }
 
+/* Scraped samples take the same way: the collector scrapes itself, Prometheus receives its up
+ * and its own remote_write counters. */
+static void test_scraped_forwarded(void **state)
+{
+    (void)state;
+    if (access(PROMETHEUS, X_OK) != 0) {
+        printf("skipped: Prometheus not installed (%s)\n", PROMETHEUS);
+        skip();
+    }
+    fx_t f;
+    memset(&f, 0, sizeof(f));
+    f.dir = wt_tmpdir("rw_send_scrape");
+    f.prom_port = wt_free_port();
+    f.weft_port = wt_free_port();
+    while (f.weft_port == f.prom_port) {
+        f.weft_port = wt_free_port();
+    }
+    snprintf(f.prom_log, sizeof(f.prom_log), "%s/prometheus.log", f.dir);
+    snprintf(f.weft_log, sizeof(f.weft_log), "%s/weft.log", f.dir);
+    char sd[600], targets[200];
+    snprintf(sd, sizeof(sd), "%s/targets.json", f.dir);
+    snprintf(targets, sizeof(targets),
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": {\"job\": \"self\"}}]\n", f.weft_port);
+    wt_write_file(sd, targets);
+    f.prom = start_prometheus(&f);
+    f.weft = start_weft(f.dir, f.weft_port, f.prom_port, f.weft_log, sd);
+    char want[200];
+    snprintf(want, sizeof(want), "up{instance=127.0.0.1:%d,job=self} 1", f.weft_port);
+    /* evaluated at "now" by each poll: the newest scrape is within the lookback */
+    char *got = NULL;
+    bool ok = false;
+    for (int i = 0; i < 300 && !ok; i++) {
+        wf_free(got);
+        got = query_lines(f.prom_port, "up", (double)wf_wall_ms() / 1000);
+        ok = got != NULL && strcmp(got, want) == 0;
+        if (!ok) {
+            usleep(100000);
+        }
+    }
+    if (!ok) {
+        print_file(f.weft_log);
+        fail_msg("up in prometheus: %s (want %s)", got ? got : "(failed)", want);
+    }
+    wf_free(got);
+    /* a counter of the sender itself, scraped and forwarded: at least one sample was sent */
+    got = NULL;
+    ok = false;
+    for (int i = 0; i < 300 && !ok; i++) {
+        wf_free(got);
+        got = query_lines(f.prom_port, "weft_remote_write_samples_sent_total > 0",
+                          (double)wf_wall_ms() / 1000);
+        ok = got != NULL && strstr(got, "job=self") != NULL;
+        if (!ok) {
+            usleep(100000);
+        }
+    }
+    if (!ok) {
+        fail_msg("weft_remote_write_samples_sent_total in prometheus: %s", got ? got : "(failed)");
+    }
+    wf_free(got);
+    int st = wt_stop(f.weft, 20000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(WEXITSTATUS(wt_stop(f.prom, 10000)), 0);
+    wt_rm_rf(f.dir);
+    wf_free(f.dir);
+}
+
 /* VictoriaMetrics' /api/v1/export (raw samples, JSON lines) holds exactly what was pushed. */
 static void test_victoria_metrics(void **state)
 {
@@ -370,7 +463,7 @@ static void test_victoria_metrics(void **state)
         print_file(vm_log);
         fail_msg("victoria-metrics did not become ready");
     }
-    pid_t weft = start_weft(dir, weft_port, vm_port, weft_log);
+    pid_t weft = start_weft(dir, weft_port, vm_port, weft_log, NULL);
     int64_t t0 = (wf_wall_ms() / 1000) * 1000 - 60000;
     char text[512];
     snprintf(text, sizeof(text),
@@ -411,6 +504,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_scraped_forwarded),
         cmocka_unit_test(test_victoria_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
