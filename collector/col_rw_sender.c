@@ -36,6 +36,11 @@
 #define ANSWER_KEEP 256
 /* Longest wait for the connection itself, within the request's timeout. */
 #define CONNECT_TIMEOUT_MS 10000
+/* Sent chunks kept for the writer to fill again, and the largest buffer worth keeping: a
+ * chunk that is reused needs no growing by doubling (a copy each time) and no fresh pages,
+ * which together cost more than the encoding itself. */
+#define SPARE_CHUNKS 4
+#define SPARE_MAX_BYTES ((size_t)8 << 20)
 
 typedef struct rw_chunk {
     struct rw_chunk *next;
@@ -68,8 +73,12 @@ struct col_rw_sender {
     uint64_t sent, dropped[NDROP], retries, requests, requests_failed, bytes_sent;
     uint64_t by_code[600]; /* attempts by HTTP status; [0]: no answer */
     bool failing;          /* the last attempt was a retryable failure (for the log) */
+    rw_chunk_t *spare;     /* sent chunks, emptied, for the writer to reuse */
+    size_t nspare;
 
-    rw_chunk_t *stage; /* writer thread only */
+    /* writer thread only */
+    rw_chunk_t *stage;
+    size_t hint_bytes, hint_n; /* the last published chunk's size: a new one starts there */
 
     /* sender thread only */
     CURL *curl;
@@ -90,10 +99,17 @@ static size_t uvarint_len(uint64_t v)
     return n;
 }
 
-static void put_tag_len(wf_buf_t *out, uint8_t tag, size_t len)
+static uint8_t *put_tag_len(uint8_t *p, uint8_t tag, size_t len)
 {
-    wf_buf_putc(out, tag);
-    wf_buf_put_uvarint(out, len);
+    *p++ = tag;
+    return p + wf_uvarint_put(p, len);
+}
+
+static uint8_t *put_bytes(uint8_t *p, uint8_t tag, wf_str_t s)
+{
+    p = put_tag_len(p, tag, s.len);
+    memcpy(p, s.p, s.len);
+    return p + s.len;
 }
 
 static size_t label_len(const st_label_t *l)
@@ -129,25 +145,29 @@ void col_rw_encode_series(wf_buf_t *out, const st_label_t *labels, size_t n, int
             ts_len += 1 + uvarint_len(l) + l;
         }
     }
-    wf_buf_reserve(out, 1 + uvarint_len(ts_len) + ts_len);
-    put_tag_len(out, 0x0a, ts_len); /* WriteRequest.timeseries = 1 */
+    /* The exact size is known: write through a pointer rather than byte by byte. */
+    size_t total = 1 + uvarint_len(ts_len) + ts_len;
+    uint8_t *start = wf_buf_reserve(out, total), *p = start;
+    p = put_tag_len(p, 0x0a, ts_len); /* WriteRequest.timeseries = 1 */
     for (size_t i = 0; i < n; i++) {
         if (labels[i].value.len == 0) {
             continue;
         }
-        put_tag_len(out, 0x0a, label_len(&labels[i])); /* TimeSeries.labels = 1 */
-        put_tag_len(out, 0x0a, labels[i].name.len);    /* Label.name = 1 */
-        wf_buf_append(out, labels[i].name.p, labels[i].name.len);
-        put_tag_len(out, 0x12, labels[i].value.len); /* Label.value = 2 */
-        wf_buf_append(out, labels[i].value.p, labels[i].value.len);
+        p = put_tag_len(p, 0x0a, label_len(&labels[i])); /* TimeSeries.labels = 1 */
+        p = put_bytes(p, 0x0a, labels[i].name);          /* Label.name = 1 */
+        p = put_bytes(p, 0x12, labels[i].value);         /* Label.value = 2 */
     }
-    put_tag_len(out, 0x12, sample_len); /* TimeSeries.samples = 2 */
+    p = put_tag_len(p, 0x12, sample_len); /* TimeSeries.samples = 2 */
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
-    wf_buf_putc(out, 0x09); /* Sample.value = 1, fixed64 */
-    wf_buf_put_u64le(out, bits);
-    wf_buf_putc(out, 0x10); /* Sample.timestamp = 2, varint */
-    wf_buf_put_uvarint(out, (uint64_t)ts_ms);
+    *p++ = 0x09; /* Sample.value = 1, fixed64 little-endian */
+    for (int i = 0; i < 8; i++) {
+        *p++ = (uint8_t)(bits >> (8 * i));
+    }
+    *p++ = 0x10; /* Sample.timestamp = 2, varint */
+    p += wf_uvarint_put(p, (uint64_t)ts_ms);
+    WF_ASSERT((size_t)(p - start) == total);
+    out->len += total;
     wf_free(sorted);
 }
 
@@ -165,6 +185,21 @@ static void chunk_free(rw_chunk_t *c)
         wf_free(c->end);
         wf_free(c);
     }
+}
+
+/* Done with chunk c: keep it as a spare when there is room, else free it. Under mu. */
+static void chunk_done(col_rw_sender_t *s, rw_chunk_t *c)
+{
+    if (s->nspare >= SPARE_CHUNKS || c->buf.cap > SPARE_MAX_BYTES) {
+        chunk_free(c);
+        return;
+    }
+    wf_buf_reset(&c->buf);
+    c->n = c->head = 0;
+    c->dropped = 0;
+    c->next = s->spare;
+    s->spare = c;
+    s->nspare++;
 }
 
 /* Move the live entries [head, n) to the front of the chunk. */
@@ -209,8 +244,26 @@ static void tap_stage(void *arg, st_batch_t *b)
 {
     col_rw_sender_t *s = arg;
     if (s->stage == NULL) {
-        s->stage = wf_calloc(1, sizeof(*s->stage));
-        wf_buf_init(&s->stage->buf);
+        pthread_mutex_lock(&s->mu);
+        rw_chunk_t *c = s->spare;
+        if (c != NULL) {
+            s->spare = c->next;
+            s->nspare--;
+            c->next = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (c == NULL) {
+            c = wf_calloc(1, sizeof(*c));
+            wf_buf_init(&c->buf);
+        }
+        if (c->buf.cap < s->hint_bytes) {
+            wf_buf_reserve(&c->buf, s->hint_bytes);
+        }
+        if (c->cap < s->hint_n) {
+            c->cap = s->hint_n;
+            c->end = wf_realloc(c->end, c->cap * sizeof(*c->end));
+        }
+        s->stage = c;
     }
     int rc = st_batch_each(b, stage_one, s);
     WF_ASSERT(rc == 0);
@@ -233,7 +286,7 @@ static void trim_queue(col_rw_sender_t *s)
             if (s->qhead == NULL) {
                 s->qtail = NULL;
             }
-            chunk_free(c);
+            chunk_done(s, c);
         }
     }
 }
@@ -253,6 +306,10 @@ static void tap_publish(void *arg, bool committed)
     }
     s->stage = NULL;
     c->born_ns = wf_mono_ns();
+    /* Grown a quarter beyond the last batch's size, capped to what a spare may hold. */
+    size_t hb = c->buf.len + c->buf.len / 4, hn = c->n + c->n / 4;
+    s->hint_bytes = hb < SPARE_MAX_BYTES ? hb : SPARE_MAX_BYTES;
+    s->hint_n = hn < SPARE_MAX_BYTES / 64 ? hn : SPARE_MAX_BYTES / 64;
     pthread_mutex_lock(&s->mu);
     s->dropped[DROP_QUEUE_FULL] += c->dropped;
     if (s->stopped) {
@@ -311,7 +368,7 @@ static size_t take_batch(col_rw_sender_t *s, wf_buf_t *req)
             if (s->qhead == NULL) {
                 s->qtail = NULL;
             }
-            chunk_free(c);
+            chunk_done(s, c);
         }
     }
     s->queued -= taken;
@@ -643,6 +700,11 @@ void col_rw_sender_free(col_rw_sender_t *s)
     }
     col_rw_sender_stop(s, 0);
     chunk_free(s->stage);
+    while (s->spare != NULL) {
+        rw_chunk_t *c = s->spare;
+        s->spare = c->next;
+        chunk_free(c);
+    }
     if (s->headers != NULL) {
         for (struct curl_slist *h = s->headers; h != NULL; h = h->next) {
             explicit_bzero(h->data, strlen(h->data));
