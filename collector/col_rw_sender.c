@@ -1,17 +1,24 @@
 /*
  * col_rw_sender.c - the remote_write sender: a tap on the write queue, a bounded queue of
- * encoded samples, and one thread that posts them with libcurl.
+ * samples, and one thread that posts them with libcurl.
  *
- * The queue is a list of chunks, one per committed store batch. A chunk is one buffer holding
- * the encoded WriteRequest.timeseries entries back to back, and the end offset of each, so
- * that the sender builds a request body by copying a run of bytes, and dropping the oldest
- * samples is moving a chunk's head index. The writer thread fills a staging chunk (stage) and
- * hands it to the queue only when the batch has committed (publish), so that the remote store
- * never receives a sample the collector itself does not hold.
+ * A queued sample is 24 bytes: its value, its timestamp and a pointer to its series' labels,
+ * encoded once as protobuf Label fields in a cache keyed by the store's series reference (an
+ * Istio series carries about 1 KB of labels; copying them per sample cost the ingest path
+ * more than the store's own work). Entries are reference counted and swept by the writer
+ * thread once no queued sample refers to them.
  *
- * Locking: mu guards the queue, the counters and the stop request; the staging chunk belongs
- * to the writer thread; the curl handle and the request buffers to the sender thread. The
- * sender holds mu only to take a run of samples and to count results, never across I/O.
+ * The queue is a list of chunks, one per committed store batch, each an array of samples with
+ * a head index: dropping the oldest samples moves a head. The writer thread fills a staging
+ * chunk (stage) and hands it to the queue only when the batch has committed (publish), so
+ * that the remote store never receives a sample the collector itself does not hold. The
+ * sender takes up to `batch` samples, and encodes them, the labels by memcpy, outside the
+ * lock.
+ *
+ * Locking: mu guards the queue, the counters and the stop request; the staging chunk and the
+ * series cache belong to the writer thread (the sender only reads an entry's bytes and drops
+ * its references); the curl handle and the request buffers to the sender thread. The sender
+ * holds mu only to take a run of samples and to count results, never across I/O or encoding.
  */
 #include "col_rw_sender.h"
 
@@ -36,21 +43,49 @@
 #define ANSWER_KEEP 256
 /* Longest wait for the connection itself, within the request's timeout. */
 #define CONNECT_TIMEOUT_MS 10000
-/* Sent chunks kept for the writer to fill again, and the largest buffer worth keeping: a
- * chunk that is reused needs no growing by doubling (a copy each time) and no fresh pages,
- * which together cost more than the encoding itself. */
+/* Sent chunks kept for the writer to fill again, and the largest worth keeping: a chunk that
+ * is reused needs no growing by doubling and no fresh pages. */
 #define SPARE_CHUNKS 4
-#define SPARE_MAX_BYTES ((size_t)8 << 20)
+#define SPARE_MAX_SAMPLES ((size_t)1 << 18)
+/* The series cache is swept when it holds this many entries, or twice the survivors of the
+ * last sweep. */
+#define CACHE_SWEEP_MIN 4096
+
+/*
+ * One series' labels, encoded once as its TimeSeries.labels fields and shared by its queued
+ * samples. refs counts the cache's own reference and one per queued or staged sample: only
+ * the writer thread adds references and frees (at a sweep, an entry whose only reference is
+ * the cache's); the sender thread drops references once it has copied the labels into a
+ * request, or dropped the sample.
+ */
+typedef struct {
+    st_ref_t ref;
+    atomic_uint refs;
+    uint32_t len;
+    uint8_t data[];
+} rw_series_t;
+
+typedef struct {
+    rw_series_t *se;
+    int64_t ts;
+    double v;
+} rw_sample_t;
 
 typedef struct rw_chunk {
     struct rw_chunk *next;
-    wf_buf_t buf;     /* encoded entries back to back */
-    size_t *end;      /* end offset in buf of entry i */
-    size_t n, cap;    /* entries, and the capacity of end */
-    size_t head;      /* first entry not yet taken or dropped */
+    rw_sample_t *s;
+    size_t n, cap;    /* samples, and the capacity of s */
+    size_t head;      /* first sample not yet taken or dropped */
     int64_t born_ns;  /* when it was queued (monotonic): its samples wait since then */
-    uint64_t dropped; /* while staging: entries dropped for room */
+    uint64_t dropped; /* while staging: samples dropped for room */
 } rw_chunk_t;
+
+/* Series by store reference: open addressing with linear probing (writer thread only). */
+typedef struct {
+    rw_series_t **slot;
+    size_t cap, n; /* cap: a power of two, at least twice n */
+    size_t sweep_at;
+} rw_cache_t;
 
 enum { DROP_QUEUE_FULL, DROP_REJECTED, DROP_SHUTDOWN, NDROP };
 static const char *const drop_reason[NDROP] = {"queue_full", "rejected", "shutdown"};
@@ -65,8 +100,8 @@ struct col_rw_sender {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* the sender waits for samples, a deadline or the stop request */
     rw_chunk_t *qhead, *qtail;
-    size_t queued;   /* entries in the queue (not counting the request in flight) */
-    size_t inflight; /* entries of the request being sent */
+    size_t queued;   /* samples in the queue (not counting the request in flight) */
+    size_t inflight; /* samples of the request being sent */
     bool stopping;
     int64_t drain_until_ns;   /* with stopping: give up sending at this time */
     atomic_llong abort_at_ns; /* the drain time (monotonic): abort a request still in flight */
@@ -75,10 +110,12 @@ struct col_rw_sender {
     bool failing;          /* the last attempt was a retryable failure (for the log) */
     rw_chunk_t *spare;     /* sent chunks, emptied, for the writer to reuse */
     size_t nspare;
+    size_t cached_series; /* the cache's size at the last publish, for the metrics */
 
     /* writer thread only */
     rw_chunk_t *stage;
-    size_t hint_bytes, hint_n; /* the last published chunk's size: a new one starts there */
+    size_t hint_n; /* the last published chunk's size: a new one starts there */
+    rw_cache_t cache;
 
     /* sender thread only */
     CURL *curl;
@@ -123,8 +160,9 @@ static int label_cmp(const void *a, const void *b)
     return wf_str_cmp(((const st_label_t *)a)->name, ((const st_label_t *)b)->name);
 }
 
-void col_rw_encode_series(wf_buf_t *out, const st_label_t *labels, size_t n, int64_t ts_ms,
-                          double v)
+/* A new series entry (one reference) holding labels as TimeSeries.labels fields: sorted by
+ * name (on a copy when they are not), empty values left out. */
+static rw_series_t *series_new(st_ref_t ref, const st_label_t *labels, size_t n)
 {
     st_label_t *sorted = NULL;
     for (size_t i = 1; i < n; i++) {
@@ -136,19 +174,20 @@ void col_rw_encode_series(wf_buf_t *out, const st_label_t *labels, size_t n, int
             break;
         }
     }
-    /* Sample: field 1 double (fixed64), field 2 int64 (varint). */
-    size_t sample_len = 1 + 8 + 1 + uvarint_len((uint64_t)ts_ms);
-    size_t ts_len = 1 + uvarint_len(sample_len) + sample_len;
+    size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         if (labels[i].value.len > 0) {
             size_t l = label_len(&labels[i]);
-            ts_len += 1 + uvarint_len(l) + l;
+            len += 1 + uvarint_len(l) + l;
         }
     }
-    /* The exact size is known: write through a pointer rather than byte by byte. */
-    size_t total = 1 + uvarint_len(ts_len) + ts_len;
-    uint8_t *start = wf_buf_reserve(out, total), *p = start;
-    p = put_tag_len(p, 0x0a, ts_len); /* WriteRequest.timeseries = 1 */
+    /* The store bounds label counts and lengths far below this. */
+    WF_ASSERT(len < UINT32_MAX);
+    rw_series_t *se = wf_malloc(sizeof(*se) + len);
+    se->ref = ref;
+    atomic_init(&se->refs, 1);
+    se->len = (uint32_t)len;
+    uint8_t *p = se->data;
     for (size_t i = 0; i < n; i++) {
         if (labels[i].value.len == 0) {
             continue;
@@ -157,6 +196,22 @@ void col_rw_encode_series(wf_buf_t *out, const st_label_t *labels, size_t n, int
         p = put_bytes(p, 0x0a, labels[i].name);          /* Label.name = 1 */
         p = put_bytes(p, 0x12, labels[i].value);         /* Label.value = 2 */
     }
+    WF_ASSERT((size_t)(p - se->data) == len);
+    wf_free(sorted);
+    return se;
+}
+
+/* Append one WriteRequest.timeseries entry: the series' labels and one sample. */
+static void encode_entry(wf_buf_t *out, const rw_series_t *se, int64_t ts_ms, double v)
+{
+    /* Sample: field 1 double (fixed64), field 2 int64 (varint). */
+    size_t sample_len = 1 + 8 + 1 + uvarint_len((uint64_t)ts_ms);
+    size_t ts_len = se->len + 1 + uvarint_len(sample_len) + sample_len;
+    size_t total = 1 + uvarint_len(ts_len) + ts_len;
+    uint8_t *start = wf_buf_reserve(out, total), *p = start;
+    p = put_tag_len(p, 0x0a, ts_len); /* WriteRequest.timeseries = 1 */
+    memcpy(p, se->data, se->len);
+    p += se->len;
     p = put_tag_len(p, 0x12, sample_len); /* TimeSeries.samples = 2 */
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
@@ -168,33 +223,123 @@ void col_rw_encode_series(wf_buf_t *out, const st_label_t *labels, size_t n, int
     p += wf_uvarint_put(p, (uint64_t)ts_ms);
     WF_ASSERT((size_t)(p - start) == total);
     out->len += total;
-    wf_free(sorted);
+}
+
+void col_rw_encode_series(wf_buf_t *out, const st_label_t *labels, size_t n, int64_t ts_ms,
+                          double v)
+{
+    rw_series_t *se = series_new(0, labels, n);
+    encode_entry(out, se, ts_ms, v);
+    wf_free(se);
+}
+
+/* ---- the series cache (writer thread) ------------------------------------------------------ */
+
+static size_t cache_pos(const rw_cache_t *c, st_ref_t ref)
+{
+    uint64_t h = ref * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h ^ (h >> 29)) & (c->cap - 1);
+}
+
+static void cache_insert(rw_cache_t *c, rw_series_t *se)
+{
+    size_t i = cache_pos(c, se->ref);
+    while (c->slot[i] != NULL) {
+        i = (i + 1) & (c->cap - 1);
+    }
+    c->slot[i] = se;
+    c->n++;
+}
+
+/* Rebuild the table with cap slots, keeping the entries still referenced by samples when
+ * sweep, every entry otherwise. */
+static void cache_rebuild(rw_cache_t *c, size_t cap, bool sweep)
+{
+    rw_series_t **old = c->slot;
+    size_t old_cap = c->cap;
+    c->slot = wf_calloc(cap, sizeof(*c->slot));
+    c->cap = cap;
+    c->n = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        rw_series_t *se = old[i];
+        if (se == NULL) {
+            continue;
+        }
+        if (sweep && atomic_load(&se->refs) == 1) {
+            wf_free(se);
+        } else {
+            cache_insert(c, se);
+        }
+    }
+    wf_free(old);
+}
+
+/* The entry of ref, created from labels when missing. */
+static rw_series_t *cache_get(rw_cache_t *c, st_ref_t ref, const st_label_t *labels, size_t n)
+{
+    if (c->cap > 0) {
+        for (size_t i = cache_pos(c, ref); c->slot[i] != NULL; i = (i + 1) & (c->cap - 1)) {
+            if (c->slot[i]->ref == ref) {
+                return c->slot[i];
+            }
+        }
+    }
+    if (2 * (c->n + 1) > c->cap) {
+        cache_rebuild(c, c->cap ? 2 * c->cap : 1024, false);
+    }
+    rw_series_t *se = series_new(ref, labels, n);
+    cache_insert(c, se);
+    return se;
+}
+
+/* Free the entries no sample refers to any more, when the cache has grown enough since the
+ * last time for the walk to pay. */
+static void cache_sweep(rw_cache_t *c)
+{
+    if (c->n < c->sweep_at) {
+        return;
+    }
+    cache_rebuild(c, c->cap, true);
+    while (c->cap > 1024 && 8 * c->n < c->cap) {
+        cache_rebuild(c, c->cap / 2, false);
+    }
+    c->sweep_at = 2 * c->n > CACHE_SWEEP_MIN ? 2 * c->n : CACHE_SWEEP_MIN;
+}
+
+static void cache_free(rw_cache_t *c)
+{
+    for (size_t i = 0; i < c->cap; i++) {
+        wf_free(c->slot[i]);
+    }
+    wf_free(c->slot);
+    memset(c, 0, sizeof(*c));
 }
 
 /* ---- chunks ------------------------------------------------------------------------------- */
 
-static size_t entry_start(const rw_chunk_t *c, size_t i)
+static void release(rw_sample_t *s, size_t n)
 {
-    return i == 0 ? 0 : c->end[i - 1];
+    for (size_t i = 0; i < n; i++) {
+        atomic_fetch_sub(&s[i].se->refs, 1);
+    }
 }
 
 static void chunk_free(rw_chunk_t *c)
 {
     if (c != NULL) {
-        wf_buf_free(&c->buf);
-        wf_free(c->end);
+        wf_free(c->s);
         wf_free(c);
     }
 }
 
-/* Done with chunk c: keep it as a spare when there is room, else free it. Under mu. */
+/* Done with chunk c (every sample taken or dropped): keep it as a spare when there is room,
+ * else free it. Under mu. */
 static void chunk_done(col_rw_sender_t *s, rw_chunk_t *c)
 {
-    if (s->nspare >= SPARE_CHUNKS || c->buf.cap > SPARE_MAX_BYTES) {
+    if (s->nspare >= SPARE_CHUNKS || c->cap > SPARE_MAX_SAMPLES) {
         chunk_free(c);
         return;
     }
-    wf_buf_reset(&c->buf);
     c->n = c->head = 0;
     c->dropped = 0;
     c->next = s->spare;
@@ -202,39 +347,29 @@ static void chunk_done(col_rw_sender_t *s, rw_chunk_t *c)
     s->nspare++;
 }
 
-/* Move the live entries [head, n) to the front of the chunk. */
-static void chunk_compact(rw_chunk_t *c)
-{
-    size_t base = entry_start(c, c->head);
-    memmove(c->buf.data, c->buf.data + base, c->buf.len - base);
-    c->buf.len -= base;
-    for (size_t i = c->head; i < c->n; i++) {
-        c->end[i - c->head] = c->end[i] - base;
-    }
-    c->n -= c->head;
-    c->head = 0;
-}
-
-/* st_batch_each callback: encode one sample into the staging chunk. Writer thread. */
+/* st_batch_each callback: queue one sample in the staging chunk. Writer thread. */
 static int stage_one(void *arg, st_ref_t ref, const st_label_t *labels, size_t nlabels,
                      int64_t ts_ms, double v)
 {
-    (void)ref;
     col_rw_sender_t *s = arg;
     rw_chunk_t *c = s->stage;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 256;
-        c->end = wf_realloc(c->end, c->cap * sizeof(*c->end));
+        c->s = wf_realloc(c->s, c->cap * sizeof(*c->s));
     }
-    col_rw_encode_series(&c->buf, labels, nlabels, ts_ms, v);
-    c->end[c->n++] = c->buf.len;
+    rw_series_t *se = cache_get(&s->cache, ref, labels, nlabels);
+    atomic_fetch_add(&se->refs, 1);
+    c->s[c->n++] = (rw_sample_t){se, ts_ms, v};
     /* A batch larger than the whole queue (a big import) keeps only its newest samples, and
      * never holds more than twice the queue while staging. */
     if (c->n - c->head > s->queue) {
+        release(&c->s[c->head], 1);
         c->head++;
         c->dropped++;
         if (c->head >= s->queue) {
-            chunk_compact(c);
+            memmove(c->s, c->s + c->head, (c->n - c->head) * sizeof(*c->s));
+            c->n -= c->head;
+            c->head = 0;
         }
     }
     return 0;
@@ -254,14 +389,10 @@ static void tap_stage(void *arg, st_batch_t *b)
         pthread_mutex_unlock(&s->mu);
         if (c == NULL) {
             c = wf_calloc(1, sizeof(*c));
-            wf_buf_init(&c->buf);
-        }
-        if (c->buf.cap < s->hint_bytes) {
-            wf_buf_reserve(&c->buf, s->hint_bytes);
         }
         if (c->cap < s->hint_n) {
             c->cap = s->hint_n;
-            c->end = wf_realloc(c->end, c->cap * sizeof(*c->end));
+            c->s = wf_realloc(c->s, c->cap * sizeof(*c->s));
         }
         s->stage = c;
     }
@@ -269,7 +400,7 @@ static void tap_stage(void *arg, st_batch_t *b)
     WF_ASSERT(rc == 0);
 }
 
-/* Drop the oldest queued entries until at most s->queue remain. Under mu. */
+/* Drop the oldest queued samples until at most s->queue remain. Under mu. */
 static void trim_queue(col_rw_sender_t *s)
 {
     while (s->queued > s->queue) {
@@ -278,6 +409,7 @@ static void trim_queue(col_rw_sender_t *s)
         if (k > s->queued - s->queue) {
             k = s->queued - s->queue;
         }
+        release(&c->s[c->head], k);
         c->head += k;
         s->queued -= k;
         s->dropped[DROP_QUEUE_FULL] += k;
@@ -298,23 +430,24 @@ static void tap_publish(void *arg, bool committed)
     if (c == NULL || c->n == c->head || !committed) {
         if (c != NULL) {
             /* Keep the staging memory for the next batch. */
-            wf_buf_reset(&c->buf);
+            release(&c->s[c->head], c->n - c->head);
             c->n = c->head = 0;
             c->dropped = 0;
         }
+        cache_sweep(&s->cache);
         return;
     }
     s->stage = NULL;
     c->born_ns = wf_mono_ns();
-    /* Grown a quarter beyond the last batch's size, capped to what a spare may hold. */
-    size_t hb = c->buf.len + c->buf.len / 4, hn = c->n + c->n / 4;
-    s->hint_bytes = hb < SPARE_MAX_BYTES ? hb : SPARE_MAX_BYTES;
-    s->hint_n = hn < SPARE_MAX_BYTES / 64 ? hn : SPARE_MAX_BYTES / 64;
+    /* A quarter beyond the last batch's size, capped to what a spare may hold. */
+    size_t hn = c->n + c->n / 4;
+    s->hint_n = hn < SPARE_MAX_SAMPLES ? hn : SPARE_MAX_SAMPLES;
     pthread_mutex_lock(&s->mu);
     s->dropped[DROP_QUEUE_FULL] += c->dropped;
     if (s->stopped) {
         /* Only after col_rw_sender_stop, which the owner calls once ingest has stopped. */
         s->dropped[DROP_SHUTDOWN] += c->n - c->head;
+        release(&c->s[c->head], c->n - c->head);
         pthread_mutex_unlock(&s->mu);
         chunk_free(c);
         return;
@@ -330,6 +463,11 @@ static void tap_publish(void *arg, bool committed)
     if (s->queued >= s->batch) {
         pthread_cond_signal(&s->cv);
     }
+    pthread_mutex_unlock(&s->mu);
+    /* After the hand-over: the samples just queued hold their series. */
+    cache_sweep(&s->cache);
+    pthread_mutex_lock(&s->mu);
+    s->cached_series = s->cache.n;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -348,19 +486,17 @@ static struct timespec mono_ts(int64_t ns)
                              .tv_nsec = (long)(ns % 1000000000)};
 }
 
-/* Move up to s->batch queued entries into req (a WriteRequest body). Under mu. */
-static size_t take_batch(col_rw_sender_t *s, wf_buf_t *req)
+/* Move up to s->batch queued samples into out[] (room for s->batch). Under mu. */
+static size_t take_batch(col_rw_sender_t *s, rw_sample_t *out)
 {
     size_t taken = 0;
-    wf_buf_reset(req);
     while (taken < s->batch && s->qhead != NULL) {
         rw_chunk_t *c = s->qhead;
         size_t k = c->n - c->head;
         if (k > s->batch - taken) {
             k = s->batch - taken;
         }
-        size_t from = entry_start(c, c->head), to = c->end[c->head + k - 1];
-        wf_buf_append(req, c->buf.data + from, to - from);
+        memcpy(out + taken, c->s + c->head, k * sizeof(*out));
         c->head += k;
         taken += k;
         if (c->head == c->n) {
@@ -505,6 +641,7 @@ static void *sender_main(void *arg)
     wf_buf_init(&answer);
     char *z = NULL;
     size_t zcap = 0;
+    rw_sample_t *batch = wf_malloc(s->batch * sizeof(*batch));
     pthread_mutex_lock(&s->mu);
     for (;;) {
         int64_t now = wf_mono_ns();
@@ -519,9 +656,15 @@ static void *sender_main(void *arg)
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
             continue;
         }
-        size_t k = take_batch(s, &req);
+        size_t k = take_batch(s, batch);
         s->inflight = k;
         pthread_mutex_unlock(&s->mu);
+
+        wf_buf_reset(&req);
+        for (size_t i = 0; i < k; i++) {
+            encode_entry(&req, batch[i].se, batch[i].ts, batch[i].v);
+        }
+        release(batch, k);
 
         size_t need = snappy_max_compressed_length(req.len);
         if (need > zcap) {
@@ -540,10 +683,12 @@ static void *sender_main(void *arg)
     while (s->qhead != NULL) {
         rw_chunk_t *c = s->qhead;
         s->qhead = c->next;
+        release(&c->s[c->head], c->n - c->head);
         chunk_free(c);
     }
     s->qtail = NULL;
     pthread_mutex_unlock(&s->mu);
+    wf_free(batch);
     wf_free(z);
     wf_buf_free(&req);
     wf_buf_free(&answer);
@@ -700,6 +845,7 @@ void col_rw_sender_free(col_rw_sender_t *s)
     }
     col_rw_sender_stop(s, 0);
     chunk_free(s->stage);
+    cache_free(&s->cache);
     while (s->spare != NULL) {
         rw_chunk_t *c = s->spare;
         s->spare = c->next;
@@ -737,6 +883,7 @@ void col_rw_sender_stats(col_rw_sender_t *s, col_rw_sender_stats_t *out)
         .requests = s->requests,
         .requests_failed = s->requests_failed,
         .bytes_sent = s->bytes_sent,
+        .series_cached = s->cached_series,
     };
     pthread_mutex_unlock(&s->mu);
 }
@@ -756,7 +903,7 @@ void col_rw_sender_write_metrics(col_rw_sender_t *s, wf_buf_t *out)
     memcpy(dropped, s->dropped, sizeof(dropped));
     memcpy(codes, s->by_code, sizeof(codes));
     uint64_t sent = s->sent, retries = s->retries, bytes = s->bytes_sent;
-    uint64_t pending = s->queued + s->inflight;
+    uint64_t pending = s->queued + s->inflight, series = s->cached_series;
     pthread_mutex_unlock(&s->mu);
 
     family(out, "weft_remote_write_samples_sent_total", "counter",
@@ -775,6 +922,9 @@ void col_rw_sender_write_metrics(col_rw_sender_t *s, wf_buf_t *out)
     family(out, "weft_remote_write_queue_capacity_samples", "gauge",
            "Most samples the queue holds before it drops the oldest.");
     wf_buf_printf(out, "weft_remote_write_queue_capacity_samples %zu\n", s->queue);
+    family(out, "weft_remote_write_series_cached", "gauge",
+           "Series whose encoded labels the sender holds for its queued samples.");
+    wf_buf_printf(out, "weft_remote_write_series_cached %llu\n", (unsigned long long)series);
     family(out, "weft_remote_write_requests_total", "counter",
            "Requests to the remote store by HTTP status; code=\"error\": no answer.");
     for (int c = 0; c < 600; c++) {

@@ -88,6 +88,7 @@ typedef struct {
     uint64_t requests;        /* attempts, whatever their answer */
     uint64_t requests_failed; /* attempts without an HTTP answer (connection, timeout) */
     uint64_t bytes_sent;      /* compressed bodies of successful requests */
+    uint64_t series_cached;   /* series whose labels are held (as of the last batch queued) */
 } col_rw_sender_stats_t;
 
 /* A consistent copy of the counters (any thread). */

@@ -10,8 +10,8 @@
  * them: a real store batch, the tap's stage, the commit, the tap's publish. Covered: batches
  * of at most `batch` samples and every sample exactly once and in order; the headers; 5xx and
  * 429 retried, 400 dropped; an uncommitted batch never sent; the queue dropping its oldest
- * samples; stop draining the queue, or giving up and counting what it drops; the tap installed
- * on a real write queue.
+ * samples; stop draining the queue, or giving up and counting what it drops; the series
+ * cache's sweep; the tap installed on a real write queue.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -586,6 +586,34 @@ static void test_unreachable(void **state)
     assert_int_equal(st.dropped_shutdown, 5);
 }
 
+/*
+ * The series cache frees the labels of series no queued sample refers to (ASan checks that no
+ * sample reads them afterwards) once it has grown past its sweep size. How many of a batch's
+ * series the sender has already released when the writer sweeps is a race, so the counts are
+ * bounds: after the second batch the cache holds at most its 5000 series, which it can only
+ * if the first batch's were freed.
+ */
+static void test_series_cache_sweep(void **state)
+{
+    fx_t *f = *state;
+    start(f, (col_rw_sender_options_t){.batch = 1000, .flush_ms = 10});
+    feed(f, 0, 5000, 1000000, true);
+    col_rw_sender_stats_t st = wait_settled(f, 5000);
+    assert_int_equal(st.samples_sent, 5000);
+    assert_true(st.series_cached <= 5000);
+    feed(f, 5000, 5000, 1000000, true);
+    st = wait_settled(f, 10000);
+    assert_int_equal(st.samples_sent, 10000);
+    assert_true(st.series_cached <= 5000);
+    /* the first batch's series again (i = 0..2999): entries made anew from the store */
+    feed(f, 10000, 3000, 10000, true);
+    st = wait_settled(f, 13000);
+    assert_int_equal(st.samples_sent, 13000);
+    assert_int_equal(f->r.n, 13000);
+    assert_received(f, 0, 0, 10000, 1000000);
+    assert_received(f, 10000, 10000, 3000, 10000);
+}
+
 /* ---- on a real write queue ---------------------------------------------------------------- */
 
 typedef struct {
@@ -668,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_series_cache_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_tap, setup, teardown),
         cmocka_unit_test(test_bad_options),
     };
