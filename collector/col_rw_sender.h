@@ -5,10 +5,10 @@
  *
  * It is a tap on the write queue (col_writer_tap_t): whatever an ingest path writes (scrapes,
  * remote_write, OTLP, text import), the writer thread copies the batch's samples, once
- * committed, into this module's queue, already encoded as protobuf TimeSeries (labels sorted by
- * name, one sample each, as Prometheus sends them). That is a memcpy-sized cost on the writer
- * thread: the network is only touched by the sender's own thread, so a slow or dead remote
- * store never delays ingest.
+ * committed, into this module's queue: 24 bytes per sample, the labels of each series encoded
+ * once (sorted by name) in a cache keyed by the store's series reference. The network is only
+ * touched by the sender's own thread, so a slow or dead remote store never delays ingest.
+ * Memory: 24 bytes per queued sample, plus the encoded labels of the series they belong to.
  *
  * The queue holds at most `queue` samples. When a new batch does not fit, the OLDEST queued
  * samples are dropped (reason "queue_full"): after an outage the remote store receives the
@@ -26,7 +26,8 @@
  * as retrying a refused request can only be refused again.
  *
  * Stopping (col_rw_sender_stop) keeps sending for at most drain_ms; what is left then is
- * dropped (reason "shutdown"), including a request in flight, which is aborted.
+ * dropped (reason "shutdown"), including a request in flight, which is aborted (libcurl looks
+ * at the deadline at least once a second, so a stop takes at most drain_ms + 1 s).
  *
  * Threads: stage/publish (through the tap) on the writer thread; col_rw_sender_write_metrics
  * and col_rw_sender_stats from any thread; new/stop/free from the owner (the main thread).
