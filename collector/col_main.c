@@ -422,8 +422,9 @@ static int control_token(const char *flag, char **out, char *err, size_t errlen)
 }
 
 /*
- * Start the remote_write sender when --remote-write is set and put it on the write queue.
- * 0 (also when not set), or 2 with the message printed (a bad flag or token file).
+ * Start the remote_write sender when --remote-write is set (its tap goes on the write queue
+ * once there is one). 0 (also when not set), or 2 with the message printed (a bad flag or
+ * token file), before anything is written to the data directory.
  */
 static int setup_remote_write(col_ctx_t *ctx)
 {
@@ -447,7 +448,15 @@ static int setup_remote_write(col_ctx_t *ctx)
             return 2;
         }
         n = fread(token, 1, sizeof(token) - 1, f);
+        bool longer = n == sizeof(token) - 1 && fgetc(f) != EOF;
         fclose(f);
+        if (longer) {
+            explicit_bzero(token, sizeof(token));
+            fprintf(stderr,
+                    "weft collector: --remote-write-bearer-file %s: longer than %zu bytes\n",
+                    c->remote_write_bearer_file, sizeof(token) - 1);
+            return 2;
+        }
         while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' ')) {
             n--;
         }
@@ -471,9 +480,6 @@ static int setup_remote_write(col_ctx_t *ctx)
         fprintf(stderr, "weft collector: --remote-write %s: %s\n", c->remote_write, err);
         return 2;
     }
-    col_writer_tap_t tap;
-    col_rw_sender_tap(ctx->rw, &tap);
-    col_writer_set_tap(ctx->writer, &tap);
     return 0;
 }
 
@@ -574,6 +580,9 @@ int col_main(int argc, char **argv)
         goto out;
     }
     status = setup_auth(&ctx);
+    if (status == 0) {
+        status = setup_remote_write(&ctx);
+    }
     if (status != 0) {
         goto out;
     }
@@ -602,11 +611,11 @@ int col_main(int argc, char **argv)
             ctx.cfg.ingest_queue_bytes > 0 ? (size_t)ctx.cfg.ingest_queue_bytes : SIZE_MAX,
         .max_wait_ms = ctx.cfg.ingest_max_wait_ms > 0 ? ctx.cfg.ingest_max_wait_ms : -1};
     col_writer_new_opts(ctx.store, &wopt, &ctx.writer);
-    status = setup_remote_write(&ctx);
-    if (status != 0) {
-        goto out;
+    if (ctx.rw != NULL) {
+        col_writer_tap_t tap;
+        col_rw_sender_tap(ctx.rw, &tap);
+        col_writer_set_tap(ctx.writer, &tap);
     }
-    status = 1;
     pql_options_t qopt;
     pql_options_default(&qopt);
     qopt.lookback_ms = ctx.cfg.query_lookback_ms;
