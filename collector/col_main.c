@@ -432,10 +432,13 @@ static int setup_remote_write(col_ctx_t *ctx)
     if (c->remote_write == NULL || c->remote_write[0] == '\0') {
         return 0;
     }
-    if (c->remote_write_batch < 1 || c->remote_write_queue < 1 || c->remote_write_flush_ms <= 0 ||
+    if (c->remote_write_batch < 1 || c->remote_write_batch > COL_RW_SENDER_MAX_BATCH ||
+        c->remote_write_queue < 1 || c->remote_write_flush_ms <= 0 ||
         c->remote_write_timeout_ms <= 0 || c->remote_write_drain_ms < 0) {
-        fprintf(stderr, "weft collector: --remote-write-batch, --remote-write-queue, "
-                        "--remote-write-flush and --remote-write-timeout must be > 0\n");
+        fprintf(stderr,
+                "weft collector: --remote-write-batch (at most %d), --remote-write-queue, "
+                "--remote-write-flush and --remote-write-timeout must be > 0\n",
+                COL_RW_SENDER_MAX_BATCH);
         return 2;
     }
     char token[4096];

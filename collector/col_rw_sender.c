@@ -762,9 +762,10 @@ int col_rw_sender_new(const col_rw_sender_options_t *o, col_rw_sender_t **out, c
         snprintf(err, errlen, "the remote_write URL must start with http:// or https://");
         return WF_E_INVAL;
     }
-    if (o->batch > ((size_t)1 << 24) || o->flush_ms < 0 || o->timeout_ms < 0 ||
+    if (o->batch > COL_RW_SENDER_MAX_BATCH || o->flush_ms < 0 || o->timeout_ms < 0 ||
         o->min_backoff_ms < 0 || o->max_backoff_ms < 0) {
-        snprintf(err, errlen, "remote_write: batch at most 16777216, durations >= 0");
+        snprintf(err, errlen, "remote_write: batch at most %zu, durations >= 0",
+                 (size_t)COL_RW_SENDER_MAX_BATCH);
         return WF_E_INVAL;
     }
     col_rw_sender_t *s = wf_calloc(1, sizeof(*s));

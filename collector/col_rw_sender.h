@@ -43,6 +43,9 @@
 #include <stdint.h>
 
 #define COL_RW_SENDER_DEFAULT_BATCH 2000
+/* A request of more samples would be refused by receivers anyway (VictoriaMetrics' default
+ * request limit is 32 MB; a sample with Istio's labels is about 1 KB). */
+#define COL_RW_SENDER_MAX_BATCH 1000000
 #define COL_RW_SENDER_DEFAULT_QUEUE 100000
 #define COL_RW_SENDER_DEFAULT_FLUSH_MS 1000
 #define COL_RW_SENDER_DEFAULT_TIMEOUT_MS 30000
