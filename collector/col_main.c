@@ -21,6 +21,7 @@
 #include "col_otlp_metrics.h"
 #include "col_otlp_traces.h"
 #include "col_remote_write.h"
+#include "col_rw_sender.h"
 #include "col_scrape.h"
 #include "col_selfmon.h"
 #include "col_ui.h"
@@ -83,6 +84,13 @@ typedef struct {
     int64_t session_lifetime_ms;
     int64_t max_sessions;
     char *ui_dir;
+    char *remote_write;
+    int64_t remote_write_batch;
+    int64_t remote_write_queue;
+    int64_t remote_write_flush_ms;
+    int64_t remote_write_timeout_ms;
+    int64_t remote_write_drain_ms;
+    char *remote_write_bearer_file;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -166,6 +174,22 @@ static const wf_flag_t col_flags[] = {
     {"ui-dir", WF_FLAG_STR, NULL, offsetof(col_config_t, ui_dir),
      "serve the web UI from this directory (web/build.mjs's output, read per request) instead "
      "of the copy built into the binary: for working on the UI"},
+    {"remote-write", WF_FLAG_STR, NULL, offsetof(col_config_t, remote_write),
+     "also send every stored sample to this Prometheus remote_write URL "
+     "(e.g. http://127.0.0.1:9090/api/v1/write)"},
+    {"remote-write-batch", WF_FLAG_INT, "2000", offsetof(col_config_t, remote_write_batch),
+     "samples per remote_write request at most"},
+    {"remote-write-queue", WF_FLAG_INT, "100000", offsetof(col_config_t, remote_write_queue),
+     "samples waiting for the remote store at most; beyond it the oldest are dropped"},
+    {"remote-write-flush", WF_FLAG_DURATION, "1s", offsetof(col_config_t, remote_write_flush_ms),
+     "longest a sample waits before it is sent in a smaller batch"},
+    {"remote-write-timeout", WF_FLAG_DURATION, "30s",
+     offsetof(col_config_t, remote_write_timeout_ms), "of one remote_write request"},
+    {"remote-write-drain", WF_FLAG_DURATION, "5s", offsetof(col_config_t, remote_write_drain_ms),
+     "at shutdown, keep sending queued samples this long, then drop the rest"},
+    {"remote-write-bearer-file", WF_FLAG_STR, NULL,
+     offsetof(col_config_t, remote_write_bearer_file),
+     "send the token in this file (read at start) as Authorization: Bearer"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -183,6 +207,7 @@ typedef struct {
     col_api_t api;
     col_selfmon_t selfmon;
     col_ui_t *ui;
+    col_rw_sender_t *rw;
     char *config_yaml;
     int64_t started_ms;
 } col_ctx_t;
@@ -226,6 +251,7 @@ static void extra_metrics(void *arg, wf_buf_t *out)
     col_ctx_t *ctx = arg;
     col_scrape_write_metrics(ctx->scrape, out);
     col_auth_write_metrics(ctx->auth, out);
+    col_rw_sender_write_metrics(ctx->rw, out);
 }
 
 /* Is "host:port" an address other hosts may reach: an IP literal outside 127.0.0.0/8 and ::1?
@@ -398,6 +424,71 @@ static int control_token(const char *flag, char **out, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Start the remote_write sender when --remote-write is set (its tap goes on the write queue
+ * once there is one). 0 (also when not set), or 2 with the message printed (a bad flag or
+ * token file), before anything is written to the data directory.
+ */
+static int setup_remote_write(col_ctx_t *ctx)
+{
+    const col_config_t *c = &ctx->cfg;
+    if (c->remote_write == NULL || c->remote_write[0] == '\0') {
+        return 0;
+    }
+    if (c->remote_write_batch < 1 || c->remote_write_batch > COL_RW_SENDER_MAX_BATCH ||
+        c->remote_write_queue < 1 || c->remote_write_flush_ms <= 0 ||
+        c->remote_write_timeout_ms <= 0 || c->remote_write_drain_ms < 0) {
+        fprintf(stderr,
+                "weft collector: --remote-write-batch (at most %d), --remote-write-queue, "
+                "--remote-write-flush and --remote-write-timeout must be > 0\n",
+                COL_RW_SENDER_MAX_BATCH);
+        return 2;
+    }
+    char token[4096];
+    size_t n = 0;
+    if (c->remote_write_bearer_file != NULL && c->remote_write_bearer_file[0] != '\0') {
+        FILE *f = fopen(c->remote_write_bearer_file, "re");
+        if (f == NULL) {
+            fprintf(stderr, "weft collector: --remote-write-bearer-file %s: %s\n",
+                    c->remote_write_bearer_file, strerror(errno));
+            return 2;
+        }
+        n = fread(token, 1, sizeof(token) - 1, f);
+        bool longer = n == sizeof(token) - 1 && fgetc(f) != EOF;
+        fclose(f);
+        if (longer) {
+            explicit_bzero(token, sizeof(token));
+            fprintf(stderr,
+                    "weft collector: --remote-write-bearer-file %s: longer than %zu bytes\n",
+                    c->remote_write_bearer_file, sizeof(token) - 1);
+            return 2;
+        }
+        while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' ')) {
+            n--;
+        }
+        if (n == 0) {
+            fprintf(stderr, "weft collector: --remote-write-bearer-file %s is empty\n",
+                    c->remote_write_bearer_file);
+            return 2;
+        }
+    }
+    token[n] = '\0';
+    col_rw_sender_options_t o = {.url = c->remote_write,
+                                 .bearer_token = token,
+                                 .batch = (size_t)c->remote_write_batch,
+                                 .queue = (size_t)c->remote_write_queue,
+                                 .flush_ms = c->remote_write_flush_ms,
+                                 .timeout_ms = c->remote_write_timeout_ms};
+    char err[256];
+    int rc = col_rw_sender_new(&o, &ctx->rw, err, sizeof(err));
+    explicit_bzero(token, sizeof(token));
+    if (rc != 0) {
+        fprintf(stderr, "weft collector: --remote-write %s: %s\n", c->remote_write, err);
+        return 2;
+    }
+    return 0;
+}
+
 /* Run stop(arg) while a helper thread keeps serving the write queue: the HTTP server's
  * in-flight ingest requests and the scraper's last scrapes wait on the queue, and would
  * otherwise never finish. */
@@ -495,6 +586,9 @@ int col_main(int argc, char **argv)
         goto out;
     }
     status = setup_auth(&ctx);
+    if (status == 0) {
+        status = setup_remote_write(&ctx);
+    }
     if (status != 0) {
         goto out;
     }
@@ -526,6 +620,11 @@ int col_main(int argc, char **argv)
             ctx.cfg.ingest_queue_bytes > 0 ? (size_t)ctx.cfg.ingest_queue_bytes : SIZE_MAX,
         .max_wait_ms = ctx.cfg.ingest_max_wait_ms > 0 ? ctx.cfg.ingest_max_wait_ms : -1};
     col_writer_new_opts(ctx.store, &wopt, &ctx.writer);
+    if (ctx.rw != NULL) {
+        col_writer_tap_t tap;
+        col_rw_sender_tap(ctx.rw, &tap);
+        col_writer_set_tap(ctx.writer, &tap);
+    }
     pql_options_t qopt;
     pql_options_default(&qopt);
     qopt.lookback_ms = ctx.cfg.query_lookback_ms;
@@ -657,11 +756,14 @@ out:
     if (ctx.scrape != NULL) {
         stop_while_draining(ctx.writer, stop_scrape, ctx.scrape);
     }
+    /* Every ingest path has stopped: what the sender holds now is all there is to send. */
+    col_rw_sender_stop(ctx.rw, ctx.cfg.remote_write_drain_ms);
     col_zipkin_free(ctx.zipkin);
     col_mesh_free(ctx.mesh);
     col_auth_free(ctx.auth);
     col_ui_free(ctx.ui);
     col_writer_free(ctx.writer);
+    col_rw_sender_free(ctx.rw);
     pql_engine_free(ctx.engine);
     st_store_close(ctx.store);
     wf_free(ctx.config_yaml);

@@ -47,6 +47,7 @@ struct col_writer {
     size_t group_samples;
     size_t group_bytes;
     col_writer_stats_t stats; /* under mu */
+    col_writer_tap_t tap;     /* set before the queue runs; stage == NULL: none */
 };
 
 void col_write_reject(col_write_t *w, int err, const st_label_t *labels, size_t nlabels)
@@ -307,6 +308,16 @@ void col_writer_stats(col_writer_t *wr, col_writer_stats_t *out)
     pthread_mutex_unlock(&wr->mu);
 }
 
+void col_writer_set_tap(col_writer_t *wr, const col_writer_tap_t *tap)
+{
+    WF_ASSERT(tap == NULL || (tap->stage != NULL && tap->publish != NULL));
+    if (tap != NULL) {
+        wr->tap = *tap;
+    } else {
+        memset(&wr->tap, 0, sizeof(wr->tap));
+    }
+}
+
 void col_writer_wake(col_writer_t *wr)
 {
     pthread_mutex_lock(&wr->mu);
@@ -333,7 +344,13 @@ static int run_group(col_writer_t *wr, col_write_t *group)
             return rc;
         }
     }
-    return st_batch_commit(b);
+    if (wr->tap.stage == NULL) {
+        return st_batch_commit(b);
+    }
+    wr->tap.stage(wr->tap.arg, b);
+    rc = st_batch_commit(b);
+    wr->tap.publish(wr->tap.arg, rc == 0);
+    return rc;
 }
 
 static void count_batch(col_writer_t *wr)

@@ -102,6 +102,23 @@ typedef struct {
                                negative: no limit */
 } col_writer_options_t;
 
+/*
+ * A tap sees every batch of samples the queue commits, whichever ingest path they came from
+ * (the remote_write sender, col_rw_sender.h). stage runs on the writer thread with the batch
+ * filled, just before its commit (st_batch_each walks it); publish runs right after the
+ * commit with its result, and drops what stage kept when the commit failed (the jobs are then
+ * retried alone, each batch staged again). Both run between ingest and its answer: they must
+ * only copy, never wait on anything slow.
+ */
+typedef struct {
+    void (*stage)(void *arg, st_batch_t *b);
+    void (*publish)(void *arg, bool committed);
+    void *arg;
+} col_writer_tap_t;
+
+/* Install tap (copied; NULL removes it), before the queue runs. */
+void col_writer_set_tap(col_writer_t *wr, const col_writer_tap_t *tap);
+
 /* The queue with default options (col_writer_new_opts with NULL). */
 int col_writer_new(st_store_t *s, col_writer_t **out);
 /* The queue over store s; o may be NULL (defaults). Returns 0. */

@@ -1122,6 +1122,31 @@ int st_batch_set_metadata(st_batch_t *b, wf_str_t metric, st_metric_type_t type,
     return 0;
 }
 
+int st_batch_each(st_batch_t *b, st_batch_sample_cb fn, void *arg)
+{
+    st_label_t *l = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < b->n && rc == 0; i++) {
+        const st__mseries_t *se = b->ser[i];
+        wf_rd_t r;
+        wf_rd_init(&r, se->lbl, se->lbl_len);
+        size_t n = 0;
+        wf_str_t name, value;
+        int more;
+        while ((more = st__labels_next(&r, &name, &value)) == 1) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 32;
+                l = wf_realloc(l, cap * sizeof(*l));
+            }
+            l[n++] = (st_label_t){name, value};
+        }
+        rc = more < 0 ? more : fn(arg, se->id, l, n, b->ts[i], double_of(b->v[i]));
+    }
+    wf_free(l);
+    return rc;
+}
+
 /* ---- log records ----------------------------------------------------------------------- */
 
 /*

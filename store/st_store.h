@@ -168,6 +168,18 @@ typedef enum {
 int st_batch_set_metadata(st_batch_t *b, wf_str_t metric, st_metric_type_t type, wf_str_t help,
                           wf_str_t unit);
 
+/*
+ * Visit the samples added to the open batch so far, in the order they were added, each with
+ * its series' reference and labels in the stored form (sorted by name, no empty values). For
+ * a caller that forwards what it writes (the collector's remote_write sender) just before
+ * st_batch_commit. labels are valid only during the call. fn returns 0 to go on; anything
+ * else stops the walk and is returned; WF_E_CORRUPT for a label encoding that does not
+ * decode (never expected: the batch made it).
+ */
+typedef int (*st_batch_sample_cb)(void *arg, st_ref_t ref, const st_label_t *labels, size_t nlabels,
+                                  int64_t ts_ms, double v);
+int st_batch_each(st_batch_t *b, st_batch_sample_cb fn, void *arg);
+
 /* Make the batch durable and visible; the batch is freed whatever the result. */
 int st_batch_commit(st_batch_t *b);
 /* Drop the batch without writing anything. NULL is a no-op. */
