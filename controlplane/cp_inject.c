@@ -1029,6 +1029,9 @@ int cp_inject(const char *buf, size_t len, const cp_inject_opts_t *opts, wf_buf_
     if (err != NULL) {
         memset(err, 0, sizeof(*err));
     }
+    if (len == 0) {
+        buf = ""; /* an empty buffer may come as NULL, which libyaml refuses */
+    }
     int rc = cp_yaml_parse(buf, len, NULL, &s, err);
     if (rc < 0) {
         goto fail;

@@ -1,0 +1,295 @@
+/*
+ * test_inject.c - the real `weft inject` binary on deploy/k8s/samples/ and tests/data/inject/:
+ * -f FILE, -f - (standard input) and -o FILE give the reviewed golden output, notes and errors
+ * go to stderr with the documented exit codes, a refused input writes nothing (an existing -o
+ * file stays as it was), and the output injected again is unchanged. Then the sidecar it
+ * writes is started as Kubernetes would start it (its args with $(POD_IP) and the other
+ * downward-API variables expanded, the listeners moved to free ports of 127.0.0.1 since this
+ * machine is shared) against a real control plane: `weft proxy` accepts every flag, registers
+ * the workload with the inbound address and becomes ready. No Kubernetes here: what a kubelet
+ * would do is not exercised (deploy/k8s/README.md).
+ */
+#include "cp_yaml.h"
+#include "wf_alloc.h"
+#include "wt_control.h"
+#include "wt_util.h"
+
+#include <libgen.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char g_root[4096]; /* the repository */
+static char *g_dir;       /* this run's temporary directory */
+
+static char *file_in_dir(const char *name)
+{
+    char path[4600];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    char *t = wt_read_file(path, NULL);
+    assert_non_null(t);
+    return t;
+}
+
+static char *repo_file(const char *rel)
+{
+    char path[4600];
+    snprintf(path, sizeof(path), "%s/%s", g_root, rel);
+    char *t = wt_read_file(path, NULL);
+    assert_non_null(t);
+    return t;
+}
+
+/* Run weft with args (a shell fragment) and stdout/stderr into dir/out, dir/err; the exit
+ * code. */
+static int weft(const char *args)
+{
+    int rc = wt_sh(g_dir, "'%s' %s > out 2> err", wt_weft_bin(), args);
+    assert_true(rc >= 0);
+    return rc;
+}
+
+static void test_file_stdin_output(void **state)
+{
+    (void)state;
+    char *golden = repo_file("tests/data/inject/bookinfo.injected.yaml");
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "inject -f '%s/deploy/k8s/samples/bookinfo.yaml' --image weft:0.1.0",
+             g_root);
+    assert_int_equal(weft(cmd), 0);
+    char *out = file_in_dir("out"), *err = file_in_dir("err");
+    assert_string_equal(out, golden);
+    assert_string_equal(err, "");
+    wf_free(out);
+    wf_free(err);
+
+    snprintf(cmd, sizeof(cmd),
+             "inject -f - --image weft:0.1.0 < '%s/deploy/k8s/samples/bookinfo.yaml'", g_root);
+    assert_int_equal(weft(cmd), 0);
+    out = file_in_dir("out");
+    assert_string_equal(out, golden);
+    wf_free(out);
+
+    snprintf(cmd, sizeof(cmd),
+             "inject --image=weft:0.1.0 -o injected.yaml -f '%s/deploy/k8s/samples/bookinfo.yaml'",
+             g_root);
+    assert_int_equal(weft(cmd), 0);
+    out = file_in_dir("out");
+    assert_string_equal(out, "");
+    wf_free(out);
+    out = file_in_dir("injected.yaml");
+    assert_string_equal(out, golden);
+    wf_free(out);
+
+    /* Idempotent through the binary: its output injected again is the same bytes, and each of
+     * the six pods is reported as injected already. */
+    assert_int_equal(weft("inject -f - --image weft:0.1.0 < injected.yaml"), 0);
+    out = file_in_dir("out");
+    err = file_in_dir("err");
+    assert_string_equal(out, golden);
+    size_t notes = 0;
+    for (const char *p = strstr(err, "already has a weft-proxy container"); p;
+         p = strstr(p + 1, "already has a weft-proxy container")) {
+        notes++;
+    }
+    assert_int_equal(notes, 6);
+    wf_free(out);
+    wf_free(err);
+    wf_free(golden);
+}
+
+static void test_skips_on_stderr(void **state)
+{
+    (void)state;
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "inject -f '%s/tests/data/inject/skips.yaml'", g_root);
+    assert_int_equal(weft(cmd), 0);
+    char *in = repo_file("tests/data/inject/skips.yaml");
+    char *out = file_in_dir("out"), *err = file_in_dir("err");
+    assert_string_equal(out, in);
+    assert_non_null(strstr(err, "weft inject: document 4 (DaemonSet node-exporter): skipped: "
+                                "hostNetwork"));
+    size_t lines = 0;
+    for (const char *p = err; (p = strchr(p, '\n')) != NULL; p++) {
+        lines++;
+    }
+    assert_int_equal(lines, 5);
+    wf_free(in);
+    wf_free(out);
+    wf_free(err);
+}
+
+static void expect_fail(const char *args, int code, const char *stderr_part)
+{
+    int rc = weft(args);
+    char *out = file_in_dir("out"), *err = file_in_dir("err");
+    if (rc != code || strstr(err, stderr_part) == NULL) {
+        fail_msg("weft %s: exit %d, stderr '%s' (wanted %d and '%s')", args, rc, err, code,
+                 stderr_part);
+    }
+    assert_string_equal(out, "");
+    wf_free(out);
+    wf_free(err);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_fail("inject", 2, "weft inject: -f FILE (or -f - for standard input) is required");
+    expect_fail("inject -f x.yaml --imag y", 2, "unknown flag --imag (did you mean --image?)");
+    expect_fail("inject -f x.yaml extra", 2, "unexpected argument 'extra'");
+    expect_fail("inject -f /nonexistent/x.yaml", 1,
+                "weft inject: /nonexistent/x.yaml: No such file or directory");
+    assert_int_equal(wt_sh(g_dir, "printf 'kind: Pod\\nspec: [1, 2\\n' > bad.yaml"), 0);
+    expect_fail("inject -f bad.yaml", 1, "weft inject: bad.yaml: line 3 column 1:");
+    assert_int_equal(wt_sh(g_dir, "printf 'kind: Deployment\\nmetadata: {name: d}\\n' > inv.yaml"),
+                     0);
+    expect_fail("inject -f - < inv.yaml", 1,
+                "weft inject: standard input: document 1 (Deployment d): line 1 column 1: no "
+                "mapping spec on the way to the pod template");
+    /* 10 MB on standard input: refused after 4 MiB are read. */
+    assert_int_equal(wt_sh(g_dir, "head -c 10485760 /dev/zero | tr '\\0' 'a' > big.yaml"), 0);
+    expect_fail("inject -f - < big.yaml", 1, "weft inject: standard input: larger than 4194304");
+    /* A refused input leaves -o's file as it was. */
+    assert_int_equal(wt_sh(g_dir, "printf 'before\\n' > kept.yaml"), 0);
+    expect_fail("inject -f bad.yaml -o kept.yaml", 1, "line 3 column 1");
+    char *kept = file_in_dir("kept.yaml");
+    assert_string_equal(kept, "before\n");
+    wf_free(kept);
+    /* A billion laughs through the binary. */
+    assert_int_equal(wt_sh(g_dir, "printf 'a: &a [x,x,x,x,x,x,x,x,x,x]\\nb: &b [*a,*a,*a,*a,*a,*a,"
+                                  "*a,*a,*a,*a]\\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\\nd: &d "
+                                  "[*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\\ne: &e [*d,*d,*d,*d,*d,*d,*d,"
+                                  "*d,*d,*d]\\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\\n' > bomb.yaml"),
+                     0);
+    expect_fail("inject -f bomb.yaml", 1, "aliases count as their expansion");
+}
+
+/* Replace every occurrence of from in s (an owned string) by to. */
+static char *replace(char *s, const char *from, const char *to)
+{
+    char *p = strstr(s, from);
+    if (p == NULL) {
+        return s;
+    }
+    size_t fl = strlen(from), tl = strlen(to), sl = strlen(s);
+    char *r = wf_malloc(sl - fl + tl + 1);
+    memcpy(r, s, (size_t)(p - s));
+    memcpy(r + (p - s), to, tl);
+    memcpy(r + (p - s) + tl, p + fl, sl - (size_t)(p - s) - fl + 1);
+    wf_free(s);
+    return replace(r, from, to);
+}
+
+/* The injected sidecar, started with its own args against a real control plane. */
+static void test_sidecar_args_run(void **state)
+{
+    (void)state;
+    wt_control_t cp;
+    memset(&cp, 0, sizeof(cp));
+    assert_int_equal(wt_control_new(&cp, "inject-cp", NULL), 0);
+    assert_int_equal(
+        wt_sh(g_dir,
+              "printf 'apiVersion: v1\\nkind: Pod\\nmetadata:\\n  name: web\\n  labels: {app: "
+              "web, version: v7}\\nspec:\\n  containers:\\n  - name: web\\n    image: x\\n    "
+              "ports: [{containerPort: 18080}]\\n' > pod.yaml"),
+        0);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "inject -f pod.yaml --control http://127.0.0.1:%d", cp.port);
+    assert_int_equal(weft(cmd), 0);
+    char *out = file_in_dir("out");
+    cp_yaml_stream_t *s;
+    cp_err_t err;
+    assert_int_equal(cp_yaml_parse(out, strlen(out), NULL, &s, &err), 0);
+    const cp_yaml_node_t *px =
+        cp_yaml_get(cp_yaml_get(s->docs[0], "spec"), "initContainers")->items[0];
+    const cp_yaml_node_t *args = cp_yaml_get(px, "args");
+    assert_non_null(args);
+
+    int in_port = wt_free_port(), out_port = wt_free_port(), admin_port = wt_free_port();
+    while (out_port == in_port) {
+        out_port = wt_free_port();
+    }
+    while (admin_port == in_port || admin_port == out_port) {
+        admin_port = wt_free_port();
+    }
+    char in_addr[32], out_addr[32], admin_addr[32], token[700];
+    snprintf(in_addr, sizeof(in_addr), "127.0.0.1:%d", in_port);
+    snprintf(out_addr, sizeof(out_addr), "127.0.0.1:%d", out_port);
+    snprintf(admin_addr, sizeof(admin_addr), "127.0.0.1:%d", admin_port);
+    snprintf(token, sizeof(token), "%s/bootstrap-token", cp.data);
+    char *argv[64];
+    int k = 0;
+    argv[k++] = wf_strdup(wt_weft_bin());
+    for (uint32_t i = 0; i < args->n && k < 62; i++) {
+        /* What the kubelet does: $(VAR) from the container's env (downward API). */
+        char *a = wf_strdup(args->items[i]->value.p);
+        a = replace(a, "$(POD_IP):15006", in_addr);
+        a = replace(a, "$(POD_IP):15000", admin_addr);
+        a = replace(a, "127.0.0.1:15001", out_addr);
+        a = replace(a, "$(POD_NAMESPACE)", "default");
+        a = replace(a, "$(POD_SERVICE_ACCOUNT)", "web-sa");
+        a = replace(a, "/var/run/weft/bootstrap/token", token);
+        assert_null(strstr(a, "$("));
+        argv[k++] = a;
+    }
+    argv[k] = NULL;
+    char log[4600];
+    snprintf(log, sizeof(log), "%s/proxy.log", g_dir);
+    pid_t pid = wt_spawn(argv, log);
+    char path[64];
+    snprintf(path, sizeof(path), "/ready");
+    int st = -1;
+    for (int i = 0; i < 100 && st != 200; i++) {
+        st = wt_http_ex(admin_port, "GET", path, NULL, NULL, 0, 1000, NULL);
+        if (st != 200) {
+            usleep(100 * 1000);
+        }
+    }
+    char *body = NULL;
+    int wst = wt_control_req(cp.port, "GET", "/v1/workloads", cp.admin, NULL, &body);
+    wt_stop(pid, 10000);
+    if (st != 200) {
+        char *l = wt_read_file(log, NULL);
+        fail_msg("the injected sidecar was not ready (%d); its log:\n%s", st, l ? l : "");
+    }
+    assert_int_equal(wst, 200);
+    /* Registered as the pod's service and version, reachable at its inbound listener. */
+    assert_non_null(strstr(body, "\"service\":\"web\""));
+    assert_non_null(strstr(body, "\"version\":\"v7\""));
+    assert_non_null(strstr(body, "web-sa"));
+    char want[64];
+    snprintf(want, sizeof(want), "%d", in_port);
+    assert_non_null(strstr(body, want));
+    wf_free(body);
+    for (int i = 0; i < k; i++) {
+        wf_free(argv[i]);
+    }
+    cp_yaml_free(s);
+    wf_free(out);
+    wt_control_free(&cp);
+}
+
+int main(void)
+{
+    char *src = wf_strdup(__FILE__);
+    snprintf(g_root, sizeof(g_root), "%s/../..", dirname(src));
+    wf_free(src);
+    g_dir = wt_tmpdir("inject");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_stdin_output),
+        cmocka_unit_test(test_skips_on_stderr),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sidecar_args_run),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    wt_rm_rf(g_dir);
+    wf_free(g_dir);
+    return rc;
+}
