@@ -592,6 +592,13 @@ static int inject_template(ctx_t *c, const cp_yaml_node_t *tmpl, const char *nam
                 " annotation (the sidecar needs the port the app serves on)");
         return 0;
     }
+    if (port == CP_INJECT_INBOUND_PORT || port == CP_INJECT_OUTBOUND_PORT ||
+        port == CP_INJECT_ADMIN_PORT) {
+        /* Peers and the kubelet could not tell the app from the sidecar. */
+        return fail(c, CP_E_INVALID, spec,
+                    "the app's port %ld is one of the sidecar's (%d, %d, %d)", port,
+                    CP_INJECT_ADMIN_PORT, CP_INJECT_OUTBOUND_PORT, CP_INJECT_INBOUND_PORT);
+    }
     const char *service = first_label(labels, svc_labels);
     service = service != NULL ? service : name;
     if (service == NULL) {

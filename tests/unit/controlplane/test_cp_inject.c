@@ -499,6 +499,10 @@ static void test_invalid_workloads(void **state)
     const char *bad_port = "kind: Pod\nmetadata:\n  name: p\n  annotations: {weft.io/app-port: "
                            "http}\nspec: {containers: [{name: a}]}\n";
     expect_error(bad_port, strlen(bad_port), CP_E_INVALID, "weft.io/app-port must be a port");
+    const char *taken = "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, ports: "
+                        "[{containerPort: 15006}]}]}\n";
+    expect_error(taken, strlen(taken), CP_E_INVALID,
+                 "the app's port 15006 is one of the sidecar's (15000, 15001, 15006)");
     const char *bad_list = "kind: List\nitems: {a: 1}\n";
     expect_error(bad_list, strlen(bad_list), CP_E_INVALID, "a List's items must be a list");
 }
