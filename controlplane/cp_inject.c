@@ -831,12 +831,30 @@ static int rewrite(ctx_t *c, int pass, uint32_t doc, int item, const cp_yaml_nod
 
 /* ---- output ---- */
 
+/* Where a document lies in the input, in bytes. */
+typedef struct {
+    size_t start;   /* its first byte: 0, or its directives or `---` */
+    size_t sep_end; /* the end of its `---`, SIZE_MAX when it has none (implicit) */
+    size_t content; /* its root node's first byte (an anchor or tag included) */
+} span_t;
+
+/* Advance (*ci, *bi), a character index and its byte offset in buf, to character index to. */
+static size_t byte_at(const char *buf, size_t len, size_t *ci, size_t *bi, size_t to)
+{
+    while (*ci < to && *bi < len) {
+        unsigned char b = (unsigned char)buf[*bi];
+        *bi += b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        (*ci)++;
+    }
+    return *bi < len ? *bi : len;
+}
+
 /*
- * Byte offsets where documents 1..n-1 start (their `---`), from libyaml's marks; starts[0] is
- * 0 and starts[n] is len. libyaml counts characters, not bytes, in its marks: the input is
- * valid UTF-8 (cp_yaml checked it), so the offsets are found by walking its characters.
+ * The spans of the n documents of buf, from libyaml's marks (spans[n].start is len). libyaml
+ * counts characters, not bytes, in its marks: the input is valid UTF-8 (cp_yaml checked it), so
+ * the offsets are found by walking its characters; marks only grow, so one walk does.
  */
-static int doc_starts(const char *buf, size_t len, uint32_t n, size_t *starts)
+static int doc_spans(const char *buf, size_t len, uint32_t n, span_t *spans)
 {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
@@ -845,6 +863,7 @@ static int doc_starts(const char *buf, size_t len, uint32_t n, size_t *starts)
     yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
     yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
     uint32_t i = 0;
+    bool want_content = false;
     size_t ci = 0, bi = 0;
     int rc = 0;
     for (bool done = false; !done && rc == 0;) {
@@ -856,15 +875,21 @@ static int doc_starts(const char *buf, size_t len, uint32_t n, size_t *starts)
         if (ev.type == YAML_DOCUMENT_START_EVENT) {
             if (i >= n) {
                 rc = WF_E_INTERNAL;
-            } else if (i > 0) {
-                while (ci < ev.start_mark.index && bi < len) {
-                    unsigned char b = (unsigned char)buf[bi];
-                    bi += b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-                    ci++;
-                }
-                starts[i] = bi < len ? bi : len;
+            } else {
+                size_t start = byte_at(buf, len, &ci, &bi, ev.start_mark.index);
+                spans[i].start = i == 0 ? 0 : start;
+                spans[i].sep_end = ev.data.document_start.implicit
+                                       ? SIZE_MAX
+                                       : byte_at(buf, len, &ci, &bi, ev.end_mark.index);
+                spans[i].content = spans[i].sep_end == SIZE_MAX ? start : spans[i].sep_end;
+                want_content = true;
+                i++;
             }
-            i++;
+        } else if (want_content &&
+                   (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT ||
+                    ev.type == YAML_MAPPING_START_EVENT)) {
+            spans[i - 1].content = byte_at(buf, len, &ci, &bi, ev.start_mark.index);
+            want_content = false;
         }
         done = ev.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&ev);
@@ -873,8 +898,7 @@ static int doc_starts(const char *buf, size_t len, uint32_t n, size_t *starts)
     if (rc == 0 && i != n) {
         rc = WF_E_INTERNAL;
     }
-    starts[0] = 0;
-    starts[n] = len;
+    spans[n].start = len;
     return rc;
 }
 
@@ -977,45 +1001,37 @@ out:
     return rc;
 }
 
-/*
- * The lines of buf[from..to) before a rewritten document's content: its `---` line (unless
- * content follows on that line), blank and comment lines, directives.
- */
-static void copy_head(const char *buf, size_t from, size_t to, bool later, wf_buf_t *out)
+/* The length of the line break ending at buf[end - 1], or 0: YAML 1.1's breaks, as libyaml
+ * reads them (LF, CR, NEL, LS, PS). */
+static size_t break_before(const char *buf, size_t from, size_t end)
 {
-    bool sep = false;
-    size_t pos = from;
-    while (pos < to) {
-        const char *nl = memchr(buf + pos, '\n', to - pos);
-        size_t eol = nl != NULL ? (size_t)(nl - buf) + 1 : to;
-        const char *l = buf + pos;
-        size_t ll = eol - pos;
-        if (!sep && ll >= 3 && memcmp(l, "---", 3) == 0 &&
-            (ll == 3 || strchr(" \t\r\n", l[3]) != NULL)) {
-            size_t k = 3;
-            while (k < ll && (l[k] == ' ' || l[k] == '\t')) {
-                k++;
-            }
-            sep = true;
-            if (k < ll && l[k] != '#' && l[k] != '\r' && l[k] != '\n') {
-                wf_buf_puts(out, "---\n");
-                return;
-            }
-            wf_buf_append(out, l, ll);
-            pos = eol;
-            continue;
-        }
-        size_t k = 0;
-        while (k < ll && (l[k] == ' ' || l[k] == '\t')) {
-            k++;
-        }
-        if (k < ll && l[k] != '#' && l[k] != '\r' && l[k] != '\n' && l[0] != '%') {
-            break;
-        }
-        wf_buf_append(out, l, ll);
-        pos = eol;
+    const unsigned char *u = (const unsigned char *)buf;
+    if (end > from && (u[end - 1] == '\n' || u[end - 1] == '\r')) {
+        return 1;
     }
-    if (later && !sep) {
+    if (end >= from + 2 && u[end - 2] == 0xC2 && u[end - 1] == 0x85) {
+        return 2;
+    }
+    if (end >= from + 3 && u[end - 3] == 0xE2 && u[end - 2] == 0x80 &&
+        (u[end - 1] == 0xA8 || u[end - 1] == 0xA9)) {
+        return 3;
+    }
+    return 0;
+}
+
+/*
+ * What comes before a rewritten document's content: the whole lines from its start to its
+ * content (directives, its `---` line, comments), then a `---` of its own when the input's
+ * shared a line with the content (`--- {kind: Pod, ...}`).
+ */
+static void copy_head(const char *buf, const span_t *sp, wf_buf_t *out)
+{
+    size_t end = sp->content;
+    while (end > sp->start && break_before(buf, sp->start, end) == 0) {
+        end--;
+    }
+    wf_buf_append(out, buf + sp->start, end - sp->start);
+    if (sp->sep_end != SIZE_MAX && end < sp->sep_end) {
         wf_buf_puts(out, "---\n");
     }
 }
@@ -1029,7 +1045,7 @@ int cp_inject(const char *buf, size_t len, const cp_inject_opts_t *opts, wf_buf_
     wf_arena_init(&c.arena, 16384, 0);
     cp_yaml_stream_t *s = NULL;
     const cp_yaml_node_t **roots = NULL;
-    size_t *starts = NULL;
+    span_t *spans = NULL;
     wf_buf_t res;
     wf_buf_init(&res);
     size_t notes_len = notes != NULL ? notes->len : 0;
@@ -1044,8 +1060,8 @@ int cp_inject(const char *buf, size_t len, const cp_inject_opts_t *opts, wf_buf_
         goto fail;
     }
     roots = wf_calloc(s->n_docs + 1, sizeof(*roots));
-    starts = wf_calloc(s->n_docs + 1, sizeof(*starts));
-    if ((rc = doc_starts(buf, len, s->n_docs, starts)) < 0) {
+    spans = wf_calloc(s->n_docs + 1, sizeof(*spans));
+    if ((rc = doc_spans(buf, len, s->n_docs, spans)) < 0) {
         rc = fail(&c, rc, NULL, "the documents' boundaries were not found again");
         goto fail;
     }
@@ -1061,10 +1077,10 @@ int cp_inject(const char *buf, size_t len, const cp_inject_opts_t *opts, wf_buf_
     }
     for (uint32_t i = 0; i < s->n_docs; i++) {
         if (roots[i] == s->docs[i]) {
-            wf_buf_append(&res, buf + starts[i], starts[i + 1] - starts[i]);
+            wf_buf_append(&res, buf + spans[i].start, spans[i + 1].start - spans[i].start);
             continue;
         }
-        copy_head(buf, starts[i], starts[i + 1], i > 0, &res);
+        copy_head(buf, &spans[i], &res);
         if ((rc = emit_doc(roots[i], &res)) < 0) {
             describe(&c, i, -1, roots[i]);
             rc = fail(&c, rc, NULL, "libyaml could not write the document");
@@ -1083,7 +1099,7 @@ fail:
     }
 out:
     wf_buf_free(&res);
-    wf_free(starts);
+    wf_free(spans);
     wf_free(roots);
     wf_free(c.pods);
     wf_free(c.nss);

@@ -406,6 +406,23 @@ static void test_documents(void **state)
     assert_null(strstr(got, "trailing comment"));
     assert_int_equal(count(got, "---"), 2);
     wf_free(got);
+    /* A lone CR (and NEL) is a line break to YAML: the `---` line ends there, the content
+     * that follows it is not copied as part of that line (found by libFuzzer). */
+    const char *cr = "x: 1\n---\rkind: Pod\rmetadata: {name: p}\rspec: {containers: [{name: a, "
+                     "ports: [{containerPort: 1}]}]}\r";
+    got = inject_ok(cr, &o, NULL);
+    assert_true(strncmp(got, "x: 1\n---\rkind: Pod\nmetadata:\n", 29) == 0);
+    assert_int_equal(count(got, "kind: Pod"), 1);
+    char *again = inject_ok(got, &o, NULL);
+    assert_string_equal(again, got);
+    wf_free(again);
+    wf_free(got);
+    const char *nel = "x: 1\n---\xc2\x85kind: Pod\nmetadata: {name: p}\nspec: {containers: "
+                      "[{name: a, ports: [{containerPort: 1}]}]}\n";
+    got = inject_ok(nel, &o, NULL);
+    assert_true(strncmp(got, "x: 1\n---\xc2\x85kind: Pod\n", 20) == 0);
+    assert_int_equal(count(got, "kind: Pod"), 1);
+    wf_free(got);
     /* CRLF around a rewritten document: the untouched ones keep their CRLF. */
     const char *crlf = "a: 1\r\n---\r\nkind: Pod\r\nmetadata: {name: p}\r\nspec:\r\n"
                        "  containers: [{name: a, image: a, ports: [{containerPort: 1}]}]\r\n"
