@@ -188,7 +188,7 @@ int cli_inject_main(int argc, char **argv)
         goto out;
     }
     cp_yaml_limits_t lim;
-    cp_yaml_limits_default(&lim);
+    cp_inject_limits(&lim);
     rc = read_all(fd, lim.max_bytes, &in);
     if (rc == WF_E_LIMIT) {
         fprintf(stderr, "weft inject: %s: larger than %zu bytes (the largest input accepted)\n",
@@ -209,6 +209,7 @@ int cli_inject_main(int argc, char **argv)
         .cpu_limit = empty_none(cfg.proxy_cpu_limit),
         .memory_limit = empty_none(cfg.proxy_memory_limit),
         .native_sidecar = cfg.native_sidecar,
+        .limits = &lim,
     };
     cp_err_t e;
     rc = cp_inject((const char *)in.data, in.len, &o, &out, &notes, &e);

@@ -1036,6 +1036,15 @@ static void copy_head(const char *buf, const span_t *sp, wf_buf_t *out)
     }
 }
 
+void cp_inject_limits(cp_yaml_limits_t *lim)
+{
+    cp_yaml_limits_default(lim);
+    lim->max_bytes = 16u << 20;
+    lim->max_nodes = 1000000;
+    lim->max_expanded_bytes = 32u << 20;
+    lim->max_items = 100000;
+}
+
 int cp_inject(const char *buf, size_t len, const cp_inject_opts_t *opts, wf_buf_t *out,
               wf_buf_t *notes, cp_err_t *err)
 {
@@ -1055,7 +1064,7 @@ int cp_inject(const char *buf, size_t len, const cp_inject_opts_t *opts, wf_buf_
     if (len == 0) {
         buf = ""; /* an empty buffer may come as NULL, which libyaml refuses */
     }
-    int rc = cp_yaml_parse(buf, len, NULL, &s, err);
+    int rc = cp_yaml_parse(buf, len, opts->limits, &s, err);
     if (rc < 0) {
         goto fail;
     }

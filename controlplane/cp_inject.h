@@ -29,8 +29,8 @@
  * and is emitted again by libyaml, so comments inside it are lost, anchors and aliases come
  * out expanded and flow style becomes block style.
  *
- * The input is hostile: it is read by cp_yaml with its limits (4 MiB, 200,000 nodes counting
- * aliases as expanded, depth 64), so a "billion laughs" fails with CP_E_LIMIT. Any thread; no
+ * The input is hostile: it is read by cp_yaml with limits (its defaults, or cp_inject_limits'),
+ * aliases counted as expanded, so a "billion laughs" fails with CP_E_LIMIT. Any thread; no
  * shared state.
  */
 #ifndef CP_INJECT_H
@@ -59,8 +59,17 @@ typedef struct {
     const char *collector; /* spans go there; NULL: the control plane's setting */
     const char *log_level; /* the sidecar's; NULL: weft proxy's default */
     const char *cpu_request, *memory_request, *cpu_limit, *memory_limit; /* NULL: none */
-    bool native_sidecar; /* init container with restartPolicy Always, else a container */
+    bool native_sidecar;            /* init container with restartPolicy Always, else a container */
+    const cp_yaml_limits_t *limits; /* of the input; NULL: cp_yaml's defaults */
 } cp_inject_opts_t;
+
+/*
+ * Limits for a person's own manifests (`weft inject`): 16 MiB and 1,000,000 nodes (aliases
+ * counted as expanded), 32 MiB of scalars expanded, depth 64, 100,000 items in a sequence or
+ * mapping, so that the output of a large input (each sidecar adds about 2.4 KB) can be injected
+ * again. Memory stays proportional to the node limit: about 120 MB at most (measured).
+ */
+void cp_inject_limits(cp_yaml_limits_t *lim);
 
 /*
  * Rewrite the manifests buf[0..len) (YAML or JSON, one or more documents). On success the

@@ -104,6 +104,32 @@ static void test_file_stdin_output(void **state)
     wf_free(golden);
 }
 
+/* 300 copies of every kind (1.1 MB, 2,700 pods): the output, 7 times larger, is under
+ * `weft inject`'s limits and goes through again unchanged. */
+static void test_large_idempotent(void **state)
+{
+    (void)state;
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd),
+             "for i in $(seq 300); do cat '%s/tests/data/inject/kinds.yaml'; echo ---; done > "
+             "many.yaml",
+             g_root);
+    assert_int_equal(wt_sh(g_dir, "%s", cmd), 0);
+    assert_int_equal(weft("inject -f many.yaml -o many.out"), 0);
+    assert_int_equal(weft("inject -f many.out -o many.out2"), 0);
+    char *a = file_in_dir("many.out"), *b = file_in_dir("many.out2");
+    size_t pods = 0;
+    for (const char *p = strstr(a, "- name: weft-proxy\n"); p;
+         p = strstr(p + 1, "- name: weft-proxy\n")) {
+        pods++;
+    }
+    assert_int_equal(pods, 2700);
+    assert_true(strlen(a) > (4u << 20));
+    assert_string_equal(a, b);
+    wf_free(a);
+    wf_free(b);
+}
+
 static void test_skips_on_stderr(void **state)
 {
     (void)state;
@@ -153,9 +179,9 @@ static void test_errors(void **state)
     expect_fail("inject -f - < inv.yaml", 1,
                 "weft inject: standard input: document 1 (Deployment d): line 1 column 1: no "
                 "mapping spec on the way to the pod template");
-    /* 10 MB on standard input: refused after 4 MiB are read. */
-    assert_int_equal(wt_sh(g_dir, "head -c 10485760 /dev/zero | tr '\\0' 'a' > big.yaml"), 0);
-    expect_fail("inject -f - < big.yaml", 1, "weft inject: standard input: larger than 4194304");
+    /* 20 MB on standard input: refused after 16 MiB are read. */
+    assert_int_equal(wt_sh(g_dir, "head -c 20971520 /dev/zero | tr '\\0' 'a' > big.yaml"), 0);
+    expect_fail("inject -f - < big.yaml", 1, "weft inject: standard input: larger than 16777216");
     /* A refused input leaves -o's file as it was. */
     assert_int_equal(wt_sh(g_dir, "printf 'before\\n' > kept.yaml"), 0);
     expect_fail("inject -f bad.yaml -o kept.yaml", 1, "line 3 column 1");
@@ -283,9 +309,8 @@ int main(void)
     wf_free(src);
     g_dir = wt_tmpdir("inject");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_file_stdin_output),
-        cmocka_unit_test(test_skips_on_stderr),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_file_stdin_output), cmocka_unit_test(test_large_idempotent),
+        cmocka_unit_test(test_skips_on_stderr),   cmocka_unit_test(test_errors),
         cmocka_unit_test(test_sidecar_args_run),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

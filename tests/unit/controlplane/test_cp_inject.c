@@ -434,9 +434,11 @@ static void test_documents(void **state)
     wf_free(got);
 }
 
-static void expect_error(const char *text, size_t len, int code, const char *msg_part)
+static void expect_error_lim(const char *text, size_t len, const cp_yaml_limits_t *lim, int code,
+                             const char *msg_part)
 {
     cp_inject_opts_t o = defaults();
+    o.limits = lim;
     wf_buf_t notes;
     wf_buf_init(&notes);
     cp_err_t err;
@@ -449,6 +451,11 @@ static void expect_error(const char *text, size_t len, int code, const char *msg
     }
     assert_int_equal(notes.len, 0);
     wf_buf_free(&notes);
+}
+
+static void expect_error(const char *text, size_t len, int code, const char *msg_part)
+{
+    expect_error_lim(text, len, NULL, code, msg_part);
 }
 
 static long max_rss_kb(void)
@@ -476,13 +483,21 @@ static void test_hostile(void **state)
         wf_buf_puts(&b, "]\n");
     }
     expect_error((const char *)b.data, b.len, CP_E_LIMIT, "aliases count as their expansion");
+    /* With `weft inject`'s larger limits too. */
+    cp_yaml_limits_t cli;
+    cp_inject_limits(&cli);
+    expect_error_lim((const char *)b.data, b.len, &cli, CP_E_LIMIT, "more than 1000000 nodes");
     /* 10 MB: refused before parsing. */
     wf_buf_reset(&b);
     wf_buf_puts(&b, "kind: ConfigMap\ndata:\n");
     while (b.len < 10u << 20) {
         wf_buf_printf(&b, "  k%zu: 0123456789012345678901234567890123456789\n", b.len);
     }
-    expect_error((const char *)b.data, b.len, CP_E_LIMIT, "larger than");
+    expect_error((const char *)b.data, b.len, CP_E_LIMIT, "larger than 4194304 bytes");
+    while (b.len < 20u << 20) {
+        wf_buf_printf(&b, "  k%zu: 0123456789012345678901234567890123456789\n", b.len);
+    }
+    expect_error_lim((const char *)b.data, b.len, &cli, CP_E_LIMIT, "larger than 16777216 bytes");
     /* Nesting 1,000 deep. */
     wf_buf_reset(&b);
     for (int i = 0; i < 1000; i++) {
