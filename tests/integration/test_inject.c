@@ -6,7 +6,8 @@
  * writes is started as Kubernetes would start it (its args with $(POD_IP) and the other
  * downward-API variables expanded, the listeners moved to free ports of 127.0.0.1 since this
  * machine is shared) against a real control plane: `weft proxy` accepts every flag, registers
- * the workload with the inbound address and becomes ready. No Kubernetes here: what a kubelet
+ * the workload with the inbound address and becomes ready; so do the control plane and the
+ * collector of 02-install.yaml with their manifests' args. No Kubernetes here: what a kubelet
  * would do is not exercised (deploy/k8s/README.md).
  */
 #include "cp_yaml.h"
@@ -302,6 +303,147 @@ static void test_sidecar_args_run(void **state)
     wt_control_free(&cp);
 }
 
+/* The args of the first container of the workload named name in a parsed file. */
+static const cp_yaml_node_t *workload_args(const cp_yaml_stream_t *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->n_docs; i++) {
+        const cp_yaml_node_t *n = cp_yaml_get(cp_yaml_get(s->docs[i], "metadata"), "name");
+        const cp_yaml_node_t *t = cp_yaml_get(cp_yaml_get(s->docs[i], "spec"), "template");
+        if (n != NULL && t != NULL && strcmp(n->value.p, name) == 0) {
+            return cp_yaml_get(cp_yaml_get(cp_yaml_get(t, "spec"), "containers")->items[0], "args");
+        }
+    }
+    return NULL;
+}
+
+/* Spawn weft with args, each with the (from, to) pairs of subst replaced in it. */
+static pid_t spawn_args(const cp_yaml_node_t *args, const char *const (*subst)[2], size_t n_subst,
+                        const char *log)
+{
+    char *argv[64];
+    int k = 0;
+    argv[k++] = wf_strdup(wt_weft_bin());
+    for (uint32_t i = 0; i < args->n && k < 62; i++) {
+        char *a = wf_strdup(args->items[i]->value.p);
+        for (size_t j = 0; j < n_subst; j++) {
+            a = replace(a, subst[j][0], subst[j][1]);
+        }
+        argv[k++] = a;
+    }
+    argv[k] = NULL;
+    pid_t pid = wt_spawn(argv, log);
+    for (int i = 0; i < k; i++) {
+        wf_free(argv[i]);
+    }
+    return pid;
+}
+
+static int wait_status(int port, const char *path, int want)
+{
+    int st = -1;
+    for (int i = 0; i < 150 && st != want; i++) {
+        st = wt_http_ex(port, "GET", path, NULL, NULL, 0, 1000, NULL);
+        if (st != want) {
+            usleep(100 * 1000);
+        }
+    }
+    return st;
+}
+
+/*
+ * The control plane and the collector of 02-install.yaml started with their manifests' args
+ * (paths moved to a temporary directory, addresses to free loopback ports, Secrets' files
+ * written as README.md makes them, the users file from 03-ui-secret.yaml): both accept every
+ * flag and become ready, and the collector then refuses requests without credentials.
+ */
+static void test_install_args_run(void **state)
+{
+    (void)state;
+    char *inst = repo_file("deploy/k8s/02-install.yaml");
+    char *sec = repo_file("deploy/k8s/03-ui-secret.yaml");
+    cp_yaml_stream_t *s = NULL, *ss = NULL;
+    cp_err_t err;
+    assert_int_equal(cp_yaml_parse(inst, strlen(inst), NULL, &s, &err), 0);
+    assert_int_equal(cp_yaml_parse(sec, strlen(sec), NULL, &ss, &err), 0);
+    const cp_yaml_node_t *users = cp_yaml_get(cp_yaml_get(ss->docs[0], "stringData"), "users");
+    assert_non_null(users);
+    char path[4600];
+    snprintf(path, sizeof(path), "%s/k8s", g_dir);
+    assert_int_equal(wt_sh(g_dir, "mkdir -p k8s/control k8s/collector k8s/users && "
+                                  "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > k8s/bootstrap && "
+                                  "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > k8s/admin"),
+                     0);
+    snprintf(path, sizeof(path), "%s/k8s/users/users", g_dir);
+    wt_write_file(path, users->value.p);
+
+    int ports[5];
+    for (int i = 0; i < 5; i++) {
+        bool dup;
+        do {
+            ports[i] = wt_free_port();
+            dup = false;
+            for (int j = 0; j < i; j++) {
+                dup = dup || ports[j] == ports[i];
+            }
+        } while (dup);
+    }
+    char a_ctl[32], a_col[32], a_otlp[32], a_zip[32], u_ctl[64], u_col[64];
+    char d_ctl[4600], d_col[4600], f_boot[4600], f_admin[4600], f_users[4600];
+    snprintf(a_ctl, sizeof(a_ctl), "127.0.0.1:%d", ports[0]);
+    snprintf(a_col, sizeof(a_col), "127.0.0.1:%d", ports[1]);
+    snprintf(a_otlp, sizeof(a_otlp), "127.0.0.1:%d", ports[2]);
+    snprintf(a_zip, sizeof(a_zip), "127.0.0.1:%d", ports[3]);
+    snprintf(u_ctl, sizeof(u_ctl), "http://127.0.0.1:%d", ports[0]);
+    snprintf(u_col, sizeof(u_col), "http://127.0.0.1:%d", ports[1]);
+    snprintf(d_ctl, sizeof(d_ctl), "%s/k8s/control", g_dir);
+    snprintf(d_col, sizeof(d_col), "%s/k8s/collector", g_dir);
+    snprintf(f_boot, sizeof(f_boot), "%s/k8s/bootstrap", g_dir);
+    snprintf(f_admin, sizeof(f_admin), "%s/k8s/admin", g_dir);
+    snprintf(f_users, sizeof(f_users), "%s/k8s/users/users", g_dir);
+    const char *const subst[][2] = {
+        {"http://weft-control.weft-system:15010", u_ctl},
+        {"http://weft-collector.weft-system:20001", u_col},
+        {"0.0.0.0:15010", a_ctl},
+        {"0.0.0.0:20001", a_col},
+        {"0.0.0.0:4318", a_otlp},
+        {"0.0.0.0:9411", a_zip},
+        {"/var/lib/weft-control", d_ctl},
+        {"/var/lib/weft", d_col},
+        {"/etc/weft/bootstrap/token", f_boot},
+        {"/etc/weft/admin/token", f_admin},
+        {"/etc/weft/users/users", f_users},
+    };
+    size_t n_subst = sizeof(subst) / sizeof(subst[0]);
+    char log_ctl[4600], log_col[4600];
+    snprintf(log_ctl, sizeof(log_ctl), "%s/k8s/control.log", g_dir);
+    snprintf(log_col, sizeof(log_col), "%s/k8s/collector.log", g_dir);
+    const cp_yaml_node_t *ctl_args = workload_args(s, "weft-control");
+    const cp_yaml_node_t *col_args = workload_args(s, "weft-collector");
+    assert_non_null(ctl_args);
+    assert_non_null(col_args);
+    pid_t ctl = spawn_args(ctl_args, subst, n_subst, log_ctl);
+    int st_ctl = wait_status(ports[0], "/healthz", 200);
+    pid_t col = spawn_args(col_args, subst, n_subst, log_col);
+    int st_col = wait_status(ports[1], "/-/ready", 200);
+    /* --users holds: a query without credentials is refused. */
+    int st_q = wt_http_ex(ports[1], "GET", "/api/v1/query?query=up", NULL, NULL, 0, 5000, NULL);
+    /* --read-open: the targets the collector's --scrape-sd reads need no token. */
+    int st_t = wt_http_ex(ports[0], "GET", "/v1/targets", NULL, NULL, 0, 5000, NULL);
+    wt_stop(col, 10000);
+    wt_stop(ctl, 10000);
+    if (st_ctl != 200 || st_col != 200) {
+        char *l1 = wt_read_file(log_ctl, NULL), *l2 = wt_read_file(log_col, NULL);
+        fail_msg("control %d, collector %d\ncontrol log:\n%s\ncollector log:\n%s", st_ctl, st_col,
+                 l1 ? l1 : "", l2 ? l2 : "");
+    }
+    assert_int_equal(st_q, 401);
+    assert_int_equal(st_t, 200);
+    cp_yaml_free(s);
+    cp_yaml_free(ss);
+    wf_free(inst);
+    wf_free(sec);
+}
+
 int main(void)
 {
     char *src = wf_strdup(__FILE__);
@@ -311,7 +453,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_stdin_output), cmocka_unit_test(test_large_idempotent),
         cmocka_unit_test(test_skips_on_stderr),   cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_sidecar_args_run),
+        cmocka_unit_test(test_sidecar_args_run),  cmocka_unit_test(test_install_args_run),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     wt_rm_rf(g_dir);

@@ -541,6 +541,21 @@ static void test_invalid_workloads(void **state)
 
 /* ---- deploy/k8s ---- */
 
+/* Every label of sel is in labels, with the same value. */
+static bool labels_match(const cp_yaml_node_t *sel, const cp_yaml_node_t *labels)
+{
+    if (sel == NULL || sel->kind != CP_YAML_MAP || labels == NULL) {
+        return false;
+    }
+    for (uint32_t i = 0; i < sel->n; i++) {
+        const cp_yaml_node_t *v = cp_yaml_get(labels, sel->pairs[i].key->value.p);
+        if (v == NULL || strcmp(v->value.p, sel->pairs[i].value->value.p) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void check_manifest(const char *path)
 {
     size_t len;
@@ -558,6 +573,27 @@ static void check_manifest(const char *path)
         if (cp_yaml_get(d, "apiVersion") == NULL || cp_yaml_get(d, "kind") == NULL ||
             name == NULL || name->kind != CP_YAML_SCALAR || name->value.len == 0) {
             fail_msg("%s: document %u lacks apiVersion, kind or metadata.name", path, i + 1);
+        }
+        /* What an API server would refuse: a workload whose selector misses its own pods. */
+        const cp_yaml_node_t *spec = cp_yaml_get(d, "spec");
+        const cp_yaml_node_t *ml = cp_yaml_get(cp_yaml_get(spec, "selector"), "matchLabels");
+        const cp_yaml_node_t *tl =
+            cp_yaml_get(cp_yaml_get(cp_yaml_get(spec, "template"), "metadata"), "labels");
+        if (ml != NULL && !labels_match(ml, tl)) {
+            fail_msg("%s: document %u: selector does not match its template", path, i + 1);
+        }
+        /* A Service whose selector picks no pod template of its file is a typo. */
+        const cp_yaml_node_t *kind = cp_yaml_get(d, "kind");
+        const cp_yaml_node_t *sel = cp_yaml_get(spec, "selector");
+        if (strcmp(kind->value.p, "Service") == 0 && sel != NULL) {
+            bool found = false;
+            for (uint32_t j = 0; j < s->n_docs && !found; j++) {
+                const cp_yaml_node_t *t = cp_yaml_get(cp_yaml_get(s->docs[j], "spec"), "template");
+                found = labels_match(sel, cp_yaml_get(cp_yaml_get(t, "metadata"), "labels"));
+            }
+            if (!found) {
+                fail_msg("%s: Service %s selects no pod of its file", path, name->value.p);
+            }
         }
     }
     cp_yaml_free(s);
