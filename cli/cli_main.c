@@ -19,6 +19,7 @@
 #include "demo_run.h"
 #endif
 #ifdef HAVE_WEFT_CONTROLPLANE
+#include "cli_inject.h"
 #include "cp_cli.h"
 #include "cp_main.h"
 #endif
@@ -66,6 +67,9 @@ static const cli_command_t commands[] = {
     {"analyze", CP_CLI, "6", "print configuration validation messages"},
     {"proxy-status", CP_CLI, "6", "show each proxy's config sync state"},
     {"ca", CP_CLI, "7", "the mesh CA: roots and trust bundle (status), root rotation (rotate)"},
+#ifdef HAVE_WEFT_CONTROLPLANE
+    {"inject", cli_inject_main, "9", "add the weft sidecar to Kubernetes manifests (-f FILE)"},
+#endif
 #ifdef HAVE_WEFT_DEMO
     {"demo", demo_main, "9", "a bookinfo-style mesh with traffic, on this machine"},
     {"run", demo_run_main, "9", "run a local program inside the mesh with a sidecar"},
