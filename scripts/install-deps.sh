@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages weft needs to build, test and benchmark, if any are missing.
-# Non-interactive; works as root or through sudo. Called by scripts/run.sh and scripts/test.sh.
+# Installs the Debian 12 packages weft needs, if any are missing. Non-interactive; works as root
+# or through sudo.
+#
+#   scripts/install-deps.sh        everything: build, tests, benchmarks (scripts/test.sh)
+#   scripts/install-deps.sh build  only what building weft takes (scripts/run.sh: a new user's
+#                                  first command should not wait for chromium, clang and the
+#                                  reference systems)
 set -euo pipefail
+
+profile=${1:-all}
+case "$profile" in
+all | build) ;;
+*)
+    echo "usage: scripts/install-deps.sh [build]" >&2
+    exit 2
+    ;;
+esac
 
 packages=(
     # build
     build-essential cmake ninja-build pkg-config git
     # libraries (found through pkg-config)
     libmicrohttpd-dev libsqlite3-dev libjansson-dev libzstd-dev libuv1-dev libssl-dev
-    libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev
+    libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev libcrypt-dev
+)
+test_packages=(
     # tests: unit tests, format check, sanitizer and libFuzzer builds
     libcmocka-dev clang clang-format libclang-rt-14-dev curl
     # systemd-analyze checks the units of deploy/systemd (test_deploy_systemd)
@@ -19,6 +35,9 @@ packages=(
     prometheus victoria-metrics
     wrk nginx-light
 )
+if [ "$profile" = all ]; then
+    packages+=("${test_packages[@]}")
+fi
 
 # Node.js and npm build the web UI (web/build.mjs, run by the CMake build) and run the
 # OpenTelemetry JS SDK (tests/otel-js) and the browser tests (tests/browser). A node that did
