@@ -26,12 +26,12 @@ for b in $builds; do
     case "$b" in
     normal)
         dir=build
-        cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_TESTS=ON >/dev/null
         ;;
     sanitize)
         dir=build-sanitize
         CC=clang cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=ON \
-            -DWEFT_FUZZ=ON >/dev/null
+            -DWEFT_FUZZ=ON -DWEFT_TESTS=ON >/dev/null
         ;;
     *)
         echo "unknown build '$b'" >&2
