@@ -157,6 +157,11 @@ static double flagged(int admin, const char *code, const char *flags)
 }
 
 /* Send raw, time it, return the status; body in rs. */
+/* libuv's timers count whole milliseconds of its loop clock, which is truncated to the
+ * millisecond: a timer can fire up to 1 ms before its duration has passed in real time (seen
+ * once under ASan: a 200 ms fault delay answered after 199.x ms). */
+#define TIMER_SLACK_MS 1.0
+
 static int timed(int port, const char *raw, const void *body, size_t blen, resp_t *rs, double *ms)
 {
     int64_t t0 = wf_mono_ns();
@@ -180,7 +185,7 @@ static void test_route_timeout(void **state)
     assert_true(body_is(&rs, "upstream request timeout", 24));
     resp_free(&rs);
     /* The answer cannot come before the timeout; the upstream saw one try. */
-    assert_true(ms >= 300);
+    assert_true(ms >= 300 - TIMER_SLACK_MS);
     assert_int_equal(atomic_load(&f->up.requests) - before, 1);
     assert_int_equal(flagged(f->px.admin, "504", "UT") - ut0, 1);
     /* Within the timeout the answer passes. */
@@ -206,7 +211,7 @@ static void test_per_try_timeout_retries(void **state)
                      504);
     resp_free(&rs);
     /* Two tries of 200 ms each, both cut. */
-    assert_true(ms >= 400);
+    assert_true(ms >= 400 - TIMER_SLACK_MS);
     for (int i = 0; i < 200 && atomic_load(&f->up.requests) - before < 2; i++) {
         usleep(10 * 1000);
     }
@@ -359,7 +364,7 @@ static void test_connect_timeout(void **state)
                       "connection timeout";
     assert_true(body_is(&rs, msg, strlen(msg)));
     resp_free(&rs);
-    assert_true(ms >= 200);
+    assert_true(ms >= 200 - TIMER_SLACK_MS);
     assert_int_equal(flagged(f->px.admin, "503", "UF"), 1);
 }
 
@@ -389,7 +394,7 @@ static void test_fault_delay_and_delayed_abort(void **state)
                      200);
     assert_true(body_is(&rs, "v1", 2));
     resp_free(&rs);
-    assert_true(ms >= 300);
+    assert_true(ms >= 300 - TIMER_SLACK_MS);
     assert_int_equal(flagged(f->px.admin, "200", "DI"), 1);
 
     /* A body sent during the delay waits and is forwarded after it. */
@@ -408,7 +413,7 @@ static void test_fault_delay_and_delayed_abort(void **state)
                      418);
     assert_true(body_is(&rs, "fault filter abort", 18));
     resp_free(&rs);
-    assert_true(ms >= 200);
+    assert_true(ms >= 200 - TIMER_SLACK_MS);
     assert_int_equal(atomic_load(&f->up.requests), before);
     assert_int_equal(flagged(f->px.admin, "418", "DI,FI"), 1);
     /* Nothing went upstream, yet the request went to the route's service: Istio reports that
