@@ -44,6 +44,20 @@ typedef struct {
     char prom_log[512], weft_log[512];
 } fx_t;
 
+/* A temporary directory named after prefix, two distinct free ports and the log paths. */
+static void fx_init(fx_t *f, const char *prefix)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = wt_tmpdir(prefix);
+    f->prom_port = wt_free_port();
+    f->weft_port = wt_free_port();
+    while (f->weft_port == f->prom_port) {
+        f->weft_port = wt_free_port();
+    }
+    snprintf(f->prom_log, sizeof(f->prom_log), "%s/prometheus.log", f->dir);
+    snprintf(f->weft_log, sizeof(f->weft_log), "%s/weft.log", f->dir);
+}
+
 static void print_file(const char *path)
 {
     char *text = wt_read_file(path, NULL);
@@ -274,15 +288,7 @@ static void test_prometheus(void **state)
         skip();
     }
     fx_t f;
-    memset(&f, 0, sizeof(f));
-    f.dir = wt_tmpdir("rw_send");
-    f.prom_port = wt_free_port();
-    f.weft_port = wt_free_port();
-    while (f.weft_port == f.prom_port) {
-        f.weft_port = wt_free_port();
-    }
-    snprintf(f.prom_log, sizeof(f.prom_log), "%s/prometheus.log", f.dir);
-    snprintf(f.weft_log, sizeof(f.weft_log), "%s/weft.log", f.dir);
+    fx_init(&f, "rw_send");
     f.prom = start_prometheus(&f);
     f.weft = start_weft(f.dir, f.weft_port, f.prom_port, f.weft_log, NULL);
 
@@ -382,15 +388,7 @@ static void test_scraped_forwarded(void **state)
         skip();
     }
     fx_t f;
-    memset(&f, 0, sizeof(f));
-    f.dir = wt_tmpdir("rw_send_scrape");
-    f.prom_port = wt_free_port();
-    f.weft_port = wt_free_port();
-    while (f.weft_port == f.prom_port) {
-        f.weft_port = wt_free_port();
-    }
-    snprintf(f.prom_log, sizeof(f.prom_log), "%s/prometheus.log", f.dir);
-    snprintf(f.weft_log, sizeof(f.weft_log), "%s/weft.log", f.dir);
+    fx_init(&f, "rw_send_scrape");
     char sd[600], targets[200];
     snprintf(sd, sizeof(sd), "%s/targets.json", f.dir);
     snprintf(targets, sizeof(targets),
