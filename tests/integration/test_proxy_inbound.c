@@ -564,6 +564,7 @@ static void test_cli_flags(void **state)
     pid_t only_out = (pid_t)atoi(out);
     assert_true(only_out > 0);
     assert_true(wt_wait_port(op, 10000));
+    assert_true(wt_wait_port(ap, 10000)); /* the admin listener opens after the workers' */
     assert_int_equal(wt_http(ap, "GET", "/ready", NULL, 0, NULL), 200);
     kill(only_out, SIGTERM);
     /* A listener that cannot be bound: exit 1, nothing left running. */
