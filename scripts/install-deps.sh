@@ -18,15 +18,17 @@ all | build) ;;
 esac
 
 packages=(
-    # build
-    build-essential cmake ninja-build pkg-config git
+    # build: a C compiler, CMake and Ninja (no C++, no make: build-essential would add g++ and
+    # perl, seconds a new user's first command waits for); CA certificates for the download of
+    # the web UI's npm packages (cmake/weft_web_deps.cmake)
+    gcc libc6-dev cmake ninja-build pkg-config ca-certificates
     # libraries (found through pkg-config)
     libmicrohttpd-dev libsqlite3-dev libjansson-dev libzstd-dev libuv1-dev libssl-dev
     libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev libcrypt-dev
 )
 test_packages=(
     # tests: unit tests, format check, sanitizer and libFuzzer builds
-    libcmocka-dev clang clang-format libclang-rt-14-dev curl
+    build-essential git libcmocka-dev clang clang-format libclang-rt-14-dev curl
     # systemd-analyze checks the units of deploy/systemd (test_deploy_systemd)
     systemd
     # the browser tests of the web UI (tests/browser: playwright-core drives it)
@@ -39,11 +41,15 @@ if [ "$profile" = all ]; then
     packages+=("${test_packages[@]}")
 fi
 
-# Node.js and npm build the web UI (web/build.mjs, run by the CMake build) and run the
-# OpenTelemetry JS SDK (tests/otel-js) and the browser tests (tests/browser). A node that did
-# not come from Debian (e.g. NodeSource's, which bundles npm) is used as it is.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    packages+=(nodejs npm)
+# Node.js builds the web UI (web/build.mjs, run by the CMake build, which fetches its npm
+# packages itself); the tests also need npm for the OpenTelemetry JS SDK (tests/otel-js) and the
+# browser tests (tests/browser). A node that did not come from Debian (e.g. NodeSource's, which
+# bundles npm) is used as it is.
+if ! command -v node >/dev/null 2>&1; then
+    packages+=(nodejs)
+fi
+if [ "$profile" = all ] && ! command -v npm >/dev/null 2>&1; then
+    packages+=(npm)
 fi
 
 missing=()

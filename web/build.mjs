@@ -247,7 +247,8 @@ async function main() {
     try {
         esbuild = await import('esbuild');
     } catch (e) {
-        console.error('build.mjs: esbuild is not installed: run `npm ci` in web/');
+        console.error('build.mjs: esbuild is not installed in web/node_modules: the CMake build installs it ' +
+                      '(cmake/weft_web_deps.cmake), or run `npm ci` in web/');
         process.exit(1);
     }
     fs.mkdirSync(o.outdir, {recursive: true});
