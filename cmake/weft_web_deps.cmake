@@ -4,7 +4,8 @@
 # weft thereby needs node (to run web/build.mjs) but not Debian's npm, which is 335 packages and
 # most of the time a fresh machine spends installing what `scripts/run.sh` needs.
 #
-#   cmake -DWEB=<source>/web -DNODE_PLATFORM=linux -DNODE_ARCH=x64 -P weft_web_deps.cmake
+#   cmake -DWEB=<source>/web -DNODE=/usr/bin/node -DNODE_PLATFORM=linux -DNODE_ARCH=x64 \
+#         -P weft_web_deps.cmake
 #
 # Nothing happens when node_modules already holds what the lock file pins (a copy of the lock
 # file it was installed from is kept as node_modules/.package-lock.json.weft). The packages are
@@ -14,10 +15,14 @@
 # and a package holding a symlink is refused. Install scripts are not run: the only package
 # with one, esbuild, finds its binary in @esbuild/<platform> without it.
 # The registry is https://registry.npmjs.org/ unless npm_config_registry (npm's own variable)
-# names another; proxies come from https_proxy / no_proxy, as for curl.
+# names another; proxies come from https_proxy / no_proxy, as for curl. TLS is checked against
+# $SSL_CERT_FILE when set, else the system's bundle (/etc/ssl/certs/ca-certificates.crt), else
+# the root certificates node was built with (Mozilla's list, as in Debian's ca-certificates):
+# a bare system need not install ca-certificates, whose setup alone is 10 s of run.sh's first
+# run.
 cmake_minimum_required(VERSION 3.19)
 
-foreach(var WEB NODE_PLATFORM NODE_ARCH)
+foreach(var WEB NODE NODE_PLATFORM NODE_ARCH)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "weft_web_deps.cmake: -D${var}=... is required")
   endif()
@@ -133,6 +138,20 @@ endfunction()
 file(REMOVE_RECURSE ${staging} ${downloads})
 file(MAKE_DIRECTORY ${staging} ${downloads})
 
+if(DEFINED ENV{SSL_CERT_FILE} AND EXISTS "$ENV{SSL_CERT_FILE}")
+  set(cainfo "$ENV{SSL_CERT_FILE}")
+elseif(EXISTS /etc/ssl/certs/ca-certificates.crt)
+  set(cainfo /etc/ssl/certs/ca-certificates.crt)
+else()
+  set(cainfo ${downloads}/node-root-certificates.pem)
+  set(list_roots "process.stdout.write(require('tls').rootCertificates.join('\\n') + '\\n')")
+  execute_process(COMMAND ${NODE} -e "${list_roots}" OUTPUT_FILE ${cainfo} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    weft_fail("web: no CA certificates: no /etc/ssl/certs/ca-certificates.crt and ${NODE} "
+              "could not list its own (exit ${rc})")
+  endif()
+endif()
+
 math(EXPR last "${npackages} - 1")
 set(installed 0)
 foreach(i RANGE ${last})
@@ -185,7 +204,7 @@ foreach(i RANGE ${last})
   string(REGEX REPLACE "^@[^/]+/" "" base "${name}")
   set(url "${registry}${name}/-/${base}-${version}.tgz")
   set(tgz ${downloads}/${i}.tgz)
-  file(DOWNLOAD "${url}" ${tgz} TLS_VERIFY ON STATUS status)
+  file(DOWNLOAD "${url}" ${tgz} TLS_VERIFY ON TLS_CAINFO ${cainfo} STATUS status)
   list(GET status 0 code)
   if(NOT code EQUAL 0)
     list(GET status 1 reason)

@@ -19,16 +19,16 @@ esac
 
 packages=(
     # build: a C compiler, CMake and Ninja (no C++, no make: build-essential would add g++ and
-    # perl, seconds a new user's first command waits for); CA certificates for the download of
-    # the web UI's npm packages (cmake/weft_web_deps.cmake)
-    gcc libc6-dev cmake ninja-build pkg-config ca-certificates
+    # perl, seconds a new user's first command waits for). Not ca-certificates either (10 s):
+    # cmake/weft_web_deps.cmake falls back to node's own root certificates.
+    gcc libc6-dev cmake ninja-build pkg-config
     # libraries (found through pkg-config)
     libmicrohttpd-dev libsqlite3-dev libjansson-dev libzstd-dev libuv1-dev libssl-dev
     libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev libcrypt-dev
 )
 test_packages=(
     # tests: unit tests, format check, sanitizer and libFuzzer builds
-    build-essential git libcmocka-dev clang clang-format libclang-rt-14-dev curl
+    build-essential git ca-certificates libcmocka-dev clang clang-format libclang-rt-14-dev curl
     # systemd-analyze checks the units of deploy/systemd (test_deploy_systemd)
     systemd
     # the browser tests of the web UI (tests/browser: playwright-core drives it)

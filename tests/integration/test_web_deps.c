@@ -80,10 +80,11 @@ static void publish(const char *name, const char *version, const char *marker, c
  * *log with every run of white space made one space (CMake wraps its messages' lines). */
 static int run_script(char **log)
 {
-    int rc = wt_sh(g_web,
-                   "npm_config_registry='file://%s' cmake -DWEB='%s' -DNODE_PLATFORM=linux "
-                   "-DNODE_ARCH=x64 -P '%s'",
-                   g_registry, g_web, g_script);
+    int rc =
+        wt_sh(g_web,
+              "npm_config_registry='file://%s' cmake -DWEB='%s' -DNODE=node -DNODE_PLATFORM=linux "
+              "-DNODE_ARCH=x64 -P '%s'",
+              g_registry, g_web, g_script);
     char path[700];
     snprintf(path, sizeof(path), "%s/sh.log", g_web);
     char *s = wt_read_file(path, NULL);
