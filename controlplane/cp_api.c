@@ -81,6 +81,7 @@ struct cp_api {
     cp_api_options_t o;
     char *admin_token;
     char *bootstrap_token;
+    char *read_token;
     struct MHD_Daemon *daemon;
     uint16_t port;
     atomic_ulong requests[H_COUNT][6];
@@ -147,9 +148,14 @@ static bool is_admin(const cp_api_t *a, const cp_api_req_t *req)
     return cp_token_check_bearer(req->authorization, a->admin_token);
 }
 
+static bool is_reader(const cp_api_t *a, const cp_api_req_t *req)
+{
+    return a->read_token != NULL && cp_token_check_bearer(req->authorization, a->read_token);
+}
+
 static bool may_read(const cp_api_t *a, const cp_api_req_t *req)
 {
-    return a->o.read_open || is_admin(a, req);
+    return a->o.read_open || is_admin(a, req) || is_reader(a, req);
 }
 
 static bool is_proxy(const cp_api_t *a, const cp_api_req_t *req)
@@ -159,9 +165,15 @@ static bool is_proxy(const cp_api_t *a, const cp_api_req_t *req)
            is_admin(a, req);
 }
 
-static void unauthorized(cp_api_resp_t *resp)
+/* A request refused for its token: 403 when it holds the read token (valid, but only for
+ * reads), else 401. */
+static void unauthorized(const cp_api_t *a, const cp_api_req_t *req, cp_api_resp_t *resp)
 {
-    resp_status(resp, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
+    if (is_reader(a, req)) {
+        resp_status(resp, 403, "Forbidden", "Forbidden: the read token only reads");
+    } else {
+        resp_status(resp, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
+    }
 }
 
 /* Tell the push engine that the configuration changed. */
@@ -570,7 +582,7 @@ static void serve_resources(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms
         return;
     }
     if (get ? !may_read(a, req) : !is_admin(a, req)) {
-        unauthorized(resp);
+        unauthorized(a, req, resp);
         return;
     }
     if (get) {
@@ -1089,7 +1101,7 @@ static void serve_analyze(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, 
         return;
     }
     if (!may_read(a, req)) {
-        unauthorized(resp);
+        unauthorized(a, req, resp);
         return;
     }
     cp_config_t *cfg = NULL;
@@ -1189,6 +1201,16 @@ static void serve_certificate(cp_api_t *a, const cp_api_req_t *req, int64_t now_
     cp_ca_issued_free(&out);
 }
 
+/* unauthorized() for the CA endpoints, whose errors are {"error": "..."}. */
+static void ca_refused(const cp_api_t *a, const cp_api_req_t *req, cp_api_resp_t *resp)
+{
+    if (is_reader(a, req)) {
+        ca_error(resp, 403, "Forbidden: the read token only reads");
+    } else {
+        ca_error(resp, 401, "Unauthorized: a valid bearer token is required");
+    }
+}
+
 static void serve_ca(cp_api_t *a, int h, const cp_api_req_t *req, int64_t now_ms,
                      cp_api_resp_t *resp)
 {
@@ -1198,7 +1220,7 @@ static void serve_ca(cp_api_t *a, int h, const cp_api_req_t *req, int64_t now_ms
         ca_error(resp, 405, post ? "use POST" : "use GET");
     } else if ((h == H_CERTIFICATE && !is_proxy(a, req)) ||
                (h == H_CA_ROTATE && !is_admin(a, req)) || (h == H_CA && !may_read(a, req))) {
-        ca_error(resp, 401, "Unauthorized: a valid bearer token is required");
+        ca_refused(a, req, resp);
     } else if (a->o.ca == NULL) {
         ca_error(resp, 404, "this control plane has no CA");
     } else if (h == H_CERTIFICATE) {
@@ -1234,7 +1256,7 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
         if (!method_is(req, "POST")) {
             resp_status(resp, 405, "MethodNotAllowed", "use POST");
         } else if (!is_proxy(a, req)) {
-            unauthorized(resp);
+            unauthorized(a, req, resp);
         } else if (h == H_REGISTER) {
             serve_register(a, req, now_ms, resp);
         } else {
@@ -1246,7 +1268,7 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
         if (!method_is(req, "GET")) {
             resp_status(resp, 405, "MethodNotAllowed", "use GET");
         } else if (!may_read(a, req)) {
-            unauthorized(resp);
+            unauthorized(a, req, resp);
         } else {
             serve_workloads(a, now_ms, h == H_TARGETS, resp);
         }
@@ -1258,7 +1280,7 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
         if (!method_is(req, "POST")) {
             resp_status(resp, 405, "MethodNotAllowed", "use POST");
         } else if (!is_admin(a, req)) {
-            unauthorized(resp);
+            unauthorized(a, req, resp);
         } else {
             serve_apply(a, req, now_ms, resp);
         }
@@ -1268,7 +1290,7 @@ void cp_api_handle(cp_api_t *a, const cp_api_req_t *req, int64_t now_ms, cp_api_
         if (!method_is(req, "GET")) {
             resp_status(resp, 405, "MethodNotAllowed", "use GET");
         } else if (h == H_SNAPSHOT ? !is_proxy(a, req) : !may_read(a, req)) {
-            unauthorized(resp);
+            unauthorized(a, req, resp);
         } else if (a->o.push == NULL) {
             resp_status(resp, 404, "NotFound", "this server pushes no configuration");
         } else if (h == H_SNAPSHOT) {
@@ -1491,13 +1513,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if ((((h == H_RESOURCES && writing) || h == H_APPLY) && !is_admin(a, &head)) ||
             ((h == H_REGISTER || h == H_HEARTBEAT || h == H_SNAPSHOT) && !is_proxy(a, &head))) {
             cp_api_resp_t r = {0};
-            unauthorized(&r);
+            unauthorized(a, &head, &r);
             return early(a, conn, h, &r);
         }
         if ((h == H_CERTIFICATE && !is_proxy(a, &head)) ||
             (h == H_CA_ROTATE && !is_admin(a, &head))) {
             cp_api_resp_t r = {0};
-            ca_error(&r, 401, "Unauthorized: a valid bearer token is required");
+            ca_refused(a, &head, &r);
             return early(a, conn, h, &r);
         }
         if (cl != NULL && strtoull(cl, NULL, 10) > body_limit(a, h)) {
@@ -1574,8 +1596,10 @@ int cp_api_new(const cp_api_options_t *o, cp_api_t **out)
     a->admin_token = wf_strdup(o->admin_token);
     a->bootstrap_token =
         o->bootstrap_token && o->bootstrap_token[0] ? wf_strdup(o->bootstrap_token) : NULL;
+    a->read_token = o->read_token && o->read_token[0] ? wf_strdup(o->read_token) : NULL;
     a->o.admin_token = a->admin_token;
     a->o.bootstrap_token = a->bootstrap_token;
+    a->o.read_token = a->read_token;
     if (a->o.max_body == 0) {
         a->o.max_body = CP_API_DEFAULT_MAX_BODY;
     }
@@ -1655,6 +1679,7 @@ void cp_api_free(cp_api_t *a)
         MHD_stop_daemon(a->daemon);
     }
     wf_free(a->admin_token);
+    wf_free(a->read_token);
     wf_free(a->bootstrap_token);
     wf_free(a);
 }

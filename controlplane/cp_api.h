@@ -4,18 +4,22 @@
  *   POST /v1/register, POST /v1/heartbeat            bootstrap (or admin) token
  *   GET  /v1/snapshot?proxy=ID&version=N[&nack=M&reason=R][&wait_ms=T]   bootstrap (or admin)
  *        token; the long-poll of docs/snapshot.md "Delivery" (cp_push.h)
- *   GET  /v1/proxy-status                            admin token, or none with read_open
+ *   GET  /v1/proxy-status                            admin or read token, or none with read_open
  *   POST /v1/apply {"items":[...]}                   admin token; one transaction
- *   GET  /v1/workloads, GET /v1/targets (http_sd)    admin token, or none with read_open
+ *   GET  /v1/workloads, GET /v1/targets (http_sd)    admin or read token, or none with read_open
  *   GET  /v1/analyze[?namespace=NS]                  the same; cp_analyze.h's findings
  *   /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]   Kubernetes-style resources:
- *        POST create, PUT update, DELETE, GET; writes need the admin token, reads too unless
- *        read_open; /apis/{group}/{version}/{plural} lists every namespace
+ *        POST create, PUT update, DELETE, GET; writes need the admin token, reads the admin or
+ *        the read token unless read_open; /apis/{group}/{version}/{plural} lists every
+ *        namespace
  *   POST /v1/certificate?proxy=ID {"csr": PEM}       bootstrap (or admin) token; the CA
  *        signs ID's SPIFFE identity (cp_ca.h); errors {"error": "..."}; body limit 64 KiB
  *   GET  /v1/trust-bundle                            open (roots are public)
  *   POST /v1/ca/rotate                               admin token; GET /v1/ca: as reads
  *   GET  /metrics, GET /healthz                      open
+ *
+ * A request without a token that may do it is 401; one with the read token that asks for more
+ * (a write, a proxy's call) is 403.
  *
  * Errors are Kubernetes Status objects ({"kind":"Status","status":"Failure","message",
  * "reason","code"}). Resource bodies are JSON documents; only their envelope is checked here
@@ -46,10 +50,11 @@ typedef struct {
     cp_registry_t *registry; /* required; outlives the API */
     const char *admin_token; /* required (copied) */
     const char *bootstrap_token;
-    bool read_open;   /* reads without a token */
-    size_t max_body;  /* largest request body; 0: CP_API_DEFAULT_MAX_BODY */
-    unsigned threads; /* HTTP worker threads; 0: 2 */
-    cp_push_t *push;  /* the push engine (outlives the API); NULL: no /v1/snapshot, no notify */
+    const char *read_token; /* reads only (copied); NULL or "": no read token */
+    bool read_open;         /* reads without a token */
+    size_t max_body;        /* largest request body; 0: CP_API_DEFAULT_MAX_BODY */
+    unsigned threads;       /* HTTP worker threads; 0: 2 */
+    cp_push_t *push; /* the push engine (outlives the API); NULL: no /v1/snapshot, no notify */
     unsigned max_connections; /* open connections (held polls included); 0: 1024 */
     cp_ca_t *ca;              /* the mesh CA (outlives the API); NULL: no CA endpoints (404) */
 } cp_api_options_t;

@@ -41,6 +41,7 @@ typedef struct {
     int64_t lease_ttl_ms;
     char *admin_token_file;
     char *bootstrap_token_file;
+    char *read_token_file;
     bool read_open;
     int64_t max_body;
     char *log_level;
@@ -62,6 +63,8 @@ static const wf_flag_t cp_flags[] = {
      "file holding the admin token (default: DIR/admin-token, created on first start)"},
     {"bootstrap-token-file", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, bootstrap_token_file),
      "file holding the proxies' token (default: DIR/bootstrap-token, created on first start)"},
+    {"read-token-file", WF_FLAG_STR, NULL, offsetof(cp_cfg_t, read_token_file),
+     "file holding the read-only token (default: DIR/read-token, created on first start)"},
     {"read-open", WF_FLAG_BOOL, "false", offsetof(cp_cfg_t, read_open),
      "serve reads (resources, workloads, targets) without a token"},
     {"max-body", WF_FLAG_SIZE, "1MiB", offsetof(cp_cfg_t, max_body),
@@ -176,7 +179,7 @@ int cp_main(int argc, char **argv)
     char *bundle = NULL;
     int64_t bundle_version = 0;
     char err[512];
-    char admin[CP_TOKEN_MAX_LEN + 1], boot[CP_TOKEN_MAX_LEN + 1];
+    char admin[CP_TOKEN_MAX_LEN + 1], boot[CP_TOKEN_MAX_LEN + 1], reader[CP_TOKEN_MAX_LEN + 1];
     int argi = 0, status = 1, rc;
     wf_log_level_t level;
 
@@ -219,7 +222,8 @@ int cp_main(int argc, char **argv)
         goto out;
     }
     if ((rc = load_token(cfg.admin_token_file, cfg.data_dir, "admin-token", admin)) < 0 ||
-        (rc = load_token(cfg.bootstrap_token_file, cfg.data_dir, "bootstrap-token", boot)) < 0) {
+        (rc = load_token(cfg.bootstrap_token_file, cfg.data_dir, "bootstrap-token", boot)) < 0 ||
+        (rc = load_token(cfg.read_token_file, cfg.data_dir, "read-token", reader)) < 0) {
         fprintf(stderr, "weft control: cannot load the tokens: %s\n", cp_strerror(rc));
         goto out;
     }
@@ -295,6 +299,7 @@ int cp_main(int argc, char **argv)
         .registry = reg,
         .admin_token = admin,
         .bootstrap_token = boot,
+        .read_token = reader,
         .read_open = cfg.read_open,
         .max_body = (size_t)cfg.max_body,
         .push = push,

@@ -438,6 +438,80 @@ static void test_read_open(void **state)
     wt_control_free(&c);
 }
 
+/* The read token (DIR/read-token, made on first start): every read answers as for the admin,
+ * every write and every proxy call is refused 403 with nothing changed; no token is 401. */
+static void test_read_token(void **state)
+{
+    wt_control_t c;
+    assert_int_equal(wt_control_new(&c, "cpapi", NULL), 0);
+    assert_int_equal(strlen(c.reader), 64);
+    assert_string_not_equal(c.reader, c.admin);
+    assert_string_not_equal(c.reader, c.boot);
+    char *vs = vs_body("reviews", NULL, "reviews");
+    char *body = NULL;
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.admin, vs, &body), 201);
+    wf_free(body);
+    static const char *const reads[] = {VS_PATH,         VS_PATH "/reviews", "/v1/targets",
+                                        "/v1/workloads", "/v1/proxy-status", "/v1/analyze",
+                                        "/v1/ca"};
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        char *as_admin = NULL;
+        assert_int_equal(wt_control_req(c.port, "GET", reads[i], c.admin, NULL, &as_admin), 200);
+        assert_int_equal(wt_control_req(c.port, "GET", reads[i], c.reader, NULL, &body), 200);
+        if (strcmp(reads[i], "/v1/ca") != 0 && strcmp(reads[i], "/v1/proxy-status") != 0) {
+            assert_string_equal(body, as_admin);
+        }
+        wf_free(body);
+        wf_free(as_admin);
+        assert_int_equal(wt_control_req(c.port, "GET", reads[i], NULL, NULL, &body), 401);
+        wf_free(body);
+    }
+    double version = wt_control_metric(c.port, "weft_control_resource_version");
+    assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.reader, vs, &body), 403);
+    assert_status(body, 403, "Forbidden");
+    wf_free(body);
+    assert_int_equal(wt_control_req(c.port, "PUT", VS_PATH "/reviews", c.reader, vs, &body), 403);
+    wf_free(body);
+    assert_int_equal(wt_control_req(c.port, "DELETE", VS_PATH "/reviews", c.reader, NULL, &body),
+                     403);
+    wf_free(body);
+    assert_int_equal(
+        wt_control_req(c.port, "POST", "/v1/apply", c.reader, "{\"items\": []}", &body), 403);
+    wf_free(body);
+    assert_int_equal(wt_control_req(c.port, "POST", "/v1/ca/rotate", c.reader, "", &body), 403);
+    assert_non_null(strstr(body, "\"error\""));
+    wf_free(body);
+    assert_int_equal(
+        wt_control_req(c.port, "POST", "/v1/register", c.reader, "{\"id\": \"x\"}", &body), 403);
+    wf_free(body);
+    assert_int_equal(
+        wt_control_req(c.port, "GET", "/v1/snapshot?proxy=x&version=0", c.reader, NULL, &body),
+        403);
+    wf_free(body);
+    assert_int_equal(wt_control_req(c.port, "GET", VS_PATH "/reviews", c.reader, NULL, &body), 200);
+    wf_free(body);
+    assert_true(wt_control_metric(c.port, "weft_control_resource_version") == version);
+    wf_free(vs);
+
+    /* --read-token-file: a named file is used (and must exist). */
+    assert_int_equal(wt_control_stop(&c), 0);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/my-read-token", c.dir);
+    wt_write_file(path, "a-read-token-of-my-own\n");
+    assert_int_equal(wt_control_start(&c, (const char *const[]){"--read-token-file", path, NULL}),
+                     0);
+    assert_int_equal(
+        wt_control_req(c.port, "GET", "/v1/targets", "a-read-token-of-my-own", NULL, &body), 200);
+    wf_free(body);
+    assert_int_equal(wt_control_req(c.port, "GET", "/v1/targets", c.reader, NULL, &body), 401);
+    wf_free(body);
+    assert_int_equal(wt_control_stop(&c), 0);
+    snprintf(path, sizeof(path), "%s/absent", c.dir);
+    assert_int_equal(wt_control_start(&c, (const char *const[]){"--read-token-file", path, NULL}),
+                     -1);
+    wt_control_free(&c);
+}
+
 /* Istio's own validation (cp_istio.h): a bad field is refused 422 with its path, nothing is
  * stored; bookinfo's reviews 80/20 as JSON is taken. */
 static void test_istio_validation(void **state)
@@ -583,7 +657,8 @@ int main(void)
         cmocka_unit_test(test_tokens_and_access),    cmocka_unit_test(test_resource_round_trip),
         cmocka_unit_test(test_registry_and_targets), cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_batch_apply),          cmocka_unit_test(test_read_open),
-        cmocka_unit_test(test_hostile_bodies),       cmocka_unit_test(test_istio_validation),
+        cmocka_unit_test(test_read_token),           cmocka_unit_test(test_hostile_bodies),
+        cmocka_unit_test(test_istio_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

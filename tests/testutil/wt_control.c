@@ -55,7 +55,8 @@ int wt_control_start(wt_control_t *c, const char *const *extra)
     c->pid = wt_spawn((char *const *)argv, log);
     if (!wt_wait_port(c->port, 20000) ||
         read_token(c->data, "admin-token", c->admin, sizeof(c->admin)) != 0 ||
-        read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot)) != 0) {
+        read_token(c->data, "bootstrap-token", c->boot, sizeof(c->boot)) != 0 ||
+        read_token(c->data, "read-token", c->reader, sizeof(c->reader)) != 0) {
         fprintf(stderr, "wt_control_start: weft control did not start (log: %s)\n", log);
         return -1;
     }

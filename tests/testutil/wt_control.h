@@ -17,6 +17,7 @@ typedef struct {
     pid_t pid;            /* 0 when not running */
     char admin[128];      /* the admin token */
     char boot[128];       /* the bootstrap token */
+    char reader[128];     /* the read token */
     char admin_file[600]; /* the path of the admin token file */
 } wt_control_t;
 
