@@ -91,6 +91,7 @@ typedef struct {
     int64_t remote_write_timeout_ms;
     int64_t remote_write_drain_ms;
     char *remote_write_bearer_file;
+    char *scrape_sd_bearer_file;
 } col_config_t;
 
 static const wf_flag_t col_flags[] = {
@@ -120,6 +121,9 @@ static const wf_flag_t col_flags[] = {
     {"scrape-sd", WF_FLAG_STR, NULL, offsetof(col_config_t, scrape_sd),
      "targets to scrape from Prometheus http_sd URLs (comma-separated), e.g. the control "
      "plane's /v1/targets"},
+    {"scrape-sd-bearer-file", WF_FLAG_STR, NULL, offsetof(col_config_t, scrape_sd_bearer_file),
+     "send the token in this file (read at start) to the --scrape-sd URLs as Authorization: "
+     "Bearer (weft control's read token)"},
     {"scrape-sd-refresh", WF_FLAG_DURATION, "30s", offsetof(col_config_t, scrape_sd_refresh_ms),
      "how often the --scrape-sd URLs are read again (Prometheus's http_sd refresh_interval)"},
     {"scrape-interval", WF_FLAG_DURATION, "15s", offsetof(col_config_t, scrape_interval_ms),
@@ -425,6 +429,36 @@ static int control_token(const char *flag, char **out, char *err, size_t errlen)
 }
 
 /*
+ * The bearer token in the file a --*-bearer-file flag names, into out (cap bytes, trailing
+ * white space removed). 0, or 2 with the message printed: unreadable, empty or too long.
+ */
+static int read_bearer_file(const char *flag, const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        fprintf(stderr, "weft collector: --%s %s: %s\n", flag, path, strerror(errno));
+        return 2;
+    }
+    size_t n = fread(out, 1, cap - 1, f);
+    bool longer = n == cap - 1 && fgetc(f) != EOF;
+    fclose(f);
+    if (longer) {
+        explicit_bzero(out, cap);
+        fprintf(stderr, "weft collector: --%s %s: longer than %zu bytes\n", flag, path, cap - 1);
+        return 2;
+    }
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) {
+        n--;
+    }
+    out[n] = '\0';
+    if (n == 0) {
+        fprintf(stderr, "weft collector: --%s %s is empty\n", flag, path);
+        return 2;
+    }
+    return 0;
+}
+
+/*
  * Start the remote_write sender when --remote-write is set (its tap goes on the write queue
  * once there is one). 0 (also when not set), or 2 with the message printed (a bad flag or
  * token file), before anything is written to the data directory.
@@ -444,35 +478,12 @@ static int setup_remote_write(col_ctx_t *ctx)
                 COL_RW_SENDER_MAX_BATCH);
         return 2;
     }
-    char token[4096];
-    size_t n = 0;
-    if (c->remote_write_bearer_file != NULL && c->remote_write_bearer_file[0] != '\0') {
-        FILE *f = fopen(c->remote_write_bearer_file, "re");
-        if (f == NULL) {
-            fprintf(stderr, "weft collector: --remote-write-bearer-file %s: %s\n",
-                    c->remote_write_bearer_file, strerror(errno));
-            return 2;
-        }
-        n = fread(token, 1, sizeof(token) - 1, f);
-        bool longer = n == sizeof(token) - 1 && fgetc(f) != EOF;
-        fclose(f);
-        if (longer) {
-            explicit_bzero(token, sizeof(token));
-            fprintf(stderr,
-                    "weft collector: --remote-write-bearer-file %s: longer than %zu bytes\n",
-                    c->remote_write_bearer_file, sizeof(token) - 1);
-            return 2;
-        }
-        while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' ')) {
-            n--;
-        }
-        if (n == 0) {
-            fprintf(stderr, "weft collector: --remote-write-bearer-file %s is empty\n",
-                    c->remote_write_bearer_file);
-            return 2;
-        }
+    char token[4096] = "";
+    if (c->remote_write_bearer_file != NULL && c->remote_write_bearer_file[0] != '\0' &&
+        read_bearer_file("remote-write-bearer-file", c->remote_write_bearer_file, token,
+                         sizeof(token)) != 0) {
+        return 2;
     }
-    token[n] = '\0';
     col_rw_sender_options_t o = {.url = c->remote_write,
                                  .bearer_token = token,
                                  .batch = (size_t)c->remote_write_batch,
@@ -650,7 +661,17 @@ int col_main(int argc, char **argv)
     sopt.timeout_ms = ctx.cfg.scrape_timeout_ms;
     sopt.job = ctx.cfg.scrape_job;
     sopt.honor_labels = ctx.cfg.honor_labels;
+    char sd_token[4096] = "";
+    if (ctx.cfg.scrape_sd_bearer_file != NULL && ctx.cfg.scrape_sd_bearer_file[0] != '\0') {
+        if (read_bearer_file("scrape-sd-bearer-file", ctx.cfg.scrape_sd_bearer_file, sd_token,
+                             sizeof(sd_token)) != 0) {
+            status = 2;
+            goto out;
+        }
+        sopt.sd_bearer_token = sd_token;
+    }
     rc = col_scrape_new(&sopt, ctx.writer, &ctx.scrape);
+    explicit_bzero(sd_token, sizeof(sd_token));
     if (rc != 0) {
         fprintf(stderr, "weft collector: cannot start scraping: %s\n", wf_strerror(rc));
         status = 2;

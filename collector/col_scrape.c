@@ -299,7 +299,8 @@ struct col_scrape {
     int64_t file_next_check_ms;
     sd_http_t *sd;
     size_t nsd;
-    target_t *dying; /* removed targets waiting for their final job */
+    struct curl_slist *sd_hdrs; /* the http_sd requests' Authorization, or NULL */
+    target_t *dying;            /* removed targets waiting for their final job */
     bool sd_dirty;
 
     /* submit thread */
@@ -804,6 +805,9 @@ static void sd_start(col_scrape_t *s, sd_http_t *sd)
         x->s = s;
         x->sd = sd;
         sd->easy = easy_new(sd->url, 30000);
+        if (s->sd_hdrs != NULL) {
+            curl_easy_setopt(sd->easy, CURLOPT_HTTPHEADER, s->sd_hdrs);
+        }
         curl_easy_setopt(sd->easy, CURLOPT_WRITEDATA, x);
         curl_easy_setopt(sd->easy, CURLOPT_PRIVATE, x);
     }
@@ -1484,7 +1488,19 @@ int col_scrape_new(const col_scrape_options_t *o, col_writer_t *writer, col_scra
     s->o.sd_file = NULL;
     s->o.sd_urls = NULL;
     s->o.sd_url_list = NULL;
+    s->o.sd_bearer_token = NULL;
     s->o.job = NULL;
+    if (o->sd_bearer_token != NULL && o->sd_bearer_token[0] != '\0') {
+        /* curl does not send a custom Authorization header on to another host when a
+         * discovery answer redirects. */
+        size_t len = strlen(o->sd_bearer_token) + sizeof("Authorization: Bearer ");
+        char *h = wf_malloc(len);
+        snprintf(h, len, "Authorization: Bearer %s", o->sd_bearer_token);
+        s->sd_hdrs = curl_slist_append(NULL, h);
+        WF_ASSERT(s->sd_hdrs != NULL);
+        explicit_bzero(h, len);
+        wf_free(h);
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
@@ -1560,6 +1576,7 @@ fail:
             wf_free(s->sd[i].url);
         }
         wf_free(s->sd);
+        curl_slist_free_all(s->sd_hdrs);
         curl_multi_cleanup(s->multi);
         curl_global_cleanup();
         pthread_cond_destroy(&s->qcv);
@@ -1620,6 +1637,7 @@ void col_scrape_free(col_scrape_t *s)
         wf_free(s->sd[i].url);
     }
     wf_free(s->sd);
+    curl_slist_free_all(s->sd_hdrs);
     json_decref(s->file_groups);
     curl_multi_cleanup(s->multi);
     curl_global_cleanup();

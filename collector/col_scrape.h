@@ -45,14 +45,16 @@ typedef struct {
     const char *sd_file;        /* file_sd JSON path, or NULL (borrowed for the call) */
     const char *const *sd_urls; /* http_sd URLs (borrowed for the call) */
     size_t nsd_urls;
-    const char *sd_url_list; /* more http_sd URLs, comma-separated (a flag's value), or NULL */
-    int64_t interval_ms;     /* default scrape interval; 15 s */
-    int64_t timeout_ms;      /* default per-scrape timeout; 10 s (at most the interval) */
-    int64_t sd_refresh_ms;   /* http_sd refresh; 30 s */
-    int64_t file_check_ms;   /* how often the file_sd file is stat()ed; 1 s */
-    const char *job;         /* job of targets whose group sets none; "weft" */
-    bool honor_labels;       /* default false */
-    size_t body_limit;       /* bytes of one scrape after decompression; 64 MiB */
+    const char *sd_url_list;     /* more http_sd URLs, comma-separated (a flag's value), or NULL */
+    int64_t interval_ms;         /* default scrape interval; 15 s */
+    int64_t timeout_ms;          /* default per-scrape timeout; 10 s (at most the interval) */
+    int64_t sd_refresh_ms;       /* http_sd refresh; 30 s */
+    const char *sd_bearer_token; /* sent to the http_sd URLs as Authorization: Bearer (copied);
+                                  * NULL or "": none */
+    int64_t file_check_ms;       /* how often the file_sd file is stat()ed; 1 s */
+    const char *job;             /* job of targets whose group sets none; "weft" */
+    bool honor_labels;           /* default false */
+    size_t body_limit;           /* bytes of one scrape after decompression; 64 MiB */
 } col_scrape_options_t;
 
 void col_scrape_options_default(col_scrape_options_t *o);
