@@ -371,7 +371,8 @@ static void test_install_args_run(void **state)
     snprintf(path, sizeof(path), "%s/k8s", g_dir);
     assert_int_equal(wt_sh(g_dir, "mkdir -p k8s/control k8s/collector k8s/users && "
                                   "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > k8s/bootstrap && "
-                                  "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > k8s/admin"),
+                                  "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > k8s/admin && "
+                                  "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > k8s/read"),
                      0);
     snprintf(path, sizeof(path), "%s/k8s/users/users", g_dir);
     wt_write_file(path, users->value.p);
@@ -388,7 +389,7 @@ static void test_install_args_run(void **state)
         } while (dup);
     }
     char a_ctl[32], a_col[32], a_otlp[32], a_zip[32], u_ctl[64], u_col[64];
-    char d_ctl[4600], d_col[4600], f_boot[4600], f_admin[4600], f_users[4600];
+    char d_ctl[4600], d_col[4600], f_boot[4600], f_admin[4600], f_read[4600], f_users[4600];
     snprintf(a_ctl, sizeof(a_ctl), "127.0.0.1:%d", ports[0]);
     snprintf(a_col, sizeof(a_col), "127.0.0.1:%d", ports[1]);
     snprintf(a_otlp, sizeof(a_otlp), "127.0.0.1:%d", ports[2]);
@@ -399,6 +400,7 @@ static void test_install_args_run(void **state)
     snprintf(d_col, sizeof(d_col), "%s/k8s/collector", g_dir);
     snprintf(f_boot, sizeof(f_boot), "%s/k8s/bootstrap", g_dir);
     snprintf(f_admin, sizeof(f_admin), "%s/k8s/admin", g_dir);
+    snprintf(f_read, sizeof(f_read), "%s/k8s/read", g_dir);
     snprintf(f_users, sizeof(f_users), "%s/k8s/users/users", g_dir);
     const char *const subst[][2] = {
         {"http://weft-control.weft-system:15010", u_ctl},
@@ -411,6 +413,7 @@ static void test_install_args_run(void **state)
         {"/var/lib/weft", d_col},
         {"/etc/weft/bootstrap/token", f_boot},
         {"/etc/weft/admin/token", f_admin},
+        {"/etc/weft/read/token", f_read},
         {"/etc/weft/users/users", f_users},
     };
     size_t n_subst = sizeof(subst) / sizeof(subst[0]);
@@ -427,8 +430,22 @@ static void test_install_args_run(void **state)
     int st_col = wait_status(ports[1], "/-/ready", 200);
     /* --users holds: a query without credentials is refused. */
     int st_q = wt_http_ex(ports[1], "GET", "/api/v1/query?query=up", NULL, NULL, 0, 5000, NULL);
-    /* --read-open: the targets the collector's --scrape-sd reads need no token. */
+    /* The targets need a token; the read token the collector holds reads them, and its
+     * discovery through them succeeds (the control plane counts the 2xx answers). */
     int st_t = wt_http_ex(ports[0], "GET", "/v1/targets", NULL, NULL, 0, 5000, NULL);
+    char *read_token = wt_read_file(f_read, NULL);
+    char auth[200];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", read_token ? read_token : "");
+    wf_free(read_token);
+    int st_tr = wt_http_ex(ports[0], "GET", "/v1/targets", auth, NULL, 0, 5000, NULL);
+    const char *sd_ok = "weft_control_http_requests_total{code=\"2xx\",handler=\"/v1/targets\"}";
+    double sd_answers = wt_control_metric(ports[0], sd_ok);
+    for (int i = 0; i < 100 && sd_answers < 2; i++) {
+        usleep(100 * 1000);
+        sd_answers = wt_control_metric(ports[0], sd_ok);
+    }
+    double sd_refused = wt_control_metric(
+        ports[0], "weft_control_http_requests_total{code=\"4xx\",handler=\"/v1/targets\"}");
     wt_stop(col, 10000);
     wt_stop(ctl, 10000);
     if (st_ctl != 200 || st_col != 200) {
@@ -437,7 +454,11 @@ static void test_install_args_run(void **state)
                  l1 ? l1 : "", l2 ? l2 : "");
     }
     assert_int_equal(st_q, 401);
-    assert_int_equal(st_t, 200);
+    assert_int_equal(st_t, 401);
+    assert_int_equal(st_tr, 200);
+    /* Ours (one) and the collector's (at least one) were answered; only ours was refused. */
+    assert_true(sd_answers >= 2);
+    assert_true(sd_refused == 1);
     cp_yaml_free(s);
     cp_yaml_free(ss);
     wf_free(inst);
