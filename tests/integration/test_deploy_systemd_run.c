@@ -399,7 +399,7 @@ static void write_token(const fx_t *fx, const char *name, char *hex)
     chmod(path, 0600);
 }
 
-/* A temporary root with distinct free ports and the two tokens in etc/weft. */
+/* A temporary root with distinct free ports and the three tokens in etc/weft. */
 static void fx_init(fx_t *fx)
 {
     memset(fx, 0, sizeof(*fx));
@@ -421,11 +421,12 @@ static void fx_init(fx_t *fx)
             fx->gw_port = p;
         }
     }
-    char etc[700], boot[65];
+    char etc[700], boot[65], reader[65];
     snprintf(etc, sizeof(etc), "%s/etc/weft", fx->dir);
     mkdir_p(etc);
     write_token(fx, "admin-token", fx->admin_token);
     write_token(fx, "bootstrap-token", boot);
+    write_token(fx, "read-token", reader);
 }
 
 static void test_units_run(void **state)
