@@ -1,7 +1,7 @@
 /*
  * test_deploy_prometheus.c - deploy/prometheus/prometheus.yml driving a real Prometheus against
  * a real mesh: the file, with its placeholders replaced by the sed deploy/prometheus/README.md
- * gives, passes `promtool check config` (with the admin token, and in the --read-open form);
+ * gives, passes `promtool check config` (with the read token, and in the --read-open form);
  * then a real `weft control`, a real collector, and a demo ratings service under `weft run`
  * (its sidecar registered with the control plane) take requests, and a real Prometheus
  * started on the shipped file discovers the sidecar through /v1/targets with the labels the
@@ -91,7 +91,7 @@ static int write_config(const char *dir, const char *name, const char *token_fil
         return wt_sh(
             dir,
             "sed -e 's/127.0.0.1:15010/127.0.0.1:%d/' -e 's/127.0.0.1:20001/127.0.0.1:%d/' "
-            "-e 's#/etc/prometheus/weft-admin-token#%s#' '%s' > '%s'",
+            "-e 's#/etc/prometheus/weft-read-token#%s#' '%s' > '%s'",
             g.cp.port, g.col_port, token_file, g.shipped, name);
     }
     return wt_sh(dir,
@@ -223,13 +223,13 @@ static double prom_metric(int port, const char *name)
 static void test_promtool_check(void **state)
 {
     (void)state;
-    assert_int_equal(write_config(g.cp.dir, "check-token.yml", g.cp.admin_file), 0);
+    assert_int_equal(write_config(g.cp.dir, "check-token.yml", g.cp.reader_file), 0);
     assert_int_equal(write_config(g.cp.dir, "check-open.yml", NULL), 0);
     char path[800];
     snprintf(path, sizeof(path), "%s/check-token.yml", g.cp.dir);
     char *text = wt_read_file(path, NULL);
     assert_non_null(text);
-    assert_non_null(strstr(text, g.cp.admin_file));
+    assert_non_null(strstr(text, g.cp.reader_file));
     assert_null(strstr(text, "127.0.0.1:15010"));
     assert_null(strstr(text, "127.0.0.1:20001"));
     wf_free(text);
@@ -351,16 +351,16 @@ static void test_real_prometheus(void **state)
         wf_free(body);
     }
 
-    /* 1. The shipped file with the admin token: discovery, scraping, Istio's metric. Beside
+    /* 1. The shipped file with the read token: discovery, scraping, Istio's metric. Beside
      * it, the read-open form against this control plane (which needs the token): refused. */
     prom_t tok = {0}, open = {0};
-    assert_int_equal(write_config(g.cp.dir, "prom-token.yml", g.cp.admin_file), 0);
+    assert_int_equal(write_config(g.cp.dir, "prom-token.yml", g.cp.reader_file), 0);
     assert_int_equal(write_config(g.cp.dir, "prom-open.yml", NULL), 0);
     assert_true(prom_start(&tok, "deployprom-tok", "prom-token.yml"));
     assert_true(prom_start(&open, "deployprom-open", "prom-open.yml"));
     check_proxy_target(&tok);
     double sum = wait_requests(&tok, N_REQUESTS, 60000);
-    printf("admin token: sidecar 127.0.0.1:%d discovered as ratings-v1 and up; "
+    printf("read token: sidecar 127.0.0.1:%d discovered as ratings-v1 and up; "
            "istio_requests_total{destination_workload=\"ratings-v1\"} = %g (sent %d)\n",
            g.admin_port, sum, N_REQUESTS);
     assert_true(sum == N_REQUESTS);

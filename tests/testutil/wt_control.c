@@ -61,6 +61,7 @@ int wt_control_start(wt_control_t *c, const char *const *extra)
         return -1;
     }
     snprintf(c->admin_file, sizeof(c->admin_file), "%s/admin-token", c->data);
+    snprintf(c->reader_file, sizeof(c->reader_file), "%s/read-token", c->data);
     return 0;
 }
 

@@ -11,14 +11,15 @@
 #include <sys/types.h>
 
 typedef struct {
-    char *dir;            /* the temporary directory: control.log, and room for the caller */
-    char *data;           /* dir/data, the control plane's --data-dir */
-    int port;             /* where it listens on 127.0.0.1 (a new one at every start) */
-    pid_t pid;            /* 0 when not running */
-    char admin[128];      /* the admin token */
-    char boot[128];       /* the bootstrap token */
-    char reader[128];     /* the read token */
-    char admin_file[600]; /* the path of the admin token file */
+    char *dir;             /* the temporary directory: control.log, and room for the caller */
+    char *data;            /* dir/data, the control plane's --data-dir */
+    int port;              /* where it listens on 127.0.0.1 (a new one at every start) */
+    pid_t pid;             /* 0 when not running */
+    char admin[128];       /* the admin token */
+    char boot[128];        /* the bootstrap token */
+    char reader[128];      /* the read token */
+    char admin_file[600];  /* the path of the admin token file */
+    char reader_file[600]; /* the path of the read token file */
 } wt_control_t;
 
 /*
