@@ -1,6 +1,6 @@
 /*
- * cp_token.h - the control plane's bearer tokens: the admin token (writes, and reads unless
- * --read-open) and the bootstrap token (proxies registering and fetching).
+ * cp_token.h - the control plane's bearer tokens: the admin token (writes and reads), the read
+ * token (reads only) and the bootstrap token (proxies registering and fetching).
  *
  * A token is 32 random bytes (getrandom) written as 64 hex digits in a file of mode 0600,
  * created with O_EXCL so two control planes starting together never both write one. Clients

@@ -353,9 +353,8 @@ static int start_mesh(demo_t *d)
     snprintf(buf[0], sizeof(buf[0]), "127.0.0.1:%lld", (long long)cfg->control_port);
     snprintf(buf[1], sizeof(buf[1]), "%s/control", d->dir);
     snprintf(buf[2], sizeof(buf[2]), "%lld", (long long)cfg->sampling);
-    child_t *c =
-        child_add(d, "control", "control", "--listen", buf[0], "--data-dir", buf[1], "--read-open",
-                  "--collector", d->collector_url, "--sampling", buf[2], NULL);
+    child_t *c = child_add(d, "control", "control", "--listen", buf[0], "--data-dir", buf[1],
+                           "--collector", d->collector_url, "--sampling", buf[2], NULL);
     if (child_start(d, c) != 0) {
         return -1;
     }
@@ -366,16 +365,17 @@ static int start_mesh(demo_t *d)
     /* collector: scrapes every proxy the control plane knows (its list re-read every 2 s, so a
      * new sidecar is scraped soon) every 2 s, so the graph has rates a few seconds after the
      * start (with 5 s: 12 s), and reads the mesh's configuration from it (the Mesh page, the
-     * graph's badges) */
+     * graph's badges), both with the control plane's read token (made on its first start) */
     char token[PATH_MAX + 32];
-    snprintf(token, sizeof(token), "%s/control/admin-token", d->dir);
+    snprintf(token, sizeof(token), "%s/control/read-token", d->dir);
     snprintf(buf[0], sizeof(buf[0]), "127.0.0.1:%lld", (long long)cfg->port);
     snprintf(buf[1], sizeof(buf[1]), "%s/collector", d->dir);
     snprintf(buf[2], sizeof(buf[2]), "%s/v1/targets", d->control_url);
     c = child_add(d, "collector", "collector", "--listen", buf[0], "--data-dir", buf[1],
-                  "--scrape-sd", buf[2], "--scrape-sd-refresh", "2s", "--scrape-interval", "2s",
-                  "--scrape-timeout", "2s", "--otlp-listen", "off", "--zipkin-listen", "off",
-                  "--control", d->control_url, "--control-token-file", token, NULL);
+                  "--scrape-sd", buf[2], "--scrape-sd-bearer-file", token, "--scrape-sd-refresh",
+                  "2s", "--scrape-interval", "2s", "--scrape-timeout", "2s", "--otlp-listen", "off",
+                  "--zipkin-listen", "off", "--control", d->control_url, "--control-token-file",
+                  token, NULL);
     if (child_start(d, c) != 0) {
         return -1;
     }
