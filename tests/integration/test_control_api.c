@@ -468,8 +468,7 @@ static void test_read_token(void **state)
     }
     double version = wt_control_metric(c.port, "weft_control_resource_version");
     assert_int_equal(wt_control_req(c.port, "POST", VS_PATH, c.reader, vs, &body), 403);
-    assert_status(body, 403, "Forbidden");
-    wf_free(body);
+    assert_status(body, 403, "Forbidden"); /* frees body */
     assert_int_equal(wt_control_req(c.port, "PUT", VS_PATH "/reviews", c.reader, vs, &body), 403);
     wf_free(body);
     assert_int_equal(wt_control_req(c.port, "DELETE", VS_PATH "/reviews", c.reader, NULL, &body),
