@@ -222,7 +222,7 @@ static void test_otlp_metrics(void **state)
     if (jpath == NULL || ppath == NULL) {
         wf_free(jpath);
         wf_free(ppath);
-        skip();
+        wt_skip();
     }
     size_t jlen, plen;
     char *json = wt_read_file(jpath, &jlen);
@@ -290,7 +290,7 @@ static void test_prometheus_client(void **state)
     (void)state;
     if (access("/usr/bin/prometheus", X_OK) != 0) {
         printf("skipped: /usr/bin/prometheus not present\n");
-        skip();
+        wt_skip();
     }
     int pport = wt_free_port();
     char cfg[600], tsdb[600], listen[64], log[600], cfgarg[700], tsdbarg[700];
@@ -363,5 +363,5 @@ int main(void)
         cmocka_unit_test(test_otlp_metrics),
         cmocka_unit_test(test_prometheus_client),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return wt_exit_code(cmocka_run_group_tests(tests, setup, teardown));
 }

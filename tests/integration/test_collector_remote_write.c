@@ -285,7 +285,7 @@ static void test_prometheus(void **state)
     (void)state;
     if (access(PROMETHEUS, X_OK) != 0) {
         printf("skipped: Prometheus not installed (%s)\n", PROMETHEUS);
-        skip();
+        wt_skip();
     }
     fx_t f;
     fx_init(&f, "rw_send");
@@ -385,7 +385,7 @@ static void test_scraped_forwarded(void **state)
     (void)state;
     if (access(PROMETHEUS, X_OK) != 0) {
         printf("skipped: Prometheus not installed (%s)\n", PROMETHEUS);
-        skip();
+        wt_skip();
     }
     fx_t f;
     fx_init(&f, "rw_send_scrape");
@@ -443,7 +443,7 @@ static void test_victoria_metrics(void **state)
     (void)state;
     if (access(VICTORIA, X_OK) != 0) {
         printf("skipped: VictoriaMetrics not installed (%s)\n", VICTORIA);
-        skip();
+        wt_skip();
     }
     char *dir = wt_tmpdir("rw_send_vm");
     int vm_port = wt_free_port(), weft_port = wt_free_port();
@@ -505,5 +505,5 @@ int main(void)
         cmocka_unit_test(test_scraped_forwarded),
         cmocka_unit_test(test_victoria_metrics),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

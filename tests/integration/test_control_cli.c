@@ -209,7 +209,7 @@ static void test_ref_files(void **state)
     wt_control_t *c = *state;
     char *dir = wt_ref_path("istio");
     if (dir == NULL) {
-        skip();
+        wt_skip();
     }
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -886,5 +886,5 @@ int main(void)
         cmocka_unit_test(test_workloads),
         cmocka_unit_test(test_analyze_and_proxy_status),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return wt_exit_code(cmocka_run_group_tests(tests, setup, teardown));
 }

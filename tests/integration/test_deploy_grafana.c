@@ -859,7 +859,7 @@ static void test_jaeger_datasource(void **state)
 {
     (void)state;
     if (g.col == NULL) {
-        skip(); /* someone else's collector: no trace of ours in it */
+        wt_skip(); /* someone else's collector: no trace of ours in it */
     }
     const char *trace = TRACE_ID;
     /* What Grafana's Jaeger data source asks, in its order: the services for the search form,
@@ -973,5 +973,5 @@ int main(void)
         cmocka_unit_test(test_queries_against_collector),
         cmocka_unit_test(test_jaeger_datasource),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return wt_exit_code(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -427,7 +427,7 @@ static void test_promql_diff(void **state)
 {
     (void)state;
     if (wt_pd_prometheus_bin() == NULL) {
-        skip();
+        wt_skip();
     }
     size_t nq = 0;
     char **queries = load_corpus(&nq);
@@ -655,5 +655,5 @@ int main(void)
         cmocka_unit_test(test_compare_rules),
         cmocka_unit_test(test_promql_diff),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -37,7 +37,7 @@ static void test_promql_mesh(void **state)
         wt_pd_mesh_queries(WT_PD_Q_ISTIO_DASHBOARDS | WT_PD_Q_ISTIO_TEMPLATES | WT_PD_Q_KIALI, &qs);
     if (nq == 0 || wt_pd_prometheus_bin() == NULL) {
         wt_pd_mq_free(qs, nq);
-        skip();
+        wt_skip();
     }
     const char *list = getenv("WT_PD_LIST");
     if (list != NULL && strcmp(list, "1") == 0) {
@@ -127,5 +127,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_promql_mesh),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

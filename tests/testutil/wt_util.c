@@ -234,6 +234,19 @@ void wt_write_file(const char *path, const char *text)
     }
 }
 
+/* Whether a test of this process called wt_skip(): one test binary is one process. */
+static bool wt_skipped;
+
+void wt_note_skip(void)
+{
+    wt_skipped = true;
+}
+
+int wt_exit_code(int failed)
+{
+    return failed != 0 ? failed : wt_skipped ? 77 : 0;
+}
+
 uint64_t wt_rand(uint64_t *state)
 {
     uint64_t x = *state ? *state : 0x2545f4914f6cdd1dULL;

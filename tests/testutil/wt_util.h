@@ -69,5 +69,18 @@ char *wt_read_file(const char *path, size_t *len);
 void wt_write_file(const char *path, const char *text);
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t wt_rand(uint64_t *state);
+/*
+ * cmocka counts a skip()ped test as passed and exits 0, so ctest would show a test whose
+ * prerequisite is missing as Passed. Tests skip with wt_skip() instead, and their main returns
+ * wt_exit_code(cmocka_run_group_tests(...)): the number of failures, else 77 (ctest's
+ * SKIP_RETURN_CODE: Skipped) when any test skipped, else 0.
+ */
+#define wt_skip()                                                                                  \
+    do {                                                                                           \
+        wt_note_skip();                                                                            \
+        skip();                                                                                    \
+    } while (0)
+void wt_note_skip(void);
+int wt_exit_code(int failed);
 
 #endif

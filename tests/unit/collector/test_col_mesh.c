@@ -149,7 +149,7 @@ static void test_bookinfo_samples(void **state)
         lists[i] = ref_list(files[i]);
         if (lists[i] == NULL) {
             free_lists(lists, i);
-            skip();
+            wt_skip();
         }
     }
     col_mesh_view_t *v = view_of(lists, 4, NULL);
@@ -194,7 +194,7 @@ static void test_details_fault(void **state)
     (void)state;
     char *list = ref_list("istio/fault-injection-details-v1.yaml");
     if (list == NULL) {
-        skip();
+        wt_skip();
     }
     col_mesh_view_t *v = view_of(&list, 1, NULL);
     col_mesh_badges_t b = service_badges(v, "default", "details");
@@ -419,5 +419,5 @@ int main(void)
         cmocka_unit_test(test_circuit_breakers), cmocka_unit_test(test_routes),
         cmocka_unit_test(test_missing_sidecar),  cmocka_unit_test(test_malformed),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

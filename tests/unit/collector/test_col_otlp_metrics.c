@@ -267,7 +267,7 @@ static void test_capture_json(void **state)
     fx_t *f = *state;
     char *path = wt_ref_path("otel-captures/metrics-logs/01-otlp-json.body.json");
     if (path == NULL) {
-        skip();
+        wt_skip();
     }
     size_t len;
     char *body = wt_read_file(path, &len);
@@ -290,7 +290,7 @@ static void test_capture_protobuf(void **state)
     fx_t *f = *state;
     char *path = wt_ref_path("otel-captures/metrics-logs/03-otlp-proto.body.bin");
     if (path == NULL) {
-        skip();
+        wt_skip();
     }
     size_t len;
     char *body = wt_read_file(path, &len);
@@ -775,5 +775,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_variants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

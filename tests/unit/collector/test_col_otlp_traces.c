@@ -306,7 +306,7 @@ static void test_json_captures(void **state)
     size_t spans = 0;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (!post_ref(f, files[i], JSON)) {
-            skip();
+            wt_skip();
         }
     }
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -417,7 +417,7 @@ static void test_proto_captures(void **state)
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (!post_ref(f, files[i], i == 0 ? NULL : PB)) { /* no Content-Type: protobuf */
-            skip();
+            wt_skip();
         }
     }
     /* ids and times from the *.decoded.txt protoc dumps */
@@ -860,5 +860,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_failed, setup, teardown),
         cmocka_unit_test(test_limits),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

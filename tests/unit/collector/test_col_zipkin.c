@@ -164,7 +164,7 @@ static void test_capture(void **state)
             for (int j = 0; j < i; j++) {
                 wf_free(bodies[j]);
             }
-            skip();
+            wt_skip();
         }
     }
     wf_buf_t out = WF_BUF_INIT;
@@ -864,5 +864,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lowercase_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependency_errors, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

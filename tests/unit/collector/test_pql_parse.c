@@ -1133,7 +1133,7 @@ static void test_istio_dashboards(void **state)
     (void)state;
     char *data = read_ref("istio/dashboard-queries.txt");
     if (data == NULL) {
-        skip();
+        wt_skip();
     }
     int n = 0, bad = 0;
     for (char *line = data; *line != '\0';) {
@@ -1339,7 +1339,7 @@ static void test_kiali_queries(void **state)
     (void)state;
     char *data = read_ref("kiali/queries.txt");
     if (data == NULL) {
-        skip();
+        wt_skip();
     }
     int n = 0, bad = 0;
     bool examples = false; /* between the RENDERED EXAMPLES and VERBATIM TEMPLATES headings */
@@ -1484,5 +1484,5 @@ int main(void)
         cmocka_unit_test(test_istio_dashboards),
         cmocka_unit_test(test_kiali_queries),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

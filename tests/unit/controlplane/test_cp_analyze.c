@@ -757,7 +757,7 @@ static void test_bookinfo(void **state)
             !add_ref(c, "bookinfo-gateway.yaml")) {
             cp_config_free(c);
             print_message("skipped: reference data not present\n");
-            skip();
+            wt_skip();
         }
         res_t r = run(c);
         /* The subsets bookinfo's deployment has no workload for (details v2, ratings v2,
@@ -795,7 +795,7 @@ static void test_bookinfo(void **state)
     bookinfo_workloads(c);
     if (!add_ref(c, "destination-rule-all.yaml") || !add_ref(c, "virtual-service-all-v1.yaml")) {
         cp_config_free(c);
-        skip();
+        wt_skip();
     }
     add_yaml(c, VS_HOST("reviews-2", "default", "reviews", ""));
     res_t r = run(c);
@@ -895,5 +895,5 @@ int main(void)
         cmocka_unit_test(test_bookinfo),
         cmocka_unit_test(test_order_and_render),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

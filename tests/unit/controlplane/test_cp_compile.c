@@ -293,7 +293,7 @@ static void test_productpage_80_20(void **state)
     if (!add_ref(cfg, "destination-rule-all-mtls.yaml") ||
         !add_ref(cfg, "virtual-service-reviews-80-20.yaml")) {
         cp_config_free(cfg);
-        skip();
+        wt_skip();
     }
     add_bookinfo(cfg);
     json_t *doc = compile1(cfg, "productpage-v1.default");
@@ -365,7 +365,7 @@ static void test_no_tls_rule_is_auto_mtls(void **state)
     cp_config_t *cfg = cp_config_new();
     if (!add_ref(cfg, "destination-rule-all.yaml")) {
         cp_config_free(cfg);
-        skip();
+        wt_skip();
     }
     add_bookinfo(cfg);
     json_t *doc = compile1(cfg, "productpage-v1.default");
@@ -386,7 +386,7 @@ static void test_reviews_ratings_delay(void **state)
     if (!add_ref(cfg, "destination-rule-all-mtls.yaml") ||
         !add_ref(cfg, "virtual-service-ratings-test-delay.yaml")) {
         cp_config_free(cfg);
-        skip();
+        wt_skip();
     }
     add_bookinfo(cfg);
     json_t *doc = compile1(cfg, "reviews-v2.default");
@@ -412,7 +412,7 @@ static void test_gateway_bookinfo(void **state)
     cp_config_t *cfg = cp_config_new();
     if (!add_ref(cfg, "destination-rule-all-mtls.yaml") || !add_ref(cfg, "bookinfo-gateway.yaml")) {
         cp_config_free(cfg);
-        skip();
+        wt_skip();
     }
     add_bookinfo(cfg);
     json_t *doc = compile1(cfg, "istio-ingressgateway.istio-system");
@@ -474,7 +474,7 @@ static void test_reference_virtual_services(void **state)
         cp_config_t *cfg = cp_config_new();
         if (!add_ref(cfg, "destination-rule-all.yaml") || !add_ref(cfg, files[f])) {
             cp_config_free(cfg);
-            skip();
+            wt_skip();
         }
         add_bookinfo(cfg);
         json_t *pp = compile1(cfg, "productpage-v1.default");
@@ -548,7 +548,7 @@ static void test_fault_injection_details(void **state)
     cp_config_t *cfg = cp_config_new();
     if (!add_ref(cfg, "fault-injection-details-v1.yaml")) {
         cp_config_free(cfg);
-        skip();
+        wt_skip();
     }
     add_bookinfo(cfg);
     json_t *pp = compile1(cfg, "productpage-v1.default");
@@ -1558,5 +1558,5 @@ int main(void)
         cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_threads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }

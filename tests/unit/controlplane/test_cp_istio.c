@@ -134,7 +134,7 @@ static void test_reference_files(void **state)
         cp_resource_t *docs[32];
         int n = load_ref(k_ref_files[f], docs, 32, &k8s);
         if (n < 0) {
-            skip();
+            wt_skip();
         }
         for (int i = 0; i < n; i++) {
             if (docs[i] == NULL) {
@@ -165,7 +165,7 @@ static void test_reviews_80_20(void **state)
     cp_resource_t *docs[4];
     int k8s = 0;
     if (load_ref("virtual-service-reviews-80-20.yaml", docs, 4, &k8s) < 0) {
-        skip();
+        wt_skip();
     }
     const cp_resource_t *r = docs[0];
     assert_int_equal(r->kind, CP_KIND_VIRTUAL_SERVICE);
@@ -204,7 +204,7 @@ static void test_ratings_delay(void **state)
     cp_resource_t *docs[4];
     int k8s = 0;
     if (load_ref("virtual-service-ratings-test-delay.yaml", docs, 4, &k8s) < 0) {
-        skip();
+        wt_skip();
     }
     const cp_virtual_service_t *vs = docs[0]->spec.vs;
     assert_int_equal(vs->n_http, 2);
@@ -232,7 +232,7 @@ static void test_destination_rule_all(void **state)
     int k8s = 0;
     int n = load_ref("destination-rule-all.yaml", docs, 8, &k8s);
     if (n < 0) {
-        skip();
+        wt_skip();
     }
     assert_int_equal(n, 4);
     static const struct {
@@ -271,7 +271,7 @@ static void test_bookinfo_gateway(void **state)
     cp_resource_t *docs[4];
     int k8s = 0;
     if (load_ref("bookinfo-gateway.yaml", docs, 4, &k8s) < 0) {
-        skip();
+        wt_skip();
     }
     const cp_gateway_t *gw = docs[0]->spec.gw;
     assert_int_equal(gw->selector.n, 1);
@@ -793,5 +793,5 @@ int main(void)
         cmocka_unit_test(test_durations),        cmocka_unit_test(test_regexes),
         cmocka_unit_test(test_json_input),       cmocka_unit_test(test_hostile),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return wt_exit_code(cmocka_run_group_tests(tests, NULL, NULL));
 }
