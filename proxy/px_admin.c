@@ -7,6 +7,7 @@
 
 #include "px_access_log.h"
 #include "px_cert.h"
+#include "px_creds.h"
 
 #include "px_http1.h"
 #include "px_tracing.h"
@@ -210,11 +211,19 @@ static void clusters(const px_proxy_t *px, wf_buf_t *out)
 }
 
 /* Fed by a control plane that has not sent the first snapshot yet (Envoy's INITIALIZING). */
+/* Whether the proxy still waits for its first snapshot (a gateway: for its server ports), or
+ * for its first workload certificate from the CA: until then it would send plaintext where
+ * auto mTLS should be used, so it is not ready (as Envoy waits for its SDS secrets). */
 static bool awaiting_config(px_proxy_t *px)
 {
     uv_mutex_lock(&px->snap_mu);
     bool none = px->snapshot == NULL || (px->gateway && !px->gateway_open);
     uv_mutex_unlock(&px->snap_mu);
+    if (!none && atomic_load(&px->cert_expected)) {
+        px_creds_snap_t *s = px_creds_acquire(px->creds);
+        none = s->leaf == NULL;
+        px_creds_release(s);
+    }
     return px->cfg.control != NULL && none;
 }
 

@@ -9,8 +9,9 @@
  * the answer in px->creds: the trust bundle first (when its version is higher than the one
  * installed), then the chain with the key. It renews at half of the issued leaf's lifetime
  * with a new key each time; a failure is retried after 1 s doubling to 30 s, never past the
- * expiry. The proxy keeps its certificate through a control plane outage; the admin listener
- * reports an expired one (/ready 503 CERTIFICATE_EXPIRED, /certs, the weft_proxy_cert_*
+ * expiry. Until the first one is installed the admin listener's /ready says INITIALIZING
+ * (px->cert_expected). The proxy keeps its certificate through a control plane outage; the admin
+ * listener reports an expired one (/ready 503 CERTIFICATE_EXPIRED, /certs, the weft_proxy_cert_*
  * metrics).
  *
  * Trust bundles also arrive in snapshots (the top-level "security" key): whichever source has

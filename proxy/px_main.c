@@ -736,6 +736,7 @@ int px_main(int argc, char **argv)
         if (token != NULL && !have_cert) {
             if (px_cert_identity(ns, sa, ident, sizeof(ident)) == 0) {
                 m->cert = px_cert_start(px, m->control, cfg->control, token, ident);
+                atomic_store(&px->cert_expected, m->cert != NULL);
             } else {
                 WF_LOG(WF_WARN, "proxy", "no workload certificate: not a SPIFFE identity",
                        "namespace=%s service_account=%s", ns, sa);

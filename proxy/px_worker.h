@@ -252,6 +252,7 @@ struct px_proxy {
     _Atomic uint64_t trust_bundle_version; /* of the bundle in creds; 0: none from the CA */
     _Atomic uint64_t cert_renew_ok;        /* certificates obtained from the CA */
     _Atomic uint64_t cert_renew_error;     /* CSR attempts that failed */
+    _Atomic bool cert_expected; /* the CA is asked for one: not ready until it is installed */
 };
 
 /* Start worker w (zeroed except px, id, metrics and spans) on its own thread with its listeners

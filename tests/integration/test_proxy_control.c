@@ -5,7 +5,8 @@
  * snapshot it refuses with the next poll (nack + reason) while the last good one keeps
  * serving, takes the next good one, and NACKs a document that does not parse with the
  * version it claims. Over gzip: the proxy asks for it, takes a gzip-encoded snapshot, and NACKs
- * one whose inflated size passes its limit (a gzip bomb) without applying it.
+ * one whose inflated size passes its limit (a gzip bomb) without applying it. A proxy that asks
+ * the CA for its workload certificate stays INITIALIZING, snapshot applied, until it has one.
  */
 #include "test_proxy_common.h"
 #include "wt_control.h"
@@ -22,6 +23,7 @@ typedef struct {
     bool asked_gzip[MAX_POLLS]; /* the poll's Accept-Encoding listed gzip */
     int n_polls;
     bool gzip_script; /* answer per gzip_answer, not answer */
+    int n_refused;    /* requests other than polls answered 503 (nocert_serve) */
 } control_t;
 
 static void snapshot_json(char *out, size_t cap, int version, const char *service, int port)
@@ -299,6 +301,107 @@ static void cp_get(const wt_control_t *c, const char *path, char *out, size_t ca
     wf_free(body);
 }
 
+/* A control plane that serves snapshot 1 (then holds every poll) and answers 503 to anything
+ * else: the registration, so the proxy never gets to ask for its certificate. */
+static void nocert_serve(int fd, void *ctx)
+{
+    control_t *c = ctx;
+    rd_t r;
+    rd_init(&r, fd);
+    for (;;) {
+        char *head = rd_until(&r, "\r\n\r\n");
+        if (head == NULL) {
+            break;
+        }
+        char method[8] = "", target[1024] = "";
+        sscanf(head, "%7s %1023s", method, target);
+        const char *cl = strcasestr(head, "\r\nContent-Length:");
+        size_t len = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+        wf_free(head);
+        wf_buf_t body = WF_BUF_INIT;
+        bool whole = rd_bytes(&r, len, &body);
+        wf_buf_free(&body);
+        if (!whole) {
+            break;
+        }
+        if (strcmp(method, "GET") != 0 || strncmp(target, "/v1/snapshot?", 13) != 0) {
+            pthread_mutex_lock(&c->mu);
+            c->n_refused++;
+            pthread_mutex_unlock(&c->mu);
+            send_str(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
+        if (strstr(target, "&version=0") == NULL) {
+            if (hold(c, 10000)) {
+                break;
+            }
+            send_str(fd, "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
+        char snap[2048], resp[2400];
+        snapshot_json(snap, sizeof(snap), 1, "reviews", c->up_a);
+        snprintf(resp, sizeof(resp),
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                 "%zu\r\n\r\n%s",
+                 strlen(snap), snap);
+        send_str(fd, resp);
+    }
+    rd_free(&r);
+}
+
+/* With a bootstrap token the proxy asks the CA for its workload certificate: until that is
+ * installed it is not ready, though its snapshot serves (it would send plaintext where auto
+ * mTLS belongs, as an Envoy without its SDS secrets would). */
+static void test_not_ready_without_certificate(void **state)
+{
+    (void)state;
+    upstream_t a;
+    upstream_start(&a, "A");
+    control_t c = {.up_a = a.port};
+    pthread_mutex_init(&c.mu, NULL);
+    tsrv_start(&c.srv, true, nocert_serve, &c);
+    char url[64], token[4300];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", c.srv.port);
+    char *dir = wt_tmpdir("pxnocert");
+    snprintf(token, sizeof(token), "%s/bootstrap-token", dir);
+    wt_write_file(token, "0123456789abcdef0123456789abcdef\n");
+    const char *extra[] = {"--control", url, "--bootstrap-token-file", token, NULL};
+    proxy_t p;
+    proxy_start_with(&p, wt_free_port(), NULL, "1", extra);
+    for (int i = 0; i < 1000 && stat_value(p.admin, "weft_proxy_config_version") != 1; i++) {
+        usleep(10 * 1000);
+    }
+    assert_int_equal(stat_value(p.admin, "weft_proxy_config_version"), 1);
+    /* The snapshot serves; the registration was refused at least once; still not ready. */
+    resp_t rs;
+    assert_int_equal(
+        request(p.outbound, "GET /who HTTP/1.1\r\nHost: reviews:9080\r\n\r\n", NULL, 0, &rs), 200);
+    assert_true(body_is(&rs, "A", 1));
+    resp_free(&rs);
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&c.mu);
+        int refused = c.n_refused;
+        pthread_mutex_unlock(&c.mu);
+        if (refused > 0) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    char *body = NULL;
+    assert_int_equal(wt_http(p.admin, "GET", "/ready", NULL, 0, &body), 503);
+    assert_string_equal(body, "INITIALIZING\n");
+    wf_free(body);
+    pthread_mutex_lock(&c.mu);
+    assert_true(c.n_refused > 0);
+    pthread_mutex_unlock(&c.mu);
+    assert_int_equal(stat_value(p.admin, "weft_proxy_cert_valid"), 0);
+    proxy_stop(&p);
+    tsrv_stop(&c.srv);
+    upstream_stop(&a);
+    wt_rm_rf(dir);
+    wf_free(dir);
+}
+
 /* With the real `weft control`: the proxy registers its workload with the bootstrap token and
  * keeps it alive by heartbeats past the lease; once it stops, the lease runs out; a proxy
  * with a wrong token is refused (401) and says so. */
@@ -382,6 +485,7 @@ int main(void)
     failed += cmocka_run_group_tests(gzip, setup, teardown);
     const struct CMUnitTest real[] = {
         cmocka_unit_test(test_registers_with_the_control_plane),
+        cmocka_unit_test(test_not_ready_without_certificate),
     };
     return failed + cmocka_run_group_tests(real, NULL, NULL);
 }
