@@ -156,8 +156,8 @@ static const wf_flag_t col_flags[] = {
     {"control", WF_FLAG_STR, NULL, offsetof(col_config_t, control),
      "URL of `weft control`: the mesh page and the graph's badges read its configuration"},
     {"control-token-file", WF_FLAG_STR, NULL, offsetof(col_config_t, control_token_file),
-     "file holding the control plane's admin token (default: $WEFT_TOKEN_FILE, else "
-     "weft-control/admin-token when it exists, as `weft get` finds it)"},
+     "file holding a token for the control plane, its read token will do (default: "
+     "$WEFT_TOKEN_FILE, else weft-control/admin-token when it exists, as `weft get` finds it)"},
     {"control-cache", WF_FLAG_DURATION, "5s", offsetof(col_config_t, control_cache_ms),
      "how long one read of the control plane is reused by every request"},
     {"control-timeout", WF_FLAG_DURATION, "3s", offsetof(col_config_t, control_timeout_ms),
@@ -391,44 +391,6 @@ static char *config_yaml(const col_config_t *c)
 }
 
 /*
- * The admin token for the control plane, found as `weft get` finds it: --control-token-file,
- * else $WEFT_TOKEN_FILE, else weft-control/admin-token when it exists. 0 with *out (wf_free it;
- * NULL when no token is to be sent), or -1 when a named file cannot be read (err says why).
- */
-static int control_token(const char *flag, char **out, char *err, size_t errlen)
-{
-    const char *env = getenv("WEFT_TOKEN_FILE");
-    const char *path = flag != NULL && flag[0] ? flag : env != NULL && env[0] ? env : NULL;
-    bool named = path != NULL;
-    *out = NULL;
-    FILE *f = fopen(named ? path : "weft-control/admin-token", "re");
-    if (f == NULL) {
-        if (!named && errno == ENOENT) {
-            return 0;
-        }
-        snprintf(err, errlen, "cannot read the control plane's admin token from %s: %s",
-                 named ? path : "weft-control/admin-token", strerror(errno));
-        return -1;
-    }
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) {
-        buf[--n] = '\0';
-    }
-    if (n == 0) {
-        snprintf(err, errlen, "the admin token file %s is empty",
-                 named ? path : "weft-control/admin-token");
-        return -1;
-    }
-    *out = wf_malloc(n + 1);
-    memcpy(*out, buf, n + 1);
-    explicit_bzero(buf, sizeof(buf));
-    return 0;
-}
-
-/*
  * The bearer token in the file a --*-bearer-file flag names, into out (cap bytes, trailing
  * white space removed). 0, or 2 with the message printed: unreadable, empty or too long.
  */
@@ -456,6 +418,29 @@ static int read_bearer_file(const char *flag, const char *path, char *out, size_
         return 2;
     }
     return 0;
+}
+
+/*
+ * The token for the control plane (its read token does), found as `weft get` finds one:
+ * --control-token-file, else $WEFT_TOKEN_FILE, else weft-control/admin-token when it exists.
+ * 0 with the token in out (cap bytes; "" when none is to be sent), or 2 with the message
+ * printed when a named file cannot be read.
+ */
+static int control_token(const char *flag, char *out, size_t cap)
+{
+    const char *env = getenv("WEFT_TOKEN_FILE");
+    out[0] = '\0';
+    if (flag != NULL && flag[0] != '\0') {
+        return read_bearer_file("control-token-file", flag, out, cap);
+    }
+    if (env != NULL && env[0] != '\0') {
+        return read_bearer_file("control-token-file ($WEFT_TOKEN_FILE)", env, out, cap);
+    }
+    const char *dflt = "weft-control/admin-token";
+    if (access(dflt, F_OK) != 0 && errno == ENOENT) {
+        return 0;
+    }
+    return read_bearer_file("control-token-file (default)", dflt, out, cap);
 }
 
 /*
@@ -678,21 +663,17 @@ int col_main(int argc, char **argv)
         goto out;
     }
     if (ctx.cfg.control != NULL && ctx.cfg.control[0] != '\0') {
-        char *token = NULL;
-        if (control_token(ctx.cfg.control_token_file, &token, err, sizeof(err)) != 0) {
-            fprintf(stderr, "weft collector: %s\n", err);
+        char token[512];
+        if (control_token(ctx.cfg.control_token_file, token, sizeof(token)) != 0) {
             status = 2;
             goto out;
         }
         col_mesh_options_t mo = {.url = ctx.cfg.control,
-                                 .token = token,
+                                 .token = token[0] != '\0' ? token : NULL,
                                  .cache_ms = ctx.cfg.control_cache_ms,
                                  .timeout_ms = ctx.cfg.control_timeout_ms};
         rc = col_mesh_new(&mo, &ctx.mesh);
-        if (token != NULL) {
-            explicit_bzero(token, strlen(token));
-            wf_free(token);
-        }
+        explicit_bzero(token, sizeof(token));
         if (rc != 0) {
             fprintf(stderr,
                     "weft collector: invalid --control %s (want an http:// or https:// URL)\n",
