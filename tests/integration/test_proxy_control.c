@@ -11,8 +11,6 @@
 #include "test_proxy_common.h"
 #include "wt_control.h"
 
-#include <zlib.h>
-
 #define MAX_POLLS 32
 
 typedef struct {
@@ -81,22 +79,6 @@ static void answer(control_t *c, int fd, int n)
     send_all(fd, body, strlen(body));
 }
 
-/* n bytes of in as one gzip member appended to out. */
-static void gzip_into(const void *in, size_t n, wf_buf_t *out)
-{
-    z_stream z;
-    memset(&z, 0, sizeof(z));
-    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    size_t room = deflateBound(&z, (uLong)n);
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)n;
-    z.next_out = wf_buf_reserve(out, room);
-    z.avail_out = (uInt)room;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out->len += room - z.avail_out;
-    deflateEnd(&z);
-}
-
 /* The gzip script: version 1 gzip-encoded (taken), then a document that inflates past the
  * proxy's 8 MiB limit from 9 KiB or so (refused), then nothing newer. */
 static void gzip_answer(control_t *c, int fd, int n)
@@ -119,7 +101,7 @@ static void gzip_answer(control_t *c, int fd, int n)
         send_str(fd, "HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n");
         return;
     }
-    gzip_into(plain.data, plain.len, &gz);
+    wt_gzip(plain.data, plain.len, &gz);
     char head[256];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: "

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 char *wt_tmpdir(const char *prefix)
 {
@@ -391,4 +392,23 @@ int wt_sh(const char *dir, const char *fmt, ...)
     snprintf(full, sizeof(full), "cd '%s' && (%s) >sh.log 2>&1", dir, cmd);
     int st = system(full);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void wt_gzip(const void *in, size_t n, wf_buf_t *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        abort();
+    }
+    size_t room = deflateBound(&z, (uLong)n);
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = wf_buf_reserve(out, room);
+    z.avail_out = (uInt)room;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+        abort();
+    }
+    out->len += room - z.avail_out;
+    deflateEnd(&z);
 }

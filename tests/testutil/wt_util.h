@@ -5,6 +5,8 @@
 #ifndef WT_UTIL_H
 #define WT_UTIL_H
 
+#include "wf_buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +83,8 @@ uint64_t wt_rand(uint64_t *state);
         skip();                                                                                    \
     } while (0)
 void wt_note_skip(void);
+/* n bytes of in as one gzip member (level 9) appended to out. Aborts on a zlib failure. */
+void wt_gzip(const void *in, size_t n, wf_buf_t *out);
 int wt_exit_code(int failed);
 
 #endif
