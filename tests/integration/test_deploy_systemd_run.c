@@ -20,7 +20,9 @@
  * test_deploy_systemd rates it with systemd-analyze), the dynamic users, Restart=.
  */
 #include "test_deploy_systemd_common.h"
+#include "wf_buf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -47,6 +49,7 @@ static const char *const default_ports[] = {
     "15010", /* control */
     "20001", /* collector: UI and APIs */
     "4318",  /* collector: OTLP */
+    "4317",  /* collector: OTLP/gRPC */
     "9411",  /* collector: Zipkin */
     "9080",  /* the application behind the sidecar */
     "15006", /* sidecar inbound */
@@ -56,7 +59,19 @@ static const char *const default_ports[] = {
     "15100", /* gateway admin */
 };
 #define NPORTS (sizeof(default_ports) / sizeof(default_ports[0]))
-enum { P_CONTROL, P_COLLECTOR, P_OTLP, P_ZIPKIN, P_APP, P_IN, P_OUT, P_ADMIN, P_GW_IN, P_GW_ADMIN };
+enum {
+    P_CONTROL,
+    P_COLLECTOR,
+    P_OTLP,
+    P_OTLP_GRPC,
+    P_ZIPKIN,
+    P_APP,
+    P_IN,
+    P_OUT,
+    P_ADMIN,
+    P_GW_IN,
+    P_GW_ADMIN
+};
 
 /* Whether the kernel can deny write+execute memory (PR_SET_MDWE); main sets it. */
 static bool g_mdwe;
@@ -71,19 +86,25 @@ typedef struct {
 /* text with the default ports replaced by the fixture's. New string. */
 static char *move_ports(const fx_t *fx, const char *text)
 {
-    char *cur = su_strdup(text);
-    for (size_t i = 0; i < NPORTS; i++) {
-        char to[16], from[16];
-        const char *seps[] = {":", "="};
-        for (size_t s = 0; s < 2; s++) {
-            snprintf(from, sizeof(from), "%s%s", seps[s], default_ports[i]);
-            snprintf(to, sizeof(to), "%s%d", seps[s], fx->port[i]);
-            char *next = su_replace(cur, from, to);
-            wf_free(cur);
-            cur = next;
+    /* One pass, whole numbers only: a free port already put in must not be moved again (a
+     * free 43181 holds "4318"). */
+    wf_buf_t out = WF_BUF_INIT;
+    for (const char *p = text; *p != '\0';) {
+        bool moved = false;
+        for (size_t i = 0; i < NPORTS && (*p == ':' || *p == '=') && !moved; i++) {
+            size_t n = strlen(default_ports[i]);
+            if (strncmp(p + 1, default_ports[i], n) == 0 && !isdigit((unsigned char)p[1 + n])) {
+                wf_buf_printf(&out, "%c%d", *p, fx->port[i]);
+                p += 1 + n;
+                moved = true;
+            }
+        }
+        if (!moved) {
+            wf_buf_putc(&out, (uint8_t)*p++);
         }
     }
-    return cur;
+    wf_buf_putc(&out, 0);
+    return (char *)wf_buf_detach(&out, NULL);
 }
 
 static void mkdir_p(const char *path)
