@@ -548,8 +548,11 @@ static void retry_after(col_resp_t *resp, int64_t wait_ms)
     col_resp_header(resp, "Retry-After", v);
 }
 
-static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_req_t *req,
-                        col_resp_t *resp)
+/* A Basic credential (header is the whole Authorization value, c its parse): 0 when it is
+ * good (a cached success, else the limiter and the hash), WF_E_INVAL when it is not, or
+ * WF_E_LIMIT with *wait_ms when the client address or the name is locked out. */
+static int basic_verdict(col_auth_t *a, const char *header, const col_cred_t *c, const char *addr,
+                         int64_t *wait_ms)
 {
     uint8_t key[32];
     sha256(header, strlen(header), key);
@@ -565,22 +568,17 @@ static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_re
     pthread_mutex_unlock(&a->mu);
     atomic_fetch_add(&a->basic_cache[hit], 1);
     if (hit) {
-        return true;
+        return 0;
     }
-    char addr[64];
-    col_req_client_addr(req, addr, sizeof(addr));
-    int64_t wait_ms = 0;
+    *wait_ms = 0;
     const char *who = col__auth_check(a, addr, c->user, c->user_len, c->password, c->password_len,
-                                      now_ms(), &wait_ms);
-    if (wait_ms > 0) {
+                                      now_ms(), wait_ms);
+    if (*wait_ms > 0) {
         atomic_fetch_add(&a->rejected[REJ_LIMITED], 1);
-        col_resp_api_error(resp, 429, "rate_limited", "too many failed logins: retry in %lld s",
-                           (long long)((wait_ms + 999) / 1000));
-        retry_after(resp, wait_ms);
-        return false;
+        return WF_E_LIMIT;
     }
     if (who == NULL) {
-        return deny(a, req, resp, 401, "invalid username or password");
+        return WF_E_INVAL;
     }
     pthread_mutex_lock(&a->mu);
     basic_ent_t *e = &a->basic[a->basic_next];
@@ -589,7 +587,61 @@ static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_re
     snprintf(e->user, sizeof(e->user), "%s", who);
     e->until_ms = now_ms() + BASIC_CACHE_TTL_MS;
     pthread_mutex_unlock(&a->mu);
-    return true;
+    return 0;
+}
+
+static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_req_t *req,
+                        col_resp_t *resp)
+{
+    char addr[64];
+    col_req_client_addr(req, addr, sizeof(addr));
+    int64_t wait_ms = 0;
+    int rc = basic_verdict(a, header, c, addr, &wait_ms);
+    if (rc == WF_E_LIMIT) {
+        col_resp_api_error(resp, 429, "rate_limited", "too many failed logins: retry in %lld s",
+                           (long long)((wait_ms + 999) / 1000));
+        retry_after(resp, wait_ms);
+        return false;
+    }
+    return rc == 0 || deny(a, req, resp, 401, "invalid username or password");
+}
+
+bool col_auth_ingest_credentials(void *arg, const char *addr, const char *authorization, char *why,
+                                 size_t whycap)
+{
+    col_auth_t *a = arg;
+    if (a == NULL || a->users == NULL || !a->opt.auth_ingest) {
+        return true;
+    }
+    col_cred_t c;
+    int rc =
+        authorization != NULL ? col_auth_parse_authorization(authorization, &c) : WF_E_NOTFOUND;
+    bool ok = false;
+    if (rc == WF_E_NOTFOUND) {
+        snprintf(why, whycap, "authentication required: send Basic or Bearer credentials");
+    } else if (rc != 0) {
+        snprintf(why, whycap, "malformed or unsupported authorization (want Basic or Bearer)");
+    } else if (c.kind == COL_CRED_BEARER) {
+        ok = col_users_check_token(a->users, c.token, c.token_len) != NULL;
+        if (!ok) {
+            snprintf(why, whycap, "invalid token");
+        }
+    } else {
+        int64_t wait_ms = 0;
+        rc = basic_verdict(a, authorization, &c, addr, &wait_ms);
+        ok = rc == 0;
+        if (rc == WF_E_LIMIT) {
+            snprintf(why, whycap, "too many failed logins: retry in %lld s",
+                     (long long)((wait_ms + 999) / 1000));
+        } else if (!ok) {
+            snprintf(why, whycap, "invalid username or password");
+        }
+    }
+    OPENSSL_cleanse(&c, sizeof(c));
+    if (!ok && rc != WF_E_LIMIT) {
+        atomic_fetch_add(&a->rejected[REJ_UNAUTHORIZED], 1);
+    }
+    return ok;
 }
 
 static bool auth_hook(void *arg, const char *route, col_req_t *req, col_resp_t *resp)

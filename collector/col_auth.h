@@ -78,6 +78,16 @@ typedef struct {
  */
 int col_auth_parse_authorization(const char *value, col_cred_t *out);
 
+/*
+ * Whether an ingest call that is not HTTP/1 (OTLP/gRPC) may proceed, given the value of its
+ * authorization metadata (NULL: none) and the client's address: always without a users file or
+ * without auth_ingest; else Basic or Bearer credentials as the HTTP hook takes them (the same
+ * cache and failed-login limiter). false with why filled. arg is the col_auth_t (the signature
+ * is col_grpc_auth_cb's). Any thread.
+ */
+bool col_auth_ingest_credentials(void *arg, const char *addr, const char *authorization, char *why,
+                                 size_t whycap);
+
 /* The weft_session cookie of a Cookie header: 0 and its 32 bytes in id, or WF_E_NOTFOUND (no
  * such cookie, or not 64 hex digits). */
 int col_auth_cookie_session(const char *cookie_header, uint8_t id[32]);

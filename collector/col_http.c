@@ -238,12 +238,13 @@ void col_resp_api_error(col_resp_t *resp, unsigned status, const char *error_typ
     wf_buf_free(&msg);
 }
 
-static void resp_free(col_resp_t *resp)
+void col_resp_free(col_resp_t *resp)
 {
     for (size_t i = 0; i < resp->nheaders; i++) {
         wf_free(resp->headers[i][0]);
         wf_free(resp->headers[i][1]);
     }
+    resp->nheaders = 0;
     wf_buf_free(&resp->body);
 }
 
@@ -329,7 +330,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, col_resp_t *resp)
     }
     enum MHD_Result ret = MHD_queue_response(conn, resp->status ? resp->status : 200, r);
     MHD_destroy_response(r);
-    resp_free(resp);
+    col_resp_free(resp);
     return ret;
 }
 
@@ -482,8 +483,7 @@ static void parse_form(col_req_t *req, size_t *cap, const char *body, size_t len
     }
 }
 
-/* Inflate (gzip or zlib/deflate, by windowBits) within limit. 0, WF_E_LIMIT or WF_E_INVAL. */
-static int inflate_body(const uint8_t *in, size_t len, int window_bits, size_t limit, wf_buf_t *out)
+int col_http_inflate(const uint8_t *in, size_t len, int window_bits, size_t limit, wf_buf_t *out)
 {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
@@ -573,8 +573,9 @@ static enum MHD_Result dispatch(col_http_t *h, struct MHD_Connection *conn, cons
     if (ce != NULL && body_len > 0 &&
         (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0 ||
          strcasecmp(ce, "deflate") == 0)) {
-        int rc = inflate_body(body, body_len, strcasecmp(ce, "deflate") == 0 ? 15 + 32 : 15 + 16,
-                              route->max_body, &decoded);
+        int rc =
+            col_http_inflate(body, body_len, strcasecmp(ce, "deflate") == 0 ? 15 + 32 : 15 + 16,
+                             route->max_body, &decoded);
         if (rc == WF_E_LIMIT) {
             wf_buf_free(&decoded);
             char msg[96];
@@ -657,7 +658,7 @@ static bool run_auth(col_http_t *h, struct MHD_Connection *conn, const route_t *
     resp->content_type = "application/json";
     resp->retry_after_s = h->opt.retry_after_s;
     if (h->auth_cb(h->auth_arg, route->path, &req, resp)) {
-        resp_free(resp);
+        col_resp_free(resp);
         return true;
     }
     unsigned cls = resp->status / 100;
@@ -759,8 +760,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return dispatch(h, conn, url, method, st);
 }
 
-/* Parse "ipv4:port" ("localhost" allowed). */
-static int parse_addr(const char *s, struct sockaddr_in *addr)
+int col_http_parse_addr(const char *s, struct sockaddr_in *addr)
 {
     const char *colon = strrchr(s, ':');
     if (colon == NULL || colon == s) {
@@ -818,7 +818,7 @@ int col_http_listen(col_http_t *h, const char *addr_s)
     if (h->ndaemons == MAX_DAEMONS) {
         return WF_E_LIMIT;
     }
-    if (parse_addr(addr_s, &addr) != 0) {
+    if (col_http_parse_addr(addr_s, &addr) != 0) {
         return WF_E_INVAL;
     }
     struct MHD_Daemon *d = MHD_start_daemon(

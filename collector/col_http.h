@@ -26,6 +26,7 @@
 #include "wf_arena.h"
 #include "wf_buf.h"
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,8 @@ typedef struct {
 
 #define COL_RETRY_AFTER_DEFAULT_S 1
 
+/* Free what a response holds (its body and header copies); resp can be reused after. */
+void col_resp_free(col_resp_t *resp);
 /* Add a response header (both strings copied). */
 void col_resp_header(col_resp_t *resp, const char *name, const char *value);
 /* A text/plain body with status (ingest endpoints answer errors like this, as Prometheus). */
@@ -146,6 +149,12 @@ void col_http_stats(col_http_t *h, col_http_stats_t *out);
 
 /* Stop accepting, finish in-flight requests, free everything. NULL is a no-op. */
 void col_http_free(col_http_t *h);
+
+/* Parse "ipv4:port" ("localhost" allowed) into addr. 0 or WF_E_INVAL. */
+int col_http_parse_addr(const char *s, struct sockaddr_in *addr);
+/* Inflate in (gzip or zlib/deflate, by zlib's windowBits) into out, at most limit bytes. 0;
+ * WF_E_LIMIT beyond limit; WF_E_INVAL for a corrupt or truncated stream. */
+int col_http_inflate(const uint8_t *in, size_t len, int window_bits, size_t limit, wf_buf_t *out);
 
 /* JSON string escaping (RFC 8259, \u00XX for control characters; invalid UTF-8 bytes become
  * U+FFFD) appended to out, with the quotes. */

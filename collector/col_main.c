@@ -18,6 +18,8 @@
 #include "col_jaeger.h"
 #include "col_jaeger_v3.h"
 #include "col_mesh.h"
+#include "col_grpc.h"
+#include "col_otlp_grpc.h"
 #include "col_otlp_metrics.h"
 #include "col_otlp_traces.h"
 #include "col_remote_write.h"
@@ -67,6 +69,7 @@ typedef struct {
     char *scrape_job;
     bool honor_labels;
     char *otlp_listen;
+    char *otlp_grpc_listen;
     char *zipkin_listen;
     char *zipkin_autocomplete_keys;
     int64_t ingest_queue_bytes;
@@ -137,6 +140,9 @@ static const wf_flag_t col_flags[] = {
      "(otherwise it is renamed exported_<name>)"},
     {"otlp-listen", WF_FLAG_STR, "127.0.0.1:4318", offsetof(col_config_t, otlp_listen),
      "also serve on the port OTLP/HTTP SDKs send to by default (off = do not)"},
+    {"otlp-grpc-listen", WF_FLAG_STR, "127.0.0.1:4317", offsetof(col_config_t, otlp_grpc_listen),
+     "serve OTLP over gRPC (traces and metrics) on this port, where SDKs send it by default "
+     "(off = do not)"},
     {"zipkin-listen", WF_FLAG_STR, "127.0.0.1:9411", offsetof(col_config_t, zipkin_listen),
      "also serve on the port Zipkin clients send to by default (off = do not)"},
     {"zipkin-autocomplete-keys", WF_FLAG_STR, NULL,
@@ -212,6 +218,7 @@ typedef struct {
     col_selfmon_t selfmon;
     col_ui_t *ui;
     col_rw_sender_t *rw;
+    col_grpc_t *grpc;
     char *config_yaml;
     int64_t started_ms;
 } col_ctx_t;
@@ -256,6 +263,9 @@ static void extra_metrics(void *arg, wf_buf_t *out)
     col_scrape_write_metrics(ctx->scrape, out);
     col_auth_write_metrics(ctx->auth, out);
     col_rw_sender_write_metrics(ctx->rw, out);
+    if (ctx->grpc != NULL) {
+        col_grpc_write_metrics(ctx->grpc, out);
+    }
 }
 
 /* Is "host:port" an address other hosts may reach: an IP literal outside 127.0.0.0/8 and ::1?
@@ -295,8 +305,8 @@ static int setup_auth(col_ctx_t *ctx)
         return 2;
     }
     if (c->users == NULL && !c->anonymous) {
-        const char *addrs[3] = {c->listen, c->otlp_listen, c->zipkin_listen};
-        for (size_t i = 0; i < 3; i++) {
+        const char *addrs[4] = {c->listen, c->otlp_listen, c->zipkin_listen, c->otlp_grpc_listen};
+        for (size_t i = 0; i < 4; i++) {
             if (addrs[i] == NULL || !reachable_addr(addrs[i])) {
                 continue;
             }
@@ -504,6 +514,46 @@ static void stop_http(void *arg)
 static void stop_scrape(void *arg)
 {
     col_scrape_free(arg);
+}
+
+static void stop_grpc(void *arg)
+{
+    col_grpc_free(arg);
+}
+
+/*
+ * OTLP/gRPC on --otlp-grpc-listen (unless off). Like the other SDK default ports it is a
+ * convenience: when another process holds it, say so and go on. 0, or 2 with the message
+ * printed (a malformed address).
+ */
+static int start_grpc(col_ctx_t *ctx)
+{
+    const char *addr = ctx->cfg.otlp_grpc_listen;
+    if (addr == NULL || *addr == '\0' || strcmp(addr, "off") == 0) {
+        return 0;
+    }
+    col_grpc_options_t go = {.auth = col_auth_ingest_credentials, .auth_arg = ctx->auth};
+    if (col_grpc_new(&go, &ctx->grpc) != 0) {
+        fprintf(stderr, "weft collector: cannot start the gRPC server\n");
+        return 2;
+    }
+    col_otlp_grpc_register(ctx->grpc, ctx->writer);
+    int rc = col_grpc_listen(ctx->grpc, addr);
+    if (rc == WF_E_INVAL) {
+        fprintf(stderr, "weft collector: invalid --otlp-grpc-listen %s (want IPv4:port or off)\n",
+                addr);
+        return 2;
+    }
+    if (rc == 0) {
+        rc = col_grpc_start(ctx->grpc);
+    }
+    if (rc != 0) {
+        WF_LOG(WF_WARN, "collector", "not listening on an extra port", "addr=%s err=\"%s\"", addr,
+               wf_strerror(rc));
+        col_grpc_free(ctx->grpc);
+        ctx->grpc = NULL;
+    }
+    return 0;
 }
 
 static void housekeeping(col_ctx_t *ctx, int64_t *next_flush, int64_t *next_retention)
@@ -736,6 +786,10 @@ int col_main(int argc, char **argv)
                    extra[i], wf_strerror(rc));
         }
     }
+    if (start_grpc(&ctx) != 0) {
+        status = 2;
+        goto out;
+    }
     WF_LOG(WF_INFO, "collector", "listening", "addr=%s data_dir=%s", ctx.cfg.listen,
            ctx.cfg.data_dir);
     printf("weft collector listening on http://%s (data in %s)\n", ctx.cfg.listen,
@@ -752,6 +806,9 @@ int col_main(int argc, char **argv)
     status = 0;
 out:
     /* Order matters: first no new requests or scrapes, then the queue, then the store. */
+    if (ctx.grpc != NULL) {
+        stop_while_draining(ctx.writer, stop_grpc, ctx.grpc);
+    }
     if (ctx.http != NULL) {
         stop_while_draining(ctx.writer, stop_http, ctx.http);
     }

@@ -374,8 +374,8 @@ static int start_mesh(demo_t *d)
     c = child_add(d, "collector", "collector", "--listen", buf[0], "--data-dir", buf[1],
                   "--scrape-sd", buf[2], "--scrape-sd-bearer-file", token, "--scrape-sd-refresh",
                   "2s", "--scrape-interval", "2s", "--scrape-timeout", "2s", "--otlp-listen", "off",
-                  "--zipkin-listen", "off", "--control", d->control_url, "--control-token-file",
-                  token, NULL);
+                  "--otlp-grpc-listen", "off", "--zipkin-listen", "off", "--control",
+                  d->control_url, "--control-token-file", token, NULL);
     if (child_start(d, c) != 0) {
         return -1;
     }

@@ -25,6 +25,7 @@ packages=(
     # libraries (found through pkg-config)
     libmicrohttpd-dev libsqlite3-dev libjansson-dev libzstd-dev libuv1-dev libssl-dev
     libyaml-dev libpcre2-dev libsnappy-dev zlib1g-dev libcurl4-openssl-dev libcrypt-dev
+    libnghttp2-dev
 )
 test_packages=(
     # tests: unit tests, format check, sanitizer and libFuzzer builds

@@ -67,50 +67,71 @@ int main(void)
         return ci ? 1 : SKIP_CODE;
     }
 
+    /* Each exporter once; the SDK-default ports (OTLP, Zipkin listeners) and the main port. */
+    static const struct {
+        const char *script; /* roundtrip.js: a trace; metrics.js: metrics */
+        const char *mode;
+        int which; /* 0 main port, 1 OTLP listener, 2 Zipkin listener, 3 OTLP/gRPC listener */
+        const char *path;
+    } runs[] = {
+        {"roundtrip.js", "otlp-json", 1, "/v1/traces"},
+        {"roundtrip.js", "otlp-proto", 0, "/v1/traces"},
+        {"roundtrip.js", "zipkin", 2, "/api/v2/spans"},
+        {"roundtrip.js", "otlp-json-gzip", 0, "/v1/traces"},
+        {"roundtrip.js", "otlp-proto-gzip", 1, "/v1/traces"},
+        {"roundtrip.js", "otlp-grpc", 3, ""},
+        {"roundtrip.js", "otlp-grpc-gzip", 3, ""},
+        {"metrics.js", "otlp-grpc", 3, ""},
+        {"metrics.js", "otlp-grpc-gzip", 3, ""},
+    };
+    const size_t nruns = sizeof(runs) / sizeof(runs[0]);
     char *dir = wt_tmpdir("oteljs");
     int port = wt_free_port(), otlp_port = wt_free_port(), zipkin_port = wt_free_port();
-    char listen[64], otlp[64], zipkin[64], data[512], log[600];
+    int grpc_port = wt_free_port();
+    char listen[64], otlp[64], zipkin[64], grpc[64], data[512], log[600];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
     snprintf(otlp, sizeof(otlp), "127.0.0.1:%d", otlp_port);
     snprintf(zipkin, sizeof(zipkin), "127.0.0.1:%d", zipkin_port);
+    snprintf(grpc, sizeof(grpc), "127.0.0.1:%d", grpc_port);
     snprintf(data, sizeof(data), "%s/data", dir);
     snprintf(log, sizeof(log), "%s/weft.log", dir);
-    char *wargv[] = {
-        (char *)wt_weft_bin(), "collector", "--listen",        listen, "--data-dir", data,
-        "--otlp-listen",       otlp,        "--zipkin-listen", zipkin, NULL};
+    char *wargv[] = {(char *)wt_weft_bin(),
+                     "collector",
+                     "--listen",
+                     listen,
+                     "--data-dir",
+                     data,
+                     "--otlp-listen",
+                     otlp,
+                     "--zipkin-listen",
+                     zipkin,
+                     "--otlp-grpc-listen",
+                     grpc,
+                     NULL};
     pid_t weft = wt_spawn(wargv, log);
     int failed = 0;
     if (!wt_wait_port(port, 10000) || !wt_wait_port(otlp_port, 10000) ||
-        !wt_wait_port(zipkin_port, 10000)) {
+        !wt_wait_port(zipkin_port, 10000) || !wt_wait_port(grpc_port, 10000)) {
         printf("FAIL: the collector did not start\n");
         print_file(log);
         failed = 1;
         goto stop;
     }
 
-    /* Each exporter once; the SDK-default ports (OTLP, Zipkin listeners) and the main port. */
-    static const struct {
-        const char *mode;
-        int which; /* 0 main port, 1 OTLP listener, 2 Zipkin listener */
-        const char *path;
-    } runs[] = {
-        {"otlp-json", 1, "/v1/traces"},       {"otlp-proto", 0, "/v1/traces"},
-        {"zipkin", 2, "/api/v2/spans"},       {"otlp-json-gzip", 0, "/v1/traces"},
-        {"otlp-proto-gzip", 1, "/v1/traces"},
-    };
-    char script[4200];
-    snprintf(script, sizeof(script), "%s/roundtrip.js", js_dir);
-    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-        int to = runs[i].which == 0 ? port : runs[i].which == 1 ? otlp_port : zipkin_port;
+    for (size_t i = 0; i < nruns; i++) {
+        char script[4200];
+        snprintf(script, sizeof(script), "%s/%s", js_dir, runs[i].script);
+        const int ports[4] = {port, otlp_port, zipkin_port, grpc_port};
+        int to = ports[runs[i].which];
         char base[64], ingest[128], out[700];
         snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
         snprintf(ingest, sizeof(ingest), "http://127.0.0.1:%d%s", to, runs[i].path);
-        snprintf(out, sizeof(out), "%s/%s.out", dir, runs[i].mode);
+        snprintf(out, sizeof(out), "%s/%zu-%s.out", dir, i, runs[i].mode);
         char *nargv[] = {"node", script, (char *)runs[i].mode, base, ingest, NULL};
         pid_t p = wt_spawn(nargv, out);
         int st = wt_wait(p, 120000);
         bool ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-        printf("%s %s -> %s\n", ok ? "ok  " : "FAIL", runs[i].mode, ingest);
+        printf("%s %s %s -> %s\n", ok ? "ok  " : "FAIL", runs[i].script, runs[i].mode, ingest);
         print_file(out);
         if (!ok) {
             failed++;
@@ -126,6 +147,6 @@ stop:;
     }
     wt_rm_rf(dir);
     wf_free(dir);
-    printf("%d of %zu exporter runs failed\n", failed, (size_t)5);
+    printf("%d of %zu exporter runs failed\n", failed, nruns);
     return failed ? 1 : 0;
 }

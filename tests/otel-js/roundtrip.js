@@ -1,6 +1,7 @@
 // Round trip through weft with a real OpenTelemetry JS SDK exporter.
 //
-// Usage: node roundtrip.js otlp-json|otlp-proto|zipkin|otlp-json-gzip|otlp-proto-gzip BASE_URL INGEST_URL
+// Usage: node roundtrip.js MODE BASE_URL INGEST_URL, MODE one of otlp-json, otlp-proto, otlp-grpc
+// (INGEST_URL http://host:port of the gRPC listener), zipkin, and the OTLP ones with -gzip
 //
 // Creates one trace (nested SERVER -> INTERNAL -> CLIENT/PRODUCER/CONSUMER spans, every
 // attribute type the JS API allows, events with attributes, a link to another trace, an error
@@ -33,6 +34,10 @@ function makeExporter() {
   }
   if (kind === 'otlp-proto') {
     const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
+    return new OTLPTraceExporter({ url: ingestUrl, compression });
+  }
+  if (kind === 'otlp-grpc') {
+    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
     return new OTLPTraceExporter({ url: ingestUrl, compression });
   }
   if (kind === 'zipkin') {
