@@ -78,7 +78,6 @@ struct col_grpc_conn {
     bool reading;
     size_t write_pending;
     uint64_t last_active_ms;
-    char rbuf[65536];
 };
 
 struct col_grpc {
@@ -101,6 +100,9 @@ struct col_grpc {
     conn_t *conns;
     _Atomic unsigned nconns;
     size_t buffered; /* loop thread */
+    /* Every read lands here: nghttp2 takes what it keeps before on_read returns, so one buffer
+     * serves all connections (an idle connection costs no read buffer). */
+    char rbuf[65536];
 };
 
 typedef struct {
@@ -753,7 +755,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn_t *c = h->data;
-    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+    *buf = uv_buf_init(c->g->rbuf, sizeof(c->g->rbuf));
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
