@@ -827,6 +827,17 @@ static void h_metadata(void *arg, col_req_t *req, col_resp_t *resp)
             return;
         }
     }
+    /* The store keeps one entry per metric, so any limit_per_metric answers the same (<= 0
+     * means none, as in Prometheus); it is still checked like Prometheus checks it. */
+    const char *per = col_req_param(req, "limit_per_metric");
+    if (per != NULL && *per != '\0') {
+        char *end;
+        (void)strtol(per, &end, 10);
+        if (*end != '\0') {
+            col_resp_api_error(resp, 400, "bad_data", "limit_per_metric must be a number");
+            return;
+        }
+    }
     wf_buf_puts(&resp->body, "{\"status\":\"success\",\"data\":{");
     if (limit == 0) {
         wf_buf_puts(&resp->body, "}}");

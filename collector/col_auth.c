@@ -496,8 +496,12 @@ static bool is_public(const col_auth_t *a, const char *method, const char *route
     /* "/" is the UI's route (col_ui): index.html and every bundled file, by prefix. */
     static const char *const open_routes[] = {"/-/healthy", "/-/ready", "/api/auth/info",
                                               "/api/login", "/",        NULL};
-    static const char *const ingest_routes[] = {"/api/v1/write", "/v1/metrics", "/v1/traces",
-                                                "/api/v1/import/prometheus", NULL};
+    static const char *const ingest_routes[] = {"/api/v1/write",
+                                                "/v1/metrics",
+                                                "/api/v1/otlp/v1/metrics",
+                                                "/v1/traces",
+                                                "/api/v1/import/prometheus",
+                                                NULL};
     for (size_t i = 0; open_routes[i] != NULL; i++) {
         if (strcmp(route, open_routes[i]) == 0) {
             return true;

@@ -360,6 +360,9 @@ static void add_routes(col_ctx_t *ctx)
                    col_remote_write_handler, ctx->writer);
     col_http_route(ctx->http, "POST", "/v1/metrics", false, (size_t)32 << 20,
                    col_otlp_metrics_handler, ctx->writer);
+    /* Prometheus's own OTLP path (its otlp-write-receiver), for exporters pointed at it. */
+    col_http_route(ctx->http, "POST", "/api/v1/otlp/v1/metrics", false, (size_t)32 << 20,
+                   col_otlp_metrics_handler, ctx->writer);
     col_http_route(ctx->http, "POST", "/api/v1/import/prometheus", false, (size_t)32 << 20,
                    col_import_handler, ctx->writer);
     col_api_register(ctx->http, &ctx->api);

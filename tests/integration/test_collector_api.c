@@ -296,6 +296,11 @@ static void test_metadata_endpoints(void **state)
     d = ok_data("/api/v1/metadata?metric=http_requests_total");
     assert_int_equal(json_object_size(d), 1);
     json_decref(d);
+    d = ok_data("/api/v1/metadata?limit_per_metric=1&limit=1");
+    assert_int_equal(json_object_size(d), 1);
+    assert_int_equal(json_array_size(json_object_get(d, "http_requests_total")), 1);
+    json_decref(d);
+    expect_error("GET", "/api/v1/metadata?limit_per_metric=one", NULL, 400, "bad_data");
 
     d = ok_data("/api/v1/format_query?query=sum(x)by(a)");
     assert_string_equal(json_string_value(d), "sum by (a) (x)");

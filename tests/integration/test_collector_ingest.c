@@ -237,7 +237,8 @@ static void test_otlp_metrics(void **state)
     assert_int_equal(st, 200);
     assert_string_equal(wf_buf_cstr(&resp), "{}");
     wf_buf_reset(&resp);
-    st = wt_conn_request(c, "POST", "/v1/metrics",
+    /* Prometheus's OTLP path takes the same. */
+    st = wt_conn_request(c, "POST", "/api/v1/otlp/v1/metrics",
                          "Content-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n",
                          proto, plen, &resp);
     assert_int_equal(st, 200);
