@@ -427,6 +427,27 @@ static int limit_error(dec_t *d, const char *what)
     return WF_E_LIMIT;
 }
 
+/* One label of the series being built (both versions). */
+static int add_label(dec_t *d, col_sset_t *s, wf_str_t name, wf_str_t value)
+{
+    if (value.len == 0) {
+        /* An empty value is an absent label (Prometheus drops them too); its name must still
+         * be a valid one. */
+        if (!label_name_valid(name)) {
+            char a[400];
+            put_clipped(a, sizeof(a), name);
+            snprintf(d->err, d->errlen, "timeseries %zu: invalid label name \"%s\"", d->series_no,
+                     a);
+            return WF_E_INVAL;
+        }
+        return 0;
+    }
+    if (col_sset_label(s, name, value) != 0) {
+        return limit_error(d, "1024 labels in a series, or 8M labels in total");
+    }
+    return 0;
+}
+
 static int decode_label(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
 {
     wf_pb_field_t f;
@@ -445,23 +466,7 @@ static int decode_label(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
     if (rc < 0) {
         return pb_error(d, r, "label");
     }
-    if (value.len == 0) {
-        /* An empty value is an absent label (Prometheus drops them too); its name must still
-         * be a valid one. */
-        if (!label_name_valid(name)) {
-            char a[400];
-            put_clipped(a, sizeof(a), name);
-            snprintf(d->err, d->errlen, "timeseries %zu: invalid label name \"%s\"", d->series_no,
-                     a);
-            return WF_E_INVAL;
-        }
-        return 0;
-    }
-    rc = col_sset_label(s, name, value);
-    if (rc != 0) {
-        return limit_error(d, "1024 labels in a series, or 8M labels in total");
-    }
-    return 0;
+    return add_label(d, s, name, value);
 }
 
 static int decode_sample(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
@@ -485,6 +490,22 @@ static int decode_sample(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
     }
     if (col_sset_sample(s, ts, v) != 0) {
         return limit_error(d, "2000000 samples");
+    }
+    return 0;
+}
+
+/* Validate the labels of the series being built and close it (both versions). */
+static int end_series(dec_t *d, col_sset_t *s)
+{
+    size_t n;
+    const st_label_t *labels = col_sset_cur_labels(s, &n);
+    char why[480];
+    if (check_labels(labels, n, d->names, &d->nnames, why, sizeof(why)) != 0) {
+        snprintf(d->err, d->errlen, "timeseries %zu: %s", d->series_no, why);
+        return WF_E_INVAL;
+    }
+    if (col_sset_end(s) != 0) {
+        return limit_error(d, "2000000 series");
     }
     return 0;
 }
@@ -528,18 +549,11 @@ static int decode_series(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
     if (rc < 0) {
         return pb_error(d, r, "timeseries");
     }
-    size_t n;
-    const st_label_t *labels = col_sset_cur_labels(s, &n);
-    char why[480];
-    if (check_labels(labels, n, d->names, &d->nnames, why, sizeof(why)) != 0) {
-        snprintf(d->err, d->errlen, "timeseries %zu: %s", d->series_no, why);
-        return WF_E_INVAL;
-    }
-    if (col_sset_end(s) != 0) {
-        return limit_error(d, "2000000 series");
-    }
-    return 0;
+    return end_series(d, s);
 }
+
+static int add_metadata(dec_t *d, col_sset_t *s, wf_str_t family, uint32_t type, wf_str_t help,
+                        wf_str_t unit);
 
 static int decode_metadata(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
 {
@@ -571,6 +585,14 @@ static int decode_metadata(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
     if (rc < 0) {
         return pb_error(d, r, "metadata");
     }
+    return add_metadata(d, s, family, type, help, unit);
+}
+
+/* Validate and record one metric family's metadata (both versions; prompb's MetricType and
+ * remote write 2.0's have the store's values, a newer type than we know is UNKNOWN). */
+static int add_metadata(dec_t *d, col_sset_t *s, wf_str_t family, uint32_t type, wf_str_t help,
+                        wf_str_t unit)
+{
     char a[400];
     if (!col_metric_name_valid(family)) {
         put_clipped(a, sizeof(a), family);
@@ -582,7 +604,6 @@ static int decode_metadata(dec_t *d, wf_pb_rd_t *r, col_sset_t *s)
                  (int)(family.len > 64 ? 64 : family.len), family.p);
         return WF_E_INVAL;
     }
-    /* prompb's MetricType has the store's values; a newer type than we know is UNKNOWN. */
     st_metric_type_t t = type <= ST_METRIC_STATESET ? (st_metric_type_t)type : ST_METRIC_UNKNOWN;
     if (col_sset_metadata(s, family, t, help, unit) != 0) {
         return limit_error(d, "2000000 metadata entries");
@@ -654,6 +675,235 @@ int col_rw_decode(const uint8_t *pb, size_t len, col_sset_t *s, char *err, size_
     return 0;
 }
 
+/* ---- remote write 2.0 --------------------------------------------------------------------- */
+
+/* Symbols of one request at most: each takes at least 2 bytes of it, and the table holds a
+ * slice (16 bytes) per symbol. */
+#define RW2_MAX_SYMBOLS ((size_t)4 << 20)
+
+typedef struct {
+    const wf_str_t *sym;
+    size_t nsym;
+} symtab_t;
+
+/* The symbol ref names, or an error for a ref outside the table. */
+static int symbol(dec_t *d, const symtab_t *t, uint64_t ref, wf_str_t *out)
+{
+    if (ref >= t->nsym) {
+        snprintf(d->err, d->errlen,
+                 "timeseries %zu: symbol reference %llu out of range (%zu symbols)", d->series_no,
+                 (unsigned long long)ref, t->nsym);
+        return WF_E_INVAL;
+    }
+    *out = t->sym[ref];
+    return 0;
+}
+
+/* io.prometheus.write.v2.Metadata {type = 1, help_ref = 3, unit_ref = 4} of a series whose
+ * labels are in s: recorded for the family its __name__ belongs to. */
+static int decode2_metadata(dec_t *d, wf_pb_rd_t *r, const symtab_t *t, col_sset_t *s)
+{
+    wf_pb_field_t f;
+    uint32_t type = 0, help_ref = 0, unit_ref = 0;
+    int rc;
+    while ((rc = wf_pb_next(r, &f)) > 0) {
+        if (f.num == 1) {
+            rc = wf_pb_uint32(r, &f, &type);
+        } else if (f.num == 3) {
+            rc = wf_pb_uint32(r, &f, &help_ref);
+        } else if (f.num == 4) {
+            rc = wf_pb_uint32(r, &f, &unit_ref);
+        }
+        if (rc < 0) {
+            return pb_error(d, r, "metadata");
+        }
+    }
+    if (rc < 0) {
+        return pb_error(d, r, "metadata");
+    }
+    wf_str_t help, unit, family = {"", 0};
+    if ((rc = symbol(d, t, help_ref, &help)) != 0 || (rc = symbol(d, t, unit_ref, &unit)) != 0) {
+        return rc;
+    }
+    if (type == 0 && help.len == 0 && unit.len == 0) {
+        return 0; /* no metadata sent */
+    }
+    size_t n;
+    const st_label_t *l = col_sset_cur_labels(s, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (l[i].name.len == 8 && memcmp(l[i].name.p, "__name__", 8) == 0) {
+            family = l[i].value;
+        }
+    }
+    /* A histogram's or summary's series carry suffixes their family has not. */
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    if (type == ST_METRIC_HISTOGRAM || type == ST_METRIC_GAUGEHISTOGRAM ||
+        type == ST_METRIC_SUMMARY) {
+        for (size_t i = 0; i < 3; i++) {
+            size_t sl = strlen(suffixes[i]);
+            if (family.len > sl && memcmp(family.p + family.len - sl, suffixes[i], sl) == 0) {
+                family.len -= sl;
+                break;
+            }
+        }
+    }
+    if (family.len == 0) {
+        return 0; /* a series without a name: end_series refuses it */
+    }
+    if (s->nmeta > 0 && wf_str_eq(s->meta[s->nmeta - 1].family, family)) {
+        return 0; /* the family's series come together: one entry is enough */
+    }
+    return add_metadata(d, s, family, type, help, unit);
+}
+
+/* io.prometheus.write.v2.TimeSeries: labels_refs = 1 (pairs of symbol refs), samples = 2
+ * (the v1 Sample's fields, and start_timestamp = 3, ignored), histograms = 3 and
+ * exemplars = 4 (accepted, not stored), metadata = 5. */
+static int decode2_series(dec_t *d, wf_pb_rd_t *r, const symtab_t *t, col_sset_t *s,
+                          size_t *histograms)
+{
+    wf_pb_field_t f;
+    wf_pb_rd_t sub;
+    wf_pb_rd_t meta = {0};
+    bool have_meta = false;
+    int rc;
+    col_sset_begin(s);
+    while ((rc = wf_pb_next(r, &f)) > 0) {
+        if (f.num == 1) {
+            wf_pb_rep_t it;
+            if (wf_pb_rep_init(r, &f, WF_PB_VARINT, &it) != 0) {
+                return pb_error(d, r, "labels_refs");
+            }
+            if (wf_pb_rep_count(&it) % 2 != 0) {
+                snprintf(d->err, d->errlen, "timeseries %zu: an odd number of labels_refs",
+                         d->series_no);
+                return WF_E_INVAL;
+            }
+            uint64_t nref, vref;
+            while ((rc = wf_pb_rep_next(&it, &nref)) > 0) {
+                wf_str_t name, value;
+                if (wf_pb_rep_next(&it, &vref) <= 0) {
+                    return pb_error(d, r, "labels_refs");
+                }
+                if ((rc = symbol(d, t, nref, &name)) != 0 ||
+                    (rc = symbol(d, t, vref, &value)) != 0 ||
+                    (rc = add_label(d, s, name, value)) != 0) {
+                    return rc;
+                }
+            }
+            if (rc < 0) {
+                return pb_error(d, r, "labels_refs");
+            }
+        } else if (f.num == 2) {
+            if (wf_pb_sub(r, &f, &sub) != 0) {
+                return pb_error(d, r, "timeseries");
+            }
+            if ((rc = decode_sample(d, &sub, s)) != 0) {
+                return rc;
+            }
+        } else if (f.num == 3 || f.num == 4 || f.num == 5) {
+            if (f.wire != WF_PB_LEN) {
+                return pb_error(d,
+                                &(wf_pb_rd_t){.err = "wrong wire type for field", .err_off = f.off},
+                                "timeseries");
+            }
+            *histograms += f.num == 3;
+            if (f.num == 5) {
+                wf_pb_sub(r, &f, &meta); /* read once the labels are all in */
+                have_meta = true;
+            }
+        }
+    }
+    if (rc < 0) {
+        return pb_error(d, r, "timeseries");
+    }
+    if (have_meta && (rc = decode2_metadata(d, &meta, t, s)) != 0) {
+        return rc;
+    }
+    return end_series(d, s);
+}
+
+int col_rw2_decode(const uint8_t *pb, size_t len, col_sset_t *s, size_t *histograms, char *err,
+                   size_t errlen)
+{
+    dec_t d;
+    memset(&d, 0, sizeof(d));
+    d.err = err;
+    d.errlen = errlen;
+    *histograms = 0;
+    wf_pb_rd_t r, sub;
+    wf_pb_field_t f;
+    int rc;
+    /* The symbol table first: series may come before it. */
+    size_t nsym = 0;
+    wf_pb_init(&r, pb, len);
+    while ((rc = wf_pb_next(&r, &f)) > 0) {
+        nsym += f.num == 4;
+    }
+    if (rc < 0) {
+        return pb_error(&d, &r, NULL);
+    }
+    if (nsym > RW2_MAX_SYMBOLS) {
+        return limit_error(&d, "4194304 symbols");
+    }
+    wf_str_t *sym = wf_malloc((nsym > 0 ? nsym : 1) * sizeof(*sym));
+    symtab_t t = {sym, 0};
+    wf_pb_init(&r, pb, len);
+    while ((rc = wf_pb_next(&r, &f)) > 0) {
+        if (f.num == 4 && wf_pb_bytes(&r, &f, &sym[t.nsym++]) != 0) {
+            rc = pb_error(&d, &r, "symbols");
+            goto out;
+        }
+    }
+    if (t.nsym > 0 && sym[0].len != 0) {
+        snprintf(err, errlen, "symbols: the first symbol must be the empty string");
+        rc = WF_E_INVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < t.nsym; i++) {
+        if (!wf_utf8_valid(sym[i].p, sym[i].len)) {
+            snprintf(err, errlen, "symbols: symbol %zu is not valid UTF-8", i);
+            rc = WF_E_INVAL;
+            goto out;
+        }
+    }
+    wf_pb_init(&r, pb, len);
+    rc = 0;
+    while (rc == 0 && wf_pb_next(&r, &f) > 0) {
+        if (f.num != 5) {
+            continue;
+        }
+        if (wf_pb_sub(&r, &f, &sub) != 0) {
+            rc = pb_error(&d, &r, NULL);
+        } else if ((rc = decode2_series(&d, &sub, &t, s, histograms)) == 0) {
+            d.series_no++;
+        }
+    }
+out:
+    wf_free(sym);
+    return rc;
+}
+
+/* Which remote write message the request's Content-Type names: 1 (prometheus.WriteRequest, also
+ * when no proto is named, as 1.0 senders send), 2 (io.prometheus.write.v2.Request), or 0 for
+ * another. */
+static int message_version(const char *content_type)
+{
+    const char *p = content_type != NULL ? strcasestr(content_type, "proto=") : NULL;
+    if (p == NULL) {
+        return 1;
+    }
+    p += 6;
+    size_t n = strcspn(p, "; \t");
+    if (n == 23 && strncmp(p, "prometheus.WriteRequest", n) == 0) {
+        return 1;
+    }
+    if (n == 30 && strncmp(p, "io.prometheus.write.v2.Request", n) == 0) {
+        return 2;
+    }
+    return 0;
+}
+
 /* ---- the handler -------------------------------------------------------------------------- */
 
 void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
@@ -664,22 +914,39 @@ void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
     size_t pb_len = 0;
     col_sset_t set;
     memset(&set, 0, sizeof(set));
-
+    size_t histograms = 0;
+    const char *ctype = req->conn_ != NULL ? col_req_header(req, "Content-Type") : NULL;
+    int version = message_version(ctype);
+    if (version == 0) {
+        /* The remote write 2.0 specification: a receiver answers 415 to a message it does not
+         * take, so that the sender can say so rather than lose the data. */
+        col_resp_text(resp, 415,
+                      "unsupported remote write message in Content-Type \"%.200s\": this "
+                      "receiver takes prometheus.WriteRequest (1.0) and "
+                      "io.prometheus.write.v2.Request (2.0)",
+                      ctype);
+        return;
+    }
     int rc = col_rw_uncompress(req->body, req->body_len, COL_RW_MAX_UNCOMPRESSED, &pb, &pb_len, err,
                                sizeof(err));
     if (rc == 0) {
-        rc = col_rw_decode(pb, pb_len, &set, err, sizeof(err));
+        rc = version == 2 ? col_rw2_decode(pb, pb_len, &set, &histograms, err, sizeof(err))
+                          : col_rw_decode(pb, pb_len, &set, err, sizeof(err));
     }
     if (rc != 0) {
         WF_LOG_RL(WF_WARN, 1, "remote_write", "bad request", "err=\"%s\"", err);
         col_resp_text(resp, rc == WF_E_LIMIT ? 413 : 400, "%s", err);
         goto out;
     }
+    if (histograms > 0) {
+        WF_LOG_RL(WF_WARN, 1, "remote_write", "native histograms not stored",
+                  "series_with_histograms=%zu", histograms);
+    }
+    col_write_t w = {0};
     if (set.nsamples == 0 && set.nmeta == 0) {
         resp->status = 204;
-        goto out;
+        goto written;
     }
-    col_write_t w;
     rc = col_sset_submit(wr, &set, &w);
     if (rc == 0 && w.rejected == 0) {
         resp->status = 204;
@@ -696,6 +963,16 @@ void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
                       col_writer_strerror(rc));
         }
         col_resp_write_failed(resp, rc);
+    }
+written:
+    if (version == 2) {
+        /* What 2.0 senders count as delivered; native histograms and exemplars are not
+         * stored, so they are reported as not written. */
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", w.accepted);
+        col_resp_header(resp, "X-Prometheus-Remote-Write-Samples-Written", n);
+        col_resp_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", "0");
+        col_resp_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", "0");
     }
 out:
     col_sset_free(&set);

@@ -1,5 +1,6 @@
 /*
- * col_remote_write.h - the Prometheus remote_write 1.0 receiver (POST /api/v1/write), and the
+ * col_remote_write.h - the Prometheus remote_write receiver (POST /api/v1/write: 1.0, and 2.0's
+ * io.prometheus.write.v2.Request), and the
  * decoded sample set that every push ingest path (remote_write, OTLP metrics) hands to the
  * write queue.
  *
@@ -41,7 +42,10 @@
 /* All labels of one request, bounding the memory a crafted body can make us hold. */
 #define COL_SSET_MAX_LABELS ((size_t)8 << 20)
 
-/* POST /api/v1/write. writer is the collector's col_writer_t. */
+/* POST /api/v1/write. writer is the collector's col_writer_t. Content-Type's proto parameter
+ * picks the message: none or prometheus.WriteRequest (1.0), io.prometheus.write.v2.Request
+ * (2.0: the answer carries X-Prometheus-Remote-Write-Samples-Written, and -Histograms- and
+ * -Exemplars-Written as 0); any other is 415. */
 void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp);
 
 /* ---- the decoded sample set (shared by the push ingest paths) ------------------------------ */
@@ -129,5 +133,15 @@ int col_rw_uncompress(const uint8_t *in, size_t len, size_t limit, uint8_t **out
  * receives the message for the 400/413 answer.
  */
 int col_rw_decode(const uint8_t *pb, size_t len, col_sset_t *s, char *err, size_t errlen);
+
+/*
+ * The same for a remote write 2.0 io.prometheus.write.v2.Request: the symbol table (its first
+ * entry must be "", every entry UTF-8, at most 4Mi entries), series as pairs of symbol refs
+ * (a ref outside the table or an odd count is malformed), samples, and per-series metadata
+ * recorded for the series' metric family. Native histograms and exemplars are accepted and
+ * not stored; *histograms counts the series that carried histograms.
+ */
+int col_rw2_decode(const uint8_t *pb, size_t len, col_sset_t *s, size_t *histograms, char *err,
+                   size_t errlen);
 
 #endif

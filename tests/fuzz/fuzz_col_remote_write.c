@@ -3,10 +3,11 @@
  * decompression (with a small limit) and the WriteRequest decoder with its validation. The
  * first input byte picks the form: odd means the rest is a snappy body, as it arrives over
  * HTTP; even means the rest is the protobuf itself, so the fuzzer reaches the decoder without
- * having to learn snappy. Checked beyond "no crash": a decoded set is internally consistent
- * (every series within the label and sample arrays, at least one sample each), every label
- * slice lies inside the decoded bytes, every accepted series passes the label validation
- * again, and a refusal always comes with a message.
+ * having to learn snappy. The second bit picks the message: set, remote write 2.0's Request (its
+ * symbol table, refs, per-series metadata); clear, 1.0's WriteRequest. Checked beyond "no crash": a
+ * decoded set is internally consistent (every series within the label and sample arrays, at least
+ * one sample each), every label slice lies inside the decoded bytes, every accepted series passes
+ * the label validation again, and a refusal always comes with a message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,7 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     col_sset_t set;
     memset(&set, 0, sizeof(set));
-    int rc = col_rw_decode(pb, pb_len, &set, err, sizeof(err));
+    size_t histograms = 0;
+    int rc = data[0] & 2 ? col_rw2_decode(pb, pb_len, &set, &histograms, err, sizeof(err))
+                         : col_rw_decode(pb, pb_len, &set, err, sizeof(err));
     if (rc != 0) {
         check(err[0] != '\0');
     } else {

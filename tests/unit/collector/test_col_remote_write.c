@@ -823,6 +823,133 @@ static void test_store_closed_503(void **state)
     wt_rw_free(rw);
 }
 
+/* ---- remote write 2.0 ------------------------------------------------------------------------ */
+
+/* A v2 Request: symbols, then series given as packed refs with one sample each, and optional
+ * metadata {type, help_ref, unit_ref}. */
+static void rw2_symbols(wf_buf_t *b, const char *const *sym, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wt_pb_str(b, 4, sym[i]);
+    }
+}
+
+static void rw2_series(wf_buf_t *b, const uint32_t *refs, size_t nrefs, int64_t ts, double v,
+                       const uint32_t *meta)
+{
+    wf_buf_t ts_msg = WF_BUF_INIT, packed = WF_BUF_INIT, sample = WF_BUF_INIT, md = WF_BUF_INIT;
+    for (size_t i = 0; i < nrefs; i++) {
+        wf_buf_put_uvarint(&packed, refs[i]);
+    }
+    wt_pb_bytes(&ts_msg, 1, packed.data, packed.len);
+    wt_pb_double(&sample, 1, v);
+    wt_pb_varint(&sample, 2, (uint64_t)ts);
+    wt_pb_bytes(&ts_msg, 2, sample.data, sample.len);
+    if (meta != NULL) {
+        wt_pb_varint(&md, 1, meta[0]);
+        wt_pb_varint(&md, 3, meta[1]);
+        wt_pb_varint(&md, 4, meta[2]);
+        wt_pb_bytes(&ts_msg, 5, md.data, md.len);
+    }
+    wt_pb_bytes(b, 5, ts_msg.data, ts_msg.len);
+    wf_buf_free(&ts_msg);
+    wf_buf_free(&packed);
+    wf_buf_free(&sample);
+    wf_buf_free(&md);
+}
+
+static const char *const SYM[] = {
+    "",    "__name__",         "http_requests_total", "job", "api", "code",
+    "200", "Requests served.", "req_seconds_bucket",  "le",  "0.5", "seconds"};
+
+static void test_rw2_decode(void **state)
+{
+    (void)state;
+    wf_buf_t b = WF_BUF_INIT;
+    /* A series before the symbol table: the decoder reads the table first. */
+    rw2_series(&b, (const uint32_t[]){1, 2, 5, 6, 3, 4}, 6, T0, 7, (const uint32_t[]){1, 7, 0});
+    rw2_symbols(&b, SYM, 12);
+    rw2_series(&b, (const uint32_t[]){1, 8, 9, 10}, 4, T0, 3, (const uint32_t[]){3, 0, 11});
+    col_sset_t s;
+    memset(&s, 0, sizeof(s));
+    size_t hist = 9;
+    char err[512];
+    assert_int_equal(col_rw2_decode(b.data, b.len, &s, &hist, err, sizeof(err)), 0);
+    assert_int_equal(hist, 0);
+    assert_int_equal(s.nseries, 2);
+    assert_int_equal(s.nsamples, 2);
+    assert_int_equal(s.series[0].nlabels, 3);
+    assert_true(wf_str_eq(s.labels[0].name, WF_STR_LIT("__name__")));
+    assert_true(wf_str_eq(s.labels[0].value, WF_STR_LIT("http_requests_total")));
+    assert_true(wf_str_eq(s.labels[2].value, WF_STR_LIT("api")));
+    assert_true(s.ts[0] == T0 && s.v[0] == 7 && s.v[1] == 3);
+    /* Metadata by family: a counter as named, a histogram's _bucket series under its family. */
+    assert_int_equal(s.nmeta, 2);
+    assert_true(wf_str_eq(s.meta[0].family, WF_STR_LIT("http_requests_total")));
+    assert_int_equal(s.meta[0].type, ST_METRIC_COUNTER);
+    assert_true(wf_str_eq(s.meta[0].help, WF_STR_LIT("Requests served.")));
+    assert_true(wf_str_eq(s.meta[1].family, WF_STR_LIT("req_seconds")));
+    assert_int_equal(s.meta[1].type, ST_METRIC_HISTOGRAM);
+    assert_true(wf_str_eq(s.meta[1].unit, WF_STR_LIT("seconds")));
+    col_sset_free(&s);
+    wf_buf_free(&b);
+}
+
+/* Each malformed 2.0 request is refused with a message and decodes nothing usable. */
+static void test_rw2_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad_first[] = {"x", "__name__", "up"};
+    static const char *const bad_utf8[] = {"", "__name__", "\xff\xfe"};
+    struct {
+        const char *what;
+        const char *const *sym;
+        size_t nsym;
+        uint32_t refs[6];
+        size_t nrefs;
+        const char *want;
+    } cases[] = {
+        {"ref out of range", SYM, 12, {1, 2, 3, 99}, 4, "out of range"},
+        {"odd refs", SYM, 12, {1, 2, 3}, 3, "odd number"},
+        {"first symbol not empty", bad_first, 3, {1, 2}, 2, "first symbol"},
+        {"symbol not UTF-8", bad_utf8, 3, {1, 2}, 2, "UTF-8"},
+        {"empty name ref", SYM, 12, {0, 4, 1, 2}, 4, "label name"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wf_buf_t b = WF_BUF_INIT;
+        rw2_symbols(&b, cases[i].sym, cases[i].nsym);
+        rw2_series(&b, cases[i].refs, cases[i].nrefs, T0, 1, NULL);
+        col_sset_t s;
+        memset(&s, 0, sizeof(s));
+        size_t hist;
+        char err[512] = "";
+        int rc = col_rw2_decode(b.data, b.len, &s, &hist, err, sizeof(err));
+        printf("%s: %d %s\n", cases[i].what, rc, err);
+        assert_int_equal(rc, WF_E_INVAL);
+        assert_non_null(strstr(err, cases[i].want));
+        col_sset_free(&s);
+        wf_buf_free(&b);
+    }
+    /* Metadata with the wrong wire type, and a truncated body. */
+    wf_buf_t b = WF_BUF_INIT;
+    rw2_symbols(&b, SYM, 12);
+    wf_buf_t ts_msg = WF_BUF_INIT;
+    wt_pb_varint(&ts_msg, 5, 3);
+    wt_pb_bytes(&b, 5, ts_msg.data, ts_msg.len);
+    col_sset_t s;
+    memset(&s, 0, sizeof(s));
+    size_t hist;
+    char err[512] = "";
+    assert_int_equal(col_rw2_decode(b.data, b.len, &s, &hist, err, sizeof(err)), WF_E_INVAL);
+    col_sset_free(&s);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(col_rw2_decode(b.data, b.len - 1, &s, &hist, err, sizeof(err)), WF_E_INVAL);
+    assert_non_null(strstr(err, "protobuf"));
+    col_sset_free(&s);
+    wf_buf_free(&ts_msg);
+    wf_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,6 +959,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_request_and_series_without_samples, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ignored_fields, setup, teardown),
+        cmocka_unit_test(test_rw2_decode),
+        cmocka_unit_test(test_rw2_malformed),
         cmocka_unit_test(test_encoder_roundtrip),
         cmocka_unit_test_setup_teardown(test_out_of_order_keeps_good_samples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_and_too_old, setup, teardown),
