@@ -11,6 +11,7 @@
 #include "wf_alloc.h"
 #include "wf_buf.h"
 #include "wf_clock.h"
+#include "wt_h2c.h"
 #include "wt_rw.h"
 #include "wt_util.h"
 
@@ -36,212 +37,6 @@
 /* bcrypt (cost 4) of "correct horse"; base64 of "alice:correct horse" */
 #define ALICE "$2b$04$fXutLuE9QllZhWPvrtqH6O6hIw6cBJt9.CDrhZOc5mehR7w2eN3aq"
 #define B_ALICE "YWxpY2U6Y29ycmVjdCBob3JzZQ=="
-
-/* ---- a small HTTP/2 client ------------------------------------------------------------------ */
-
-typedef struct {
-    int fd;
-    nghttp2_session *s;
-    bool conn_closed;
-    /* the call in progress */
-    int32_t id;
-    bool done;
-    int http_status;
-    int grpc_status; /* -1: none */
-    char grpc_message[512];
-    char accept_encoding[64];
-    wf_buf_t body;
-    const uint8_t *req;
-    size_t req_len, req_off;
-    bool end_stream;
-} h2c_t;
-
-static ssize_t c_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
-{
-    (void)s;
-    (void)flags;
-    h2c_t *c = ud;
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-    return n < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : n;
-}
-
-static int c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-                    const uint8_t *value, size_t vl, uint8_t flags, void *ud)
-{
-    (void)s;
-    (void)flags;
-    h2c_t *c = ud;
-    if (f->hd.stream_id != c->id) {
-        return 0;
-    }
-    char v[512];
-    snprintf(v, sizeof(v), "%.*s", (int)vl, (const char *)value);
-    if (nl == 7 && memcmp(name, ":status", 7) == 0) {
-        c->http_status = atoi(v);
-    } else if (nl == 11 && memcmp(name, "grpc-status", 11) == 0) {
-        c->grpc_status = atoi(v);
-    } else if (nl == 12 && memcmp(name, "grpc-message", 12) == 0) {
-        snprintf(c->grpc_message, sizeof(c->grpc_message), "%s", v);
-    } else if (nl == 20 && memcmp(name, "grpc-accept-encoding", 20) == 0) {
-        snprintf(c->accept_encoding, sizeof(c->accept_encoding), "%.63s", v);
-    }
-    return 0;
-}
-
-static int c_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
-                  void *ud)
-{
-    (void)s;
-    (void)flags;
-    h2c_t *c = ud;
-    if (id == c->id) {
-        wf_buf_append(&c->body, data, len);
-    }
-    return 0;
-}
-
-static int c_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
-{
-    (void)s;
-    (void)err;
-    h2c_t *c = ud;
-    if (id == c->id) {
-        c->done = true;
-    }
-    return 0;
-}
-
-static ssize_t c_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
-                      nghttp2_data_source *src, void *ud)
-{
-    (void)s;
-    (void)id;
-    (void)src;
-    h2c_t *c = ud;
-    size_t n = c->req_len - c->req_off;
-    n = n < length ? n : length;
-    if (n > 0) {
-        memcpy(buf, c->req + c->req_off, n);
-    }
-    c->req_off += n;
-    if (c->req_off == c->req_len) {
-        if (!c->end_stream) {
-            return n > 0 ? (ssize_t)n : NGHTTP2_ERR_DEFERRED; /* keep the request open */
-        }
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
-    return (ssize_t)n;
-}
-
-static void h2c_open(h2c_t *c, int port)
-{
-    memset(c, 0, sizeof(*c));
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    nghttp2_session_callbacks *cb;
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_send_callback(cb, c_send);
-    nghttp2_session_callbacks_set_on_header_callback(cb, c_header);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, c_data);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, c_close);
-    nghttp2_session_client_new(&c->s, cb, c);
-    nghttp2_session_callbacks_del(cb);
-    nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, NULL, 0);
-}
-
-static void h2c_free(h2c_t *c)
-{
-    nghttp2_session_del(c->s);
-    close(c->fd);
-    wf_buf_free(&c->body);
-}
-
-/* Send what is pending and read until the call is done, the connection ends or 10 s pass. */
-static void h2c_run(h2c_t *c)
-{
-    for (int64_t deadline = wf_mono_ns() / 1000000 + 10000;
-         !c->done && wf_mono_ns() / 1000000 < deadline;) {
-        if (nghttp2_session_send(c->s) != 0) {
-            c->conn_closed = true;
-            return;
-        }
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0) {
-            continue;
-        }
-        uint8_t buf[65536];
-        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-        if (n <= 0 || nghttp2_session_mem_recv(c->s, buf, (size_t)n) < 0) {
-            c->conn_closed = true;
-            return;
-        }
-    }
-}
-
-typedef struct {
-    const char *method;       /* default POST */
-    const char *content_type; /* default application/grpc */
-    const char *encoding;     /* grpc-encoding, NULL: none */
-    const char *authorization;
-    bool keep_open; /* do not end the request after the body */
-} call_opts_t;
-
-/* One call of path on c with body (the whole HTTP/2 request body, prefix included). */
-static void call_raw(h2c_t *c, const char *path, const uint8_t *body, size_t len,
-                     const call_opts_t *o)
-{
-    c->done = false;
-    c->http_status = 0;
-    c->grpc_status = -1;
-    c->grpc_message[0] = c->accept_encoding[0] = '\0';
-    wf_buf_reset(&c->body);
-    c->req = body;
-    c->req_len = len;
-    c->req_off = 0;
-    c->end_stream = !o->keep_open;
-    nghttp2_nv h[8];
-    size_t n = 0;
-#define NV(k, v)                                                                                   \
-    h[n++] =                                                                                       \
-        (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
-    NV(":method", o->method != NULL ? o->method : "POST");
-    NV(":scheme", "http");
-    NV(":authority", "127.0.0.1");
-    NV(":path", path);
-    NV("content-type", o->content_type != NULL ? o->content_type : "application/grpc");
-    NV("te", "trailers");
-    if (o->encoding != NULL) {
-        NV("grpc-encoding", o->encoding);
-    }
-    if (o->authorization != NULL) {
-        NV("authorization", o->authorization);
-    }
-#undef NV
-    nghttp2_data_provider dp = {.read_callback = c_read};
-    c->id = nghttp2_submit_request(c->s, NULL, h, n, &dp, NULL);
-    assert_true(c->id > 0);
-    h2c_run(c);
-}
-
-/* The 5-byte gRPC prefix and msg into out. */
-static void frame(wf_buf_t *out, uint8_t flag, const void *msg, size_t len)
-{
-    uint8_t p[5] = {flag, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-                    (uint8_t)len};
-    wf_buf_append(out, p, 5);
-    wf_buf_append(out, msg, len);
-}
-
-static void call(h2c_t *c, const char *path, uint8_t flag, const void *msg, size_t len,
-                 const call_opts_t *o)
-{
-    wf_buf_t b = WF_BUF_INIT;
-    frame(&b, flag, msg, len);
-    call_raw(c, path, b.data, b.len, o);
-    wf_buf_free(&b);
-}
 
 /* ---- an OTLP request ------------------------------------------------------------------------ */
 
@@ -344,14 +139,14 @@ static void test_calls(void **state)
     (void)state;
     collector_t col;
     start(&col, "calls", NULL);
-    h2c_t c;
-    h2c_open(&c, col.grpc);
-    call_opts_t plain = {0};
+    wt_h2c_t c;
+    assert_int_equal(wt_h2c_open(&c, col.grpc), 0);
+    wt_h2c_opts_t plain = {0};
 
     /* A good call: OK with an empty ExportTraceServiceResponse, and the span is stored. */
     wf_buf_t req = WF_BUF_INIT;
     traces_request(&req, "grpc-svc", "good-call");
-    call(&c, TRACES, 0, req.data, req.len, &plain);
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len, &plain);
     assert_true(c.done);
     assert_int_equal(c.http_status, 200);
     assert_int_equal(c.grpc_status, 0);
@@ -363,71 +158,73 @@ static void test_calls(void **state)
     wf_buf_t req2 = WF_BUF_INIT;
     traces_request(&req2, "grpc-svc", "gzip-call");
     wt_gzip(req2.data, req2.len, &gz);
-    call(&c, TRACES, 1, gz.data, gz.len, &(call_opts_t){.encoding = "gzip"});
+    wt_h2c_call(&c, TRACES, 1, gz.data, gz.len, &(wt_h2c_opts_t){.encoding = "gzip"});
     assert_int_equal(c.grpc_status, 0);
     assert_int_equal(spans_named(col.port, "grpc-svc", "gzip-call"), 1);
 
     /* Unknown method; logs are not served. */
-    call(&c, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", 0, req.data, req.len,
-         &plain);
+    wt_h2c_call(&c, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", 0, req.data,
+                req.len, &plain);
     assert_int_equal(c.grpc_status, 12);
     assert_non_null(strstr(c.grpc_message, "unknown method"));
     /* Not gRPC: a GET, another content type. */
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){.method = "GET"});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len, &(wt_h2c_opts_t){.method = "GET"});
     assert_int_equal(c.http_status, 405);
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){.content_type = "application/json"});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len,
+                &(wt_h2c_opts_t){.content_type = "application/json"});
     assert_int_equal(c.http_status, 415);
     assert_int_equal(c.grpc_status, -1);
     /* application/grpc+proto is gRPC. */
-    call(&c, TRACES, 0, req.data, req.len,
-         &(call_opts_t){.content_type = "application/grpc+proto"});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len,
+                &(wt_h2c_opts_t){.content_type = "application/grpc+proto"});
     assert_int_equal(c.grpc_status, 0);
     /* An encoding the server does not have. */
-    call(&c, TRACES, 1, gz.data, gz.len, &(call_opts_t){.encoding = "snappy"});
+    wt_h2c_call(&c, TRACES, 1, gz.data, gz.len, &(wt_h2c_opts_t){.encoding = "snappy"});
     assert_int_equal(c.grpc_status, 12);
     assert_non_null(strstr(c.accept_encoding, "gzip"));
 
     /* Framing violations: INTERNAL. */
-    call(&c, TRACES, 1, req.data, req.len, &plain); /* compressed flag, no encoding */
+    wt_h2c_call(&c, TRACES, 1, req.data, req.len, &plain); /* compressed flag, no encoding */
     assert_int_equal(c.grpc_status, 13);
     assert_non_null(strstr(c.grpc_message, "compressed flag"));
-    call(&c, TRACES, 2, req.data, req.len, &plain); /* a flag that does not exist */
+    wt_h2c_call(&c, TRACES, 2, req.data, req.len, &plain); /* a flag that does not exist */
     assert_int_equal(c.grpc_status, 13);
-    call(&c, TRACES, 1, req.data, req.len, &(call_opts_t){.encoding = "gzip"}); /* not gzip */
+    wt_h2c_call(&c, TRACES, 1, req.data, req.len,
+                &(wt_h2c_opts_t){.encoding = "gzip"}); /* not gzip */
     assert_int_equal(c.grpc_status, 13);
     assert_non_null(strstr(c.grpc_message, "decompress"));
     wf_buf_t two = WF_BUF_INIT;
-    frame(&two, 0, req.data, req.len);
-    frame(&two, 0, req.data, req.len);
-    call_raw(&c, TRACES, two.data, two.len, &plain);
+    wt_grpc_frame(&two, 0, req.data, req.len);
+    wt_grpc_frame(&two, 0, req.data, req.len);
+    wt_h2c_call_raw(&c, TRACES, two.data, two.len, &plain);
     assert_int_equal(c.grpc_status, 13);
     assert_non_null(strstr(c.grpc_message, "more than one"));
-    call_raw(&c, TRACES, two.data, req.len / 2, &plain); /* truncated */
+    wt_h2c_call_raw(&c, TRACES, two.data, req.len / 2, &plain); /* truncated */
     assert_int_equal(c.grpc_status, 13);
     assert_non_null(strstr(c.grpc_message, "truncated"));
-    call_raw(&c, TRACES, two.data, 3, &plain); /* not even a prefix */
+    wt_h2c_call_raw(&c, TRACES, two.data, 3, &plain); /* not even a prefix */
     assert_int_equal(c.grpc_status, 13);
-    call_raw(&c, TRACES, NULL, 0, &plain); /* no body at all */
+    wt_h2c_call_raw(&c, TRACES, NULL, 0, &plain); /* no body at all */
     assert_int_equal(c.grpc_status, 13);
 
     /* Malformed protobuf: INVALID_ARGUMENT, with OTLP/HTTP's reason; also for metrics, whose
      * OTLP/HTTP answer is a google.rpc.Status (its message is passed on). */
     static const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01};
-    call(&c, TRACES, 0, junk, sizeof(junk), &plain);
+    wt_h2c_call(&c, TRACES, 0, junk, sizeof(junk), &plain);
     assert_int_equal(c.grpc_status, 3);
     assert_true(strlen(c.grpc_message) > 5);
-    call(&c, METRICS, 0, junk, sizeof(junk), &plain);
+    wt_h2c_call(&c, METRICS, 0, junk, sizeof(junk), &plain);
     assert_int_equal(c.grpc_status, 3);
     assert_true(strlen(c.grpc_message) > 5);
     assert_null(strchr(c.grpc_message, '\x08')); /* text, not the Status's bytes */
     /* An empty message is a valid, empty export. */
-    call(&c, METRICS, 0, "", 0, &plain);
+    wt_h2c_call(&c, METRICS, 0, "", 0, &plain);
     assert_int_equal(c.grpc_status, 0);
 
     /* Too large, from the prefix alone: answered while the client still sends (the request
      * stays open here), then the stream is reset. */
     uint8_t big[5] = {0, 0x04, 0, 0, 0}; /* 64 MiB announced */
-    call_raw(&c, TRACES, big, 5, &(call_opts_t){.keep_open = true});
+    wt_h2c_call_raw(&c, TRACES, big, 5, &(wt_h2c_opts_t){.keep_open = true});
     assert_true(c.done);
     assert_int_equal(c.grpc_status, 8);
     assert_non_null(strstr(c.grpc_message, "larger than max"));
@@ -438,16 +235,16 @@ static void test_calls(void **state)
     wt_gzip(zeros, bomb_n, &bomb);
     wf_free(zeros);
     assert_true(bomb.len < 100000);
-    call(&c, TRACES, 1, bomb.data, bomb.len, &(call_opts_t){.encoding = "gzip"});
+    wt_h2c_call(&c, TRACES, 1, bomb.data, bomb.len, &(wt_h2c_opts_t){.encoding = "gzip"});
     assert_int_equal(c.grpc_status, 8);
     assert_non_null(strstr(c.grpc_message, "decompression"));
     wf_buf_free(&bomb);
 
     /* The connection took all of that and still serves. */
     assert_false(c.conn_closed);
-    call(&c, TRACES, 0, req.data, req.len, &plain);
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len, &plain);
     assert_int_equal(c.grpc_status, 0);
-    h2c_free(&c);
+    wt_h2c_free(&c);
 
     /* Counted per method and code. */
     char *m = NULL;
@@ -513,13 +310,13 @@ static void test_hostile_connections(void **state)
         assert_true(closed);
         close(fd);
     }
-    h2c_t c;
-    h2c_open(&c, col.grpc);
+    wt_h2c_t c;
+    assert_int_equal(wt_h2c_open(&c, col.grpc), 0);
     wf_buf_t req = WF_BUF_INIT;
     traces_request(&req, "after-junk", "still-serving");
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){0});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len, &(wt_h2c_opts_t){0});
     assert_int_equal(c.grpc_status, 0);
-    h2c_free(&c);
+    wt_h2c_free(&c);
     wf_buf_free(&req);
     stop(&col);
 }
@@ -532,24 +329,26 @@ static void test_auth(void **state)
     wt_write_file(users, "alice:" ALICE "\nagent:$weft-token-sha256$" TOKEN_SHA "\n");
     collector_t col;
     start(&col, "auth", users);
-    h2c_t c;
-    h2c_open(&c, col.grpc);
+    wt_h2c_t c;
+    assert_int_equal(wt_h2c_open(&c, col.grpc), 0);
     wf_buf_t req = WF_BUF_INIT;
     traces_request(&req, "authed", "with-token");
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){0});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len, &(wt_h2c_opts_t){0});
     assert_int_equal(c.grpc_status, 16);
     assert_non_null(strstr(c.grpc_message, "authentication required"));
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){.authorization = "Bearer wrong"});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len,
+                &(wt_h2c_opts_t){.authorization = "Bearer wrong"});
     assert_int_equal(c.grpc_status, 16);
     assert_non_null(strstr(c.grpc_message, "invalid token"));
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){.authorization = "Digest x"});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len, &(wt_h2c_opts_t){.authorization = "Digest x"});
     assert_int_equal(c.grpc_status, 16);
-    call(&c, TRACES, 0, req.data, req.len,
-         &(call_opts_t){.authorization = "Bearer grpc_test_token"});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len,
+                &(wt_h2c_opts_t){.authorization = "Bearer grpc_test_token"});
     assert_int_equal(c.grpc_status, 0);
-    call(&c, TRACES, 0, req.data, req.len, &(call_opts_t){.authorization = "Basic " B_ALICE});
+    wt_h2c_call(&c, TRACES, 0, req.data, req.len,
+                &(wt_h2c_opts_t){.authorization = "Basic " B_ALICE});
     assert_int_equal(c.grpc_status, 0);
-    h2c_free(&c);
+    wt_h2c_free(&c);
     wf_buf_free(&req);
     stop(&col);
 }
