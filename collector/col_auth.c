@@ -611,9 +611,10 @@ static bool check_basic(col_auth_t *a, const char *header, col_cred_t *c, col_re
 }
 
 bool col_auth_ingest_credentials(void *arg, const char *addr, const char *authorization, char *why,
-                                 size_t whycap)
+                                 size_t whycap, bool *retry_later)
 {
     col_auth_t *a = arg;
+    *retry_later = false;
     if (a == NULL || a->users == NULL || !a->opt.auth_ingest) {
         return true;
     }
@@ -635,6 +636,7 @@ bool col_auth_ingest_credentials(void *arg, const char *addr, const char *author
         rc = basic_verdict(a, authorization, &c, addr, &wait_ms);
         ok = rc == 0;
         if (rc == WF_E_LIMIT) {
+            *retry_later = true;
             snprintf(why, whycap, "too many failed logins: retry in %lld s",
                      (long long)((wait_ms + 999) / 1000));
         } else if (!ok) {

@@ -82,11 +82,12 @@ int col_auth_parse_authorization(const char *value, col_cred_t *out);
  * Whether an ingest call that is not HTTP/1 (OTLP/gRPC) may proceed, given the value of its
  * authorization metadata (NULL: none) and the client's address: always without a users file or
  * without auth_ingest; else Basic or Bearer credentials as the HTTP hook takes them (the same
- * cache and failed-login limiter). false with why filled. arg is the col_auth_t (the signature
+ * cache and failed-login limiter). false with why filled, and *retry_later set when the client
+ * is locked out for a while (HTTP's 429). arg is the col_auth_t (the signature
  * is col_grpc_auth_cb's). Any thread.
  */
 bool col_auth_ingest_credentials(void *arg, const char *addr, const char *authorization, char *why,
-                                 size_t whycap);
+                                 size_t whycap, bool *retry_later);
 
 /* The weft_session cookie of a Cookie header: 0 and its 32 bytes in id, or WF_E_NOTFOUND (no
  * such cookie, or not 64 hex digits). */

@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -27,7 +28,9 @@
 #define READ_PAUSE_BYTES ((size_t)4 << 20) /* reading stops while this much output waits */
 #define STREAM_WINDOW ((int32_t)1 << 20)   /* per stream: a large message in few round trips */
 #define CONN_WINDOW ((int32_t)16 << 20)
-#define STOP_GRACE_MS 5000 /* at stop, how long open calls may take to finish */
+#define STOP_GRACE_MS 5000  /* at stop, how long open calls may take to finish */
+#define CLOSE_GRACE_MS 5000 /* how long a closing connection may take to flush its output */
+#define MAX_WORKING 1024    /* calls queued or running at once, all connections */
 
 typedef struct {
     char path[128];
@@ -52,6 +55,7 @@ typedef struct stream {
     wf_buf_t body;           /* request bytes as received; counted in g->buffered */
     bool answered;           /* a reply was submitted (or is being made) */
     bool reset_after_answer; /* the client still sends: RST_STREAM once the answer is out */
+    uint64_t started_ms;     /* when its headers began (loop time; 0 on a fed connection) */
     bool working;            /* the handler runs on the thread pool */
     bool closed;             /* the stream (or its connection) ended while working */
     route_t *route;
@@ -78,6 +82,7 @@ struct col_grpc_conn {
     bool reading;
     size_t write_pending;
     uint64_t last_active_ms;
+    uint64_t closing_since_ms; /* on g->closing: when its shutdown began */
 };
 
 struct col_grpc {
@@ -98,8 +103,10 @@ struct col_grpc {
     bool handles_closed; /* loop thread */
     uint64_t stop_deadline_ms;
     conn_t *conns;
-    _Atomic unsigned nconns;
-    size_t buffered; /* loop thread */
+    conn_t *closing;         /* connections flushing their last output before they close */
+    _Atomic unsigned nconns; /* every connection until its handle is closed */
+    size_t buffered;         /* loop thread */
+    unsigned nworking;       /* calls queued or running on the thread pool (loop thread) */
     /* Every read lands here: nghttp2 takes what it keeps before on_read returns, so one buffer
      * serves all connections (an idle connection costs no read buffer). */
     char rbuf[65536];
@@ -295,9 +302,12 @@ static void work_cb(uv_work_t *w)
     col_grpc_t *g = s->conn->g;
     col_grpc_reply_t *r = &s->reply;
     char why[256] = "";
+    bool later = false;
     if (g->opt.auth != NULL &&
-        !g->opt.auth(g->opt.auth_arg, s->conn->peer, s->authorization, why, sizeof(why))) {
-        reply_error(r, COL_GRPC_UNAUTHENTICATED, "%s", why[0] ? why : "unauthenticated");
+        !g->opt.auth(g->opt.auth_arg, s->conn->peer, s->authorization, why, sizeof(why), &later)) {
+        /* A locked-out client is told to come back (HTTP: 429), which exporters retry. */
+        reply_error(r, later ? COL_GRPC_UNAVAILABLE : COL_GRPC_UNAUTHENTICATED, "%s",
+                    why[0] ? why : "unauthenticated");
         return;
     }
     const uint8_t *b = s->body.data;
@@ -353,12 +363,16 @@ static void conn_unref(conn_t *c)
 
 static void after_work(uv_work_t *w, int status)
 {
-    (void)status;
     stream_t *s = w->data;
     conn_t *c = s->conn;
     col_grpc_t *g = c->g;
+    if (status == UV_ECANCELED) {
+        /* The client reset the stream (or the connection went) before the call started. */
+        reply_error(&s->reply, COL_GRPC_CANCELLED, "canceled before it ran");
+    }
     s->working = false;
     c->nworking--;
+    g->nworking--;
     body_release(g, s);
     count(g, s->route, s->reply.code);
     if (s->closed || c->closing) {
@@ -378,19 +392,40 @@ static void after_work(uv_work_t *w, int status)
 static void dispatch(stream_t *s)
 {
     conn_t *c = s->conn;
+    col_grpc_t *g = c->g;
+    /* Calls a client has reset still run unless cancelled in time, and nghttp2 stops counting
+     * them as streams: these caps keep a reset flood from queueing work without bound. */
+    if (c->nworking >= g->opt.max_streams || g->nworking >= MAX_WORKING) {
+        refuse_early(s, COL_GRPC_UNAVAILABLE, "too many calls in progress; retry later");
+        return;
+    }
     s->answered = s->working = true;
     s->work.data = s;
     c->nworking++;
+    g->nworking++;
     c->refs++;
     if (!c->has_tcp) {
         work_cb(&s->work);
         after_work(&s->work, 0);
         return;
     }
-    int rc = uv_queue_work(&c->g->loop, &s->work, work_cb, after_work);
+    int rc = uv_queue_work(&g->loop, &s->work, work_cb, after_work);
     if (rc != 0) {
-        reply_error(&s->reply, COL_GRPC_UNAVAILABLE, "cannot run the call: %s", uv_strerror(rc));
-        after_work(&s->work, rc);
+        s->working = false;
+        c->nworking--;
+        g->nworking--;
+        c->refs--; /* the connection itself still holds one */
+        refuse_early(s, COL_GRPC_UNAVAILABLE, "cannot run the call: %s", uv_strerror(rc));
+    }
+}
+
+/* A working stream whose stream or connection ended: the call is cancelled if it has not
+ * started (after_work then frees the stream), else its answer is dropped. */
+static void abandon(stream_t *s)
+{
+    s->closed = true;
+    if (s->conn->has_tcp) {
+        uv_cancel((uv_req_t *)&s->work);
     }
 }
 
@@ -405,6 +440,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, v
     stream_t *s = wf_calloc(1, sizeof(*s));
     s->conn = c;
     s->id = frame->hd.stream_id;
+    s->started_ms = c->has_tcp ? uv_now(&c->g->loop) : 0;
     s->next = c->streams;
     if (c->streams != NULL) {
         c->streams->prev = s;
@@ -497,6 +533,16 @@ static void check_head(stream_t *s)
     if (s->encoding[0] != '\0' && strcmp(s->encoding, "gzip") != 0) {
         refuse_early(s, COL_GRPC_UNIMPLEMENTED,
                      "grpc: decompressor is not installed for grpc-encoding \"%s\"", s->encoding);
+        return;
+    }
+    /* A call without credentials where they are needed is refused before its body is held
+     * (asking costs nothing then); credentials are checked on the thread pool, a password
+     * hash being slow. */
+    char why[256] = "";
+    bool later = false;
+    if (g->opt.auth != NULL && s->authorization == NULL &&
+        !g->opt.auth(g->opt.auth_arg, s->conn->peer, NULL, why, sizeof(why), &later)) {
+        refuse_early(s, COL_GRPC_UNAUTHENTICATED, "%s", why[0] ? why : "unauthenticated");
     }
 }
 
@@ -580,7 +626,7 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_cod
     }
     stream_unlink(s);
     if (s->working) {
-        s->closed = true;
+        abandon(s);
     } else {
         stream_free(s);
     }
@@ -597,7 +643,9 @@ static conn_t *conn_new(col_grpc_t *g)
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    nghttp2_session_server_new2(&c->sess, g->cbs, c, opt);
+    if (nghttp2_session_server_new2(&c->sess, g->cbs, c, opt) != 0) {
+        abort(); /* only NGHTTP2_ERR_NOMEM: out of memory, as wf_malloc */
+    }
     nghttp2_option_del(opt);
     nghttp2_settings_entry iv[3] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, g->opt.max_streams},
@@ -677,15 +725,53 @@ static void flush(conn_t *c)
 
 static void on_closed(uv_handle_t *h)
 {
-    conn_unref(h->data);
+    conn_t *c = h->data;
+    atomic_fetch_sub(&c->g->nconns, 1);
+    conn_unref(c);
+}
+
+static void closing_unlink(conn_t *c)
+{
+    col_grpc_t *g = c->g;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else if (g->closing == c) {
+        g->closing = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+}
+
+/* Close the handle of a closing connection now (pending writes are cancelled). */
+static void close_handle(conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
+        closing_unlink(c);
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+    }
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
+    (void)status; /* also UV_ECANCELED when close_handle came first */
     conn_t *c = req->data;
     wf_free(req);
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    close_handle(c);
+}
+
+/* Closing connections whose output is still not out after CLOSE_GRACE_MS (a peer that does not
+ * read): closed at once, so that neither memory nor a stop waits on such a peer. */
+static void reap_closing(col_grpc_t *g, bool all)
+{
+    uint64_t now = uv_now(&g->loop);
+    for (conn_t *c = g->closing, *next; c != NULL; c = next) {
+        next = c->next;
+        if (all || now - c->closing_since_ms >= CLOSE_GRACE_MS) {
+            close_handle(c);
+        }
+    }
 }
 
 static void conn_close(conn_t *c)
@@ -704,13 +790,15 @@ static void conn_close(conn_t *c)
         if (c->next != NULL) {
             c->next->prev = c->prev;
         }
+        c->prev = c->next = NULL;
+    } else {
+        atomic_fetch_sub(&g->nconns, 1); /* a fed connection has no handle to close */
     }
-    atomic_fetch_sub(&g->nconns, 1);
     while (c->streams != NULL) {
         stream_t *s = c->streams;
         stream_unlink(s);
         if (s->working) {
-            s->closed = true;
+            abandon(s);
         } else {
             stream_free(s);
         }
@@ -724,11 +812,19 @@ static void conn_close(conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+    /* On g->closing until the handle closes: after the last output is out (uv_shutdown), or
+     * by reap_closing when it is not out within CLOSE_GRACE_MS. */
+    c->closing_since_ms = uv_now(&g->loop);
+    c->next = g->closing;
+    if (g->closing != NULL) {
+        g->closing->prev = c;
+    }
+    g->closing = c;
     uv_shutdown_t *sd = wf_calloc(1, sizeof(*sd));
     sd->data = c;
     if (c->write_pending == 0 || uv_shutdown(sd, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         wf_free(sd);
-        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        close_handle(c);
     }
 }
 
@@ -792,12 +888,10 @@ static void on_connection(uv_stream_t *server, int status)
     c->tcp.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
         atomic_load(&g->nconns) > g->opt.max_conns) {
-        c->has_tcp = true;
         nghttp2_session_del(c->sess);
         c->sess = NULL;
         c->closing = true;
-        atomic_fetch_sub(&g->nconns, 1);
-        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_closed); /* on_closed counts it out */
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -829,7 +923,10 @@ static void maybe_finish(col_grpc_t *g)
             conn_close(c);
         }
     }
-    if (g->conns == NULL && !g->handles_closed) {
+    if (force) {
+        reap_closing(g, true);
+    }
+    if (g->conns == NULL && g->closing == NULL && !g->handles_closed) {
         g->handles_closed = true;
         uv_close((uv_handle_t *)&g->stop_async, NULL);
         uv_close((uv_handle_t *)&g->timer, NULL);
@@ -863,6 +960,7 @@ static void on_stop(uv_async_t *a)
 static void on_timer(uv_timer_t *t)
 {
     col_grpc_t *g = t->data;
+    reap_closing(g, false);
     if (g->stopping) {
         maybe_finish(g);
         return;
@@ -870,6 +968,19 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = uv_now(&g->loop);
     for (conn_t *c = g->conns, *next; c != NULL; c = next) {
         next = c->next;
+        /* A request not complete in time holds memory and a stream slot: answered, reset. */
+        bool expired = false;
+        for (stream_t *st = c->streams; st != NULL; st = st->next) {
+            if (!st->answered && now - st->started_ms >= (uint64_t)g->opt.stream_timeout_ms) {
+                refuse_early(st, COL_GRPC_DEADLINE_EXCEEDED, "request not complete within %lld ms",
+                             (long long)g->opt.stream_timeout_ms);
+                expired = true;
+            }
+        }
+        if (expired) {
+            flush(c);
+            continue;
+        }
         if (c->streams == NULL && c->nworking == 0 &&
             now - c->last_active_ms >= (uint64_t)g->opt.idle_ms) {
             nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR);
@@ -902,6 +1013,9 @@ int col_grpc_new(const col_grpc_options_t *o, col_grpc_t **out)
     }
     if (g->opt.idle_ms <= 0) {
         g->opt.idle_ms = 5 * 60 * 1000;
+    }
+    if (g->opt.stream_timeout_ms <= 0) {
+        g->opt.stream_timeout_ms = 60 * 1000;
     }
     if (nghttp2_session_callbacks_new(&g->cbs) != 0 || uv_loop_init(&g->loop) != 0) {
         if (g->cbs != NULL) {

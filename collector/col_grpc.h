@@ -22,11 +22,16 @@
  *     without gzip, corrupt gzip: INTERNAL (grpc-go: "protocol violation");
  *   - more request bytes held at once than max_buffered across all connections: UNAVAILABLE
  *     (clients retry it);
- *   - credentials the auth callback refuses: UNAUTHENTICATED (checked on the thread pool, before
- *     the handler);
+ *   - credentials the auth callback refuses: UNAUTHENTICATED (none at all: refused from the
+ *     headers; others checked on the thread pool, before the handler); a locked-out client:
+ *     UNAVAILABLE;
+ *   - a request not complete within stream_timeout_ms: DEADLINE_EXCEEDED, and the stream reset;
+ *   - a call while max_streams calls of the connection (or 1024 in all) are queued or running:
+ *     UNAVAILABLE (a reset stream's call is cancelled if it has not started);
  *   - headers above 16 KiB: the stream is reset; a protocol error: GOAWAY, and the connection
  *     closes; more than max_conns connections: the new one is closed at once.
- * A connection with no open stream for idle_ms gets a GOAWAY and is closed.
+ * A connection with no open stream for idle_ms gets a GOAWAY and is closed; one whose last
+ * output is not taken within 5 s of closing (a peer that does not read) is closed regardless.
  *
  * Threads: new/route/listen/start/stop/free from the owner (one thread); write_metrics from any
  * thread. The col__grpc_conn_* functions run a connection without a socket or a loop thread
@@ -44,7 +49,9 @@
 /* The gRPC status codes this server answers with (grpc/doc/statuscodes.md). */
 typedef enum {
     COL_GRPC_OK = 0,
+    COL_GRPC_CANCELLED = 1,
     COL_GRPC_INVALID_ARGUMENT = 3,
+    COL_GRPC_DEADLINE_EXCEEDED = 4,
     COL_GRPC_RESOURCE_EXHAUSTED = 8,
     COL_GRPC_UNIMPLEMENTED = 12,
     COL_GRPC_INTERNAL = 13,
@@ -65,21 +72,24 @@ typedef void (*col_grpc_handler_cb)(void *arg, const uint8_t *msg, size_t len,
                                     col_grpc_reply_t *reply);
 
 /* Whether a call may proceed: peer is the client's address, authorization the value of its
- * authorization metadata (NULL when absent). false: UNAUTHENTICATED with why. */
+ * authorization metadata (NULL when absent; such a call is asked about before its body is
+ * read, so that answer must be cheap). false: UNAUTHENTICATED with why, or UNAVAILABLE (which
+ * clients retry) when *retry_later is set (a client locked out for a while). */
 typedef bool (*col_grpc_auth_cb)(void *arg, const char *peer, const char *authorization, char *why,
-                                 size_t whycap);
+                                 size_t whycap, bool *retry_later);
 
 #define COL_GRPC_DEFAULT_MAX_MESSAGE ((size_t)32 << 20)
 #define COL_GRPC_DEFAULT_MAX_BUFFERED ((size_t)512 << 20)
 #define COL_GRPC_MAX_HEADER_BYTES 16384
 
 typedef struct {
-    size_t max_message;    /* bytes of one request message, before and after gzip; 0: default */
-    size_t max_buffered;   /* request bytes held at once, all connections; 0: default */
-    unsigned max_conns;    /* connections at once; 0: 1024 */
-    unsigned max_streams;  /* concurrent streams a client may open per connection; 0: 100 */
-    int64_t idle_ms;       /* a connection without streams this long is closed; 0: 5 minutes */
-    col_grpc_auth_cb auth; /* NULL: every call may proceed */
+    size_t max_message;        /* bytes of one request message, before and after gzip; 0: default */
+    size_t max_buffered;       /* request bytes held at once, all connections; 0: default */
+    unsigned max_conns;        /* connections at once; 0: 1024 */
+    unsigned max_streams;      /* concurrent streams a client may open per connection; 0: 100 */
+    int64_t idle_ms;           /* a connection without streams this long is closed; 0: 5 minutes */
+    int64_t stream_timeout_ms; /* a request not complete this long: DEADLINE_EXCEEDED; 0: 60 s */
+    col_grpc_auth_cb auth;     /* NULL: every call may proceed */
     void *auth_arg;
 } col_grpc_options_t;
 

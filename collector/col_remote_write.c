@@ -765,28 +765,29 @@ static int decode2_series(dec_t *d, wf_pb_rd_t *r, const symtab_t *t, col_sset_t
     wf_pb_field_t f;
     wf_pb_rd_t sub;
     wf_pb_rd_t meta = {0};
-    bool have_meta = false;
+    bool have_meta = false, have_name = false;
+    uint64_t name_ref = 0;
     int rc;
     col_sset_begin(s);
     while ((rc = wf_pb_next(r, &f)) > 0) {
         if (f.num == 1) {
+            /* Packed or not, and a packed run may be split over several fields: a name ref
+             * waits for its value ref across them. */
             wf_pb_rep_t it;
             if (wf_pb_rep_init(r, &f, WF_PB_VARINT, &it) != 0) {
                 return pb_error(d, r, "labels_refs");
             }
-            if (wf_pb_rep_count(&it) % 2 != 0) {
-                snprintf(d->err, d->errlen, "timeseries %zu: an odd number of labels_refs",
-                         d->series_no);
-                return WF_E_INVAL;
-            }
-            uint64_t nref, vref;
-            while ((rc = wf_pb_rep_next(&it, &nref)) > 0) {
-                wf_str_t name, value;
-                if (wf_pb_rep_next(&it, &vref) <= 0) {
-                    return pb_error(d, r, "labels_refs");
+            uint64_t ref;
+            while ((rc = wf_pb_rep_next(&it, &ref)) > 0) {
+                if (!have_name) {
+                    name_ref = ref;
+                    have_name = true;
+                    continue;
                 }
-                if ((rc = symbol(d, t, nref, &name)) != 0 ||
-                    (rc = symbol(d, t, vref, &value)) != 0 ||
+                have_name = false;
+                wf_str_t name, value;
+                if ((rc = symbol(d, t, name_ref, &name)) != 0 ||
+                    (rc = symbol(d, t, ref, &value)) != 0 ||
                     (rc = add_label(d, s, name, value)) != 0) {
                     return rc;
                 }
@@ -816,6 +817,10 @@ static int decode2_series(dec_t *d, wf_pb_rd_t *r, const symtab_t *t, col_sset_t
     }
     if (rc < 0) {
         return pb_error(d, r, "timeseries");
+    }
+    if (have_name) {
+        snprintf(d->err, d->errlen, "timeseries %zu: an odd number of labels_refs", d->series_no);
+        return WF_E_INVAL;
     }
     if (have_meta && (rc = decode2_metadata(d, &meta, t, s)) != 0) {
         return rc;
@@ -915,6 +920,7 @@ void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
     col_sset_t set;
     memset(&set, 0, sizeof(set));
     size_t histograms = 0;
+    col_write_t w = {0};
     const char *ctype = req->conn_ != NULL ? col_req_header(req, "Content-Type") : NULL;
     int version = message_version(ctype);
     if (version == 0) {
@@ -936,13 +942,12 @@ void col_remote_write_handler(void *writer, col_req_t *req, col_resp_t *resp)
     if (rc != 0) {
         WF_LOG_RL(WF_WARN, 1, "remote_write", "bad request", "err=\"%s\"", err);
         col_resp_text(resp, rc == WF_E_LIMIT ? 413 : 400, "%s", err);
-        goto out;
+        goto written; /* 2.0: the counts are sent on refusals too (0 written) */
     }
     if (histograms > 0) {
         WF_LOG_RL(WF_WARN, 1, "remote_write", "native histograms not stored",
-                  "series_with_histograms=%zu", histograms);
+                  "histogram_fields=%zu", histograms);
     }
-    col_write_t w = {0};
     if (set.nsamples == 0 && set.nmeta == 0) {
         resp->status = 204;
         goto written;
@@ -974,7 +979,6 @@ written:
         col_resp_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", "0");
         col_resp_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", "0");
     }
-out:
     col_sset_free(&set);
     wf_free(pb);
 }

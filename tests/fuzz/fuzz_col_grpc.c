@@ -39,13 +39,15 @@ static void handler(void *arg, const uint8_t *msg, size_t len, col_grpc_reply_t 
     wf_buf_append(&reply->body, msg, len < 64 ? len : 64);
 }
 
-static bool auth(void *arg, const char *peer, const char *authorization, char *why, size_t cap)
+static bool auth(void *arg, const char *peer, const char *authorization, char *why, size_t cap,
+                 bool *later)
 {
     (void)arg;
+    *later = authorization != NULL && authorization[0] == 'y';
     (void)peer;
     (void)why;
     (void)cap;
-    return authorization == NULL || authorization[0] != 'x';
+    return authorization == NULL || (authorization[0] != 'x' && authorization[0] != 'y');
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

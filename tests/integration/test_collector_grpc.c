@@ -37,6 +37,7 @@
 /* bcrypt (cost 4) of "correct horse"; base64 of "alice:correct horse" */
 #define ALICE "$2b$04$fXutLuE9QllZhWPvrtqH6O6hIw6cBJt9.CDrhZOc5mehR7w2eN3aq"
 #define B_ALICE "YWxpY2U6Y29ycmVjdCBob3JzZQ=="
+#define B_ALICE_WRONG "YWxpY2U6bm9wZQ==" /* alice:nope */
 
 /* ---- an OTLP request ------------------------------------------------------------------------ */
 
@@ -348,6 +349,17 @@ static void test_auth(void **state)
     wt_h2c_call(&c, TRACES, 0, req.data, req.len,
                 &(wt_h2c_opts_t){.authorization = "Basic " B_ALICE});
     assert_int_equal(c.grpc_status, 0);
+    /* Wrong passwords: refused, until the failed-login limiter locks the name out; then the
+     * answer is UNAVAILABLE, which exporters retry (HTTP answers 429 then). */
+    int last = -1;
+    for (int i = 0; i < 8 && last != 14; i++) {
+        wt_h2c_call(&c, TRACES, 0, req.data, req.len,
+                    &(wt_h2c_opts_t){.authorization = "Basic " B_ALICE_WRONG});
+        last = c.grpc_status;
+        assert_true(last == 16 || last == 14);
+    }
+    assert_int_equal(last, 14);
+    assert_non_null(strstr(c.grpc_message, "too many failed logins"));
     wt_h2c_free(&c);
     wf_buf_free(&req);
     stop(&col);

@@ -314,6 +314,7 @@ static void test_remote_write_2(void **state)
         post_rw_raw("application/x-protobuf;proto=io.prometheus.write.v2.Request", &bad_body, &r),
         400);
     assert_non_null(strstr(r, "out of range"));
+    assert_non_null(strcasestr(r, "X-Prometheus-Remote-Write-Samples-Written: 0\r\n"));
     wf_free(r);
     wf_buf_free(&bad);
     wf_buf_free(&bad_body);

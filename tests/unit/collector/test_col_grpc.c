@@ -54,7 +54,8 @@ typedef struct {
 static int setup(void **state)
 {
     fx_t *f = wf_calloc(1, sizeof(*f));
-    col_grpc_options_t o = {.max_message = 1024, .max_conns = 2, .idle_ms = 300};
+    col_grpc_options_t o = {
+        .max_message = 1024, .max_conns = 2, .idle_ms = 300, .stream_timeout_ms = 300};
     assert_int_equal(col_grpc_new(&o, &f->g), 0);
     assert_int_equal(col_grpc_route(f->g, PATH, handler, NULL), 0);
     f->port = wt_free_port();
@@ -143,6 +144,23 @@ static void test_max_conns_and_idle(void **state)
     wt_h2c_free(&a);
 }
 
+/* A request that never ends is answered DEADLINE_EXCEEDED and its stream reset; the
+ * connection goes on serving. */
+static void test_request_deadline(void **state)
+{
+    fx_t *f = *state;
+    wt_h2c_t c;
+    assert_int_equal(wt_h2c_open(&c, f->port), 0);
+    assert_int_equal(wt_h2c_call_raw(&c, PATH, (const uint8_t *)"\0\0\0\0\x09part", 9,
+                                     &(wt_h2c_opts_t){.keep_open = true}),
+                     0);
+    assert_int_equal(c.grpc_status, 4);
+    assert_non_null(strstr(c.grpc_message, "not complete"));
+    assert_int_equal(wt_h2c_call(&c, PATH, 0, "next", 4, &(wt_h2c_opts_t){0}), 0);
+    assert_int_equal(c.grpc_status, 0);
+    wt_h2c_free(&c);
+}
+
 static void *slow_call(void *arg)
 {
     wt_h2c_t *c = arg;
@@ -179,6 +197,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_echo_and_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_conns_and_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_a_call_in_flight, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

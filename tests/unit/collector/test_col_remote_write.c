@@ -893,6 +893,30 @@ static void test_rw2_decode(void **state)
     assert_true(wf_str_eq(s.meta[1].unit, WF_STR_LIT("seconds")));
     col_sset_free(&s);
     wf_buf_free(&b);
+
+    /* labels_refs unpacked (a field per ref), and a packed run split inside a pair: the same
+     * series. */
+    wf_buf_t u = WF_BUF_INIT, ts_msg = WF_BUF_INIT, sample = WF_BUF_INIT, part = WF_BUF_INIT;
+    rw2_symbols(&u, SYM, 12);
+    wt_pb_varint(&ts_msg, 1, 1);
+    wt_pb_varint(&ts_msg, 1, 2);
+    wf_buf_put_uvarint(&part, 3);
+    wt_pb_bytes(&ts_msg, 1, part.data, part.len); /* the name ref of a pair... */
+    wt_pb_varint(&ts_msg, 1, 4);                  /* ...and its value ref */
+    wt_pb_double(&sample, 1, 1);
+    wt_pb_varint(&sample, 2, (uint64_t)T0);
+    wt_pb_bytes(&ts_msg, 2, sample.data, sample.len);
+    wt_pb_bytes(&u, 5, ts_msg.data, ts_msg.len);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(col_rw2_decode(u.data, u.len, &s, &hist, err, sizeof(err)), 0);
+    assert_int_equal(s.nlabels, 2);
+    assert_true(wf_str_eq(s.labels[1].name, WF_STR_LIT("job")));
+    assert_true(wf_str_eq(s.labels[1].value, WF_STR_LIT("api")));
+    col_sset_free(&s);
+    wf_buf_free(&u);
+    wf_buf_free(&ts_msg);
+    wf_buf_free(&sample);
+    wf_buf_free(&part);
 }
 
 /* Each malformed 2.0 request is refused with a message and decodes nothing usable. */
