@@ -968,14 +968,21 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = uv_now(&g->loop);
     for (conn_t *c = g->conns, *next; c != NULL; c = next) {
         next = c->next;
-        /* A request not complete in time holds memory and a stream slot: answered, reset. */
+        /* A call not finished in time holds memory and a stream slot: a request still coming
+         * is answered DEADLINE_EXCEEDED and reset; an answer the client's flow-control window
+         * holds back (a client that does not read) is reset (CANCEL). */
         bool expired = false;
         for (stream_t *st = c->streams; st != NULL; st = st->next) {
-            if (!st->answered && now - st->started_ms >= (uint64_t)g->opt.stream_timeout_ms) {
+            if (st->working || now - st->started_ms < (uint64_t)g->opt.stream_timeout_ms) {
+                continue;
+            }
+            if (!st->answered) {
                 refuse_early(st, COL_GRPC_DEADLINE_EXCEEDED, "request not complete within %lld ms",
                              (long long)g->opt.stream_timeout_ms);
-                expired = true;
+            } else {
+                nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
             }
+            expired = true;
         }
         if (expired) {
             flush(c);

@@ -25,7 +25,8 @@
  *   - credentials the auth callback refuses: UNAUTHENTICATED (none at all: refused from the
  *     headers; others checked on the thread pool, before the handler); a locked-out client:
  *     UNAVAILABLE;
- *   - a request not complete within stream_timeout_ms: DEADLINE_EXCEEDED, and the stream reset;
+ *   - a request not complete within stream_timeout_ms: DEADLINE_EXCEEDED, and the stream reset
+ *     (as is, RST_STREAM CANCEL, an answer the client's flow-control window still holds back);
  *   - a call while max_streams calls of the connection (or 1024 in all) are queued or running:
  *     UNAVAILABLE (a reset stream's call is cancelled if it has not started);
  *   - headers above 16 KiB: the stream is reset; a protocol error: GOAWAY, and the connection
