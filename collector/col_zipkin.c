@@ -1130,6 +1130,75 @@ static void trace_view(void *arg, col_req_t *req, col_resp_t *resp)
     st_span_list_free(l);
 }
 
+#define TRACE_MANY_MAX 1000 /* trace IDs one traceMany request may ask for */
+
+/* GET /api/v2/traceMany?traceIds=a,b,...: every trace of the list that exists, in the order
+ * asked (duplicates once), as a list of traces; at least two IDs, as Zipkin requires (one is
+ * /api/v2/trace/{id}). */
+static void trace_many_view(void *arg, col_req_t *req, col_resp_t *resp)
+{
+    const view_t *v = arg;
+    const char *list = col_req_param(req, "traceIds");
+    if (list == NULL || *list == '\0') {
+        col_resp_text(resp, 400, "traceIds is required");
+        return;
+    }
+    uint8_t(*ids)[16] = wf_malloc(TRACE_MANY_MAX * sizeof(*ids));
+    size_t n = 0;
+    for (const char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        uint8_t tid[16];
+        if (!trace_id_decode(p, len, tid) || all_zero(tid, 16)) {
+            col_resp_text(resp, 400, "traceIds: \"%.*s\" is not a trace ID (16 or 32 hex digits)",
+                          (int)(len > 64 ? 64 : len), p);
+            goto out;
+        }
+        bool seen = false;
+        for (size_t i = 0; i < n && !seen; i++) {
+            seen = memcmp(ids[i], tid, 16) == 0;
+        }
+        if (!seen) {
+            if (n == TRACE_MANY_MAX) {
+                col_resp_text(resp, 400, "traceIds: more than %d trace IDs", TRACE_MANY_MAX);
+                goto out;
+            }
+            memcpy(ids[n++], tid, 16);
+        }
+        if (p[len] == '\0') {
+            break;
+        }
+        p += len + 1;
+    }
+    if (n < 2) {
+        col_resp_text(resp, 400,
+                      "traceIds: at least two unique trace IDs (one: /api/v2/trace/{traceId})");
+        goto out;
+    }
+    wf_buf_t *b = &resp->body;
+    wf_buf_putc(b, '[');
+    size_t written = 0;
+    for (size_t i = 0; i < n; i++) {
+        st_span_list_t *l = NULL;
+        int rc = st_trace_get(v->store, ids[i], &l);
+        if (rc == WF_E_NOTFOUND) {
+            continue;
+        }
+        if (rc != 0) {
+            wf_buf_reset(b);
+            store_error(resp, rc);
+            goto out;
+        }
+        if (written++ > 0) {
+            wf_buf_putc(b, ',');
+        }
+        put_trace(b, l, v->lower);
+        st_span_list_free(l);
+    }
+    wf_buf_putc(b, ']');
+out:
+    wf_free(ids);
+}
+
 static void dependencies_view(void *arg, col_req_t *req, col_resp_t *resp)
 {
     const view_t *v = arg;
@@ -1254,6 +1323,7 @@ PUBLIC_HANDLER(span_names)
 PUBLIC_HANDLER(remote_services)
 PUBLIC_HANDLER(traces)
 PUBLIC_HANDLER(trace)
+PUBLIC_HANDLER(trace_many)
 PUBLIC_HANDLER(dependencies)
 
 #undef PUBLIC_HANDLER
@@ -1320,6 +1390,7 @@ col_zipkin_t *col_zipkin_register_opts(col_http_t *h, col_writer_t *writer, st_s
                          &z->view);
     rc |= col_http_route(h, "GET", "/api/v2/traces", false, 0, traces_view, &z->view);
     rc |= col_http_route(h, "GET", "/api/v2/trace/", true, 0, trace_view, &z->view);
+    rc |= col_http_route(h, "GET", "/api/v2/traceMany", false, 0, trace_many_view, &z->view);
     rc |= col_http_route(h, "GET", "/api/v2/dependencies", false, 0, dependencies_view, &z->view);
     rc |= col_http_route(h, "GET", "/api/v2/autocompleteKeys", false, 0,
                          col_zipkin_autocomplete_keys_handler, z);

@@ -42,6 +42,9 @@ void col_zipkin_remote_services_handler(void *store, col_req_t *req, col_resp_t 
 void col_zipkin_traces_handler(void *store, col_req_t *req, col_resp_t *resp);
 /* GET /api/v2/trace/{id}: 400 for a malformed id, 404 when no span has it. */
 void col_zipkin_trace_handler(void *store, col_req_t *req, col_resp_t *resp);
+/* GET /api/v2/traceMany?traceIds=a,b: the traces of the list that exist (in its order, each
+ * once); 400 for a malformed id, fewer than two unique ids, or more than 1000. */
+void col_zipkin_trace_many_handler(void *store, col_req_t *req, col_resp_t *resp);
 void col_zipkin_dependencies_handler(void *store, col_req_t *req, col_resp_t *resp);
 
 /*

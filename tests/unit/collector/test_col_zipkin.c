@@ -291,6 +291,29 @@ static void test_full_round_trip(void **state)
                      200);
     assert_int_equal(json_array_size(got), 3);
     json_decref(got);
+    /* traceMany: the traces that exist, each once; at least two unique ids. */
+    assert_int_equal(
+        get(f, col_zipkin_trace_many_handler, "/api/v2/traceMany",
+            "traceIds=00000000000000a1,00000000000000ff,000000000000000000000000000000a1,"
+            "00000000000000a2",
+            &got),
+        200);
+    assert_int_equal(json_array_size(got), 1);
+    assert_int_equal(json_array_size(json_array_get(got, 0)), 3);
+    json_decref(got);
+    assert_int_equal(get(f, col_zipkin_trace_many_handler, "/api/v2/traceMany",
+                         "traceIds=00000000000000a1", NULL),
+                     400);
+    assert_int_equal(get(f, col_zipkin_trace_many_handler, "/api/v2/traceMany",
+                         "traceIds=00000000000000a1,00000000000000a1", NULL),
+                     400);
+    assert_int_equal(get(f, col_zipkin_trace_many_handler, "/api/v2/traceMany",
+                         "traceIds=00000000000000a1,xyz", NULL),
+                     400);
+    assert_int_equal(get(f, col_zipkin_trace_many_handler, "/api/v2/traceMany",
+                         "traceIds=00000000000000a1,", NULL),
+                     400);
+    assert_int_equal(get(f, col_zipkin_trace_many_handler, "/api/v2/traceMany", NULL, NULL), 400);
 
     json_t *v;
     assert_int_equal(get(f, col_zipkin_services_handler, "/api/v2/services", NULL, &v), 200);
