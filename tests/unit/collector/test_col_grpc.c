@@ -203,6 +203,32 @@ static void test_request_deadline(void **state)
     wt_h2c_free(&c);
 }
 
+/* A TCP connection to 127.0.0.1:port with a 4 KiB receive buffer, for peers that never read. */
+static int connect_slow_reader(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Whether every connection of g is gone (its handle closed) within 15 s. */
+static bool connections_gone(col_grpc_t *g)
+{
+    bool gone = false;
+    for (int i = 0; i < 150 && !gone; i++) {
+        usleep(100 * 1000);
+        wf_buf_t m = WF_BUF_INIT;
+        col_grpc_write_metrics(g, &m);
+        gone = strstr(wf_buf_cstr(&m), "weft_grpc_connections 0\n") != NULL;
+        wf_buf_free(&m);
+    }
+    return gone;
+}
+
 /* Appends an HTTP/2 frame header (length, type, flags, stream) to b. */
 static void frame_head(wf_buf_t *b, size_t len, uint8_t type, uint8_t flags, uint32_t stream)
 {
@@ -235,12 +261,7 @@ static void hpack_literal(wf_buf_t *b, const char *name, const char *value)
 static void test_calls_never_read(void **state)
 {
     fx_t *f = *state;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = connect_slow_reader(f->port);
     wf_buf_t out = WF_BUF_INIT, block = WF_BUF_INIT;
     wf_buf_puts(&out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     frame_head(&out, 0, 4, 0, 0); /* SETTINGS */
@@ -280,15 +301,7 @@ static void test_calls_never_read(void **state)
     assert_true(calls > 100);
     wf_buf_free(&out);
     wf_buf_free(&block);
-    bool gone = false;
-    for (int i = 0; i < 150 && !gone; i++) {
-        usleep(100 * 1000);
-        wf_buf_t m = WF_BUF_INIT;
-        col_grpc_write_metrics(f->g, &m);
-        gone = strstr(wf_buf_cstr(&m), "weft_grpc_connections 0\n") != NULL;
-        wf_buf_free(&m);
-    }
-    assert_true(gone);
+    assert_true(connections_gone(f->g));
     close(fd);
 }
 
@@ -299,12 +312,7 @@ static void test_calls_never_read(void **state)
 static void test_refusals_never_read(void **state)
 {
     fx_t *f = *state;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = connect_slow_reader(f->port);
     wf_buf_t out = WF_BUF_INIT, block = WF_BUF_INIT;
     wf_buf_puts(&out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     frame_head(&out, 0, 4, 0, 0);
@@ -334,15 +342,7 @@ static void test_refusals_never_read(void **state)
     printf("sent %zu bytes (%u calls) without reading an answer\n", sent, (id - 1) / 2);
     wf_buf_free(&out);
     wf_buf_free(&block);
-    bool gone = false;
-    for (int i = 0; i < 150 && !gone; i++) {
-        usleep(100 * 1000);
-        wf_buf_t m = WF_BUF_INIT;
-        col_grpc_write_metrics(f->g, &m);
-        gone = strstr(wf_buf_cstr(&m), "weft_grpc_connections 0\n") != NULL;
-        wf_buf_free(&m);
-    }
-    assert_true(gone);
+    assert_true(connections_gone(f->g));
     close(fd);
 }
 
